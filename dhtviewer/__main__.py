@@ -1,0 +1,3 @@
+from dhtviewer.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,131 @@
+"""Which UDP addresses may enter a routing table: the address family of an IP literal and the
+filter that keeps unroutable, local and abusive addresses out.
+
+Contacts come from untrusted datagrams (``nodes`` lists, query sources), so a bogus address must
+never be stored and handed to other nodes: a multicast or broadcast address would turn us into an
+amplifier, port 0 cannot be answered, and private or loopback addresses on the public DHT point
+into someone's LAN. Local testnets need loopback and private addresses, hence ``allow_local``.
+
+The special ranges are listed here (from the IANA special-purpose address registries) rather
+than taken from :mod:`ipaddress`'s ``is_private``/``is_global``: those are slow (a dozen network
+membership tests per call) and their exact meaning changed between Python releases. The verdict
+per IP is also cached, since the same addresses come back over and over.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from functools import lru_cache
+
+from dhtviewer.dht.messages import Addr
+
+_CACHE_SIZE = 8192
+
+# Reasons. "Hard" ones are refused even on a local testnet: nothing can answer from such an
+# address, or answering it would reach many hosts.
+UNSPECIFIED = "unspecified address"
+THIS_NETWORK = "this-network address"
+MULTICAST = "multicast address"
+BROADCAST = "broadcast address"
+IPV4_MAPPED = "IPv4-mapped address"
+LOOPBACK = "loopback address"
+PRIVATE = "private address"
+LINK_LOCAL = "link-local address"
+SITE_LOCAL = "site-local address"
+SHARED = "shared address"
+RESERVED = "reserved address"
+NOT_IP = "not an IP address"
+
+_Range = tuple[int, int, bool, str]  # first, last, hard, reason
+
+
+def _ranges(spec: list[tuple[str, bool, str]]) -> tuple[_Range, ...]:
+    out = []
+    for cidr, hard, reason in spec:
+        net = ipaddress.ip_network(cidr)
+        out.append((int(net.network_address), int(net.broadcast_address), hard, reason))
+    return tuple(out)
+
+
+# First match wins, so narrower ranges come before the ones containing them.
+_V4 = _ranges(
+    [
+        ("0.0.0.0/32", True, UNSPECIFIED),
+        ("0.0.0.0/8", True, THIS_NETWORK),
+        ("10.0.0.0/8", False, PRIVATE),
+        ("100.64.0.0/10", False, SHARED),  # carrier-grade NAT
+        ("127.0.0.0/8", False, LOOPBACK),
+        ("169.254.0.0/16", False, LINK_LOCAL),
+        ("172.16.0.0/12", False, PRIVATE),
+        ("192.0.0.0/24", False, RESERVED),  # IETF protocol assignments
+        ("192.0.2.0/24", False, RESERVED),  # documentation
+        ("192.88.99.0/24", False, RESERVED),  # deprecated 6to4 relay anycast
+        ("192.168.0.0/16", False, PRIVATE),
+        ("198.18.0.0/15", False, RESERVED),  # benchmarking
+        ("198.51.100.0/24", False, RESERVED),  # documentation
+        ("203.0.113.0/24", False, RESERVED),  # documentation
+        ("224.0.0.0/4", True, MULTICAST),
+        ("255.255.255.255/32", True, BROADCAST),
+        ("240.0.0.0/4", False, RESERVED),
+    ]
+)
+_V6 = _ranges(
+    [
+        ("::/128", True, UNSPECIFIED),
+        ("::1/128", False, LOOPBACK),
+        # An IPv4 peer seen through a dual-stack socket: it belongs in the IPv4 table.
+        ("::ffff:0:0/96", True, IPV4_MAPPED),
+        ("64:ff9b::/96", False, ""),  # NAT64 well-known prefix: globally reachable
+        ("ff00::/8", True, MULTICAST),
+        ("fc00::/7", False, PRIVATE),  # unique local addresses
+        ("fe80::/10", False, LINK_LOCAL),
+        ("fec0::/10", False, SITE_LOCAL),
+        ("2001::/32", False, ""),  # Teredo: reachable
+        ("2001::/23", False, RESERVED),  # IETF protocol assignments
+        ("2001:db8::/32", False, RESERVED),  # documentation
+        ("3fff::/20", False, RESERVED),  # documentation
+        ("2000::/3", False, ""),  # global unicast
+        ("::/0", False, RESERVED),  # everything else is unassigned or special
+    ]
+)
+
+
+@lru_cache(maxsize=_CACHE_SIZE)
+def _classify(ip: str) -> tuple[int, str | None, str | None]:
+    """(family or 0, reason refused always, reason refused unless local addresses are allowed)."""
+    try:
+        a = ipaddress.ip_address(ip)
+    except ValueError:
+        return 0, NOT_IP, None
+    n = int(a)
+    for first, last, hard, reason in _V4 if a.version == 4 else _V6:
+        if first <= n <= last:
+            if not reason:
+                break
+            return (a.version, reason, None) if hard else (a.version, None, reason)
+    return a.version, None, None
+
+
+def address_family(ip: str) -> int:
+    """4 or 6 for an IPv4 or IPv6 literal; ValueError for anything else (host names included)."""
+    family = _classify(ip)[0] if isinstance(ip, str) else 0
+    if not family:
+        raise ValueError(f"not an IP address: {ip!r}")
+    return family
+
+
+def acceptable_address(addr: Addr, *, allow_local: bool) -> str | None:
+    """None if ``addr`` may enter a routing table, else a short reason ("port 0", "private
+    address", ...). ``allow_local`` accepts loopback, private, link-local, shared and reserved
+    addresses (local testnets), never port 0, unspecified, multicast or broadcast addresses."""
+    ip, port = addr
+    if type(port) is not int or not 0 < port < 65536:
+        return "port 0" if port == 0 else "bad port"
+    if not isinstance(ip, str):
+        return NOT_IP
+    _, hard, local = _classify(ip)
+    if hard is not None:
+        return hard
+    if local is not None and not allow_local:
+        return local
+    return None

@@ -1,0 +1,178 @@
+"""Compact address encodings of BEP 5 and BEP 32.
+
+A compact peer is the raw address followed by the port, both big endian: 6 bytes for IPv4, 18 for
+IPv6. A compact node is a 20-byte node id followed by a compact peer: 26 bytes (IPv4, key
+``nodes``) or 38 bytes (IPv6, key ``nodes6``). Node lists are such records concatenated.
+
+Addresses are ``(text_ip, port)`` pairs. Decoded text is canonical (dotted quad; the compressed
+``ipaddress`` form for IPv6) so that equal addresses compare equal as strings, which the routing
+table and the peer store rely on. Every failure raises ``CompactError`` (a ``ValueError``).
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import struct
+from collections.abc import Iterable
+from functools import lru_cache
+
+from dhtviewer.dht.messages import Addr, NodeInfo
+
+__all__ = [
+    "NODE4_LEN",
+    "NODE6_LEN",
+    "PEER4_LEN",
+    "PEER6_LEN",
+    "CompactError",
+    "decode_nodes",
+    "decode_nodes6",
+    "decode_peer",
+    "decode_values",
+    "encode_nodes",
+    "encode_nodes6",
+    "encode_peer",
+    "encode_values",
+]
+
+PEER4_LEN = 6
+PEER6_LEN = 18
+NODE4_LEN = 26
+NODE6_LEN = 38
+_ID_LEN = 20
+
+
+class CompactError(ValueError):
+    """A compact address or node list that cannot be decoded, or an address that cannot be
+    encoded."""
+
+
+@lru_cache(maxsize=8192, typed=True)
+def _pack(host: str, port: int) -> bytes:
+    """The compact form of one address.
+
+    Cached: we send the same few hundred routing-table contacts over and over, and parsing text
+    through ``ipaddress`` costs more than everything else in encoding a node record. ``typed``
+    keeps ``True`` from hitting the entry of port 1 (and so skipping the port check).
+    """
+    if not isinstance(host, str):
+        raise CompactError(f"address must be text, got {type(host).__name__}")
+    if type(port) is not int or not 0 <= port <= 0xFFFF:
+        raise CompactError(f"port must be an int in 0..65535, got {port!r}")
+    # A scope ("fe80::1%eth0") has no meaning on the wire and would not survive a round trip.
+    try:
+        if "%" not in host:
+            return ipaddress.ip_address(host).packed + port.to_bytes(2, "big")
+    except ValueError:
+        pass
+    raise CompactError(f"not an IP address: {host!r}")
+
+
+def _pack_addr(addr: Addr) -> bytes:
+    try:
+        host, port = addr
+        return _pack(host, port)
+    except (TypeError, ValueError) as err:  # unhashable parts, or not a pair
+        if isinstance(err, CompactError):
+            raise
+        raise CompactError(f"not an (ip, port) pair: {addr!r}") from None
+
+
+# Decoding runs for every node of every response, so it avoids per-record Python work:
+# struct splits the records and a table turns octets into text.
+_NODE4 = struct.Struct("!20s4BH")
+_NODE6 = struct.Struct("!20s16sH")
+_PEER4 = struct.Struct("!4BH")
+_PEER6 = struct.Struct("!16sH")
+_OCTET = tuple(str(i) for i in range(256))
+
+
+@lru_cache(maxsize=4096)
+def _ip6_text(raw: bytes) -> str:
+    """Canonical text of 16 raw bytes (cached: ``ipaddress`` is slow and contacts recur)."""
+    return ipaddress.IPv6Address(raw).compressed
+
+
+def encode_peer(addr: Addr) -> bytes:
+    """6 bytes for an IPv4 address, 18 for IPv6."""
+    return _pack_addr(addr)
+
+
+def decode_peer(b: bytes) -> Addr:
+    """Decode one compact peer; its length (6 or 18) says the family."""
+    o = _OCTET
+    if len(b) == PEER4_LEN:
+        a, b_, c, d, port = _PEER4.unpack(b)
+        return f"{o[a]}.{o[b_]}.{o[c]}.{o[d]}", port
+    if len(b) == PEER6_LEN:
+        raw, port = _PEER6.unpack(b)
+        return _ip6_text(raw), port
+    raise CompactError(f"compact peer must be 6 or 18 bytes, got {len(b)}")
+
+
+def encode_values(peers: Iterable[Addr]) -> list[bytes]:
+    """A get_peers ``values`` list: one compact peer per entry, either family."""
+    return [_pack_addr(p) for p in peers]
+
+
+def decode_values(values: Iterable[bytes]) -> tuple[Addr, ...]:
+    """Decode a ``values`` list; each entry's length (6 or 18) says its family."""
+    out: list[Addr] = []
+    o = _OCTET
+    for i, v in enumerate(values):
+        if type(v) is not bytes:
+            raise CompactError(f"values[{i}] must be a byte string, got {type(v).__name__}")
+        if len(v) == PEER4_LEN:
+            a, b, c, d, port = _PEER4.unpack(v)
+            out.append((f"{o[a]}.{o[b]}.{o[c]}.{o[d]}", port))
+        elif len(v) == PEER6_LEN:
+            raw, port = _PEER6.unpack(v)
+            out.append((_ip6_text(raw), port))
+        else:
+            raise CompactError(f"values[{i}] must be 6 or 18 bytes, got {len(v)}")
+    return tuple(out)
+
+
+def _encode_node_list(nodes: Iterable[NodeInfo], peer_len: int, key: str) -> bytes:
+    parts: list[bytes] = []
+    for node in nodes:
+        if len(node.id) != _ID_LEN:
+            raise CompactError(f"node id must be 20 bytes, got {len(node.id)}")
+        peer = _pack_addr(node.addr)
+        if len(peer) != peer_len:
+            family = "IPv4" if peer_len == PEER4_LEN else "IPv6"
+            raise CompactError(f"{node.addr[0]} is not an {family} address; cannot go in '{key}'")
+        parts.append(node.id)
+        parts.append(peer)
+    return b"".join(parts)
+
+
+def encode_nodes(nodes: Iterable[NodeInfo]) -> bytes:
+    """IPv4 contacts as a ``nodes`` string (26 bytes each); an IPv6 contact is an error."""
+    return _encode_node_list(nodes, PEER4_LEN, "nodes")
+
+
+def encode_nodes6(nodes: Iterable[NodeInfo]) -> bytes:
+    """IPv6 contacts as a ``nodes6`` string (38 bytes each); an IPv4 contact is an error."""
+    return _encode_node_list(nodes, PEER6_LEN, "nodes6")
+
+
+def decode_nodes(b: bytes) -> tuple[NodeInfo, ...]:
+    """Decode a ``nodes`` string (IPv4, 26 bytes per contact)."""
+    if len(b) % NODE4_LEN:
+        raise CompactError(f"'nodes' length must be a multiple of 26, got {len(b)}")
+    o = _OCTET
+    return tuple(
+        [
+            NodeInfo(nid, (f"{o[a]}.{o[b_]}.{o[c]}.{o[d]}", port))
+            for nid, a, b_, c, d, port in _NODE4.iter_unpack(b)
+        ]
+    )
+
+
+def decode_nodes6(b: bytes) -> tuple[NodeInfo, ...]:
+    """Decode a ``nodes6`` string (IPv6, 38 bytes per contact)."""
+    if len(b) % NODE6_LEN:
+        raise CompactError(f"'nodes6' length must be a multiple of 38, got {len(b)}")
+    return tuple(
+        [NodeInfo(nid, (_ip6_text(raw), port)) for nid, raw, port in _NODE6.iter_unpack(b)]
+    )

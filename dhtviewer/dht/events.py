@@ -1,0 +1,252 @@
+"""Events the core emits: small frozen dataclasses the UI and the session subscribe to.
+
+The UI never reaches into protocol internals; everything it draws comes from these events or from
+read-only snapshots. ``at`` is always the core's ``now`` (seconds) when the event happened.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from dhtviewer.dht.messages import Addr
+
+
+# --- routing table ------------------------------------------------------------------------------
+@dataclass(frozen=True, slots=True)
+class NodeAdded:
+    """A node entered the routing table of ``family`` (4 or 6) in bucket ``bucket``."""
+
+    node_id: bytes
+    addr: Addr
+    bucket: int
+    family: int
+    at: float
+
+
+@dataclass(frozen=True, slots=True)
+class NodeRemoved:
+    """A node left the routing table. ``reason``: "bad" (evicted after failures), "replaced",
+    "id-changed" or "cleared"."""
+
+    node_id: bytes
+    addr: Addr
+    bucket: int
+    family: int
+    reason: str
+    at: float
+
+
+@dataclass(frozen=True, slots=True)
+class NodeStateChanged:
+    """A routing entry moved between "good", "questionable" and "bad"."""
+
+    node_id: bytes
+    addr: Addr
+    old: str
+    new: str
+    family: int
+    at: float
+
+
+@dataclass(frozen=True, slots=True)
+class BucketSplit:
+    """The bucket covering our own id split; the table now has ``bucket_count`` buckets."""
+
+    family: int
+    bucket_count: int
+    at: float
+
+
+# --- traffic ------------------------------------------------------------------------------------
+@dataclass(frozen=True, slots=True)
+class MessageSent:
+    """A datagram we send. ``kind``: "q", "r" or "e"; ``method`` of the query (or of the query a
+    response answers, when known; b"" otherwise). ``data``: the raw datagram (packet log)."""
+
+    addr: Addr
+    kind: str
+    method: bytes
+    tid: bytes
+    size: int
+    data: bytes
+    at: float
+
+
+@dataclass(frozen=True, slots=True)
+class MessageReceived:
+    """A datagram that decoded. ``kind``/``method`` as in MessageSent; ``node_id`` of the sender."""
+
+    addr: Addr
+    kind: str
+    method: bytes
+    tid: bytes
+    size: int
+    node_id: bytes | None
+    data: bytes
+    at: float
+
+
+@dataclass(frozen=True, slots=True)
+class MalformedReceived:
+    """A datagram that did not decode (or was dropped before decoding). ``code`` is the KRPC
+    error code it maps to; ``replied`` tells whether a KRPC error went back."""
+
+    addr: Addr
+    size: int
+    code: int
+    reason: str
+    replied: bool
+    at: float
+
+
+@dataclass(frozen=True, slots=True)
+class ResponseDropped:
+    """A response or error we did not ask for (unknown tid, wrong address/port): poisoning guard."""
+
+    addr: Addr
+    tid: bytes
+    reason: str
+    at: float
+
+
+@dataclass(frozen=True, slots=True)
+class ExternalAddressChanged:
+    """BEP 42 ``ip`` votes from responders now agree on a new external address for us."""
+
+    ip: str
+    votes: int
+    at: float
+
+
+# --- lookups ------------------------------------------------------------------------------------
+@dataclass(frozen=True, slots=True)
+class LookupStarted:
+    """``kind``: "get_peers", "find_node", "announce" (a get_peers lookup followed by announces),
+    or the node's own maintenance: "bootstrap" (find_node of our id) and "refresh" (a bucket)."""
+
+    lookup_id: int
+    target: bytes
+    kind: str
+    at: float
+
+
+@dataclass(frozen=True, slots=True)
+class LookupQuerySent:
+    """A lookup asked ``node_id`` at ``addr``. ``referrer`` is the node that returned it (None for a
+    seed from the routing table or bootstrap list); ``depth`` is its hop count (seeds are 0)."""
+
+    lookup_id: int
+    node_id: bytes | None
+    addr: Addr
+    referrer: bytes | None
+    depth: int
+    at: float
+
+
+@dataclass(frozen=True, slots=True)
+class LookupResponse:
+    """``node_id`` answered after ``rtt`` seconds with ``nodes`` new contacts and ``peers``
+    peers."""
+
+    lookup_id: int
+    node_id: bytes
+    addr: Addr
+    rtt: float
+    nodes: int
+    peers: int
+    at: float
+
+
+@dataclass(frozen=True, slots=True)
+class LookupTimeout:
+    """A lookup query failed: ``hard`` timeout reached, or an error reply (``error`` set)."""
+
+    lookup_id: int
+    node_id: bytes | None
+    addr: Addr
+    error: str | None
+    at: float
+
+
+@dataclass(frozen=True, slots=True)
+class PeersFound:
+    """``peers`` (new to this lookup) came back from ``node_id``."""
+
+    lookup_id: int
+    node_id: bytes
+    peers: tuple[Addr, ...]
+    at: float
+
+
+@dataclass(frozen=True, slots=True)
+class LookupFinished:
+    """The lookup settled (or was cancelled). ``closest``: the K closest that answered, nearest
+    first, as (id, addr). ``queried``/``responded`` count distinct nodes. ``elapsed`` in seconds."""
+
+    lookup_id: int
+    target: bytes
+    kind: str
+    peers: tuple[Addr, ...]
+    closest: tuple[tuple[bytes, Addr], ...]
+    queried: int
+    responded: int
+    elapsed: float
+    cancelled: bool
+    at: float
+
+
+@dataclass(frozen=True, slots=True)
+class AnnounceFinished:
+    """announce_peer was sent to the closest token holders; ``stored_at`` accepted it."""
+
+    lookup_id: int
+    info_hash: bytes
+    port: int
+    stored_at: tuple[Addr, ...]
+    failed: tuple[Addr, ...]
+    at: float
+
+
+# --- server side and direct queries -------------------------------------------------------------
+@dataclass(frozen=True, slots=True)
+class AnnounceReceived:
+    """A peer announced ``info_hash`` to us and we stored ``peer``."""
+
+    info_hash: bytes
+    peer: Addr
+    node_id: bytes
+    at: float
+
+
+@dataclass(frozen=True, slots=True)
+class PingFinished:
+    """A direct ping (``DhtNode.ping``) finished: ``node_id``/``rtt`` None on timeout."""
+
+    op_id: int
+    addr: Addr
+    node_id: bytes | None
+    rtt: float | None
+    version: bytes | None
+    at: float
+
+
+Event = (
+    NodeAdded
+    | NodeRemoved
+    | NodeStateChanged
+    | BucketSplit
+    | MessageSent
+    | MessageReceived
+    | MalformedReceived
+    | ResponseDropped
+    | ExternalAddressChanged
+    | LookupStarted
+    | LookupQuerySent
+    | LookupResponse
+    | LookupTimeout
+    | PeersFound
+    | LookupFinished
+    | AnnounceFinished
+    | AnnounceReceived
+    | PingFinished
+)

@@ -1,0 +1,435 @@
+"""KRPC wire codec: datagram bytes <-> the typed messages of ``messages.py``.
+
+``decode`` is where untrusted input becomes typed data, so it validates every field the node
+relies on and raises ``KrpcError`` - and only ``KrpcError`` - for anything else. The error says
+enough for the node to answer a broken *query* with a KRPC error (``tid``, ``query``, ``code``,
+a short ``reason``) and for the packet log to show what was wrong.
+
+The policy is "strict about what we use, liberal about the rest": unknown keys are ignored
+everywhere (forward compatibility), an unknown method is a valid ``UnknownQuery`` (the node answers
+204), error messages are accepted with extra keys (libtorrent adds an ``r`` dict) or a missing
+message text, but a field we act on with the wrong type or length is a protocol error (203).
+
+``encode`` writes canonical bencode. ``describe`` renders a one-line summary for the packet log.
+"""
+
+from __future__ import annotations
+
+from dhtviewer.dht import bencoding, compact
+from dhtviewer.dht.messages import (
+    PROTOCOL_ERROR,
+    AnnouncePeerQuery,
+    ErrorMessage,
+    FindNodeQuery,
+    GetPeersQuery,
+    Message,
+    PingQuery,
+    Query,
+    Response,
+    SampleInfohashesQuery,
+    UnknownQuery,
+    method_of,
+)
+
+__all__ = ["MAX_TID_LEN", "KrpcError", "decode", "describe", "encode"]
+
+MAX_TID_LEN = 32
+"""Longest accepted transaction id. Clients use 2 to 4 bytes; a longer one is refused (and not
+echoed back in an error reply, which would let a small query buy a larger reply)."""
+
+_ID_LEN = 20
+
+
+class KrpcError(Exception):
+    """A datagram that is not a valid KRPC message.
+
+    ``code``: the KRPC error code an answer should carry (203 for every malformation).
+    ``reason``: short, human-readable, ASCII; safe to send back in an error reply.
+    ``tid``: the transaction id if the message had a usable one, else None.
+    ``query``: True if the message identified itself as a query (``y=q``); only queries are
+    answered with an error, never responses or errors.
+    """
+
+    def __init__(
+        self,
+        reason: str,
+        *,
+        code: int = PROTOCOL_ERROR,
+        tid: bytes | None = None,
+        query: bool = False,
+    ) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.code = code
+        self.tid = tid
+        self.query = query
+
+
+class _Invalid(Exception):
+    """Internal: a field failed validation; ``decode`` adds the tid and query flag."""
+
+
+# --- field readers --------------------------------------------------------------------------------
+# Each takes the dict, the key, and raises _Invalid with a reason naming the key.
+_Dict = dict[bytes, object]
+
+
+def _name(key: bytes) -> str:
+    return key.decode("ascii", "backslashreplace")
+
+
+def _type_name(value: object) -> str:
+    if isinstance(value, bytes):
+        return "a byte string"
+    if isinstance(value, int):
+        return "an integer"
+    if isinstance(value, list):
+        return "a list"
+    return "a dict"
+
+
+def _bytes(d: _Dict, key: bytes) -> bytes:
+    value = d.get(key)
+    if type(value) is bytes:
+        return value
+    if value is None:
+        raise _Invalid(f"missing '{_name(key)}'")
+    raise _Invalid(f"'{_name(key)}' must be a byte string, got {_type_name(value)}")
+
+
+def _hash(d: _Dict, key: bytes) -> bytes:
+    value = _bytes(d, key)
+    if len(value) != _ID_LEN:
+        raise _Invalid(f"'{_name(key)}' must be 20 bytes, got {len(value)}")
+    return value
+
+
+def _opt_int(d: _Dict, key: bytes) -> int | None:
+    value = d.get(key)
+    if value is None or type(value) is int:
+        return value
+    raise _Invalid(f"'{_name(key)}' must be an integer, got {_type_name(value)}")
+
+
+def _opt_flag(d: _Dict, key: bytes) -> bool:
+    # Any non-zero integer is true, as libtorrent reads these flags.
+    return bool(_opt_int(d, key))
+
+
+def _want(d: _Dict) -> frozenset[bytes]:
+    value = d.get(b"want")
+    if value is None:
+        return frozenset()
+    if type(value) is not list:
+        raise _Invalid(f"'want' must be a list, got {_type_name(value)}")
+    for item in value:
+        if type(item) is not bytes:
+            raise _Invalid(f"'want' entries must be byte strings, got {_type_name(item)}")
+    return frozenset(value)
+
+
+def _port(d: _Dict, key: bytes, *, required: bool) -> int | None:
+    value = _opt_int(d, key)
+    if value is None:
+        if required:
+            raise _Invalid(f"missing '{_name(key)}'")
+        return None
+    if not 0 <= value <= 0xFFFF:
+        raise _Invalid(f"'{_name(key)}' must be in 0..65535, got {value}")
+    return value
+
+
+# --- decode ---------------------------------------------------------------------------------------
+def decode(data: bytes, *, max_depth: int = 8) -> Message:
+    """Decode one datagram. Raises ``KrpcError`` (and nothing else) if it is not valid KRPC."""
+    try:
+        top = bencoding.decode(data, max_depth)
+    except bencoding.BencodeError as err:
+        raise KrpcError(f"invalid bencode: {err}") from None
+    if type(top) is not dict:
+        raise KrpcError(f"message must be a dict, got {_type_name(top)}")
+    t = top.get(b"t")
+    tid = t if type(t) is bytes and len(t) <= MAX_TID_LEN else None
+    y = top.get(b"y")
+    try:
+        if t is None:
+            raise _Invalid("missing 't'")
+        if tid is None:
+            if type(t) is bytes:
+                raise _Invalid(f"'t' longer than {MAX_TID_LEN} bytes")
+            raise _Invalid(f"'t' must be a byte string, got {_type_name(t)}")
+        v = top.get(b"v")
+        # A malformed version string is not worth refusing a message over: treat it as absent.
+        version = v if type(v) is bytes else None
+        if y == b"q":
+            return _decode_query(top, tid, version)
+        if y == b"r":
+            return _decode_response(top, tid, version)
+        if y == b"e":
+            return _decode_error(top, tid, version)
+        if y is None:
+            raise _Invalid("missing 'y'")
+        if type(y) is bytes:
+            raise _Invalid(f"unknown message type 'y'={y[:16]!r}")
+        raise _Invalid(f"'y' must be a byte string, got {_type_name(y)}")
+    except _Invalid as err:
+        raise KrpcError(str(err), tid=tid, query=y == b"q") from None
+    except compact.CompactError as err:
+        raise KrpcError(str(err), tid=tid, query=y == b"q") from None
+
+
+def _decode_query(top: _Dict, tid: bytes, version: bytes | None) -> Query:
+    q = _bytes(top, b"q")
+    a = top.get(b"a")
+    if type(a) is not dict:
+        if a is None:
+            raise _Invalid("missing 'a'")
+        raise _Invalid(f"'a' must be a dict, got {_type_name(a)}")
+    sender = _hash(a, b"id")
+    # BEP 43 puts ``ro`` at the top level; some clients put it in ``a``: accept both.
+    ro = _opt_flag(top, b"ro") or _opt_flag(a, b"ro")
+    if q == b"ping":
+        return PingQuery(tid, sender, version=version, read_only=ro)
+    if q == b"find_node":
+        return FindNodeQuery(
+            tid, sender, target=_hash(a, b"target"), want=_want(a), version=version, read_only=ro
+        )
+    if q == b"get_peers":
+        return GetPeersQuery(
+            tid,
+            sender,
+            info_hash=_hash(a, b"info_hash"),
+            want=_want(a),
+            bootstrap=_opt_flag(a, b"bs"),
+            version=version,
+            read_only=ro,
+        )
+    if q == b"announce_peer":
+        info_hash = _hash(a, b"info_hash")
+        implied = _opt_flag(a, b"implied_port")
+        # With implied_port the port key is ignored by the receiver, so its absence is tolerated.
+        port = _port(a, b"port", required=not implied) or 0
+        if port == 0 and not implied:
+            raise _Invalid("'port' must be in 1..65535 unless implied_port is set, got 0")
+        token = _bytes(a, b"token")
+        seed = _opt_int(a, b"seed")
+        return AnnouncePeerQuery(
+            tid,
+            sender,
+            info_hash=info_hash,
+            port=port,
+            token=token,
+            implied_port=implied,
+            seed=None if seed is None else bool(seed),
+            version=version,
+            read_only=ro,
+        )
+    if q == b"sample_infohashes":
+        return SampleInfohashesQuery(
+            tid, sender, target=_hash(a, b"target"), want=_want(a), version=version, read_only=ro
+        )
+    return UnknownQuery(tid, sender, name=q, version=version, read_only=ro)
+
+
+def _decode_response(top: _Dict, tid: bytes, version: bytes | None) -> Response:
+    r = top.get(b"r")
+    if type(r) is not dict:
+        if r is None:
+            raise _Invalid("missing 'r'")
+        raise _Invalid(f"'r' must be a dict, got {_type_name(r)}")
+    sender = _hash(r, b"id")
+    nodes = r.get(b"nodes")
+    nodes6 = r.get(b"nodes6")
+    values = r.get(b"values")
+    token = r.get(b"token")
+    samples = r.get(b"samples")
+    ip = top.get(b"ip")
+    if token is not None and type(token) is not bytes:
+        raise _Invalid(f"'token' must be a byte string, got {_type_name(token)}")
+    if values is not None and type(values) is not list:
+        raise _Invalid(f"'values' must be a list, got {_type_name(values)}")
+    if samples is not None:
+        samples = _bytes(r, b"samples")
+        if len(samples) % _ID_LEN:
+            raise _Invalid(f"'samples' length must be a multiple of 20, got {len(samples)}")
+    if ip is not None:
+        ip = _bytes(top, b"ip")
+        if len(ip) not in (compact.PEER4_LEN, compact.PEER6_LEN):
+            raise _Invalid(f"'ip' must be 6 or 18 bytes, got {len(ip)}")
+    return Response(
+        tid,
+        sender,
+        nodes=compact.decode_nodes(_bytes(r, b"nodes")) if nodes is not None else (),
+        nodes6=compact.decode_nodes6(_bytes(r, b"nodes6")) if nodes6 is not None else (),
+        values=compact.decode_values(values) if values else (),
+        token=token,
+        external_ip=compact.decode_peer(ip) if ip is not None else None,
+        version=version,
+        read_only=_opt_flag(top, b"ro"),
+        port=_port(r, b"p", required=False),
+        interval=_opt_int(r, b"interval"),
+        num=_opt_int(r, b"num"),
+        samples=(
+            tuple([samples[i : i + _ID_LEN] for i in range(0, len(samples), _ID_LEN)])
+            if samples
+            else ()
+        ),
+    )
+
+
+def _decode_error(top: _Dict, tid: bytes, version: bytes | None) -> ErrorMessage:
+    e = top.get(b"e")
+    if type(e) is not list:
+        if e is None:
+            raise _Invalid("missing 'e'")
+        raise _Invalid(f"'e' must be a list, got {_type_name(e)}")
+    if not e or type(e[0]) is not int:
+        raise _Invalid("'e' must start with an integer error code")
+    # The message is informational: a missing or non-string one is tolerated.
+    text = e[1] if len(e) > 1 else b""
+    message = text.decode("utf-8", "replace") if type(text) is bytes else ""
+    return ErrorMessage(tid, e[0], message, version=version)
+
+
+# --- encode ---------------------------------------------------------------------------------------
+def encode(msg: Message, *, version: bytes | None = None) -> bytes:
+    """Encode ``msg`` as canonical bencode.
+
+    ``v`` is the message's own ``version`` if set, else ``version``; omitted if both are None.
+    Raises ``ValueError`` (``compact.CompactError`` or ``bencoding.BencodeError``) for a value
+    that cannot be put on the wire, such as an address that is not an IP address.
+    """
+    top: _Dict = {b"t": msg.tid}
+    if isinstance(msg, Query):
+        top[b"y"] = b"q"
+        top[b"q"] = method_of(msg)
+        top[b"a"] = _query_args(msg)
+        if msg.read_only:
+            top[b"ro"] = 1
+    elif isinstance(msg, Response):
+        top[b"y"] = b"r"
+        top[b"r"] = _response_body(msg)
+        if msg.external_ip is not None:
+            top[b"ip"] = compact.encode_peer(msg.external_ip)
+        if msg.read_only:
+            top[b"ro"] = 1
+    else:
+        top[b"y"] = b"e"
+        # "replace": a message that came from the wire may hold anything; never fail on it.
+        top[b"e"] = [msg.code, msg.message.encode("utf-8", "replace")]
+    v = msg.version if msg.version is not None else version
+    if v is not None:
+        top[b"v"] = v
+    return bencoding.encode(top)
+
+
+def _query_args(msg: Query) -> _Dict:
+    a: _Dict = {b"id": msg.sender_id}
+    if isinstance(msg, (FindNodeQuery, SampleInfohashesQuery)):
+        a[b"target"] = msg.target
+        if msg.want:
+            a[b"want"] = sorted(msg.want)
+    elif isinstance(msg, GetPeersQuery):
+        a[b"info_hash"] = msg.info_hash
+        if msg.want:
+            a[b"want"] = sorted(msg.want)
+        if msg.bootstrap:
+            a[b"bs"] = 1
+    elif isinstance(msg, AnnouncePeerQuery):
+        a[b"info_hash"] = msg.info_hash
+        a[b"port"] = msg.port
+        a[b"token"] = msg.token
+        if msg.implied_port:
+            a[b"implied_port"] = 1
+        if msg.seed is not None:
+            a[b"seed"] = int(msg.seed)
+    return a
+
+
+def _response_body(msg: Response) -> _Dict:
+    r: _Dict = {b"id": msg.sender_id}
+    if msg.nodes:
+        r[b"nodes"] = compact.encode_nodes(msg.nodes)
+    if msg.nodes6:
+        r[b"nodes6"] = compact.encode_nodes6(msg.nodes6)
+    if msg.values:
+        r[b"values"] = compact.encode_values(msg.values)
+    if msg.token is not None:
+        r[b"token"] = msg.token
+    if msg.port is not None:
+        r[b"p"] = msg.port
+    if msg.interval is not None:
+        r[b"interval"] = msg.interval
+    if msg.num is not None:
+        r[b"num"] = msg.num
+    # BEP 51 requires ``samples`` in a reply that has ``num``, even when nothing is stored.
+    if msg.samples or msg.num is not None:
+        for s in msg.samples:
+            if len(s) != _ID_LEN:
+                raise compact.CompactError(f"a sample must be 20 bytes, got {len(s)}")
+        r[b"samples"] = b"".join(msg.samples)
+    return r
+
+
+# --- describe -------------------------------------------------------------------------------------
+def _short(h: bytes) -> str:
+    return h[:4].hex() + "…"
+
+
+def _text(b: bytes, limit: int = 40) -> str:
+    s = b.decode("ascii", "backslashreplace")
+    s = s if len(s) <= limit else s[:limit] + "…"
+    return _printable(s)
+
+
+def _printable(s: str) -> str:
+    # Peer-supplied text must not break the one-line packet log (newlines, escapes, NULs).
+    return s if s.isprintable() else "".join(c if c.isprintable() else "�" for c in s)
+
+
+def _want_text(want: frozenset[bytes]) -> str:
+    return " want=" + ",".join(_text(w, 8) for w in sorted(want)) if want else ""
+
+
+def describe(msg: Message) -> str:
+    """One line for the packet log, e.g. ``get_peers info_hash=ab12cd34… want=n4``."""
+    if isinstance(msg, ErrorMessage):
+        return f"error {msg.code} {_printable(msg.message[:80])}".rstrip()
+    if isinstance(msg, Response):
+        parts = [f"response id={_short(msg.sender_id)}"]
+        if msg.nodes:
+            parts.append(f"nodes={len(msg.nodes)}")
+        if msg.nodes6:
+            parts.append(f"nodes6={len(msg.nodes6)}")
+        if msg.values:
+            parts.append(f"values={len(msg.values)}")
+        if msg.token is not None:
+            parts.append("token")
+        if msg.samples or msg.num is not None:
+            parts.append(f"samples={len(msg.samples)}")
+        if msg.num is not None:
+            parts.append(f"num={msg.num}")
+        if msg.interval is not None:
+            parts.append(f"interval={msg.interval}")
+        if msg.external_ip is not None:
+            host, port = msg.external_ip
+            parts.append(f"ip=[{host}]:{port}" if ":" in host else f"ip={host}:{port}")
+        if msg.read_only:
+            parts.append("ro")
+        return " ".join(parts)
+    if isinstance(msg, (FindNodeQuery, SampleInfohashesQuery)):
+        text = f"{type(msg).method.decode()} target={_short(msg.target)}{_want_text(msg.want)}"
+    elif isinstance(msg, GetPeersQuery):
+        text = f"get_peers info_hash={_short(msg.info_hash)}{_want_text(msg.want)}"
+        if msg.bootstrap:
+            text += " bs"
+    elif isinstance(msg, AnnouncePeerQuery):
+        port_text = "implied_port" if msg.implied_port else f"port={msg.port}"
+        text = f"announce_peer info_hash={_short(msg.info_hash)} {port_text}"
+        if msg.seed is not None:
+            text += f" seed={int(msg.seed)}"
+    elif isinstance(msg, UnknownQuery):
+        text = f"unknown query '{_text(msg.name)}'"
+    else:
+        text = method_of(msg).decode()
+    return text + " ro" if msg.read_only else text

@@ -1,0 +1,151 @@
+"""Typed KRPC messages: what ``krpc.decode`` returns and ``krpc.encode`` takes.
+
+Queries carry the method's arguments as typed fields. Responses are method-agnostic, as on the wire
+(a KRPC response does not name its method): every optional field a known method may return is here.
+Unknown keys are ignored by the decoder (forward compatibility); an unknown query method decodes to
+``UnknownQuery`` so the node can answer it with error 204.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+Addr = tuple[str, int]
+"""An (ip, port) pair; ip is a textual IPv4 or IPv6 address (no brackets)."""
+
+
+@dataclass(frozen=True, slots=True)
+class NodeInfo:
+    """A contact: a node id (20 bytes) and its UDP address."""
+
+    id: bytes
+    addr: Addr
+
+
+# Error codes (BEP 5).
+GENERIC_ERROR = 201
+SERVER_ERROR = 202
+PROTOCOL_ERROR = 203
+METHOD_UNKNOWN = 204
+
+
+@dataclass(frozen=True, slots=True)
+class Query:
+    """Fields common to every query.
+
+    ``tid``: transaction id, opaque bytes chosen by the querier.
+    ``sender_id``: the querier's 20-byte node id (``a.id``).
+    ``version``: the ``v`` key if present (client code + version), else None.
+    ``read_only``: BEP 43 ``ro=1``; such a node must not enter routing tables.
+    """
+
+    tid: bytes
+    sender_id: bytes
+    version: bytes | None = field(default=None, kw_only=True)
+    read_only: bool = field(default=False, kw_only=True)
+
+    method = b""
+
+
+@dataclass(frozen=True, slots=True)
+class PingQuery(Query):
+    method = b"ping"
+
+
+@dataclass(frozen=True, slots=True)
+class FindNodeQuery(Query):
+    target: bytes = b""
+    want: frozenset[bytes] = frozenset()
+    """BEP 32 ``want`` entries (b"n4", b"n6"); empty = the address family of the query."""
+
+    method = b"find_node"
+
+
+@dataclass(frozen=True, slots=True)
+class GetPeersQuery(Query):
+    info_hash: bytes = b""
+    want: frozenset[bytes] = frozenset()
+    bootstrap: bool = False
+    """libtorrent's ``bs=1`` (a bootstrap lookup); informational."""
+
+    method = b"get_peers"
+
+
+@dataclass(frozen=True, slots=True)
+class AnnouncePeerQuery(Query):
+    info_hash: bytes = b""
+    port: int = 0
+    token: bytes = b""
+    implied_port: bool = False
+    """If set, the peer's port is the UDP source port of this query, not ``port``."""
+    seed: bool | None = None
+
+    method = b"announce_peer"
+
+
+@dataclass(frozen=True, slots=True)
+class SampleInfohashesQuery(Query):
+    """BEP 51."""
+
+    target: bytes = b""
+    want: frozenset[bytes] = frozenset()
+
+    method = b"sample_infohashes"
+
+
+@dataclass(frozen=True, slots=True)
+class UnknownQuery(Query):
+    """A syntactically valid query for a method we do not implement (answered with 204)."""
+
+    name: bytes = b""
+
+    @property
+    def method_name(self) -> bytes:
+        return self.name
+
+
+@dataclass(frozen=True, slots=True)
+class Response:
+    """Any KRPC response.
+
+    ``sender_id``: responder's id (``r.id``). ``nodes``/``nodes6``: compact contacts (BEP 5/32).
+    ``values``: compact peers (IPv4 and IPv6 mixed, decoded by length). ``token``: for a later
+    announce_peer. ``external_ip``: BEP 42 top-level ``ip``: our address as the responder saw it.
+    ``port``: libtorrent's ``r.p``. BEP 51 fields: ``interval``, ``num``, ``samples``.
+    """
+
+    tid: bytes
+    sender_id: bytes
+    nodes: tuple[NodeInfo, ...] = ()
+    nodes6: tuple[NodeInfo, ...] = ()
+    values: tuple[Addr, ...] = ()
+    token: bytes | None = None
+    external_ip: Addr | None = None
+    version: bytes | None = None
+    read_only: bool = False
+    port: int | None = None
+    interval: int | None = None
+    num: int | None = None
+    samples: tuple[bytes, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class ErrorMessage:
+    """A KRPC error (``y=e``): ``e=[code, message]``. Extra keys (libtorrent adds ``r``) ignored."""
+
+    tid: bytes
+    code: int
+    message: str
+    version: bytes | None = None
+
+
+Message = Query | Response | ErrorMessage
+
+
+def method_of(msg: Message) -> bytes:
+    """The method name of a query (including unknown ones); b"" for responses and errors."""
+    if isinstance(msg, UnknownQuery):
+        return msg.name
+    if isinstance(msg, Query):
+        return type(msg).method
+    return b""

@@ -1,0 +1,702 @@
+"""The Kademlia routing table of one address family: k-buckets of live nodes, each with a bounded
+replacement cache, node states (good / questionable / bad), and read-only snapshots for the UI.
+
+Buckets are indexed by the number of leading bits their nodes share with our own id: bucket ``i``
+holds the nodes sharing exactly ``i`` bits, except the last bucket, which also holds every deeper
+node and is the only one covering our own id, hence the only one that may split (BEP 5).
+
+Who gets in is the main defence against a poisoned table:
+
+* one entry per IP (a second id from a known IP is ignored), never our own id, never a read-only
+  node (BEP 43), never an address :func:`~dhtviewer.dht.addresses.acceptable_address` refuses,
+  and, when ``enforce_bep42`` is set, never an id that does not match its IP (BEP 42);
+* a node that never answered one of our queries only takes a free slot, and is handed back to the
+  caller to be pinged; it cannot push anyone out nor split a bucket (but when an answer would let
+  it do so, it is handed back for pinging too);
+* a node that answered replaces a bad node, or splits our own bucket; otherwise it waits in the
+  replacement cache while the bucket's questionable nodes are handed back for pinging
+  ("ping before evict"). Those that fail enough pings go bad and are replaced by the freshest
+  candidate.
+
+The table is sans-IO: the caller sends the pings it is asked for and reports answers
+(:meth:`RoutingTable.heard_from`) and timeouts (:meth:`RoutingTable.failed`).
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+
+from dhtviewer.dht.addresses import acceptable_address, address_family
+from dhtviewer.dht.events import BucketSplit, Event, NodeAdded, NodeRemoved, NodeStateChanged
+from dhtviewer.dht.messages import Addr, NodeInfo
+from dhtviewer.dht.node_id import ID_BITS, ID_BYTES, bep42_valid, random_id_with_prefix
+from dhtviewer.dht.settings import DhtSettings
+
+GOOD, QUESTIONABLE, BAD = "good", "questionable", "bad"
+
+PING_INTERVAL = 10.0
+"""A node is handed out for pinging at most once per this many seconds, so a flood of newcomers
+into a full bucket does not turn into a ping storm."""
+
+RTT_GAIN = 0.25
+"""Weight of a new RTT sample in the smoothed RTT (EWMA)."""
+
+MAX_BUCKETS = ID_BITS
+"""Bucket 159 holds the single id that differs from ours in the last bit only: no deeper split."""
+
+_STAT_KEYS = (
+    "inserted",  # nodes that entered the live table (promoted candidates included)
+    "evicted",  # bad nodes dropped to make room for another node
+    "replaced",  # candidates promoted from a replacement cache
+    "splits",
+    "cached",  # newcomers put in (or refreshed in) a replacement cache
+    "ping_requests",  # nodes handed back to the caller for pinging
+    "failures",  # failed() calls that matched a live node
+    "removed",  # explicit remove() calls that removed a live node
+    "id_conflicts",  # another id from an IP that is already in the table
+    "addr_conflicts",  # a known id heard from another address
+    "refused_address",
+    "refused_own_id",
+    "refused_read_only",
+    "refused_bep42",
+    "refused_bad_id",
+)
+
+
+@dataclass(slots=True)
+class NodeEntry:
+    """A node in the table or in a replacement cache. Mutable and internal to the table: what
+    leaves the table are :class:`NodeSnapshot` values."""
+
+    id: bytes
+    addr: Addr
+    added_at: float
+    last_response: float | None = None
+    """Last time it answered one of our queries."""
+    last_query: float | None = None
+    """Last time it sent us a query."""
+    failures: int = 0
+    """Consecutive queries of ours it did not answer."""
+    rtt: float | None = None
+    """Smoothed round-trip time of its answers, seconds."""
+    version: bytes | None = None
+    """Last KRPC ``v`` seen from it."""
+    bep42_ok: bool = False
+    """Whether its id matches its IP (BEP 42)."""
+    pinged_at: float | None = None
+    """Last time the table asked the caller to ping it (see PING_INTERVAL)."""
+    id_int: int = field(init=False, repr=False, compare=False)
+    """The id as an int, so XOR distances cost one operation on the hot paths."""
+    info: NodeInfo = field(init=False, repr=False, compare=False)
+    """The contact as handed out by closest(), built once."""
+
+    def __post_init__(self) -> None:
+        self.id_int = int.from_bytes(self.id, "big")
+        self.info = NodeInfo(self.id, self.addr)
+
+    def state(self, now: float, good_period: float, bad_after: int) -> str:
+        """BEP 5: good if it answered us within ``good_period``, or has answered us once and
+        queried us within ``good_period``; bad after ``bad_after`` failed queries in a row;
+        questionable otherwise."""
+        if self.failures >= bad_after:
+            return BAD
+        last = self.last_response
+        if last is not None:
+            if now - last < good_period:
+                return GOOD
+            query = self.last_query
+            if query is not None and now - query < good_period:
+                return GOOD
+        return QUESTIONABLE
+
+    @property
+    def last_seen(self) -> float:
+        seen = self.added_at
+        if self.last_response is not None and self.last_response > seen:
+            seen = self.last_response
+        if self.last_query is not None and self.last_query > seen:
+            seen = self.last_query
+        return seen
+
+    def _move(self, addr: Addr) -> None:
+        self.addr = addr
+        self.info = NodeInfo(self.id, addr)
+
+
+# --- snapshots ------------------------------------------------------------------------------------
+@dataclass(frozen=True, slots=True)
+class NodeSnapshot:
+    """One routing entry as the UI sees it, frozen at ``RoutingSnapshot.taken_at``."""
+
+    id: bytes
+    addr: Addr
+    state: str
+    rtt: float | None
+    last_seen: float
+    """Latest of its last answer, its last query and the time it was added."""
+    version: bytes | None
+    bep42_ok: bool
+    failures: int
+    bucket: int
+
+
+@dataclass(frozen=True, slots=True)
+class BucketSnapshot:
+    """One bucket: its live nodes (in insertion order) and the size of its replacement cache."""
+
+    index: int
+    """Bits its nodes share with our id (the last bucket: at least this many)."""
+    nodes: tuple[NodeSnapshot, ...]
+    replacements: int
+    """Candidates waiting in its replacement cache."""
+    last_changed: float
+
+    @property
+    def good(self) -> int:
+        return sum(1 for n in self.nodes if n.state == GOOD)
+
+    @property
+    def questionable(self) -> int:
+        return sum(1 for n in self.nodes if n.state == QUESTIONABLE)
+
+    @property
+    def bad(self) -> int:
+        return sum(1 for n in self.nodes if n.state == BAD)
+
+
+@dataclass(frozen=True, slots=True)
+class RoutingSnapshot:
+    """The whole table at ``taken_at``: an immutable value, safe to hand to another thread."""
+
+    own_id: bytes
+    family: int
+    k: int
+    buckets: tuple[BucketSnapshot, ...]
+    taken_at: float
+
+    @property
+    def size(self) -> int:
+        """Live nodes (replacement candidates not included)."""
+        return sum(len(b.nodes) for b in self.buckets)
+
+    @property
+    def good_count(self) -> int:
+        return sum(b.good for b in self.buckets)
+
+    @property
+    def depth(self) -> int:
+        """Number of buckets."""
+        return len(self.buckets)
+
+
+# --- the table ------------------------------------------------------------------------------------
+class _Bucket:
+    __slots__ = ("last_changed", "nodes", "replacements")
+
+    def __init__(self, last_changed: float) -> None:
+        self.nodes: list[NodeEntry] = []
+        self.replacements: list[NodeEntry] = []
+        """Oldest first: the last one is the most recently heard candidate."""
+        self.last_changed = last_changed
+
+
+class RoutingTable:
+    """K-buckets for ``own_id`` in address family ``family`` (4 or 6). ``emit`` receives
+    NodeAdded / NodeRemoved / NodeStateChanged / BucketSplit events.
+
+    State changes that happen by the mere passing of time (good -> questionable) are visible in
+    :meth:`snapshot` and :meth:`NodeEntry.state`; events are only emitted for changes caused by
+    something the table was told (an answer, a query, a failure).
+    """
+
+    def __init__(
+        self,
+        own_id: bytes,
+        settings: DhtSettings,
+        family: int = 4,
+        emit: Callable[[Event], None] | None = None,
+    ) -> None:
+        if len(own_id) != ID_BYTES:
+            raise ValueError("own_id must be 20 bytes")
+        if family not in (4, 6):
+            raise ValueError(f"family must be 4 or 6, got {family}")
+        self.own_id = own_id
+        self.family = family
+        self.settings = settings
+        self._emit = emit
+        self._own_int = int.from_bytes(own_id, "big")
+        self._buckets: list[_Bucket] = [_Bucket(0.0)]
+        self._by_id: dict[bytes, NodeEntry] = {}
+        self._by_ip: dict[str, NodeEntry] = {}
+        self._cand_by_id: dict[bytes, NodeEntry] = {}
+        self._cand_by_ip: dict[str, NodeEntry] = {}
+        self.stats: dict[str, int] = dict.fromkeys(_STAT_KEYS, 0)
+
+    # --- container protocol -------------------------------------------------------------------
+    def __len__(self) -> int:
+        return len(self._by_id)
+
+    def __iter__(self) -> Iterator[NodeEntry]:
+        for b in self._buckets:
+            yield from b.nodes
+
+    def __contains__(self, node_id: object) -> bool:
+        return node_id in self._by_id
+
+    def get(self, node_id: bytes) -> NodeEntry | None:
+        return self._by_id.get(node_id)
+
+    def get_by_addr(self, addr: Addr) -> NodeEntry | None:
+        e = self._by_ip.get(addr[0])
+        return e if e is not None and e.addr[1] == addr[1] else None
+
+    def bucket_index(self, node_id: bytes) -> int:
+        """The bucket ``node_id`` belongs in (whether or not it is in the table)."""
+        return self._index_of(int.from_bytes(node_id, "big"))
+
+    def _index_of(self, id_int: int) -> int:
+        prefix = ID_BITS - (id_int ^ self._own_int).bit_length()
+        last = len(self._buckets) - 1
+        return prefix if prefix < last else last
+
+    # --- what the node reports ----------------------------------------------------------------
+    def heard_from(
+        self,
+        node_id: bytes,
+        addr: Addr,
+        now: float,
+        *,
+        responded: bool,
+        rtt: float | None = None,
+        version: bytes | None = None,
+        read_only: bool = False,
+    ) -> list[NodeInfo]:
+        """A valid message came from ``node_id`` at ``addr``: an answer to our query
+        (``responded``, with the measured ``rtt``) or a query of its own. Returns the nodes the
+        caller must ping: unverified newcomers, and questionable nodes standing in the way of a
+        candidate (ping before evict)."""
+        st = self.stats
+        if read_only:
+            st["refused_read_only"] += 1  # BEP 43: read-only nodes never enter routing tables
+            return []
+        known = self._by_id.get(node_id)
+        if known is not None:
+            return self._update_known(known, addr, now, responded, rtt, version)
+        if node_id == self.own_id:
+            st["refused_own_id"] += 1
+            return []
+        if len(node_id) != ID_BYTES:
+            st["refused_bad_id"] += 1
+            return []
+        ip = addr[0]
+        if acceptable_address(addr, allow_local=self.settings.allow_local) is not None or (
+            address_family(ip) != self.family
+        ):
+            st["refused_address"] += 1
+            return []
+        if ip in self._by_ip:
+            # First come keeps the IP: one machine cannot fill buckets with made-up ids.
+            st["id_conflicts"] += 1
+            return []
+        cand = self._cand_by_id.get(node_id)
+        if cand is not None and cand.addr != addr:
+            self._drop_candidate(cand)  # candidates are unverified: the newest address wins
+            cand = None
+        if cand is None:
+            # The BEP 42 check costs ~15 µs, so it is done here only when it decides entry;
+            # otherwise once, when the node enters the live table (see _add_live).
+            if self.settings.enforce_bep42 and not bep42_valid(node_id, ip):
+                st["refused_bep42"] += 1
+                return []
+            other = self._cand_by_ip.get(ip)
+            if other is not None:
+                self._drop_candidate(other)  # the newest id of an IP wins a candidate slot
+            cand = NodeEntry(node_id, addr, now)
+        else:
+            self._drop_candidate(cand)
+        _record(cand, now, responded, rtt, version)
+        return self._place(cand, now, responded)
+
+    def failed(self, node_id: bytes | None, addr: Addr, now: float) -> None:
+        """A query to ``addr`` (expected to be ``node_id``, None if unknown) timed out or was
+        answered with an error. Matched by address: whatever node sits at that address is not
+        answering. A node failing ``bad_after_failures`` times in a row is bad and is replaced at
+        once by the freshest candidate of its bucket, if any."""
+        e = self.get_by_addr(addr)
+        if e is None:
+            cand = self._cand_by_ip.get(addr[0])
+            if cand is not None and cand.addr == addr:
+                self._drop_candidate(cand)  # a candidate that does not answer is worthless
+            elif node_id is not None:
+                cand = self._cand_by_id.get(node_id)
+                if cand is not None and cand.addr == addr:
+                    self._drop_candidate(cand)
+            return
+        self.stats["failures"] += 1
+        s = self.settings
+        old = e.state(now, s.good_period, s.bad_after_failures)
+        e.failures += 1
+        new = e.state(now, s.good_period, s.bad_after_failures)
+        if new != old:
+            self._state_changed(e, old, new, now)
+        if new != BAD:
+            return
+        idx = self._index_of(e.id_int)
+        bucket = self._buckets[idx]
+        if bucket.replacements:
+            cand = _freshest(bucket.replacements)
+            self._drop_candidate(cand, bucket)
+            self._remove_live(e, bucket, idx, "bad", now)
+            self._add_live(cand, bucket, idx, now)
+            self.stats["replaced"] += 1
+
+    def remove(self, node_id: bytes, now: float, reason: str = "cleared") -> bool:
+        """Drop ``node_id`` from the table (and from the replacement caches). True if it was a
+        live node. The freed slot is left for the next newcomer (no candidate is promoted), so a
+        caller replacing an id that changed can insert the new id right after."""
+        cand = self._cand_by_id.get(node_id)
+        if cand is not None:
+            self._drop_candidate(cand)
+        e = self._by_id.get(node_id)
+        if e is None:
+            return False
+        idx = self._index_of(e.id_int)
+        self._remove_live(e, self._buckets[idx], idx, reason, now)
+        self.stats["removed"] += 1
+        return True
+
+    # --- queries ------------------------------------------------------------------------------
+    def closest(self, target: bytes, count: int, now: float) -> list[NodeInfo]:
+        """The ``count`` nodes nearest to ``target`` by XOR, nearest first; bad nodes only fill up
+        what good and questionable ones cannot. Buckets are visited nearest first (see
+        :func:`_visit_order`), so only the few buckets needed are sorted."""
+        if count <= 0:
+            return []
+        t = int.from_bytes(target, "big")
+        buckets = self._buckets
+        bad_after = self.settings.bad_after_failures
+        out: list[NodeInfo] = []
+        bad: list[NodeEntry] = []
+        group: list[NodeEntry] = []
+        # Consecutive buckets are pooled until they can fill the answer, then sorted together
+        # (one sort of a few buckets beats several small ones); nodes of later buckets are all
+        # farther, so nothing after the pool can overtake it.
+        for index in _visit_order(t ^ self._own_int, len(buckets) - 1):
+            nodes = buckets[index].nodes
+            if not nodes:
+                continue
+            group.extend(nodes)
+            if len(out) + len(group) < count:
+                continue
+            group.sort(key=lambda e: e.id_int ^ t)
+            for e in group:
+                if e.failures >= bad_after:
+                    bad.append(e)
+                else:
+                    out.append(e.info)
+                    if len(out) == count:
+                        return out
+            group = []
+        if group:
+            group.sort(key=lambda e: e.id_int ^ t)
+            for e in group:
+                if e.failures >= bad_after:
+                    bad.append(e)
+                else:
+                    out.append(e.info)
+        # Bad nodes were collected nearest first too.
+        out.extend(e.info for e in bad[: count - len(out)])
+        return out
+
+    # --- bucket refresh -----------------------------------------------------------------------
+    def stale_buckets(self, now: float) -> list[int]:
+        """Buckets unchanged for ``bucket_refresh_interval`` (none while the table is empty:
+        a refresh lookup would have nobody to ask)."""
+        if not self._by_id:
+            return []
+        interval = self.settings.bucket_refresh_interval
+        return [i for i, b in enumerate(self._buckets) if now - b.last_changed >= interval]
+
+    def refresh_target(self, index: int, rng: random.Random) -> bytes:
+        """A random id that falls in bucket ``index``."""
+        if not 0 <= index < len(self._buckets):
+            raise IndexError(f"no bucket {index} (table has {len(self._buckets)})")
+        return random_id_with_prefix(rng, self.own_id, index)
+
+    def touch_bucket(self, index: int, now: float) -> None:
+        """Mark bucket ``index`` as refreshed (a lookup into it was done or started)."""
+        self._buckets[index].last_changed = now
+
+    def next_refresh_deadline(self) -> float | None:
+        """When the first bucket becomes stale; None while the table is empty."""
+        if not self._by_id:
+            return None
+        oldest = min(b.last_changed for b in self._buckets)
+        return oldest + self.settings.bucket_refresh_interval
+
+    # --- read-only views ----------------------------------------------------------------------
+    def snapshot(self, now: float) -> RoutingSnapshot:
+        s = self.settings
+        gp, ba = s.good_period, s.bad_after_failures
+        buckets = tuple(
+            BucketSnapshot(
+                index=i,
+                nodes=tuple(
+                    NodeSnapshot(
+                        id=e.id,
+                        addr=e.addr,
+                        state=e.state(now, gp, ba),
+                        rtt=e.rtt,
+                        last_seen=e.last_seen,
+                        version=e.version,
+                        bep42_ok=e.bep42_ok,
+                        failures=e.failures,
+                        bucket=i,
+                    )
+                    for e in b.nodes
+                ),
+                replacements=len(b.replacements),
+                last_changed=b.last_changed,
+            )
+            for i, b in enumerate(self._buckets)
+        )
+        return RoutingSnapshot(self.own_id, self.family, s.k, buckets, now)
+
+    def export_nodes(self) -> list[NodeInfo]:
+        """Live nodes for persistence: those that answered us, most recently first, then those
+        that never did, bad ones last."""
+        bad_after = self.settings.bad_after_failures
+
+        def key(e: NodeEntry) -> tuple[bool, bool, float]:
+            answered = e.last_response is not None
+            return (e.failures >= bad_after, not answered, -e.last_seen)
+
+        return [e.info for e in sorted(self, key=key)]
+
+    def replacement_candidates(self, index: int) -> list[NodeInfo]:
+        """The replacement cache of bucket ``index``, most recently heard first."""
+        return [e.info for e in reversed(self._buckets[index].replacements)]
+
+    # --- internals ----------------------------------------------------------------------------
+    def _update_known(
+        self,
+        e: NodeEntry,
+        addr: Addr,
+        now: float,
+        responded: bool,
+        rtt: float | None,
+        version: bytes | None,
+    ) -> list[NodeInfo]:
+        if e.addr != addr:
+            if (
+                responded
+                and e.addr[0] == addr[0]
+                and acceptable_address(addr, allow_local=self.settings.allow_local) is None
+            ):
+                # It answered our query at the new port: a NAT rebinding, the address is proven.
+                e._move(addr)
+            else:
+                # A query from elsewhere proves nothing and may be spoofed: keep what we know.
+                self.stats["addr_conflicts"] += 1
+                return []
+        s = self.settings
+        old = e.state(now, s.good_period, s.bad_after_failures)
+        _record(e, now, responded, rtt, version)
+        if responded:
+            self._buckets[self._index_of(e.id_int)].last_changed = now
+        new = e.state(now, s.good_period, s.bad_after_failures)
+        if new != old:
+            self._state_changed(e, old, new, now)
+        return []
+
+    def _place(self, entry: NodeEntry, now: float, responded: bool) -> list[NodeInfo]:
+        """Insert a newcomer (not in the table, not in any cache) or cache it."""
+        k = self.settings.k
+        to_ping: list[NodeInfo] = []
+        split_from: int | None = None
+        while True:
+            idx = self._index_of(entry.id_int)
+            bucket = self._buckets[idx]
+            if len(bucket.nodes) < k:
+                self._add_live(entry, bucket, idx, now)
+                if not responded:
+                    self._ask_ping(entry, now, to_ping)
+                break
+            victim = self._bad_node(bucket)
+            if responded and victim is not None:
+                self._remove_live(victim, bucket, idx, "replaced", now)
+                self._add_live(entry, bucket, idx, now)
+                break
+            can_split = idx == len(self._buckets) - 1 and idx + 1 < MAX_BUCKETS
+            if responded and can_split:
+                self._split(now)
+                if split_from is None:
+                    split_from = idx
+                continue
+            self._add_candidate(entry, bucket)
+            if victim is not None or can_split:
+                # Only an answer may push a node out or split a bucket: verify the newcomer,
+                # it gets in when (if) it answers.
+                self._ask_ping(entry, now, to_ping)
+            self._ping_questionable(bucket, now, to_ping)
+            break
+        if split_from is not None:
+            # Splitting freed room: candidates that were waiting may now take it (after the
+            # newcomer, who proved itself just now).
+            for i in range(split_from, len(self._buckets)):
+                self._fill_from_cache(i, now, to_ping)
+        return to_ping
+
+    def _ask_ping(self, e: NodeEntry, now: float, to_ping: list[NodeInfo]) -> None:
+        if e.pinged_at is None or now - e.pinged_at >= PING_INTERVAL:
+            e.pinged_at = now
+            to_ping.append(e.info)
+            self.stats["ping_requests"] += 1
+
+    def _ping_questionable(self, bucket: _Bucket, now: float, to_ping: list[NodeInfo]) -> None:
+        s = self.settings
+        gp, ba = s.good_period, s.bad_after_failures
+        stale = [e for e in bucket.nodes if e.state(now, gp, ba) == QUESTIONABLE]
+        stale.sort(key=lambda e: e.last_seen)
+        for e in stale:
+            self._ask_ping(e, now, to_ping)
+
+    def _bad_node(self, bucket: _Bucket) -> NodeEntry | None:
+        bad_after = self.settings.bad_after_failures
+        worst: NodeEntry | None = None
+        for e in bucket.nodes:
+            if e.failures >= bad_after and (worst is None or e.failures > worst.failures):
+                worst = e
+        return worst
+
+    def _split(self, now: float) -> None:
+        """Split the last bucket ``i``: nodes sharing more than ``i`` bits with us move to a new
+        last bucket ``i + 1``; so do their replacement candidates."""
+        index = len(self._buckets) - 1
+        old = self._buckets[index]
+        new = _Bucket(now)
+        self._buckets.append(new)
+        # Sharing more than `index` bits means an XOR distance below 2**(160 - index - 1).
+        limit = 1 << (ID_BITS - index - 1)
+        own = self._own_int
+        old.nodes, new.nodes = _partition(old.nodes, own, limit)
+        old.replacements, new.replacements = _partition(old.replacements, own, limit)
+        old.last_changed = now
+        self.stats["splits"] += 1
+        if self._emit is not None:
+            self._emit(BucketSplit(self.family, len(self._buckets), now))
+
+    def _fill_from_cache(self, idx: int, now: float, to_ping: list[NodeInfo]) -> None:
+        bucket = self._buckets[idx]
+        while bucket.replacements and len(bucket.nodes) < self.settings.k:
+            cand = _freshest(bucket.replacements)
+            self._drop_candidate(cand, bucket)
+            self._add_live(cand, bucket, idx, now)
+            self.stats["replaced"] += 1
+            if cand.last_response is None:
+                self._ask_ping(cand, now, to_ping)
+
+    def _add_live(self, e: NodeEntry, bucket: _Bucket, idx: int, now: float) -> None:
+        e.added_at = now
+        e.bep42_ok = bep42_valid(e.id, e.addr[0])
+        bucket.nodes.append(e)
+        bucket.last_changed = now
+        self._by_id[e.id] = e
+        self._by_ip[e.addr[0]] = e
+        self.stats["inserted"] += 1
+        if self._emit is not None:
+            self._emit(NodeAdded(e.id, e.addr, idx, self.family, now))
+
+    def _remove_live(
+        self, e: NodeEntry, bucket: _Bucket, idx: int, reason: str, now: float
+    ) -> None:
+        bucket.nodes.remove(e)
+        del self._by_id[e.id]
+        del self._by_ip[e.addr[0]]
+        if reason in ("bad", "replaced"):
+            bucket.last_changed = now
+            self.stats["evicted"] += 1
+        if self._emit is not None:
+            self._emit(NodeRemoved(e.id, e.addr, idx, self.family, reason, now))
+
+    def _add_candidate(self, e: NodeEntry, bucket: _Bucket) -> None:
+        size = self.settings.replacement_cache_size
+        self.stats["cached"] += 1
+        if size <= 0:
+            return
+        bucket.replacements.append(e)
+        self._cand_by_id[e.id] = e
+        self._cand_by_ip[e.addr[0]] = e
+        while len(bucket.replacements) > size:
+            self._drop_candidate(bucket.replacements[0], bucket)
+
+    def _drop_candidate(self, e: NodeEntry, bucket: _Bucket | None = None) -> None:
+        if bucket is None:
+            bucket = self._buckets[self._index_of(e.id_int)]
+        bucket.replacements.remove(e)
+        del self._cand_by_id[e.id]
+        del self._cand_by_ip[e.addr[0]]
+
+    def _state_changed(self, e: NodeEntry, old: str, new: str, now: float) -> None:
+        if self._emit is not None:
+            self._emit(NodeStateChanged(e.id, e.addr, old, new, self.family, now))
+
+
+def _record(
+    e: NodeEntry, now: float, responded: bool, rtt: float | None, version: bytes | None
+) -> None:
+    """Note a message from ``e``: an answer (resets failures, feeds the RTT) or a query."""
+    if responded:
+        e.last_response = now
+        e.failures = 0
+        if rtt is not None:
+            e.rtt = rtt if e.rtt is None else e.rtt + (rtt - e.rtt) * RTT_GAIN
+    else:
+        e.last_query = now
+    if version is not None:
+        e.version = version
+
+
+def _visit_order(d: int, last: int) -> Iterator[int]:
+    """Bucket indexes in increasing XOR distance from a target at distance ``d`` from our id,
+    for a table whose last bucket is ``last``. Every node of a bucket is nearer to the target than
+    every node of the buckets after it, so each bucket only needs sorting on its own.
+
+    With ``p`` the bits the target shares with us (``p < last``): bucket ``p`` agrees with the
+    target up to and including bit ``p``, so it comes first. Every deeper bucket differs from the
+    target first at bit ``p``; among them a node of bucket ``i`` (differing from us first at bit
+    ``i``) beats all deeper ones exactly when bit ``i`` of ``d`` is set. So: deeper buckets with
+    their bit of ``d`` set, shallowest first, then the last bucket, then the other deeper
+    buckets, deepest first. Then buckets ``p - 1`` down to 0, whose nodes differ from the target
+    at an ever higher bit."""
+    p = ID_BITS - d.bit_length()
+    if p >= last:
+        yield from range(last, -1, -1)
+        return
+    yield p
+    top = ID_BITS - 1
+    clear: list[int] = []
+    for i in range(p + 1, last):
+        if (d >> (top - i)) & 1:
+            yield i
+        else:
+            clear.append(i)
+    yield last
+    yield from reversed(clear)
+    yield from range(p - 1, -1, -1)
+
+
+def _partition(
+    entries: list[NodeEntry], own: int, limit: int
+) -> tuple[list[NodeEntry], list[NodeEntry]]:
+    """(entries at XOR distance >= limit from ``own``, the others), order kept."""
+    far = [e for e in entries if e.id_int ^ own >= limit]
+    near = [e for e in entries if e.id_int ^ own < limit]
+    return far, near
+
+
+def _freshest(candidates: list[NodeEntry]) -> NodeEntry:
+    """The candidate to promote: one that answered us if any, the most recently heard first."""
+    return max(candidates, key=lambda e: (e.last_response is not None, e.last_seen))

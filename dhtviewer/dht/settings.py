@@ -1,0 +1,82 @@
+"""Every tunable limit of the DHT core, in one frozen dataclass with documented defaults.
+
+The UI's preferences show these fields; tests and benchmarks build variants with
+``dataclasses.replace``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+#: Our client code and version for the KRPC ``v`` key: 2 letters + 2 version bytes.
+CLIENT_VERSION = b"DV\x00\x01"
+
+
+@dataclass(frozen=True, slots=True)
+class DhtSettings:
+    # --- routing table -------------------------------------------------------------------------
+    k: int = 8
+    """Bucket size, and how many closest nodes a lookup must settle."""
+    replacement_cache_size: int = 8
+    """Candidates kept per bucket to replace nodes that go bad."""
+    good_period: float = 15 * 60
+    """A node that answered within this many seconds is good; after it, questionable."""
+    bad_after_failures: int = 3
+    """Consecutive failed queries after which a node is bad (evicted first)."""
+    bucket_refresh_interval: float = 15 * 60
+    """A bucket unchanged for this long is refreshed with a lookup of a random id in its range."""
+    allow_local: bool = False
+    """Accept loopback/private/reserved addresses in the routing table (local testnets need it)."""
+    enforce_bep42: bool = False
+    """Refuse routing entries whose id does not match their IP (BEP 42); always recorded anyway."""
+
+    # --- queries and lookups -------------------------------------------------------------------
+    alpha: int = 4
+    """Queries a lookup keeps in flight (not counting those past the short timeout)."""
+    short_timeout: float = 1.0
+    """After this, a silent query stops holding one of the alpha slots but may still answer."""
+    hard_timeout: float = 5.0
+    """After this, a silent query has failed."""
+    max_inflight_queries: int = 512
+    """Transactions outstanding at once over the whole node; more are refused."""
+    max_lookups: int = 64
+    """Concurrent lookups; starting more raises an error."""
+
+    # --- server side ---------------------------------------------------------------------------
+    read_only: bool = False
+    """BEP 43: send ``ro=1``, do not answer queries."""
+    token_rotation: float = 5 * 60
+    """Token secrets rotate this often; the previous secret is still accepted."""
+    peer_ttl: float = 30 * 60
+    """Announced peers expire after this long without a re-announce."""
+    max_info_hashes: int = 3000
+    """Distinct info_hashes the peer store keeps."""
+    max_peers_per_info_hash: int = 500
+    """Peers kept per info_hash."""
+    max_peers_per_reply: int = 50
+    """Peers returned in one get_peers reply (keeps the datagram small)."""
+    max_reply_bytes: int = 1400
+    """No reply datagram may exceed this (no amplification)."""
+
+    # --- abuse protection ---------------------------------------------------------------------
+    rate_limit: bool = True
+    """Apply the per-IP and global budgets below to incoming queries."""
+    per_ip_rate: float = 5.0
+    """Queries per second an IP may send, averaged (token bucket refill rate)."""
+    per_ip_burst: float = 25.0
+    """Queries an IP may send in a burst before the rate applies."""
+    block_seconds: float = 60.0
+    """An IP that keeps flooding past its budget is ignored this long."""
+    max_tracked_ips: int = 10000
+    """Bound on the rate limiter's per-IP table (least recently seen evicted)."""
+    global_reply_rate: float = 2000.0
+    """Replies per second over all IPs (token bucket refill rate)."""
+    global_reply_burst: float = 4000.0
+
+    # --- input ---------------------------------------------------------------------------------
+    max_datagram_size: int = 8192
+    """Larger incoming datagrams are dropped unparsed and counted as malformed."""
+    max_bencode_depth: int = 8
+    """Deeper nesting is a protocol error (KRPC needs at most 3)."""
+
+    client_version: bytes = CLIENT_VERSION

@@ -1,0 +1,127 @@
+"""Outstanding queries: transaction ids, exact-address matching, short and hard deadlines.
+
+A response is only accepted from the exact (ip, port) we queried, with the transaction id we chose:
+this is the first line of defence against spoofed replies. Each query has two deadlines: after the
+*short* one it stops holding a lookup slot (the lookup may ask someone else) but can still answer;
+after the *hard* one it has failed.
+"""
+
+from __future__ import annotations
+
+import heapq
+import random
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+
+from dhtviewer.dht.messages import Addr
+
+_SHORT, _HARD = 0, 1
+
+
+@dataclass(slots=True)
+class Pending:
+    """One query in flight. ``owner`` tells the node who waits for it: ("lookup", id),
+    ("ping", op_id), ("announce", id) or ("verify", 0) for routing-table pings."""
+
+    tid: bytes
+    addr: Addr
+    node_id: bytes | None
+    method: bytes
+    sent_at: float
+    short_deadline: float
+    hard_deadline: float
+    owner: tuple[str, int]
+    slow: bool = False
+    extra: object = field(default=None)
+
+
+class TransactionTable:
+    """In-flight queries keyed by transaction id (2 random bytes)."""
+
+    def __init__(self, rng: random.Random, max_inflight: int) -> None:
+        self._rng = rng
+        self._max = min(max_inflight, 60000)  # tids are 2 bytes; keep collisions cheap to avoid
+        self._pending: dict[bytes, Pending] = {}
+        self._heap: list[tuple[float, int, bytes, int]] = []
+        self._seq = 0
+
+    def __len__(self) -> int:
+        return len(self._pending)
+
+    def __iter__(self) -> Iterator[Pending]:
+        return iter(list(self._pending.values()))
+
+    @property
+    def full(self) -> bool:
+        return len(self._pending) >= self._max
+
+    def new(
+        self,
+        addr: Addr,
+        node_id: bytes | None,
+        method: bytes,
+        now: float,
+        short_timeout: float,
+        hard_timeout: float,
+        owner: tuple[str, int],
+        extra: object = None,
+    ) -> Pending:
+        """Register a query; raises OverflowError when ``max_inflight`` are outstanding."""
+        if self.full:
+            raise OverflowError("too many queries in flight")
+        while True:
+            tid = self._rng.getrandbits(16).to_bytes(2, "big")
+            if tid not in self._pending:
+                break
+        short = now + min(short_timeout, hard_timeout)
+        hard = now + hard_timeout
+        p = Pending(tid, addr, node_id, method, now, short, hard, owner, extra=extra)
+        self._pending[tid] = p
+        self._seq += 1
+        if short < hard:
+            heapq.heappush(self._heap, (short, self._seq, tid, _SHORT))
+        heapq.heappush(self._heap, (hard, self._seq, tid, _HARD))
+        return p
+
+    def match(self, tid: bytes, addr: Addr) -> tuple[Pending | None, str]:
+        """The pending query this reply answers, removed from the table; or None and why not."""
+        p = self._pending.get(tid)
+        if p is None:
+            return None, "unknown transaction id"
+        if p.addr != addr:
+            return None, "reply from another address than the one queried"
+        del self._pending[tid]
+        return p, ""
+
+    def cancel_owner(self, owner: tuple[str, int]) -> list[Pending]:
+        """Forget every query of ``owner`` (a cancelled lookup); late replies will be dropped."""
+        gone = [p for p in self._pending.values() if p.owner == owner]
+        for p in gone:
+            del self._pending[p.tid]
+        return gone
+
+    def expire(self, now: float) -> tuple[list[Pending], list[Pending]]:
+        """Queries that just passed their short deadline, and those that passed the hard one
+        (removed)."""
+        slow: list[Pending] = []
+        failed: list[Pending] = []
+        heap = self._heap
+        while heap and heap[0][0] <= now:
+            _, _, tid, kind = heapq.heappop(heap)
+            p = self._pending.get(tid)
+            if p is None:
+                continue
+            if kind == _HARD:
+                if p.hard_deadline <= now:
+                    del self._pending[tid]
+                    failed.append(p)
+            elif not p.slow and p.short_deadline <= now:
+                p.slow = True
+                slow.append(p)
+        return slow, failed
+
+    def next_deadline(self) -> float | None:
+        heap = self._heap
+        while heap and heap[0][2] not in self._pending:
+            heapq.heappop(heap)
+        return heap[0][0] if heap else None

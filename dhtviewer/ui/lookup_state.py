@@ -1,0 +1,322 @@
+"""LookupState: everything the UI shows about one lookup, rebuilt from the core's lookup events.
+
+Pure Python (no Qt), so it is tested on scripted event sequences. One record per lookup holds the
+path graph (every queried node with its hop depth, the bits it shares with the target, who
+referred it, its outcome and RTT), the peers found with how many nodes returned each and when,
+and the summary counters. ``LookupTracker`` keeps a bounded history of them, which the lookup
+history list re-selects from.
+
+Queried nodes are keyed by address, as in the core: a bootstrap seed is asked before its id is
+known, and only its answer tells us the id.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+from dhtviewer.dht import events as ev
+from dhtviewer.dht.messages import Addr
+from dhtviewer.dht.node_id import shared_prefix_bits
+
+# Outcome of one query of a lookup.
+IN_FLIGHT = "in flight"
+ANSWERED = "answered"
+RETURNED_PEERS = "returned peers"
+TIMED_OUT = "timed out"
+ABANDONED = "abandoned"
+"""Still unanswered when the lookup settled; the core forgets such queries."""
+OUTCOMES = (IN_FLIGHT, ANSWERED, RETURNED_PEERS, TIMED_OUT, ABANDONED)
+
+# State of a whole lookup.
+RUNNING = "running"
+DONE = "done"
+CANCELLED = "cancelled"
+ANNOUNCING = "announcing"
+ANNOUNCED = "announced"
+
+
+@dataclass(slots=True)
+class PathNode:
+    """One queried node. ``prefix_bits``: leading bits shared with the target (None while the id
+    is unknown). ``closest_rank``: 0-based place in the final closest list, None if not in it."""
+
+    addr: Addr
+    node_id: bytes | None
+    depth: int
+    referrer: bytes | None
+    prefix_bits: int | None
+    sent_at: float
+    outcome: str = IN_FLIGHT
+    rtt: float | None = None
+    nodes_returned: int = 0
+    peers_returned: int = 0
+    error: str | None = None
+    closest_rank: int | None = None
+
+    @property
+    def answered(self) -> bool:
+        return self.outcome in (ANSWERED, RETURNED_PEERS)
+
+
+@dataclass(slots=True)
+class PeerRecord:
+    """A peer the lookup found: when first, and which nodes returned it."""
+
+    addr: Addr
+    first_seen: float
+    sources: set[bytes] = field(default_factory=set)
+
+    @property
+    def count(self) -> int:
+        """How many distinct nodes returned this peer (at least 1: it was found)."""
+        return max(1, len(self.sources))
+
+
+@dataclass(frozen=True, slots=True)
+class LookupSummary:
+    lookup_id: int
+    target: bytes
+    kind: str
+    state: str
+    queried: int
+    answered: int
+    in_flight: int
+    timed_out: int
+    peers: int
+    elapsed: float
+    closest: tuple[tuple[bytes, Addr], ...]
+
+
+class LookupState:
+    """The record of one lookup, updated one event at a time with ``apply``."""
+
+    def __init__(self, lookup_id: int, target: bytes, kind: str, started_at: float) -> None:
+        self.lookup_id = lookup_id
+        self.target = target
+        self.kind = kind
+        self.started_at = started_at
+        self.last_event_at = started_at
+        self.nodes: dict[Addr, PathNode] = {}  # in the order queries were sent
+        self._by_id: dict[bytes, PathNode] = {}
+        self.peers: dict[Addr, PeerRecord] = {}  # in the order peers were found
+        self.closest: tuple[tuple[bytes, Addr], ...] = ()
+        self.finished = False
+        self.cancelled = False
+        self.finished_elapsed: float | None = None
+        self.announce_done = False
+        self.stored_at: tuple[Addr, ...] = ()
+        self.announce_failed: tuple[Addr, ...] = ()
+
+    @classmethod
+    def from_events(cls, events: Iterable[ev.Event]) -> LookupState:
+        """Build from the events of one lookup; the first lookup event must be LookupStarted."""
+        state: LookupState | None = None
+        for event in events:
+            if state is None:
+                if isinstance(event, ev.LookupStarted):
+                    state = cls(event.lookup_id, event.target, event.kind, event.at)
+                continue
+            state.apply(event)
+        if state is None:
+            raise ValueError("no LookupStarted event")
+        return state
+
+    # --- updating ------------------------------------------------------------------------------
+    def apply(self, event: ev.Event) -> bool:
+        """Fold one event in; returns False if it does not concern this lookup."""
+        if getattr(event, "lookup_id", None) != self.lookup_id:
+            return False
+        if isinstance(event, ev.LookupQuerySent):
+            self._query_sent(event)
+        elif isinstance(event, ev.LookupResponse):
+            if not self._response(event):
+                return False
+        elif isinstance(event, ev.LookupTimeout):
+            node = self.nodes.get(event.addr)
+            if node is None:
+                return False
+            node.outcome = TIMED_OUT
+            node.error = event.error
+        elif isinstance(event, ev.PeersFound):
+            self._peers_found(event.node_id, event.peers, event.at)
+        elif isinstance(event, ev.LookupFinished):
+            self._finished(event)
+        elif isinstance(event, ev.AnnounceFinished):
+            self.announce_done = True
+            self.stored_at = event.stored_at
+            self.announce_failed = event.failed
+        else:
+            return False
+        self.last_event_at = max(self.last_event_at, event.at)
+        return True
+
+    def _query_sent(self, event: ev.LookupQuerySent) -> None:
+        bits = None if event.node_id is None else shared_prefix_bits(event.node_id, self.target)
+        node = PathNode(event.addr, event.node_id, event.depth, event.referrer, bits, event.at)
+        self.nodes[event.addr] = node
+        if event.node_id is not None:
+            self._by_id[event.node_id] = node
+
+    def _response(self, event: ev.LookupResponse) -> bool:
+        node = self.nodes.get(event.addr)
+        if node is None:
+            return False
+        if node.node_id != event.node_id:
+            # A seed told us its id (or the node changed it): place it at its real distance.
+            if node.node_id is not None:
+                self._by_id.pop(node.node_id, None)
+            node.node_id = event.node_id
+            node.prefix_bits = shared_prefix_bits(event.node_id, self.target)
+            self._by_id[event.node_id] = node
+        node.rtt = event.rtt
+        node.nodes_returned = event.nodes
+        node.peers_returned = event.peers
+        node.outcome = RETURNED_PEERS if event.peers > 0 else ANSWERED
+        return True
+
+    def _peers_found(self, source: bytes | None, peers: Iterable[Addr], at: float) -> None:
+        for addr in peers:
+            record = self.peers.get(addr)
+            if record is None:
+                record = self.peers[addr] = PeerRecord(addr, at)
+            if source is not None:
+                record.sources.add(source)
+        if source is not None:
+            node = self._by_id.get(source)
+            if node is not None and node.answered:
+                node.outcome = RETURNED_PEERS
+
+    def _finished(self, event: ev.LookupFinished) -> None:
+        self.finished = True
+        self.cancelled = event.cancelled
+        self.finished_elapsed = event.elapsed
+        self.closest = event.closest
+        self._peers_found(None, event.peers, event.at)
+        for node in self.nodes.values():
+            node.closest_rank = None
+            if node.outcome == IN_FLIGHT:
+                node.outcome = ABANDONED
+        for rank, (node_id, _addr) in enumerate(event.closest):
+            ranked = self._by_id.get(node_id)
+            if ranked is not None:
+                ranked.closest_rank = rank
+
+    # --- reading -------------------------------------------------------------------------------
+    def node_by_id(self, node_id: bytes) -> PathNode | None:
+        return self._by_id.get(node_id)
+
+    def edges(self) -> list[tuple[PathNode, PathNode]]:
+        """(referrer, referred) for every queried node whose referrer we queried too."""
+        out = []
+        for node in self.nodes.values():
+            if node.referrer is None:
+                continue
+            parent = self._by_id.get(node.referrer)
+            if parent is not None and parent is not node:
+                out.append((parent, node))
+        return out
+
+    def closest_nodes(self) -> list[PathNode]:
+        ranked = [n for n in self.nodes.values() if n.closest_rank is not None]
+        return sorted(ranked, key=lambda n: n.closest_rank or 0)
+
+    @property
+    def state(self) -> str:
+        if not self.finished:
+            return RUNNING
+        if self.cancelled:
+            return CANCELLED
+        if self.kind == "announce":
+            return ANNOUNCED if self.announce_done else ANNOUNCING
+        return DONE
+
+    @property
+    def queried(self) -> int:
+        return len(self.nodes)
+
+    @property
+    def answered(self) -> int:
+        return sum(1 for n in self.nodes.values() if n.answered)
+
+    @property
+    def in_flight(self) -> int:
+        return sum(1 for n in self.nodes.values() if n.outcome == IN_FLIGHT)
+
+    @property
+    def timed_out(self) -> int:
+        return sum(1 for n in self.nodes.values() if n.outcome == TIMED_OUT)
+
+    @property
+    def max_depth(self) -> int:
+        return max((n.depth for n in self.nodes.values()), default=0)
+
+    def elapsed(self, now: float | None = None) -> float:
+        """Seconds the lookup took (finished) or has been running (until ``now``, default the
+        time of its latest event)."""
+        if self.finished_elapsed is not None:
+            return self.finished_elapsed
+        end = self.last_event_at if now is None else now
+        return max(0.0, end - self.started_at)
+
+    def summary(self, now: float | None = None) -> LookupSummary:
+        return LookupSummary(
+            lookup_id=self.lookup_id,
+            target=self.target,
+            kind=self.kind,
+            state=self.state,
+            queried=self.queried,
+            answered=self.answered,
+            in_flight=self.in_flight,
+            timed_out=self.timed_out,
+            peers=len(self.peers),
+            elapsed=self.elapsed(now),
+            closest=self.closest,
+        )
+
+
+class LookupTracker:
+    """Routes lookup events to their ``LookupState``; keeps at most ``capacity`` lookups, evicting
+    the oldest finished one first (a running lookup is only evicted if all of them are running)."""
+
+    def __init__(self, capacity: int = 200) -> None:
+        if capacity < 1:
+            raise ValueError("capacity must be at least 1")
+        self.capacity = capacity
+        self.lookups: OrderedDict[int, LookupState] = OrderedDict()
+        self._evicted: list[int] = []
+
+    def apply(self, event: ev.Event) -> LookupState | None:
+        """Fold one event in; returns the lookup it changed (None if none)."""
+        if isinstance(event, ev.LookupStarted):
+            state = LookupState(event.lookup_id, event.target, event.kind, event.at)
+            self.lookups[event.lookup_id] = state
+            self._trim()
+            return state
+        lookup_id = getattr(event, "lookup_id", None)
+        if not isinstance(lookup_id, int):
+            return None
+        found = self.lookups.get(lookup_id)
+        if found is None or not found.apply(event):
+            return None
+        return found
+
+    def _trim(self) -> None:
+        while len(self.lookups) > self.capacity:
+            victim = next((i for i, s in self.lookups.items() if s.finished), None)
+            if victim is None:
+                victim = next(iter(self.lookups))
+            del self.lookups[victim]
+            self._evicted.append(victim)
+
+    def take_evicted(self) -> list[int]:
+        """Lookup ids dropped since the last call (so a model can remove their rows)."""
+        out, self._evicted = self._evicted, []
+        return out
+
+    def get(self, lookup_id: int) -> LookupState | None:
+        return self.lookups.get(lookup_id)
+
+    def __len__(self) -> int:
+        return len(self.lookups)

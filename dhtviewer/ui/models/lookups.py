@@ -1,0 +1,143 @@
+"""LookupsModel: the lookup history, one row per lookup, backed by a ``LookupTracker``.
+
+Selecting a row gives the ``LookupState`` the lookup graph and the peers table show. Rows are in
+start order; the tracker bounds the history and the model removes the rows it evicts.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+from PySide6.QtCore import QAbstractTableModel, QModelIndex, QObject, QPersistentModelIndex, Qt
+
+from dhtviewer.dht import events as ev
+from dhtviewer.ui.lookup_state import LookupState, LookupTracker
+from dhtviewer.ui.models.nodes import SORT_ROLE, monospace_font
+
+Index = QModelIndex | QPersistentModelIndex
+COL_TARGET, COL_KIND, COL_STARTED, COL_STATE, COL_PEERS, COL_QUERIED, COL_ELAPSED = range(7)
+HEADERS = ("Target", "Kind", "Started (s)", "State", "Peers", "Queried", "Elapsed (s)")
+_NUMERIC = (COL_STARTED, COL_PEERS, COL_QUERIED, COL_ELAPSED)
+_ROOT = QModelIndex()
+
+
+class LookupsModel(QAbstractTableModel):
+    """"Started" is in seconds since ``time_origin`` (default: the first lookup's start)."""
+
+    def __init__(self, capacity: int = 200, parent: QObject | None = None) -> None:
+        super().__init__(parent)
+        self.tracker = LookupTracker(capacity)
+        # the rows hold their states: an evicted state must stay readable until its row is gone
+        self._rows: list[LookupState] = []
+        self._now: float | None = None
+        self.time_origin: float | None = None
+        self._mono = monospace_font()
+
+    # --- feeding -------------------------------------------------------------------------------
+    def add_events(self, events: Iterable[ev.Event]) -> None:
+        started: list[LookupState] = []
+        touched: set[int] = set()
+        for event in events:
+            state = self.tracker.apply(event)
+            if state is None:
+                continue
+            if isinstance(event, ev.LookupStarted):
+                started.append(state)
+                if self.time_origin is None:
+                    self.time_origin = event.at
+            else:
+                touched.add(state.lookup_id)
+        evicted = set(self.tracker.take_evicted())
+        if evicted:
+            gone = [row for row, lk in enumerate(self._rows) if lk.lookup_id in evicted]
+            for row in reversed(gone):  # few rows per batch: one signal pair each is fine
+                self.beginRemoveRows(_ROOT, row, row)
+                del self._rows[row]
+                self.endRemoveRows()
+        rows = [row for row, lk in enumerate(self._rows) if lk.lookup_id in touched]
+        if rows:
+            self.dataChanged.emit(
+                self.index(min(rows), 0), self.index(max(rows), len(HEADERS) - 1)
+            )
+        new = [lk for lk in started if lk.lookup_id not in evicted]
+        if new:
+            first = len(self._rows)
+            self.beginInsertRows(_ROOT, first, first + len(new) - 1)
+            self._rows.extend(new)
+            self.endInsertRows()
+
+    def set_now(self, now: float) -> None:
+        """Let running lookups show their elapsed time up to ``now`` (core clock)."""
+        self._now = now
+        rows = [row for row, lk in enumerate(self._rows) if not lk.finished]
+        if rows:
+            self.dataChanged.emit(
+                self.index(min(rows), COL_ELAPSED), self.index(max(rows), COL_ELAPSED)
+            )
+
+    def clear(self) -> None:
+        self.beginResetModel()
+        self.tracker = LookupTracker(self.tracker.capacity)
+        self._rows.clear()
+        self.time_origin = None
+        self.endResetModel()
+
+    def state(self, row: int) -> LookupState:
+        return self._rows[row]
+
+    def row_of(self, lookup_id: int) -> int | None:
+        return next((r for r, lk in enumerate(self._rows) if lk.lookup_id == lookup_id), None)
+
+    # --- Qt model interface --------------------------------------------------------------------
+    def rowCount(self, parent: Index = _ROOT) -> int:
+        return 0 if parent.isValid() else len(self._rows)
+
+    def columnCount(self, parent: Index = _ROOT) -> int:
+        return 0 if parent.isValid() else len(HEADERS)
+
+    def headerData(
+        self, section: int, orientation: Qt.Orientation, role: int = Qt.ItemDataRole.DisplayRole
+    ) -> Any:
+        if (
+            orientation == Qt.Orientation.Horizontal
+            and role == Qt.ItemDataRole.DisplayRole
+            and 0 <= section < len(HEADERS)
+        ):
+            return HEADERS[section]
+        return None
+
+    def data(self, index: Index, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
+        if not index.isValid() or not 0 <= index.row() < len(self._rows):
+            return None
+        lk = self._rows[index.row()]
+        col = index.column()
+        if role == Qt.ItemDataRole.DisplayRole:
+            value = self._value(lk, col)
+            if isinstance(value, float):
+                return f"{value:.1f}" if col == COL_STARTED else f"{value:.2f}"
+            return str(value)
+        if role == SORT_ROLE:
+            return self._value(lk, col)
+        if role == Qt.ItemDataRole.ToolTipRole and col == COL_TARGET:
+            return lk.target.hex()
+        if role == Qt.ItemDataRole.FontRole and col == COL_TARGET:
+            return self._mono
+        if role == Qt.ItemDataRole.TextAlignmentRole and col in _NUMERIC:
+            return int(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
+        return None
+
+    def _value(self, lk: LookupState, col: int) -> str | int | float:
+        if col == COL_TARGET:
+            return lk.target.hex()
+        if col == COL_KIND:
+            return lk.kind
+        if col == COL_STARTED:
+            return lk.started_at - (self.time_origin or 0.0)
+        if col == COL_STATE:
+            return lk.state
+        if col == COL_PEERS:
+            return len(lk.peers)
+        if col == COL_QUERIED:
+            return lk.queried
+        return lk.elapsed(None if lk.finished else self._now)

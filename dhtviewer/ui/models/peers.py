@@ -1,0 +1,178 @@
+"""PeersModel: the peers a lookup found, with how many nodes returned each and when.
+
+Fed either from a ``LookupState`` (``set_lookup``: the selected lookup; called again with the same
+lookup it only appends the new peers and updates counts) or straight from ``PeersFound`` events
+(``add_events``). ``to_csv``/``to_json`` export what the table shows.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from PySide6.QtCore import QAbstractTableModel, QModelIndex, QObject, QPersistentModelIndex, Qt
+
+from dhtviewer.dht import events as ev
+from dhtviewer.dht.messages import Addr
+from dhtviewer.ui.lookup_state import LookupState
+from dhtviewer.ui.models.nodes import SORT_ROLE, addr_sort_key
+
+Index = QModelIndex | QPersistentModelIndex
+COL_IP, COL_PORT, COL_COUNT, COL_FIRST_SEEN = range(4)
+HEADERS = ("Address", "Port", "Nodes", "First seen (s)")
+_ROOT = QModelIndex()
+
+
+@dataclass(slots=True)
+class PeerRow:
+    addr: Addr
+    first_seen: float
+    sources: set[bytes] = field(default_factory=set)
+
+    @property
+    def count(self) -> int:
+        return max(1, len(self.sources))
+
+
+class PeersModel(QAbstractTableModel):
+    """Rows in the order peers were found. "First seen" is in seconds since ``time_origin``
+    (the lookup's start when fed by ``set_lookup``, else the first event's time)."""
+
+    def __init__(self, parent: QObject | None = None) -> None:
+        super().__init__(parent)
+        self._rows: list[PeerRow] = []
+        self._index: dict[Addr, int] = {}
+        self.lookup_id: int | None = None
+        """Only PeersFound events of this lookup are taken (any lookup when None)."""
+        self.time_origin: float | None = None
+
+    # --- feeding -------------------------------------------------------------------------------
+    def set_lookup(self, state: LookupState | None) -> None:
+        """Show the peers of ``state`` (empty for None)."""
+        if state is None or state.lookup_id != self.lookup_id:
+            self.beginResetModel()
+            self._rows.clear()
+            self._index.clear()
+            self.lookup_id = None if state is None else state.lookup_id
+            self.time_origin = None if state is None else state.started_at
+            self.endResetModel()
+        if state is not None:
+            self._merge((r.addr, r.first_seen, r.sources) for r in state.peers.values())
+
+    def add_events(self, events: Iterable[ev.Event]) -> None:
+        """Take the peers of PeersFound events (of ``lookup_id`` when set)."""
+        found: list[tuple[Addr, float, set[bytes]]] = []
+        for event in events:
+            if not isinstance(event, ev.PeersFound):
+                continue
+            if self.lookup_id is not None and event.lookup_id != self.lookup_id:
+                continue
+            if self.time_origin is None:
+                self.time_origin = event.at
+            found.extend((addr, event.at, {event.node_id}) for addr in event.peers)
+        self._merge(found)
+
+    def _merge(self, peers: Iterable[tuple[Addr, float, set[bytes]]]) -> None:
+        new: list[PeerRow] = []
+        changed: list[int] = []
+        for addr, first_seen, sources in peers:
+            row = self._index.get(addr)
+            if row is None:
+                self._index[addr] = len(self._rows) + len(new)
+                new.append(PeerRow(addr, first_seen, set(sources)))
+            elif row >= len(self._rows):  # seen twice in this batch
+                new[row - len(self._rows)].sources.update(sources)
+            elif not sources <= self._rows[row].sources:
+                self._rows[row].sources.update(sources)
+                changed.append(row)
+        if changed:
+            self.dataChanged.emit(
+                self.index(min(changed), COL_COUNT), self.index(max(changed), COL_COUNT)
+            )
+        if new:
+            first = len(self._rows)
+            self.beginInsertRows(_ROOT, first, first + len(new) - 1)
+            self._rows.extend(new)
+            self.endInsertRows()
+
+    def clear(self) -> None:
+        self.beginResetModel()
+        self._rows.clear()
+        self._index.clear()
+        self.time_origin = None
+        self.endResetModel()
+
+    def peer(self, row: int) -> PeerRow:
+        return self._rows[row]
+
+    def _since_origin(self, row: PeerRow) -> float:
+        return row.first_seen - (self.time_origin if self.time_origin is not None else 0.0)
+
+    # --- export --------------------------------------------------------------------------------
+    def records(self) -> list[dict[str, Any]]:
+        return [
+            {
+                "ip": r.addr[0],
+                "port": r.addr[1],
+                "nodes": r.count,
+                "first_seen": round(self._since_origin(r), 3),
+            }
+            for r in self._rows
+        ]
+
+    def to_csv(self) -> str:
+        out = io.StringIO()
+        writer = csv.DictWriter(out, ["ip", "port", "nodes", "first_seen"], lineterminator="\n")
+        writer.writeheader()
+        writer.writerows(self.records())
+        return out.getvalue()
+
+    def to_json(self) -> str:
+        return json.dumps(self.records(), indent=2)
+
+    # --- Qt model interface --------------------------------------------------------------------
+    def rowCount(self, parent: Index = _ROOT) -> int:
+        return 0 if parent.isValid() else len(self._rows)
+
+    def columnCount(self, parent: Index = _ROOT) -> int:
+        return 0 if parent.isValid() else len(HEADERS)
+
+    def headerData(
+        self, section: int, orientation: Qt.Orientation, role: int = Qt.ItemDataRole.DisplayRole
+    ) -> Any:
+        if (
+            orientation == Qt.Orientation.Horizontal
+            and role == Qt.ItemDataRole.DisplayRole
+            and 0 <= section < len(HEADERS)
+        ):
+            return HEADERS[section]
+        return None
+
+    def data(self, index: Index, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
+        if not index.isValid() or not 0 <= index.row() < len(self._rows):
+            return None
+        peer = self._rows[index.row()]
+        col = index.column()
+        if role == Qt.ItemDataRole.DisplayRole:
+            if col == COL_IP:
+                return peer.addr[0]
+            if col == COL_PORT:
+                return str(peer.addr[1])
+            if col == COL_COUNT:
+                return str(peer.count)
+            return f"{self._since_origin(peer):.2f}"
+        if role == SORT_ROLE:
+            if col == COL_IP:
+                return addr_sort_key(peer.addr)
+            if col == COL_PORT:
+                return peer.addr[1]
+            if col == COL_COUNT:
+                return peer.count
+            return self._since_origin(peer)
+        if role == Qt.ItemDataRole.TextAlignmentRole and col != COL_IP:
+            return int(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
+        return None

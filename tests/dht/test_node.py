@@ -1,0 +1,438 @@
+"""DhtNode: server side (every query answered correctly), reply matching, lookups, announce,
+robustness against malformed input, read-only mode and external address votes."""
+
+from __future__ import annotations
+
+import base64
+import json
+import random
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+
+from dhtviewer.dht import bencoding, krpc
+from dhtviewer.dht import events as ev
+from dhtviewer.dht.messages import (
+    Addr,
+    AnnouncePeerQuery,
+    ErrorMessage,
+    FindNodeQuery,
+    GetPeersQuery,
+    Message,
+    PingQuery,
+    Query,
+    Response,
+    SampleInfohashesQuery,
+    UnknownQuery,
+)
+from dhtviewer.dht.node import DhtNode, LookupLimitError
+from dhtviewer.dht.node_id import distance, random_id
+from dhtviewer.dht.settings import DhtSettings
+
+LOCAL = DhtSettings(allow_local=True)
+ME = ("127.0.0.1", 6881)
+CLIENT = ("127.0.0.2", 5000)
+OTHER_ID = b"\x11" * 20
+
+
+class Wire:
+    """Delivers datagrams between nodes on a fake clock (constant 10 ms latency)."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+        self.nodes: dict[tuple[str, int], DhtNode] = {}
+        self.events: dict[tuple[str, int], list[ev.Event]] = {}
+        self.dead: set[tuple[str, int]] = set()
+        self.queue: list[tuple[float, int, bytes, tuple[str, int], tuple[str, int]]] = []
+        self.seq = 0
+
+    def add(self, addr: tuple[str, int], seed: int, settings: DhtSettings = LOCAL) -> DhtNode:
+        node = DhtNode(rng=random.Random(seed), now=self.now, settings=settings)
+        self.nodes[addr] = node
+        self.events[addr] = []
+        return node
+
+    def flush(self, addr: tuple[str, int]) -> None:
+        node = self.nodes[addr]
+        for data, dst in node.datagrams_to_send():
+            self.seq += 1
+            self.queue.append((self.now + 0.01, self.seq, data, addr, dst))
+        self.events[addr].extend(node.drain_events())
+
+    def run(self, until: float) -> None:
+        while True:
+            for addr in self.nodes:
+                self.flush(addr)
+            deadlines = [(n.next_deadline(), a) for a, n in self.nodes.items()]
+            nxt_timer = min((d for d, _ in deadlines if d is not None), default=None)
+            nxt_msg = min(self.queue)[0] if self.queue else None
+            nxt = min(t for t in (nxt_timer, nxt_msg, until + 1) if t is not None)
+            if nxt > until:
+                self.now = until
+                return
+            self.now = nxt
+            if nxt_msg is not None and nxt_msg <= self.now:
+                item = min(self.queue)
+                self.queue.remove(item)
+                _, _, data, src, dst = item
+                if dst in self.nodes and dst not in self.dead:
+                    self.nodes[dst].receive(data, src, self.now)
+            for d, a in deadlines:
+                if d is not None and d <= self.now:
+                    self.nodes[a].handle_timer(self.now)
+
+
+def make_node(settings: DhtSettings = LOCAL, seed: int = 1) -> DhtNode:
+    return DhtNode(rng=random.Random(seed), now=0.0, settings=settings)
+
+
+def ask(node: DhtNode, msg: Message, addr: Addr = CLIENT, now: float = 1.0) -> Message:
+    """Send one query to ``node`` and return its reply (verification pings it sends are skipped)."""
+    node.receive(krpc.encode(msg), addr, now)
+    replies = [krpc.decode(d) for d, dst in node.datagrams_to_send() if dst == addr]
+    replies = [r for r in replies if not isinstance(r, Query)]
+    assert len(replies) == 1, replies
+    return replies[0]
+
+
+# --- server side -------------------------------------------------------------------------------
+def test_ping_reply_has_id_tid_ip_and_version() -> None:
+    node = make_node()
+    r = ask(node, PingQuery(b"aa", OTHER_ID))
+    assert isinstance(r, Response)
+    assert r.tid == b"aa" and r.sender_id == node.node_id
+    assert r.external_ip == CLIENT  # BEP 42: the address we saw the query come from
+    assert r.version == LOCAL.client_version
+
+
+def test_find_node_returns_closest_known_nodes() -> None:
+    node = make_node()
+    rng = random.Random(5)
+    known = []
+    for i in range(40):
+        nid = random_id(rng)
+        addr = (f"127.0.3.{i + 1}", 7000)
+        node.receive(krpc.encode(PingQuery(b"p%d" % i, nid)), addr, 0.5)
+        known.append(nid)
+    # queries alone make nodes questionable candidates; make them answer so they are good
+    for data, dst in node.datagrams_to_send():
+        msg = krpc.decode(data)
+        if isinstance(msg, PingQuery):
+            idx = int(dst[0].split(".")[-1]) - 1
+            node.receive(krpc.encode(Response(msg.tid, known[idx])), dst, 0.6)
+    target = random_id(rng)
+    r = ask(node, FindNodeQuery(b"fn", OTHER_ID, target=target))
+    assert isinstance(r, Response)
+    assert 1 <= len(r.nodes) <= 8
+    in_table = {e.id for e in node.tables[4]}
+    expected = sorted(in_table, key=lambda x: distance(x, target))[: len(r.nodes)]
+    assert [n.id for n in r.nodes] == expected
+
+
+def test_get_peers_token_announce_then_values() -> None:
+    node = make_node()
+    ih = b"\xaa" * 20
+    r = ask(node, GetPeersQuery(b"g1", OTHER_ID, info_hash=ih))
+    assert isinstance(r, Response) and r.token and r.values == ()
+    r2 = ask(node, AnnouncePeerQuery(b"a1", OTHER_ID, info_hash=ih, port=51413, token=r.token))
+    assert isinstance(r2, Response)
+    events = node.drain_events()
+    assert any(
+        isinstance(e, ev.AnnounceReceived) and e.peer == ("127.0.0.2", 51413) for e in events
+    )
+    r3 = ask(node, GetPeersQuery(b"g2", b"\x22" * 20, info_hash=ih), addr=("127.0.0.9", 1))
+    assert isinstance(r3, Response) and r3.values == (("127.0.0.2", 51413),)
+
+
+def test_implied_port_uses_source_port() -> None:
+    node = make_node()
+    ih = b"\xab" * 20
+    tok = ask(node, GetPeersQuery(b"g1", OTHER_ID, info_hash=ih)).token
+    ask(
+        node, AnnouncePeerQuery(b"a1", OTHER_ID, info_hash=ih, port=1, token=tok, implied_port=True)
+    )
+    r = ask(node, GetPeersQuery(b"g2", OTHER_ID, info_hash=ih))
+    assert r.values == (CLIENT,)
+
+
+def test_bad_token_and_token_from_other_ip_get_203() -> None:
+    node = make_node()
+    ih = b"\xac" * 20
+    tok = ask(node, GetPeersQuery(b"g1", OTHER_ID, info_hash=ih)).token
+    e1 = ask(node, AnnouncePeerQuery(b"a1", OTHER_ID, info_hash=ih, port=1, token=b"nope"))
+    assert isinstance(e1, ErrorMessage) and e1.code == 203 and "token" in e1.message
+    e2 = ask(
+        node,
+        AnnouncePeerQuery(b"a2", OTHER_ID, info_hash=ih, port=1, token=tok),
+        addr=("127.0.0.77", 5000),
+    )
+    assert isinstance(e2, ErrorMessage) and e2.code == 203
+    assert node.store.peer_count() == 0
+
+
+def test_unknown_method_gets_204() -> None:
+    node = make_node()
+    r = ask(node, UnknownQuery(b"u1", OTHER_ID, name=b"vote"))
+    assert isinstance(r, ErrorMessage) and r.code == 204
+
+
+def test_sample_infohashes_reply_fits_and_lists_stored_hashes() -> None:
+    node = make_node()
+    for i in range(200):
+        node.store.add(bytes([i % 256]) * 20, ("127.0.5.1", 1000 + i), 0.0)
+    r = ask(node, SampleInfohashesQuery(b"s1", OTHER_ID, target=b"\x00" * 20))
+    assert isinstance(r, Response)
+    assert r.num == 200 and r.interval is not None and 0 < len(r.samples) <= 200
+    assert set(r.samples) <= {bytes([i]) * 20 for i in range(200)}
+
+
+def test_replies_never_exceed_reply_budget() -> None:
+    node = make_node()
+    ih = b"\xad" * 20
+    for i in range(400):
+        node.store.add(ih, (f"127.0.{i // 200 + 6}.{i % 200 + 1}", 2000), 0.0)
+    data_len = []
+    for i in range(20):
+        node.receive(
+            krpc.encode(GetPeersQuery(b"g%d" % i, OTHER_ID, info_hash=ih)),
+            (f"127.0.9.{i + 1}", 1),
+            1.0,
+        )
+        data_len.extend(len(d) for d, _ in node.datagrams_to_send())
+    assert data_len and max(data_len) <= LOCAL.max_reply_bytes
+
+
+def test_malformed_query_with_tid_gets_error_and_is_counted() -> None:
+    node = make_node()
+    bad = b"d1:ad2:id5:short e1:q4:ping1:t2:xy1:y1:qe".replace(b" ", b"")
+    node.receive(bad, CLIENT, 1.0)
+    out = node.datagrams_to_send()
+    assert len(out) == 1
+    err = krpc.decode(out[0][0])
+    assert isinstance(err, ErrorMessage) and err.code == 203 and err.tid == b"xy"
+    assert node.counters["malformed"] == 1
+    evs = [e for e in node.drain_events() if isinstance(e, ev.MalformedReceived)]
+    assert evs and evs[0].replied
+
+
+def test_garbage_is_dropped_silently_and_counted() -> None:
+    node = make_node()
+    for junk in (b"", b"garbage", b"i42e", b"d1:y1:re" + b"x", b"\xff" * 100, b"l" * 5000):
+        node.receive(junk, CLIENT, 1.0)
+    assert node.datagrams_to_send() == []
+    assert node.counters["malformed"] == 6
+
+
+def test_oversized_datagram_dropped_unparsed() -> None:
+    node = make_node()
+    node.receive(b"d" + b"x" * 20000, CLIENT, 1.0)
+    assert node.counters["oversized"] == 1 and node.datagrams_to_send() == []
+
+
+def test_keeps_answering_pings_under_malformed_stream() -> None:
+    node = make_node(replace(LOCAL, rate_limit=False))
+    rng = random.Random(11)
+    valid = krpc.encode(PingQuery(b"ok", OTHER_ID))
+    answered = 0
+    for i in range(3000):
+        size = rng.randrange(0, 200)
+        junk = bytes(rng.getrandbits(8) for _ in range(size))
+        if i % 3 == 0:  # mutated valid message
+            pos = rng.randrange(len(valid))
+            junk = valid[:pos] + bytes([rng.getrandbits(8)]) + valid[pos + 1 :]
+        node.receive(junk, (f"127.0.{i % 200}.{i % 250 + 1}", 4000), i * 0.001)
+        node.datagrams_to_send()
+        if i % 100 == 0:
+            node.receive(valid, CLIENT, i * 0.001)
+            out = node.datagrams_to_send()
+            answered += sum(
+                1 for d, a in out if a == CLIENT and isinstance(krpc.decode(d), Response)
+            )
+    assert answered == 30
+
+
+def test_read_only_node_does_not_answer_and_marks_queries() -> None:
+    node = make_node(replace(LOCAL, read_only=True))
+    node.receive(krpc.encode(PingQuery(b"aa", OTHER_ID)), CLIENT, 1.0)
+    assert node.datagrams_to_send() == []
+    node.ping(CLIENT, 1.0)
+    ((data, _),) = node.datagrams_to_send()
+    q = krpc.decode(data)
+    assert isinstance(q, PingQuery) and q.read_only
+
+
+def test_read_only_querier_not_added_to_table() -> None:
+    node = make_node()
+    ask(node, PingQuery(b"aa", OTHER_ID, read_only=True))
+    assert len(node.tables[4]) == 0
+
+
+def test_every_libtorrent_capture_query_gets_a_correct_answer() -> None:
+    path = Path(__file__).resolve().parents[1] / "data" / "krpc-captures" / "libtorrent-2.1.json"
+    records = json.loads(path.read_text())["records"]
+    node = make_node()
+    answered = 0
+    for rec in records:
+        data = base64.b64decode(rec["b64"])
+        raw = bencoding.decode(data)
+        assert isinstance(raw, dict)
+        if raw.get(b"y") != b"q":
+            continue
+        node.receive(data, CLIENT, 1.0)
+        replies = [krpc.decode(d) for d, dst in node.datagrams_to_send() if dst == CLIENT]
+        replies = [r for r in replies if not isinstance(r, Query)]
+        assert len(replies) == 1, rec["note"]
+        reply = replies[0]
+        assert reply.tid == raw[b"t"], rec["note"]
+        try:
+            msg = krpc.decode(data)
+        except krpc.KrpcError as err:  # a malformed query: answered with its error code
+            assert isinstance(reply, ErrorMessage) and reply.code == err.code, rec["note"]
+            answered += 1
+            continue
+        if isinstance(msg, AnnouncePeerQuery):
+            assert (
+                isinstance(reply, ErrorMessage) and reply.code == 203
+            )  # captured token is not ours
+        elif isinstance(msg, UnknownQuery):
+            assert isinstance(reply, ErrorMessage) and reply.code == 204
+        else:
+            assert isinstance(reply, Response) and reply.sender_id == node.node_id, rec["note"]
+            assert reply.external_ip == CLIENT
+            if isinstance(msg, GetPeersQuery):
+                assert reply.token
+            if isinstance(msg, SampleInfohashesQuery):
+                assert reply.num is not None and reply.interval is not None
+        answered += 1
+    assert answered == sum(
+        1
+        for r in records
+        if bencoding.decode(base64.b64decode(r["b64"])).get(b"y") == b"q"  # type: ignore[union-attr]
+    )
+
+
+# --- client side -------------------------------------------------------------------------------
+def test_unsolicited_and_misaddressed_replies_are_dropped() -> None:
+    node = make_node()
+    op = node.ping(("127.0.0.5", 7000), 0.0)
+    ((data, _),) = node.datagrams_to_send()
+    tid = krpc.decode(data).tid
+    reply = krpc.encode(Response(tid, OTHER_ID))
+    node.receive(reply, ("127.0.0.5", 7001), 0.1)  # right tid, wrong port
+    node.receive(krpc.encode(Response(b"zz", OTHER_ID)), ("127.0.0.5", 7000), 0.1)  # wrong tid
+    assert node.counters["unsolicited"] == 2
+    assert not any(isinstance(e, ev.PingFinished) for e in node.drain_events())
+    node.receive(reply, ("127.0.0.5", 7000), 0.2)
+    done = [e for e in node.drain_events() if isinstance(e, ev.PingFinished)]
+    assert done and done[0].op_id == op and done[0].node_id == OTHER_ID
+    assert done[0].rtt == pytest.approx(0.2)
+
+
+def test_ping_timeout_reports_failure() -> None:
+    node = make_node()
+    op = node.ping(("127.0.0.5", 7000), 0.0)
+    node.datagrams_to_send()
+    deadline = node.next_deadline()
+    assert deadline is not None
+    node.handle_timer(LOCAL.hard_timeout)
+    done = [e for e in node.drain_events() if isinstance(e, ev.PingFinished)]
+    assert done == [ev.PingFinished(op, ("127.0.0.5", 7000), None, None, None, LOCAL.hard_timeout)]
+
+
+def test_external_ip_needs_several_agreeing_voters() -> None:
+    node = make_node()
+    for i in range(3):
+        addr = (f"127.0.0.{10 + i}", 7000)
+        node.ping(addr, 0.0)
+        ((data, _),) = node.datagrams_to_send()
+        tid = krpc.decode(data).tid
+        node.receive(
+            krpc.encode(Response(tid, bytes([i + 1]) * 20, external_ip=("203.0.113.7", 6881))),
+            addr,
+            0.1,
+        )
+        assert node.external_ip == (None if i < 2 else "203.0.113.7")
+    assert any(isinstance(e, ev.ExternalAddressChanged) for e in node.drain_events())
+
+
+def build_network(wire: Wire, n: int) -> list[tuple[str, int]]:
+    addrs = [(f"127.0.{40 + i // 200}.{i % 200 + 1}", 6881) for i in range(n)]
+    for i, a in enumerate(addrs):
+        node = wire.add(a, seed=100 + i)
+        seeds = addrs[max(0, i - 3) : i] or []
+        if seeds:
+            node.bootstrap(seeds, wire.now)
+        wire.run(wire.now + 0.2)
+    wire.run(wire.now + 10)
+    return addrs
+
+
+def test_network_bootstrap_lookup_and_announce() -> None:
+    wire = Wire()
+    addrs = build_network(wire, 40)
+    sizes = [wire.nodes[a].routing_size() for a in addrs]
+    assert min(sizes) >= 8
+    assert all(wire.nodes[a].bootstrapped for a in addrs[1:])
+    ih = random_id(random.Random(77))
+    announcer = wire.nodes[addrs[5]]
+    aid = announcer.announce(ih, 6000, wire.now)
+    wire.run(wire.now + 10)
+    fin = [
+        e
+        for e in wire.events[addrs[5]]
+        if isinstance(e, ev.AnnounceFinished) and e.lookup_id == aid
+    ]
+    assert fin and len(fin[0].stored_at) >= 4
+    seeker = wire.nodes[addrs[30]]
+    lid = seeker.start_lookup(ih, wire.now)
+    wire.run(wire.now + 10)
+    done = [
+        e for e in wire.events[addrs[30]] if isinstance(e, ev.LookupFinished) and e.lookup_id == lid
+    ]
+    assert done and ("127.0.40.6", 6000) in done[0].peers
+    # lookup path events are consistent
+    sent = [
+        e
+        for e in wire.events[addrs[30]]
+        if isinstance(e, ev.LookupQuerySent) and e.lookup_id == lid
+    ]
+    assert len(sent) == done[0].queried
+    # and it found the true closest nodes to the info_hash
+    truth = sorted((n.node_id for n in wire.nodes.values()), key=lambda x: distance(x, ih))[:8]
+    assert [c[0] for c in done[0].closest] == [t for t in truth if t != seeker.node_id][:8] or len(
+        set(c[0] for c in done[0].closest) & set(truth)
+    ) >= 7
+
+
+def test_lookup_limit_and_cancel() -> None:
+    node = make_node(replace(LOCAL, max_lookups=2))
+    node.add_contacts([], 0.0)
+    a = node.start_lookup(b"\x01" * 20, 0.0, seeds=[("127.0.0.5", 1)])
+    node.start_lookup(b"\x02" * 20, 0.0, seeds=[("127.0.0.5", 1)])
+    with pytest.raises(LookupLimitError):
+        node.start_lookup(b"\x03" * 20, 0.0)
+    node.cancel_lookup(a, 0.5)
+    fin = [e for e in node.drain_events() if isinstance(e, ev.LookupFinished)]
+    assert fin and fin[0].cancelled and fin[0].lookup_id == a
+    node.start_lookup(b"\x03" * 20, 0.6)  # a slot is free again
+
+
+def test_bad_arguments_raise_clear_errors() -> None:
+    node = make_node()
+    with pytest.raises(ValueError, match="20 bytes"):
+        node.start_lookup(b"\x01" * 19, 0.0)
+    with pytest.raises(ValueError, match="kind"):
+        node.start_lookup(b"\x01" * 20, 0.0, kind="scrape")
+    with pytest.raises(ValueError, match="port"):
+        node.announce(b"\x01" * 20, 0, 0.0)
+
+
+def test_export_state_lists_table_nodes() -> None:
+    wire = Wire()
+    addrs = build_network(wire, 12)
+    state = wire.nodes[addrs[3]].export_state()
+    assert state["node_id"] == wire.nodes[addrs[3]].node_id.hex()
+    nodes = state["nodes"]
+    assert isinstance(nodes, list) and len(nodes) >= 8
+    assert all(len(bytes.fromhex(n[0])) == 20 for n in nodes)

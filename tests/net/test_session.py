@@ -1,0 +1,330 @@
+"""DhtSession against a real 20-node LocalTestnet on 127.0.11.x (in a background thread, over
+real UDP): bootstrap to ready, lookups that find the announced peers, announce seen by another
+session, ping, persistence across stop/start, bootstrap retries and clean failures."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import socket
+from collections.abc import Awaitable, Callable, Iterator
+from dataclasses import replace
+from pathlib import Path
+from typing import TypeVar
+
+import pytest
+
+from dhtviewer.dht import events as ev
+from dhtviewer.dht.settings import DhtSettings
+from dhtviewer.net import session as session_mod
+from dhtviewer.net.session import (
+    BootstrapError,
+    DhtSession,
+    PortInUseError,
+    SessionClosedError,
+    SessionEvent,
+    StateChanged,
+    private_network,
+)
+from dhtviewer.net.testnet import BackgroundTestnet, LocalTestnet
+
+T = TypeVar("T")
+DEAD = ("127.0.11.250", 9)  # nothing listens there
+# Read-only test sessions (BEP 43) stay out of the testnet's routing tables, so a stopped one
+# does not leave a dead contact that slows later lookups; short timeouts bound the cost anyway.
+QUICK = DhtSettings(read_only=True, short_timeout=0.2, hard_timeout=1.0)
+FAST = replace(QUICK, short_timeout=0.1, hard_timeout=0.3)
+
+
+def run(coro_fn: Callable[[], Awaitable[T]], timeout: float = 30.0) -> T:
+    async def bounded() -> T:
+        return await asyncio.wait_for(coro_fn(), timeout)
+
+    return asyncio.run(bounded())
+
+
+@pytest.fixture(scope="module")
+def testnet() -> Iterator[LocalTestnet]:
+    with BackgroundTestnet(LocalTestnet(20, "127.0.11.1", port=0, seed=11)) as net:
+        yield net
+
+
+def state(s: DhtSession) -> str:
+    """The state as plain text (mypy would narrow the Literal across awaits otherwise)."""
+    return s.state
+
+
+def boot(net: LocalTestnet) -> list[str | tuple[str, int]]:
+    return list(net.bootstrap_addrs)
+
+
+def test_start_reaches_ready_with_a_local_network_allowed(testnet: LocalTestnet) -> None:
+    async def go() -> None:
+        s = DhtSession(QUICK, bind=("127.0.11.201", 0))
+        seen: list[SessionEvent] = []
+        s.subscribe(seen.append)
+        assert state(s) == "stopped"
+        await s.start(boot(testnet), timeout=10)
+        try:
+            assert state(s) == "ready"
+            addr = s.local_address
+            assert addr is not None and addr[0] == "127.0.11.201" and addr[1] > 0
+            assert s.node is not None and s.node.settings.allow_local  # switched on for us
+            assert s.stats()["good_nodes"] >= 8
+            assert sum(len(b.nodes) for b in s.routing_snapshot().buckets) >= 8
+            changes = [(e.old, e.new) for e in seen if isinstance(e, StateChanged)]
+            assert changes[:2] == [("stopped", "bootstrapping"), ("bootstrapping", "ready")]
+            assert any(isinstance(e, ev.NodeAdded) for e in seen)  # core events too
+        finally:
+            await s.stop()
+        assert state(s) == "stopped" and s.local_address is None
+
+    run(go)
+
+
+def test_find_peers_finds_every_announced_peer(testnet: LocalTestnet) -> None:
+    assert testnet.announced and all(testnet.announced.values())
+
+    async def go() -> None:
+        async with DhtSession(QUICK, bind=("127.0.11.202", 0)) as s:
+            await s.start(boot(testnet), timeout=10)
+            for info_hash, peers in testnet.announced.items():
+                result = await s.find_peers(info_hash, timeout=10)
+                assert set(peers) <= set(result.peers)
+                assert not result.cancelled
+                assert result.responded >= 1 and result.queried >= result.responded
+                assert len(result.closest) >= 1 and result.info_hash == info_hash
+
+    run(go)
+
+
+def test_lookup_events_can_be_followed_live(testnet: LocalTestnet) -> None:
+    info_hash, peers = next(iter(testnet.announced.items()))
+
+    async def go() -> None:
+        async with DhtSession(QUICK, bind=("127.0.11.203", 0)) as s:
+            await s.start(boot(testnet), timeout=10)
+            handle = s.start_find_peers(info_hash)
+            kinds = []
+            found: set[tuple[str, int]] = set()
+            async for event in handle:
+                kinds.append(type(event).__name__)
+                if isinstance(event, ev.PeersFound):
+                    found.update(event.peers)
+            assert kinds[0] == "LookupStarted" and kinds[-1] == "LookupFinished"
+            assert "LookupQuerySent" in kinds and "LookupResponse" in kinds
+            result = await handle.result()
+            assert found == set(result.peers) and set(peers) <= found
+            # The generator form yields the same story.
+            names = [type(e).__name__ async for e in s.lookup_progress(info_hash)]
+            assert names[0] == "LookupStarted" and names[-1] == "LookupFinished"
+
+    run(go)
+
+
+def test_announce_is_found_by_another_session(testnet: LocalTestnet) -> None:
+    info_hash = bytes.fromhex("aa" * 20)
+
+    async def go() -> None:
+        async with DhtSession(QUICK, bind=("127.0.11.204", 0)) as a, DhtSession(
+            QUICK, bind=("127.0.11.205", 0)
+        ) as b:
+            await asyncio.gather(a.start(boot(testnet), timeout=10),
+                                 b.start(boot(testnet), timeout=10))
+            announced = await a.announce(info_hash, 45678, timeout=10)
+            assert len(announced.stored_at) >= 1
+            assert set(announced.stored_at) <= set(testnet.addrs)
+            implied = await a.announce(info_hash, 0, implied_port=True, timeout=10)
+            assert implied.stored_at
+            result = await b.find_peers(info_hash, timeout=10)
+            a_addr = a.local_address
+            assert a_addr is not None
+            assert ("127.0.11.204", 45678) in result.peers
+            assert a_addr in result.peers  # implied_port: our UDP port
+
+    run(go)
+
+
+def test_ping(testnet: LocalTestnet) -> None:
+    async def go() -> None:
+        async with DhtSession(FAST, bind=("127.0.11.206", 0)) as s:
+            await s.start([], wait=False)
+            assert state(s) == "idle"
+            target = testnet.addrs[4]
+            result = await s.ping(target, timeout=5)
+            assert result.id == testnet.nodes[4].node_id
+            assert result.addr == target and 0 < result.rtt < 5
+            assert result.version is not None and len(result.version) == 4
+            result = await s.ping(f"{target[0]}:{target[1]}")  # text is resolved too
+            assert result.id == testnet.nodes[4].node_id
+            with pytest.raises(TimeoutError, match=r"no answer from 127\.0\.11\.250:9"):
+                await s.ping(DEAD, timeout=0.3)
+
+    run(go)
+
+
+def test_a_full_session_answers_queries() -> None:
+    async def go() -> None:
+        async with DhtSession(DhtSettings(), bind=("127.0.11.214", 0)) as server, DhtSession(
+            FAST, bind=("127.0.11.215", 0)
+        ) as client:
+            await server.start([], wait=False)
+            await client.start([], wait=False)
+            addr = server.local_address
+            assert addr is not None
+            assert (await client.ping(addr, timeout=5)).id == server.node_id
+            # ...while a read-only one stays silent (BEP 43).
+            client_addr = client.local_address
+            assert client_addr is not None
+            with pytest.raises(TimeoutError):
+                await server.ping(client_addr, timeout=0.3)
+
+    run(go)
+
+
+def test_stop_start_keeps_identity_and_contacts(testnet: LocalTestnet, tmp_path: Path) -> None:
+    path = tmp_path / "state.json"
+
+    async def go() -> None:
+        s = DhtSession(QUICK, bind=("127.0.11.207", 0), state_path=path)
+        node_id = s.node_id
+        await s.start(boot(testnet), timeout=10)
+        await s.stop()
+        saved = json.loads(path.read_text())
+        assert saved["node_id"] == node_id.hex() and len(saved["nodes"]) >= 8
+        # The same object restarts; a new one restores from the file, without any bootstrap
+        # address: the saved contacts are enough.
+        await s.start(boot(testnet), timeout=10)
+        assert s.node_id == node_id and state(s) == "ready"
+        await s.stop()
+        fresh = DhtSession(QUICK, bind=("127.0.11.207", 0), state_path=path)
+        assert fresh.node_id == node_id and fresh.load_warning is None
+        await fresh.start([], timeout=10)
+        assert fresh.state == "ready"
+        await fresh.stop()
+
+    run(go)
+
+
+def test_busy_port_raises_port_in_use(testnet: LocalTestnet) -> None:
+    async def go() -> None:
+        async with DhtSession(QUICK, bind=("127.0.11.208", 0)) as first:
+            await first.start([], wait=False)
+            addr = first.local_address
+            assert addr is not None
+            second = DhtSession(QUICK, bind=addr)
+            with pytest.raises(PortInUseError, match=f"UDP port {addr[1]} on 127.0.11.208"):
+                await second.start([], wait=False)
+            assert second.state == "stopped"
+
+    run(go)
+
+
+def test_bootstrap_retries_with_backoff_then_recovers(
+    testnet: LocalTestnet, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(session_mod, "RETRY_FIRST", 0.05)
+
+    async def go() -> None:
+        async with DhtSession(FAST, bind=("127.0.11.209", 0)) as s:
+            details: list[str] = []
+            s.subscribe(lambda e: details.append(e.detail) if isinstance(e, StateChanged) else None)
+            with pytest.raises(TimeoutError, match="bootstrap did not finish within 2 s"):
+                await s.start([DEAD], timeout=2.0)
+            assert state(s) == "bootstrapping"
+            retries = [d for d in details if "no bootstrap node answered" in d]
+            assert len(retries) >= 2  # it kept trying
+            assert "retrying in 0.05 s" in retries[0] and "retrying in 0.1 s" in retries[1]
+            await s.bootstrap(boot(testnet), wait=True, timeout=10)
+            assert state(s) == "ready"
+
+    run(go)
+
+
+def test_lookup_timeout_returns_the_partial_result_cancelled() -> None:
+    async def go() -> None:
+        async with DhtSession(QUICK, bind=("127.0.11.210", 0)) as s:
+            await s.start([DEAD], wait=False)
+            result = await s.find_peers(b"\x01" * 20, timeout=0.2)
+            assert result.cancelled and result.peers == ()
+            assert s.node is not None and not s.node.lookups.get(result.lookup_id)
+
+    run(go)
+
+
+def test_stop_fails_what_still_waits() -> None:
+    async def go() -> None:
+        s = DhtSession(QUICK, bind=("127.0.11.211", 0))
+        await s.start([], wait=False)
+        ping = asyncio.create_task(s.ping(DEAD, timeout=10))
+        await asyncio.sleep(0.05)
+        await s.stop()
+        with pytest.raises(SessionClosedError):
+            await ping
+        await s.stop()  # twice is fine
+
+    run(go)
+
+
+def test_operations_need_a_started_session() -> None:
+    async def go() -> None:
+        s = DhtSession(QUICK, bind=("127.0.11.212", 0))
+        with pytest.raises(RuntimeError, match="not running"):
+            await s.find_peers(b"\x01" * 20)
+        with pytest.raises(ValueError, match="20 bytes"):
+            DhtSession(node_id=b"short")
+
+    run(go)
+
+
+def test_unresolvable_bootstrap_list_is_an_error_when_waiting() -> None:
+    async def go() -> None:
+        s = DhtSession(QUICK, bind=("127.0.11.213", 0))
+        with pytest.raises(BootstrapError, match="invalid host name 'bad host'"):
+            await s.start(["bad host:1"])
+        assert state(s) == "stopped"
+
+    run(go)
+
+
+@pytest.mark.parametrize(
+    ("bind_host", "contacts", "private"),
+    [
+        ("127.0.0.1", [], True),
+        ("0.0.0.0", [("127.0.1.1", 6881), ("10.0.0.2", 6881)], True),
+        ("0.0.0.0", [("127.0.1.1", 6881), ("67.215.246.10", 6881)], False),
+        ("0.0.0.0", [], False),
+        ("::", [("::1", 6881)], True),
+    ],
+)
+def test_local_addresses_are_allowed_only_on_a_private_network(
+    bind_host: str, contacts: list[tuple[str, int]], private: bool
+) -> None:
+    assert private_network(bind_host, contacts) is private
+
+
+def _ipv6_loopback() -> bool:
+    try:
+        with socket.socket(socket.AF_INET6, socket.SOCK_DGRAM) as s:
+            s.bind(("::1", 0))
+    except OSError:
+        return False
+    return True
+
+
+@pytest.mark.skipif(not _ipv6_loopback(), reason="no IPv6 loopback")
+def test_ipv6_sessions_bootstrap_and_announce_over_loopback() -> None:
+    async def go() -> None:
+        async with DhtSession(DhtSettings(), bind=("::1", 0)) as a, DhtSession(
+            FAST, bind=("::1", 0)
+        ) as b:
+            await a.start([], wait=False)
+            a_addr = a.local_address
+            assert a_addr is not None and a_addr[0] == "::1"
+            await b.start([f"[::1]:{a_addr[1]}"], timeout=10)
+            assert state(b) == "ready" and b.family == socket.AF_INET6
+            assert (await b.ping(a_addr, timeout=5)).id == a.node_id
+            stored = await b.announce(b"\x01" * 20, 1234, timeout=10)
+            assert stored.stored_at == (a_addr,)
+
+    run(go)

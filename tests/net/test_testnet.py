@@ -1,0 +1,149 @@
+"""LocalTestnet: address layout, a 50-node network that starts fast and is well connected, the
+announced peers, determinism, and clean failure on a busy address (127.0.12.x - 127.0.13.x)."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import time
+from collections.abc import Awaitable, Callable
+from typing import TypeVar
+
+import pytest
+
+from dhtviewer.net.testnet import BackgroundTestnet, LocalTestnet, loopback_range
+from dhtviewer.net.transport import PortInUseError
+
+T = TypeVar("T")
+
+
+def run(coro_fn: Callable[[], Awaitable[T]], timeout: float = 60.0) -> T:
+    async def bounded() -> T:
+        return await asyncio.wait_for(coro_fn(), timeout)
+
+    return asyncio.run(bounded())
+
+
+def test_addresses_step_the_last_octet_then_the_one_before() -> None:
+    assert loopback_range("127.0.1.1", 3) == ["127.0.1.1", "127.0.1.2", "127.0.1.3"]
+    # .255 and .0 are skipped: they look like broadcast/network addresses to some tools.
+    assert loopback_range("127.0.1.253", 4) == [
+        "127.0.1.253",
+        "127.0.1.254",
+        "127.0.2.1",
+        "127.0.2.2",
+    ]
+
+
+@pytest.mark.parametrize(
+    ("base", "n", "message"),
+    [
+        ("10.0.0.1", 2, "must be in 127.0.0.0/8"),
+        ("::1", 2, "must be IPv4"),
+        ("localhost", 2, "must be IPv4"),
+        ("127.255.255.250", 10, "run past the end of 127.0.0.0/8"),
+    ],
+)
+def test_bad_address_ranges_are_refused(base: str, n: int, message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        loopback_range(base, n)
+    with pytest.raises(ValueError, match=message):
+        LocalTestnet(n, base)
+
+
+def test_fifty_nodes_start_quickly_connected_and_seeded_with_peers() -> None:
+    async def go() -> None:
+        net = LocalTestnet(50, "127.0.12.1", port=0, seed=5)
+        t0 = time.perf_counter()
+        await net.start()
+        elapsed = time.perf_counter() - t0
+        try:
+            # A couple of seconds on an idle machine; the bound leaves room for a loaded CI box.
+            assert elapsed < 20, f"50-node testnet took {elapsed:.1f} s"
+            assert len(net.addrs) == 50 and len({a[0] for a in net.addrs}) == 50
+            assert net.addrs[0][0] == "127.0.12.1" and net.addrs[49][0] == "127.0.12.50"
+            assert net.bootstrap_addrs == net.addrs[:3]
+            k = net.settings.k
+            assert min(node.routing_size() for node in net.nodes) >= k
+            assert net.settings.allow_local
+            assert len(net.announced) == 3
+            for info_hash, peers in net.announced.items():
+                assert len(info_hash) == 20
+                assert 1 <= len(peers) <= 3
+                assert all(ip in {a[0] for a in net.addrs} for ip, _ in peers)
+            stats = net.stats()
+            assert stats["nodes"] == 50
+            # Each announce was stored by several of the nodes closest to its info-hash.
+            assert stats["stored_peers"] >= sum(len(p) for p in net.announced.values())
+        finally:
+            await net.stop()
+        await net.stop()  # idempotent
+        assert net.addrs == []
+
+    run(go)
+
+
+def test_same_seed_same_network() -> None:
+    async def ids(seed: int) -> tuple[list[bytes], list[bytes]]:
+        net = LocalTestnet(6, "127.0.13.1", port=0, seed=seed)
+        await net.start()
+        try:
+            return [n.node_id for n in net.nodes], sorted(net.announced)
+        finally:
+            await net.stop()
+
+    first = run(lambda: ids(3))
+    assert run(lambda: ids(3)) == first
+    assert run(lambda: ids(4)) != first
+
+
+def test_a_single_node_testnet_works() -> None:
+    async def go() -> None:
+        net = LocalTestnet(1, "127.0.13.20", port=0, seed=1, announced=2)
+        await net.start()
+        try:
+            assert len(net.addrs) == 1 and net.bootstrap_addrs == net.addrs
+            assert all(peers == [] for peers in net.announced.values())  # nobody to store it
+        finally:
+            await net.stop()
+
+    run(go)
+
+
+def test_busy_address_fails_cleanly_and_releases_what_it_bound() -> None:
+    holder = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    holder.bind(("127.0.13.33", 0))
+    port = holder.getsockname()[1]
+
+    async def go() -> None:
+        net = LocalTestnet(5, "127.0.13.31", port=port)
+        with pytest.raises(PortInUseError, match=f"UDP port {port} on 127.0.13.33"):
+            await net.start()
+        assert not net.started
+
+    try:
+        run(go)
+        for ip in ("127.0.13.31", "127.0.13.32"):  # bound before the failure, now free again
+            s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+            s.bind((ip, port))
+            s.close()
+    finally:
+        holder.close()
+
+
+def test_background_testnet_serves_from_its_own_thread() -> None:
+    with BackgroundTestnet(LocalTestnet(4, "127.0.13.40", port=0, seed=2)) as net:
+        addr = net.addrs[0]
+        client = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        client.settimeout(5)
+        try:
+            # A raw KRPC ping (bencoded) gets a response from the node in the other thread.
+            client.sendto(b"d1:ad2:id20:" + b"x" * 20 + b"e1:q4:ping1:t2:aa1:y1:qe", addr)
+            data, _ = client.recvfrom(2048)
+            assert b"1:y1:r" in data and b"1:t2:aa" in data
+        finally:
+            client.close()
+    # Stopped on exit: the address can be bound again.
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    s.bind(addr)
+    s.close()

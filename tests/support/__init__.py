@@ -1,0 +1,1 @@
+"""Helpers shared by tests: real-network harnesses and subprocess scripts."""

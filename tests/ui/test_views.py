@@ -1,0 +1,219 @@
+"""The views draw exactly the data handed to them: bar heights, graph points and edges, curves,
+dots; and they pick their colours from the palette."""
+
+from __future__ import annotations
+
+import os
+import random
+
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+
+import pytest
+from PySide6.QtCore import QPointF, Qt
+from PySide6.QtGui import QColor, QPalette
+from PySide6.QtTest import QTest
+from PySide6.QtWidgets import QApplication
+from pytestqt.qtbot import QtBot
+
+from dhtviewer.dht import events as ev
+from dhtviewer.dht.node_id import random_id, random_id_with_prefix
+from dhtviewer.dht.routing_table import BucketSnapshot, NodeSnapshot, RoutingSnapshot
+from dhtviewer.sim import SimNetwork
+from dhtviewer.ui.lookup_state import LookupState
+from dhtviewer.ui.traffic_stats import TrafficStats
+from dhtviewer.ui.views import BucketChart, IdSpaceRing, LookupGraph, TrafficPlot
+from dhtviewer.ui.views.theme import DARK, LIGHT, current_theme
+
+pytestmark = pytest.mark.qt
+
+
+def make_snapshot(seed: int = 3, depth: int = 12) -> RoutingSnapshot:
+    rng = random.Random(seed)
+    own = random_id(rng)
+    buckets = []
+    for index in range(depth):
+        count = 8 if index < depth - 3 else rng.randint(1, 8)
+        nodes = tuple(
+            NodeSnapshot(
+                id=random_id_with_prefix(rng, own, index),
+                addr=(f"20.0.{index}.{n + 1}", 6881),
+                state=rng.choice(("good", "good", "questionable", "bad")),
+                rtt=rng.uniform(0.02, 0.5),
+                last_seen=100.0,
+                version=None,
+                bep42_ok=True,
+                failures=0,
+                bucket=index,
+            )
+            for n in range(count)
+        )
+        buckets.append(BucketSnapshot(index, nodes, rng.randint(0, 8), 90.0))
+    return RoutingSnapshot(own, 4, 8, tuple(buckets), 100.0)
+
+
+@pytest.fixture(scope="module")
+def sim_lookup() -> LookupState:
+    """A real get_peers lookup (events from the core) on a simulated network with dead nodes."""
+    net = SimNetwork(17, loss=0.05)
+    net.add_nodes(200)
+    net.bootstrap_all()
+    net.kill_random(0.2)
+    live = net.live_nodes()
+    info_hash = random_id(random.Random(9))
+    net.announce(live[0], info_hash, 6881)
+    return LookupState.from_events(net.lookup(live[1], info_hash).events)
+
+
+# --- BucketChart -------------------------------------------------------------------------------
+def test_bucket_chart_bars_match_snapshot(qtbot: QtBot) -> None:
+    chart = BucketChart()
+    qtbot.addWidget(chart)
+    snap = make_snapshot()
+    chart.set_snapshot(snap)
+    heights = chart.stack_heights()
+    assert heights.sum() == snap.size
+    assert heights.tolist() == [len(b.nodes) for b in snap.buckets]
+    assert chart.replacement_heights().tolist() == [b.replacements for b in snap.buckets]
+    b = snap.buckets[4]
+    assert chart.tooltip_for(4) == (
+        f"bucket 4\n{b.good} good, {b.questionable} questionable, {b.bad} bad\n"
+        f"{b.replacements} in the replacement cache"
+    )
+    assert chart.bucket_at(4.3) == 4 and chart.bucket_at(40.0) is None
+    chart.set_snapshot(None)
+    assert chart.stack_heights().size == 0
+
+
+def test_bucket_chart_click_emits_bucket(qtbot: QtBot) -> None:
+    chart = BucketChart()
+    qtbot.addWidget(chart)
+    chart.resize(600, 300)
+    chart.show()
+    qtbot.waitExposed(chart)
+    chart.set_snapshot(make_snapshot())
+    QApplication.processEvents()
+    vb = chart.getPlotItem().getViewBox()
+    pos = chart.mapFromScene(vb.mapViewToScene(QPointF(5.0, 3.0)))
+    with qtbot.waitSignal(chart.bucket_clicked, timeout=2000) as blocker:
+        QTest.mouseClick(chart.viewport(), Qt.MouseButton.LeftButton, pos=pos)
+    assert blocker.args == [5]
+
+
+# --- LookupGraph -------------------------------------------------------------------------------
+def test_lookup_graph_one_point_per_query_one_edge_per_referral(
+    qtbot: QtBot, sim_lookup: LookupState
+) -> None:
+    graph = LookupGraph()
+    qtbot.addWidget(graph)
+    graph.set_lookup(sim_lookup)
+    assert graph.point_count() == sim_lookup.queried > 0
+    referred = [n for n in sim_lookup.nodes.values() if n.referrer is not None]
+    assert graph.edge_count() == len(referred) > 0
+    assert graph.closest_count() == len(sim_lookup.closest)
+    # y fitted to the data, not 0..160
+    bits = [n.prefix_bits or 0 for n in sim_lookup.nodes.values()]
+    low, high = graph.getPlotItem().getViewBox().viewRange()[1]
+    assert low <= min(bits) and max(bits) <= high < 100
+    graph.set_lookup(None)
+    assert graph.point_count() == 0 and graph.edge_count() == 0
+
+
+def test_lookup_graph_hover_finds_the_node(qtbot: QtBot, sim_lookup: LookupState) -> None:
+    graph = LookupGraph()
+    qtbot.addWidget(graph)
+    graph.resize(700, 400)
+    graph.show()
+    qtbot.waitExposed(graph)
+    graph.set_lookup(sim_lookup)
+    QApplication.processEvents()
+    node = next(n for n in sim_lookup.nodes.values() if n.closest_rank == 0)
+    text = LookupGraph.tooltip_for(node)
+    assert node.node_id is not None and node.node_id.hex() in text and "#1 closest" in text
+    where = graph.position_of(node)
+    assert graph.node_near(where) is node
+    assert graph.node_near(where + QPointF(1000.0, 0.0)) is None
+
+
+def test_lookup_graph_redraws_300_points(qtbot: QtBot) -> None:
+    rng = random.Random(4)
+    target = random_id(rng)
+    events: list[ev.Event] = [ev.LookupStarted(1, target, "get_peers", 0.0)]
+    ids: list[bytes] = []
+    for i in range(300):
+        node_id = random_id_with_prefix(rng, target, min(2 + i // 20, 159))
+        referrer = rng.choice(ids[-40:]) if ids and i >= 8 else None
+        addr = (f"30.0.{i // 200}.{i % 200 + 1}", 6881)
+        events.append(ev.LookupQuerySent(1, node_id, addr, referrer, i // 40, i * 0.01))
+        events.append(ev.LookupResponse(1, node_id, addr, 0.05, 8, 0, i * 0.01 + 0.05))
+        ids.append(node_id)
+    state = LookupState.from_events(events)
+    graph = LookupGraph()
+    qtbot.addWidget(graph)
+    graph.resize(800, 500)
+    graph.set_lookup(state)
+    image = graph.grab()
+    assert not image.isNull()
+    assert graph.point_count() == 300 and graph.edge_count() == 292
+
+
+# --- TrafficPlot -------------------------------------------------------------------------------
+def test_traffic_plot_draws_one_curve_per_direction_and_method(qtbot: QtBot) -> None:
+    stats = TrafficStats()
+    peer = ("1.2.3.4", 6881)
+    for i in range(100):
+        at = 1000.0 + i
+        stats.add_event(ev.MessageSent(peer, "q", b"get_peers", b"t", 90, b"", at))
+        stats.add_event(ev.MessageReceived(peer, "r", b"get_peers", b"t", 400, None, b"", at))
+        stats.add_event(ev.MessageSent(peer, "q", b"ping", b"t", 50, b"", at))
+        stats.add_event(ev.LookupResponse(1, b"\0" * 20, peer, 0.05 + i / 1000, 8, 0, at))
+    stats.add_event(ev.MalformedReceived(peer, 12, 203, "junk", False, 1050.0))
+    plot = TrafficPlot()
+    qtbot.addWidget(plot)
+    plot.set_stats(stats)
+    assert plot.rate_curve_count() == 3
+    assert "malformed 1" in plot.summary.text()
+    plot.set_stats(None)
+    assert plot.rate_curve_count() == 0
+
+
+# --- IdSpaceRing -------------------------------------------------------------------------------
+def test_id_space_ring_dots_tooltips_and_own_marker(qtbot: QtBot) -> None:
+    ring = IdSpaceRing()
+    qtbot.addWidget(ring)
+    ring.resize(400, 400)
+    snap = make_snapshot()
+    ring.set_nodes(snap)
+    ring.set_target(snap.buckets[0].nodes[0].id)
+    assert ring.node_count() == snap.size
+    nodes = [n for b in snap.buckets for n in b.nodes]
+    first = ring.dot_positions()[0]
+    hit = ring.node_at(first)
+    assert hit is not None and hit.state == nodes[0].state
+    text = ring.tooltip_at(first)
+    assert text is not None and "20.0.0." in text
+    image = ring.grab().toImage()
+    # the own-id diamond is filled with the theme's own-id colour
+    marker = ring.marker_position(snap.own_id)
+    pixel = image.pixelColor(marker.toPoint())
+    assert pixel.name() == QColor(current_theme().own_id).name()
+    assert ring.tooltip_at(marker) == f"our id\n{snap.own_id.hex()}"
+    ring.set_nodes(None)
+    assert ring.node_count() == 0 and ring.node_at(first) is None
+
+
+# --- theme -------------------------------------------------------------------------------------
+def test_theme_follows_palette_and_views_follow_changes(qtbot: QtBot) -> None:
+    app = QApplication.instance()
+    assert isinstance(app, QApplication)
+    original = app.palette()
+    chart = BucketChart()
+    qtbot.addWidget(chart)
+    try:
+        app.setPalette(QPalette(QColor("#f0f0f0")))
+        assert current_theme() is LIGHT
+        app.setPalette(QPalette(QColor("#202020")))
+        assert current_theme() is DARK
+        QApplication.processEvents()
+        assert chart.backgroundBrush().color().name() == QColor(DARK.background).name()
+    finally:
+        app.setPalette(original)
