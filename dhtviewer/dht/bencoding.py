@@ -3,7 +3,8 @@
 This module owns the byte-level format every KRPC datagram is written in. Decoding is the attack
 surface of a DHT node (anyone on the Internet can send us bytes), so the decoder
 
-- is iterative: its memory and stack use are bounded by ``max_depth``, never by the input;
+- is iterative, with an explicit stack bounded by ``max_depth``: no input can exhaust the
+  interpreter's stack;
 - accepts only canonical integers (no leading zeros, no ``-0``, no empty ``ie``, at most
   ``MAX_INT_DIGITS`` digits, so a peer cannot make us build a huge integer);
 - rejects duplicate dictionary keys and any byte after the top-level value;
@@ -19,6 +20,7 @@ Decoded values are ``bytes``, ``int``, ``list`` and ``dict[bytes, ...]``.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import Any
 
 __all__ = ["MAX_INT_DIGITS", "BencodeError", "decode", "encode"]
 
@@ -39,7 +41,6 @@ _E = ord("e")
 _COLON = ord(":")
 _ZERO = ord("0")
 _NINE = ord("9")
-_MINUS = ord("-")
 
 
 class BencodeError(ValueError):
@@ -96,11 +97,10 @@ def _read_int(data: bytes, pos: int, n: int) -> tuple[int, int]:
         if not digits:
             raise BencodeError(f"empty integer at offset {pos}")
         raise BencodeError(f"bad integer {digits!r} at offset {pos}")
-    if body[0] == _ZERO:
-        if negative:
-            raise BencodeError(f"negative zero or leading zero in integer at offset {pos}")
-        if len(body) > 1:
-            raise BencodeError(f"leading zero in integer at offset {pos}")
+    if body[0] == _ZERO and (negative or len(body) > 1):
+        if len(body) == 1:
+            raise BencodeError(f"negative zero at offset {pos}")
+        raise BencodeError(f"leading zero in integer at offset {pos}")
     if len(body) > MAX_INT_DIGITS:
         raise BencodeError(f"integer longer than {MAX_INT_DIGITS} digits at offset {pos}")
     return int(digits), end + 1
@@ -125,9 +125,10 @@ def decode(data: bytes | bytearray | memoryview, max_depth: int = 8) -> object:
     # value is being read. ``stack`` keeps the enclosing (container, key) pairs.
     # The common cases (1- and 2-digit string lengths) are parsed inline: this loop runs once per
     # value and dominates the cost of handling a datagram.
-    stack: list[tuple[list[object] | dict[bytes, object] | None, bytes | None]] = []
-    cur: list[object] | dict[bytes, object] | None = None
-    in_dict = False  # type(cur) is dict, kept in a local: it is tested once per value
+    stack: list[tuple[Any, bytes | None]] = []
+    # A list, a dict or None; ``in_dict`` says which (kept in a local: tested once per value).
+    cur: Any = None
+    in_dict = False
     key: bytes | None = None
     pos = 0
     value: object
@@ -158,7 +159,7 @@ def decode(data: bytes | bytearray | memoryview, max_depth: int = 8) -> object:
                             f"truncated string: length {end - pos - 2} at offset {pos} "
                             "runs past the end of the data"
                         )
-                    if key in cur:  # type: ignore[operator]
+                    if key in cur:
                         raise BencodeError(f"duplicate dict key {key!r}")
                     pos = end
                     c = data[pos]
@@ -201,10 +202,10 @@ def decode(data: bytes | bytearray | memoryview, max_depth: int = 8) -> object:
                     )
                 return value
             if in_dict:
-                cur[key] = value  # type: ignore[index]  # key is set whenever cur is a dict
+                cur[key] = value
                 key = None
             else:
-                cur.append(value)  # type: ignore[union-attr]
+                cur.append(value)
     except IndexError:
         # Only reading past the end raises IndexError above; say what was left unfinished.
         if pos < n and _ZERO <= data[pos] <= _NINE:
@@ -227,48 +228,49 @@ def encode(obj: object) -> bytes:
     return b"".join(out)
 
 
-def _encode_into(obj: object, out: list[bytes], depth: int) -> None:
+def _encode_into(obj: Any, out: list[bytes], depth: int) -> None:
+    # Hot path for the node's replies: bytes and int values are written inline by the container
+    # branches below instead of through another call.
     t = type(obj)
     if t is bytes:
-        out.append(b"%d:" % len(obj))  # type: ignore[arg-type]
-        out.append(obj)  # type: ignore[arg-type]
+        out.append(b"%d:" % len(obj))
+        out.append(obj)
     elif t is int:
-        out.append(b"i%de" % obj)  # type: ignore[str-format]
-    elif t is str:
-        raw = obj.encode()  # type: ignore[attr-defined]
-        out.append(b"%d:" % len(raw))
-        out.append(raw)
+        out.append(b"i%de" % obj)
+    elif t is dict or isinstance(obj, Mapping):
+        if depth >= _MAX_ENCODE_DEPTH:
+            raise BencodeError(f"nesting deeper than {_MAX_ENCODE_DEPTH} (a cycle?)")
+        out.append(b"d")
+        for k, v in _sorted_items(obj):
+            out.append(b"%d:" % len(k))
+            out.append(k)
+            tv = type(v)
+            if tv is bytes:
+                out.append(b"%d:" % len(v))
+                out.append(v)
+            elif tv is int:
+                out.append(b"i%de" % v)
+            else:
+                _encode_into(v, out, depth + 1)
+        out.append(b"e")
     elif t is list or t is tuple:
         if depth >= _MAX_ENCODE_DEPTH:
             raise BencodeError(f"nesting deeper than {_MAX_ENCODE_DEPTH} (a cycle?)")
         out.append(b"l")
-        for item in obj:  # type: ignore[attr-defined]
-            if type(item) is bytes:  # inline the common case: lists of compact peers
+        for item in obj:
+            if type(item) is bytes:
                 out.append(b"%d:" % len(item))
                 out.append(item)
             else:
                 _encode_into(item, out, depth + 1)
         out.append(b"e")
-    elif isinstance(obj, Mapping):
-        if depth >= _MAX_ENCODE_DEPTH:
-            raise BencodeError(f"nesting deeper than {_MAX_ENCODE_DEPTH} (a cycle?)")
-        items: dict[bytes, object] = {}
-        for k, v in obj.items():
-            if type(k) is bytes:
-                bk = k
-            elif type(k) is str:
-                bk = k.encode()
-            else:
-                raise BencodeError(f"dict key must be bytes or str, got {type(k).__name__}")
-            if bk in items:
-                raise BencodeError(f"duplicate dict key {bk!r} (as bytes)")
-            items[bk] = v
-        out.append(b"d")
-        for bk in sorted(items):
-            out.append(b"%d:" % len(bk))
-            out.append(bk)
-            _encode_into(items[bk], out, depth + 1)
-        out.append(b"e")
+    elif t is str:
+        try:
+            raw = obj.encode()
+        except UnicodeEncodeError:
+            raise BencodeError("cannot encode str: not valid UTF-8 (lone surrogate)") from None
+        out.append(b"%d:" % len(raw))
+        out.append(raw)
     elif isinstance(obj, bool):
         raise BencodeError("cannot encode bool: bencode has no booleans, pass an int")
     elif isinstance(obj, int):  # int subclasses such as IntEnum
@@ -277,3 +279,30 @@ def _encode_into(obj: object, out: list[bytes], depth: int) -> None:
         _encode_into(bytes(obj), out, depth)
     else:
         raise BencodeError(f"cannot encode {t.__name__}")
+
+
+def _sorted_items(obj: Mapping[Any, Any]) -> list[tuple[bytes, Any]]:
+    """The mapping's items with bytes keys, sorted as raw bytes."""
+    items = list(obj.items())
+    for k, _ in items:
+        if type(k) is not bytes:
+            break
+    else:
+        # Keys are distinct, so sorting the pairs never compares two values.
+        items.sort()
+        return items
+    converted: dict[bytes, Any] = {}
+    for k, v in items:
+        if type(k) is bytes:
+            bk = k
+        elif type(k) is str:
+            try:
+                bk = k.encode()
+            except UnicodeEncodeError:
+                raise BencodeError("cannot encode dict key: not valid UTF-8") from None
+        else:
+            raise BencodeError(f"dict key must be bytes or str, got {type(k).__name__}")
+        if bk in converted:
+            raise BencodeError(f"duplicate dict key {bk!r} (as bytes)")
+        converted[bk] = v
+    return sorted(converted.items())

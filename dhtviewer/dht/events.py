@@ -170,12 +170,14 @@ class LookupTimeout:
 
 @dataclass(frozen=True, slots=True)
 class PeersFound:
-    """``peers`` (new to this lookup) came back from ``node_id``."""
+    """``node_id`` returned peers: ``peers`` are the ones new to this lookup, ``returned`` all
+    the peers it sent (so a view can count how many nodes returned each peer)."""
 
     lookup_id: int
     node_id: bytes
     peers: tuple[Addr, ...]
     at: float
+    returned: tuple[Addr, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

@@ -686,8 +686,8 @@ class DhtNode:
                 lk.id, r.sender_id, p.addr, cand.rtt or 0.0, new_nodes, len(peers), now
             )
         )
-        if new_peers:
-            self._emit(ev.PeersFound(lk.id, r.sender_id, tuple(new_peers), now))
+        if peers:
+            self._emit(ev.PeersFound(lk.id, r.sender_id, tuple(new_peers), now, tuple(peers)))
         self._step(lk, now)
 
     def _finish(self, lk: Lookup, now: float, cancelled: bool = False) -> None:

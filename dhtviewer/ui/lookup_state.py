@@ -140,7 +140,7 @@ class LookupState:
             node.outcome = TIMED_OUT
             node.error = event.error
         elif isinstance(event, ev.PeersFound):
-            self._peers_found(event.node_id, event.peers, event.at)
+            self._peers_found(event.node_id, event.returned or event.peers, event.at)
         elif isinstance(event, ev.LookupFinished):
             self._finished(event)
         elif isinstance(event, ev.AnnounceFinished):

@@ -283,6 +283,8 @@ def test_encode_accepts_bytes_like_and_int_subclasses() -> None:
         ({1: b"x"}, "dict key must be bytes or str"),
         ({"a": 1, b"a": 2}, "duplicate dict key"),
         ({b"k": {1, 2}}, "set"),
+        ("\udc80", "not valid UTF-8"),
+        ({"\udc80": 1}, "not valid UTF-8"),
     ],
 )
 def test_encode_rejects_what_bencode_cannot_express(value: object, reason: str) -> None:

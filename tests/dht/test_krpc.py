@@ -125,8 +125,13 @@ def response(body: dict[bytes, object] | None = None, **top: object) -> bytes:
     return bencoding.encode(msg)
 
 
-def raw(msg: dict[bytes | str, object]) -> bytes:
+def raw(msg: dict[Any, Any]) -> bytes:
     return bencoding.encode(msg)
+
+
+def wire(msg: Message, **kwargs: Any) -> Any:
+    """The bencoded structure ``encode`` produced, to check where each field went."""
+    return bencoding.decode(encode(msg, **kwargs))
 
 
 def decode_error(data: bytes, **kwargs: Any) -> KrpcError:
@@ -157,9 +162,7 @@ def test_exact_bytes_of_a_ping() -> None:
 
 def test_version_comes_from_the_message_else_the_argument() -> None:
     assert b"1:v" not in encode(PingQuery(b"aa", ID))
-    assert bencoding.decode(encode(PingQuery(b"aa", ID), version=b"DV\x00\x01"))[b"v"] == (  # type: ignore[index]
-        b"DV\x00\x01"
-    )
+    assert wire(PingQuery(b"aa", ID), version=b"DV\x00\x01")[b"v"] == b"DV\x00\x01"
     own = PingQuery(b"aa", ID, version=b"LT\x02\x11")
     assert decode(encode(own, version=b"DV\x00\x01")).version == b"LT\x02\x11"
     err = decode(encode(ErrorMessage(b"aa", 201, "x"), version=b"DV\x00\x01"))
@@ -167,43 +170,35 @@ def test_version_comes_from_the_message_else_the_argument() -> None:
 
 
 def test_optional_query_arguments_are_written_only_when_meaningful() -> None:
-    plain = bencoding.decode(encode(GetPeersQuery(b"aa", ID, info_hash=HASH)))
+    plain = wire(GetPeersQuery(b"aa", ID, info_hash=HASH))
     assert plain == {
         b"t": b"aa",
         b"y": b"q",
         b"q": b"get_peers",
         b"a": {b"id": ID, b"info_hash": HASH},
     }
-    full = bencoding.decode(
-        encode(
-            GetPeersQuery(
-                b"aa",
-                ID,
-                info_hash=HASH,
-                want=frozenset({b"n6", b"n4"}),
-                bootstrap=True,
-                read_only=True,
-            )
-        )
-    )
-    assert full[b"a"] == {b"id": ID, b"info_hash": HASH, b"want": [b"n4", b"n6"], b"bs": 1}  # type: ignore[index]
-    assert full[b"ro"] == 1  # type: ignore[index]  # BEP 43: top level, not inside "a"
+    want = frozenset({b"n6", b"n4"})
+    full = wire(GetPeersQuery(b"aa", ID, info_hash=HASH, want=want, bootstrap=True, read_only=True))
+    assert full[b"a"] == {b"id": ID, b"info_hash": HASH, b"want": [b"n4", b"n6"], b"bs": 1}
+    assert full[b"ro"] == 1  # BEP 43: at the top level, not inside "a"
 
 
 def test_announce_arguments() -> None:
-    explicit = bencoding.decode(
-        encode(AnnouncePeerQuery(b"aa", ID, info_hash=HASH, port=6881, token=b"tk"))
-    )
-    assert explicit[b"a"] == {b"id": ID, b"info_hash": HASH, b"port": 6881, b"token": b"tk"}  # type: ignore[index]
-    implied = bencoding.decode(
-        encode(
-            AnnouncePeerQuery(
-                b"aa", ID, info_hash=HASH, port=0, token=b"tk", implied_port=True, seed=True
-            )
+    explicit = wire(AnnouncePeerQuery(b"aa", ID, info_hash=HASH, port=6881, token=b"tk"))
+    assert explicit[b"a"] == {b"id": ID, b"info_hash": HASH, b"port": 6881, b"token": b"tk"}
+    implied = wire(
+        AnnouncePeerQuery(
+            b"aa", ID, info_hash=HASH, port=0, token=b"tk", implied_port=True, seed=False
         )
     )
-    assert implied[b"a"][b"implied_port"] == 1  # type: ignore[index]
-    assert implied[b"a"][b"seed"] == 1  # type: ignore[index]
+    assert implied[b"a"] == {
+        b"id": ID,
+        b"info_hash": HASH,
+        b"port": 0,
+        b"token": b"tk",
+        b"implied_port": 1,
+        b"seed": 0,
+    }
 
 
 def test_response_fields_are_placed_where_bep_5_32_42_51_put_them() -> None:
@@ -220,8 +215,7 @@ def test_response_fields_are_placed_where_bep_5_32_42_51_put_them() -> None:
         num=3,
         samples=(HASH,),
     )
-    top = bencoding.decode(encode(r))
-    assert isinstance(top, dict)
+    top = wire(r)
     assert top[b"ip"] == b"\x09\x08\x07\x06\x15\x38"
     body = top[b"r"]
     assert body[b"nodes"] == HASH + b"\x01\x02\x03\x04\x00\x05"
@@ -232,18 +226,22 @@ def test_response_fields_are_placed_where_bep_5_32_42_51_put_them() -> None:
 
 
 def test_empty_optional_response_fields_are_left_out() -> None:
-    top = bencoding.decode(encode(Response(b"aa", ID)))
-    assert top == {b"t": b"aa", b"y": b"r", b"r": {b"id": ID}}
+    assert wire(Response(b"aa", ID)) == {b"t": b"aa", b"y": b"r", b"r": {b"id": ID}}
 
 
 def test_sample_reply_always_carries_samples() -> None:
-    body = bencoding.decode(encode(Response(b"aa", ID, num=0, interval=10)))[b"r"]  # type: ignore[index]
-    assert body[b"samples"] == b""
+    assert wire(Response(b"aa", ID, num=0, interval=10))[b"r"][b"samples"] == b""
 
 
 def test_error_encoding() -> None:
     data = encode(ErrorMessage(b"aa", 203, "invalid token"))
     assert data == b"d1:eli203e13:invalid tokene1:t2:aa1:y1:ee"
+
+
+def test_error_text_from_anywhere_can_be_encoded() -> None:
+    # A lone surrogate cannot be UTF-8; it must not stop us from sending the error.
+    data = encode(ErrorMessage(b"aa", 202, "bad \udc80"))
+    assert decode(data) == ErrorMessage(b"aa", 202, "bad ?")
 
 
 def test_unencodable_values_raise_value_error() -> None:
@@ -277,7 +275,7 @@ def test_any_unknown_key_with_any_value_is_ignored(where: str, key: bytes, value
         b"a": {b"id": ID, b"info_hash": HASH},
     }
     (msg if where == "top" else msg[b"a"])[key] = value
-    assert decode(raw(msg), max_depth=100) == GetPeersQuery(b"tt", ID, info_hash=HASH)  # type: ignore[arg-type]
+    assert decode(raw(msg), max_depth=100) == GetPeersQuery(b"tt", ID, info_hash=HASH)
 
 
 @pytest.mark.parametrize("method", [b"get", b"put", b"frobnicate", b"", b"\xff\x00"])
@@ -312,7 +310,10 @@ def test_seed_and_bootstrap_flags() -> None:
         decode(query(b"announce_peer", {**base, **extra}))
         for extra in ({}, {b"seed": 0}, {b"seed": 1})
     ]
-    assert [m.seed for m in seeds] == [None, False, True]  # type: ignore[union-attr]
+    assert seeds == [
+        AnnouncePeerQuery(b"tt", ID, info_hash=HASH, port=1, token=b"t", seed=seed)
+        for seed in (None, False, True)
+    ]
     msg = decode(query(b"get_peers", {b"info_hash": HASH, b"bs": 1}))
     assert isinstance(msg, GetPeersQuery) and msg.bootstrap
 
@@ -367,7 +368,7 @@ def test_response_ip_and_port() -> None:
     assert isinstance(msg, Response)
     assert (msg.external_ip, msg.port) == (("127.0.20.1", 6881), 6881)
     six = decode(response(ip=b"\x20\x01\x0d\xb8" + b"\x00" * 11 + b"\x01\x00\x50"))
-    assert six.external_ip == ("2001:db8::1", 80)  # type: ignore[union-attr]
+    assert six == Response(b"tt", ID, external_ip=("2001:db8::1", 80))
 
 
 def test_response_samples_are_split_into_hashes() -> None:
