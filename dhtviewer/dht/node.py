@@ -57,6 +57,9 @@ _MAX_EVENTS = 200_000  # a consumer that stops draining must not exhaust memory
 _EXTERNAL_IP_VOTERS = 64  # recent distinct responders whose `ip` votes count
 _EXTERNAL_IP_MIN_VOTES = 3
 _MAX_CONCURRENT_REFRESH = 2
+_RTT_SAMPLES = 128  # recent RTTs the adaptive short timeout is computed from
+_RTT_MIN_SAMPLES = 4  # a fresh node adapts within its first lookup
+_RTT_RECOMPUTE_EVERY = 16  # once the window is full; cheaper than sorting on every reply
 
 
 class LookupLimitError(RuntimeError):
@@ -112,6 +115,10 @@ class DhtNode:
         self.bootstrapped = False
         self._refreshing: dict[int, tuple[int, int]] = {}  # lookup id -> (family, bucket)
         self._ip_votes: OrderedDict[str, str] = OrderedDict()
+        self._rtts: deque[float] = deque(maxlen=_RTT_SAMPLES)
+        self._rtt_new = 0
+        self.short_timeout = self.settings.short_timeout
+        """The short timeout in force now (adaptive unless disabled in settings)."""
         self.counters: dict[str, int] = {
             "packets_in": 0,
             "packets_out": 0,
@@ -342,7 +349,7 @@ class DhtNode:
                 node_id,
                 qtype.method,
                 now,
-                s.short_timeout,
+                self.short_timeout,
                 s.hard_timeout,
                 owner,
             )
@@ -528,6 +535,7 @@ class DhtNode:
             if table is not None and table.get(p.node_id) is not None:
                 table.remove(p.node_id, now, reason="id-changed")
         rtt = now - p.sent_at
+        self._record_rtt(rtt)
         table = self.tables.get(_family_of(addr))
         if table is not None and msg.sender_id != self.node_id:
             to_ping = table.heard_from(
@@ -595,6 +603,21 @@ class DhtNode:
                 self._announce_done(lk, p.addr, False, now)
         elif kind == "ping":
             self._emit(ev.PingFinished(op, p.addr, None, None, None, now))
+
+    def _record_rtt(self, rtt: float) -> None:
+        s = self.settings
+        if not s.adaptive_timeout:
+            return
+        self._rtts.append(rtt)
+        self._rtt_new += 1
+        if len(self._rtts) < _RTT_MIN_SAMPLES or (
+            len(self._rtts) >= _RTT_RECOMPUTE_EVERY and self._rtt_new < _RTT_RECOMPUTE_EVERY
+        ):
+            return
+        self._rtt_new = 0
+        ordered = sorted(self._rtts)
+        p90 = ordered[min(len(ordered) - 1, int(len(ordered) * 0.9))]
+        self.short_timeout = min(s.short_timeout, max(s.min_short_timeout, 2.0 * p90))
 
     def _verify(self, nodes: list[NodeInfo], now: float) -> None:
         for n in nodes:

@@ -34,7 +34,13 @@ class DhtSettings:
     alpha: int = 4
     """Queries a lookup keeps in flight (not counting those past the short timeout)."""
     short_timeout: float = 1.0
-    """After this, a silent query stops holding one of the alpha slots but may still answer."""
+    """After this, a silent query stops holding one of the alpha slots but may still answer.
+    With ``adaptive_timeout`` this is the ceiling of the adaptive value."""
+    adaptive_timeout: bool = True
+    """Derive the short timeout from recently observed RTTs (twice their 90th percentile), so a
+    dead node costs about one slow round trip instead of a fixed second."""
+    min_short_timeout: float = 0.25
+    """Floor of the adaptive short timeout (protects against a burst of very fast replies)."""
     hard_timeout: float = 5.0
     """After this, a silent query has failed."""
     max_inflight_queries: int = 512

@@ -436,3 +436,35 @@ def test_export_state_lists_table_nodes() -> None:
     nodes = state["nodes"]
     assert isinstance(nodes, list) and len(nodes) >= 8
     assert all(len(bytes.fromhex(n[0])) == 20 for n in nodes)
+
+
+def answer_pings(node: DhtNode, rtt: float, start: float, count: int) -> float:
+    """Ping ``count`` addresses and answer each after ``rtt``; returns the clock at the end."""
+    now = start
+    for i in range(count):
+        addr = (f"127.0.11.{i % 250 + 1}", 7000 + i)
+        node.ping(addr, now)
+        ((data, _),) = node.datagrams_to_send()
+        now += rtt
+        node.receive(krpc.encode(Response(krpc.decode(data).tid, bytes([i % 256]) * 20)), addr, now)
+    return now
+
+
+def test_short_timeout_adapts_to_observed_rtt() -> None:
+    node = make_node()
+    assert node.short_timeout == LOCAL.short_timeout
+    answer_pings(node, 0.05, 0.0, 64)
+    # twice the 90th percentile, but never below the floor
+    assert node.short_timeout == pytest.approx(max(LOCAL.min_short_timeout, 0.1))
+    slow = make_node(seed=2)
+    answer_pings(slow, 0.2, 0.0, 64)
+    assert slow.short_timeout == pytest.approx(0.4)
+    very_slow = make_node(seed=3)
+    answer_pings(very_slow, 0.9, 0.0, 64)
+    assert very_slow.short_timeout == LOCAL.short_timeout  # capped by the setting
+
+
+def test_adaptive_timeout_can_be_disabled() -> None:
+    node = make_node(replace(LOCAL, adaptive_timeout=False))
+    answer_pings(node, 0.05, 0.0, 64)
+    assert node.short_timeout == LOCAL.short_timeout
