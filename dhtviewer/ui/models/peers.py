@@ -73,7 +73,8 @@ class PeersModel(QAbstractTableModel):
                 continue
             if self.time_origin is None:
                 self.time_origin = event.at
-            found.extend((addr, event.at, {event.node_id}) for addr in event.returned or event.peers)
+            returned = event.returned or event.peers
+            found.extend((addr, event.at, {event.node_id}) for addr in returned)
         self._merge(found)
 
     def _merge(self, peers: Iterable[tuple[Addr, float, set[bytes]]]) -> None:
