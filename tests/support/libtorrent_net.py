@@ -59,6 +59,51 @@ def loopback_addresses(base: str, n: int) -> list[str]:
     return out
 
 
+class AlertRecord:
+    """A copy of one libtorrent alert: every public attribute, and the result of every accessor
+    method that takes no argument (``peers()``, ``message()``, ``what()``, ...). Attribute and
+    method access look like the original alert's; ``is_a`` replaces ``isinstance``."""
+
+    __slots__ = ("_values", "kind")
+
+    def __init__(self, alert: Any) -> None:
+        self.kind = type(alert)
+        values: dict[str, Any] = {}
+        for name in dir(alert):
+            if name.startswith("_"):
+                continue
+            try:
+                value = getattr(alert, name)
+                if callable(value):
+                    result = value()
+                    value = _Returns(result)
+            except Exception:  # an accessor that needs arguments: not copied
+                continue
+            values[name] = value
+        self._values = values
+
+    def is_a(self, kind: type) -> bool:
+        return issubclass(self.kind, kind)
+
+    def __getattr__(self, name: str) -> Any:
+        try:
+            return self._values[name]
+        except KeyError:
+            raise AttributeError(f"{self.kind.__name__} has no {name!r}") from None
+
+
+class _Returns:
+    """Stands in for an accessor method: calling it returns the value copied at pop time."""
+
+    __slots__ = ("value",)
+
+    def __init__(self, value: Any) -> None:
+        self.value = value
+
+    def __call__(self) -> Any:
+        return self.value
+
+
 class LibtorrentNet:
     """``n`` libtorrent DHT nodes on distinct loopback addresses, introduced to each other.
 
@@ -97,7 +142,7 @@ class LibtorrentNet:
         self.stopped: set[int] = set()
         self.setup_seconds: float | None = None
         self._rng = random.Random(seed)
-        self._pending: list[list[lt.alert]] = []
+        self._pending: list[list[AlertRecord]] = []
         self._sock: socket.socket | None = None
         self._own_id = self._rng.randbytes(20)
         self._next_tid = 0
@@ -241,23 +286,27 @@ class LibtorrentNet:
     # -- alerts ----------------------------------------------------------------------------
 
     def _pump(self, i: int) -> None:
+        # An alert object from the binding is only valid until the next pop_alerts() call that
+        # returns something; reading a buffered one after that crashes the process. So every
+        # alert is copied into plain Python data the moment it is popped.
         pending = self._pending[i]
-        pending.extend(self.sessions[i].pop_alerts())
+        pending.extend(AlertRecord(a) for a in self.sessions[i].pop_alerts())
         if len(pending) > _ALERT_BUFFER:
             del pending[: len(pending) - _ALERT_BUFFER]
 
     def _take(
         self,
         i: int,
-        kind: type[AlertT],
-        predicate: Callable[[AlertT], bool] | None = None,
-    ) -> list[AlertT]:
-        """Remove and return the buffered alerts of session ``i`` of type ``kind`` that match."""
+        kind: type,
+        predicate: Callable[[Any], bool] | None = None,
+    ) -> list[Any]:
+        """Remove and return the buffered alerts of session ``i`` of type ``kind`` that match
+        (as ``AlertRecord`` copies, typed Any so callers read them like the alert type)."""
         self._pump(i)
-        matched: list[AlertT] = []
-        kept: list[lt.alert] = []
+        matched: list[AlertRecord] = []
+        kept: list[AlertRecord] = []
         for alert in self._pending[i]:
-            if isinstance(alert, kind) and (predicate is None or predicate(alert)):
+            if alert.is_a(kind) and (predicate is None or predicate(alert)):
                 matched.append(alert)
             else:
                 kept.append(alert)
@@ -273,7 +322,7 @@ class LibtorrentNet:
         self.sessions[i].wait_for_alert(max(1, int(min(remaining, 0.05) * 1000)))
         return True
 
-    def alerts(self, i: int) -> list[lt.alert]:
+    def alerts(self, i: int) -> list[AlertRecord]:
         """Every alert session ``i`` posted since the last call (escape hatch for tests)."""
         return self._take(i, lt.alert)
 
@@ -419,7 +468,7 @@ class LibtorrentNet:
                 continue
             try:
                 reply = _CODEC.decode(data)
-            except Exception:
+            except Exception:  # an accessor that needs arguments: not copied
                 continue
             if isinstance(reply, dict) and reply.get(b"t") == tid:
                 return dict(reply)
