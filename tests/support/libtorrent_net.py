@@ -25,13 +25,12 @@ import socket
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from types import TracebackType
-from typing import Any, TypeVar, cast
+from typing import Any, cast
 
 import bencode
 import libtorrent as lt
 
 Addr = tuple[str, int]
-AlertT = TypeVar("AlertT", bound=lt.alert)
 
 # Alerts kept per session between pumps; old ones are dropped first. libtorrent's own queue
 # is raised to match so that a burst between two pumps is not lost inside libtorrent either.
