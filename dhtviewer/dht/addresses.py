@@ -15,6 +15,7 @@ per IP is also cached, since the same addresses come back over and over.
 from __future__ import annotations
 
 import ipaddress
+import socket
 from functools import lru_cache
 
 from dhtviewer.dht.messages import Addr
@@ -90,20 +91,38 @@ _V6 = _ranges(
 )
 
 
+@lru_cache(maxsize=65536)
+def pack_ip(ip: str) -> bytes:
+    """The 4 or 16 bytes of an IPv4 or IPv6 literal (no host names, no ``%scope``); ValueError
+    otherwise. ``inet_pton`` is a pure conversion (no socket is opened) and about twenty times
+    faster than :mod:`ipaddress`: it runs for every query from an unknown address (token, BEP 42
+    check, address filter), and on the public DHT most queriers are unknown."""
+    try:
+        return socket.inet_pton(socket.AF_INET, ip)
+    except (OSError, TypeError):
+        pass
+    try:
+        return socket.inet_pton(socket.AF_INET6, ip)
+    except (OSError, TypeError):
+        raise ValueError(f"not an IP address: {ip!r}") from None
+
+
 @lru_cache(maxsize=_CACHE_SIZE)
 def _classify(ip: str) -> tuple[int, str | None, str | None]:
     """(family or 0, reason refused always, reason refused unless local addresses are allowed)."""
     try:
-        a = ipaddress.ip_address(ip)
+        # a scope ("fe80::1%eth0") does not change which range the address is in
+        packed = pack_ip(ip.partition("%")[0] if ":" in ip else ip)
     except ValueError:
         return 0, NOT_IP, None
-    n = int(a)
-    for first, last, hard, reason in _V4 if a.version == 4 else _V6:
+    version = 4 if len(packed) == 4 else 6
+    n = int.from_bytes(packed, "big")
+    for first, last, hard, reason in _V4 if version == 4 else _V6:
         if first <= n <= last:
             if not reason:
                 break
-            return (a.version, reason, None) if hard else (a.version, None, reason)
-    return a.version, None, None
+            return (version, reason, None) if hard else (version, None, reason)
+    return version, None, None
 
 
 def address_family(ip: str) -> int:

@@ -16,6 +16,7 @@ import struct
 from collections.abc import Iterable
 from functools import lru_cache
 
+from dhtviewer.dht.addresses import pack_ip
 from dhtviewer.dht.messages import Addr, NodeInfo
 
 __all__ = [
@@ -61,7 +62,7 @@ def _pack(host: str, port: int) -> bytes:
     # A scope ("fe80::1%eth0") has no meaning on the wire and would not survive a round trip.
     try:
         if "%" not in host:
-            return ipaddress.ip_address(host).packed + port.to_bytes(2, "big")
+            return pack_ip(host) + port.to_bytes(2, "big")
     except ValueError:
         pass
     raise CompactError(f"not an IP address: {host!r}")
@@ -133,16 +134,23 @@ def decode_values(values: Iterable[bytes]) -> tuple[Addr, ...]:
 
 
 def _encode_node_list(nodes: Iterable[NodeInfo], peer_len: int, key: str) -> bytes:
+    # Hot path (every find_node/get_peers reply): one concatenation per node, checks inline.
     parts: list[bytes] = []
-    for node in nodes:
-        if len(node.id) != _ID_LEN:
-            raise CompactError(f"node id must be 20 bytes, got {len(node.id)}")
-        peer = _pack_addr(node.addr)
-        if len(peer) != peer_len:
-            family = "IPv4" if peer_len == PEER4_LEN else "IPv6"
-            raise CompactError(f"{node.addr[0]} is not an {family} address; cannot go in '{key}'")
-        parts.append(node.id)
-        parts.append(peer)
+    try:
+        for node in nodes:
+            nid = node.id
+            host, port = node.addr
+            peer = _pack(host, port)
+            if len(nid) != _ID_LEN:
+                raise CompactError(f"node id must be 20 bytes, got {len(nid)}")
+            if len(peer) != peer_len:
+                family = "IPv4" if peer_len == PEER4_LEN else "IPv6"
+                raise CompactError(f"{host} is not an {family} address; cannot go in '{key}'")
+            parts.append(nid + peer)
+    except (TypeError, ValueError) as err:
+        if isinstance(err, CompactError):
+            raise
+        raise CompactError(f"not a node with an (ip, port) address: {err}") from None
     return b"".join(parts)
 
 

@@ -299,18 +299,13 @@ def encode(msg: Message, *, version: bytes | None = None) -> bytes:
     Raises ``ValueError`` (``compact.CompactError`` or ``bencoding.BencodeError``) for a value
     that cannot be put on the wire, such as an address that is not an IP address.
     """
+    if isinstance(msg, Response):
+        return _encode_response(msg, msg.version if msg.version is not None else version)
     top: _Dict = {b"t": msg.tid}
     if isinstance(msg, Query):
         top[b"y"] = b"q"
         top[b"q"] = method_of(msg)
         top[b"a"] = _query_args(msg)
-        if msg.read_only:
-            top[b"ro"] = 1
-    elif isinstance(msg, Response):
-        top[b"y"] = b"r"
-        top[b"r"] = _response_body(msg)
-        if msg.external_ip is not None:
-            top[b"ip"] = compact.encode_peer(msg.external_ip)
         if msg.read_only:
             top[b"ro"] = 1
     else:
@@ -346,29 +341,57 @@ def _query_args(msg: Query) -> _Dict:
     return a
 
 
-def _response_body(msg: Response) -> _Dict:
-    r: _Dict = {b"id": msg.sender_id}
-    if msg.nodes:
-        r[b"nodes"] = compact.encode_nodes(msg.nodes)
-    if msg.nodes6:
-        r[b"nodes6"] = compact.encode_nodes6(msg.nodes6)
-    if msg.values:
-        r[b"values"] = compact.encode_values(msg.values)
-    if msg.token is not None:
-        r[b"token"] = msg.token
-    if msg.port is not None:
-        r[b"p"] = msg.port
+def _bstr(b: bytes) -> bytes:
+    return b"%d:%s" % (len(b), b)
+
+
+def _encode_response(msg: Response, v: bytes | None) -> bytes:
+    """Responses are what a node sends most (one per query it serves), so they are written
+    straight to bytes in the canonical key order instead of going through a dict: about three
+    times faster than the generic encoder, and byte-identical to it (the tests check that)."""
+    if type(msg.tid) is not bytes or type(msg.sender_id) is not bytes:
+        raise bencoding.BencodeError("tid and id must be bytes")
+    out = [b"d"]
+    if msg.external_ip is not None:
+        out += (b"2:ip", _bstr(compact.encode_peer(msg.external_ip)))
+    # keys of r, sorted: id interval nodes nodes6 num p samples token values
+    out += (b"1:rd2:id", _bstr(msg.sender_id))
     if msg.interval is not None:
-        r[b"interval"] = msg.interval
+        out.append(b"8:intervali%de" % _int(msg.interval))
+    if msg.nodes:
+        out += (b"5:nodes", _bstr(compact.encode_nodes(msg.nodes)))
+    if msg.nodes6:
+        out += (b"6:nodes6", _bstr(compact.encode_nodes6(msg.nodes6)))
     if msg.num is not None:
-        r[b"num"] = msg.num
+        out.append(b"3:numi%de" % _int(msg.num))
+    if msg.port is not None:
+        out.append(b"1:pi%de" % _int(msg.port))
     # BEP 51 requires ``samples`` in a reply that has ``num``, even when nothing is stored.
     if msg.samples or msg.num is not None:
         for s in msg.samples:
             if len(s) != _ID_LEN:
                 raise compact.CompactError(f"a sample must be 20 bytes, got {len(s)}")
-        r[b"samples"] = b"".join(msg.samples)
-    return r
+        out += (b"7:samples", _bstr(b"".join(msg.samples)))
+    if msg.token is not None:
+        out += (b"5:token", _bstr(bytes(msg.token)))
+    if msg.values:
+        out.append(b"6:valuesl")
+        out += [_bstr(p) for p in compact.encode_values(msg.values)]
+        out.append(b"e")
+    out.append(b"e")
+    if msg.read_only:
+        out.append(b"2:roi1e")
+    out += (b"1:t", _bstr(msg.tid))
+    if v is not None:
+        out += (b"1:v", _bstr(bytes(v)))
+    out.append(b"1:y1:re")
+    return b"".join(out)
+
+
+def _int(value: object) -> int:
+    if type(value) is not int:
+        raise bencoding.BencodeError(f"expected an integer, got {type(value).__name__}")
+    return value
 
 
 # --- describe -------------------------------------------------------------------------------------

@@ -53,7 +53,6 @@ from dhtviewer.dht.transactions import Pending, TransactionTable
 
 LOOKUP_KINDS = ("get_peers", "find_node", "announce", "bootstrap", "refresh")
 _INTERNAL_KINDS = ("bootstrap", "refresh")
-_MAX_EVENTS = 200_000  # a consumer that stops draining must not exhaust memory
 _EXTERNAL_IP_VOTERS = 64  # recent distinct responders whose `ip` votes count
 _EXTERNAL_IP_MIN_VOTES = 3
 _MAX_CONCURRENT_REFRESH = 2
@@ -89,7 +88,7 @@ class DhtNode:
         self.external_ip: str | None = None
         self.started_at = now
         s = self.settings
-        self._events: deque[ev.Event] = deque(maxlen=_MAX_EVENTS)
+        self._events: deque[ev.Event] = deque(maxlen=max(1, s.max_queued_events))
         self._out: list[tuple[bytes, Addr]] = []
         self.tables = {
             fam: RoutingTable(self.node_id, s, fam, emit=self._emit) for fam in self.families
@@ -140,6 +139,8 @@ class DhtNode:
             "bad_tokens": 0,
             "txn_overflow": 0,
             "read_only_dropped": 0,
+            "dropped_blocked": 0,  # datagrams from a blocked IP, dropped unparsed
+            "events_dropped": 0,  # oldest events lost because nobody drained the queue
         }
 
     # ============================================================================== driving ==
@@ -148,6 +149,17 @@ class DhtNode:
         c = self.counters
         c["packets_in"] += 1
         c["bytes_in"] += len(data)
+        if (
+            self.settings.rate_limit
+            and self.limiter.is_blocked(addr[0], now)
+            and b"1:y1:r" not in data
+            and b"1:y1:e" not in data
+        ):
+            # A flood is shed before parsing. Whatever could be a reply (valid ones always hold
+            # one of those two byte runs) still goes through: it is matched to our queries, and
+            # a flood spoofing a node's address must not make that node look dead to us.
+            c["dropped_blocked"] += 1
+            return
         if len(data) > self.settings.max_datagram_size:
             c["oversized"] += 1
             c["malformed"] += 1
@@ -280,6 +292,11 @@ class DhtNode:
         out["stored_info_hashes"] = self.store.info_hash_count()
         out["stored_peers"] = self.store.peer_count()
         out["blocked_ips"] = len(self.limiter.blocked_ips(self._last_now))
+        out["ip_blocks"] = self.limiter.stats["blocks"]
+        out["tracked_ips"] = self.limiter.stats["tracked"]
+        out["dropped_global"] = self.limiter.stats["dropped_global"]
+        # Every datagram a protection discarded (refused queries included).
+        out["dropped_packets"] = out["rate_limited"] + out["dropped_blocked"] + out["oversized"]
         return out
 
     def export_state(self) -> dict[str, object]:
@@ -306,7 +323,10 @@ class DhtNode:
     _last_now = 0.0
 
     def _emit(self, event: ev.Event) -> None:
-        self._events.append(event)
+        events = self._events
+        if len(events) == events.maxlen:
+            self.counters["events_dropped"] += 1
+        events.append(event)
 
     def _new_op(self) -> int:
         op = self._next_op
@@ -386,7 +406,15 @@ class DhtNode:
         if isinstance(q, PingQuery):
             reply = self._response(q, addr)
         elif isinstance(q, FindNodeQuery):
-            reply = self._with_nodes(self._response(q, addr), q.target, q.want, addr, now)
+            v4, v6 = self._closest_nodes(q.target, q.want, addr, now)
+            reply = Response(
+                q.tid,
+                self.node_id,
+                nodes=v4,
+                nodes6=v6,
+                external_ip=addr,
+                version=s.client_version,
+            )
         elif isinstance(q, GetPeersQuery):
             reply = self._get_peers_reply(q, addr, now)
         elif isinstance(q, AnnouncePeerQuery):
@@ -413,6 +441,8 @@ class DhtNode:
 
     def _send_reply(self, reply: Message, addr: Addr, method: bytes, now: float) -> None:
         data = krpc.encode(reply)
+        if isinstance(reply, Response) and len(data) > self.settings.max_reply_bytes:
+            data = self._shrink(reply)
         if isinstance(reply, ErrorMessage):
             self.counters["errors_out"] += 1
             kind = "e"
@@ -439,11 +469,24 @@ class DhtNode:
         v6 = tuple(self.tables[6].closest(target, k, now)) if 6 in fams and 6 in self.tables else ()
         return v4, v6
 
-    def _with_nodes(
-        self, r: Response, target: bytes, want: frozenset[bytes], addr: Addr, now: float
-    ) -> Response:
-        v4, v6 = self._closest_nodes(target, want, addr, now)
-        return _replace_response(r, nodes=v4, nodes6=v6)
+    def _shrink(self, r: Response) -> bytes:
+        """Amplification guard: no reply may exceed max_reply_bytes, whatever a small query
+        asked for. Sheds peers first (a quarter at a time), then samples, then contacts."""
+        limit = self.settings.max_reply_bytes
+        while True:
+            data = krpc.encode(r)
+            if len(data) <= limit:
+                return data
+            if r.values:
+                r = replace(r, values=r.values[: len(r.values) * 3 // 4])
+            elif r.samples:
+                r = replace(r, samples=r.samples[: len(r.samples) * 3 // 4])
+            elif r.nodes6:
+                r = replace(r, nodes6=r.nodes6[:-1])
+            elif r.nodes:
+                r = replace(r, nodes=r.nodes[:-1])
+            else:
+                return data  # nothing left to shed: the bare reply is tiny anyway
 
     def _get_peers_reply(self, q: GetPeersQuery, addr: Addr, now: float) -> Response:
         s = self.settings
@@ -451,7 +494,7 @@ class DhtNode:
         fam = _family_of(addr)
         peers = self.store.get(q.info_hash, now, self.rng, s.max_peers_per_reply, family=fam)
         v4, v6 = self._closest_nodes(q.info_hash, q.want, addr, now)
-        r = Response(
+        return Response(
             q.tid,
             self.node_id,
             nodes=v4,
@@ -461,17 +504,6 @@ class DhtNode:
             external_ip=addr,
             version=s.client_version,
         )
-        # Amplification guard: the reply must stay under max_reply_bytes; shed peers, then nodes.
-        while len(krpc.encode(r)) > s.max_reply_bytes:
-            if r.values:
-                r = _replace_response(r, values=r.values[: len(r.values) * 3 // 4])
-            elif r.nodes6:
-                r = _replace_response(r, nodes6=r.nodes6[:-1])
-            elif r.nodes:
-                r = _replace_response(r, nodes=r.nodes[:-1])
-            else:
-                break
-        return r
 
     def _announce_reply(self, q: AnnouncePeerQuery, addr: Addr, now: float) -> Message:
         if not self.tokens.verify(q.token, addr[0], q.info_hash, now):
@@ -501,7 +533,7 @@ class DhtNode:
         )
         room = s.max_reply_bytes - len(krpc.encode(r)) - 8
         samples = self.store.sample_info_hashes(self.rng, max(0, room // 20))
-        return _replace_response(r, samples=tuple(samples))
+        return replace(r, samples=tuple(samples))
 
     # --- incoming replies ------------------------------------------------------------------------
     def _on_reply(self, msg: Response | ErrorMessage, data: bytes, addr: Addr, now: float) -> None:
@@ -510,6 +542,8 @@ class DhtNode:
         p, why = self.txns.match(msg.tid, addr)
         if p is None:
             c["unsolicited"] += 1
+            if self.settings.rate_limit:
+                self.limiter.allow(addr[0], now, reply=False)  # a reply flood gets blocked too
             self._emit(ev.ResponseDropped(addr, msg.tid, why, now))
             return
         if isinstance(msg, ErrorMessage):
@@ -565,14 +599,13 @@ class DhtNode:
     def _on_malformed(self, err: krpc.KrpcError, data: bytes, addr: Addr, now: float) -> None:
         self.counters["malformed"] += 1
         replied = False
+        s = self.settings
         # Only a recognisable query gets an error reply, and only within the rate budget, so
-        # garbage cannot be used to make us send traffic to a spoofed address.
-        if (
-            err.query
-            and err.tid is not None
-            and not self.settings.read_only
-            and (not self.settings.rate_limit or self.limiter.allow(addr[0], now))
-        ):
+        # garbage cannot be used to make us send traffic to a spoofed address. Any garbage is
+        # charged to its sender, so a garbage flood gets the IP blocked like a query flood.
+        answerable = err.query and err.tid is not None and not s.read_only
+        allowed = not s.rate_limit or self.limiter.allow(addr[0], now, reply=answerable)
+        if answerable and allowed and err.tid is not None:
             self._send_reply(ErrorMessage(err.tid, err.code, err.reason), addr, b"", now)
             replied = True
         self._emit(ev.MalformedReceived(addr, len(data), err.code, err.reason, replied, now))
@@ -702,6 +735,12 @@ class DhtNode:
         ]
         new_nodes = lk.add_nodes(contacts, r.sender_id, cand.depth + 1)
         peers = [a for a in r.values if a[1] != 0]
+        room = self.settings.max_peers_per_lookup - len(lk.peers)
+        if len(peers) > room:
+            # Bounded: peers already known still count, new ones only while there is room.
+            fresh = dict.fromkeys(a for a in peers if a not in lk.peers)
+            keep = set(list(fresh)[: max(0, room)])
+            peers = [a for a in peers if a in lk.peers or a in keep]
         new_peers = lk.add_peers(peers, now) if lk.kind in ("get_peers", "announce") else []
         cand.peers = len(peers)
         self._emit(
@@ -821,7 +860,3 @@ class DhtNode:
 
 def _family_of(addr: Addr) -> int:
     return 6 if ":" in addr[0] else 4
-
-
-def _replace_response(r: Response, **changes: object) -> Response:
-    return replace(r, **changes)  # type: ignore[arg-type]

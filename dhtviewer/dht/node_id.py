@@ -6,8 +6,9 @@ both the fastest representation in CPython and the one the Kademlia maths is wri
 
 from __future__ import annotations
 
-import ipaddress
 import random
+
+from dhtviewer.dht.addresses import acceptable_address, pack_ip
 
 ID_BYTES = 20
 ID_BITS = 160
@@ -79,7 +80,7 @@ _V6_MASK = bytes([0x01, 0x03, 0x07, 0x0F, 0x1F, 0x3F, 0x7F, 0xFF])
 
 
 def _bep42_crc(ip: str, rand: int) -> int:
-    packed = ipaddress.ip_address(ip).packed
+    packed = pack_ip(ip)
     if len(packed) == 4:
         masked = bytearray(a & m for a, m in zip(packed, _V4_MASK, strict=True))
         masked[0] |= (rand & 0x07) << 5
@@ -91,15 +92,7 @@ def _bep42_crc(ip: str, rand: int) -> int:
 
 def bep42_exempt(ip: str) -> bool:
     """Local, private, loopback and reserved addresses are exempt from BEP 42."""
-    addr = ipaddress.ip_address(ip)
-    return bool(
-        addr.is_private
-        or addr.is_loopback
-        or addr.is_link_local
-        or addr.is_reserved
-        or addr.is_unspecified
-        or addr.is_multicast
-    )
+    return acceptable_address((ip, 1), allow_local=False) is not None
 
 
 def bep42_id(ip: str, rng: random.Random, rand: int | None = None) -> bytes:

@@ -90,8 +90,12 @@ class RateLimiter:
             "tracked": 0,  # IPs currently in the table (blocked or not)
         }
 
-    def allow(self, ip: str, now: float) -> bool:
-        """True if a query from ``ip`` arriving at ``now`` may be answered; spends its budget."""
+    def allow(self, ip: str, now: float, *, reply: bool = True) -> bool:
+        """True if a query from ``ip`` arriving at ``now`` may be answered; spends its budget.
+
+        ``reply=False`` charges a datagram that will not be answered (garbage, an unsolicited
+        reply): it spends the IP's own budget, so such a flood gets the IP blocked like a query
+        flood, but not the global reply budget, which only paces what we send."""
         self._release(now)
         end = self._blocked.get(ip)
         if end is not None:
@@ -108,7 +112,7 @@ class RateLimiter:
             self._active.move_to_end(ip)
             self._refill(bucket, now)
         if bucket.tokens >= 1.0:
-            if not self._take_global(now):
+            if reply and not self._take_global(now):
                 self.stats["dropped_global"] += 1
                 return False
             bucket.tokens -= 1.0

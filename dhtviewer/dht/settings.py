@@ -47,6 +47,9 @@ class DhtSettings:
     """Transactions outstanding at once over the whole node; more are refused."""
     max_lookups: int = 64
     """Concurrent lookups; starting more raises an error."""
+    max_peers_per_lookup: int = 5000
+    """Distinct peers one lookup collects; hostile nodes returning endless fake peers cannot
+    grow a lookup (and its events) past this. Peers already known are still counted."""
 
     # --- server side ---------------------------------------------------------------------------
     read_only: bool = False
@@ -66,7 +69,10 @@ class DhtSettings:
 
     # --- abuse protection ---------------------------------------------------------------------
     rate_limit: bool = True
-    """Apply the per-IP and global budgets below to incoming queries."""
+    """Apply the per-IP and global budgets below to incoming queries. Malformed datagrams and
+    unsolicited replies are charged to the sender's budget too (never answered, so not to the
+    global one); while an IP is blocked its datagrams are dropped unparsed, except those that
+    look like replies (a spoofed flood must not cut us off from a node we are querying)."""
     per_ip_rate: float = 5.0
     """Queries per second an IP may send, averaged (token bucket refill rate)."""
     per_ip_burst: float = 25.0
@@ -78,6 +84,10 @@ class DhtSettings:
     global_reply_rate: float = 2000.0
     """Replies per second over all IPs (token bucket refill rate)."""
     global_reply_burst: float = 4000.0
+    """Replies that may go out in a burst over all IPs before the global rate applies."""
+    max_queued_events: int = 200_000
+    """Events the node holds for a consumer that stops draining; the oldest are dropped (and
+    counted in ``stats()["events_dropped"]``) past this."""
 
     # --- input ---------------------------------------------------------------------------------
     max_datagram_size: int = 8192

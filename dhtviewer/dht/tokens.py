@@ -15,8 +15,9 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import ipaddress
 import random
+
+from dhtviewer.dht.addresses import pack_ip
 
 TOKEN_SIZE = 8
 """Bytes in a token: 64 bits cannot be guessed while a secret lives, and replies stay small."""
@@ -24,18 +25,21 @@ TOKEN_SIZE = 8
 _SECRET_SIZE = 16
 
 
+_V4_MAPPED_PREFIX = bytes(10) + b"\xff\xff"
+
+
 def _pack_ip(ip: str) -> bytes:
     """The address in network byte order, so that textual variants of one IPv6 address (``::1``,
     ``0:0::1``) get the same token. An IPv4-mapped IPv6 address counts as the IPv4 address:
     a dual-stack socket may report the same host either way."""
     try:
-        addr = ipaddress.ip_address(ip)
+        packed = pack_ip(ip)
     except ValueError:
         # Not expected from a socket; still hash something stable rather than fail the reply.
         return ip.encode("utf-8", "surrogateescape")
-    if isinstance(addr, ipaddress.IPv6Address) and addr.ipv4_mapped is not None:
-        return addr.ipv4_mapped.packed
-    return addr.packed
+    if len(packed) == 16 and packed[:12] == _V4_MAPPED_PREFIX:
+        return packed[12:]
+    return packed
 
 
 class TokenIssuer:

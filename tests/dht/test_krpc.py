@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from dhtviewer.dht import bencoding, krpc
+from dhtviewer.dht import bencoding, compact, krpc
 from dhtviewer.dht.compact import CompactError
 from dhtviewer.dht.krpc import KrpcError, decode, describe, encode
 from dhtviewer.dht.messages import (
@@ -265,7 +265,9 @@ def test_unknown_keys_are_ignored_everywhere() -> None:
 
 @given(st.sampled_from(["top", "inner"]), st.binary(max_size=12), bencodable)
 def test_any_unknown_key_with_any_value_is_ignored(where: str, key: bytes, value: object) -> None:
+    # every key get_peers (or any message) gives a meaning to
     known = {b"t", b"y", b"q", b"a", b"r", b"e", b"v", b"ro", b"ip", b"id", b"info_hash"}
+    known |= {b"want", b"bs", b"scrape", b"noseed", b"target", b"port", b"token", b"seed"}
     if key in known:
         return
     msg: dict[bytes, Any] = {
@@ -636,3 +638,34 @@ def test_describe(msg: Message, line: str) -> None:
 def test_describe_is_always_one_short_line(msg: Message) -> None:
     line = describe(msg)
     assert line and line.isprintable() and len(line) < 200
+
+
+@given(responses, versions)
+def test_fast_response_encoder_matches_generic_bencode(
+    msg: Response, version: bytes | None
+) -> None:
+    """The response fast path writes bytes directly; it must equal the generic encoding of the
+    same dictionary, key for key."""
+    r: dict[bytes, object] = {b"id": msg.sender_id}
+    if msg.nodes:
+        r[b"nodes"] = compact.encode_nodes(msg.nodes)
+    if msg.nodes6:
+        r[b"nodes6"] = compact.encode_nodes6(msg.nodes6)
+    if msg.values:
+        r[b"values"] = compact.encode_values(msg.values)
+    if msg.token is not None:
+        r[b"token"] = msg.token
+    for key, value in ((b"p", msg.port), (b"interval", msg.interval), (b"num", msg.num)):
+        if value is not None:
+            r[key] = value
+    if msg.samples or msg.num is not None:
+        r[b"samples"] = b"".join(msg.samples)
+    top: dict[bytes, object] = {b"t": msg.tid, b"y": b"r", b"r": r}
+    if msg.external_ip is not None:
+        top[b"ip"] = compact.encode_peer(msg.external_ip)
+    if msg.read_only:
+        top[b"ro"] = 1
+    v = msg.version if msg.version is not None else version
+    if v is not None:
+        top[b"v"] = v
+    assert krpc.encode(msg, version=version) == bencoding.encode(top)
