@@ -36,3 +36,45 @@ lint: $(STAMP)
 clean:
 	rm -rf $(VENV) build dist *.egg-info .pytest_cache .mypy_cache .ruff_cache .hypothesis
 	find . -name __pycache__ -type d -prune -exec rm -rf {} +
+
+# Coverage-guided fuzzing of the receive path (atheris is installed here, not by `make test`).
+# Crashes land in fuzz/crashes/ and are replayed by tests/hostile on every test run.
+FUZZ_SECONDS ?= 600
+.PHONY: fuzz flood
+fuzz: $(STAMP)
+	$(BIN)/python -m pip install --quiet atheris
+	$(BIN)/python fuzz/seed_corpus.py
+	$(BIN)/python fuzz/fuzz_receive.py fuzz/corpus -dict=fuzz/krpc.dict \
+		-artifact_prefix=fuzz/crashes/ -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1
+
+# Loopback flood tests at full scale (make test runs them small): 20,000 queries/s for 5 s,
+# 200 announcing addresses, persistence kills.
+flood: $(STAMP)
+	FLOOD_SCALE=full QT_QPA_PLATFORM=offscreen $(BIN)/python -m pytest tests/hostile -q -s
+
+# Benchmark suite (python -m benchmarks): one table per benchmark on stdout, JSON results and a
+# Markdown copy of the tables in bench-results/. Not part of `make test`, which runs every
+# benchmark once at its tiny size. BENCH_SIZE=medium for a quicker pass, BENCH=name to pick.
+BENCH_SIZE ?= full
+BENCH ?=
+.PHONY: bench
+bench: $(STAMP)
+	QT_QPA_PLATFORM=offscreen $(BIN)/python -m benchmarks --size $(BENCH_SIZE) \
+		--markdown bench-results/performance.md $(BENCH)
+
+# Packaged application (see packaging/README.md): a PyInstaller one-folder bundle, then
+# dist/dhtviewer-<version>-linux-x86_64.tar.gz and dist/dhtviewer_<version>_amd64.deb.
+.PHONY: package icons
+package: $(STAMP)
+	$(BIN)/python packaging/build.py
+
+# Re-render resources/icons/ (PNG sizes, .ico, .icns) after editing resources/dhtviewer*.svg.
+icons: $(STAMP)
+	$(BIN)/python packaging/render_icons.py
+
+# PNGs of every view of the real window on a 64-node local testnet (offscreen), for the README:
+# resources/screenshots/{main-window,routing,lookup,traffic,packets}.png and -dark variants.
+.PHONY: screenshots
+screenshots: $(STAMP)
+	QT_QPA_PLATFORM=offscreen $(BIN)/python tools/screenshots.py resources/screenshots
+	QT_QPA_PLATFORM=offscreen $(BIN)/python tools/screenshots.py resources/screenshots --dark

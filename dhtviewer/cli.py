@@ -1,10 +1,11 @@
 """The ``dhtviewer`` command: the GUI by default, and headless subcommands for scripts.
 
 Subcommands: ``lookup``, ``announce``, ``ping`` (one operation, human or ``--json`` output),
-``node`` (a headless node until interrupted) and ``testnet`` (a local test network until
-interrupted). Exit codes: 0 success, 1 the operation failed (no answer, stored nowhere, bootstrap
-timed out), 2 bad arguments (malformed info-hash or address, busy port) with a one-line message
-on stderr, 130 interrupted.
+``node`` (a headless node until interrupted), ``testnet`` (a local test network until
+interrupted) and ``selftest`` (the whole application, checked offline in a few seconds).
+Exit codes: 0 success, 1 the operation failed (no answer, stored nowhere, bootstrap timed out),
+2 bad arguments (malformed info-hash or address, busy port) with a one-line message on stderr,
+130 interrupted.
 
 The one-shot commands run a BEP 43 read-only node: it queries the DHT but answers nothing and
 stays out of other nodes' routing tables, as befits a node that exits a moment later.
@@ -188,6 +189,18 @@ def build_parser() -> argparse.ArgumentParser:
                     help="random info-hashes announced in the network (default 3)")
     tn.add_argument("--json", action="store_true",
                     help="print one JSON line (bootstrap addresses, announced peers) when ready")
+
+    st = sub.add_parser("selftest", parents=[verbose], help="check that the application works",
+                        description="Open the main window, start a local test network, "
+                        "bootstrap, look up and announce; print a one-line verdict. Exit 0 only "
+                        "if everything worked. Offline and offscreen when there is no display.")
+    st.add_argument("--offscreen", action="store_true",
+                    help="do not show the window even when a display is available")
+    st.add_argument("--timeout", type=_positive(float), default=60.0, metavar="S",
+                    help="give up after S seconds (default 60)")
+    st.add_argument("--json", action="store_true", help="one JSON object instead of the line")
+    st.add_argument("--screenshot", metavar="PNG",
+                    help="save a picture of the window as it looks at the end")
     return p
 
 
@@ -197,6 +210,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     _setup_logging(args.verbose)
     if args.command is None:
         return _gui(args)
+    if args.command == "selftest":
+        # Runs the Qt event loop itself (qasync), not asyncio.run.
+        from dhtviewer.selftest import run as selftest
+
+        return selftest(args.timeout, args.offscreen, args.json, args.verbose > 0,
+                        args.screenshot)
     runner = {
         "lookup": _lookup,
         "announce": _announce,

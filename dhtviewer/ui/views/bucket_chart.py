@@ -85,8 +85,11 @@ class BucketChart(pg.PlotWidget):  # type: ignore[misc]  # pyqtgraph is untyped
         self._k_line.setValue(k)
         top = max([k, *bottom.tolist(), *self._replacements.tolist(), 1.0])
         n = max(len(x), 1)
+        # bucket indices are whole numbers: one tick per bucket, or every 2nd/5th when many
+        step = 1 if n <= 16 else 2 if n <= 32 else 5
+        self.getPlotItem().getAxis("bottom").setTickSpacing(step, step)
         # headroom above the tallest bar for the legend
-        self.getPlotItem().setRange(xRange=(-0.7, n - 0.3), yRange=(0, top * 1.3), padding=0)
+        self.getPlotItem().setRange(xRange=(-0.7, n - 0.3), yRange=(0, top * 1.45), padding=0)
 
     def stack_heights(self) -> np.ndarray:
         """Per bucket: total bar height (good + questionable + bad) as drawn."""

@@ -118,6 +118,9 @@ class LookupGraph(pg.PlotWidget):  # type: ignore[misc]  # pyqtgraph is untyped
         max_depth = float(self._xy[:, 0].max())
         low, high = float(self._xy[:, 1].min()), float(self._xy[:, 1].max())
         span = max(high - low, 8.0)
+        # shared bits are whole numbers: integer ticks, never 0.5 steps
+        step = next((s for s in (1, 2, 5, 10, 20) if span / s <= 10), 40)
+        plot.getAxis("left").setTickSpacing(step, step)
         # headroom on top for the legend
         plot.setRange(
             xRange=(-0.6, max(max_depth, 2.0) + 0.6),

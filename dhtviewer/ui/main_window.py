@@ -1,0 +1,569 @@
+"""MainWindow: the docks, menus, toolbar and status bar around the panels.
+
+Layout: the network (bootstrap) and announce panels on the left; routing table, lookup, traffic
+and packet log as tabbed docks filling the rest; the log panel below them. Every dock can be
+moved, floated, closed and brought back from the View menu; the layout, the window geometry and
+the network settings persist with QSettings. A banner under the toolbar tells, in plain words,
+when the node cannot reach the DHT, and offers the local testnet instead.
+
+Closing the window stops the node (its state is saved) before the window really goes: the close
+event is refused once, the shutdown runs on the event loop, then the window closes itself and
+emits ``closed``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from dataclasses import replace
+from pathlib import Path
+
+from PySide6.QtCore import QSize, Qt, QTimer, Signal
+from PySide6.QtGui import (
+    QAction,
+    QCloseEvent,
+    QKeySequence,
+    QShowEvent,
+)
+from PySide6.QtWidgets import (
+    QDockWidget,
+    QLabel,
+    QMainWindow,
+    QMessageBox,
+    QStyle,
+    QToolBar,
+)
+
+from dhtviewer import __version__
+from dhtviewer.dht.settings import DhtSettings
+from dhtviewer.ui.controller import (
+    MAINLINE,
+    STARTING,
+    STOPPING,
+    TESTNET,
+    Controller,
+    StartOptions,
+)
+from dhtviewer.ui.dialogs import PortBusyDialog, PreferencesDialog, about_text
+from dhtviewer.ui.log_panel import LogPanel
+from dhtviewer.ui.panels.announce import AnnouncePanel
+from dhtviewer.ui.panels.lookup import LookupPanel
+from dhtviewer.ui.panels.network import MODE_LABELS, NetworkPanel
+from dhtviewer.ui.panels.packets import PacketLogPanel
+from dhtviewer.ui.panels.routing import RoutingPanel
+from dhtviewer.ui.panels.traffic import TrafficPanel
+from dhtviewer.ui.settings_store import SettingsStore
+from dhtviewer.ui.views.theme import current_theme
+from dhtviewer.ui.window_chrome import Banner, app_icon
+
+log = logging.getLogger(__name__)
+STATUS_MESSAGE_MS = 8000
+
+
+def _format_uptime(seconds: float) -> str:
+    s = int(seconds)
+    return f"{s // 3600:d}:{s // 60 % 60:02d}:{s % 60:02d}"
+
+
+def _format_count(n: float) -> str:
+    for factor, suffix in ((1e9, " billion"), (1e6, " million"), (1e3, "k")):
+        if n >= factor:
+            return f"{n / factor:.3g}{suffix}"
+    return f"{n:.0f}"
+
+
+class MainWindow(QMainWindow):
+    closed = Signal()
+    """Emitted once the node has stopped and the window is gone."""
+
+    def __init__(
+        self,
+        controller: Controller,
+        store: SettingsStore,
+        *,
+        state_path: Path | None = None,
+        testnet_state_path: Path | None = None,
+        testnet_base: str = "127.0.1.1",
+        testnet_seed: int | None = None,
+        node_id: bytes | None = None,
+    ) -> None:
+        """``state_path``: node state of the Mainline/Custom modes; ``testnet_state_path`` of
+        the testnet mode (None: not saved, the testnet is gone at the next run anyway).
+        ``testnet_base``/``testnet_seed``/``node_id``: fixed for tests and screenshots."""
+        super().__init__()
+        self.controller = controller
+        self.store = store
+        self.state_path = state_path
+        self.testnet_state_path = testnet_state_path
+        self.testnet_base = testnet_base
+        self.testnet_seed = testnet_seed
+        self.node_id = node_id
+        self.forced_mode = ""
+        """The mode chosen on the command line, if any (not remembered as the user's)."""
+        self.forced_bind = False
+        self._banner_error = False
+        self._shown_once = False
+        self._layout_restored = False
+        self._shutdown_task: asyncio.Task[None] | None = None
+        self.dht_settings: DhtSettings = store.dht_settings()
+        self.port_dialog: PortBusyDialog | None = None
+        self.preferences: PreferencesDialog | None = None
+        self._closing = False
+        self._closed = False
+        self.setWindowTitle("dhtviewer")
+        self.setWindowIcon(app_icon())
+        self.setObjectName("main_window")
+        self.setDockOptions(QMainWindow.DockOption.AllowTabbedDocks
+                            | QMainWindow.DockOption.AllowNestedDocks
+                            | QMainWindow.DockOption.AnimatedDocks)
+        self.setDocumentMode(True)
+        self.setCorner(Qt.Corner.BottomLeftCorner, Qt.DockWidgetArea.LeftDockWidgetArea)
+
+        self.network = NetworkPanel(controller)
+        self.announce = AnnouncePanel(controller)
+        self.routing = RoutingPanel(controller)
+        self.lookup = LookupPanel(controller)
+        self.traffic = TrafficPanel(controller)
+        self.packets = PacketLogPanel(controller)
+        self.log_panel = LogPanel()
+        self.log_panel.install()
+
+        self.docks: dict[str, QDockWidget] = {}
+        for name, title, widget, tip in (
+            ("network", "Network", self.network, "Start the node and see its state"),
+            ("announce", "Announce", self.announce, "Announce a torrent and verify it"),
+            ("routing", "Routing table", self.routing, "K-buckets, nodes and the id space"),
+            ("lookup", "Lookup", self.lookup, "Find peers and watch the lookup's path"),
+            ("traffic", "Traffic", self.traffic, "Message rates, bytes, RTTs, network size"),
+            ("packets", "Packet log", self.packets, "Every datagram, decoded"),
+            ("log", "Log", self.log_panel, "Messages and errors of the application"),
+        ):
+            dock = QDockWidget(title, self)
+            dock.setObjectName(f"dock_{name}")
+            dock.setWidget(widget)
+            dock.setToolTip(tip)
+            dock.toggleViewAction().setToolTip(f"Show or hide the {title} panel")
+            self.docks[name] = dock
+        self._default_layout()
+        self._default_state = self.saveState()
+
+        self._build_banner()
+        self._build_actions()
+        self._build_menus()
+        self._build_toolbar()
+        self._build_status_bar()
+        self._connect()
+        unit = self.fontMetrics().height()
+        self.resize(unit * 95, unit * 58)
+        self._restore()
+
+    # ======================================================================== layout ==
+    def _default_layout(self) -> None:
+        d = self.docks
+        self.addDockWidget(Qt.DockWidgetArea.LeftDockWidgetArea, d["network"])
+        self.splitDockWidget(d["network"], d["announce"], Qt.Orientation.Vertical)
+        self.addDockWidget(Qt.DockWidgetArea.RightDockWidgetArea, d["lookup"])
+        for name in ("routing", "traffic", "packets"):
+            self.tabifyDockWidget(d["lookup"], d[name])
+        self.addDockWidget(Qt.DockWidgetArea.BottomDockWidgetArea, d["log"])
+        for dock in d.values():
+            dock.show()
+        d["lookup"].raise_()
+
+    def _default_sizes(self) -> None:
+        """Dock proportions for the window's current size (docks only take sizes once the
+        window is laid out, hence after the first show)."""
+        d = self.docks
+        w, h = max(self.width(), 800), max(self.height(), 600)
+        left = min(max(int(w * 0.3), self.fontMetrics().height() * 24), w // 2)
+        self.resizeDocks([d["network"], d["lookup"]], [left, w - left], Qt.Orientation.Horizontal)
+        self.resizeDocks([d["network"], d["announce"]], [int(h * 0.52), int(h * 0.48)],
+                         Qt.Orientation.Vertical)
+        self.resizeDocks([d["lookup"], d["log"]], [int(h * 0.78), int(h * 0.22)],
+                         Qt.Orientation.Vertical)
+
+    def reset_layout(self) -> None:
+        self.restoreState(self._default_state)
+        for dock in self.docks.values():
+            dock.show()
+        self.docks["lookup"].raise_()
+        self._default_sizes()
+
+    def showEvent(self, event: QShowEvent) -> None:
+        super().showEvent(event)
+        if not self._shown_once:
+            self._shown_once = True
+            if not self._layout_restored:
+                QTimer.singleShot(0, self._default_sizes)
+
+    def raise_dock(self, name: str) -> None:
+        dock = self.docks[name]
+        dock.show()
+        dock.raise_()
+
+    def _build_banner(self) -> None:
+        self.banner = Banner(self)
+        bar = QToolBar("Notice", self)
+        bar.setObjectName("banner_bar")
+        bar.setMovable(False)
+        bar.setFloatable(False)
+        bar.toggleViewAction().setVisible(False)
+        bar.addWidget(self.banner)
+        self.addToolBarBreak()
+        self.addToolBar(Qt.ToolBarArea.TopToolBarArea, bar)
+        self.banner.toolbar = bar
+        bar.hide()
+
+    # ======================================================================= actions ==
+    def _action(self, text: str, tip: str, slot: object,
+                shortcut: QKeySequence | QKeySequence.StandardKey | str | None = None,
+                icon: QStyle.StandardPixmap | None = None) -> QAction:
+        action = QAction(text, self)
+        action.setToolTip(tip)
+        action.setStatusTip(tip)
+        if shortcut is not None:
+            action.setShortcut(QKeySequence(shortcut))
+            action.setShortcutContext(Qt.ShortcutContext.WindowShortcut)
+        if icon is not None:
+            action.setIcon(self.style().standardIcon(icon))
+        action.triggered.connect(slot)
+        self.addAction(action)
+        return action
+
+    def _build_actions(self) -> None:
+        sp = QStyle.StandardPixmap
+        self.start_action = self._action("&Start", "Start the node and bootstrap it",
+                                         self.start_node, None, sp.SP_MediaPlay)
+        self.stop_action = self._action("S&top", "Stop the node (its state is saved)",
+                                        self.stop_node, None, sp.SP_MediaStop)
+        self.rebootstrap_action = self._action(
+            "&Re-bootstrap", "Ask the bootstrap nodes again for our neighbours",
+            self.rebootstrap, None, sp.SP_BrowserReload)
+        self.preferences_action = self._action(
+            "&Preferences…", "Every DHT limit (K, alpha, timeouts, caps, rate limits)",
+            self.open_preferences, QKeySequence.StandardKey.Preferences,
+            sp.SP_FileDialogDetailedView)
+        self.export_action = self._action("&Export peers…", "Save the peers found as CSV or JSON",
+                                          self.lookup.export_dialog, "Ctrl+E",
+                                          sp.SP_DialogSaveButton)
+        self.quit_action = self._action("&Quit", "Stop the node and close dhtviewer", self.close,
+                                        "Ctrl+Q")
+        self.quit_action.setMenuRole(QAction.MenuRole.QuitRole)
+        self.find_action = self._action("&Find peers…", "Focus the lookup field",
+                                        self.focus_lookup, "Ctrl+L", sp.SP_FileDialogContentsView)
+        self.cancel_action = self._action("&Cancel lookup", "Stop the running lookup",
+                                          self.controller.cancel_lookup, "Esc", sp.SP_BrowserStop)
+        self.pause_action = self._action("&Pause packet log", "Freeze the packet log for reading",
+                                         self.packets.pause.toggle, "Ctrl+P", sp.SP_MediaPause)
+        self.reset_layout_action = self._action("&Reset layout", "Put every panel back in place",
+                                                self.reset_layout)
+        self.about_action = self._action("&About dhtviewer", "Version and what this is",
+                                         self.show_about)
+        self.about_action.setMenuRole(QAction.MenuRole.AboutRole)
+
+    def _build_menus(self) -> None:
+        bar = self.menuBar()
+        file = bar.addMenu("&File")
+        file.addAction(self.export_action)
+        file.addSeparator()
+        file.addAction(self.quit_action)
+        view = bar.addMenu("&View")
+        for dock in self.docks.values():
+            view.addAction(dock.toggleViewAction())
+        view.addSeparator()
+        view.addAction(self.reset_layout_action)
+        node = bar.addMenu("&Node")
+        for action in (self.start_action, self.stop_action, self.rebootstrap_action):
+            node.addAction(action)
+        node.addSeparator()
+        node.addAction(self.preferences_action)
+        lookup = bar.addMenu("&Lookup")
+        lookup.addAction(self.find_action)
+        lookup.addAction(self.cancel_action)
+        lookup.addAction(self.export_action)
+        lookup.addSeparator()
+        lookup.addAction(self.pause_action)
+        helpm = bar.addMenu("&Help")
+        helpm.addAction(self.about_action)
+        for menu in (file, view, node, lookup, helpm):
+            menu.setToolTipsVisible(True)
+
+    def _build_toolbar(self) -> None:
+        bar = QToolBar("Main toolbar", self)
+        bar.setObjectName("main_toolbar")
+        bar.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextBesideIcon)
+        unit = self.fontMetrics().height()
+        bar.setIconSize(QSize(unit, unit))
+        for action in (self.start_action, self.stop_action, self.rebootstrap_action):
+            bar.addAction(action)
+        bar.addSeparator()
+        bar.addAction(self.find_action)
+        bar.addAction(self.cancel_action)
+        bar.addAction(self.export_action)
+        bar.addSeparator()
+        bar.addAction(self.preferences_action)
+        assert self.banner.toolbar is not None
+        self.insertToolBar(self.banner.toolbar, bar)
+        self.insertToolBarBreak(self.banner.toolbar)  # the banner spans a row of its own
+        self.toolbar = bar
+
+    def _build_status_bar(self) -> None:
+        sb = self.statusBar()
+        self.status_state = QLabel(self)
+        self.status_state.setToolTip("Node state")
+        self.status_nodes = QLabel(self)
+        self.status_nodes.setToolTip("Good nodes / nodes in the routing table")
+        self.status_rate = QLabel(self)
+        self.status_rate.setToolTip("Messages per second received / sent (5 s average)")
+        self.status_size = QLabel(self)
+        self.status_size.setToolTip("DHT size estimated from the distances of the closest "
+                                    "nodes found by recent lookups (median, quartiles)")
+        self.status_uptime = QLabel(self)
+        self.status_uptime.setToolTip("Time since the node started")
+        for w in (self.status_state, self.status_nodes, self.status_rate, self.status_size,
+                  self.status_uptime):
+            w.setContentsMargins(6, 0, 6, 0)
+            sb.addPermanentWidget(w)
+        self._stats: dict[str, float] = {}
+        self._update_status()
+
+    # ======================================================================= wiring ==
+    def _connect(self) -> None:
+        c = self.controller
+        c.state_changed.connect(self._state_changed)
+        c.stats_changed.connect(self._stats_changed)
+        c.port_in_use.connect(self._port_in_use)
+        c.bootstrap_stalled.connect(self._bootstrap_stalled)
+        c.error.connect(self._error)
+        c.ping_finished.connect(lambda _addr, _ok, text: self.show_status(text))
+        c.lookup_started.connect(self._lookup_started)
+        self.network.start_requested.connect(self.start_node)
+        self.network.stop_requested.connect(self.stop_node)
+        self.network.rebootstrap_requested.connect(self.rebootstrap)
+        self.network.infohash_chosen.connect(self._infohash_chosen)
+        self.routing.ping_requested.connect(c.ping)
+        self.routing.find_node_requested.connect(self._find_node)
+        self.lookup.target_changed.connect(self.routing.set_target)
+        self.lookup.searched.connect(self._searched)
+        self.log_panel.errors_changed.connect(self._log_errors)
+        self.docks["log"].visibilityChanged.connect(self._log_visibility)
+        self._state_changed(c.state, c.detail)
+
+    def _restore(self) -> None:
+        geometry = self.store.geometry()
+        if geometry is not None:
+            self.restoreGeometry(geometry)
+        state = self.store.window_state()
+        if state is not None:
+            self._layout_restored = self.restoreState(state)
+            if not self._layout_restored:
+                log.info("saved window layout not restored; using the default one")
+        self.network.set_options(self.store.network())
+        self.lookup.set_recent(self.store.recent_infohashes())
+
+    def save_settings(self) -> None:
+        self.store.save_window(self.saveGeometry(), self.saveState())
+        options = self.network.options()
+        if options is None:  # invalid entries are not worth keeping; the rest is
+            options = replace(self.store.network(), bind_host=self.network.bind_host.text(),
+                              port=self.network.port.value())
+        # a mode chosen on the command line (--testnet) is not the user's saved choice
+        save_mode = options.mode != self.forced_mode
+        self.store.save_network(options, save_mode=save_mode, save_bind=not self.forced_bind)
+        self.store.save_dht_settings(self.dht_settings)
+        self.store.sync()
+
+    def apply_command_line(self, options: StartOptions, *, mode: bool, bind: bool) -> None:
+        """Show ``options`` (given on the command line) in the network panel. What the command
+        line chose (the ``mode``, the ``bind`` address) is not saved as the user's choice."""
+        self.network.set_options(options)
+        self.forced_mode = options.mode if mode else ""
+        self.forced_bind = bind
+
+    # ======================================================================= node ==
+    def start_options(self) -> StartOptions | None:
+        options = self.network.options()
+        if options is None:
+            self.raise_dock("network")
+            self.show_status("Fix the bootstrap settings first (see the Network panel).")
+            return None
+        state = self.testnet_state_path if options.mode == TESTNET else self.state_path
+        return replace(options, settings=self.dht_settings, state_path=state,
+                       testnet_base=self.testnet_base, testnet_seed=self.testnet_seed,
+                       node_id=self.node_id)
+
+    def start_node(self) -> asyncio.Task[bool | None] | None:
+        options = self.start_options()
+        if options is None:
+            return None
+        self.banner.hide_banner()
+        return self.controller.start(options)
+
+    def stop_node(self) -> None:
+        self.controller.stop()
+
+    def rebootstrap(self) -> None:
+        """Re-bootstrap from the list as the Network panel shows it now (it may have been
+        edited since the start)."""
+        options = self.network.options()
+        self.controller.rebootstrap(options.bootstrap_spec() if options is not None else None)
+
+    def start_testnet_instead(self) -> None:
+        self.network.set_mode(TESTNET)
+        options = self.start_options()
+        if options is not None:
+            self.controller.restart(options)
+
+    def _state_changed(self, state: str, detail: str) -> None:
+        c = self.controller
+        running, busy = c.running, c.busy
+        self.start_action.setEnabled(not running and not busy)
+        self.stop_action.setEnabled(running or (busy and state == STARTING))
+        self.rebootstrap_action.setEnabled(running and state not in ("idle", STOPPING))
+        mode = c.options.mode if c.options is not None else self.network.current_mode()
+        label = dict(MODE_LABELS).get(mode, mode)
+        if mode == TESTNET and c.options is not None:
+            label += f" ({c.options.testnet_nodes} nodes)"
+        self.setWindowTitle(f"dhtviewer — {label} — {state}")
+        if state == "ready" and self.banner.showing and not self._banner_error:
+            self.banner.hide_banner()
+        self._update_status()
+
+    def _stats_changed(self, stats: dict[str, float]) -> None:
+        self._stats = stats
+        self._update_status()
+
+    def _update_status(self) -> None:
+        c = self.controller
+        t = current_theme()
+        color = {"ready": t.good, "bootstrapping": t.questionable, STARTING: t.questionable,
+                 STOPPING: t.questionable}.get(c.state, t.muted)
+        self.status_state.setText(f"<span style='color:{color}'>●</span> {c.state}")
+        s = self._stats if c.running else {}
+        self.status_nodes.setText(
+            f"good nodes {int(s.get('good_nodes', 0))} / {int(s.get('routing_nodes', 0))}"
+        )
+        rin, rout = self.traffic.messages_per_second()
+        self.status_rate.setText(f"↓ {rin:.0f} ↑ {rout:.0f} msg/s")
+        size = self.traffic.network_size()
+        self.status_size.setText(
+            "network size: —" if size is None
+            else f"network ≈ {_format_count(size[0])} nodes"
+        )
+        self.status_uptime.setText(f"uptime {_format_uptime(s.get('uptime', 0.0))}")
+
+    def _port_in_use(self, host: str, port: int, free: int) -> None:
+        dialog = PortBusyDialog(host, port, free, self)
+        self.port_dialog = dialog
+
+        def done() -> None:
+            self.port_dialog = None
+            if dialog.chosen_port:
+                self.network.port.setValue(dialog.chosen_port)
+                self.start_node()
+
+        dialog.finished.connect(done)
+        dialog.open()
+
+    def _bootstrap_stalled(self, why: str) -> None:
+        self._banner_error = False
+        mode = self.controller.options.mode if self.controller.options else MAINLINE
+        if mode == TESTNET:
+            self.banner.show_message(why)
+            return
+        self.banner.show_message(
+            f"<b>Cannot reach the DHT.</b> {why} The node keeps trying in the background.",
+            "Start a local testnet instead", self.start_testnet_instead,
+            "Stop this node and run an offline DHT of a few dozen nodes on this computer",
+        )
+
+    def _error(self, message: str) -> None:
+        self.show_status(message)
+        if not self.controller.running and not self.controller.busy:
+            self._banner_error = True
+            self.banner.show_message(message, error=True)
+
+    def show_status(self, text: str) -> None:
+        self.statusBar().showMessage(text, STATUS_MESSAGE_MS)
+
+    def _log_visibility(self, visible: bool) -> None:
+        if visible:
+            self.log_panel.mark_seen()
+
+    def _log_errors(self, count: int) -> None:
+        self.docks["log"].setWindowTitle(f"Log ({count} new)" if count else "Log")
+
+    # ======================================================================= lookups ==
+    def focus_lookup(self) -> None:
+        self.raise_dock("lookup")
+        self.lookup.focus_query()
+
+    def _infohash_chosen(self, text: str) -> None:
+        self.lookup.set_query(text)
+        if not self.announce.query.text():
+            self.announce.set_query(text)
+        self.focus_lookup()
+
+    def _find_node(self, target: bytes) -> None:
+        if self.controller.find_node(target) is not None:
+            self.raise_dock("lookup")
+
+    def _lookup_started(self, _lookup_id: int, kind: str, _target: object) -> None:
+        if kind in ("get_peers", "find_node"):
+            self.raise_dock("lookup")
+
+    def _searched(self, text: str) -> None:
+        self.lookup.set_recent(self.store.add_recent_infohash(text))
+
+    # ======================================================================= dialogs ==
+    def open_preferences(self) -> PreferencesDialog:
+        dialog = PreferencesDialog(self.dht_settings, self)
+        self.preferences = dialog
+
+        def accepted() -> None:
+            self.dht_settings = dialog.settings()
+            self.store.save_dht_settings(self.dht_settings)
+            if self.controller.running:
+                self.show_status("Preferences saved; they apply when the node next starts.")
+
+        dialog.accepted.connect(accepted)
+        dialog.open()
+        return dialog
+
+    def show_about(self) -> None:
+        QMessageBox.about(self, f"About dhtviewer {__version__}", about_text())
+
+    # ======================================================================= closing ==
+    def closeEvent(self, event: QCloseEvent) -> None:
+        if self._closed:
+            event.accept()
+            return
+        event.ignore()
+        if self._closing:
+            return
+        self._closing = True
+        self.save_settings()
+        self.show_status("Stopping the node and saving its state…")
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            loop = asyncio.get_event_loop()
+        self._shutdown_task = loop.create_task(self._shutdown())
+
+    async def _shutdown(self) -> None:
+        started = time.monotonic()
+        try:
+            await self.controller.shutdown()
+        except Exception:
+            log.exception("stopping the node failed")
+        finally:
+            log.info("shut down in %.2f s", time.monotonic() - started)
+            self.log_panel.uninstall()
+            self._closed = True
+            self.close()
+            self.closed.emit()
+
+    @property
+    def is_closed(self) -> bool:
+        return self._closed

@@ -1,0 +1,78 @@
+"""Small helpers shared by the panels: inline messages, copy to clipboard, compact tables."""
+
+from __future__ import annotations
+
+from PySide6.QtCore import Qt
+from PySide6.QtGui import QGuiApplication, QPalette
+from PySide6.QtWidgets import QAbstractItemView, QHeaderView, QLabel, QTableView, QWidget
+
+from dhtviewer.ui.views.theme import current_theme
+
+
+class InlineMessage(QLabel):
+    """A one-line message under an input: an error (theme's "bad" colour) or a hint (muted);
+    hidden when empty so it takes no room."""
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setWordWrap(True)
+        self.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.is_error = False
+        self.hide()
+
+    def show_error(self, text: str) -> None:
+        self._show(text, error=True)
+
+    def show_info(self, text: str) -> None:
+        self._show(text, error=False)
+
+    def _show(self, text: str, error: bool) -> None:
+        self.is_error = error
+        t = current_theme()
+        color = t.bad if error else t.muted
+        self.setStyleSheet(f"color: {color};")
+        self.setText(("✗ " if error else "") + text)
+        self.setVisible(bool(text))
+
+    def clear_message(self) -> None:
+        self.is_error = False
+        self.setText("")
+        self.hide()
+
+
+def mark_invalid(widget: QWidget, invalid: bool) -> None:
+    """A red frame on an input holding invalid text."""
+    widget.setStyleSheet(f"border: 1px solid {current_theme().bad};" if invalid else "")
+
+
+def copy_text(text: str) -> None:
+    clipboard = QGuiApplication.clipboard()
+    if clipboard is not None:
+        clipboard.setText(text)
+
+
+def setup_table(view: QTableView, sortable: bool = True) -> None:
+    """Compact rows, row selection, alternating colours, last column stretched."""
+    view.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
+    view.setAlternatingRowColors(True)
+    view.setSortingEnabled(sortable)
+    view.setWordWrap(False)
+    view.setCornerButtonEnabled(False)
+    vh = view.verticalHeader()
+    vh.setVisible(False)
+    vh.setSectionResizeMode(QHeaderView.ResizeMode.Fixed)
+    vh.setDefaultSectionSize(int(view.fontMetrics().height() * 1.45))
+    hh = view.horizontalHeader()
+    hh.setStretchLastSection(True)
+    hh.setHighlightSections(False)
+    hh.setDefaultAlignment(Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter)
+
+
+def muted_label(text: str, parent: QWidget | None = None) -> QLabel:
+    label = QLabel(text, parent)
+    palette = label.palette()
+    palette.setColor(QPalette.ColorRole.WindowText,
+                     palette.color(QPalette.ColorGroup.Disabled, QPalette.ColorRole.WindowText))
+    label.setPalette(palette)
+    label.setWordWrap(True)
+    return label

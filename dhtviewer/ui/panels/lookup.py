@@ -1,0 +1,386 @@
+"""LookupPanel: find the peers of a torrent and watch the lookup find its way.
+
+The input takes a 40-hex or 32-base32 info-hash or a magnet link; anything else gets an inline
+message and starts nothing. Enter or "Find peers" starts the lookup, Esc (a window shortcut)
+cancels it. The lookup path graph and a progress line (queried / answered / in flight / elapsed)
+follow it live; the peers table lists what it found (copy, export CSV or JSON); the history keeps
+earlier lookups, and selecting one redraws its graph and peers. The node's own maintenance
+lookups (bootstrap, bucket refresh) are hidden from the history unless asked for.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from PySide6.QtCore import (
+    QItemSelectionModel,
+    QModelIndex,
+    QObject,
+    QPersistentModelIndex,
+    QSortFilterProxyModel,
+    QStringListModel,
+    Qt,
+    Signal,
+)
+from PySide6.QtWidgets import (
+    QCheckBox,
+    QCompleter,
+    QFileDialog,
+    QHBoxLayout,
+    QLabel,
+    QLineEdit,
+    QPushButton,
+    QSplitter,
+    QTableView,
+    QVBoxLayout,
+    QWidget,
+)
+
+from dhtviewer.dht import events as ev
+from dhtviewer.infohash import InfohashError, parse_infohash
+from dhtviewer.net.addresses import format_addr
+from dhtviewer.ui.controller import Controller
+from dhtviewer.ui.lookup_state import LookupState
+from dhtviewer.ui.models import SORT_ROLE, LookupsModel, PeersModel
+from dhtviewer.ui.models.lookups import COL_KIND, COL_STARTED
+from dhtviewer.ui.models.nodes import filter_change
+from dhtviewer.ui.panels.common import (
+    InlineMessage,
+    copy_text,
+    mark_invalid,
+    muted_label,
+    setup_table,
+)
+from dhtviewer.ui.views import LookupGraph
+
+Index = QModelIndex | QPersistentModelIndex
+MAINTENANCE_KINDS = frozenset({"bootstrap", "refresh"})
+EMPTY_HINT = ("No lookup yet: paste an info-hash or a magnet link above and press Enter "
+              "(on a local testnet, click one of its info-hashes in the Network panel).")
+
+
+class LookupsProxy(QSortFilterProxyModel):
+    """The lookup history, newest first by default; hides maintenance lookups unless
+    ``show_maintenance``."""
+
+    def __init__(self, parent: QObject | None = None) -> None:
+        super().__init__(parent)
+        self.setSortRole(SORT_ROLE)
+        self.setDynamicSortFilter(True)
+        self.show_maintenance = False
+
+    def set_show_maintenance(self, show: bool) -> None:
+        filter_change(self, lambda: setattr(self, "show_maintenance", show))
+
+    def filterAcceptsRow(self, source_row: int, source_parent: Index) -> bool:
+        if self.show_maintenance:
+            return True
+        model = self.sourceModel()
+        kind = model.data(model.index(source_row, COL_KIND, source_parent), SORT_ROLE)
+        return kind not in MAINTENANCE_KINDS
+
+
+def sorting_proxy(parent: QObject) -> QSortFilterProxyModel:
+    proxy = QSortFilterProxyModel(parent)
+    proxy.setSortRole(SORT_ROLE)
+    proxy.setDynamicSortFilter(True)
+    return proxy
+
+
+class LookupPanel(QWidget):
+    searched = Signal(str)
+    """The text of an accepted query (for the recent list)."""
+    target_changed = Signal(object)
+    """Target (bytes) of the lookup shown, or None."""
+
+    def __init__(self, controller: Controller, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.controller = controller
+        self.shown: LookupState | None = None
+        self._follow: int | None = None
+
+        # --- input -----------------------------------------------------------------------------
+        self.query = QLineEdit(self)
+        self.query.setPlaceholderText("info-hash (40 hex or 32 base32 characters) or magnet link")
+        self.query.setToolTip("What to look up: a 40-hex or 32-base32 info-hash, or a magnet "
+                              "link. Enter starts the lookup (Ctrl+L focuses this field).")
+        self.query.setClearButtonEnabled(True)
+        self.query.returnPressed.connect(self.start_lookup)
+        self.query.textEdited.connect(self._query_edited)
+        self.recent = QStringListModel(self)
+        completer = QCompleter(self.recent, self)
+        completer.setCaseSensitivity(Qt.CaseSensitivity.CaseInsensitive)
+        completer.setFilterMode(Qt.MatchFlag.MatchContains)
+        self.query.setCompleter(completer)
+        self.find_button = QPushButton("Find peers", self)
+        self.find_button.setToolTip("Start a get_peers lookup (Enter)")
+        self.find_button.setDefault(True)
+        self.find_button.clicked.connect(self.start_lookup)
+        self.cancel_button = QPushButton("Cancel", self)
+        self.cancel_button.setToolTip("Stop the running lookup (Esc)")
+        self.cancel_button.setEnabled(False)
+        self.cancel_button.clicked.connect(self.controller.cancel_lookup)
+        self.message = InlineMessage(self)
+        self.progress = QLabel(EMPTY_HINT, self)
+        self.progress.setToolTip("The lookup shown: nodes queried, answered, still in flight, "
+                                 "timed out; peers found; time taken")
+        self.progress.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+
+        # --- graph, peers, history -------------------------------------------------------------
+        self.graph = LookupGraph(self)
+        self.graph.setToolTip("")  # per-point tooltips come from the graph itself
+
+        self.peers = PeersModel(self)
+        self.peers_proxy = sorting_proxy(self)
+        self.peers_proxy.setSourceModel(self.peers)
+        self.peers_table = QTableView(self)
+        self.peers_table.setModel(self.peers_proxy)
+        setup_table(self.peers_table)
+        self.peers_table.setToolTip("Peers the lookup found: how many nodes returned each, and "
+                                    "when it was first seen (seconds after the start)")
+        unit = self.fontMetrics().horizontalAdvance("0")
+        for col, chars in enumerate((15, 7, 7)):
+            self.peers_table.setColumnWidth(col, unit * chars)
+        self.peers_title = QLabel("Peers", self)
+        self.copy_button = QPushButton("Copy", self)
+        self.copy_button.setToolTip("Copy the selected peers (all if none selected) as IP:PORT")
+        self.copy_button.clicked.connect(self.copy_peers)
+        self.export_button = QPushButton("Export…", self)
+        self.export_button.setToolTip("Save the peers as CSV or JSON (Ctrl+E)")
+        self.export_button.clicked.connect(self.export_dialog)
+
+        self.lookups = LookupsModel(parent=self)
+        self.history_proxy = LookupsProxy(self)
+        self.history_proxy.setSourceModel(self.lookups)
+        self.history = QTableView(self)
+        self.history.setModel(self.history_proxy)
+        setup_table(self.history)
+        self.history.setSelectionMode(QTableView.SelectionMode.SingleSelection)
+        self.history.sortByColumn(COL_STARTED, Qt.SortOrder.DescendingOrder)
+        for col, chars in enumerate((42, 11, 12, 11, 7, 9, 11)):
+            self.history.setColumnWidth(col, unit * chars)
+        self.history.setToolTip("Earlier lookups: select one to redraw its graph and peers")
+        self.history.selectionModel().currentRowChanged.connect(self._history_selected)
+        self.show_maintenance = QCheckBox("Maintenance lookups", self)
+        self.show_maintenance.setToolTip("Also list the node's own lookups (bootstrap and "
+                                         "bucket refresh)")
+        self.show_maintenance.toggled.connect(self.history_proxy.set_show_maintenance)
+
+        top = QHBoxLayout()
+        top.addWidget(self.query, 1)
+        top.addWidget(self.find_button)
+        top.addWidget(self.cancel_button)
+
+        peers_box = QWidget(self)
+        vbox = QVBoxLayout(peers_box)
+        vbox.setContentsMargins(0, 0, 0, 0)
+        row = QHBoxLayout()
+        row.addWidget(self.peers_title, 1)
+        row.addWidget(self.copy_button)
+        row.addWidget(self.export_button)
+        vbox.addLayout(row)
+        vbox.addWidget(self.peers_table, 1)
+        history_box = QWidget(self)
+        vbox = QVBoxLayout(history_box)
+        vbox.setContentsMargins(0, 0, 0, 0)
+        row = QHBoxLayout()
+        row.addWidget(QLabel("History", self), 1)
+        row.addWidget(self.show_maintenance)
+        vbox.addLayout(row)
+        vbox.addWidget(self.history, 1)
+        graph_box = QWidget(self)
+        vbox = QVBoxLayout(graph_box)
+        vbox.setContentsMargins(0, 0, 0, 0)
+        vbox.addWidget(self.graph, 1)
+        vbox.addWidget(muted_label("x: hop (who referred whom) · y: bits shared with the target · "
+                                   "hover a point for the node", self))
+        # graph and peers side by side; the history (a wide table) as a strip under both
+        upper = QSplitter(Qt.Orientation.Horizontal, self)
+        upper.addWidget(graph_box)
+        upper.addWidget(peers_box)
+        upper.setStretchFactor(0, 5)
+        upper.setStretchFactor(1, 2)
+        self.splitter = QSplitter(Qt.Orientation.Vertical, self)
+        self.splitter.addWidget(upper)
+        self.splitter.addWidget(history_box)
+        self.splitter.setStretchFactor(0, 3)
+        self.splitter.setStretchFactor(1, 1)
+
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(4, 4, 4, 4)
+        layout.addLayout(top)
+        layout.addWidget(self.message)
+        layout.addWidget(self.progress)
+        layout.addWidget(self.splitter, 1)
+
+        controller.events.connect(self.add_events)
+        controller.lookup_started.connect(self._lookup_started)
+        controller.lookup_finished.connect(lambda _result: self._update_buttons())
+        controller.state_changed.connect(lambda *_: self._update_buttons())
+        self._update_buttons()
+
+    # --- input ---------------------------------------------------------------------------------
+    def set_query(self, text: str) -> None:
+        self.query.setText(text)
+        self._query_edited()
+
+    def set_recent(self, recent: list[str]) -> None:
+        self.recent.setStringList(recent)
+
+    def focus_query(self) -> None:
+        self.query.setFocus(Qt.FocusReason.ShortcutFocusReason)
+        self.query.selectAll()
+
+    def _query_edited(self) -> None:
+        self.message.clear_message()
+        mark_invalid(self.query, False)
+
+    def start_lookup(self) -> bool:
+        """Parse the query and start the lookup; False (with an inline message) if it cannot."""
+        text = self.query.text().strip()
+        try:
+            info_hash = parse_infohash(text)
+        except InfohashError as err:
+            self.message.show_error(str(err))
+            mark_invalid(self.query, True)
+            return False
+        if not self.controller.running:
+            self.message.show_error("The node is not running: start it in the Network panel.")
+            return False
+        self.message.clear_message()
+        mark_invalid(self.query, False)
+        handle = self.controller.find_peers(info_hash)
+        if handle is None:
+            return False
+        self.searched.emit(text)
+        return True
+
+    # --- following lookups ---------------------------------------------------------------------
+    def _lookup_started(self, lookup_id: int, kind: str, target: object) -> None:
+        # the row appears with the next batch of events; select it then
+        self._follow = lookup_id
+        self._select_followed()
+        self._update_buttons()
+
+    def add_events(self, batch: list[ev.Event]) -> None:
+        events = [e for e in batch if isinstance(e, ev.LookupStarted | ev.LookupQuerySent |
+                  ev.LookupResponse | ev.LookupTimeout | ev.PeersFound | ev.LookupFinished |
+                  ev.AnnounceFinished)]
+        if not events:
+            return
+        self.lookups.add_events(events)
+        self.lookups.set_now(self.controller.now())
+        if self._follow is not None:
+            self._select_followed()
+        shown = self.shown
+        if shown is not None and any(
+            getattr(e, "lookup_id", None) == shown.lookup_id for e in events
+        ):
+            self._redraw()
+
+    def _select_followed(self) -> None:
+        row = None if self._follow is None else self.lookups.row_of(self._follow)
+        if row is None:
+            return
+        self._follow = None
+        self.select_lookup_row(row)
+
+    def select_lookup_row(self, source_row: int) -> None:
+        """Show the lookup in ``source_row`` of the history model (and select it)."""
+        state = self.lookups.state(source_row)
+        if state.kind in MAINTENANCE_KINDS and not self.show_maintenance.isChecked():
+            self.show_lookup(state)
+            return
+        index = self.history_proxy.mapFromSource(self.lookups.index(source_row, 0))
+        if index.isValid():
+            self.history.selectionModel().setCurrentIndex(
+                index,
+                QItemSelectionModel.SelectionFlag.ClearAndSelect
+                | QItemSelectionModel.SelectionFlag.Rows,
+            )
+            self.history.scrollTo(index)
+        self.show_lookup(state)
+
+    def _history_selected(self, current: QModelIndex, _previous: QModelIndex) -> None:
+        if not current.isValid():
+            return
+        source = self.history_proxy.mapToSource(current)
+        self.show_lookup(self.lookups.state(source.row()))
+
+    def show_lookup(self, state: LookupState | None) -> None:
+        changed = state is not self.shown
+        self.shown = state
+        if changed:
+            self.target_changed.emit(None if state is None else state.target)
+        self._redraw()
+
+    def _redraw(self) -> None:
+        state = self.shown
+        self.graph.set_lookup(state)
+        self.peers.set_lookup(state)
+        n = self.peers.rowCount()
+        self.peers_title.setText(f"Peers ({n})" if state is not None else "Peers")
+        self._update_progress()
+
+    def _update_progress(self) -> None:
+        state = self.shown
+        if state is None:
+            self.progress.setText(EMPTY_HINT)
+            return
+        s = state.summary(None if state.finished else self.controller.now())
+        kind = {"get_peers": "get_peers", "find_node": "find_node", "announce": "announce",
+                "bootstrap": "bootstrap", "refresh": "refresh"}.get(s.kind, s.kind)
+        extra = ""
+        if state.kind == "announce" and state.announce_done:
+            extra = f" · stored at {len(state.stored_at)} nodes"
+        self.progress.setText(
+            f"<b>{kind}</b> {s.target.hex()} · {s.state} · queried {s.queried} · "
+            f"answered {s.answered} · in flight {s.in_flight} · timed out {s.timed_out} · "
+            f"<b>{s.peers} peers</b> · {s.elapsed:.2f} s{extra}"
+        )
+        self._update_buttons()
+
+    def _update_buttons(self) -> None:
+        handle = self.controller.current_lookup
+        self.cancel_button.setEnabled(handle is not None and not handle.done())
+        self.find_button.setEnabled(self.controller.running)
+        has_peers = self.peers.rowCount() > 0
+        self.copy_button.setEnabled(has_peers)
+        self.export_button.setEnabled(has_peers)
+
+    # --- peers: copy and export ----------------------------------------------------------------
+    def copy_peers(self) -> str:
+        rows = sorted({self.peers_proxy.mapToSource(i).row()
+                       for i in self.peers_table.selectionModel().selectedRows()})
+        if not rows:
+            rows = list(range(self.peers.rowCount()))
+        text = "\n".join(format_addr(self.peers.peer(r).addr) for r in rows)
+        copy_text(text)
+        return text
+
+    def export(self, path: Path) -> None:
+        """Write the peers shown to ``path``: JSON for a .json name, CSV otherwise."""
+        data = self.peers.to_json() if path.suffix.lower() == ".json" else self.peers.to_csv()
+        path.write_text(data, encoding="utf-8")
+
+    def export_dialog(self) -> Path | None:
+        if self.peers.rowCount() == 0:
+            self.message.show_info("No peers to export: run a lookup first.")
+            return None
+        target = self.shown.target.hex()[:12] if self.shown is not None else "peers"
+        name, chosen = QFileDialog.getSaveFileName(
+            self, "Export peers", f"peers-{target}.csv",
+            "CSV (*.csv);;JSON (*.json)",
+        )
+        if not name:
+            return None
+        path = Path(name)
+        if not path.suffix:
+            path = path.with_suffix(".json" if "json" in chosen.lower() else ".csv")
+        try:
+            self.export(path)
+        except OSError as err:
+            self.message.show_error(f"cannot write {path}: {err}")
+            return None
+        self.message.show_info(f"{self.peers.rowCount()} peers written to {path}")
+        return path

@@ -1,0 +1,464 @@
+"""NetworkPanel: where the node is started (bootstrap) and what it is doing.
+
+Three modes: the public Mainline DHT (the well-known routers, as an editable list), a local
+testnet run inside the app (its pre-announced info-hashes are listed; activating one fills the
+lookup field), and a custom HOST:PORT list validated as typed. Bind address and port, Start /
+Stop / Re-bootstrap, then the node's identity and state: id (with copy), local and external
+address (BEP 42 votes), and a progress bar toward "ready".
+
+The panel only asks; the main window turns ``start_requested`` into a controller call with the
+panel's ``options()`` (plus preferences and state file).
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from dataclasses import replace
+
+from PySide6.QtCore import Qt, Signal
+from PySide6.QtGui import QColor
+from PySide6.QtWidgets import (
+    QComboBox,
+    QFormLayout,
+    QGroupBox,
+    QHBoxLayout,
+    QLabel,
+    QLineEdit,
+    QListWidget,
+    QListWidgetItem,
+    QPlainTextEdit,
+    QProgressBar,
+    QPushButton,
+    QSizePolicy,
+    QSpinBox,
+    QStackedWidget,
+    QToolButton,
+    QVBoxLayout,
+    QWidget,
+)
+
+from dhtviewer.dht.messages import Addr
+from dhtviewer.net.addresses import format_addr, parse_hostport
+from dhtviewer.net.session import DEFAULT_BOOTSTRAP, DEFAULT_PORT
+from dhtviewer.ui.controller import (
+    CUSTOM,
+    MAINLINE,
+    READY_GOOD_NODES,
+    STARTING,
+    STOPPING,
+    TESTNET,
+    Controller,
+    StartOptions,
+)
+from dhtviewer.ui.models.nodes import monospace_font
+from dhtviewer.ui.panels.common import InlineMessage, copy_text, mark_invalid, muted_label
+from dhtviewer.ui.views.theme import current_theme
+
+_HOSTNAME = re.compile(r"[A-Za-z0-9]([A-Za-z0-9-]{0,62})(\.[A-Za-z0-9]([A-Za-z0-9-]{0,62}))*\.?")
+MODE_LABELS = ((MAINLINE, "Mainline DHT"), (TESTNET, "Local testnet"), (CUSTOM, "Custom"))
+_STATE_TEXT = {
+    "stopped": "Stopped",
+    STARTING: "Starting…",
+    "bootstrapping": "Bootstrapping",
+    "ready": "Ready",
+    "idle": "Idle (no bootstrap address)",
+    STOPPING: "Stopping…",
+}
+
+
+def validate_hostports(lines: list[str]) -> tuple[list[str], list[str]]:
+    """(valid entries, one error per bad line naming it). Blank lines are skipped."""
+    good, errors = [], []
+    for n, raw in enumerate(lines, start=1):
+        text = raw.strip()
+        if not text:
+            continue
+        try:
+            parse_hostport(text, DEFAULT_PORT)
+        except ValueError as err:
+            errors.append(f"line {n}: {err}")
+        else:
+            good.append(text)
+    return good, errors
+
+
+def bind_host_problem(host: str) -> str | None:
+    """Why ``host`` cannot be a bind address (None if it can): an IP address, or a host name."""
+    if not host:
+        return None
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        pass
+    else:
+        return None
+    if ":" in host or all(c.isdigit() or c == "." for c in host):
+        return f"{host!r} is not a valid IP address"
+    if not _HOSTNAME.fullmatch(host):
+        return f"{host!r} is neither an IP address nor a host name"
+    return None
+
+
+class NetworkPanel(QWidget):
+    start_requested = Signal()
+    stop_requested = Signal()
+    rebootstrap_requested = Signal()
+    infohash_chosen = Signal(str)
+    """Hex info-hash picked from the testnet list."""
+
+    def __init__(self, controller: Controller, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.controller = controller
+        self._stats: dict[str, float] = {}
+        mono = monospace_font()
+
+        # --- mode and its options ------------------------------------------------------------
+        self.mode = QComboBox(self)
+        for mode, label in MODE_LABELS:
+            self.mode.addItem(label, mode)
+        self.mode.setToolTip("Mainline DHT: the public network through its well-known routers.\n"
+                             "Local testnet: a small DHT on loopback inside the app (offline).\n"
+                             "Custom: bootstrap from the nodes you list.")
+        self.pages = QStackedWidget(self)
+
+        mainline = QWidget()
+        self.routers = QListWidget(mainline)
+        self.routers.setToolTip("Bootstrap routers (HOST:PORT). Double-click to edit.")
+        self.routers.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Preferred)
+        self.routers.setMaximumHeight(self.fontMetrics().height() * 7)
+        self.routers.itemChanged.connect(self._validate)
+        self.add_router = QToolButton(mainline)
+        self.add_router.setText("Add")
+        self.add_router.setToolTip("Add a router and edit it")
+        self.add_router.clicked.connect(self._add_router)
+        self.remove_router = QToolButton(mainline)
+        self.remove_router.setText("Remove")
+        self.remove_router.setToolTip("Remove the selected router")
+        self.remove_router.clicked.connect(self._remove_router)
+        self.reset_routers = QToolButton(mainline)
+        self.reset_routers.setText("Defaults")
+        self.reset_routers.setToolTip("Restore the four well-known routers")
+        self.reset_routers.clicked.connect(lambda: self.set_routers(list(DEFAULT_BOOTSTRAP)))
+        self.routers_message = InlineMessage(mainline)
+        row = QHBoxLayout()
+        row.addWidget(self.add_router)
+        row.addWidget(self.remove_router)
+        row.addWidget(self.reset_routers)
+        row.addStretch(1)
+        vbox = QVBoxLayout(mainline)
+        vbox.setContentsMargins(0, 0, 0, 0)
+        vbox.addWidget(self.routers)
+        vbox.addLayout(row)
+        vbox.addWidget(self.routers_message)
+
+        testnet = QWidget()
+        self.testnet_nodes = QSpinBox(testnet)
+        self.testnet_nodes.setRange(1, 1000)
+        self.testnet_nodes.setValue(64)
+        self.testnet_nodes.setSuffix(" nodes")
+        self.testnet_nodes.setToolTip("How many DHT nodes the local testnet runs (on 127.0.1.x)")
+        self.testnet_list = QListWidget(testnet)
+        self.testnet_list.setToolTip("Info-hashes announced in the testnet: click one to look "
+                                     "it up")
+        self.testnet_list.setFont(mono)
+        self.testnet_list.setMaximumHeight(self.fontMetrics().height() * 6)
+        self.testnet_list.itemActivated.connect(self._infohash_activated)
+        self.testnet_list.itemClicked.connect(self._infohash_activated)
+        self.testnet_hint = muted_label("Start the node to create the testnet; a few info-hashes "
+                                        "are announced in it to try lookups at once.", testnet)
+        form = QFormLayout()
+        form.setContentsMargins(0, 0, 0, 0)
+        form.addRow("Size", self.testnet_nodes)
+        vbox = QVBoxLayout(testnet)
+        vbox.setContentsMargins(0, 0, 0, 0)
+        vbox.addLayout(form)
+        vbox.addWidget(self.testnet_hint)
+        vbox.addWidget(self.testnet_list)
+
+        custom = QWidget()
+        self.custom = QPlainTextEdit(custom)
+        self.custom.setPlaceholderText("one HOST:PORT per line, e.g.\n192.0.2.10:6881\n"
+                                       "[2001:db8::1]:6881")
+        self.custom.setToolTip("Bootstrap nodes, one HOST:PORT per line (port 6881 if omitted)")
+        self.custom.setMaximumHeight(self.fontMetrics().height() * 7)
+        self.custom.textChanged.connect(self._validate)
+        self.custom_message = InlineMessage(custom)
+        vbox = QVBoxLayout(custom)
+        vbox.setContentsMargins(0, 0, 0, 0)
+        vbox.addWidget(self.custom)
+        vbox.addWidget(self.custom_message)
+
+        for page in (mainline, testnet, custom):
+            self.pages.addWidget(page)
+        self.mode.currentIndexChanged.connect(self._mode_changed)
+
+        # --- bind ------------------------------------------------------------------------------
+        self.bind_host = QLineEdit("0.0.0.0", self)
+        self.bind_host.setToolTip("Local address of the node's UDP socket (0.0.0.0: every "
+                                  "interface; a testnet uses 127.0.0.1)")
+        self.port = QSpinBox(self)
+        self.port.setRange(0, 65535)
+        self.port.setValue(DEFAULT_PORT)
+        self.port.setToolTip("UDP port of the node (0: any free port)")
+        self.port.setSpecialValueText("any")
+        self.bind_message = InlineMessage(self)
+        bind = QHBoxLayout()
+        bind.addWidget(self.bind_host, 3)
+        bind.addWidget(QLabel(":", self))
+        bind.addWidget(self.port, 1)
+
+        # --- actions ---------------------------------------------------------------------------
+        self.start_button = QPushButton("Start", self)
+        self.start_button.setToolTip("Start the node and bootstrap it")
+        self.start_button.clicked.connect(self._start_clicked)
+        self.stop_button = QPushButton("Stop", self)
+        self.stop_button.setToolTip("Stop the node (its state is saved)")
+        self.stop_button.clicked.connect(self.stop_requested)
+        self.rebootstrap_button = QPushButton("Re-bootstrap", self)
+        self.rebootstrap_button.setToolTip("Ask the bootstrap nodes again for our neighbours")
+        self.rebootstrap_button.clicked.connect(self.rebootstrap_requested)
+        actions = QHBoxLayout()
+        actions.addWidget(self.start_button)
+        actions.addWidget(self.stop_button)
+        actions.addWidget(self.rebootstrap_button)
+
+        setup = QGroupBox("Bootstrap", self)
+        form = QFormLayout(setup)
+        form.addRow("Mode", self.mode)
+        form.addRow(self.pages)
+        form.addRow("Bind", bind)
+        form.addRow(self.bind_message)
+        form.addRow(actions)
+
+        # --- status ----------------------------------------------------------------------------
+        self.state_label = QLabel(self)
+        self.state_label.setToolTip("stopped → bootstrapping → ready")
+        self.progress = QProgressBar(self)
+        self.progress.setRange(0, 100)
+        self.progress.setToolTip(f"Good nodes toward ready ({READY_GOOD_NODES} needed)")
+        self.detail = muted_label("", self)
+        self.detail.setToolTip("Why the node is in this state")
+        self.node_id = QLineEdit(self)
+        self.node_id.setReadOnly(True)
+        self.node_id.setFont(mono)
+        self.node_id.setToolTip("Our node id (160 bits, hex)")
+        self.node_id.setPlaceholderText("not started")
+        self.copy_id = QToolButton(self)
+        self.copy_id.setText("Copy")
+        self.copy_id.setToolTip("Copy the node id to the clipboard")
+        self.copy_id.clicked.connect(lambda: copy_text(self.node_id.text()))
+        id_row = QHBoxLayout()
+        id_row.addWidget(self.node_id, 1)
+        id_row.addWidget(self.copy_id)
+        self.local_label = QLabel("—", self)
+        self.local_label.setToolTip("The address our UDP socket is bound to")
+        self.local_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.external_label = QLabel("not known yet", self)
+        self.external_label.setToolTip("Our address as other nodes see it: the IP most "
+                                       "responders report in their BEP 42 'ip' field")
+        self.external_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.nodes_label = QLabel("—", self)
+        self.nodes_label.setToolTip("Nodes in the routing table (good ones answered recently)")
+        status = QGroupBox("Node", self)
+        form = QFormLayout(status)
+        form.addRow("State", self.state_label)
+        form.addRow(self.progress)
+        form.addRow(self.detail)
+        form.addRow("Id", id_row)
+        form.addRow("Local", self.local_label)
+        form.addRow("External", self.external_label)
+        form.addRow("Routing", self.nodes_label)
+
+        layout = QVBoxLayout(self)
+        layout.addWidget(setup)
+        layout.addWidget(status)
+        layout.addStretch(1)
+
+        self.set_routers(list(DEFAULT_BOOTSTRAP))
+        controller.state_changed.connect(self._state_changed)
+        controller.stats_changed.connect(self._stats_changed)
+        controller.external_address_changed.connect(self._external_changed)
+        controller.testnet_changed.connect(self.set_testnet)
+        self._mode_changed()
+        self._state_changed(controller.state, controller.detail)
+
+    # --- configuration -------------------------------------------------------------------------
+    def set_options(self, options: StartOptions) -> None:
+        index = self.mode.findData(options.mode)
+        self.mode.setCurrentIndex(max(index, 0))
+        self.set_routers(list(options.routers))
+        self.custom.setPlainText("\n".join(options.custom))
+        self.testnet_nodes.setValue(options.testnet_nodes)
+        self.bind_host.setText(options.bind_host)
+        self.port.setValue(options.port)
+        self._validate()
+
+    def set_routers(self, routers: list[str]) -> None:
+        self.routers.blockSignals(True)
+        self.routers.clear()
+        for router in routers:
+            self._router_item(router)
+        self.routers.blockSignals(False)
+        self._validate()
+
+    def _router_item(self, text: str) -> QListWidgetItem:
+        item = QListWidgetItem(text, self.routers)
+        item.setFlags(item.flags() | Qt.ItemFlag.ItemIsEditable)
+        return item
+
+    def router_texts(self) -> list[str]:
+        return [self.routers.item(i).text().strip() for i in range(self.routers.count())]
+
+    def current_mode(self) -> str:
+        return str(self.mode.currentData())
+
+    def set_mode(self, mode: str) -> None:
+        self.mode.setCurrentIndex(max(self.mode.findData(mode), 0))
+
+    def options(self) -> StartOptions | None:
+        """The configuration as entered, or None (with the reason shown inline) if invalid."""
+        if not self._validate():
+            return None
+        routers, _ = validate_hostports(self.router_texts())
+        custom, _ = validate_hostports(self.custom.toPlainText().splitlines())
+        return replace(
+            StartOptions(),
+            mode=self.current_mode(),
+            routers=tuple(routers),
+            custom=tuple(custom),
+            testnet_nodes=self.testnet_nodes.value(),
+            bind_host=self.bind_host.text().strip() or "0.0.0.0",
+            port=self.port.value(),
+        )
+
+    def _validate(self) -> bool:
+        mode = self.current_mode()
+        ok = True
+        routers, errors = validate_hostports(self.router_texts())
+        bad_color = QColor(current_theme().bad)
+        for i in range(self.routers.count()):
+            item = self.routers.item(i)
+            bad = bool(item.text().strip()) and item.text().strip() not in routers
+            item.setForeground(bad_color if bad else self.palette().text())
+            item.setToolTip(errors[0] if bad and errors else "")
+        if errors:
+            self.routers_message.show_error("; ".join(errors))
+        elif not routers:
+            self.routers_message.show_error("add at least one router")
+        else:
+            self.routers_message.clear_message()
+        if mode == MAINLINE and (errors or not routers):
+            ok = False
+        custom, errors = validate_hostports(self.custom.toPlainText().splitlines())
+        if errors:
+            self.custom_message.show_error("; ".join(errors))
+        elif not custom:
+            self.custom_message.show_info("list at least one HOST:PORT")
+        else:
+            self.custom_message.show_info(f"{len(custom)} bootstrap address"
+                                          f"{'es' if len(custom) != 1 else ''}")
+        mark_invalid(self.custom, bool(errors))
+        if mode == CUSTOM and (errors or not custom):
+            ok = False
+        problem = bind_host_problem(self.bind_host.text().strip())
+        bad_host = problem is not None
+        if problem is not None:
+            self.bind_message.show_error(f"bind address: {problem}")
+        else:
+            self.bind_message.clear_message()
+        mark_invalid(self.bind_host, bad_host)
+        return ok and not bad_host
+
+    def _mode_changed(self) -> None:
+        self.pages.setCurrentIndex(self.mode.currentIndex())
+        self._validate()
+        self._update_buttons()
+
+    def _add_router(self) -> None:
+        item = self._router_item("host:6881")
+        self.routers.setCurrentItem(item)
+        self.routers.editItem(item)
+        self._validate()
+
+    def _remove_router(self) -> None:
+        for item in self.routers.selectedItems():
+            self.routers.takeItem(self.routers.row(item))
+        self._validate()
+
+    def _start_clicked(self) -> None:
+        if self._validate():
+            self.start_requested.emit()
+
+    # --- testnet -------------------------------------------------------------------------------
+    def set_testnet(self, announced: dict[bytes, list[Addr]] | None) -> None:
+        self.testnet_list.clear()
+        if not announced:
+            self.testnet_hint.setText("Start the node to create the testnet; a few info-hashes "
+                                      "are announced in it to try lookups at once.")
+            return
+        self.testnet_hint.setText("Announced info-hashes — click one to look it up:")
+        for info_hash, peers in announced.items():
+            item = QListWidgetItem(info_hash.hex(), self.testnet_list)
+            item.setData(Qt.ItemDataRole.UserRole, info_hash.hex())
+            item.setToolTip(f"{info_hash.hex()}\nannounced by "
+                            + ", ".join(format_addr(p) for p in peers))
+
+    def _infohash_activated(self, item: QListWidgetItem) -> None:
+        self.infohash_chosen.emit(str(item.data(Qt.ItemDataRole.UserRole)))
+
+    # --- status --------------------------------------------------------------------------------
+    def _state_changed(self, state: str, detail: str) -> None:
+        t = current_theme()
+        color = {"ready": t.good, "bootstrapping": t.questionable, STARTING: t.questionable,
+                 STOPPING: t.questionable}.get(state, t.muted)
+        self.state_label.setText(f"<span style='color:{color}'>●</span> "
+                                 f"{_STATE_TEXT.get(state, state)}")
+        self.detail.setText(detail)
+        c = self.controller
+        node_id = c.node_id()
+        self.node_id.setText(node_id.hex() if node_id is not None else "")
+        self.node_id.setCursorPosition(0)  # the start of the id, not its end
+        local = c.local_address()
+        self.local_label.setText(format_addr(local) if local is not None else "—")
+        if state == "stopped":
+            self.progress.setValue(0)
+            self.progress.setFormat("stopped")
+        elif state == "ready":
+            self.progress.setValue(100)
+            self.progress.setFormat("ready")
+        elif state in (STARTING, STOPPING):
+            self.progress.setValue(0)
+            self.progress.setFormat(_STATE_TEXT[state])
+        self._update_buttons()
+        self._update_progress()
+
+    def _update_buttons(self) -> None:
+        c = self.controller
+        running, busy = c.running, c.busy
+        self.start_button.setEnabled(not running and not busy)
+        self.stop_button.setEnabled(running or (busy and c.state == STARTING))
+        self.rebootstrap_button.setEnabled(running and not busy and c.state != "idle")
+        for w in (self.mode, self.bind_host, self.port, self.testnet_nodes):
+            w.setEnabled(not running and not busy)
+
+    def _stats_changed(self, stats: dict[str, float]) -> None:
+        self._stats = stats
+        nodes, good = int(stats.get("routing_nodes", 0)), int(stats.get("good_nodes", 0))
+        self.nodes_label.setText(f"{nodes} nodes, {good} good")
+        self._update_progress()
+
+    def _update_progress(self) -> None:
+        if self.controller.state != "bootstrapping":
+            return
+        good = int(self._stats.get("good_nodes", 0))
+        need = READY_GOOD_NODES
+        self.progress.setValue(int(100 * min(good, need) / need))
+        self.progress.setFormat(f"bootstrapping: {min(good, need)} of {need} good nodes")
+
+    def _external_changed(self, ip: str, votes: int) -> None:
+        ok = self.controller.bep42_ok()
+        bep42 = ("" if ok is None else " · our id matches it (BEP 42)" if ok
+                 else " · our id does not match it (BEP 42)")
+        who = f" ({votes} votes)" if votes else " (saved)"
+        self.external_label.setText(f"{ip}{who}{bep42}")

@@ -1,0 +1,168 @@
+"""SettingsStore: what the desktop app remembers between runs, kept with QSettings.
+
+Window geometry and dock layout, the network panel (mode, routers, custom list, testnet size,
+bind address, port), recent info-hashes and the DHT limits changed in the preferences (only the
+ones that differ from the defaults are stored, so a new default in a later version applies).
+Lists are stored as JSON text: QSettings' own list handling differs between back ends (an INI
+file gives back a plain string for a one-element list).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import fields, replace
+from typing import Any
+
+from PySide6.QtCore import QByteArray, QSettings
+
+from dhtviewer.dht.settings import DhtSettings
+from dhtviewer.net.session import DEFAULT_BOOTSTRAP, DEFAULT_PORT
+from dhtviewer.ui.controller import MAINLINE, MODES, StartOptions
+
+log = logging.getLogger(__name__)
+
+ORGANIZATION = "dhtviewer"
+APPLICATION = "dhtviewer"
+MAX_RECENT = 20
+LAYOUT_VERSION = 1
+"""Bumped when the docks change, so an old saved layout is not restored onto new docks."""
+
+
+class SettingsStore:
+    """Typed access to a QSettings (default: the per-user native store)."""
+
+    def __init__(self, settings: QSettings | None = None) -> None:
+        self.q = settings if settings is not None else QSettings(ORGANIZATION, APPLICATION)
+
+    # --- raw helpers ---------------------------------------------------------------------------
+    def _get(self, key: str, default: Any = None) -> Any:
+        return self.q.value(key, default)
+
+    def _int(self, key: str, default: int) -> int:
+        try:
+            return int(self._get(key, default))
+        except (TypeError, ValueError):
+            return default
+
+    def _str(self, key: str, default: str) -> str:
+        value = self._get(key, default)
+        return value if isinstance(value, str) else default
+
+    def _list(self, key: str, default: list[str]) -> list[str]:
+        raw = self._get(key)
+        if not isinstance(raw, str):
+            return list(default)
+        try:
+            value = json.loads(raw)
+        except ValueError:
+            return list(default)
+        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+            return list(default)
+        return value
+
+    def _set_list(self, key: str, value: list[str]) -> None:
+        self.q.setValue(key, json.dumps(list(value)))
+
+    def _bytes(self, key: str) -> QByteArray | None:
+        value = self._get(key)
+        return value if isinstance(value, QByteArray) and not value.isEmpty() else None
+
+    def sync(self) -> None:
+        self.q.sync()
+
+    # --- window --------------------------------------------------------------------------------
+    def geometry(self) -> QByteArray | None:
+        return self._bytes("window/geometry")
+
+    def window_state(self) -> QByteArray | None:
+        if self._int("window/layout_version", 0) != LAYOUT_VERSION:
+            return None
+        return self._bytes("window/state")
+
+    def save_window(self, geometry: QByteArray, state: QByteArray) -> None:
+        self.q.setValue("window/geometry", geometry)
+        self.q.setValue("window/state", state)
+        self.q.setValue("window/layout_version", LAYOUT_VERSION)
+
+    # --- network panel -------------------------------------------------------------------------
+    def network(self) -> StartOptions:
+        """The saved network configuration (settings and state path not included)."""
+        mode = self._str("network/mode", MAINLINE)
+        port = self._int("network/port", DEFAULT_PORT)
+        return StartOptions(
+            mode=mode if mode in MODES else MAINLINE,
+            routers=tuple(self._list("network/routers", list(DEFAULT_BOOTSTRAP))),
+            custom=tuple(self._list("network/custom", [])),
+            testnet_nodes=max(1, min(self._int("network/testnet_nodes", 64), 1000)),
+            bind_host=self._str("network/bind_host", "0.0.0.0"),
+            port=port if 0 <= port <= 65535 else DEFAULT_PORT,
+        )
+
+    def save_network(self, options: StartOptions, *, save_mode: bool = True,
+                     save_bind: bool = True) -> None:
+        """``save_mode``/``save_bind`` False keep the stored mode / bind address (when the
+        command line chose them for this run only)."""
+        if save_mode:
+            self.q.setValue("network/mode", options.mode)
+            self.q.setValue("network/testnet_nodes", options.testnet_nodes)
+            self._set_list("network/custom", list(options.custom))
+        self._set_list("network/routers", list(options.routers))
+        if save_bind:
+            self.q.setValue("network/bind_host", options.bind_host)
+            self.q.setValue("network/port", options.port)
+
+    # --- recent info-hashes --------------------------------------------------------------------
+    def recent_infohashes(self) -> list[str]:
+        return self._list("lookup/recent", [])[:MAX_RECENT]
+
+    def add_recent_infohash(self, text: str) -> list[str]:
+        """Put ``text`` first (most recent); returns the new list."""
+        recent = [r for r in self.recent_infohashes() if r != text]
+        recent.insert(0, text)
+        recent = recent[:MAX_RECENT]
+        self._set_list("lookup/recent", recent)
+        return recent
+
+    # --- DHT limits ----------------------------------------------------------------------------
+    def dht_settings(self) -> DhtSettings:
+        defaults = DhtSettings()
+        raw = self._get("dht/overrides")
+        if not isinstance(raw, str):
+            return defaults
+        try:
+            stored = json.loads(raw)
+        except ValueError:
+            return defaults
+        if not isinstance(stored, dict):
+            return defaults
+        changes: dict[str, Any] = {}
+        for f in fields(DhtSettings):
+            if f.name not in stored:
+                continue
+            value, default = stored[f.name], getattr(defaults, f.name)
+            # only values of the field's own type: an edited file must not crash the node
+            if isinstance(default, bool):
+                ok = isinstance(value, bool)
+            elif isinstance(default, int):
+                ok = isinstance(value, int) and not isinstance(value, bool)
+            elif isinstance(default, float):
+                ok = isinstance(value, int | float) and not isinstance(value, bool)
+                value = float(value) if ok else value
+            else:
+                ok = False  # bytes (client version) are not user settings
+            if ok:
+                changes[f.name] = value
+            else:
+                log.warning("ignoring stored DHT setting %s=%r", f.name, value)
+        return replace(defaults, **changes)
+
+    def save_dht_settings(self, settings: DhtSettings) -> None:
+        defaults = DhtSettings()
+        changed = {
+            f.name: getattr(settings, f.name)
+            for f in fields(DhtSettings)
+            if getattr(settings, f.name) != getattr(defaults, f.name)
+            and isinstance(getattr(settings, f.name), bool | int | float)
+        }
+        self.q.setValue("dht/overrides", json.dumps(changed))

@@ -1,0 +1,125 @@
+"""``check_invariants(node, now)``: what must hold after *any* input, however hostile.
+
+Used after every example of the property tests, every step of the state machine and every
+atheris input. It reads the node through its public views where they exist and through its
+components' internals where they do not (the point is to catch a broken bound anywhere).
+"""
+
+from __future__ import annotations
+
+from dhtviewer.dht import krpc
+from dhtviewer.dht.addresses import acceptable_address, address_family
+from dhtviewer.dht.messages import Addr
+from dhtviewer.dht.node import DhtNode
+from dhtviewer.dht.node_id import ID_BITS, ID_BYTES, bep42_valid
+
+# Bounds the node keeps as module constants rather than settings.
+MAX_IP_VOTERS = 64
+MAX_TIDS = 60000  # TransactionTable caps max_inflight here (2-byte tids)
+
+
+def check_invariants(node: DhtNode, now: float) -> None:
+    """Assert every structural invariant and bound of ``node`` at time ``now``."""
+    _check_routing(node, now)
+    _check_transactions(node)
+    _check_store(node, now)
+    _check_bounds(node)
+    _check_counters(node)
+
+
+def _check_routing(node: DhtNode, now: float) -> None:
+    s = node.settings
+    ips_all: set[str] = set()
+    for fam, table in node.tables.items():
+        snap = table.snapshot(now)
+        assert snap.k == s.k and snap.own_id == node.node_id
+        assert 1 <= len(snap.buckets) <= ID_BITS
+        ids: set[bytes] = set()
+        for b in snap.buckets:
+            assert len(b.nodes) <= s.k, f"bucket {b.index} holds {len(b.nodes)} > k"
+            assert b.replacements <= max(0, s.replacement_cache_size)
+            for n in b.nodes:
+                assert n.id != node.node_id, "our own id is in the routing table"
+                assert len(n.id) == ID_BYTES
+                assert n.id not in ids, "an id is in the table twice"
+                assert n.addr[0] not in ips_all, f"two entries for IP {n.addr[0]}"
+                ids.add(n.id)
+                ips_all.add(n.addr[0])
+                assert table.bucket_index(n.id) == b.index, "entry in the wrong bucket"
+                assert address_family(n.addr[0]) == fam
+                assert 0 < n.addr[1] < 65536
+                assert acceptable_address(n.addr, allow_local=s.allow_local) is None
+                assert n.bep42_ok == bep42_valid(n.id, n.addr[0])
+                if s.enforce_bep42:
+                    assert n.bep42_ok, "a non-BEP 42 id entered while enforcement is on"
+                assert table.get(n.id) is not None
+                assert table.get_by_addr(n.addr) is not None
+        assert len(table) == snap.size == len(ids)
+
+
+def _check_transactions(node: DhtNode) -> None:
+    s = node.settings
+    pending = list(node.txns)
+    assert len(pending) == len(node.txns) <= min(s.max_inflight_queries, MAX_TIDS)
+    assert len({p.tid for p in pending}) == len(pending)
+    for p in pending:
+        assert p.sent_at <= p.short_deadline <= p.hard_deadline
+        kind, op = p.owner
+        if kind in ("lookup", "announce"):
+            # A finished or cancelled lookup leaves no transaction behind.
+            assert op in node.lookups, f"{kind} transaction of a lookup that is gone"
+
+
+def _check_store(node: DhtNode, now: float) -> None:
+    s = node.settings
+    store = node.store
+    snap = store.snapshot(now)  # expires lazily first, as every reader of the store does
+    assert len(snap) == store.info_hash_count() <= s.max_info_hashes
+    for count in snap.values():
+        assert 0 < count <= s.max_peers_per_info_hash
+    assert sum(snap.values()) == store.peer_count()
+    nxt = store.next_expiry()
+    assert nxt is None or nxt > now, "an expired peer is still stored"
+
+
+def _check_bounds(node: DhtNode) -> None:
+    s = node.settings
+    assert len(node.lookups) <= s.max_lookups
+    for lk in node.lookups.values():
+        assert len(lk.peers) <= s.max_peers_per_lookup
+        assert len(lk.candidates()) <= lk._max_candidates
+        assert 0 <= lk.active <= lk.queried
+    limiter = node.limiter
+    assert limiter.stats["tracked"] <= s.max_tracked_ips
+    assert limiter.stats["tracked"] == len(limiter._active) + len(limiter._blocked)
+    assert len(node._events) <= s.max_queued_events
+    assert len(node._ip_votes) <= MAX_IP_VOTERS
+
+
+def _check_counters(node: DhtNode) -> None:
+    c = node.counters
+    assert all(v >= 0 for v in c.values())
+    # Every datagram that came in is accounted for exactly once: nothing is lost silently.
+    assert c["packets_in"] == (
+        c["malformed"]
+        + c["queries_in"]
+        + c["responses_in"]
+        + c["errors_in"]
+        + c["unsolicited"]
+        + c["dropped_blocked"]
+    ), c
+    assert c["packets_out"] == c["queries_out"] + c["responses_out"] + c["errors_out"], c
+    assert c["oversized"] <= c["malformed"]
+    assert c["rate_limited"] + c["read_only_dropped"] <= c["queries_in"]
+
+
+def drain(node: DhtNode) -> list[tuple[bytes, Addr]]:
+    """Take the node's outbox and events; assert every datagram is within ``max_reply_bytes``
+    and decodes (we never send anything we could not parse ourselves)."""
+    out = node.datagrams_to_send()
+    node.drain_events()
+    limit = node.settings.max_reply_bytes
+    for data, _ in out:
+        assert len(data) <= limit, f"{len(data)}-byte datagram > {limit}"
+        krpc.decode(data)
+    return out

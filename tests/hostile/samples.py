@@ -1,0 +1,144 @@
+"""Valid KRPC datagrams of every method, for a node in a known state: the seeds that property
+tests mutate and that the atheris corpus starts from.
+
+``primed_node()`` builds a node whose random choices are fixed (seeded RNG, fixed id and clock)
+with one ping and one lookup in flight, so ``valid_messages()`` can include replies that match
+its transactions and an ``announce_peer`` carrying a token it will accept.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import random
+from pathlib import Path
+
+from dhtviewer.dht import bencoding, krpc
+from dhtviewer.dht.messages import (
+    GENERIC_ERROR,
+    METHOD_UNKNOWN,
+    PROTOCOL_ERROR,
+    SERVER_ERROR,
+    Addr,
+    AnnouncePeerQuery,
+    ErrorMessage,
+    FindNodeQuery,
+    GetPeersQuery,
+    Message,
+    NodeInfo,
+    PingQuery,
+    Response,
+    SampleInfohashesQuery,
+)
+from dhtviewer.dht.node import DhtNode
+from dhtviewer.dht.settings import DhtSettings
+
+# Public-looking addresses (so the routing table takes them) are harmless here: the core is
+# sans-IO and nothing is ever sent to them.
+T0 = 1000.0
+NODE_ID = bytes.fromhex("5a" * 20)
+TARGET = bytes.fromhex("33" * 20)
+INFO_HASH = bytes.fromhex("c4" * 20)
+PING_PEER: Addr = ("11.0.0.1", 6881)
+"""Pinged by the primed node: a reply from here with the right tid is accepted."""
+LOOKUP_SEED: Addr = ("11.0.0.2", 6881)
+"""Seed of the primed node's get_peers lookup of TARGET."""
+QUERIER: Addr = ("11.0.0.3", 6881)
+"""Where the sample queries come from (the announce token is bound to this IP)."""
+SOURCES: tuple[Addr, ...] = (
+    PING_PEER,
+    LOOKUP_SEED,
+    QUERIER,
+    ("2a00:1450::3", 6881),
+    ("11.0.0.1", 6882),  # the pinged IP, another port: a reply from here must be dropped
+    ("127.0.0.1", 1),  # refused by the routing table's address filter
+    ("11.0.0.4", 65535),
+    ("2a00:1450::4", 1),
+)
+"""Source addresses the fuzzers pick from (index = a byte of input modulo the length)."""
+
+SETTINGS = DhtSettings()
+CAPTURES = Path(__file__).resolve().parents[1] / "data" / "krpc-captures"
+
+
+def primed_node(settings: DhtSettings = SETTINGS, seed: int = 0) -> DhtNode:
+    """A dual-stack node at time T0 with a ping to PING_PEER and a get_peers lookup (seeded
+    with LOOKUP_SEED) in flight; its outbox and event queue are empty."""
+    node = DhtNode(
+        rng=random.Random(seed), now=T0, node_id=NODE_ID, settings=settings, families=(4, 6)
+    )
+    node.ping(PING_PEER, T0)
+    node.start_lookup(TARGET, T0, kind="get_peers", seeds=[LOOKUP_SEED])
+    node.datagrams_to_send()
+    node.drain_events()
+    return node
+
+
+def pending_tids(node: DhtNode) -> dict[Addr, bytes]:
+    """Transaction id of the query in flight to each address."""
+    return {p.addr: p.tid for p in node.txns}
+
+
+def _node(i: int, family: int = 4) -> NodeInfo:
+    ip = f"11.1.0.{i}" if family == 4 else f"2a00:1450::{i:x}"
+    return NodeInfo(bytes([i]) * 20, (ip, 1000 + i))
+
+
+def valid_messages(seed: int = 0) -> dict[str, bytes]:
+    """name -> datagram: queries of every method (from QUERIER), replies matching the primed
+    node's transactions, errors of every code, and the real libtorrent captures."""
+    node = primed_node(seed=seed)
+    tids = pending_tids(node)
+    ping_tid, lookup_tid = tids[PING_PEER], tids[LOOKUP_SEED]
+    token = node.tokens.issue(QUERIER[0], INFO_HASH, T0)
+    peer_id = bytes.fromhex("77" * 20)
+    v = b"LT\x02\x11"
+    four = frozenset({b"n4"})
+    both = frozenset({b"n4", b"n6"})
+    msgs: dict[str, Message] = {
+        "q_ping": PingQuery(b"aa", peer_id, version=v),
+        "q_ping_ro": PingQuery(b"ab", peer_id, read_only=True),
+        "q_find_node": FindNodeQuery(b"ac", peer_id, target=TARGET),
+        "q_find_node_want": FindNodeQuery(b"ad", peer_id, target=TARGET, want=both),
+        "q_get_peers": GetPeersQuery(b"ae", peer_id, info_hash=INFO_HASH, version=v),
+        "q_get_peers_bs": GetPeersQuery(b"af", peer_id, info_hash=INFO_HASH, want=four,
+                                        bootstrap=True),
+        "q_announce": AnnouncePeerQuery(b"ag", peer_id, info_hash=INFO_HASH, port=51413,
+                                        token=token, seed=True),
+        "q_announce_implied": AnnouncePeerQuery(b"ah", peer_id, info_hash=INFO_HASH, port=0,
+                                                token=token, implied_port=True),
+        "q_announce_bad_token": AnnouncePeerQuery(b"ai", peer_id, info_hash=INFO_HASH,
+                                                  port=6881, token=b"12345678"),
+        "q_sample": SampleInfohashesQuery(b"aj", peer_id, target=TARGET, want=both),
+        "r_ping": Response(ping_tid, bytes.fromhex("88" * 20), external_ip=("11.0.0.9", 6881),
+                           version=v),
+        "r_ping_ro_p": Response(ping_tid, bytes.fromhex("88" * 20), read_only=True, port=6881),
+        "r_nodes": Response(lookup_tid, bytes.fromhex("99" * 20),
+                            nodes=tuple(_node(i) for i in range(1, 9)),
+                            nodes6=tuple(_node(i, 6) for i in range(1, 4)), token=b"tok"),
+        "r_values": Response(lookup_tid, bytes.fromhex("99" * 20),
+                             values=(("11.2.0.1", 6881), ("2a00:1450::9", 51413)),
+                             nodes=(_node(3),), token=b"\x01" * 8),
+        "r_samples": Response(lookup_tid, bytes.fromhex("99" * 20), interval=21600, num=3,
+                              samples=(INFO_HASH, TARGET, NODE_ID), nodes=(_node(4),)),
+        "e_201": ErrorMessage(ping_tid, GENERIC_ERROR, "A Generic Error Ocurred"),
+        "e_202": ErrorMessage(lookup_tid, SERVER_ERROR, "Server Error"),
+        "e_203": ErrorMessage(ping_tid, PROTOCOL_ERROR, "invalid token"),
+        "e_204": ErrorMessage(lookup_tid, METHOD_UNKNOWN, "Method Unknown"),
+    }
+    out = {name: krpc.encode(m) for name, m in msgs.items()}
+    peer: dict[bytes, object] = {b"id": peer_id}
+    out["q_unknown_method"] = bencoding.encode({b"t": b"ak", b"y": b"q", b"q": b"vote", b"a": peer})
+    out["q_ro_in_args"] = bencoding.encode(
+        {b"t": b"al", b"y": b"q", b"q": b"ping", b"a": {b"id": peer_id, b"ro": 1}}
+    )
+    # libtorrent adds an "r" dict to its errors; some clients send no message text.
+    out["e_with_r"] = bencoding.encode(
+        {b"t": ping_tid, b"y": b"e", b"e": [PROTOCOL_ERROR, b"bad"], b"r": {b"id": peer_id}}
+    )
+    out["e_code_only"] = bencoding.encode({b"t": lookup_tid, b"y": b"e", b"e": [GENERIC_ERROR]})
+    for path in sorted(CAPTURES.glob("*.json")):
+        doc = json.loads(path.read_text())
+        for i, rec in enumerate(doc["records"]):
+            out[f"capture_{path.stem}_{i}"] = base64.b64decode(rec["b64"])
+    return out

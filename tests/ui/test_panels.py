@@ -1,0 +1,351 @@
+"""Each panel on its own: input validation, what it shows, what it asks the controller for, and
+Qt's model tester on the proxies the panels put in front of the models. A node runs on an
+embedded testnet (127.0.62.x, ephemeral ports) for the panels that need live data."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+
+import pytest
+import qasync
+from PySide6.QtCore import Qt
+from PySide6.QtWidgets import QApplication
+from pytestqt.modeltest import ModelTester
+from pytestqt.qtbot import QtBot
+
+from dhtviewer.net.session import DEFAULT_BOOTSTRAP
+from dhtviewer.ui.controller import CUSTOM, MAINLINE, TESTNET, Controller, StartOptions
+from dhtviewer.ui.models.nodes import COL_BUCKET, SORT_ROLE
+from dhtviewer.ui.panels.announce import AnnouncePanel
+from dhtviewer.ui.panels.lookup import LookupPanel
+from dhtviewer.ui.panels.network import NetworkPanel, validate_hostports
+from dhtviewer.ui.panels.packets import PacketLogPanel
+from dhtviewer.ui.panels.routing import RoutingPanel
+from dhtviewer.ui.panels.traffic import TrafficPanel
+from tests.support.qt_async import qasync_loop, run, until
+
+pytestmark = pytest.mark.qt
+
+
+@pytest.fixture(scope="module")
+def loop(qapp: QApplication) -> Iterator[qasync.QEventLoop]:
+    with qasync_loop(qapp) as lp:
+        yield lp
+
+
+@pytest.fixture(scope="module")
+def node(loop: qasync.QEventLoop) -> Iterator[Controller]:
+    """A running node; the panels are created per test and fed by it."""
+    c = Controller()
+    options = StartOptions(mode=TESTNET, testnet_nodes=24, testnet_base="127.0.62.1",
+                           testnet_seed=2, bind_host="127.0.0.1", port=0)
+
+    async def start() -> None:
+        await c.start(options)  # type: ignore[misc]
+        await until(lambda: c.state == "ready")
+
+    run(loop, start())
+    yield c
+    run(loop, c.shutdown())
+
+
+@pytest.fixture
+def idle(qapp: QApplication) -> Controller:
+    """A controller whose node is not running."""
+    return Controller()
+
+
+# --- network panel ---------------------------------------------------------------------------
+def test_validate_hostports_names_the_bad_lines() -> None:
+    good, errors = validate_hostports(["router.example:6881", "", "nope:99999", "[::1]:7"])
+    assert good == ["router.example:6881", "[::1]:7"]
+    assert len(errors) == 1 and errors[0].startswith("line 3:")
+
+
+def test_network_panel_defaults_to_mainline_with_the_four_routers(idle: Controller) -> None:
+    panel = NetworkPanel(idle)
+    assert panel.current_mode() == MAINLINE
+    assert panel.router_texts() == list(DEFAULT_BOOTSTRAP)
+    assert panel.port.value() == 6881
+    assert panel.testnet_nodes.value() == 64
+    options = panel.options()
+    assert options is not None and options.routers == DEFAULT_BOOTSTRAP
+
+
+def test_network_panel_validates_the_custom_list_inline(idle: Controller) -> None:
+    panel = NetworkPanel(idle)
+    panel.set_mode(CUSTOM)
+    assert panel.options() is None  # empty list
+    panel.custom.setPlainText("192.0.2.1:6881\nthis is not an address:x")
+    assert panel.options() is None
+    assert panel.custom_message.is_error and "line 2" in panel.custom_message.text()
+    panel.custom.setPlainText("192.0.2.1:6881\n[2001:db8::2]:6882\n")
+    options = panel.options()
+    assert options is not None and options.custom == ("192.0.2.1:6881", "[2001:db8::2]:6882")
+    assert not panel.custom_message.is_error
+
+
+def test_network_panel_router_edits_are_validated(idle: Controller) -> None:
+    panel = NetworkPanel(idle)
+    panel.routers.item(0).setText("bad host:port")
+    assert panel.options() is None and panel.routers_message.is_error
+    panel.reset_routers.click()
+    assert panel.options() is not None and not panel.routers_message.is_error
+    panel.routers.setCurrentRow(0)
+    panel.remove_router.click()
+    assert len(panel.router_texts()) == 3
+
+
+def test_network_panel_refuses_a_bad_bind_address(idle: Controller) -> None:
+    panel = NetworkPanel(idle)
+    panel.bind_host.setText("300.1.2.3")
+    assert panel.options() is None
+    assert panel.bind_message.is_error
+
+
+def test_network_panel_lists_testnet_info_hashes_and_emits_the_clicked_one(
+    idle: Controller, qtbot: QtBot
+) -> None:
+    panel = NetworkPanel(idle)
+    announced = {b"\xaa" * 20: [("127.0.0.5", 40000)], b"\xbb" * 20: []}
+    panel.set_testnet(announced)
+    assert panel.testnet_list.count() == 2
+    with qtbot.waitSignal(panel.infohash_chosen) as blocker:
+        panel._infohash_activated(panel.testnet_list.item(1))
+    assert blocker.args == ["bb" * 20]
+    panel.set_testnet(None)
+    assert panel.testnet_list.count() == 0
+
+
+def test_network_panel_shows_the_running_node(node: Controller) -> None:
+    panel = NetworkPanel(node)
+    panel._state_changed(node.state, node.detail)
+    assert panel.node_id.text() == node.node_id().hex()
+    assert "127.0.0.1:" in panel.local_label.text()
+    assert not panel.start_button.isEnabled() and panel.stop_button.isEnabled()
+    panel._stats_changed({"routing_nodes": 12, "good_nodes": 9})
+    assert panel.nodes_label.text() == "12 nodes, 9 good"
+    panel._external_changed("203.0.113.9", 5)
+    assert panel.external_label.text().startswith("203.0.113.9 (5 votes)")
+
+
+# --- lookup panel ----------------------------------------------------------------------------
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("0123", "expected 40 hex characters, got 4"),
+        ("z" * 40, "invalid hex character 'z' at position 1"),
+        ("z" * 12, "expected 40 hex or 32 base32"),
+        ("magnet:?dn=name", "no xt parameter"),
+        ("magnet:?xt=urn:btmh:1220" + "ab" * 32, "v2 only"),
+    ],
+)
+def test_lookup_panel_explains_bad_input_and_starts_nothing(
+    idle: Controller, text: str, message: str
+) -> None:
+    panel = LookupPanel(idle)
+    panel.set_query(text)
+    assert panel.start_lookup() is False
+    assert panel.message.is_error and message in panel.message.text()
+    assert idle.current_lookup is None
+
+
+def test_lookup_panel_accepts_hex_base32_and_magnet_but_needs_a_running_node(
+    idle: Controller,
+) -> None:
+    panel = LookupPanel(idle)
+    for text in ("ab" * 20, "A" * 32, "magnet:?xt=urn:btih:" + "cd" * 20 + "&dn=x"):
+        panel.set_query(text)
+        assert panel.start_lookup() is False
+        assert "not running" in panel.message.text()
+
+
+def test_lookup_panel_follows_a_lookup_and_the_proxies_pass_the_model_tester(
+    loop: qasync.QEventLoop, node: Controller, qtbot: QtBot
+) -> None:
+    panel = LookupPanel(node)
+    searched: list[str] = []
+    panel.searched.connect(searched.append)
+    history_tester = ModelTester(qtbot)
+    history_tester.check(panel.history_proxy, force_py=True)
+    peers_tester = ModelTester(qtbot)
+    peers_tester.check(panel.peers_proxy, force_py=True)
+    assert node.testnet is not None
+    info_hash = next(iter(node.testnet.announced))
+
+    async def scenario() -> None:
+        panel.set_query(info_hash.hex().upper())
+        assert panel.start_lookup()
+        await until(lambda: panel.shown is not None and panel.shown.finished
+                    and panel.shown.target == info_hash)
+        # a maintenance lookup is hidden in the history until asked for
+        node.rebootstrap()
+        await until(lambda: any(panel.lookups.state(r).kind == "bootstrap"
+                                for r in range(panel.lookups.rowCount())))
+
+    run(loop, scenario())
+    assert searched == [info_hash.hex().upper()]
+    assert panel.peers.rowCount() == len(node.testnet.announced[info_hash])
+    assert panel.peers_title.text() == f"Peers ({panel.peers.rowCount()})"
+    assert "done" in panel.progress.text() and "queried" in panel.progress.text()
+    kinds = {panel.history_proxy.index(r, 1).data() for r in range(panel.history_proxy.rowCount())}
+    assert "bootstrap" not in kinds and "get_peers" in kinds
+    panel.show_maintenance.setChecked(True)
+    kinds = {panel.history_proxy.index(r, 1).data() for r in range(panel.history_proxy.rowCount())}
+    assert "bootstrap" in kinds
+    # newest first
+    started = [panel.history_proxy.index(r, 2).data(SORT_ROLE)
+               for r in range(panel.history_proxy.rowCount())]
+    assert started == sorted(started, reverse=True)
+    panel.peers_table.sortByColumn(1, Qt.SortOrder.DescendingOrder)
+    ports = [panel.peers_proxy.index(r, 1).data(SORT_ROLE)
+             for r in range(panel.peers_proxy.rowCount())]
+    assert ports == sorted(ports, reverse=True)
+
+
+# --- announce panel --------------------------------------------------------------------------
+def test_announce_panel_validates_and_implied_port_disables_the_port(idle: Controller) -> None:
+    panel = AnnouncePanel(idle)
+    panel.set_query("xyz")
+    assert panel.start_announce() is False and panel.message.is_error
+    panel.implied.setChecked(True)
+    assert not panel.port.isEnabled()
+    panel.set_query("ab" * 20)
+    assert panel.start_announce() is False and "not running" in panel.message.text()
+
+
+def test_announce_panel_reports_stored_nodes_and_verification(
+    loop: qasync.QEventLoop, node: Controller
+) -> None:
+    panel = AnnouncePanel(node)
+
+    async def scenario() -> None:
+        panel.set_query("ef" * 20)
+        panel.implied.setChecked(True)
+        assert panel.start_announce()
+        assert panel.status == "announcing"
+        await until(lambda: panel.status in ("verified", "not found"))
+
+    run(loop, scenario())
+    assert panel.status == "verified"
+    local = node.local_address()
+    assert local is not None and f"127.0.0.1:{local[1]}" in panel.verify_label.text()
+    assert panel.nodes.topLevelItemCount() > 0
+    assert "stored the announce." in panel.status_label.text()
+
+
+# --- routing panel ---------------------------------------------------------------------------
+def test_routing_panel_filters_by_clicked_bucket_and_offers_node_actions(
+    loop: qasync.QEventLoop, node: Controller, qtbot: QtBot
+) -> None:
+    panel = RoutingPanel(node)
+    tester = ModelTester(qtbot)
+    tester.check(panel.proxy, force_py=True)
+    pings: list[tuple[str, bool, str]] = []
+    node.ping_finished.connect(lambda a, ok, t: pings.append((a, ok, t)))
+    started: list[str] = []
+    node.lookup_started.connect(lambda _i, kind, _t: started.append(kind))
+    panel.ping_requested.connect(node.ping)
+    panel.find_node_requested.connect(node.find_node)
+
+    async def scenario() -> None:
+        await until(lambda: panel.snapshot is not None and panel.snapshot.size > 0)
+
+    run(loop, scenario())
+    snap = panel.snapshot
+    assert snap is not None
+    bucket = max(snap.buckets, key=lambda b: len(b.nodes))
+    panel.chart.bucket_clicked.emit(bucket.index)
+    assert panel.proxy.rowCount() == len(bucket.nodes)
+    assert all(panel.proxy.index(r, COL_BUCKET).data(SORT_ROLE) == bucket.index
+               for r in range(panel.proxy.rowCount()))
+    assert f"bucket {bucket.index}" in panel.filter_label.text()
+    assert panel.show_all.isVisibleTo(panel)
+    panel.show_all.click()
+    assert panel.proxy.rowCount() == panel.model.rowCount()
+
+    target = panel.node_at(panel.proxy.index(0, 0))
+    assert target is not None
+    menu = panel.menu_for(target)
+    texts = [a.text() for a in menu.actions() if a.text()]
+    assert texts[0].startswith("Ping") and texts[1].startswith("Find node")
+    assert {"Copy id", "Copy address"} <= set(texts)
+
+    async def act() -> None:
+        menu.actions()[0].trigger()
+        menu.actions()[1].trigger()
+        await until(lambda: pings and started)
+
+    run(loop, act())
+    assert pings[0][1] is True and started == ["find_node"]
+    next(a for a in menu.actions() if a.text() == "Copy id").trigger()
+    assert QApplication.clipboard().text() == target.id.hex()
+
+
+# --- traffic and packets ---------------------------------------------------------------------
+def test_traffic_panel_counts_and_redraws_at_most_once_a_second(
+    loop: qasync.QEventLoop, node: Controller
+) -> None:
+    panel = TrafficPanel(node)
+    panel.show()
+
+    async def scenario() -> None:
+        for _ in range(3):
+            node.find_node(b"\x10" * 20)
+            await until(lambda: node.current_lookup is None or node.current_lookup.done())
+        await until(lambda: panel.stats.totals.get("messages out", 0) > 0)
+
+    draws_before = panel.draws
+    run(loop, scenario())
+    assert panel.stats.totals["messages in"] > 0
+    assert panel.plot.rate_curve_count() > 0 or panel.draws == draws_before
+    assert panel.draws - draws_before <= 3  # three lookups in well under three seconds
+    rin, rout = panel.messages_per_second()
+    assert rin >= 0 and rout >= 0
+    panel.close()
+
+
+def test_packet_log_pause_filter_and_detail(
+    loop: qasync.QEventLoop, node: Controller, qtbot: QtBot
+) -> None:
+    panel = PacketLogPanel(node)
+    tester = ModelTester(qtbot)
+    tester.check(panel.proxy, force_py=True)
+
+    async def traffic() -> None:
+        node.find_node(b"\x20" * 20)
+        await until(lambda: panel.model.rowCount() > 10)
+
+    run(loop, traffic())
+    panel.pause.setChecked(True)
+    kept = panel.model.rowCount()
+    assert panel.pause.text() == "Resume"
+
+    async def more() -> None:
+        node.find_node(b"\x30" * 20)
+        await until(lambda: panel.model.dropped_while_paused > 0)
+
+    run(loop, more())
+    assert panel.model.rowCount() == kept and "paused" in panel.count.text()
+    panel.pause.setChecked(False)
+    panel.direction.setCurrentIndex(panel.direction.findData("out"))
+    assert all(panel.proxy.index(r, 1).data() == "out" for r in range(panel.proxy.rowCount()))
+    panel.direction.setCurrentIndex(0)
+    panel.method.setCurrentIndex(panel.method.findData("find_node"))
+    assert panel.proxy.rowCount() > 0
+    assert all(panel.proxy.index(r, 4).data() == "find_node"
+               for r in range(panel.proxy.rowCount()))
+    panel.filter.setText("no such text anywhere")
+    assert panel.proxy.rowCount() == 0
+    panel.filter.setText("")
+    panel.table.selectRow(0)
+    assert "find_node" in panel.detail.toPlainText()
+    assert "bytes" in panel.detail.toPlainText().splitlines()[0]
+
+
+def test_logging_does_not_need_a_panel(caplog: pytest.LogCaptureFixture) -> None:
+    # the controller logs through the standard logging module; nothing here depends on Qt
+    with caplog.at_level(logging.INFO, logger="dhtviewer"):
+        logging.getLogger("dhtviewer.ui.controller").info("hello")
+    assert caplog.records[-1].getMessage() == "hello"

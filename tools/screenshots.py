@@ -1,0 +1,182 @@
+"""Screenshots of the real application, for the README: ``make screenshots``.
+
+Starts the main window offscreen on an embedded local testnet of 64 nodes, looks up one of the
+pre-announced info-hashes, announces one of our own and lets traffic accumulate for a few
+seconds, then saves PNGs of the whole window and of each view into resources/screenshots/.
+Settings go to a temporary file, so the user's own are neither read nor changed.
+
+Usage: QT_QPA_PLATFORM=offscreen python tools/screenshots.py [OUTPUT_DIR] [--dark]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import random
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+import qasync
+from PySide6.QtCore import QSettings
+from PySide6.QtGui import QColor, QPalette
+from PySide6.QtWidgets import QApplication, QStyleFactory
+
+from dhtviewer.ui.app import collect_garbage_in_gui_thread
+from dhtviewer.ui.controller import TESTNET, Controller, StartOptions
+from dhtviewer.ui.main_window import MainWindow
+from dhtviewer.ui.settings_store import SettingsStore
+
+WIDTH, HEIGHT = 1600, 1000
+NODES = 64
+TESTNET_BASE = "127.0.90.1"
+TRAFFIC_SECONDS = 25.0
+NODE_ID = "5d1f0c7a3b9e48f2a6c1d0e9b8a7f6e5d4c3b2a1"  # fixed, so the pictures are reproducible
+
+
+def dark_palette() -> QPalette:
+    p = QPalette()
+    roles = {
+        QPalette.ColorRole.Window: "#2b2d31", QPalette.ColorRole.WindowText: "#e4e4e4",
+        QPalette.ColorRole.Base: "#1e1f22", QPalette.ColorRole.AlternateBase: "#26282c",
+        QPalette.ColorRole.Text: "#e4e4e4", QPalette.ColorRole.Button: "#34363b",
+        QPalette.ColorRole.ButtonText: "#e4e4e4", QPalette.ColorRole.Highlight: "#3d6fb4",
+        QPalette.ColorRole.HighlightedText: "#ffffff", QPalette.ColorRole.ToolTipBase: "#34363b",
+        QPalette.ColorRole.ToolTipText: "#e4e4e4", QPalette.ColorRole.PlaceholderText: "#8c8f96",
+        QPalette.ColorRole.Link: "#6cc4ff",
+    }
+    for role, color in roles.items():
+        p.setColor(role, QColor(color))
+    for role in (QPalette.ColorRole.WindowText, QPalette.ColorRole.Text,
+                 QPalette.ColorRole.ButtonText):
+        p.setColor(QPalette.ColorGroup.Disabled, role, QColor("#7a7d84"))
+    return p
+
+
+async def until(predicate: Callable[[], bool], timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"timed out waiting for {what}")
+        await asyncio.sleep(0.05)
+
+
+async def shoot(out: Path, suffix: str) -> list[Path]:
+    settings_file = Path(tempfile.mkdtemp(prefix="dhtviewer-shots-")) / "settings.ini"
+    store = SettingsStore(QSettings(str(settings_file), QSettings.Format.IniFormat))
+    controller = Controller()
+    window = MainWindow(controller, store, testnet_base=TESTNET_BASE, testnet_seed=7,
+                        node_id=bytes.fromhex(NODE_ID))
+    window.apply_command_line(
+        StartOptions(mode=TESTNET, testnet_nodes=NODES, bind_host="127.0.0.1", port=0),
+        mode=True, bind=True,
+    )
+    window.resize(WIDTH, HEIGHT)
+    window.show()
+    saved: list[Path] = []
+    try:
+        window.start_node()
+        await until(lambda: controller.state == "ready", 30, "the node to be ready")
+        assert controller.testnet is not None
+        announced = list(controller.testnet.announced)
+        rng = random.Random(5)
+
+        # some traffic for the plots: lookups of random targets (network-size estimates)
+        started = time.monotonic()
+        while time.monotonic() - started < TRAFFIC_SECONDS:
+            controller.find_node(rng.randbytes(20))
+            await asyncio.sleep(0.4)
+            if rng.random() < 0.3:
+                controller.find_peers(rng.choice(announced))
+                await asyncio.sleep(0.3)
+
+        window.announce.set_query(announced[1].hex())
+        window.announce.port.setValue(51413)
+        window.announce.start_announce()
+        await until(lambda: window.announce.status in ("verified", "not found"), 20,
+                    "the announce to be verified")
+
+        # one lookup per pre-announced info-hash, as a user clicking through them would;
+        # the picture shows the one whose path has the most hops
+        best: tuple[int, int, int] | None = None
+        for i, info_hash in enumerate(announced):
+            window.lookup.set_query(info_hash.hex())
+            window.lookup.start_lookup()
+            await until(lambda ih=info_hash: window.lookup.shown is not None  # type: ignore[misc]
+                        and window.lookup.shown.finished and window.lookup.shown.target == ih,
+                        10, "the lookup")
+            shown = window.lookup.shown
+            assert shown is not None
+            score = (window.lookup.graph.edge_count(), shown.max_depth)
+            if best is None or score > best[:2]:
+                best = (*score, i)
+        assert best is not None
+        row = window.lookup.lookups.row_of(window.lookup.shown.lookup_id)  # type: ignore[union-attr]
+        for r in range(window.lookup.lookups.rowCount()):
+            state = window.lookup.lookups.state(r)
+            if state.target == announced[best[2]] and state.kind == "get_peers":
+                row = r
+        assert row is not None
+        window.lookup.select_lookup_row(row)
+        window.lookup.set_query(announced[best[2]].hex())
+        window.network.testnet_list.setCurrentRow(best[2])
+        await asyncio.sleep(0.6)
+
+        # a few nodes' worth of packet detail
+        window.packets.table.selectRow(max(0, window.packets.proxy.rowCount() - 6))
+
+        def grab(name: str, widget: object) -> None:
+            path = out / f"{name}{suffix}.png"
+            pixmap = widget.grab()  # type: ignore[attr-defined]
+            if not pixmap.save(str(path)):
+                raise OSError(f"cannot write {path}")
+            saved.append(path)
+
+        window.raise_dock("lookup")
+        await asyncio.sleep(0.4)
+        grab("main-window", window)
+        grab("lookup", window.docks["lookup"].widget())
+        for name in ("routing", "traffic", "packets"):
+            window.raise_dock(name)
+            if name == "traffic":
+                window.traffic.refresh(force=True)
+            await asyncio.sleep(0.5)
+            grab(name, window.docks[name].widget())
+        window.raise_dock("lookup")
+    finally:
+        window.close()
+        await until(lambda: window.is_closed, 15, "the window to close")
+    return saved
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("out", nargs="?", default="resources/screenshots")
+    parser.add_argument("--dark", action="store_true", help="dark palette (files get -dark)")
+    args = parser.parse_args()
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    app = QApplication(sys.argv[:1])
+    app.setStyle(QStyleFactory.create("Fusion"))
+    if args.dark:
+        app.setPalette(dark_palette())
+    QApplication.setQuitOnLastWindowClosed(False)
+    loop = qasync.QEventLoop(app)
+    asyncio.set_event_loop(loop)
+    gc_timer = collect_garbage_in_gui_thread()
+    with loop:
+        saved = loop.run_until_complete(shoot(out, "-dark" if args.dark else ""))
+    gc_timer.stop()
+    for path in saved:
+        print(path)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
