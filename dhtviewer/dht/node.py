@@ -532,7 +532,8 @@ class DhtNode:
             num=self.store.info_hash_count(),
         )
         room = s.max_reply_bytes - len(krpc.encode(r)) - 8
-        samples = self.store.sample_info_hashes(self.rng, max(0, room // 20))
+        count = max(0, min(s.max_samples, room // 20))
+        samples = self.store.sample_info_hashes(self.rng, count)
         return replace(r, samples=tuple(samples))
 
     # --- incoming replies ------------------------------------------------------------------------

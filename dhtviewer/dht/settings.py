@@ -64,6 +64,9 @@ class DhtSettings:
     """Peers kept per info_hash."""
     max_peers_per_reply: int = 50
     """Peers returned in one get_peers reply (keeps the datagram small)."""
+    max_samples: int = 20
+    """BEP 51: info_hashes returned in one sample_infohashes reply (libtorrent's figure). More
+    would fit in a datagram, but would make a 100-byte query draw a 1,400-byte reply."""
     max_reply_bytes: int = 1400
     """No reply datagram may exceed this (no amplification)."""
 

@@ -27,6 +27,7 @@ log = logging.getLogger(__name__)
 
 FORMAT_VERSION = 1
 STATE_FILE_NAME = "state.json"
+STALE_TEMP_SECONDS = 60.0  # a save takes milliseconds; older temp files are orphans
 # A state file is a few kilobytes; anything far larger is not ours and is not parsed.
 _MAX_FILE_BYTES = 16 * 1024 * 1024
 
@@ -51,6 +52,7 @@ class SavedState:
     nodes: list[NodeInfo] = field(default_factory=list)
     skipped: int = 0
     """Node entries in the file that were malformed and ignored."""
+
 
 
 def default_state_path() -> Path:
@@ -84,6 +86,17 @@ def save_state(path: str | os.PathLike[str], state: Mapping[str, object]) -> Non
             tmp.unlink()
         raise
     _fsync_dir(target.parent)
+    _remove_stale_temps(target)
+
+
+def _remove_stale_temps(target: Path) -> None:
+    """A process killed mid-save leaves its temporary file behind; the next save removes those
+    (only old ones: a concurrent save by another process may be writing a fresh one)."""
+    cutoff = time.time() - STALE_TEMP_SECONDS
+    for leftover in target.parent.glob(f".{target.name}.*.tmp"):
+        with contextlib.suppress(OSError):
+            if leftover.stat().st_mtime < cutoff:
+                leftover.unlink()
 
 
 def _fsync_dir(directory: Path) -> None:

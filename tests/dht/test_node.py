@@ -183,7 +183,7 @@ def test_sample_infohashes_reply_fits_and_lists_stored_hashes() -> None:
         node.store.add(bytes([i % 256]) * 20, ("127.0.5.1", 1000 + i), 0.0)
     r = ask(node, SampleInfohashesQuery(b"s1", OTHER_ID, target=b"\x00" * 20))
     assert isinstance(r, Response)
-    assert r.num == 200 and r.interval is not None and 0 < len(r.samples) <= 200
+    assert r.num == 200 and r.interval is not None and len(r.samples) == LOCAL.max_samples
     assert set(r.samples) <= {bytes([i]) * 20 for i in range(200)}
 
 

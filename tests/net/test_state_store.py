@@ -5,11 +5,13 @@ from __future__ import annotations
 import json
 import os
 import sys
+import time
 from pathlib import Path
 
 import pytest
 
 from dhtviewer.dht.messages import NodeInfo
+from dhtviewer.net import state_store
 from dhtviewer.net.state_store import (
     StateLoadWarning,
     default_state_path,
@@ -160,3 +162,17 @@ def test_default_path_is_in_the_user_state_dir(
     assert path.parent.name == "dhtviewer"
     if sys.platform.startswith("linux"):
         assert path.parent.parent == tmp_path
+
+
+def test_save_removes_temp_files_left_by_a_killed_save(tmp_path: Path) -> None:
+    target = tmp_path / "state.json"
+    orphan = tmp_path / ".state.json.abc123.tmp"
+    orphan.write_bytes(b'{"half": ')
+    old = time.time() - state_store.STALE_TEMP_SECONDS - 5
+    os.utime(orphan, (old, old))
+    fresh = tmp_path / ".state.json.def456.tmp"  # another process may be mid-save right now
+    fresh.write_bytes(b"{")
+    state_store.save_state(target, {"node_id": "00" * 20, "external_ip": None, "nodes": []})
+    assert not orphan.exists()
+    assert fresh.exists()
+    assert target.exists()
