@@ -389,23 +389,26 @@ class Controller(QObject):
     # ====================================================================== operations ==
     def find_peers(self, info_hash: bytes) -> LookupHandle | None:
         """Start a get_peers lookup; it becomes the current one (what Esc cancels)."""
-        session = self._running_session("find peers")
-        if session is None:
-            return None
-        handle = session.start_find_peers(info_hash)
-        self.current_lookup = handle
-        self.lookup_started.emit(handle.lookup_id, "get_peers", info_hash)
-        self._spawn(self._follow_lookup(handle), f"lookup of {info_hash.hex()}")
-        return handle
+        return self._start_lookup("find peers", "get_peers", info_hash, "lookup")
 
     def find_node(self, target: bytes) -> LookupHandle | None:
-        session = self._running_session("find node")
+        return self._start_lookup("find node", "find_node", target, "find_node")
+
+    def _start_lookup(
+        self, what: str, kind: str, target: bytes, task: str
+    ) -> LookupHandle | None:
+        """Start a ``kind`` lookup ("get_peers" or "find_node") of ``target`` and make it the
+        current one; ``what`` names the action in the not-running error, ``task`` the follower."""
+        session = self._running_session(what)
         if session is None:
             return None
-        handle = session.start_find_node(target)
+        if kind == "get_peers":
+            handle = session.start_find_peers(target)
+        else:
+            handle = session.start_find_node(target)
         self.current_lookup = handle
-        self.lookup_started.emit(handle.lookup_id, "find_node", target)
-        self._spawn(self._follow_lookup(handle), f"find_node of {target.hex()}")
+        self.lookup_started.emit(handle.lookup_id, kind, target)
+        self._spawn(self._follow_lookup(handle), f"{task} of {target.hex()}")
         return handle
 
     def cancel_lookup(self) -> bool:

@@ -9,27 +9,28 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-from PySide6.QtCore import QAbstractTableModel, QModelIndex, QObject, QPersistentModelIndex, Qt
+from PySide6.QtCore import QObject, Qt
 
 from dhtviewer.dht import events as ev
 from dhtviewer.ui.lookup_state import LookupState, LookupTracker
+from dhtviewer.ui.models.base import RIGHT_ALIGNED, RowTableModel
 from dhtviewer.ui.models.nodes import SORT_ROLE, monospace_font
 
-Index = QModelIndex | QPersistentModelIndex
 COL_TARGET, COL_KIND, COL_STARTED, COL_STATE, COL_PEERS, COL_QUERIED, COL_ELAPSED = range(7)
 HEADERS = ("Target", "Kind", "Started (s)", "State", "Peers", "Queried", "Elapsed (s)")
 _NUMERIC = (COL_STARTED, COL_PEERS, COL_QUERIED, COL_ELAPSED)
-_ROOT = QModelIndex()
 
 
-class LookupsModel(QAbstractTableModel):
+class LookupsModel(RowTableModel[LookupState]):
     """"Started" is in seconds since ``time_origin`` (default: the first lookup's start)."""
+
+    HEADERS = HEADERS
 
     def __init__(self, capacity: int = 200, parent: QObject | None = None) -> None:
         super().__init__(parent)
         self.tracker = LookupTracker(capacity)
-        # the rows hold their states: an evicted state must stay readable until its row is gone
-        self._rows: list[LookupState] = []
+        # the rows (``_rows``) hold their states: an evicted state must stay readable until its
+        # row is gone
         self._now: float | None = None
         self.time_origin: float | None = None
         self._mono = monospace_font()
@@ -52,29 +53,18 @@ class LookupsModel(QAbstractTableModel):
         if evicted:
             gone = [row for row, lk in enumerate(self._rows) if lk.lookup_id in evicted]
             for row in reversed(gone):  # few rows per batch: one signal pair each is fine
-                self.beginRemoveRows(_ROOT, row, row)
-                del self._rows[row]
-                self.endRemoveRows()
-        rows = [row for row, lk in enumerate(self._rows) if lk.lookup_id in touched]
-        if rows:
-            self.dataChanged.emit(
-                self.index(min(rows), 0), self.index(max(rows), len(HEADERS) - 1)
-            )
-        new = [lk for lk in started if lk.lookup_id not in evicted]
-        if new:
-            first = len(self._rows)
-            self.beginInsertRows(_ROOT, first, first + len(new) - 1)
-            self._rows.extend(new)
-            self.endInsertRows()
+                self._remove_rows(row, row)
+        self._emit_rows_changed(
+            row for row, lk in enumerate(self._rows) if lk.lookup_id in touched
+        )
+        self._append_rows([lk for lk in started if lk.lookup_id not in evicted])
 
     def set_now(self, now: float) -> None:
         """Let running lookups show their elapsed time up to ``now`` (core clock)."""
         self._now = now
-        rows = [row for row, lk in enumerate(self._rows) if not lk.finished]
-        if rows:
-            self.dataChanged.emit(
-                self.index(min(rows), COL_ELAPSED), self.index(max(rows), COL_ELAPSED)
-            )
+        self._emit_rows_changed(
+            (row for row, lk in enumerate(self._rows) if not lk.finished), COL_ELAPSED, COL_ELAPSED
+        )
 
     def clear(self) -> None:
         self.beginResetModel()
@@ -90,28 +80,7 @@ class LookupsModel(QAbstractTableModel):
         return next((r for r, lk in enumerate(self._rows) if lk.lookup_id == lookup_id), None)
 
     # --- Qt model interface --------------------------------------------------------------------
-    def rowCount(self, parent: Index = _ROOT) -> int:
-        return 0 if parent.isValid() else len(self._rows)
-
-    def columnCount(self, parent: Index = _ROOT) -> int:
-        return 0 if parent.isValid() else len(HEADERS)
-
-    def headerData(
-        self, section: int, orientation: Qt.Orientation, role: int = Qt.ItemDataRole.DisplayRole
-    ) -> Any:
-        if (
-            orientation == Qt.Orientation.Horizontal
-            and role == Qt.ItemDataRole.DisplayRole
-            and 0 <= section < len(HEADERS)
-        ):
-            return HEADERS[section]
-        return None
-
-    def data(self, index: Index, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
-        if not index.isValid() or not 0 <= index.row() < len(self._rows):
-            return None
-        lk = self._rows[index.row()]
-        col = index.column()
+    def _cell(self, lk: LookupState, row: int, col: int, role: int) -> Any:
         if role == Qt.ItemDataRole.DisplayRole:
             value = self._value(lk, col)
             if isinstance(value, float):
@@ -124,7 +93,7 @@ class LookupsModel(QAbstractTableModel):
         if role == Qt.ItemDataRole.FontRole and col == COL_TARGET:
             return self._mono
         if role == Qt.ItemDataRole.TextAlignmentRole and col in _NUMERIC:
-            return int(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
+            return RIGHT_ALIGNED
         return None
 
     def _value(self, lk: LookupState, col: int) -> str | int | float:

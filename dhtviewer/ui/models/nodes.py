@@ -11,22 +11,15 @@ import ipaddress
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
-from PySide6.QtCore import (
-    QAbstractTableModel,
-    QModelIndex,
-    QObject,
-    QPersistentModelIndex,
-    QSortFilterProxyModel,
-    Qt,
-)
+from PySide6.QtCore import QObject, QSortFilterProxyModel, Qt
 from PySide6.QtGui import QColor, QFont, QFontDatabase
 
+from dhtviewer.ui.models.base import RIGHT_ALIGNED, Index, RowTableModel
 from dhtviewer.ui.views.theme import current_theme
 
 if TYPE_CHECKING:
     from dhtviewer.dht.routing_table import NodeSnapshot, RoutingSnapshot
 
-Index = QModelIndex | QPersistentModelIndex
 SORT_ROLE = int(Qt.ItemDataRole.UserRole)
 """Role giving a cell's raw value (number or sortable string) for sorting and filtering."""
 NODE_ROLE = SORT_ROLE + 1
@@ -35,7 +28,6 @@ NODE_ROLE = SORT_ROLE + 1
 COL_ID, COL_ADDR, COL_STATE, COL_RTT, COL_SEEN, COL_VERSION, COL_BEP42, COL_BUCKET = range(8)
 HEADERS = ("ID", "Address", "State", "RTT (ms)", "Last seen (s ago)", "Client", "BEP 42", "Bucket")
 _NUMERIC = (COL_RTT, COL_SEEN, COL_BUCKET)
-_ROOT = QModelIndex()
 NONE_TEXT = "—"
 _STATE_ORDER = {"good": 0, "questionable": 1, "bad": 2}
 
@@ -103,12 +95,13 @@ def _runs(rows: list[int]) -> list[tuple[int, int]]:
     return out
 
 
-class NodesModel(QAbstractTableModel):
+class NodesModel(RowTableModel["NodeSnapshot"]):
     """Rows: the nodes of one or more routing snapshots (e.g. the IPv4 and IPv6 tables)."""
+
+    HEADERS = HEADERS
 
     def __init__(self, parent: QObject | None = None) -> None:
         super().__init__(parent)
-        self._rows: list[NodeSnapshot] = []
         self._taken_at = 0.0
         self._theme = current_theme()
         self._mono = monospace_font()
@@ -123,9 +116,7 @@ class NodesModel(QAbstractTableModel):
 
         gone = [row for row, node in enumerate(self._rows) if _key(node) not in fresh]
         for first, last in reversed(_runs(gone)):
-            self.beginRemoveRows(_ROOT, first, last)
-            del self._rows[first : last + 1]
-            self.endRemoveRows()
+            self._remove_rows(first, last)
 
         changed = taken_at != self._taken_at
         self._taken_at = taken_at
@@ -134,16 +125,10 @@ class NodesModel(QAbstractTableModel):
             if new != node:
                 self._rows[row] = new
                 changed = True
-        if changed and self._rows:
-            self.dataChanged.emit(
-                self.index(0, 0), self.index(len(self._rows) - 1, len(HEADERS) - 1)
-            )
-
-        if fresh:  # what is left was not in the table yet
-            first = len(self._rows)
-            self.beginInsertRows(_ROOT, first, first + len(fresh) - 1)
-            self._rows.extend(fresh.values())
-            self.endInsertRows()
+        if changed:
+            self._emit_rows_changed(range(len(self._rows)))
+        # what is left in ``fresh`` was not in the table yet
+        self._append_rows(list(fresh.values()))
 
     def clear(self) -> None:
         self.beginResetModel()
@@ -154,28 +139,7 @@ class NodesModel(QAbstractTableModel):
         return self._rows[row]
 
     # --- Qt model interface --------------------------------------------------------------------
-    def rowCount(self, parent: Index = _ROOT) -> int:
-        return 0 if parent.isValid() else len(self._rows)
-
-    def columnCount(self, parent: Index = _ROOT) -> int:
-        return 0 if parent.isValid() else len(HEADERS)
-
-    def headerData(
-        self, section: int, orientation: Qt.Orientation, role: int = Qt.ItemDataRole.DisplayRole
-    ) -> Any:
-        if (
-            orientation == Qt.Orientation.Horizontal
-            and role == Qt.ItemDataRole.DisplayRole
-            and 0 <= section < len(HEADERS)
-        ):
-            return HEADERS[section]
-        return None
-
-    def data(self, index: Index, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
-        if not index.isValid() or not 0 <= index.row() < len(self._rows):
-            return None
-        node = self._rows[index.row()]
-        col = index.column()
+    def _cell(self, node: NodeSnapshot, row: int, col: int, role: int) -> Any:
         if role == Qt.ItemDataRole.DisplayRole:
             return self._display(node, col)
         if role == SORT_ROLE:
@@ -189,7 +153,7 @@ class NodesModel(QAbstractTableModel):
         if role == Qt.ItemDataRole.ForegroundRole and col == COL_STATE:
             return QColor(self._theme.state_color(node.state))
         if role == Qt.ItemDataRole.TextAlignmentRole and col in _NUMERIC:
-            return int(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
+            return RIGHT_ALIGNED
         return None
 
     def _display(self, node: NodeSnapshot, col: int) -> str:

@@ -13,18 +13,12 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from PySide6.QtCore import (
-    QAbstractTableModel,
-    QModelIndex,
-    QObject,
-    QPersistentModelIndex,
-    QSortFilterProxyModel,
-    Qt,
-)
+from PySide6.QtCore import QObject, QSortFilterProxyModel, Qt
 
 from dhtviewer.dht import bencoding, krpc
 from dhtviewer.dht import events as ev
 from dhtviewer.dht.messages import Addr
+from dhtviewer.ui.models.base import RIGHT_ALIGNED, Index, RowTableModel
 from dhtviewer.ui.models.nodes import (
     SORT_ROLE,
     addr_sort_key,
@@ -34,10 +28,8 @@ from dhtviewer.ui.models.nodes import (
     monospace_font,
 )
 
-Index = QModelIndex | QPersistentModelIndex
 COL_TIME, COL_DIR, COL_ADDR, COL_TYPE, COL_METHOD, COL_TID, COL_SIZE, COL_SUMMARY = range(8)
 HEADERS = ("Time (s)", "Dir", "Address", "Type", "Method", "TID", "Size", "Summary")
-_ROOT = QModelIndex()
 _KINDS = {"q": "query", "r": "response", "e": "error"}
 _MAX_DEPTH = 16  # deeper than KRPC needs: the detail pane shows odd messages too
 
@@ -148,16 +140,17 @@ def _describe(data: bytes) -> str | None:
         return None
 
 
-class PacketsModel(QAbstractTableModel):
+class PacketsModel(RowTableModel[PacketRow]):
     """At most ``capacity`` rows, oldest first. While ``paused``, events are dropped (and counted
     in ``dropped_while_paused``) so the rows hold still for reading."""
+
+    HEADERS = HEADERS
 
     def __init__(self, capacity: int = 5000, parent: QObject | None = None) -> None:
         super().__init__(parent)
         if capacity < 1:
             raise ValueError("capacity must be at least 1")
         self.capacity = capacity
-        self._rows: list[PacketRow] = []
         self.paused = False
         self.dropped_while_paused = 0
         self.time_origin: float | None = None
@@ -177,13 +170,8 @@ class PacketsModel(QAbstractTableModel):
         rows = rows[-self.capacity :]
         overflow = len(self._rows) + len(rows) - self.capacity
         if overflow > 0:
-            self.beginRemoveRows(_ROOT, 0, overflow - 1)
-            del self._rows[:overflow]
-            self.endRemoveRows()
-        first = len(self._rows)
-        self.beginInsertRows(_ROOT, first, first + len(rows) - 1)
-        self._rows.extend(rows)
-        self.endInsertRows()
+            self._remove_rows(0, overflow - 1)
+        self._append_rows(rows)
 
     def clear(self) -> None:
         self.beginResetModel()
@@ -222,30 +210,9 @@ class PacketsModel(QAbstractTableModel):
         return "\n".join([*head, "", *body])
 
     # --- Qt model interface --------------------------------------------------------------------
-    def rowCount(self, parent: Index = _ROOT) -> int:
-        return 0 if parent.isValid() else len(self._rows)
-
-    def columnCount(self, parent: Index = _ROOT) -> int:
-        return 0 if parent.isValid() else len(HEADERS)
-
-    def headerData(
-        self, section: int, orientation: Qt.Orientation, role: int = Qt.ItemDataRole.DisplayRole
-    ) -> Any:
-        if (
-            orientation == Qt.Orientation.Horizontal
-            and role == Qt.ItemDataRole.DisplayRole
-            and 0 <= section < len(HEADERS)
-        ):
-            return HEADERS[section]
-        return None
-
-    def data(self, index: Index, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
-        if not index.isValid() or not 0 <= index.row() < len(self._rows):
-            return None
-        p = self._rows[index.row()]
-        col = index.column()
+    def _cell(self, p: PacketRow, row: int, col: int, role: int) -> Any:
         if role == Qt.ItemDataRole.DisplayRole:
-            return self._display(index.row(), p, col)
+            return self._display(row, p, col)
         if role == SORT_ROLE:
             if col == COL_TIME:
                 return p.at
@@ -253,11 +220,11 @@ class PacketsModel(QAbstractTableModel):
                 return addr_sort_key(p.addr)
             if col == COL_SIZE:
                 return p.size
-            return self._display(index.row(), p, col)
+            return self._display(row, p, col)
         if role == Qt.ItemDataRole.FontRole and col == COL_TID:
             return self._mono
         if role == Qt.ItemDataRole.TextAlignmentRole and col in (COL_TIME, COL_SIZE):
-            return int(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
+            return RIGHT_ALIGNED
         return None
 
     def _display(self, row: int, p: PacketRow, col: int) -> str:

@@ -11,40 +11,33 @@ import csv
 import io
 import json
 from collections.abc import Iterable
-from dataclasses import dataclass, field
 from typing import Any
 
-from PySide6.QtCore import QAbstractTableModel, QModelIndex, QObject, QPersistentModelIndex, Qt
+from PySide6.QtCore import QObject, Qt
 
 from dhtviewer.dht import events as ev
 from dhtviewer.dht.messages import Addr
-from dhtviewer.ui.lookup_state import LookupState
+from dhtviewer.ui.lookup_state import LookupState, PeerRecord
+from dhtviewer.ui.models.base import RIGHT_ALIGNED, RowTableModel
 from dhtviewer.ui.models.nodes import SORT_ROLE, addr_sort_key
 
-Index = QModelIndex | QPersistentModelIndex
 COL_IP, COL_PORT, COL_COUNT, COL_FIRST_SEEN = range(4)
 HEADERS = ("Address", "Port", "Nodes", "First seen (s)")
-_ROOT = QModelIndex()
 
 
-@dataclass(slots=True)
-class PeerRow:
-    addr: Addr
-    first_seen: float
-    sources: set[bytes] = field(default_factory=set)
-
-    @property
-    def count(self) -> int:
-        return max(1, len(self.sources))
+PeerRow = PeerRecord
+"""A row: the lookup state's own peer record type (each row is a copy, so the table changes only
+through ``PeersModel``)."""
 
 
-class PeersModel(QAbstractTableModel):
+class PeersModel(RowTableModel[PeerRow]):
     """Rows in the order peers were found. "First seen" is in seconds since ``time_origin``
     (the lookup's start when fed by ``set_lookup``, else the first event's time)."""
 
+    HEADERS = HEADERS
+
     def __init__(self, parent: QObject | None = None) -> None:
         super().__init__(parent)
-        self._rows: list[PeerRow] = []
         self._index: dict[Addr, int] = {}
         self.lookup_id: int | None = None
         """Only PeersFound events of this lookup are taken (any lookup when None)."""
@@ -90,15 +83,8 @@ class PeersModel(QAbstractTableModel):
             elif not sources <= self._rows[row].sources:
                 self._rows[row].sources.update(sources)
                 changed.append(row)
-        if changed:
-            self.dataChanged.emit(
-                self.index(min(changed), COL_COUNT), self.index(max(changed), COL_COUNT)
-            )
-        if new:
-            first = len(self._rows)
-            self.beginInsertRows(_ROOT, first, first + len(new) - 1)
-            self._rows.extend(new)
-            self.endInsertRows()
+        self._emit_rows_changed(changed, COL_COUNT, COL_COUNT)
+        self._append_rows(new)
 
     def clear(self) -> None:
         self.beginResetModel()
@@ -136,28 +122,7 @@ class PeersModel(QAbstractTableModel):
         return json.dumps(self.records(), indent=2)
 
     # --- Qt model interface --------------------------------------------------------------------
-    def rowCount(self, parent: Index = _ROOT) -> int:
-        return 0 if parent.isValid() else len(self._rows)
-
-    def columnCount(self, parent: Index = _ROOT) -> int:
-        return 0 if parent.isValid() else len(HEADERS)
-
-    def headerData(
-        self, section: int, orientation: Qt.Orientation, role: int = Qt.ItemDataRole.DisplayRole
-    ) -> Any:
-        if (
-            orientation == Qt.Orientation.Horizontal
-            and role == Qt.ItemDataRole.DisplayRole
-            and 0 <= section < len(HEADERS)
-        ):
-            return HEADERS[section]
-        return None
-
-    def data(self, index: Index, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
-        if not index.isValid() or not 0 <= index.row() < len(self._rows):
-            return None
-        peer = self._rows[index.row()]
-        col = index.column()
+    def _cell(self, peer: PeerRow, row: int, col: int, role: int) -> Any:
         if role == Qt.ItemDataRole.DisplayRole:
             if col == COL_IP:
                 return peer.addr[0]
@@ -175,5 +140,5 @@ class PeersModel(QAbstractTableModel):
                 return peer.count
             return self._since_origin(peer)
         if role == Qt.ItemDataRole.TextAlignmentRole and col != COL_IP:
-            return int(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
+            return RIGHT_ALIGNED
         return None

@@ -17,7 +17,6 @@ from PySide6.QtWidgets import (
     QFormLayout,
     QHBoxLayout,
     QLabel,
-    QLineEdit,
     QPushButton,
     QSpinBox,
     QTreeWidget,
@@ -26,13 +25,18 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from dhtviewer.infohash import InfohashError, parse_infohash
 from dhtviewer.net.addresses import format_addr
 from dhtviewer.net.handles import AnnounceResult
 from dhtviewer.net.session import DEFAULT_PORT
 from dhtviewer.ui.controller import AnnounceVerification, Controller
 from dhtviewer.ui.models.nodes import monospace_font
-from dhtviewer.ui.panels.common import InlineMessage, mark_invalid, muted_label
+from dhtviewer.ui.panels.common import (
+    InlineMessage,
+    clear_query_error,
+    muted_label,
+    parse_query,
+    query_field,
+)
 from dhtviewer.ui.views.theme import current_theme
 
 IDLE, ANNOUNCING, VERIFYING, VERIFIED, NOT_FOUND = (
@@ -48,13 +52,13 @@ class AnnouncePanel(QWidget):
         self._info_hash: bytes | None = None
         self._stored_text = ""
 
-        self.query = QLineEdit(self)
-        self.query.setPlaceholderText("info-hash or magnet link")
-        self.query.setToolTip("The torrent to announce: 40-hex or 32-base32 info-hash, or a "
-                              "magnet link")
-        self.query.setClearButtonEnabled(True)
-        self.query.returnPressed.connect(self.start_announce)
-        self.query.textEdited.connect(self._edited)
+        self.query = query_field(
+            self,
+            "info-hash or magnet link",
+            "The torrent to announce: 40-hex or 32-base32 info-hash, or a magnet link",
+            self.start_announce,
+            self._edited,
+        )
         self.port = QSpinBox(self)
         self.port.setRange(1, 65535)
         self.port.setValue(DEFAULT_PORT)
@@ -114,8 +118,7 @@ class AnnouncePanel(QWidget):
         self._edited()
 
     def _edited(self) -> None:
-        self.message.clear_message()
-        mark_invalid(self.query, False)
+        clear_query_error(self.query, self.message)
 
     def _state_changed(self, state: str, _detail: str) -> None:
         if state == "stopped" and self.status in (ANNOUNCING, VERIFYING):
@@ -138,14 +141,8 @@ class AnnouncePanel(QWidget):
         self.announce_button.setEnabled(self.controller.running and not busy)
 
     def start_announce(self) -> bool:
-        try:
-            info_hash = parse_infohash(self.query.text())
-        except InfohashError as err:
-            self.message.show_error(str(err))
-            mark_invalid(self.query, True)
-            return False
-        if not self.controller.running:
-            self.message.show_error("The node is not running: start it in the Network panel.")
+        info_hash = parse_query(self.query, self.message, self.controller.running)
+        if info_hash is None:
             return False
         implied = self.implied.isChecked()
         task = self.controller.announce(info_hash, self.port.value(), implied)

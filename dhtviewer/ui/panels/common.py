@@ -1,11 +1,22 @@
-"""Small helpers shared by the panels: inline messages, copy to clipboard, compact tables."""
+"""Small helpers shared by the panels: inline messages, info-hash inputs, copy to clipboard,
+compact tables."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from PySide6.QtCore import Qt
 from PySide6.QtGui import QGuiApplication, QPalette
-from PySide6.QtWidgets import QAbstractItemView, QHeaderView, QLabel, QTableView, QWidget
+from PySide6.QtWidgets import (
+    QAbstractItemView,
+    QHeaderView,
+    QLabel,
+    QLineEdit,
+    QTableView,
+    QWidget,
+)
 
+from dhtviewer.infohash import InfohashError, parse_infohash
 from dhtviewer.ui.views.theme import current_theme
 
 
@@ -43,6 +54,44 @@ class InlineMessage(QLabel):
 def mark_invalid(widget: QWidget, invalid: bool) -> None:
     """A red frame on an input holding invalid text."""
     widget.setStyleSheet(f"border: 1px solid {current_theme().bad};" if invalid else "")
+
+
+def query_field(
+    parent: QWidget,
+    placeholder: str,
+    tooltip: str,
+    on_enter: Callable[[], object],
+    on_edit: Callable[[], object],
+) -> QLineEdit:
+    """A clearable one-line input calling ``on_enter`` on Enter and ``on_edit`` on user edits."""
+    field = QLineEdit(parent)
+    field.setPlaceholderText(placeholder)
+    field.setToolTip(tooltip)
+    field.setClearButtonEnabled(True)
+    field.returnPressed.connect(on_enter)
+    field.textEdited.connect(on_edit)
+    return field
+
+
+def clear_query_error(query: QLineEdit, message: InlineMessage) -> None:
+    """Drop the inline message and the red frame of an input (e.g. once the user edits it)."""
+    message.clear_message()
+    mark_invalid(query, False)
+
+
+def parse_query(query: QLineEdit, message: InlineMessage, running: bool) -> bytes | None:
+    """The info-hash in ``query`` if it parses and the node is ``running``; else None, with the
+    reason in ``message`` (and ``query`` framed red when it does not parse)."""
+    try:
+        info_hash = parse_infohash(query.text())
+    except InfohashError as err:
+        message.show_error(str(err))
+        mark_invalid(query, True)
+        return None
+    if not running:
+        message.show_error("The node is not running: start it in the Network panel.")
+        return None
+    return info_hash
 
 
 def copy_text(text: str) -> None:

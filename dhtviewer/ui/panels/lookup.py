@@ -28,7 +28,6 @@ from PySide6.QtWidgets import (
     QFileDialog,
     QHBoxLayout,
     QLabel,
-    QLineEdit,
     QPushButton,
     QSplitter,
     QTableView,
@@ -37,7 +36,6 @@ from PySide6.QtWidgets import (
 )
 
 from dhtviewer.dht import events as ev
-from dhtviewer.infohash import InfohashError, parse_infohash
 from dhtviewer.net.addresses import format_addr
 from dhtviewer.ui.controller import Controller
 from dhtviewer.ui.lookup_state import LookupState
@@ -46,9 +44,11 @@ from dhtviewer.ui.models.lookups import COL_KIND, COL_STARTED
 from dhtviewer.ui.models.nodes import filter_change
 from dhtviewer.ui.panels.common import (
     InlineMessage,
+    clear_query_error,
     copy_text,
-    mark_invalid,
     muted_label,
+    parse_query,
+    query_field,
     setup_table,
 )
 from dhtviewer.ui.views import LookupGraph
@@ -100,13 +100,14 @@ class LookupPanel(QWidget):
         self._follow: int | None = None
 
         # --- input -----------------------------------------------------------------------------
-        self.query = QLineEdit(self)
-        self.query.setPlaceholderText("info-hash (40 hex or 32 base32 characters) or magnet link")
-        self.query.setToolTip("What to look up: a 40-hex or 32-base32 info-hash, or a magnet "
-                              "link. Enter starts the lookup (Ctrl+L focuses this field).")
-        self.query.setClearButtonEnabled(True)
-        self.query.returnPressed.connect(self.start_lookup)
-        self.query.textEdited.connect(self._query_edited)
+        self.query = query_field(
+            self,
+            "info-hash (40 hex or 32 base32 characters) or magnet link",
+            "What to look up: a 40-hex or 32-base32 info-hash, or a magnet link. Enter starts "
+            "the lookup (Ctrl+L focuses this field).",
+            self.start_lookup,
+            self._query_edited,
+        )
         self.recent = QStringListModel(self)
         completer = QCompleter(self.recent, self)
         completer.setCaseSensitivity(Qt.CaseSensitivity.CaseInsensitive)
@@ -232,23 +233,15 @@ class LookupPanel(QWidget):
         self.query.selectAll()
 
     def _query_edited(self) -> None:
-        self.message.clear_message()
-        mark_invalid(self.query, False)
+        clear_query_error(self.query, self.message)
 
     def start_lookup(self) -> bool:
         """Parse the query and start the lookup; False (with an inline message) if it cannot."""
         text = self.query.text().strip()
-        try:
-            info_hash = parse_infohash(text)
-        except InfohashError as err:
-            self.message.show_error(str(err))
-            mark_invalid(self.query, True)
+        info_hash = parse_query(self.query, self.message, self.controller.running)
+        if info_hash is None:
             return False
-        if not self.controller.running:
-            self.message.show_error("The node is not running: start it in the Network panel.")
-            return False
-        self.message.clear_message()
-        mark_invalid(self.query, False)
+        clear_query_error(self.query, self.message)
         handle = self.controller.find_peers(info_hash)
         if handle is None:
             return False

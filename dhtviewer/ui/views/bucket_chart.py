@@ -13,11 +13,12 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pyqtgraph as pg
-from PySide6.QtCore import QEvent, QPointF, Signal
+from PySide6.QtCore import QPointF, Signal
 from PySide6.QtGui import QCursor
 from PySide6.QtWidgets import QToolTip, QWidget
 
 from dhtviewer.ui.views.theme import Theme, current_theme, qcolor, style_legend, style_plot
+from dhtviewer.ui.views.themed_plot import ThemedPlotWidget
 
 if TYPE_CHECKING:
     from dhtviewer.dht.routing_table import BucketSnapshot, RoutingSnapshot
@@ -34,7 +35,7 @@ def bucket_counts(bucket: BucketSnapshot) -> tuple[int, int, int]:
     return bucket.good, bucket.questionable, bucket.bad
 
 
-class BucketChart(pg.PlotWidget):  # type: ignore[misc]  # pyqtgraph is untyped
+class BucketChart(ThemedPlotWidget):
     bucket_clicked = Signal(int)
 
     def __init__(self, parent: QWidget | None = None) -> None:
@@ -147,13 +148,3 @@ class BucketChart(pg.PlotWidget):  # type: ignore[misc]  # pyqtgraph is untyped
         self._k_line.setPen(pg.mkPen(t.k_line, width=1.5, style=pg.QtCore.Qt.PenStyle.DashLine))
         self._k_line.label.setColor(t.k_line)
         style_legend(self._legend, t)
-
-    def changeEvent(self, event: QEvent) -> None:
-        # Qt sends palette changes while the base class is still being constructed, and
-        # pyqtgraph drops the plot item when the widget is closed
-        ready = getattr(self, "_ready", False) and self.getPlotItem() is not None
-        if ready and event.type() in (
-            QEvent.Type.PaletteChange, QEvent.Type.ApplicationPaletteChange
-        ):
-            self.apply_theme()
-        super().changeEvent(event)

@@ -16,12 +16,13 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 import pyqtgraph as pg
-from PySide6.QtCore import QEvent, QPointF
+from PySide6.QtCore import QPointF
 from PySide6.QtGui import QCursor
 from PySide6.QtWidgets import QToolTip, QWidget
 
 from dhtviewer.ui.lookup_state import OUTCOMES, LookupState, PathNode
 from dhtviewer.ui.views.theme import Theme, current_theme, qcolor, style_legend, style_plot
+from dhtviewer.ui.views.themed_plot import ThemedPlotWidget
 
 CLOSEST_LABEL = "final K closest"
 _SPREAD = 0.6  # sideways spread of one hop's nodes, in hops
@@ -54,7 +55,7 @@ def _fmt_rtt(rtt: float | None) -> str:
     return "—" if rtt is None else f"{rtt * 1000:.0f} ms"
 
 
-class LookupGraph(pg.PlotWidget):  # type: ignore[misc]  # pyqtgraph is untyped
+class LookupGraph(ThemedPlotWidget):
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self._state: LookupState | None = None
@@ -198,13 +199,3 @@ class LookupGraph(pg.PlotWidget):  # type: ignore[misc]  # pyqtgraph is untyped
         self._closest.setBrush(pg.mkBrush(None))
         self._closest.setSize(size * 2)
         style_legend(self._legend, t)
-
-    def changeEvent(self, event: QEvent) -> None:
-        # Qt sends palette changes while the base class is still being constructed, and
-        # pyqtgraph drops the plot item when the widget is closed
-        ready = getattr(self, "_ready", False) and self.getPlotItem() is not None
-        if ready and event.type() in (
-            QEvent.Type.PaletteChange, QEvent.Type.ApplicationPaletteChange
-        ):
-            self.apply_theme()
-        super().changeEvent(event)
