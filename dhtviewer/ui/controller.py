@@ -28,6 +28,7 @@ from PySide6.QtCore import QObject, QTimer, Signal
 
 from dhtviewer.dht import events as ev
 from dhtviewer.dht.messages import Addr
+from dhtviewer.dht.node import LookupLimitError
 from dhtviewer.dht.settings import DhtSettings
 from dhtviewer.net.addresses import format_addr
 from dhtviewer.net.handles import AnnounceResult, LookupHandle, LookupResult
@@ -402,10 +403,17 @@ class Controller(QObject):
         session = self._running_session(what)
         if session is None:
             return None
-        if kind == "get_peers":
-            handle = session.start_find_peers(target)
-        else:
-            handle = session.start_find_node(target)
+        try:
+            if kind == "get_peers":
+                handle = session.start_find_peers(target)
+            else:
+                handle = session.start_find_node(target)
+        except LookupLimitError as err:
+            # The node's cap on concurrent lookups (DhtSettings.max_lookups) is a limit the
+            # user can hit by clicking fast; say so instead of failing in a Qt slot.
+            log.warning("cannot %s: %s", what, err)
+            self.error.emit(f"Cannot {what}: {err}. Wait for some to finish.")
+            return None
         self.current_lookup = handle
         self.lookup_started.emit(handle.lookup_id, kind, target)
         self._spawn(self._follow_lookup(handle), f"{task} of {target.hex()}")

@@ -5,7 +5,6 @@ async tasks reaching the log instead of vanishing."""
 from __future__ import annotations
 
 import asyncio
-import itertools
 import logging
 import socket
 import time
@@ -34,10 +33,16 @@ NODE_ID = bytes(range(20))
 
 
 def tn_options(n: int = 24, **changes: Any) -> StartOptions:
-    base = StartOptions(mode=TESTNET, testnet_nodes=n, testnet_base="127.0.60.1",
-                        testnet_seed=1, bind_host="127.0.0.1", port=0, node_id=NODE_ID)
-    return StartOptions(**{**{f: getattr(base, f) for f in base.__dataclass_fields__},
-                           **changes})
+    base = StartOptions(
+        mode=TESTNET,
+        testnet_nodes=n,
+        testnet_base="127.0.60.1",
+        testnet_seed=1,
+        bind_host="127.0.0.1",
+        port=0,
+        node_id=NODE_ID,
+    )
+    return StartOptions(**{**{f: getattr(base, f) for f in base.__dataclass_fields__}, **changes})
 
 
 @pytest.fixture(scope="module")
@@ -111,8 +116,11 @@ def test_events_arrive_in_order_and_in_at_most_ten_batches_a_second(
         assert ctl.session is not None
         ctl.session.subscribe(received.append)  # the session's own, unbatched order
         started = time.monotonic()
+        node = ctl.session.node
+        assert node is not None
         while time.monotonic() - started < 1.5:  # a busy node: lookups back to back
-            ctl.find_node(bytes([int(time.monotonic() * 1000) % 256]) * 20)
+            if len(node.lookups) < node.settings.max_lookups // 2:  # stay under the cap
+                ctl.find_node(bytes([int(time.monotonic() * 1000) % 256]) * 20)
             await asyncio.sleep(0.01)
         await asyncio.sleep(0.3)  # the last tick
         return time.monotonic() - started
@@ -123,8 +131,9 @@ def test_events_arrive_in_order_and_in_at_most_ten_batches_a_second(
     assert len(received) > 200  # thousands of messages would do too; this is plenty
     # one delivery per 100 ms tick at most (one spare for the edges of the window)
     assert len(window) <= elapsed / (controller_mod.TICK_MS / 1000) + 2
-    gaps = [b - a for a, b in itertools.pairwise(times)]
-    assert min(gaps) >= 0.05
+    # (no minimum gap between two deliveries: a periodic timer that fired late once fires the
+    # next tick on schedule, so two deliveries can be closer than 100 ms on a loaded machine;
+    # the rate bound above is the contract)
     delivered = rec.events()
     first = next(i for i, e in enumerate(delivered) if e is received[0])
     seen = delivered[first:]
@@ -266,8 +275,9 @@ def test_a_bootstrap_nobody_answers_is_reported_as_stalled(
         where = f"127.0.60.250:{silent.getsockname()[1]}"
 
         async def scenario() -> None:
-            await ctl.start(StartOptions(mode=CUSTOM, custom=(where,), bind_host="127.0.0.1",
-                                         port=0))
+            await ctl.start(
+                StartOptions(mode=CUSTOM, custom=(where,), bind_host="127.0.0.1", port=0)
+            )
             await until(lambda: rec.stalled, timeout=5, what="the stall report")
 
         run(loop, scenario())
@@ -290,6 +300,25 @@ def test_operations_without_a_running_node_explain_instead_of_failing(
     run(loop, scenario())
     assert len(rec.errors) == 5
     assert all("not running" in e for e in rec.errors)
+
+
+def test_too_many_lookups_is_explained_not_raised(loop: qasync.QEventLoop, ctl: Controller) -> None:
+    rec = Recorder(ctl)
+
+    async def scenario() -> None:
+        await ctl.start(tn_options())
+        await until(lambda: ctl.state == "ready")
+        assert ctl.session is not None and ctl.session.node is not None
+        node = ctl.session.node
+        # fill every lookup slot with lookups that cannot finish (a silent address)
+        while len(node.lookups) < node.settings.max_lookups:
+            node.start_lookup(
+                bytes([len(node.lookups)]) * 20, ctl.session.now(), seeds=[("127.0.0.1", 9)]
+            )
+        assert ctl.find_peers(b"\x01" * 20) is None
+
+    run(loop, scenario())
+    assert rec.errors and "lookups already running" in rec.errors[-1]
 
 
 def test_an_exception_inside_an_async_task_reaches_the_log_and_the_error_signal(
@@ -329,6 +358,11 @@ def test_external_address_and_state_changes_are_forwarded(
     async def scenario() -> None:
         await ctl.start(tn_options())
         await until(lambda: external, what="the external address")
+        # the newest state change may still wait for the next 100 ms delivery
+        await until(
+            lambda: any(isinstance(e, StateChanged) and e.new == ctl.state for e in rec.events()),
+            what="the current state to be delivered",
+        )
 
     run(loop, scenario())
     assert external[-1][0] == "127.0.0.1" and external[-1][1] >= 1
