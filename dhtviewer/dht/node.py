@@ -21,6 +21,7 @@ import random
 from collections import OrderedDict, deque
 from collections.abc import Sequence
 from dataclasses import replace
+from typing import Any
 
 from dhtviewer.dht import events as ev
 from dhtviewer.dht import krpc
@@ -407,14 +408,7 @@ class DhtNode:
             reply = self._response(q, addr)
         elif isinstance(q, FindNodeQuery):
             v4, v6 = self._closest_nodes(q.target, q.want, addr, now)
-            reply = Response(
-                q.tid,
-                self.node_id,
-                nodes=v4,
-                nodes6=v6,
-                external_ip=addr,
-                version=s.client_version,
-            )
+            reply = self._response(q, addr, nodes=v4, nodes6=v6)
         elif isinstance(q, GetPeersQuery):
             reply = self._get_peers_reply(q, addr, now)
         elif isinstance(q, AnnouncePeerQuery):
@@ -451,8 +445,12 @@ class DhtNode:
             kind = "r"
         self._transmit(data, addr, kind, method, reply.tid, now)
 
-    def _response(self, q: Query, addr: Addr) -> Response:
-        return Response(q.tid, self.node_id, external_ip=addr, version=self.settings.client_version)
+    def _response(self, q: Query, addr: Addr, **fields: Any) -> Response:
+        """Our reply to ``q``: our id, the requester's address as we saw it (BEP 42 ``ip``),
+        our version, and the method's ``fields``."""
+        return Response(
+            q.tid, self.node_id, external_ip=addr, version=self.settings.client_version, **fields
+        )
 
     def _closest_nodes(
         self, target: bytes, want: frozenset[bytes], addr: Addr, now: float
@@ -494,16 +492,7 @@ class DhtNode:
         fam = _family_of(addr)
         peers = self.store.get(q.info_hash, now, self.rng, s.max_peers_per_reply, family=fam)
         v4, v6 = self._closest_nodes(q.info_hash, q.want, addr, now)
-        return Response(
-            q.tid,
-            self.node_id,
-            nodes=v4,
-            nodes6=v6,
-            values=tuple(peers),
-            token=token,
-            external_ip=addr,
-            version=s.client_version,
-        )
+        return self._response(q, addr, nodes=v4, nodes6=v6, values=tuple(peers), token=token)
 
     def _announce_reply(self, q: AnnouncePeerQuery, addr: Addr, now: float) -> Message:
         if not self.tokens.verify(q.token, addr[0], q.info_hash, now):
@@ -521,13 +510,11 @@ class DhtNode:
     def _sample_reply(self, q: SampleInfohashesQuery, addr: Addr, now: float) -> Response:
         s = self.settings
         v4, v6 = self._closest_nodes(q.target, q.want, addr, now)
-        r = Response(
-            q.tid,
-            self.node_id,
+        r = self._response(
+            q,
+            addr,
             nodes=v4,
             nodes6=v6,
-            external_ip=addr,
-            version=s.client_version,
             interval=int(min(s.peer_ttl, 6 * 3600) // 10),
             num=self.store.info_hash_count(),
         )
