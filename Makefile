@@ -25,7 +25,7 @@ demo: $(STAMP)
 	$(BIN)/python -m dhtviewer --testnet 64
 
 test: $(STAMP)
-	$(BIN)/ruff check dhtviewer tests
+	$(BIN)/ruff check dhtviewer tests benchmarks
 	$(BIN)/mypy dhtviewer
 	QT_QPA_PLATFORM=offscreen $(BIN)/python -m pytest
 
