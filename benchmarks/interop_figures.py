@@ -25,10 +25,8 @@ from __future__ import annotations
 import argparse
 import asyncio
 import random
-import re
 import statistics
 import sys
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -37,15 +35,14 @@ import libtorrent as lt
 # Run as a script from anywhere: the repository root holds dhtviewer/ and tests/.
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from benchmarks import side_by_side
 from dhtviewer.dht import events as ev
-from dhtviewer.dht.messages import Addr
 from dhtviewer.net.session import DhtSession
 from tests.support.libtorrent_net import LibtorrentNet
 
 LT_BASE = "127.0.90.1"
 OUR_IP = "127.0.91.1"
 LOOKUP_TIMEOUT = 30.0
-_NEW = re.compile(r"\[(\d+)\] NEW target: ([0-9a-f]{40})")
 
 
 @dataclass(frozen=True)
@@ -59,64 +56,11 @@ class Figures:
     responded: int
 
 
-def forget_alerts(net: LibtorrentNet) -> None:
-    """Drop the harness's buffered alerts before calling its announce: it reads buffered alerts
-    of its kind, and those from before a session's last ``pop_alerts`` are freed memory."""
-    for i in range(len(net.sessions)):
-        net.alerts(i)
-
-
 def libtorrent_lookup(net: LibtorrentNet, i: int, info_hash: bytes, timeout: float) -> Figures:
     """Node ``i`` runs ``dht_get_peers(info_hash)``; figures from its alerts (blocking)."""
-    session = net.sessions[i]
-    base_mask = int(session.get_settings()["alert_mask"])
-    # The DHT log says when the traversal started and completed; only this node logs, and only
-    # during its lookup. Settings and the lookup are queued to the same network thread, in order.
-    session.apply_settings(
-        {"alert_mask": base_mask | int(lt.alert.category_t.dht_log_notification)}
-    )
-    while session.pop_alerts():
-        pass
-    target = lt.sha1_hash(info_hash)
-    traversal: str | None = None
-    started = first = done = None
-    queried = responded = 0
-    peers: set[Addr] = set()
-    session.dht_get_peers(target)
-    deadline = time.monotonic() + timeout
-    try:
-        while done is None and time.monotonic() < deadline:
-            session.wait_for_alert(50)
-            for alert in session.pop_alerts():
-                stamp = alert.timestamp().timestamp()
-                if isinstance(alert, lt.dht_log_alert):
-                    text = alert.message()
-                    new = _NEW.search(text)
-                    if new and new.group(2) == info_hash.hex() and traversal is None:
-                        traversal, started = new.group(1), stamp
-                    elif traversal is not None and f"[{traversal}] COMPLETED" in text:
-                        done = stamp
-                    elif traversal is not None and f"[{traversal}] RESPONSE " in text:
-                        responded += 1
-                elif isinstance(alert, lt.dht_outgoing_get_peers_alert):
-                    if alert.info_hash == target:
-                        queried += 1
-                        started = stamp if started is None else started
-                elif (
-                    isinstance(alert, lt.dht_get_peers_reply_alert)
-                    and alert.info_hash == target
-                    and alert.num_peers()
-                ):
-                    first = stamp if first is None else first
-                    peers.update((str(ip), int(port)) for ip, port in alert.peers())
-    finally:
-        session.apply_settings({"alert_mask": base_mask})
+    f = side_by_side.libtorrent_lookup(net, i, info_hash, timeout)
     return Figures(
-        len(peers),
-        None if first is None or started is None else first - started,
-        None if done is None or started is None else done - started,
-        queried,
-        responded,
+        f["peers"], f["first_peer"], f["completion"], f["queries_alerts"], f["responded"]
     )
 
 
@@ -163,7 +107,7 @@ async def run(args: argparse.Namespace) -> None:
         for k in range(args.lookups):
             info_hash = rng.randbytes(20)
             announcer, searcher = rng.sample(range(args.nodes), 2)
-            await asyncio.to_thread(forget_alerts, net)
+            await asyncio.to_thread(side_by_side.forget_alerts, net)
             stored = await asyncio.to_thread(net.announce, announcer, info_hash, 6881 + k)
             if stored == 0:
                 raise RuntimeError(f"announce {k} was stored by no libtorrent node")

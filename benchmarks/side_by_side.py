@@ -92,7 +92,7 @@ def libtorrent_lookup(net: Any, i: int, info_hash: bytes, timeout: float) -> dic
     hexhash = info_hash.hex()
     traversal: str | None = None
     started = first = done = None
-    outgoing = 0
+    outgoing = responded = 0
     peers: set[Addr] = set()
     session.dht_get_peers(target)
     issued = time.monotonic()
@@ -110,6 +110,8 @@ def libtorrent_lookup(net: Any, i: int, info_hash: bytes, timeout: float) -> dic
                             started = alert.timestamp().timestamp()
                     elif f"[{traversal}] COMPLETED" in text:
                         done = alert.timestamp().timestamp()
+                    elif f"[{traversal}] RESPONSE " in text:
+                        responded += 1
                 elif isinstance(alert, lt.dht_outgoing_get_peers_alert):
                     if alert.info_hash == target:
                         outgoing += 1
@@ -132,6 +134,7 @@ def libtorrent_lookup(net: Any, i: int, info_hash: bytes, timeout: float) -> dic
         "completed": done is not None,
         "queries": after.get("dht.dht_get_peers_out", 0) - before.get("dht.dht_get_peers_out", 0),
         "queries_alerts": outgoing,
+        "responded": responded,
         "messages_out": after.get("dht.dht_messages_out", 0)
         - before.get("dht.dht_messages_out", 0),
         "peers": len(peers),
@@ -139,7 +142,9 @@ def libtorrent_lookup(net: Any, i: int, info_hash: bytes, timeout: float) -> dic
     }
 
 
-def _forget_alerts(net: Any) -> None:
+def forget_alerts(net: Any) -> None:
+    """Drop every alert the harness buffered, so that the next harness call does not take
+    alerts left over from an earlier announce or lookup as its own."""
     for i in range(len(net.sessions)):
         net.alerts(i)
 
@@ -180,7 +185,7 @@ async def _run(p: _Params, seed: int) -> dict[str, Any]:
         for k in range(p.hashes):
             info_hash = rng.randbytes(20)
             announcer = rng.choice([i for i in range(p.nodes) if i != searcher])
-            await asyncio.to_thread(_forget_alerts, net)
+            await asyncio.to_thread(forget_alerts, net)
             stored = await asyncio.to_thread(net.announce, announcer, info_hash, 7000 + k)
             plan.append((info_hash, stored))
         # Let our node's bucket refreshes after the bootstrap settle, then take the snapshot.
@@ -193,7 +198,7 @@ async def _run(p: _Params, seed: int) -> dict[str, Any]:
         theirs: list[dict[str, Any]] = []
         for info_hash, _stored in plan:
             ours.append(await our_lookup(session, info_hash, p.our_timeout))
-            await asyncio.to_thread(_forget_alerts, net)
+            await asyncio.to_thread(forget_alerts, net)
             theirs.append(
                 await asyncio.to_thread(libtorrent_lookup, net, searcher, info_hash, p.lt_timeout)
             )

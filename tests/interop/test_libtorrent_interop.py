@@ -204,8 +204,8 @@ def wait_for(check: Callable[[], T | None], timeout: float, step: float = 0.05) 
 
 def forget_alerts(net: LibtorrentNet) -> None:
     """Drop every alert the harness buffered. Needed before ``net.announce`` and
-    ``net.get_peers``: they read fields of buffered alerts of their kind, and an alert buffered
-    before the session's last ``pop_alerts`` points to freed memory (a crash, not a failure)."""
+    ``net.get_peers``: they take buffered alerts of their kind, and replies left over from an
+    earlier lookup of the same info_hash would be counted as this one's."""
     for i in range(len(net.sessions)):
         net.alerts(i)
 
