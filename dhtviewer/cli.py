@@ -458,7 +458,7 @@ async def _node(args: argparse.Namespace) -> int:
         if isinstance(event, StateChanged):
             print(f"state: {event.new} ({event.detail})", flush=True)
 
-    session.subscribe(on_event)
+    session.subscribe(on_event, traffic=False)
     local = session.local_address
     print(f"node {session.node_id.hex()} on {format_addr(local) if local else '?'}; "
           f"state file {state_path}", flush=True)

@@ -23,10 +23,12 @@ def _version_tuple(version: str) -> tuple[int, ...]:
 
 
 @pytest.mark.qt
-def test_qasync_udp_round_trips_do_not_crash_the_interpreter() -> None:
+@pytest.mark.parametrize("server", ["asyncio", "batched"])
+def test_qasync_udp_round_trips_do_not_crash_the_interpreter(server: str) -> None:
     # A subprocess, because the failure is a fatal abort that would kill pytest itself.
+    # "batched" is the transport the app's node runs on (add_reader under qasync).
     result = subprocess.run(
-        [sys.executable, str(SCRIPT), str(ROUND_TRIPS), "100"],
+        [sys.executable, str(SCRIPT), str(ROUND_TRIPS), "100", server],
         capture_output=True,
         text=True,
         timeout=120,

@@ -15,6 +15,8 @@ message text, but a field we act on with the wrong type or length is a protocol 
 
 from __future__ import annotations
 
+from functools import lru_cache
+
 from dhtviewer.dht import bencoding, compact
 from dhtviewer.dht.messages import (
     PROTOCOL_ERROR,
@@ -345,6 +347,14 @@ def _bstr(b: bytes) -> bytes:
     return b"%d:%s" % (len(b), b)
 
 
+@lru_cache(maxsize=16384, typed=True)
+def _value_entry(host: str, port: int) -> bytes:
+    """One ``values`` list item, bencoded (``6:`` + compact peer). Cached: a busy swarm's peers
+    go out in reply after reply, and packing them one by one was the bulk of a get_peers
+    reply's cost. ``typed`` keeps ``True`` from hitting the entry of port 1."""
+    return _bstr(compact.encode_peer((host, port)))
+
+
 def _encode_response(msg: Response, v: bytes | None) -> bytes:
     """Responses are what a node sends most (one per query it serves), so they are written
     straight to bytes in the canonical key order instead of going through a dict: about three
@@ -376,7 +386,10 @@ def _encode_response(msg: Response, v: bytes | None) -> bytes:
         out += (b"5:token", _bstr(bytes(msg.token)))
     if msg.values:
         out.append(b"6:valuesl")
-        out += [_bstr(p) for p in compact.encode_values(msg.values)]
+        try:
+            out += [_value_entry(host, port) for host, port in msg.values]
+        except TypeError:  # not (ip, port) pairs, or unhashable parts: let compact explain
+            out += [_bstr(p) for p in compact.encode_values(msg.values)]
         out.append(b"e")
     out.append(b"e")
     if msg.read_only:

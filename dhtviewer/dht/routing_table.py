@@ -24,6 +24,7 @@ The table is sans-IO: the caller sends the pings it is asked for and reports ans
 
 from __future__ import annotations
 
+import math
 import random
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -39,6 +40,11 @@ GOOD, QUESTIONABLE, BAD = "good", "questionable", "bad"
 PING_INTERVAL = 10.0
 """A node is handed out for pinging at most once per this many seconds, so a flood of newcomers
 into a full bucket does not turn into a ping storm."""
+
+QUESTIONABLE_SCAN_INTERVAL = 1.0
+"""A full bucket is searched for questionable nodes to ping at most once per this many seconds.
+Each node found is handed out at most once per PING_INTERVAL anyway; without this bound every
+query from a would-be newcomer rescanned its bucket (a serving node's hot path)."""
 
 RTT_GAIN = 0.25
 """Weight of a new RTT sample in the smoothed RTT (EWMA)."""
@@ -193,13 +199,15 @@ class RoutingSnapshot:
 
 # --- the table ------------------------------------------------------------------------------------
 class _Bucket:
-    __slots__ = ("last_changed", "nodes", "replacements")
+    __slots__ = ("last_changed", "nodes", "replacements", "scanned_at")
 
     def __init__(self, last_changed: float) -> None:
         self.nodes: list[NodeEntry] = []
         self.replacements: list[NodeEntry] = []
         """Oldest first: the last one is the most recently heard candidate."""
         self.last_changed = last_changed
+        self.scanned_at = -math.inf
+        """Last search for questionable nodes to ping (see QUESTIONABLE_SCAN_INTERVAL)."""
 
 
 class RoutingTable:
@@ -556,6 +564,9 @@ class RoutingTable:
             self.stats["ping_requests"] += 1
 
     def _ping_questionable(self, bucket: _Bucket, now: float, to_ping: list[NodeInfo]) -> None:
+        if now - bucket.scanned_at < QUESTIONABLE_SCAN_INTERVAL:
+            return
+        bucket.scanned_at = now
         s = self.settings
         gp, ba = s.good_period, s.bad_after_failures
         stale = [e for e in bucket.nodes if e.state(now, gp, ba) == QUESTIONABLE]

@@ -1,10 +1,10 @@
 """DhtProtocol: the asyncio datagram protocol that drives one sans-IO DhtNode over a UDP socket.
 
 It follows the node's driving contract to the letter: every datagram goes to ``node.receive``,
-every API call goes through ``run``, and after each of them ``flush`` sends what the node queued,
-hands the node's events to subscribers and re-arms a single ``loop.call_at`` timer for the node's
-next deadline. The clock is ``loop.time()``, the same monotonic clock every ``at`` in the events
-refers to.
+every API call goes through ``run``, and after each of them (after each batch of datagrams, see
+``batched_udp``) ``flush`` sends what the node queued, hands the node's events to subscribers
+and re-arms a single ``loop.call_at`` timer for the node's next deadline. The clock is
+``loop.time()``, the same monotonic clock every ``at`` in the events refers to.
 
 Robustness rule: nothing that happens inside the node, a subscriber or the socket may stop the
 transport. Exceptions are logged and counted in ``counters``; the protocol keeps serving.
@@ -23,6 +23,7 @@ from typing import Protocol, TypeVar, cast
 from dhtviewer.dht.events import Event
 from dhtviewer.dht.messages import Addr
 from dhtviewer.net.addresses import sockaddr_to_addr
+from dhtviewer.net.batched_udp import Batch, create_batched_endpoint
 
 log = logging.getLogger(__name__)
 
@@ -98,6 +99,18 @@ class DhtProtocol(asyncio.DatagramProtocol):
             self.node.receive(data, sockaddr_to_addr(addr), self.loop.time())
         except Exception:
             self._node_failed("receive")
+        self.flush()
+
+    def datagrams_received(self, batch: Batch) -> None:
+        """Several datagrams at once (from ``BatchedDatagramTransport``): each goes to the node
+        at its own ``loop.time()``, then one flush sends all the replies."""
+        receive = self.node.receive
+        clock = self.loop.time
+        for data, addr in batch:
+            try:
+                receive(data, addr, clock())
+            except Exception:
+                self._node_failed("receive")
         self.flush()
 
     def error_received(self, exc: Exception) -> None:
@@ -265,11 +278,12 @@ def bind_udp(host: str, port: int, family: int) -> socket.socket:
 
 
 async def open_udp(node: DrivenNode, host: str, port: int, family: int) -> DhtProtocol:
-    """Bind ``(host, port)`` and start driving ``node`` on it."""
+    """Bind ``(host, port)`` and start driving ``node`` on it, reading datagrams in batches."""
     loop = asyncio.get_running_loop()
     sock = bind_udp(host, port, family)
+    proto = DhtProtocol(node, loop)
     try:
-        _, proto = await loop.create_datagram_endpoint(lambda: DhtProtocol(node, loop), sock=sock)
+        await create_batched_endpoint(loop, lambda: proto, sock)
     except BaseException:
         sock.close()
         raise

@@ -214,6 +214,25 @@ def test_random_sampling_covers_every_peer() -> None:
     assert min(counts.values()) >= 15  # no peer is starved (the mean is 40)
 
 
+def test_a_window_at_the_end_wraps_around_to_the_oldest_peers() -> None:
+    class Fixed(random.Random):
+        def randrange(self, *args: object, **kw: object) -> int:  # type: ignore[override]
+            return 195
+
+    s = make(max_peers=200)
+    for i in range(200):
+        s.add(ih(1), v4(i), float(i))
+    got = s.get(ih(1), 200.0, Fixed(), 10)
+    assert got == [v4(i) for i in (195, 196, 197, 198, 199, 0, 1, 2, 3, 4)]
+
+
+def test_a_small_swarm_is_returned_whole() -> None:
+    s = make()
+    for i in range(5):
+        s.add(ih(1), v4(i), 0.0)
+    assert sorted(s.get(ih(1), 0.0, random.Random(1), 50)) == sorted(v4(i) for i in range(5))
+
+
 def test_sample_info_hashes_size_and_distinctness() -> None:
     s = make(max_ih=100)
     rng = random.Random(5)

@@ -365,6 +365,22 @@ def test_ping_before_evict() -> None:
     assert [n.id for n in later] == [old[0]]
 
 
+def test_a_full_bucket_is_searched_for_questionable_nodes_at_most_once_a_second() -> None:
+    table, _ = make_table()
+    old = fill(table, 0, K, 0.0)
+    table.heard_from(id_at(5), addr_of(500), 0.0, responded=True)  # split off our own bucket
+    for i, node_id in enumerate(old[1:], start=1):  # all but old[0] stay good a while longer
+        table.heard_from(node_id, addr_of(i), 50.0, responded=True)
+    t = GOOD_PERIOD + 49.8  # only old[0] is questionable now
+    first = table.heard_from(id_at(0, low=77), addr_of(300), t, responded=False)
+    assert old[0] in [n.id for n in first]
+    t2 = t + 0.5  # the others turned questionable in between
+    assert [n.id for n in table.heard_from(id_at(0, low=78), addr_of(301), t2, responded=False)
+            if n.id in old] == []  # searched 0.5 s ago: not again (a querier flood costs O(1))
+    later = table.heard_from(id_at(0, low=79), addr_of(302), t + 1.0, responded=False)
+    assert {n.id for n in later} >= set(old[1:])  # a second on, the search finds them
+
+
 def test_bad_node_without_candidate_stays_until_a_responding_newcomer_replaces_it() -> None:
     table, rec = make_table()
     old = fill(table, 0, K, 0.0)

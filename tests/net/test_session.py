@@ -182,6 +182,38 @@ def test_a_full_session_answers_queries() -> None:
     run(go)
 
 
+def test_packet_events_are_built_only_while_a_subscriber_wants_them() -> None:
+    async def go() -> None:
+        async with DhtSession(DhtSettings(), bind=("127.0.11.216", 0)) as server, DhtSession(
+            FAST, bind=("127.0.11.217", 0)
+        ) as client:
+            quiet: list[SessionEvent] = []
+            loud: list[SessionEvent] = []
+            server.subscribe(quiet.append, traffic=False)
+            await server.start([], wait=False)
+            await client.start([], wait=False)
+            node, addr = server.node, server.local_address
+            assert node is not None and addr is not None
+            assert not node.traffic_events  # nobody watches packets: none are built
+            await client.ping(addr, timeout=5)
+            unsubscribe = server.subscribe(loud.append)
+            assert node.traffic_events
+            await client.ping(addr, timeout=5)
+            unsubscribe()
+            assert not node.traffic_events
+            await client.ping(addr, timeout=5)
+            traffic = (ev.MessageReceived, ev.MessageSent)
+            assert not any(isinstance(e, traffic) for e in quiet)
+            # the one ping while `loud` listened: the query in, the reply out
+            assert [type(e) for e in loud if isinstance(e, traffic)][:2] == [
+                ev.MessageReceived, ev.MessageSent
+            ]
+            assert sum(isinstance(e, ev.MessageReceived) and e.kind == "q" for e in loud) == 1
+            assert any(isinstance(e, StateChanged) for e in quiet)  # the rest still arrives
+
+    run(go)
+
+
 def test_stop_start_keeps_identity_and_contacts(testnet: LocalTestnet, tmp_path: Path) -> None:
     path = tmp_path / "state.json"
 

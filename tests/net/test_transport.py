@@ -110,6 +110,49 @@ def test_datagram_is_received_answered_and_its_events_dispatched() -> None:
     run(go)
 
 
+def test_a_batch_goes_to_the_node_datagram_by_datagram_and_is_flushed_once() -> None:
+    async def go() -> None:
+        node = FakeNode()
+        proto, tr = connect(node)
+        flushes = 0
+        drain = node.datagrams_to_send
+
+        def counting_drain() -> list[tuple[bytes, Addr]]:
+            nonlocal flushes
+            flushes += 1
+            return drain()
+
+        node.datagrams_to_send = counting_drain  # type: ignore[method-assign]
+        proto.datagrams_received([(b"a", PEER), (b"b", PEER), (b"c", ("127.0.10.3", 1))])
+        assert [(d, a) for d, a, _ in node.received] == [
+            (b"a", PEER), (b"b", PEER), (b"c", ("127.0.10.3", 1))
+        ]
+        times = [t for _, _, t in node.received]
+        assert times == sorted(times)  # each at its own loop.time()
+        assert flushes == 1
+        assert tr.sent == [(b"echo:a", PEER), (b"echo:b", PEER), (b"echo:c", ("127.0.10.3", 1))]
+
+    run(go)
+
+
+def test_a_node_failure_inside_a_batch_spares_the_rest_of_it() -> None:
+    async def go() -> None:
+        node = FakeNode()
+        proto, tr = connect(node)
+        real = node.receive
+
+        def receive(data: bytes, addr: Addr, now: float) -> None:
+            node.fail_receive = data == b"boom"
+            real(data, addr, now)
+
+        node.receive = receive  # type: ignore[method-assign]
+        proto.datagrams_received([(b"boom", PEER), (b"fine", PEER)])
+        assert proto.counters["node_errors"] == 1
+        assert (b"echo:fine", PEER) in tr.sent
+
+    run(go)
+
+
 def test_ipv6_socket_addresses_reach_the_node_as_ip_port() -> None:
     async def go() -> None:
         node = FakeNode()

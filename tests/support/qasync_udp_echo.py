@@ -6,18 +6,23 @@ would take the whole pytest process down with it. PySide6 6.12.0 leaks one decre
 void method call on Python < 3.12; every datagram costs several such calls (socket notifier
 toggles, timers), so enough traffic drives None's refcount to zero.
 
-Prints "round_trips=<n>" and exits 0 when all round trips completed, 1 otherwise.
+Usage: ``qasync_udp_echo.py [ROUND_TRIPS] [DEADLINE_S] [asyncio|batched]``: the echo server
+runs on qasync's own datagram transport or on ``BatchedDatagramTransport`` (what the app's node
+uses). Prints "round_trips=<n>" and exits 0 when all round trips completed, 1 otherwise.
 """
 
 from __future__ import annotations
 
 import asyncio
 import os
+import socket
 import sys
 import time
+from pathlib import Path
 from typing import cast
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # the repo, for dhtviewer
 
 import qasync
 from PySide6.QtCore import QCoreApplication
@@ -34,6 +39,12 @@ class EchoServer(asyncio.DatagramProtocol):
 
     def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
         self.transport.sendto(data, addr)
+
+
+class BatchedEchoServer(EchoServer):
+    def datagrams_received(self, batch: list[tuple[bytes, tuple[str, int]]]) -> None:
+        for data, addr in batch:
+            self.transport.sendto(data, addr)
 
 
 class Client(asyncio.DatagramProtocol):
@@ -60,9 +71,18 @@ class Client(asyncio.DatagramProtocol):
             self.done.set_result(None)
 
 
-async def run(total: int, deadline_s: float) -> int:
+async def run(total: int, deadline_s: float, server_kind: str) -> int:
     loop = asyncio.get_running_loop()
-    server, _ = await loop.create_datagram_endpoint(EchoServer, local_addr=("127.0.0.1", 0))
+    server: asyncio.BaseTransport
+    if server_kind == "batched":
+        from dhtviewer.net.batched_udp import BatchedDatagramTransport
+        from dhtviewer.net.transport import bind_udp
+
+        sock = bind_udp("127.0.0.1", 0, socket.AF_INET)
+        server = BatchedDatagramTransport(loop, sock, BatchedEchoServer())
+        server.start()
+    else:
+        server, _ = await loop.create_datagram_endpoint(EchoServer, local_addr=("127.0.0.1", 0))
     port = server.get_extra_info("sockname")[1]
     done: asyncio.Future[None] = loop.create_future()
     client_transport, client = await loop.create_datagram_endpoint(
@@ -81,12 +101,13 @@ async def run(total: int, deadline_s: float) -> int:
 def main() -> int:
     total = int(sys.argv[1]) if len(sys.argv) > 1 else 20_000
     deadline_s = float(sys.argv[2]) if len(sys.argv) > 2 else 100.0
+    server_kind = sys.argv[3] if len(sys.argv) > 3 else "asyncio"
     app = QCoreApplication(sys.argv[:1])
     loop = qasync.QEventLoop(app)
     asyncio.set_event_loop(loop)
     started = time.monotonic()
     with loop:
-        received = loop.run_until_complete(run(total, deadline_s))
+        received = loop.run_until_complete(run(total, deadline_s, server_kind))
     print(f"round_trips={received} seconds={time.monotonic() - started:.2f}", flush=True)
     return 0 if received == total else 1
 
