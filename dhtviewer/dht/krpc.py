@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from functools import lru_cache
 
-from dhtviewer.dht import bencoding, compact
+from dhtviewer.dht import bencoding, common_queries, compact
 from dhtviewer.dht.messages import (
     PROTOCOL_ERROR,
     AnnouncePeerQuery,
@@ -144,6 +144,16 @@ def _port(d: _Dict, key: bytes, *, required: bool) -> int | None:
 # --- decode ---------------------------------------------------------------------------------------
 def decode(data: bytes, *, max_depth: int = 8) -> Message:
     """Decode one datagram. Raises ``KrpcError`` (and nothing else) if it is not valid KRPC."""
+    if type(data) is bytes and data[:12] == common_queries.HEAD and max_depth >= 2:
+        query = common_queries.decode_common_query(data)
+        if query is not None:
+            return query
+    return decode_general(data, max_depth=max_depth)
+
+
+def decode_general(data: bytes, *, max_depth: int = 8) -> Message:
+    """``decode`` without the fast path for common queries (``common_queries``): every datagram
+    through the bencode decoder and the field checks. The tests compare the two."""
     try:
         top = bencoding.decode(data, max_depth)
     except bencoding.BencodeError as err:
