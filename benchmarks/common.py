@@ -120,6 +120,8 @@ class BenchResult:
     load_average: tuple[float, float] | None = None
     """1-minute load average of the machine before and after the run (None where unknown):
     above the number of cores, other processes competed for the CPU."""
+    steal_percent: float | None = None
+    """CPU time the hypervisor took from this machine during the run, % (None where unknown)."""
 
     def render(self, markdown: bool = False) -> str:
         parts = [t.render(markdown) for t in self.tables]
@@ -134,6 +136,7 @@ class BenchResult:
             "size": self.size,
             "wall_seconds": round(self.wall_seconds, 3),
             "load_average_before_after": self.load_average,
+            "cpu_steal_percent": self.steal_percent,
             "machine": machine_info(),
             "tables": [t.to_json() for t in self.tables],
             "notes": self.notes,
@@ -221,6 +224,28 @@ def load_average() -> float | None:
         return os.getloadavg()[0]
     except (AttributeError, OSError):
         return None
+
+
+def cpu_ticks() -> tuple[int, int] | None:
+    """(steal, total) CPU ticks of the whole machine so far, from /proc/stat (None elsewhere).
+    Steal is time the hypervisor gave this virtual machine's CPUs to someone else: a shared VM
+    can lose a quarter of its CPU that way, which no load average shows."""
+    try:
+        with open("/proc/stat") as f:
+            fields = f.readline().split()
+    except OSError:
+        return None
+    if len(fields) < 9 or fields[0] != "cpu":
+        return None
+    ticks = [int(x) for x in fields[1:]]
+    return ticks[7], sum(ticks[:8])  # user nice system idle iowait irq softirq steal
+
+
+def steal_percent(before: tuple[int, int] | None, after: tuple[int, int] | None) -> float | None:
+    """Share of the machine's CPU time stolen by the hypervisor between two ``cpu_ticks()``."""
+    if before is None or after is None or after[1] <= before[1]:
+        return None
+    return 100.0 * (after[0] - before[0]) / (after[1] - before[1])
 
 
 def cpu_seconds() -> float:

@@ -22,8 +22,10 @@ from benchmarks.common import (
     DEFAULT_OUT,
     SIZES,
     BenchResult,
+    cpu_ticks,
     describe_machine,
     load_average,
+    steal_percent,
     write_json,
 )
 
@@ -48,12 +50,14 @@ def run_one(name: str, size: str, out: Path | None) -> BenchResult:
     """Run one benchmark; its JSON is written to ``out`` (unless None)."""
     module = load(name)
     load_before = load_average()
+    ticks_before = cpu_ticks()
     started = time.perf_counter()
     result: BenchResult = module.run(size)
     result.wall_seconds = time.perf_counter() - started
     load_after = load_average()
     if load_before is not None and load_after is not None:
         result.load_average = (load_before, load_after)
+    result.steal_percent = steal_percent(ticks_before, cpu_ticks())
     if out is not None:
         write_json(result, out)
     return result
@@ -108,6 +112,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         if result.load_average is not None:
             busy = (f"; load average {result.load_average[0]:.1f} before, "
                     f"{result.load_average[1]:.1f} after, on {os.cpu_count()} cores")
+        if result.steal_percent is not None:
+            busy += f"; CPU steal {result.steal_percent:.0f}%"
         print(f"({name}: {result.wall_seconds:.1f} s wall{busy})\n", flush=True)
         md.append(f"### {name}: {title}\n\n{result.render(markdown=True)}\n"
                   f"_{result.wall_seconds:.0f} s wall{busy}_\n")

@@ -44,9 +44,11 @@ from benchmarks.common import (
     Table,
     check_size,
     cpu_seconds,
+    cpu_ticks,
     ms,
     raise_fd_limit,
     rss_mb,
+    steal_percent,
     summary,
 )
 from dhtviewer.dht import krpc
@@ -338,8 +340,10 @@ def measure(node: NodeProcess, client: FloodClient, duration: float, *, window: 
     """One flood against a running node process: client figures plus node CPU and counters."""
     before = node.mark()
     cpu0 = cpu_seconds()
+    ticks0 = cpu_ticks()
     flood = client.run(duration, window=window, rate=rate)
     client_cpu = cpu_seconds() - cpu0
+    steal = steal_percent(ticks0, cpu_ticks())
     after = node.mark()
     wall = after["time"] - before["time"]
     lat = summary(flood.pop("latencies"))
@@ -356,6 +360,7 @@ def measure(node: NodeProcess, client: FloodClient, duration: float, *, window: 
         "node_cpu_percent": 100.0 * (after["cpu"] - before["cpu"]) / wall if wall > 0 else 0.0,
         "client_cpu_percent": 100.0 * client_cpu / flood["seconds"],
         "node_rss_mb": after["rss_mb"],
+        "cpu_steal_percent": steal,
         "node": delta,
     }
 
@@ -368,7 +373,7 @@ def run(size: str = "full") -> BenchResult:
         f"Pipelined flood, rate_limit=False ({n_socks} source IPs, find_node/get_peers mix, "
         f"{seconds:g} s per point)",
         ["in flight", "answered/s", "p50 ms", "p99 ms", "max ms", "lost", "node CPU %",
-         "client CPU %"],
+         "client CPU %", "steal %"],
     )
     with NodeProcess(_node_main, (NODE_IP, False)) as node, \
             FloodClient(node.addr, n_socks, node.info_hashes) as client:
@@ -378,7 +383,8 @@ def run(size: str = "full") -> BenchResult:
             data["pipelined"].append(r)
             lat = r["latency"]
             raw.add(w, r["answered_per_s"], ms(lat["median"]), ms(lat["p99"]), ms(lat["max"]),
-                    r["lost"], r["node_cpu_percent"], r["client_cpu_percent"])
+                    r["lost"], r["node_cpu_percent"], r["client_cpu_percent"],
+                    "?" if r["cpu_steal_percent"] is None else r["cpu_steal_percent"])
     best = max(data["pipelined"], key=lambda r: r["answered_per_s"])
     under_20 = [r for r in data["pipelined"] if r["latency"]["p99"] < 0.020]
     best_20 = max(under_20, key=lambda r: r["answered_per_s"]) if under_20 else None

@@ -292,6 +292,13 @@ class RoutingTable:
         known = self._by_id.get(node_id)
         if known is not None:
             return self._update_known(known, addr, now, responded, rtt, version)
+        cand = self._cand_by_id.get(node_id)
+        if cand is not None and cand.addr == addr and addr[0] not in self._by_ip:
+            # A waiting candidate heard again from the same address passed the checks below
+            # when it was cached; a querier that keeps querying takes this path every time.
+            self._drop_candidate(cand)
+            _record(cand, now, responded, rtt, version)
+            return self._place(cand, now, responded)
         if node_id == self.own_id:
             st["refused_own_id"] += 1
             return []
