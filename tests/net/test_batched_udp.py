@@ -70,12 +70,20 @@ async def until(cond: Callable[[], bool], timeout: float = 5.0) -> None:
         await asyncio.sleep(0.005)
 
 
+def endpoint(
+    sock: socket.socket | None = None, **bounds: int
+) -> tuple[Recorder, BatchedDatagramTransport, socket.socket]:
+    """A Recorder on a (not yet started) transport over ``sock``, by default a fresh socket on
+    127.0.11.1."""
+    if sock is None:
+        sock = bind_udp("127.0.11.1", 0, socket.AF_INET)
+    proto = Recorder()
+    return proto, BatchedDatagramTransport(asyncio.get_running_loop(), sock, proto, **bounds), sock
+
+
 def test_everything_waiting_arrives_in_one_call_in_order() -> None:
     async def go() -> None:
-        loop = asyncio.get_running_loop()
-        proto = Recorder()
-        sock = bind_udp("127.0.11.1", 0, socket.AF_INET)
-        tr = BatchedDatagramTransport(loop, sock, proto)
+        proto, tr, sock = endpoint()
         c = client()
         try:
             # Queue ten datagrams before the loop gets a chance to read any of them.
@@ -97,10 +105,7 @@ def test_everything_waiting_arrives_in_one_call_in_order() -> None:
 
 def test_a_batch_is_bounded_and_the_rest_follows_on_the_next_turn() -> None:
     async def go() -> None:
-        loop = asyncio.get_running_loop()
-        proto = Recorder()
-        sock = bind_udp("127.0.11.1", 0, socket.AF_INET)
-        tr = BatchedDatagramTransport(loop, sock, proto, max_batch=4)
+        proto, tr, sock = endpoint(max_batch=4)
         c = client()
         try:
             for i in range(10):
@@ -155,12 +160,10 @@ class StuffedSocket(socket.socket):
 
 def test_sends_wait_in_order_while_the_buffer_is_full_and_the_queue_is_bounded() -> None:
     async def go() -> None:
-        loop = asyncio.get_running_loop()
-        proto = Recorder()
         sock = StuffedSocket(socket.AF_INET, socket.SOCK_DGRAM)
         sock.bind(("127.0.11.1", 0))
         sock.setblocking(False)
-        tr = BatchedDatagramTransport(loop, sock, proto, max_send_queue=3)
+        _, tr, _ = endpoint(sock, max_send_queue=3)
         tr.start()
         c = client()
         c.settimeout(5)
@@ -190,8 +193,7 @@ def test_sends_wait_in_order_while_the_buffer_is_full_and_the_queue_is_bounded()
 
 def test_a_bad_destination_raises_to_the_caller() -> None:
     async def go() -> None:
-        loop = asyncio.get_running_loop()
-        tr = BatchedDatagramTransport(loop, bind_udp("127.0.11.1", 0, socket.AF_INET), Recorder())
+        _, tr, _ = endpoint()
         tr.start()
         try:
             with pytest.raises(OSError):
@@ -217,13 +219,11 @@ class FailingSocket(socket.socket):
 
 def test_a_socket_error_is_reported_and_reading_goes_on() -> None:
     async def go() -> None:
-        loop = asyncio.get_running_loop()
-        proto = Recorder()
         sock = FailingSocket(socket.AF_INET, socket.SOCK_DGRAM)
         sock.bind(("127.0.11.1", 0))
         sock.setblocking(False)
         sock.errors = [ConnectionResetError("port unreachable")]
-        tr = BatchedDatagramTransport(loop, sock, proto)
+        proto, tr, _ = endpoint(sock)
         tr.start()
         c = client()
         try:
@@ -240,10 +240,7 @@ def test_a_socket_error_is_reported_and_reading_goes_on() -> None:
 
 def test_close_stops_reading_and_sending_and_reports_connection_lost() -> None:
     async def go() -> None:
-        loop = asyncio.get_running_loop()
-        proto = Recorder()
-        sock = bind_udp("127.0.11.1", 0, socket.AF_INET)
-        tr = BatchedDatagramTransport(loop, sock, proto)
+        proto, tr, sock = endpoint()
         tr.start()
         assert tr.get_extra_info("sockname") == sock.getsockname()
         assert tr.get_extra_info("socket") is sock
