@@ -113,7 +113,7 @@ async def shoot(out: Path, suffix: str) -> list[Path]:
                         10, "the lookup")
             shown = window.lookup.shown
             assert shown is not None
-            score = (window.lookup.graph.edge_count(), shown.max_depth)
+            score = (window.lookup.graph.view.edge_count(), shown.max_depth)
             if best is None or score > best[:2]:
                 best = (*score, i)
         assert best is not None
@@ -127,6 +127,10 @@ async def shoot(out: Path, suffix: str) -> list[Path]:
         window.lookup.set_query(announced[best[2]].hex())
         window.network.testnet_list.setCurrentRow(best[2])
         await asyncio.sleep(0.6)
+
+        # the window builds its plots right after its first frame; make sure, as a grab of a
+        # placeholder would only show an empty background
+        window.realize_views()
 
         # a few nodes' worth of packet detail
         window.packets.table.selectRow(max(0, window.packets.proxy.rowCount() - 6))

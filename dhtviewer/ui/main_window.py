@@ -6,6 +6,9 @@ moved, floated, closed and brought back from the View menu; the layout, the wind
 the network settings persist with QSettings. A banner under the toolbar tells, in plain words,
 when the node cannot reach the DHT, and offers the local testnet instead.
 
+The plots (pyqtgraph, slow to import) are placeholders when the window first paints; they are
+built right after that first frame, one per turn of the event loop, the visible one first.
+
 Closing the window stops the node (its state is saved) before the window really goes: the close
 event is refused once, the shutdown runs on the event loop, then the window closes itself and
 emits ``closed``.
@@ -18,12 +21,14 @@ import logging
 import time
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 from PySide6.QtCore import QSize, Qt, QTimer, Signal
 from PySide6.QtGui import (
     QAction,
     QCloseEvent,
     QKeySequence,
+    QPaintEvent,
     QShowEvent,
 )
 from PySide6.QtWidgets import (
@@ -54,11 +59,15 @@ from dhtviewer.ui.panels.packets import PacketLogPanel
 from dhtviewer.ui.panels.routing import RoutingPanel
 from dhtviewer.ui.panels.traffic import TrafficPanel
 from dhtviewer.ui.settings_store import SettingsStore
+from dhtviewer.ui.views.lazy import LazyView
 from dhtviewer.ui.views.theme import current_theme
 from dhtviewer.ui.window_chrome import Banner, app_icon
 
 log = logging.getLogger(__name__)
 STATUS_MESSAGE_MS = 8000
+VIEWS_FALLBACK_MS = 1000
+"""Build the plots this long after the first show even if no paint was reported (a window
+shown minimized, a platform that paints late)."""
 
 
 def _format_uptime(seconds: float) -> str:
@@ -104,6 +113,7 @@ class MainWindow(QMainWindow):
         self.forced_bind = False
         self._banner_error = False
         self._shown_once = False
+        self._painted = False
         self._layout_restored = False
         self._shutdown_task: asyncio.Task[None] | None = None
         self.dht_settings: DhtSettings = store.dht_settings()
@@ -196,6 +206,33 @@ class MainWindow(QMainWindow):
             self._shown_once = True
             if not self._layout_restored:
                 QTimer.singleShot(0, self._default_sizes)
+            QTimer.singleShot(VIEWS_FALLBACK_MS, self, self._realize_next_view)
+
+    def paintEvent(self, event: QPaintEvent) -> None:
+        super().paintEvent(event)
+        if not self._painted:
+            # the first frame is on screen (this event is part of it): now the plots
+            self._painted = True
+            QTimer.singleShot(0, self, self._realize_next_view)
+
+    # ======================================================================== plots ==
+    def pending_views(self) -> list[LazyView[Any]]:
+        """The plot placeholders whose view is not built yet, the visible ones first."""
+        pending = [v for v in self.findChildren(LazyView) if not v.is_realized]
+        return sorted(pending, key=lambda v: not v.isVisible())
+
+    def realize_views(self) -> None:
+        """Build every plot now (screenshots, tests); the window does it after its first frame."""
+        for view in self.pending_views():
+            view.realize()
+
+    def _realize_next_view(self) -> None:
+        # one view per turn of the event loop, so the node and the painting keep going between
+        pending = self.pending_views()
+        if pending:
+            pending[0].realize()
+        if len(pending) > 1:
+            QTimer.singleShot(0, self, self._realize_next_view)
 
     def raise_dock(self, name: str) -> None:
         dock = self.docks[name]

@@ -8,6 +8,9 @@ expected d_i is about i * 2**160 / N, so i * 2**160 / d_i estimates the node cou
 per finished lookup is the mean over its K closest; a single estimate is noisy (1/d_1 has a heavy
 tail), so the series shows the median of the recent estimates with their inter-quartile range.
 The closest list only holds nodes that answered, so the estimate counts reachable nodes.
+
+numpy is imported by the readers that build arrays, not with the module: the window creates its
+``TrafficStats`` before its first frame, and numpy is only needed once the plots draw.
 """
 
 from __future__ import annotations
@@ -16,21 +19,22 @@ import math
 from collections import deque
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import NamedTuple
-
-import numpy as np
-import numpy.typing as npt
+from typing import TYPE_CHECKING, NamedTuple
 
 from dhtviewer.dht import events as ev
 from dhtviewer.dht.node_id import ID_BITS, distance
+
+if TYPE_CHECKING:
+    import numpy as np
+    import numpy.typing as npt
+
+    FloatArray = npt.NDArray[np.float64]
 
 IN = "in"
 OUT = "out"
 DIRECTIONS = (IN, OUT)
 UNKNOWN_METHOD = "unknown"
 """Method label of a response or error whose query we cannot name."""
-
-FloatArray = npt.NDArray[np.float64]
 
 _MAX_RTT_SAMPLES = 100_000
 
@@ -157,9 +161,13 @@ class TrafficStats:
     def seconds_axis(self) -> FloatArray:
         """x values of every series: seconds relative to now (-window .. -1). The current,
         incomplete second is left out so the lines do not dip at their right end."""
+        import numpy as np
+
         return np.arange(-self.window, 0, dtype=np.float64)
 
     def _series(self, value: Callable[[_Second], float]) -> FloatArray:
+        import numpy as np
+
         out = np.zeros(self.window, dtype=np.float64)
         if self.now == -math.inf:
             return out
@@ -194,6 +202,23 @@ class TrafficStats:
 
         return self._series(value)
 
+    def recent_rate(self, direction: str, seconds: int = 5) -> float:
+        """Messages per second in ``direction`` over the last ``seconds`` complete seconds: the
+        mean of the end of ``rate_series``, without numpy (the status bar reads it from the
+        start)."""
+        if self.now == -math.inf:
+            return 0.0
+        n = min(max(seconds, 1), self.window)
+        current = math.floor(self.now)
+        total = sum(
+            count
+            for sec, second in self._seconds.items()
+            if current - n <= sec < current
+            for (d, _method), count in second.messages.items()
+            if d == direction
+        )
+        return total / n
+
     def bytes_series(self, direction: str) -> FloatArray:
         return self._series(lambda second: float(second.bytes.get(direction, 0)))
 
@@ -207,12 +232,16 @@ class TrafficStats:
 
     def rtt_samples(self) -> FloatArray:
         """RTTs (seconds) of the lookup answers and pings in the window."""
+        import numpy as np
+
         return np.fromiter((rtt for _, rtt in self._rtts), dtype=np.float64, count=len(self._rtts))
 
     def rtt_histogram(
         self, bin_ms: float = 25.0, max_ms: float = 1000.0
     ) -> tuple[FloatArray, FloatArray]:
         """(edges in ms, counts); the last bin also holds everything slower than ``max_ms``."""
+        import numpy as np
+
         edges = np.arange(0.0, max_ms + bin_ms / 2, bin_ms, dtype=np.float64)
         rtts_ms = np.minimum(self.rtt_samples() * 1000.0, max_ms)
         counts, _ = np.histogram(rtts_ms, bins=edges)
@@ -224,6 +253,8 @@ class TrafficStats:
     def size_series(self) -> SizeSeries:
         """Rolling median and quartiles over the last ``size_smoothing`` estimates, one point per
         finished lookup."""
+        import numpy as np
+
         values = np.array([s.estimate for s in self._sizes], dtype=np.float64)
         n = len(values)
         median = np.empty(n)
@@ -237,6 +268,8 @@ class TrafficStats:
 
     def latest_size(self) -> tuple[float, float, float] | None:
         """(median, low, high) of the most recent estimates, or None before the first lookup."""
+        if not self._sizes:
+            return None  # and numpy is not needed yet
         series = self.size_series()
         if not len(series.at):
             return None

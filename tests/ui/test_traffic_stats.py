@@ -49,6 +49,22 @@ def test_window_rolls_forward_and_forgets() -> None:
     assert stats.now == 200.0
 
 
+@pytest.mark.parametrize(("now", "seconds"), [(101.0, 5), (103.5, 5), (104.0, 2), (130.0, 5),
+                                             (102.0, 50), (102.0, 0)])
+def test_recent_rate_is_the_mean_of_the_last_complete_seconds(now: float, seconds: int) -> None:
+    stats = TrafficStats(window=10)
+    assert stats.recent_rate(OUT) == 0.0  # nothing yet
+    rng = random.Random(6)
+    stats.add_events(sorted((sent(rng.uniform(95.0, now)) for _ in range(40)),
+                            key=lambda e: e.at))
+    stats.add_event(received(now - 1.5, b"ping"))
+    stats.advance(now)
+    for direction in (IN, OUT):
+        tail = stats.rate_series(direction)[-max(seconds, 1):]
+        assert stats.recent_rate(direction, seconds) == pytest.approx(float(tail.mean()))
+    assert stats.recent_rate(OUT, 5) > 0.0 or now == 130.0
+
+
 def test_errors_malformed_and_dropped_are_counted() -> None:
     stats = TrafficStats(window=60)
     stats.add_events([

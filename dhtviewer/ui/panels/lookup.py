@@ -51,7 +51,7 @@ from dhtviewer.ui.panels.common import (
     query_field,
     setup_table,
 )
-from dhtviewer.ui.views import LookupGraph
+from dhtviewer.ui.views.lazy import LazyLookupGraph
 
 Index = QModelIndex | QPersistentModelIndex
 MAINTENANCE_KINDS = frozenset({"bootstrap", "refresh"})
@@ -128,7 +128,8 @@ class LookupPanel(QWidget):
         self.progress.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
 
         # --- graph, peers, history -------------------------------------------------------------
-        self.graph = LookupGraph(self)
+        # built after the window's first frame (pyqtgraph is slow to import)
+        self.graph = LazyLookupGraph(self)
         self.graph.setToolTip("")  # per-point tooltips come from the graph itself
 
         self.peers = PeersModel(self)

@@ -38,7 +38,8 @@ from dhtviewer.ui.models.nodes import (
     NodesProxy,
 )
 from dhtviewer.ui.panels.common import copy_text, muted_label, setup_table
-from dhtviewer.ui.views import BucketChart, IdSpaceRing
+from dhtviewer.ui.views.id_space_ring import IdSpaceRing
+from dhtviewer.ui.views.lazy import LazyBucketChart
 
 
 class RoutingPanel(QWidget):
@@ -52,7 +53,8 @@ class RoutingPanel(QWidget):
         self.controller = controller
         self.snapshot: RoutingSnapshot | None = None
         self._sized = False
-        self.chart = BucketChart(self)
+        # built after the window's first frame (pyqtgraph is slow to import)
+        self.chart = LazyBucketChart(self)
         self.chart.setToolTip("")  # per-bar tooltips come from the chart itself
         self.chart.bucket_clicked.connect(self.filter_bucket)
         self.model = NodesModel(self)

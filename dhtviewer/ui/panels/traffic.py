@@ -12,7 +12,7 @@ from PySide6.QtWidgets import QVBoxLayout, QWidget
 from dhtviewer.dht import events as ev
 from dhtviewer.ui.controller import Controller
 from dhtviewer.ui.traffic_stats import IN, OUT, TrafficStats
-from dhtviewer.ui.views import TrafficPlot
+from dhtviewer.ui.views.lazy import LazyTrafficPlot
 
 REDRAW_EVERY = 1.0
 _RATE_SECONDS = 5  # messages/s in the status bar: the average of the last complete seconds
@@ -23,7 +23,8 @@ class TrafficPanel(QWidget):
         super().__init__(parent)
         self.controller = controller
         self.stats = TrafficStats()
-        self.plot = TrafficPlot(self)
+        # built after the window's first frame (pyqtgraph is slow to import)
+        self.plot = LazyTrafficPlot(self)
         self.plot.setToolTip("Traffic of our node over the last five minutes")
         self._last_draw = -1e9
         self.draws = 0
@@ -52,9 +53,8 @@ class TrafficPanel(QWidget):
 
     def messages_per_second(self) -> tuple[float, float]:
         """(in, out) messages per second, averaged over the last few complete seconds."""
-        rin = self.stats.rate_series(IN)[-_RATE_SECONDS:]
-        rout = self.stats.rate_series(OUT)[-_RATE_SECONDS:]
-        return float(rin.mean()) if len(rin) else 0.0, float(rout.mean()) if len(rout) else 0.0
+        return (self.stats.recent_rate(IN, _RATE_SECONDS),
+                self.stats.recent_rate(OUT, _RATE_SECONDS))
 
     def network_size(self) -> tuple[float, float, float] | None:
         return self.stats.latest_size()

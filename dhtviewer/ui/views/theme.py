@@ -3,6 +3,9 @@
 Two palettes, picked from the lightness of the application's window colour, so the same view reads
 well under a dark desktop theme and a light one. Hues follow the Okabe-Ito colour-blind-safe set;
 the dark variants are lighter and more saturated so they keep their contrast on a dark background.
+
+Imported by the panels and models as the window is built, so it must stay light: pyqtgraph is
+only imported by the two helpers that style its items, which only run once a plot exists.
 """
 
 from __future__ import annotations
@@ -10,7 +13,6 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-import pyqtgraph as pg
 from PySide6.QtGui import QColor, QGuiApplication, QPalette
 
 from dhtviewer.ui.lookup_state import ABANDONED, ANSWERED, IN_FLIGHT, RETURNED_PEERS, TIMED_OUT
@@ -122,6 +124,8 @@ def qcolor(hex_color: str, alpha: int = 255) -> QColor:
 
 def style_plot(plot: Any, theme: Theme) -> None:
     """Axis lines, tick labels and title of a pyqtgraph PlotItem in the theme's colours."""
+    import pyqtgraph as pg  # already loaded: a plot exists
+
     for name in ("left", "bottom"):
         axis = plot.getAxis(name)
         axis.setPen(pg.mkPen(theme.muted))
@@ -133,6 +137,8 @@ def style_plot(plot: Any, theme: Theme) -> None:
 def style_legend(legend: Any, theme: Theme) -> None:
     """Legend text and background; labels are re-rendered, as setting the colour alone does not
     redraw the existing ones."""
+    import pyqtgraph as pg  # already loaded: a legend exists
+
     legend.setLabelTextColor(theme.foreground)
     legend.setBrush(pg.mkBrush(qcolor(theme.background, 200)))
     for _sample, label in legend.items:

@@ -12,15 +12,18 @@ average over ``SMOOTH_SECONDS``.
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import QEvent, Qt
 from PySide6.QtWidgets import QLabel, QVBoxLayout, QWidget
 
-from dhtviewer.ui.traffic_stats import IN, OUT, FloatArray, TrafficStats
+from dhtviewer.ui.traffic_stats import IN, OUT, TrafficStats
 from dhtviewer.ui.views.theme import Theme, current_theme, qcolor, style_legend, style_plot
+
+if TYPE_CHECKING:
+    from dhtviewer.ui.traffic_stats import FloatArray
 
 SMOOTH_SECONDS = 5
 _HEADROOM = 1.45  # y range above the highest line, so the legend does not cover it
