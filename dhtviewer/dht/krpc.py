@@ -398,7 +398,10 @@ def _encode_response(msg: Response, v: bytes | None) -> bytes:
         out.append(b"6:valuesl")
         try:
             out += [_value_entry(host, port) for host, port in msg.values]
-        except TypeError:  # not (ip, port) pairs, or unhashable parts: let compact explain
+        except (TypeError, ValueError) as err:
+            if isinstance(err, compact.CompactError):
+                raise
+            # Not (ip, port) pairs, or unhashable parts: compact explains with a CompactError.
             out += [_bstr(p) for p in compact.encode_values(msg.values)]
         out.append(b"e")
     out.append(b"e")

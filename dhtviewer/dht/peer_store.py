@@ -165,11 +165,13 @@ class PeerStore:
         """Up to ``max_count`` live peers of ``info_hash``. ``family`` (4 or 6) keeps only that
         address family.
 
-        When more are stored, the answer is a window of ``max_count`` consecutive peers (in
-        announce order, wrapping around) at a random offset: over many replies every peer is
-        handed out equally often, as with a uniform sample, but it costs one slice instead of a
-        random draw per peer. This runs for every get_peers a node serves; ``random.sample`` of
-        50 took most of the time of answering one."""
+        The answer is a window of up to ``max_count`` consecutive peers (in announce order,
+        wrapping around) at a random offset: over many replies every peer is handed out equally
+        often, and in every position, as with a uniform sample, but it costs one slice instead
+        of a random draw per peer. This runs for every get_peers a node serves; ``random.sample``
+        of 50 took most of the time of answering one. Rotating matters even when every peer
+        fits: a reply that is too large is cut from the end (``DhtNode._shrink``), which must
+        not always drop the same, most recently announced, peers."""
         if family not in (None, 4, 6):
             raise ValueError(f"family must be 4, 6 or None, got {family!r}")
         self.expire(now)
@@ -178,10 +180,10 @@ class PeerStore:
             return []
         pool = [*swarm.v4, *swarm.v6] if family is None else list(swarm.of(family))
         n = len(pool)
-        if n <= max_count:
+        if n == 0:
             return pool
         start = rng.randrange(n)
-        end = start + max_count
+        end = start + min(max_count, n)
         return pool[start:end] if end <= n else pool[start:] + pool[: end - n]
 
     def next_expiry(self) -> float | None:

@@ -88,7 +88,11 @@ class BatchedDatagramTransport(asyncio.DatagramTransport):
         """Tell the protocol it is connected and start reading (``add_reader`` may raise
         ``NotImplementedError`` on a loop without readiness callbacks)."""
         self._loop.add_reader(self._fd, self._read_ready)
-        self._protocol.connection_made(self)
+        try:
+            self._protocol.connection_made(self)
+        except BaseException:
+            self._loop.remove_reader(self._fd)
+            raise
 
     # --- reading ---------------------------------------------------------------------------------
     def _read_ready(self) -> None:
@@ -103,12 +107,13 @@ class BatchedDatagramTransport(asyncio.DatagramTransport):
             except (BlockingIOError, InterruptedError):
                 break
             except OSError as exc:
-                # Windows reports an ICMP "port unreachable" on the next read; the socket
-                # stays usable, so report it and keep reading.
+                # Windows reports an ICMP "port unreachable" on the next read; the socket stays
+                # usable and the next wake-up reads on. (Not `continue`: an error that repeats
+                # would be reported max_batch times per wake-up.)
                 self._protocol.error_received(exc)
-                continue
+                break
             batch.append((data, (sockaddr[0], sockaddr[1]) if v6 else sockaddr))
-        if batch:
+        if batch and not self._closing:  # error_received may have closed us
             self.batches += 1
             self.datagrams += len(batch)
             self._protocol.datagrams_received(batch)
@@ -159,9 +164,10 @@ class BatchedDatagramTransport(asyncio.DatagramTransport):
             return
         self._closing = True
         self._loop.remove_reader(self._fd)
-        if self._queue:
-            self._queue.clear()
-            self._loop.remove_writer(self._fd)
+        self._queue.clear()
+        # Unconditionally: with max_send_queue=0 a writer is registered with an empty queue,
+        # and a registration outliving the socket would break the next user of its fd number.
+        self._loop.remove_writer(self._fd)
         self._loop.call_soon(self._finish_close)
 
     def abort(self) -> None:

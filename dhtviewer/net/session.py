@@ -204,6 +204,8 @@ class DhtSession:
             node.external_ip = self._saved.external_ip
         proto = await open_udp(node, host, port, family)
         self._node, self._proto = node, proto
+        # Subscriptions made while open_udp was awaited went to the previous node (if any).
+        node.traffic_events = self._wants_traffic()
         self._unsubscribe_proto = proto.subscribe(self._on_event)
         self._started_at = loop.time()
         self.bootstrap_addrs = addrs

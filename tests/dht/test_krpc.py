@@ -251,6 +251,10 @@ def test_unencodable_values_raise_value_error() -> None:
         encode(Response(b"aa", ID, samples=(b"short",)))
     with pytest.raises(ValueError, match="not an IP address"):
         encode(Response(b"aa", ID, external_ip=("nowhere", 1)))
+    # peers in `values`: a bad address, a pair that is not a pair, an unhashable part
+    for bad in (("nowhere", 1), ("1.2.3.4", 1, 2), (["1.2.3.4"], 1), ("1.2.3.4", True)):
+        with pytest.raises(CompactError):
+            encode(Response(b"aa", ID, values=(("1.2.3.4", 1), bad)))  # type: ignore[arg-type]
 
 
 # --- liberal decoding ----------------------------------------------------------------------------

@@ -222,18 +222,68 @@ def test_a_socket_error_is_reported_and_reading_goes_on() -> None:
         sock = FailingSocket(socket.AF_INET, socket.SOCK_DGRAM)
         sock.bind(("127.0.11.1", 0))
         sock.setblocking(False)
-        sock.errors = [ConnectionResetError("port unreachable")]
+        sock.errors = [ConnectionResetError("port unreachable"), OSError("again")]
         proto, tr, _ = endpoint(sock)
+        wakeups = 0
+        read_ready = tr._read_ready
+
+        def counting() -> None:
+            nonlocal wakeups
+            wakeups += 1
+            read_ready()
+
+        tr._read_ready = counting  # type: ignore[method-assign]
         tr.start()
         c = client()
         try:
             c.sendto(b"after the error", sock.getsockname())
             await until(lambda: len(proto.datagrams) == 1)
-            assert [type(e) for e in proto.errors] == [ConnectionResetError]
+            assert [type(e) for e in proto.errors] == [ConnectionResetError, OSError]
             assert proto.datagrams == [b"after the error"]
+            # one report per wake-up, so a lasting error cannot flood the protocol
+            assert wakeups == 3
         finally:
             c.close()
             tr.close()
+
+    run(go)
+
+
+def test_a_protocol_that_closes_on_an_error_gets_nothing_more() -> None:
+    async def go() -> None:
+        sock = FailingSocket(socket.AF_INET, socket.SOCK_DGRAM)
+        sock.bind(("127.0.11.1", 0))
+        sock.setblocking(False)
+        proto, tr, _ = endpoint(sock)
+        sock.errors = [OSError("fatal")]
+        proto.error_received = lambda exc: tr.close()  # type: ignore[method-assign]
+        c = client()
+        try:
+            c.sendto(b"too late", sock.getsockname())
+            tr.start()
+            await until(lambda: proto.lost == [None])
+            assert proto.batches == []
+        finally:
+            c.close()
+
+    run(go)
+
+
+def test_close_unregisters_the_writer_even_with_nothing_queued() -> None:
+    async def go() -> None:
+        loop = asyncio.get_running_loop()
+        sock = StuffedSocket(socket.AF_INET, socket.SOCK_DGRAM)
+        sock.bind(("127.0.11.1", 0))
+        sock.setblocking(False)
+        _, tr, _ = endpoint(sock, max_send_queue=0)
+        tr.start()
+        fd = sock.fileno()
+        sock.full = True
+        with pytest.raises(SendQueueFull):
+            tr.sendto(b"x", ("127.0.11.2", 9))
+        tr.close()
+        assert loop.remove_writer(fd) is False  # nothing left registered for the fd number
+        assert loop.remove_reader(fd) is False
 
     run(go)
 
