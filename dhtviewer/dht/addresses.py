@@ -148,3 +148,9 @@ def acceptable_address(addr: Addr, *, allow_local: bool) -> str | None:
     if local is not None and not allow_local:
         return local
     return None
+
+
+def addr_family(addr: Addr) -> int:
+    """4 or 6 for an address a socket reported, without parsing it (only IPv6 text contains a
+    colon): the cheap test for the hot paths, where ``address_family`` would validate again."""
+    return 6 if ":" in addr[0] else 4

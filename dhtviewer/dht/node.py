@@ -1,7 +1,9 @@
 """DhtNode: the sans-IO Mainline DHT node (BEP 5, with BEP 32, 42, 43 and BEP 51 answers).
 
-It owns the routing tables, the transaction table, the lookups, the token issuer, the peer store
-and the rate limiter, and wires them together. It never touches a socket or a clock.
+It owns the routing tables, the transaction table, the lookups, the token issuer, the peer store,
+the rate limiter and the responder (what each query gets as an answer), and wires them
+together: admission of queries, counters, events, lookups and what it learns from every
+message. It never touches a socket or a clock.
 
 Driving contract (the asyncio transport and the simulator follow exactly this)::
 
@@ -20,15 +22,12 @@ from __future__ import annotations
 import random
 from collections import OrderedDict, deque
 from collections.abc import Sequence
-from dataclasses import replace
-from typing import Any
 
 from dhtviewer.dht import events as ev
 from dhtviewer.dht import krpc
-from dhtviewer.dht.addresses import acceptable_address, address_family
+from dhtviewer.dht.addresses import acceptable_address, addr_family, address_family
 from dhtviewer.dht.lookup import Lookup
 from dhtviewer.dht.messages import (
-    METHOD_UNKNOWN,
     PROTOCOL_ERROR,
     Addr,
     AnnouncePeerQuery,
@@ -41,12 +40,12 @@ from dhtviewer.dht.messages import (
     Query,
     Response,
     SampleInfohashesQuery,
-    UnknownQuery,
     method_of,
 )
 from dhtviewer.dht.node_id import ID_BYTES, bep42_id, bep42_valid, random_id
 from dhtviewer.dht.peer_store import PeerStore
 from dhtviewer.dht.rate_limit import RateLimiter
+from dhtviewer.dht.responder import Responder
 from dhtviewer.dht.routing_table import RoutingSnapshot, RoutingTable
 from dhtviewer.dht.settings import DhtSettings
 from dhtviewer.dht.tokens import TokenIssuer
@@ -143,6 +142,16 @@ class DhtNode:
             "dropped_blocked": 0,  # datagrams from a blocked IP, dropped unparsed
             "events_dropped": 0,  # oldest events lost because nobody drained the queue
         }
+        self.responder = Responder(
+            node_id=self.node_id,
+            settings=s,
+            tables=self.tables,
+            store=self.store,
+            tokens=self.tokens,
+            rng=rng,
+            counters=self.counters,
+            emit=self._emit,
+        )
 
     # ============================================================================== driving ==
     def receive(self, data: bytes, addr: Addr, now: float) -> None:
@@ -403,25 +412,10 @@ class DhtNode:
         if s.rate_limit and not self.limiter.allow(addr[0], now):
             c["rate_limited"] += 1
             return
-        reply: Message
-        if isinstance(q, PingQuery):
-            reply = self._response(q, addr)
-        elif isinstance(q, FindNodeQuery):
-            v4, v6 = self._closest_nodes(q.target, q.want, addr, now)
-            reply = self._response(q, addr, nodes=v4, nodes6=v6)
-        elif isinstance(q, GetPeersQuery):
-            reply = self._get_peers_reply(q, addr, now)
-        elif isinstance(q, AnnouncePeerQuery):
-            reply = self._announce_reply(q, addr, now)
-        elif isinstance(q, SampleInfohashesQuery):
-            reply = self._sample_reply(q, addr, now)
-        elif isinstance(q, UnknownQuery):
-            reply = ErrorMessage(q.tid, METHOD_UNKNOWN, "method unknown")
-        else:  # pragma: no cover - every Query subclass is handled above
-            reply = ErrorMessage(q.tid, METHOD_UNKNOWN, "method unknown")
+        reply = self.responder.answer(q, addr, now)
         self._send_reply(reply, addr, method, now)
         # Only after answering: the querier becomes a routing candidate (verified by a ping).
-        table = self.tables.get(_family_of(addr))
+        table = self.tables.get(addr_family(addr))
         if table is not None and q.sender_id != self.node_id:
             to_ping = table.heard_from(
                 q.sender_id,
@@ -434,9 +428,7 @@ class DhtNode:
             self._verify(to_ping, now)
 
     def _send_reply(self, reply: Message, addr: Addr, method: bytes, now: float) -> None:
-        data = krpc.encode(reply)
-        if isinstance(reply, Response) and len(data) > self.settings.max_reply_bytes:
-            data = self._shrink(reply)
+        data = self.responder.encode(reply)
         if isinstance(reply, ErrorMessage):
             self.counters["errors_out"] += 1
             kind = "e"
@@ -444,84 +436,6 @@ class DhtNode:
             self.counters["responses_out"] += 1
             kind = "r"
         self._transmit(data, addr, kind, method, reply.tid, now)
-
-    def _response(self, q: Query, addr: Addr, **fields: Any) -> Response:
-        """Our reply to ``q``: our id, the requester's address as we saw it (BEP 42 ``ip``),
-        our version, and the method's ``fields``."""
-        return Response(
-            q.tid, self.node_id, external_ip=addr, version=self.settings.client_version, **fields
-        )
-
-    def _closest_nodes(
-        self, target: bytes, want: frozenset[bytes], addr: Addr, now: float
-    ) -> tuple[tuple[NodeInfo, ...], tuple[NodeInfo, ...]]:
-        fams = set()
-        if b"n4" in want:
-            fams.add(4)
-        if b"n6" in want:
-            fams.add(6)
-        if not fams:
-            fams.add(_family_of(addr))
-        k = self.settings.k
-        v4 = tuple(self.tables[4].closest(target, k, now)) if 4 in fams and 4 in self.tables else ()
-        v6 = tuple(self.tables[6].closest(target, k, now)) if 6 in fams and 6 in self.tables else ()
-        return v4, v6
-
-    def _shrink(self, r: Response) -> bytes:
-        """Amplification guard: no reply may exceed max_reply_bytes, whatever a small query
-        asked for. Sheds peers first (a quarter at a time), then samples, then contacts."""
-        limit = self.settings.max_reply_bytes
-        while True:
-            data = krpc.encode(r)
-            if len(data) <= limit:
-                return data
-            if r.values:
-                r = replace(r, values=r.values[: len(r.values) * 3 // 4])
-            elif r.samples:
-                r = replace(r, samples=r.samples[: len(r.samples) * 3 // 4])
-            elif r.nodes6:
-                r = replace(r, nodes6=r.nodes6[:-1])
-            elif r.nodes:
-                r = replace(r, nodes=r.nodes[:-1])
-            else:
-                return data  # nothing left to shed: the bare reply is tiny anyway
-
-    def _get_peers_reply(self, q: GetPeersQuery, addr: Addr, now: float) -> Response:
-        s = self.settings
-        token = self.tokens.issue(addr[0], q.info_hash, now)
-        fam = _family_of(addr)
-        peers = self.store.get(q.info_hash, now, self.rng, s.max_peers_per_reply, family=fam)
-        v4, v6 = self._closest_nodes(q.info_hash, q.want, addr, now)
-        return self._response(q, addr, nodes=v4, nodes6=v6, values=tuple(peers), token=token)
-
-    def _announce_reply(self, q: AnnouncePeerQuery, addr: Addr, now: float) -> Message:
-        if not self.tokens.verify(q.token, addr[0], q.info_hash, now):
-            self.counters["bad_tokens"] += 1
-            return ErrorMessage(q.tid, PROTOCOL_ERROR, "invalid token")
-        port = addr[1] if q.implied_port else q.port
-        if not 0 < port < 65536:
-            return ErrorMessage(q.tid, PROTOCOL_ERROR, "invalid port")
-        peer = (addr[0], port)
-        if self.store.add(q.info_hash, peer, now, seed=q.seed):
-            self.counters["announces_stored"] += 1
-            self._emit(ev.AnnounceReceived(q.info_hash, peer, q.sender_id, now))
-        return self._response(q, addr)
-
-    def _sample_reply(self, q: SampleInfohashesQuery, addr: Addr, now: float) -> Response:
-        s = self.settings
-        v4, v6 = self._closest_nodes(q.target, q.want, addr, now)
-        r = self._response(
-            q,
-            addr,
-            nodes=v4,
-            nodes6=v6,
-            interval=int(min(s.peer_ttl, 6 * 3600) // 10),
-            num=self.store.info_hash_count(),
-        )
-        room = s.max_reply_bytes - len(krpc.encode(r)) - 8
-        count = max(0, min(s.max_samples, room // 20))
-        samples = self.store.sample_info_hashes(self.rng, count)
-        return replace(r, samples=tuple(samples))
 
     # --- incoming replies ------------------------------------------------------------------------
     def _on_reply(self, msg: Response | ErrorMessage, data: bytes, addr: Addr, now: float) -> None:
@@ -553,12 +467,12 @@ class DhtNode:
             )
         if p.node_id is not None and p.node_id != msg.sender_id:
             c["id_mismatch"] += 1  # the node at that address changed its id between contacts
-            table = self.tables.get(_family_of(addr))
+            table = self.tables.get(addr_family(addr))
             if table is not None and table.get(p.node_id) is not None:
                 table.remove(p.node_id, now, reason="id-changed")
         rtt = now - p.sent_at
         self._record_rtt(rtt)
-        table = self.tables.get(_family_of(addr))
+        table = self.tables.get(addr_family(addr))
         if table is not None and msg.sender_id != self.node_id:
             to_ping = table.heard_from(
                 msg.sender_id,
@@ -609,7 +523,7 @@ class DhtNode:
     def _on_query_failed(self, p: Pending, now: float, error: str | None) -> None:
         if error is None:
             self.counters["timeouts"] += 1
-        table = self.tables.get(_family_of(p.addr))
+        table = self.tables.get(addr_family(p.addr))
         if table is not None and error is None:
             table.failed(p.node_id, p.addr, now)
         kind, op = p.owner
@@ -845,6 +759,3 @@ class DhtNode:
         self._refreshing[lid] = (fam, idx)
         self._step(self.lookups[lid], now)
 
-
-def _family_of(addr: Addr) -> int:
-    return 6 if ":" in addr[0] else 4

@@ -170,7 +170,7 @@ class PeerStore:
         often, and in every position, as with a uniform sample, but it costs one slice instead
         of a random draw per peer. This runs for every get_peers a node serves; ``random.sample``
         of 50 took most of the time of answering one. Rotating matters even when every peer
-        fits: a reply that is too large is cut from the end (``DhtNode._shrink``), which must
+        fits: a reply that is too large is cut from the end (``Responder._shrink``), which must
         not always drop the same, most recently announced, peers."""
         if family not in (None, 4, 6):
             raise ValueError(f"family must be 4, 6 or None, got {family!r}")

@@ -1,0 +1,171 @@
+"""Responder: what a node answers to each query, and the bytes it sends back.
+
+It owns the content of replies: our id, the querier's address as we saw it (BEP 42 ``ip``) and
+our version in every one; the closest contacts of the families asked for (BEP 32 ``want``);
+peers and a write token for ``get_peers``; checking the token and storing the peer for
+``announce_peer``; BEP 51 samples; an error for an unknown method. And the amplification
+guard: no reply leaves larger than ``max_reply_bytes``, whatever a small query asked for.
+
+Whether a query is answered at all (read-only mode, rate limits), the traffic counters, and
+what the node learns about the querier stay with ``DhtNode``: the responder only decides what
+to say.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable
+from dataclasses import replace
+from typing import Any
+
+from dhtviewer.dht import events as ev
+from dhtviewer.dht import krpc
+from dhtviewer.dht.addresses import addr_family
+from dhtviewer.dht.messages import (
+    METHOD_UNKNOWN,
+    PROTOCOL_ERROR,
+    Addr,
+    AnnouncePeerQuery,
+    ErrorMessage,
+    FindNodeQuery,
+    GetPeersQuery,
+    Message,
+    NodeInfo,
+    PingQuery,
+    Query,
+    Response,
+    SampleInfohashesQuery,
+)
+from dhtviewer.dht.peer_store import PeerStore
+from dhtviewer.dht.routing_table import RoutingTable
+from dhtviewer.dht.settings import DhtSettings
+from dhtviewer.dht.tokens import TokenIssuer
+
+
+class Responder:
+    """Builds and encodes a node's replies. ``counters`` is the node's counter dict
+    (``bad_tokens`` and ``announces_stored`` are counted here); ``emit`` receives
+    ``AnnounceReceived``."""
+
+    def __init__(
+        self,
+        *,
+        node_id: bytes,
+        settings: DhtSettings,
+        tables: dict[int, RoutingTable],
+        store: PeerStore,
+        tokens: TokenIssuer,
+        rng: random.Random,
+        counters: dict[str, int],
+        emit: Callable[[ev.Event], None],
+    ) -> None:
+        self.node_id = node_id
+        self.settings = settings
+        self.tables = tables
+        self.store = store
+        self.tokens = tokens
+        self.rng = rng
+        self.counters = counters
+        self.emit = emit
+
+    def answer(self, q: Query, addr: Addr, now: float) -> Message:
+        """The reply to ``q`` from ``addr`` (a Response, or an ErrorMessage)."""
+        if isinstance(q, PingQuery):
+            return self._response(q, addr)
+        if isinstance(q, FindNodeQuery):
+            v4, v6 = self._closest_nodes(q.target, q.want, addr, now)
+            return self._response(q, addr, nodes=v4, nodes6=v6)
+        if isinstance(q, GetPeersQuery):
+            return self._get_peers_reply(q, addr, now)
+        if isinstance(q, AnnouncePeerQuery):
+            return self._announce_reply(q, addr, now)
+        if isinstance(q, SampleInfohashesQuery):
+            return self._sample_reply(q, addr, now)
+        return ErrorMessage(q.tid, METHOD_UNKNOWN, "method unknown")
+
+    def encode(self, reply: Message) -> bytes:
+        """``reply`` on the wire, shrunk to ``max_reply_bytes`` if it is a larger Response."""
+        data = krpc.encode(reply)
+        if isinstance(reply, Response) and len(data) > self.settings.max_reply_bytes:
+            data = self._shrink(reply)
+        return data
+
+    # --- internals -------------------------------------------------------------------------------
+    def _response(self, q: Query, addr: Addr, **fields: Any) -> Response:
+        """Our reply to ``q``: our id, the requester's address as we saw it (BEP 42 ``ip``),
+        our version, and the method's ``fields``."""
+        return Response(
+            q.tid, self.node_id, external_ip=addr, version=self.settings.client_version, **fields
+        )
+
+    def _closest_nodes(
+        self, target: bytes, want: frozenset[bytes], addr: Addr, now: float
+    ) -> tuple[tuple[NodeInfo, ...], tuple[NodeInfo, ...]]:
+        fams = set()
+        if b"n4" in want:
+            fams.add(4)
+        if b"n6" in want:
+            fams.add(6)
+        if not fams:
+            fams.add(addr_family(addr))
+        k = self.settings.k
+        v4 = tuple(self.tables[4].closest(target, k, now)) if 4 in fams and 4 in self.tables else ()
+        v6 = tuple(self.tables[6].closest(target, k, now)) if 6 in fams and 6 in self.tables else ()
+        return v4, v6
+
+    def _shrink(self, r: Response) -> bytes:
+        """Amplification guard: no reply may exceed max_reply_bytes, whatever a small query
+        asked for. Sheds peers first (a quarter at a time), then samples, then contacts."""
+        limit = self.settings.max_reply_bytes
+        while True:
+            data = krpc.encode(r)
+            if len(data) <= limit:
+                return data
+            if r.values:
+                r = replace(r, values=r.values[: len(r.values) * 3 // 4])
+            elif r.samples:
+                r = replace(r, samples=r.samples[: len(r.samples) * 3 // 4])
+            elif r.nodes6:
+                r = replace(r, nodes6=r.nodes6[:-1])
+            elif r.nodes:
+                r = replace(r, nodes=r.nodes[:-1])
+            else:
+                return data  # nothing left to shed: the bare reply is tiny anyway
+
+    def _get_peers_reply(self, q: GetPeersQuery, addr: Addr, now: float) -> Response:
+        s = self.settings
+        token = self.tokens.issue(addr[0], q.info_hash, now)
+        peers = self.store.get(
+            q.info_hash, now, self.rng, s.max_peers_per_reply, family=addr_family(addr)
+        )
+        v4, v6 = self._closest_nodes(q.info_hash, q.want, addr, now)
+        return self._response(q, addr, nodes=v4, nodes6=v6, values=tuple(peers), token=token)
+
+    def _announce_reply(self, q: AnnouncePeerQuery, addr: Addr, now: float) -> Message:
+        if not self.tokens.verify(q.token, addr[0], q.info_hash, now):
+            self.counters["bad_tokens"] += 1
+            return ErrorMessage(q.tid, PROTOCOL_ERROR, "invalid token")
+        port = addr[1] if q.implied_port else q.port
+        if not 0 < port < 65536:
+            return ErrorMessage(q.tid, PROTOCOL_ERROR, "invalid port")
+        peer = (addr[0], port)
+        if self.store.add(q.info_hash, peer, now, seed=q.seed):
+            self.counters["announces_stored"] += 1
+            self.emit(ev.AnnounceReceived(q.info_hash, peer, q.sender_id, now))
+        return self._response(q, addr)
+
+    def _sample_reply(self, q: SampleInfohashesQuery, addr: Addr, now: float) -> Response:
+        s = self.settings
+        v4, v6 = self._closest_nodes(q.target, q.want, addr, now)
+        r = self._response(
+            q,
+            addr,
+            nodes=v4,
+            nodes6=v6,
+            interval=int(min(s.peer_ttl, 6 * 3600) // 10),
+            num=self.store.info_hash_count(),
+        )
+        room = s.max_reply_bytes - len(krpc.encode(r)) - 8
+        count = max(0, min(s.max_samples, room // 20))
+        samples = self.store.sample_info_hashes(self.rng, count)
+        return replace(r, samples=tuple(samples))

@@ -1,0 +1,122 @@
+"""Responder: what each query gets back. (End-to-end answers through DhtNode.receive, with
+admission and counters, are in test_node.py; here the reply content itself.)"""
+
+from __future__ import annotations
+
+import random
+
+from dhtviewer.dht import events as ev
+from dhtviewer.dht import krpc
+from dhtviewer.dht.messages import (
+    METHOD_UNKNOWN,
+    PROTOCOL_ERROR,
+    Addr,
+    AnnouncePeerQuery,
+    ErrorMessage,
+    FindNodeQuery,
+    GetPeersQuery,
+    PingQuery,
+    Response,
+    SampleInfohashesQuery,
+    UnknownQuery,
+)
+from dhtviewer.dht.node_id import random_id
+from dhtviewer.dht.peer_store import PeerStore
+from dhtviewer.dht.responder import Responder
+from dhtviewer.dht.routing_table import RoutingTable
+from dhtviewer.dht.settings import DhtSettings
+from dhtviewer.dht.tokens import TokenIssuer
+
+OWN = bytes(range(20))
+V4: Addr = ("198.51.100.7", 6881)
+V6: Addr = ("2a01:4f8:ffff::7", 6881)
+
+
+class Setup:
+    def __init__(self, settings: DhtSettings | None = None) -> None:
+        s = settings or DhtSettings()
+        rng = random.Random(3)
+        self.tables = {f: RoutingTable(OWN, s, f) for f in (4, 6)}
+        for i in range(40):
+            self.tables[4].heard_from(random_id(rng), (f"1.2.{i}.1", 6881), 0.0, responded=True)
+            self.tables[6].heard_from(random_id(rng), (f"2a01:4f8:{i:x}::1", 6881), 0.0,
+                                      responded=True)
+        self.store = PeerStore(max_info_hashes=100, max_peers_per_info_hash=100, ttl=1800.0)
+        self.counters = {"bad_tokens": 0, "announces_stored": 0}
+        self.events: list[ev.Event] = []
+        self.r = Responder(
+            node_id=OWN, settings=s, tables=self.tables, store=self.store,
+            tokens=TokenIssuer(rng, 0.0), rng=rng, counters=self.counters,
+            emit=self.events.append,
+        )
+
+
+def test_every_reply_carries_our_id_the_seen_address_and_our_version() -> None:
+    r = Setup().r.answer(PingQuery(b"tt", random_id(random.Random(1))), V4, 1.0)
+    assert r == Response(b"tt", OWN, external_ip=V4, version=DhtSettings().client_version)
+
+
+def test_contacts_come_from_the_families_asked_for() -> None:
+    st = Setup()
+    asker = random_id(random.Random(2))
+    target = random_id(random.Random(4))
+    same = st.r.answer(FindNodeQuery(b"t", asker, target=target), V6, 1.0)
+    both = st.r.answer(FindNodeQuery(b"t", asker, target=target, want=frozenset({b"n4", b"n6"})),
+                       V4, 1.0)
+    assert isinstance(same, Response) and isinstance(both, Response)
+    assert not same.nodes and len(same.nodes6) == 8  # no want: the querier's own family
+    assert len(both.nodes) == len(both.nodes6) == 8
+    assert list(both.nodes) == st.tables[4].closest(target, 8, 1.0)
+
+
+def test_get_peers_gives_a_token_for_that_ip_and_peers_of_its_family() -> None:
+    st = Setup()
+    ih = b"i" * 20
+    st.store.add(ih, ("203.0.113.1", 1), 0.0)
+    st.store.add(ih, ("2001:db8::99", 2), 0.0)
+    asker = random_id(random.Random(5))
+    r = st.r.answer(GetPeersQuery(b"t", asker, info_hash=ih), V4, 1.0)
+    assert isinstance(r, Response) and r.values == (("203.0.113.1", 1),) and r.token
+    announce = AnnouncePeerQuery(b"t", asker, info_hash=ih, port=7000, token=r.token)
+    other_ip = st.r.answer(announce, ("198.51.100.8", 6881), 2.0)
+    assert isinstance(other_ip, ErrorMessage) and other_ip.code == PROTOCOL_ERROR
+    assert st.counters["bad_tokens"] == 1
+    assert isinstance(st.r.answer(announce, V4, 2.0), Response)
+    assert st.counters["announces_stored"] == 1
+    assert st.events == [ev.AnnounceReceived(ih, (V4[0], 7000), asker, 2.0)]
+    implied = AnnouncePeerQuery(b"t", asker, info_hash=ih, port=0, token=r.token,
+                                implied_port=True)
+    st.r.answer(implied, V4, 3.0)
+    assert (V4[0], V4[1]) in st.store.get(ih, 3.0, random.Random(0), 50)
+
+
+def test_unknown_methods_get_204() -> None:
+    r = Setup().r.answer(UnknownQuery(b"t", OWN, name=b"vote"), V4, 1.0)
+    assert r == ErrorMessage(b"t", METHOD_UNKNOWN, "method unknown")
+
+
+def test_oversized_replies_shed_peers_first_and_fit_the_budget() -> None:
+    st = Setup()
+    ih = b"j" * 20
+    for i in range(50):
+        st.store.add(ih, (f"2001:db8:1::{i + 1:x}", 6881), 0.0)
+    q = GetPeersQuery(b"t", random_id(random.Random(6)), info_hash=ih,
+                      want=frozenset({b"n4", b"n6"}))
+    reply = st.r.answer(q, V6, 1.0)
+    assert isinstance(reply, Response) and len(reply.values) == 50
+    assert len(krpc.encode(reply)) > DhtSettings().max_reply_bytes  # would amplify
+    data = st.r.encode(reply)
+    assert len(data) <= DhtSettings().max_reply_bytes
+    sent = krpc.decode(data)
+    assert isinstance(sent, Response)
+    assert 0 < len(sent.values) < 50 and len(sent.nodes) == len(sent.nodes6) == 8
+
+
+def test_samples_fit_and_are_capped() -> None:
+    st = Setup()
+    for i in range(60):
+        st.store.add(i.to_bytes(20, "big"), ("203.0.113.1", 1), 0.0)
+    r = st.r.answer(SampleInfohashesQuery(b"t", OWN, target=OWN), V4, 1.0)
+    assert isinstance(r, Response)
+    assert r.num == 60 and len(r.samples) == DhtSettings().max_samples
+    assert len(st.r.encode(r)) <= DhtSettings().max_reply_bytes
