@@ -98,6 +98,7 @@ class DhtNode:
         self.store = PeerStore(
             max_info_hashes=s.max_info_hashes,
             max_peers_per_info_hash=s.max_peers_per_info_hash,
+            max_peers=s.max_stored_peers,
             ttl=s.peer_ttl,
         )
         self.limiter = RateLimiter(

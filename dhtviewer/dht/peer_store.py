@@ -3,15 +3,17 @@
 What it serves: ``get_peers`` replies (a random window of live peers of one address family),
 BEP 51 ``sample_infohashes`` replies, and the UI (counts per info_hash).
 
-Bounds. Memory never exceeds ``max_info_hashes`` swarms of ``max_peers_per_info_hash`` peers.
-When a swarm is full, a new peer replaces the one that would expire soonest (the least recently
-announced). When the number of swarms is at its cap, a new info_hash *evicts* the swarm whose
-latest announce is the oldest, rather than being refused. Refusing would let whoever fills the
-table first (a flood of random info_hashes) lock every genuine swarm out for a whole TTL; evicting
-keeps the store tracking current activity, which is also what a monitoring tool wants to show.
-A live swarm is re-announced every few minutes and so stays at the recent end; it is only pushed
-out if more than ``max_info_hashes`` new info_hashes arrive between two of its announces, and the
-rate limiter in front of the store makes that expensive.
+Bounds. Memory never exceeds ``max_info_hashes`` swarms of ``max_peers_per_info_hash`` peers,
+nor ``max_peers`` peers in all. When a swarm is full, a new peer replaces the one that would
+expire soonest (the least recently announced); when the whole store is full, it replaces the
+least recently announced peer of any swarm. When the number of swarms is at its cap, a new
+info_hash *evicts* the swarm whose latest announce is the oldest, rather than being refused.
+Refusing would let whoever fills the table first (a flood of random info_hashes) lock every
+genuine swarm out for a whole TTL; evicting keeps the store tracking current activity, which is
+also what a monitoring tool wants to show. A live swarm is re-announced every few minutes and
+so stays at the recent end; it is only pushed out if more than ``max_info_hashes`` new
+info_hashes (or ``max_peers`` new peers) arrive between two of its announces, and the rate
+limiter in front of the store makes that expensive.
 
 Cost. Every operation the network can trigger is O(1) amortised: two insertion-ordered maps do
 the bookkeeping. ``_expiry`` holds every peer in expiry order (an announce moves its peer to the
@@ -62,13 +64,22 @@ class PeerStore:
     backwards; if it does, announces are dated at the latest time seen (so expiry order, and
     with it every bound, still holds)."""
 
-    def __init__(self, *, max_info_hashes: int, max_peers_per_info_hash: int, ttl: float) -> None:
-        if max_info_hashes < 0 or max_peers_per_info_hash < 0:
+    def __init__(
+        self,
+        *,
+        max_info_hashes: int,
+        max_peers_per_info_hash: int,
+        ttl: float,
+        max_peers: int | None = None,
+    ) -> None:
+        """``max_peers``: peers over all info_hashes (None: only the other two caps bound it)."""
+        if max_info_hashes < 0 or max_peers_per_info_hash < 0 or (max_peers or 0) < 0:
             raise ValueError("caps must not be negative")
         if not ttl > 0:
             raise ValueError(f"ttl must be positive, got {ttl!r}")
         self.max_info_hashes = max_info_hashes
         self.max_peers_per_info_hash = max_peers_per_info_hash
+        self.max_peers = max_peers
         self.ttl = ttl
         self._swarms: OrderedDict[bytes, _Swarm] = OrderedDict()
         self._expiry: OrderedDict[_Key, float] = OrderedDict()
@@ -85,7 +96,7 @@ class PeerStore:
     def add(self, info_hash: bytes, peer: Addr, now: float, *, seed: bool | None = None) -> bool:
         """Store (or refresh) ``peer`` for ``info_hash`` until ``now + ttl``. True if it is now
         stored; False only when a cap is zero (storage disabled)."""
-        if self.max_info_hashes == 0 or self.max_peers_per_info_hash == 0:
+        if self.max_info_hashes == 0 or self.max_peers_per_info_hash == 0 or self.max_peers == 0:
             return False
         now = max(now, self._clock)
         self._clock = now
@@ -109,6 +120,8 @@ class PeerStore:
             return True
         if len(swarm) >= self.max_peers_per_info_hash:
             self._evict_oldest_peer(info_hash, swarm)
+        elif self.max_peers is not None and len(self._expiry) >= self.max_peers:
+            self._evict_oldest_stored(info_hash)
         peers[peer] = seed
         self._expiry[key] = expires
         self.stats["stored"] += 1
@@ -132,6 +145,16 @@ class PeerStore:
                 peers = swarm.v6
         peer, _ = peers.popitem(last=False)
         del self._expiry[(info_hash, peer)]
+        self.stats["evicted_peers"] += 1
+
+    def _evict_oldest_stored(self, keep: bytes) -> None:
+        # The front of the expiry order is the least recently announced peer of all. Its swarm
+        # goes if that empties it, unless it is ``keep``, the swarm a peer is being added to.
+        (info_hash, peer), _ = self._expiry.popitem(last=False)
+        swarm = self._swarms[info_hash]
+        del swarm.of(_family(peer))[peer]
+        if not swarm and info_hash != keep:
+            del self._swarms[info_hash]
         self.stats["evicted_peers"] += 1
 
     def expire(self, now: float) -> int:

@@ -62,6 +62,11 @@ class DhtSettings:
     """Distinct info_hashes the peer store keeps."""
     max_peers_per_info_hash: int = 500
     """Peers kept per info_hash."""
+    max_stored_peers: int = 50_000
+    """Peers kept over all info_hashes; past it, a new peer replaces the least recently
+    announced one. A stored peer costs 460 to 680 bytes of memory, so the two caps above alone
+    would let whoever announces from enough addresses grow the store to 1.5 million peers
+    (about 700 MB). A node typically stores a few thousand."""
     max_peers_per_reply: int = 50
     """Peers returned in one get_peers reply (keeps the datagram small)."""
     max_samples: int = 20

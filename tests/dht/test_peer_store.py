@@ -214,6 +214,32 @@ def test_random_sampling_covers_every_peer() -> None:
     assert min(counts.values()) >= 15  # no peer is starved (the mean is 40)
 
 
+def test_the_total_cap_replaces_the_least_recently_announced_peer_of_any_swarm() -> None:
+    s = PeerStore(max_info_hashes=10, max_peers_per_info_hash=10, ttl=1000.0, max_peers=5)
+    s.add(ih(1), v4(1), 0.0)
+    s.add(ih(2), v4(2), 1.0)
+    s.add(ih(1), v4(3), 2.0)
+    s.add(ih(3), v4(4), 3.0)
+    s.add(ih(1), v4(5), 4.0)
+    assert s.add(ih(2), v4(2), 5.0)  # a re-announce takes no room: nothing is evicted
+    assert s.peer_count() == 5 and s.stats["evicted_peers"] == 0
+    s.add(ih(4), v4(6), 6.0)  # full: v4(1), the oldest announce, makes room
+    assert get_all(s, ih(1), 9.5) == {v4(3), v4(5)}
+    s.add(ih(4), v4(7), 7.0)  # next oldest: v4(3) (v4(2) was refreshed at 5.0)
+    assert get_all(s, ih(1), 9.5) == {v4(5)}
+    s.add(ih(5), v4(8), 8.0)  # then v4(4): the swarm of ih(3) is left empty and goes
+    assert ih(3) not in s and s.info_hash_count() == 4
+    assert s.peer_count() == 5 and s.stats["evicted_peers"] == 3
+    s.add(ih(1), v4(9), 9.0)  # v4(5) is ih(1)'s only peer, and ih(1) keeps existing
+    assert get_all(s, ih(1), 9.5) == {v4(9)}
+
+
+def test_a_total_cap_of_zero_disables_storage() -> None:
+    s = PeerStore(max_info_hashes=10, max_peers_per_info_hash=10, ttl=1000.0, max_peers=0)
+    assert not s.add(ih(1), v4(1), 0.0)
+    assert s.peer_count() == 0
+
+
 def test_a_window_at_the_end_wraps_around_to_the_oldest_peers() -> None:
     class Fixed(random.Random):
         def randrange(self, *args: object, **kw: object) -> int:  # type: ignore[override]

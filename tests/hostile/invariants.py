@@ -77,7 +77,7 @@ def _check_store(node: DhtNode, now: float) -> None:
     assert len(snap) == store.info_hash_count() <= s.max_info_hashes
     for count in snap.values():
         assert 0 < count <= s.max_peers_per_info_hash
-    assert sum(snap.values()) == store.peer_count()
+    assert sum(snap.values()) == store.peer_count() <= s.max_stored_peers
     nxt = store.next_expiry()
     assert nxt is None or nxt > now, "an expired peer is still stored"
 

@@ -303,6 +303,7 @@ TINY = replace(
     max_lookups=3,
     max_info_hashes=4,
     max_peers_per_info_hash=3,
+    max_stored_peers=7,  # under 4 x 3: the total cap is reached before the per-swarm ones
     max_peers_per_lookup=6,
     max_tracked_ips=6,
     per_ip_rate=1.0,
