@@ -252,3 +252,6 @@ Event = (
     | AnnounceReceived
     | PingFinished
 )
+
+TRAFFIC_EVENTS = (MessageSent, MessageReceived)
+"""The packet events: one per datagram, built only while ``DhtNode.traffic_events`` is on."""

@@ -32,14 +32,10 @@ import random
 from collections import OrderedDict
 from itertools import chain
 
+from dhtviewer.dht.addresses import addr_family
 from dhtviewer.dht.messages import Addr
 
 _Key = tuple[bytes, Addr]
-
-
-def _family(peer: Addr) -> int:
-    # Textual addresses from a socket: only IPv6 ones contain a colon.
-    return 6 if ":" in peer[0] else 4
 
 
 class _Swarm:
@@ -109,7 +105,7 @@ class PeerStore:
             swarm = self._swarms[info_hash] = _Swarm()
         else:
             self._swarms.move_to_end(info_hash)
-        peers = swarm.of(_family(peer))
+        peers = swarm.of(addr_family(peer))
         key = (info_hash, peer)
         if peer in peers:
             peers[peer] = seed
@@ -152,7 +148,7 @@ class PeerStore:
         # goes if that empties it, unless it is ``keep``, the swarm a peer is being added to.
         (info_hash, peer), _ = self._expiry.popitem(last=False)
         swarm = self._swarms[info_hash]
-        del swarm.of(_family(peer))[peer]
+        del swarm.of(addr_family(peer))[peer]
         if not swarm and info_hash != keep:
             del self._swarms[info_hash]
         self.stats["evicted_peers"] += 1
@@ -169,7 +165,7 @@ class PeerStore:
             expiry.popitem(last=False)
             info_hash, peer = key
             swarm = self._swarms[info_hash]
-            del swarm.of(_family(peer))[peer]
+            del swarm.of(addr_family(peer))[peer]
             if not swarm:
                 del self._swarms[info_hash]
             dropped += 1

@@ -112,7 +112,6 @@ class StateChanged:
 
 SessionEvent = ev.Event | StateChanged
 Subscriber = Callable[[SessionEvent], None]
-_TRAFFIC_EVENTS = (ev.MessageSent, ev.MessageReceived)
 
 
 class DhtSession:
@@ -198,14 +197,13 @@ class DhtSession:
             node_id=self._node_id,
             settings=settings,
             families=(6 if family == socket.AF_INET6 else 4,),
-            traffic_events=self._wants_traffic(),
         )
         if self._saved.external_ip is not None:
             node.external_ip = self._saved.external_ip
         proto = await open_udp(node, host, port, family)
         self._node, self._proto = node, proto
-        # Subscriptions made while open_udp was awaited went to the previous node (if any).
-        node.traffic_events = self._wants_traffic()
+        # Only now: subscriptions made while open_udp was awaited went to the previous node.
+        self._sync_traffic_events()
         self._unsubscribe_proto = proto.subscribe(self._on_event)
         self._started_at = loop.time()
         self.bootstrap_addrs = addrs
@@ -515,7 +513,7 @@ class DhtSession:
         self._publish(event)
 
     def _publish(self, event: SessionEvent) -> None:
-        traffic = type(event) in _TRAFFIC_EVENTS
+        traffic = type(event) in ev.TRAFFIC_EVENTS
         for cb, wants_traffic in tuple(self._subscribers):
             if traffic and not wants_traffic:
                 continue

@@ -95,11 +95,8 @@ class DhtProtocol(asyncio.DatagramProtocol):
         self.flush()  # anything queued before the socket existed, and the first timer
 
     def datagram_received(self, data: bytes, addr: tuple[str | object, ...]) -> None:
-        try:
-            self.node.receive(data, sockaddr_to_addr(addr), self.loop.time())
-        except Exception:
-            self._node_failed("receive")
-        self.flush()
+        # From the loop's own transport (the fallback of create_batched_endpoint): a batch of one.
+        self.datagrams_received([(data, sockaddr_to_addr(addr))])
 
     def datagrams_received(self, batch: Batch) -> None:
         """Several datagrams at once (from ``BatchedDatagramTransport``): each goes to the node

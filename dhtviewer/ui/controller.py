@@ -66,7 +66,6 @@ grow memory without bound while the UI is busy."""
 LOOKUP_TIMEOUT = 60.0
 READY_GOOD_NODES = 8
 """Good nodes the session wants before it reports "ready" (shown as progress)."""
-_TRAFFIC = (ev.MessageSent, ev.MessageReceived)
 _ROUTING = (ev.NodeAdded, ev.NodeRemoved, ev.NodeStateChanged, ev.BucketSplit)
 
 
@@ -520,7 +519,7 @@ class Controller(QObject):
     # ======================================================================= events ==
     def _on_event(self, event: SessionEvent) -> None:
         # Called by the session for every event: must stay cheap (no Qt signals here).
-        if isinstance(event, _TRAFFIC):
+        if isinstance(event, ev.TRAFFIC_EVENTS):
             if len(self._pending) >= MAX_PENDING:
                 self.dropped_events += 1
                 return
