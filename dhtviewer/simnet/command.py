@@ -19,6 +19,7 @@ import sys
 import time
 from types import FrameType
 
+from dhtviewer.simnet.addresses import AddressPlan
 from dhtviewer.simnet.control import ControlApi, rss_mb
 from dhtviewer.simnet.network import Simnet, SimnetConfig
 from dhtviewer.simnet.options import BYTES_PER_NODE, MAX_MEMBER_RATE, MAX_PORTS
@@ -47,6 +48,10 @@ def _check(args: argparse.Namespace) -> SimnetConfig:
         raise _Usage(f"--control must be 0..65535, got {args.control}")
     if args.member_rate is not None and not 0 <= args.member_rate <= MAX_MEMBER_RATE:
         raise _Usage(f"--member-rate must be 0..{MAX_MEMBER_RATE:g}, got {args.member_rate:g}")
+    try:
+        AddressPlan.for_nodes(args.nodes, args.base)
+    except ValueError as err:
+        raise _Usage(str(err)) from None
     need_mb = _BASE_MB + args.nodes * BYTES_PER_NODE / 2**20
     avail = _available_mb()
     if avail is not None and need_mb > avail:

@@ -35,7 +35,7 @@ from typing import Any
 
 from dhtviewer.simnet.network import Outgoing, Simnet
 
-__all__ = ["IP_PKTINFO", "SimnetServer", "open_sockets"]
+__all__ = ["IP_PKTINFO", "SimnetServer", "loopback_only", "open_sockets"]
 
 IP_PKTINFO: int = getattr(socket, "IP_PKTINFO", 8)
 SO_TIMESTAMPNS: int = getattr(socket, "SO_TIMESTAMPNS", 35)
@@ -53,6 +53,12 @@ SEND_BUFFER = 4 << 20
 LATENESS_WINDOW = 50_000
 """Recent replies whose lateness is kept for the p99."""
 MAX_SLEEP = 0.05
+
+
+def loopback_only(src_host: str, dst_ip: int) -> bool:
+    """The loopback guard: True only for a datagram from a 127/8 address (as the kernel
+    writes it) to a 127/8 address (``IP_PKTINFO``'s header destination, an int)."""
+    return dst_ip >> 24 == 127 and src_host.startswith("127.")
 
 
 def open_sockets(port: int, count: int) -> list[socket.socket]:
@@ -170,7 +176,7 @@ class SimnetServer:
                     sec, nsec = struct.unpack("qq", value[:16])
                     arrival = sec + nsec * 1e-9
             # The loopback guard: from and to 127/8 only, or it is not for us.
-            if dst >> 24 != 127 or not src[0].startswith("127."):
+            if not loopback_only(src[0], dst):
                 stats.non_loopback += 1
                 continue
             if flags & socket.MSG_TRUNC:
@@ -203,7 +209,7 @@ class SimnetServer:
             self._send(out, now)
 
     def _send(self, out: Outgoing, now: float) -> None:
-        if not out.dst[0].startswith("127.") or out.src_ip >> 24 != 127:
+        if not loopback_only(out.dst[0], out.src_ip):
             self.stats.non_loopback += 1  # never: every destination came from a guarded packet
             return
         sock = self._by_port.get(out.src_port)
