@@ -45,5 +45,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    "(default: the profile's, 20)")
     p.add_argument("--control", type=int, default=0, metavar="PORT",
                    help="TCP port of the control API on 127.0.0.1 (default 0: any)")
+    # The desktop application's pid: the network ends itself when that process is gone.
+    p.add_argument("--parent", type=int, default=None, help=argparse.SUPPRESS)
 
 
