@@ -23,9 +23,14 @@ from types import FrameType
 from dhtviewer.simnet.addresses import AddressPlan
 from dhtviewer.simnet.control import ControlApi, rss_mb
 from dhtviewer.simnet.network import Simnet, SimnetConfig
-from dhtviewer.simnet.options import BYTES_PER_NODE, MAX_MEMBER_RATE, MAX_PORTS
+from dhtviewer.simnet.options import (
+    BYTES_PER_NODE,
+    MAX_MEMBER_RATE,
+    MAX_PORTS,
+    ScenarioError,
+    parse_scenarios,
+)
 from dhtviewer.simnet.profile import PROFILES
-from dhtviewer.simnet.scenarios import ScenarioError, parse_scenarios
 from dhtviewer.simnet.server import SimnetServer, open_sockets
 
 __all__ = ["run"]
