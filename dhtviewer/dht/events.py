@@ -86,10 +86,16 @@ class MessageReceived:
     at: float
 
 
+MALFORMED_PREFIX = 256
+"""Bytes of a malformed datagram kept in its event: enough to see what it was (the packet log
+shows them), bounded so that a flood of large garbage costs little memory."""
+
+
 @dataclass(frozen=True, slots=True)
 class MalformedReceived:
     """A datagram that did not decode (or was dropped before decoding). ``code`` is the KRPC
-    error code it maps to; ``replied`` tells whether a KRPC error went back."""
+    error code it maps to; ``replied`` tells whether a KRPC error went back. ``data``: its first
+    ``MALFORMED_PREFIX`` bytes (``size`` is the whole length)."""
 
     addr: Addr
     size: int
@@ -97,6 +103,7 @@ class MalformedReceived:
     reason: str
     replied: bool
     at: float
+    data: bytes = b""
 
 
 @dataclass(frozen=True, slots=True)

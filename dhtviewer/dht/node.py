@@ -176,7 +176,8 @@ class DhtNode:
             c["malformed"] += 1
             self._emit(
                 ev.MalformedReceived(
-                    addr, len(data), PROTOCOL_ERROR, "datagram too large", False, now
+                    addr, len(data), PROTOCOL_ERROR, "datagram too large", False, now,
+                    data[: ev.MALFORMED_PREFIX],
                 )
             )
             return
@@ -511,7 +512,11 @@ class DhtNode:
         if answerable and allowed and err.tid is not None:
             self._send_reply(ErrorMessage(err.tid, err.code, err.reason), addr, b"", now)
             replied = True
-        self._emit(ev.MalformedReceived(addr, len(data), err.code, err.reason, replied, now))
+        self._emit(
+            ev.MalformedReceived(
+                addr, len(data), err.code, err.reason, replied, now, data[: ev.MALFORMED_PREFIX]
+            )
+        )
 
     def _on_slow(self, p: Pending, now: float) -> None:
         kind, op = p.owner

@@ -231,6 +231,22 @@ def test_oversized_datagram_dropped_unparsed() -> None:
     assert node.counters["oversized"] == 1 and node.datagrams_to_send() == []
 
 
+def test_malformed_events_carry_a_bounded_prefix_of_the_datagram() -> None:
+    # the packet log shows what a malformed datagram contained, without keeping all of it
+    node = make_node()
+    junk = b"garbage\x00\xff"
+    node.receive(junk, CLIENT, 1.0)
+    big = b"d" + b"x" * 20000
+    node.receive(big, CLIENT, 1.1)
+    long_junk = b"l" * 5000
+    node.receive(long_junk, CLIENT, 1.2)
+    evs = [e for e in node.drain_events() if isinstance(e, ev.MalformedReceived)]
+    assert [e.data for e in evs] == [
+        junk, big[: ev.MALFORMED_PREFIX], long_junk[: ev.MALFORMED_PREFIX]
+    ]
+    assert [e.size for e in evs] == [len(junk), len(big), len(long_junk)]
+
+
 def test_keeps_answering_pings_under_malformed_stream() -> None:
     node = make_node(replace(LOCAL, rate_limit=False))
     rng = random.Random(11)
