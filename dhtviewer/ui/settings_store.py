@@ -1,8 +1,9 @@
 """SettingsStore: what the desktop app remembers between runs, kept with QSettings.
 
 Window geometry and dock layout, the network panel (mode, routers, custom list, testnet size,
-bind address, port), recent info-hashes and the DHT limits changed in the preferences (only the
-ones that differ from the defaults are stored, so a new default in a later version applies).
+simulated Mainline size, profile and scenarios, bind address, port), recent info-hashes and the
+DHT limits changed in the preferences (only the ones that differ from the defaults are stored,
+so a new default in a later version applies).
 Lists are stored as JSON text: QSettings' own list handling differs between back ends (an INI
 file gives back a plain string for a one-element list).
 """
@@ -18,7 +19,7 @@ from PySide6.QtCore import QByteArray, QSettings
 
 from dhtviewer.dht.settings import DhtSettings
 from dhtviewer.net.session import DEFAULT_BOOTSTRAP, DEFAULT_PORT
-from dhtviewer.ui.controller import MAINLINE, MODES, StartOptions
+from dhtviewer.ui.controller import MAINLINE, MAX_SIMNET_NODES, MODES, SIMNET_NODES, StartOptions
 
 log = logging.getLogger(__name__)
 
@@ -90,11 +91,16 @@ class SettingsStore:
         """The saved network configuration (settings and state path not included)."""
         mode = self._str("network/mode", MAINLINE)
         port = self._int("network/port", DEFAULT_PORT)
+        profile = self._str("network/simnet_profile", "realistic")
         return StartOptions(
             mode=mode if mode in MODES else MAINLINE,
             routers=tuple(self._list("network/routers", list(DEFAULT_BOOTSTRAP))),
             custom=tuple(self._list("network/custom", [])),
             testnet_nodes=max(1, min(self._int("network/testnet_nodes", 64), 1000)),
+            simnet_nodes=max(1000, min(self._int("network/simnet_nodes", SIMNET_NODES),
+                                       MAX_SIMNET_NODES)),
+            simnet_profile=profile if profile in ("realistic", "friendly") else "realistic",
+            simnet_scenarios=tuple(self._list("network/simnet_scenarios", [])),
             bind_host=self._str("network/bind_host", "0.0.0.0"),
             port=port if 0 <= port <= 65535 else DEFAULT_PORT,
         )
@@ -106,6 +112,9 @@ class SettingsStore:
         if save_mode:
             self.q.setValue("network/mode", options.mode)
             self.q.setValue("network/testnet_nodes", options.testnet_nodes)
+            self.q.setValue("network/simnet_nodes", options.simnet_nodes)
+            self.q.setValue("network/simnet_profile", options.simnet_profile)
+            self._set_list("network/simnet_scenarios", list(options.simnet_scenarios))
             self._set_list("network/custom", list(options.custom))
         self._set_list("network/routers", list(options.routers))
         if save_bind:
