@@ -2,7 +2,8 @@
 
 Subcommands: ``lookup``, ``announce``, ``ping`` (one operation, human or ``--json`` output),
 ``node`` (a headless node until interrupted), ``testnet`` (a local test network until
-interrupted) and ``selftest`` (the whole application, checked offline in a few seconds).
+interrupted), ``simnet`` (a simulated internet-scale Mainline until interrupted) and
+``selftest`` (the whole application, checked offline in a few seconds).
 Exit codes: 0 success, 1 the operation failed (no answer, stored nowhere, bootstrap timed out),
 2 bad arguments (malformed info-hash or address, busy port) with a one-line message on stderr,
 130 interrupted.
@@ -190,6 +191,15 @@ def build_parser() -> argparse.ArgumentParser:
     tn.add_argument("--json", action="store_true",
                     help="print one JSON line (bootstrap addresses, announced peers) when ready")
 
+    sn = sub.add_parser("simnet", parents=[verbose], help="run a simulated Mainline DHT",
+                        description="Serve a simulated, internet-scale Mainline DHT over real "
+                        "UDP on loopback (127.64.0.0/10 by default) that any client can join; "
+                        "print one JSON line (routers, control API) when ready and run until "
+                        "SIGINT/SIGTERM.")
+    from dhtviewer.simnet.options import add_arguments as simnet_arguments
+
+    simnet_arguments(sn)
+
     st = sub.add_parser("selftest", parents=[verbose], help="check that the application works",
                         description="Open the main window, start a local test network, "
                         "bootstrap, look up and announce; print a one-line verdict. Exit 0 only "
@@ -216,6 +226,10 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         return selftest(args.timeout, args.offscreen, args.json, args.verbose > 0,
                         args.screenshot)
+    if args.command == "simnet":
+        from dhtviewer.simnet.command import run as simnet
+
+        return simnet(args)
     runner = {
         "lookup": _lookup,
         "announce": _announce,
