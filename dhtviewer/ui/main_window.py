@@ -136,7 +136,10 @@ class MainWindow(QMainWindow):
         self.routing = RoutingPanel(controller)
         self.lookup = LookupPanel(controller)
         self.traffic = TrafficPanel(controller)
-        self.packets = PacketLogPanel(controller)
+        # the packet capture file lives beside the node state (deleted when the window closes)
+        self.packets = PacketLogPanel(
+            controller, capture_dir=state_path.parent if state_path is not None else None,
+            store=store)
         self.log_panel = LogPanel()
         self.log_panel.install()
 
@@ -600,6 +603,7 @@ class MainWindow(QMainWindow):
             log.exception("stopping the node failed")
         finally:
             log.info("shut down in %.2f s", time.monotonic() - started)
+            self.packets.close_capture()
             self.log_panel.uninstall()
             self._closed = True
             self.close()

@@ -1,9 +1,9 @@
 """SettingsStore: what the desktop app remembers between runs, kept with QSettings.
 
 Window geometry and dock layout, the network panel (mode, routers, custom list, testnet size,
-simulated Mainline size, profile and scenarios, bind address, port), recent info-hashes and the
-DHT limits changed in the preferences (only the ones that differ from the defaults are stored,
-so a new default in a later version applies).
+simulated Mainline size, profile and scenarios, bind address, port), recent info-hashes, the
+packet log's limits and the DHT limits changed in the preferences (only the ones that differ
+from the defaults are stored, so a new default in a later version applies).
 Lists are stored as JSON text: QSettings' own list handling differs between back ends (an INI
 file gives back a plain string for a one-element list).
 """
@@ -19,6 +19,7 @@ from PySide6.QtCore import QByteArray, QSettings
 
 from dhtviewer.dht.settings import DhtSettings
 from dhtviewer.net.session import DEFAULT_BOOTSTRAP, DEFAULT_PORT
+from dhtviewer.ui.capture.store import MB, MB_RANGE, PACKETS_RANGE, CaptureLimits
 from dhtviewer.ui.controller import MAINLINE, MAX_SIMNET_NODES, MODES, SIMNET_NODES, StartOptions
 
 log = logging.getLogger(__name__)
@@ -175,3 +176,16 @@ class SettingsStore:
             and isinstance(getattr(settings, f.name), bool | int | float)
         }
         self.q.setValue("dht/overrides", json.dumps(changed))
+
+    # --- packet log ----------------------------------------------------------------------------
+    def packet_log_limits(self) -> CaptureLimits:
+        """The capture's bounds (packets, MB of capture file), within PACKETS_RANGE/MB_RANGE."""
+        d = CaptureLimits()
+        packets = self._int("packets/max_packets", d.max_packets)
+        mb = self._int("packets/max_mb", d.max_bytes // MB)
+        return replace(d, max_packets=min(max(packets, PACKETS_RANGE[0]), PACKETS_RANGE[1]),
+                       max_bytes=min(max(mb, MB_RANGE[0]), MB_RANGE[1]) * MB)
+
+    def save_packet_log_limits(self, limits: CaptureLimits) -> None:
+        self.q.setValue("packets/max_packets", limits.max_packets)
+        self.q.setValue("packets/max_mb", limits.max_bytes // MB)
