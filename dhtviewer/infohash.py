@@ -13,7 +13,7 @@ import base64
 import string
 from urllib.parse import parse_qsl, unquote
 
-from dhtviewer.net.addresses import format_addr, parse_hostport
+from dhtviewer.dht.addresses import format_addr, parse_hostport
 
 __all__ = ["InfohashError", "format_addr", "format_infohash", "parse_hostport", "parse_infohash"]
 

@@ -8,7 +8,18 @@ Unknown keys are ignored by the decoder (forward compatibility); an unknown quer
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
+from types import MappingProxyType
+
+NO_FIELDS: Mapping[bytes, object] = MappingProxyType({})
+"""The empty ``args``/``extra`` of messages that carry none (shared, read-only)."""
+
+
+
+def _no_fields() -> Mapping[bytes, object]:
+    return NO_FIELDS
+
 
 Addr = tuple[str, int]
 """An (ip, port) pair; ip is a textual IPv4 or IPv6 address (no brackets)."""
@@ -95,9 +106,12 @@ class SampleInfohashesQuery(Query):
 
 @dataclass(frozen=True, slots=True)
 class UnknownQuery(Query):
-    """A syntactically valid query for a method we do not implement (answered with 204)."""
+    """A query for a method the codec has no type for: answered with 204 unless a handler is
+    registered for it (``Responder.register``), and the way custom queries are sent. ``args``:
+    the ``a`` dict without ``id``, as decoded (bencode values: bytes, int, list, dict)."""
 
     name: bytes = b""
+    args: Mapping[bytes, object] = field(default_factory=_no_fields, compare=False)
 
     @property
     def method_name(self) -> bytes:
@@ -112,6 +126,7 @@ class Response:
     ``values``: compact peers (IPv4 and IPv6 mixed, decoded by length). ``token``: for a later
     announce_peer. ``external_ip``: BEP 42 top-level ``ip``: our address as the responder saw it.
     ``port``: libtorrent's ``r.p``. BEP 51 fields: ``interval``, ``num``, ``samples``.
+    ``extra``: the other keys of ``r`` (custom methods, extensions), as decoded; encoded as given.
     """
 
     tid: bytes
@@ -127,6 +142,7 @@ class Response:
     interval: int | None = None
     num: int | None = None
     samples: tuple[bytes, ...] = ()
+    extra: Mapping[bytes, object] = field(default_factory=_no_fields, compare=False)
 
 
 @dataclass(frozen=True, slots=True)

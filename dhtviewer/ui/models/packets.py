@@ -17,13 +17,13 @@ from PySide6.QtCore import QObject, QSortFilterProxyModel, Qt
 
 from dhtviewer.dht import bencoding, krpc
 from dhtviewer.dht import events as ev
+from dhtviewer.dht.addresses import format_addr
 from dhtviewer.dht.messages import Addr
 from dhtviewer.ui.models.base import RIGHT_ALIGNED, Index, RowTableModel
 from dhtviewer.ui.models.nodes import (
     SORT_ROLE,
     addr_sort_key,
     filter_change,
-    format_addr,
     format_version,
     monospace_font,
 )
