@@ -2,7 +2,8 @@
 
 Subcommands: ``lookup``, ``announce``, ``ping`` (one operation, human or ``--json`` output),
 ``node`` (a headless node until interrupted), ``testnet`` (a local test network until
-interrupted) and ``selftest`` (the whole application, checked offline in a few seconds).
+interrupted), ``simnet`` (a simulated internet-scale Mainline until interrupted) and
+``selftest`` (the whole application, checked offline in a few seconds).
 Exit codes: 0 success, 1 the operation failed (no answer, stored nowhere, bootstrap timed out),
 2 bad arguments (malformed info-hash or address, busy port) with a one-line message on stderr,
 130 interrupted.
@@ -98,6 +99,12 @@ def _positive(kind: type[int] | type[float]) -> argparse._ActionType:
     return convert
 
 
+def _simnet_size(text: str) -> int:
+    if not text.isdigit() or not 1000 <= int(text) <= 10_000_000:
+        raise argparse.ArgumentTypeError(f"invalid size {text!r} (expected 1000-10000000 nodes)")
+    return int(text)
+
+
 def _port(text: str) -> int:
     if not text.isdigit() or not 0 <= int(text) <= 65535:
         raise argparse.ArgumentTypeError(f"invalid port {text!r} (expected 0-65535)")
@@ -115,6 +122,9 @@ def build_parser() -> argparse.ArgumentParser:
     gui = p.add_argument_group("desktop application")
     gui.add_argument("--testnet", type=_positive(int), metavar="N",
                      help="also run a local test network of N nodes and bootstrap from it")
+    gui.add_argument("--simnet", type=_simnet_size, metavar="N",
+                     help="also run a simulated Mainline of N nodes (a child process) and "
+                     "bootstrap from it")
     gui.add_argument("--bind", type=_bind, metavar="HOST:PORT", help="UDP address of the node")
     gui.add_argument("--bootstrap", type=_hostport, action="append", metavar="HOST:PORT",
                      help="bootstrap node (repeatable; default: the public routers)")
@@ -190,6 +200,15 @@ def build_parser() -> argparse.ArgumentParser:
     tn.add_argument("--json", action="store_true",
                     help="print one JSON line (bootstrap addresses, announced peers) when ready")
 
+    sn = sub.add_parser("simnet", parents=[verbose], help="run a simulated Mainline DHT",
+                        description="Serve a simulated, internet-scale Mainline DHT over real "
+                        "UDP on loopback (127.64.0.0/10 by default) that any client can join; "
+                        "print one JSON line (routers, control API) when ready and run until "
+                        "SIGINT/SIGTERM.")
+    from dhtviewer.simnet.options import add_arguments as simnet_arguments
+
+    simnet_arguments(sn)
+
     st = sub.add_parser("selftest", parents=[verbose], help="check that the application works",
                         description="Open the main window, start a local test network, "
                         "bootstrap, look up and announce; print a one-line verdict. Exit 0 only "
@@ -216,6 +235,10 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         return selftest(args.timeout, args.offscreen, args.json, args.verbose > 0,
                         args.screenshot)
+    if args.command == "simnet":
+        from dhtviewer.simnet.command import run as simnet
+
+        return simnet(args)
     runner = {
         "lookup": _lookup,
         "announce": _announce,

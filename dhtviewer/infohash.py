@@ -3,7 +3,7 @@
 Shared by the command line and the GUI's lookup field, so both accept the same forms and report
 the same specific errors. Only BitTorrent v1 (``urn:btih``) hashes exist on the Mainline DHT; a
 v2-only magnet (``urn:btmh``) is refused with a message saying so. ``format_addr`` and
-``parse_hostport`` (defined in ``dhtviewer.net.addresses``) are re-exported here because the same
+``parse_hostport`` (defined in ``dhtviewer.dht.addresses``) are re-exported here because the same
 input fields need them.
 """
 

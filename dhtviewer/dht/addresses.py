@@ -132,13 +132,25 @@ def _classify(ip: str) -> tuple[int, str | None, str | None]:
     return version, None, None
 
 
+_FAMILIES: dict[str, int] = {}
+
+
 def ip_family(ip: str) -> int:
     """4 or 6 for an IPv4 or IPv6 literal (an IPv6 one may carry a ``%scope``); ValueError for
-    anything else, host names included. Cached with the address filter's verdict, so the hot
-    paths (every query names its sender's family) pay one dictionary lookup."""
+    anything else, host names included. The hot paths ask it for every query (which table, which
+    peers), so known answers come from a plain dictionary (bounded: cleared when full)."""
+    try:
+        family = _FAMILIES.get(ip)
+    except TypeError:  # unhashable: certainly not an IP literal
+        family = None
+    if family is not None:
+        return family
     family = _classify(ip)[0] if isinstance(ip, str) else 0
     if not family:
         raise ValueError(f"not an IP address: {ip!r}")
+    if len(_FAMILIES) >= _CACHE_SIZE * 8:
+        _FAMILIES.clear()
+    _FAMILIES[ip] = family
     return family
 
 

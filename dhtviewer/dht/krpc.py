@@ -18,7 +18,7 @@ from __future__ import annotations
 from dataclasses import replace
 from functools import lru_cache
 
-from dhtviewer.dht import bencoding, common_queries, compact
+from dhtviewer.dht import bencoding, bloom, common_queries, compact, items
 from dhtviewer.dht.messages import (
     NO_FIELDS,
     PROTOCOL_ERROR,
@@ -26,8 +26,10 @@ from dhtviewer.dht.messages import (
     ErrorMessage,
     FindNodeQuery,
     GetPeersQuery,
+    GetQuery,
     Message,
     PingQuery,
+    PutQuery,
     Query,
     Response,
     SampleInfohashesQuery,
@@ -42,6 +44,12 @@ MAX_TID_LEN = 32
 echoed back in an error reply, which would let a small query buy a larger reply)."""
 
 _ID_LEN = 20
+_KEY_LEN = 32  # BEP 44 ed25519 public key
+_SIG_LEN = 64  # BEP 44 ed25519 signature
+_FILTER_LEN = 256  # BEP 33 Bloom filter
+_VALUE_DEPTH = 4
+"""Nesting a BEP 44 value may use inside a datagram on top of the message's own three levels
+(the node's ``max_bencode_depth`` bounds the whole datagram first)."""
 
 
 class KrpcError(Exception):
@@ -113,6 +121,27 @@ def _opt_int(d: _Dict, key: bytes) -> int | None:
     if value is None or type(value) is int:
         return value
     raise _Invalid(f"'{_name(key)}' must be an integer, got {_type_name(value)}")
+
+
+def _opt_bytes(d: _Dict, key: bytes, length: int | None = None) -> bytes | None:
+    if d.get(key) is None:
+        return None
+    value = _bytes(d, key)
+    if length is not None and len(value) != length:
+        raise _Invalid(f"'{_name(key)}' must be {length} bytes, got {len(value)}")
+    return value
+
+
+def _item_value(d: _Dict) -> bytes | None:
+    """A BEP 44 ``v`` as its bencoded bytes. It must have been canonical on the wire (sorted
+    dict keys): its hash and signature are over that form, and the BEP requires refusing
+    anything else with 203."""
+    if b"v" not in d:
+        return None
+    value = d[b"v"]
+    if not items.canonical(value):
+        raise _Invalid("'v' is not canonical bencode (dictionary keys out of order)")
+    return bencoding.encode(value)
 
 
 def _opt_flag(d: _Dict, key: bytes) -> bool:
@@ -215,6 +244,8 @@ def _decode_query(top: _Dict, tid: bytes, version: bytes | None) -> Query:
             info_hash=_hash(a, b"info_hash"),
             want=_want(a),
             bootstrap=_opt_flag(a, b"bs"),
+            scrape=_opt_flag(a, b"scrape"),
+            noseed=_opt_flag(a, b"noseed"),
             version=version,
             read_only=ro,
         )
@@ -242,14 +273,60 @@ def _decode_query(top: _Dict, tid: bytes, version: bytes | None) -> Query:
         return SampleInfohashesQuery(
             tid, sender, target=_hash(a, b"target"), want=_want(a), version=version, read_only=ro
         )
+    if q == b"get":
+        return GetQuery(
+            tid,
+            sender,
+            target=_hash(a, b"target"),
+            seq=_opt_int(a, b"seq"),
+            want=_want(a),
+            version=version,
+            read_only=ro,
+        )
+    if q == b"put":
+        return _decode_put(a, tid, sender, version, ro)
     args = {key: value for key, value in a.items() if key != b"id"}
     return UnknownQuery(tid, sender, name=q, args=args, version=version, read_only=ro)
 
 
 _RESPONSE_KEYS = frozenset(
-    (b"id", b"nodes", b"nodes6", b"values", b"token", b"samples", b"p", b"interval", b"num")
+    (
+        b"id", b"nodes", b"nodes6", b"values", b"token", b"samples", b"p", b"interval", b"num",
+        b"v", b"k", b"seq", b"sig", b"BFsd", b"BFpe",
+    )
 )
 """Keys of ``r`` that ``Response`` has fields for; the others go to ``Response.extra``."""
+
+
+def _decode_put(a: _Dict, tid: bytes, sender: bytes, version: bytes | None, ro: bool) -> PutQuery:
+    token = _bytes(a, b"token")
+    v = _item_value(a)
+    if v is None:
+        raise _Invalid("missing 'v'")
+    k = _opt_bytes(a, b"k", _KEY_LEN)
+    seq = _opt_int(a, b"seq")
+    sig = _opt_bytes(a, b"sig", _SIG_LEN)
+    if k is not None:
+        # A mutable put: signed over seq (and salt), so both halves must be there.
+        if seq is None:
+            raise _Invalid("missing 'seq' (a put with 'k' is a mutable put)")
+        if sig is None:
+            raise _Invalid("missing 'sig' (a put with 'k' is a mutable put)")
+    # The salt's length is the storage node's check (error 207), not a decoding error.
+    salt = _opt_bytes(a, b"salt") or b""
+    return PutQuery(
+        tid,
+        sender,
+        token=token,
+        v=v,
+        k=k,
+        seq=seq if k is not None else None,
+        sig=sig if k is not None else None,
+        salt=salt if k is not None else b"",
+        cas=_opt_int(a, b"cas") if k is not None else None,
+        version=version,
+        read_only=ro,
+    )
 
 
 def _decode_response(top: _Dict, tid: bytes, version: bytes | None) -> Response:
@@ -296,6 +373,12 @@ def _decode_response(top: _Dict, tid: bytes, version: bytes | None) -> Response:
             if samples
             else ()
         ),
+        v=_item_value(r),
+        k=_opt_bytes(r, b"k", _KEY_LEN),
+        seq=_opt_int(r, b"seq"),
+        sig=_opt_bytes(r, b"sig", _SIG_LEN),
+        bf_seeds=_opt_bytes(r, b"BFsd", _FILTER_LEN),
+        bf_peers=_opt_bytes(r, b"BFpe", _FILTER_LEN),
         extra=extra,
     )
 
@@ -353,6 +436,28 @@ def _query_args(msg: Query) -> _Dict:
             a[b"want"] = sorted(msg.want)
         if msg.bootstrap:
             a[b"bs"] = 1
+        if msg.scrape:
+            a[b"scrape"] = 1
+        if msg.noseed:
+            a[b"noseed"] = 1
+    elif isinstance(msg, GetQuery):
+        a[b"target"] = msg.target
+        if msg.seq is not None:
+            a[b"seq"] = msg.seq
+        if msg.want:
+            a[b"want"] = sorted(msg.want)
+    elif isinstance(msg, PutQuery):
+        a[b"token"] = msg.token
+        # Canonical bytes decode to a value that re-encodes to the very same bytes.
+        a[b"v"] = bencoding.decode(msg.v, 100)
+        if msg.k is not None:
+            a[b"k"] = msg.k
+            a[b"seq"] = msg.seq if msg.seq is not None else 0
+            a[b"sig"] = msg.sig if msg.sig is not None else b""
+            if msg.salt:
+                a[b"salt"] = msg.salt
+            if msg.cas is not None:
+                a[b"cas"] = msg.cas
     elif isinstance(msg, AnnouncePeerQuery):
         a[b"info_hash"] = msg.info_hash
         a[b"port"] = msg.port
@@ -391,10 +496,18 @@ def _encode_response(msg: Response, v: bytes | None) -> bytes:
     out = [b"d"]
     if msg.external_ip is not None:
         out += (b"2:ip", _bstr(compact.encode_peer(msg.external_ip)))
-    # keys of r, sorted: id interval nodes nodes6 num p samples token values
-    out += (b"1:rd2:id", _bstr(msg.sender_id))
+    # keys of r, sorted as bytes (upper case first):
+    # BFpe BFsd id interval k nodes nodes6 num p samples seq sig token v values
+    out.append(b"1:rd")
+    if msg.bf_peers is not None:
+        out += (b"4:BFpe", _bstr(_sized(msg.bf_peers, _FILTER_LEN, "BFpe")))
+    if msg.bf_seeds is not None:
+        out += (b"4:BFsd", _bstr(_sized(msg.bf_seeds, _FILTER_LEN, "BFsd")))
+    out += (b"2:id", _bstr(msg.sender_id))
     if msg.interval is not None:
         out.append(b"8:intervali%de" % _int(msg.interval))
+    if msg.k is not None:
+        out += (b"1:k", _bstr(_sized(msg.k, _KEY_LEN, "k")))
     if msg.nodes:
         out += (b"5:nodes", _bstr(compact.encode_nodes(msg.nodes)))
     if msg.nodes6:
@@ -409,8 +522,18 @@ def _encode_response(msg: Response, v: bytes | None) -> bytes:
             if len(s) != _ID_LEN:
                 raise compact.CompactError(f"a sample must be 20 bytes, got {len(s)}")
         out += (b"7:samples", _bstr(b"".join(msg.samples)))
+    if msg.seq is not None:
+        out.append(b"3:seqi%de" % _int(msg.seq))
+    if msg.sig is not None:
+        out += (b"3:sig", _bstr(_sized(msg.sig, _SIG_LEN, "sig")))
     if msg.token is not None:
         out += (b"5:token", _bstr(bytes(msg.token)))
+    if msg.v is not None:
+        # Already bencoded (the item's flattened form); checked, so the datagram stays valid.
+        if type(msg.v) is not bytes:
+            raise bencoding.BencodeError("v must be the bencoded value (bytes)")
+        bencoding.decode(msg.v, 100)
+        out += (b"1:v", msg.v)
     if msg.values:
         out.append(b"6:valuesl")
         try:
@@ -445,6 +568,12 @@ def _encode_response_generic(msg: Response, v: bytes | None) -> bytes:
     return bencoding.encode(bare)
 
 
+def _sized(value: object, length: int, key: str) -> bytes:
+    if type(value) is not bytes or len(value) != length:
+        raise bencoding.BencodeError(f"'{key}' must be {length} bytes")
+    return value
+
+
 def _int(value: object) -> int:
     if type(value) is not int:
         raise bencoding.BencodeError(f"expected an integer, got {type(value).__name__}")
@@ -465,6 +594,10 @@ def _text(b: bytes, limit: int = 40) -> str:
 def _printable(s: str) -> str:
     # Peer-supplied text must not break the one-line packet log (newlines, escapes, NULs).
     return s if s.isprintable() else "".join(c if c.isprintable() else "�" for c in s)
+
+
+def _filter_size(data: bytes | None) -> str:
+    return "?" if data is None else f"{bloom.BloomFilter(data).estimate():.0f}"
 
 
 def _want_text(want: frozenset[bytes]) -> str:
@@ -491,6 +624,17 @@ def describe(msg: Message) -> str:
             parts.append(f"num={msg.num}")
         if msg.interval is not None:
             parts.append(f"interval={msg.interval}")
+        if msg.v is not None:
+            parts.append(f"v={len(msg.v)}B")
+        if msg.k is not None:
+            parts.append(f"k={_short(msg.k)}")
+        if msg.seq is not None:
+            parts.append(f"seq={msg.seq}")
+        if msg.sig is not None:
+            parts.append("sig")
+        if msg.bf_seeds is not None or msg.bf_peers is not None:
+            seeds, peers = _filter_size(msg.bf_seeds), _filter_size(msg.bf_peers)
+            parts.append(f"scrape seeds~{seeds} peers~{peers}")
         if msg.external_ip is not None:
             host, port = msg.external_ip
             parts.append(f"ip=[{host}]:{port}" if ":" in host else f"ip={host}:{port}")
@@ -503,6 +647,24 @@ def describe(msg: Message) -> str:
         text = f"get_peers info_hash={_short(msg.info_hash)}{_want_text(msg.want)}"
         if msg.bootstrap:
             text += " bs"
+        if msg.scrape:
+            text += " scrape"
+        if msg.noseed:
+            text += " noseed"
+    elif isinstance(msg, GetQuery):
+        text = f"get target={_short(msg.target)}"
+        if msg.seq is not None:
+            text += f" seq>{msg.seq}"
+        text += _want_text(msg.want)
+    elif isinstance(msg, PutQuery):
+        if msg.k is None:
+            text = f"put immutable v={len(msg.v)}B"
+        else:
+            text = f"put mutable k={_short(msg.k)} seq={msg.seq} v={len(msg.v)}B"
+            if msg.salt:
+                text += f" salt={_text(msg.salt, 16)}"
+            if msg.cas is not None:
+                text += f" cas={msg.cas}"
     elif isinstance(msg, AnnouncePeerQuery):
         port_text = "implied_port" if msg.implied_port else f"port={msg.port}"
         text = f"announce_peer info_hash={_short(msg.info_hash)} {port_text}"

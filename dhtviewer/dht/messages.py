@@ -78,6 +78,10 @@ class GetPeersQuery(Query):
     want: frozenset[bytes] = frozenset()
     bootstrap: bool = False
     """libtorrent's ``bs=1`` (a bootstrap lookup); informational."""
+    scrape: bool = False
+    """BEP 33 ``scrape=1``: add the seed and downloader Bloom filters of the swarm."""
+    noseed: bool = False
+    """BEP 33 ``noseed=1``: prefer peers that are not seeds in ``values``."""
 
     method = b"get_peers"
 
@@ -105,6 +109,36 @@ class SampleInfohashesQuery(Query):
 
 
 @dataclass(frozen=True, slots=True)
+class GetQuery(Query):
+    """BEP 44 ``get``: the item stored under ``target``. ``seq``: only send a mutable item's
+    value if its sequence number is greater than this."""
+
+    target: bytes = b""
+    seq: int | None = None
+    want: frozenset[bytes] = frozenset()
+
+    method = b"get"
+
+
+@dataclass(frozen=True, slots=True)
+class PutQuery(Query):
+    """BEP 44 ``put``. ``v``: the value, *bencoded* (raw bytes, as hashed and signed).
+    Immutable when ``k`` is None; mutable items carry ``k`` (32-byte ed25519 public key),
+    ``seq``, ``sig`` (64 bytes), an optional ``salt`` and an optional ``cas`` (the seq the put
+    expects to replace)."""
+
+    token: bytes = b""
+    v: bytes = b""
+    k: bytes | None = None
+    seq: int | None = None
+    sig: bytes | None = None
+    salt: bytes = b""
+    cas: int | None = None
+
+    method = b"put"
+
+
+@dataclass(frozen=True, slots=True)
 class UnknownQuery(Query):
     """A query for a method the codec has no type for: answered with 204 unless a handler is
     registered for it (``Responder.register``), and the way custom queries are sent. ``args``:
@@ -126,6 +160,8 @@ class Response:
     ``values``: compact peers (IPv4 and IPv6 mixed, decoded by length). ``token``: for a later
     announce_peer. ``external_ip``: BEP 42 top-level ``ip``: our address as the responder saw it.
     ``port``: libtorrent's ``r.p``. BEP 51 fields: ``interval``, ``num``, ``samples``.
+    BEP 44 fields of a ``get`` reply: ``v`` (the value, *bencoded*), ``k``, ``seq``, ``sig``.
+    BEP 33 fields of a scrape: ``bf_seeds`` (``BFsd``), ``bf_peers`` (``BFpe``), 256 bytes each.
     ``extra``: the other keys of ``r`` (custom methods, extensions), as decoded; encoded as given.
     """
 
@@ -142,6 +178,12 @@ class Response:
     interval: int | None = None
     num: int | None = None
     samples: tuple[bytes, ...] = ()
+    v: bytes | None = None
+    k: bytes | None = None
+    seq: int | None = None
+    sig: bytes | None = None
+    bf_seeds: bytes | None = None
+    bf_peers: bytes | None = None
     extra: Mapping[bytes, object] = field(default_factory=_no_fields, compare=False)
 
 

@@ -18,6 +18,7 @@ from dhtviewer.dht.messages import (
     ErrorMessage,
     FindNodeQuery,
     GetPeersQuery,
+    GetQuery,
     Message,
     PingQuery,
     Query,
@@ -151,12 +152,13 @@ def test_sample_infohashes_reply() -> None:
     assert (msg.interval, msg.num, msg.samples, msg.nodes) == (21600, 1, (LOOKED_UP,), ())
 
 
-def test_bep44_get_is_unknown_to_us_and_its_reply_decodes() -> None:
+def test_bep44_get_and_its_reply_decode() -> None:
     q = by_note("get (BEP 44) for a missing item (query)")
-    assert isinstance(q, UnknownQuery) and q.name == b"get"
+    assert isinstance(q, GetQuery) and len(q.target) == 20 and q.seq is None
     r = by_note("get (BEP 44) for a missing item (libtorrent's reply)")
     assert isinstance(r, Response)
     assert r.token == b"j\xed\\\x1f" and r.nodes == () and r.values == ()
+    assert r.v is None and r.k is None and r.seq is None
 
 
 def test_read_only_ping() -> None:

@@ -18,9 +18,11 @@ from dhtviewer.dht.messages import (
     ErrorMessage,
     FindNodeQuery,
     GetPeersQuery,
+    GetQuery,
     Message,
     NodeInfo,
     PingQuery,
+    PutQuery,
     Response,
     SampleInfohashesQuery,
     UnknownQuery,
@@ -28,7 +30,15 @@ from dhtviewer.dht.messages import (
 
 ID = bytes(range(1, 21))
 HASH = bytes(range(100, 120))
-KNOWN = {b"ping", b"find_node", b"get_peers", b"announce_peer", b"sample_infohashes"}
+KNOWN = {
+    b"ping",
+    b"find_node",
+    b"get_peers",
+    b"announce_peer",
+    b"sample_infohashes",
+    b"get",
+    b"put",
+}
 
 # --- strategies ----------------------------------------------------------------------------------
 
@@ -40,6 +50,21 @@ ports = st.integers(0, 65535)
 v4_peers = st.tuples(st.ip_addresses(v=4).map(lambda ip: ip.compressed), ports)
 v6_peers = st.tuples(st.ip_addresses(v=6).map(lambda ip: ip.compressed), ports)
 ints = st.integers(-(2**40), 2**40)
+bencodable = st.recursive(
+    st.binary(max_size=40) | st.integers(-(2**70), 2**70),
+    lambda children: (
+        st.lists(children, max_size=4)
+        | st.dictionaries(st.binary(max_size=10), children, max_size=4)
+    ),
+    max_leaves=12,
+)
+item_values = st.recursive(
+    st.binary(max_size=40) | ints,
+    lambda children: st.lists(children, max_size=3)
+    | st.dictionaries(st.binary(max_size=6), children, max_size=3),
+    max_leaves=6,
+).map(bencoding.encode)
+"""Bencoded BEP 44 values, nested at most two deep (what fits the default decoding depth)."""
 
 
 @st.composite
@@ -68,6 +93,21 @@ queries = st.one_of(
     _query(GetPeersQuery, info_hash=ids, want=wants, bootstrap=st.booleans()),
     announce_queries(),
     _query(SampleInfohashesQuery, target=ids, want=wants),
+    _query(
+        GetPeersQuery, info_hash=ids, want=wants, scrape=st.booleans(), noseed=st.booleans()
+    ),
+    _query(GetQuery, target=ids, seq=st.none() | ints, want=wants),
+    _query(PutQuery, token=st.binary(max_size=20), v=item_values),
+    _query(
+        PutQuery,
+        token=st.binary(max_size=20),
+        v=item_values,
+        k=st.binary(min_size=32, max_size=32),
+        seq=ints,
+        sig=st.binary(min_size=64, max_size=64),
+        salt=st.binary(max_size=70),
+        cas=st.none() | ints,
+    ),
     _query(UnknownQuery, name=st.binary(max_size=20).filter(lambda n: n not in KNOWN)),
 )
 responses = st.builds(
@@ -85,6 +125,12 @@ responses = st.builds(
     interval=st.none() | ints,
     num=st.none() | ints,
     samples=st.lists(ids, max_size=5).map(tuple),
+    v=st.none() | item_values,
+    k=st.none() | st.binary(min_size=32, max_size=32),
+    seq=st.none() | ints,
+    sig=st.none() | st.binary(min_size=64, max_size=64),
+    bf_seeds=st.none() | st.binary(min_size=256, max_size=256),
+    bf_peers=st.none() | st.binary(min_size=256, max_size=256),
 )
 errors = st.builds(
     ErrorMessage,
@@ -94,14 +140,6 @@ errors = st.builds(
     version=versions,
 )
 messages = st.one_of(queries, responses, errors)
-bencodable = st.recursive(
-    st.binary(max_size=40) | st.integers(-(2**70), 2**70),
-    lambda children: (
-        st.lists(children, max_size=4)
-        | st.dictionaries(st.binary(max_size=10), children, max_size=4)
-    ),
-    max_leaves=12,
-)
 
 
 # --- helpers -------------------------------------------------------------------------------------
@@ -261,7 +299,7 @@ def test_unencodable_values_raise_value_error() -> None:
 
 
 def test_unknown_keys_are_ignored_everywhere() -> None:
-    q = decode(query(b"get_peers", {b"info_hash": HASH, b"noseed": 1, b"zz": [b"x"]}, extra={}))
+    q = decode(query(b"get_peers", {b"info_hash": HASH, b"name": 1, b"zz": [b"x"]}, extra={}))
     assert q == GetPeersQuery(b"tt", ID, info_hash=HASH)
     r = decode(response({b"future": {b"a": 1}}, zzz=b"?"))
     assert r == Response(b"tt", ID)
@@ -284,7 +322,7 @@ def test_any_unknown_key_with_any_value_is_ignored(where: str, key: bytes, value
     assert decode(raw(msg), max_depth=100) == GetPeersQuery(b"tt", ID, info_hash=HASH)
 
 
-@pytest.mark.parametrize("method", [b"get", b"put", b"frobnicate", b"", b"\xff\x00"])
+@pytest.mark.parametrize("method", [b"vote", b"announce", b"frobnicate", b"", b"\xff\x00"])
 def test_unknown_method_is_an_unknown_query_not_an_error(method: bytes) -> None:
     msg = decode(query(method, {b"target": HASH}, v=b"XX\x00\x01"))
     assert msg == UnknownQuery(b"tt", ID, name=method, version=b"XX\x00\x01")
@@ -664,6 +702,17 @@ def test_fast_response_encoder_matches_generic_bencode(
             r[key] = value
     if msg.samples or msg.num is not None:
         r[b"samples"] = b"".join(msg.samples)
+    for key, item in (
+        (b"k", msg.k),
+        (b"seq", msg.seq),
+        (b"sig", msg.sig),
+        (b"BFsd", msg.bf_seeds),
+        (b"BFpe", msg.bf_peers),
+    ):
+        if item is not None:
+            r[key] = item
+    if msg.v is not None:
+        r[b"v"] = bencoding.decode(msg.v, 100)
     top: dict[bytes, object] = {b"t": msg.tid, b"y": b"r", b"r": r}
     if msg.external_ip is not None:
         top[b"ip"] = compact.encode_peer(msg.external_ip)
@@ -673,3 +722,110 @@ def test_fast_response_encoder_matches_generic_bencode(
     if v is not None:
         top[b"v"] = v
     assert krpc.encode(msg, version=version) == bencoding.encode(top)
+
+
+# --- BEP 44 get/put, BEP 33 scrape ---------------------------------------------------------------
+KEY = bytes(range(32))
+SIG = bytes(range(64))
+
+
+def test_get_query() -> None:
+    assert decode(query(b"get", {b"target": HASH})) == GetQuery(b"tt", ID, target=HASH)
+    q = decode(query(b"get", {b"target": HASH, b"seq": 4, b"want": [b"n6"]}))
+    assert q == GetQuery(b"tt", ID, target=HASH, seq=4, want=frozenset({b"n6"}))
+    assert wire(q)[b"a"] == {b"id": ID, b"target": HASH, b"seq": 4, b"want": [b"n6"]}
+    assert decode_error(query(b"get", {b"target": b"short"})).reason == (
+        "'target' must be 20 bytes, got 5"
+    )
+
+
+def test_immutable_put_keeps_v_bencoded() -> None:
+    q = decode(query(b"put", {b"token": b"tok", b"v": [b"a", 1, {b"x": b"y"}]}))
+    assert q == PutQuery(b"tt", ID, token=b"tok", v=b"l1:ai1ed1:x1:yee")
+    assert wire(q)[b"a"] == {b"id": ID, b"token": b"tok", b"v": [b"a", 1, {b"x": b"y"}]}
+    # seq, sig, salt, cas mean nothing without k: dropped.
+    q = decode(query(b"put", {b"token": b"t", b"v": b"x", b"seq": 1, b"salt": b"s", b"cas": 1}))
+    assert q == PutQuery(b"tt", ID, token=b"t", v=b"1:x")
+
+
+def test_mutable_put() -> None:
+    args = {b"token": b"t", b"v": b"hi", b"k": KEY, b"seq": 3, b"sig": SIG, b"salt": b"s"}
+    args[b"cas"] = 2
+    q = decode(query(b"put", args))
+    assert q == PutQuery(
+        b"tt", ID, token=b"t", v=b"2:hi", k=KEY, seq=3, sig=SIG, salt=b"s", cas=2
+    )
+    assert wire(q)[b"a"] == {b"id": ID, **args}
+    # A salt of any length decodes: its limit is the storage node's error 207.
+    assert decode(query(b"put", {**args, b"salt": b"s" * 100})).salt == b"s" * 100  # type: ignore[union-attr]
+
+
+@pytest.mark.parametrize(
+    ("args", "reason"),
+    [
+        ({b"v": b"x"}, "missing 'token'"),
+        ({b"token": b"t"}, "missing 'v'"),
+        ({b"token": b"t", b"v": b"x", b"k": KEY, b"sig": SIG}, "missing 'seq'"),
+        ({b"token": b"t", b"v": b"x", b"k": KEY, b"seq": 1}, "missing 'sig'"),
+        ({b"token": b"t", b"v": b"x", b"k": KEY[:31], b"seq": 1, b"sig": SIG}, "'k' must be 32"),
+        ({b"token": b"t", b"v": b"x", b"k": KEY, b"seq": 1, b"sig": SIG[:9]}, "'sig' must be 64"),
+        ({b"token": b"t", b"v": b"x", b"k": KEY, b"seq": b"1", b"sig": SIG}, "'seq' must be an"),
+    ],
+)
+def test_malformed_puts(args: dict[bytes, object], reason: str) -> None:
+    err = decode_error(query(b"put", args))
+    assert err.reason.startswith(reason) and err.code == PROTOCOL_ERROR and err.query
+
+
+def test_a_value_with_unsorted_keys_is_refused() -> None:
+    # BEP 44: invalid bencoding in v (unsorted keys) must be refused with 203.
+    data = (
+        b"d1:ad2:id20:" + ID + b"5:token1:t1:vd1:bi1e1:ai2eee1:q3:put1:t2:tt1:y1:qe"
+    )
+    err = decode_error(data)
+    assert "not canonical" in err.reason and err.code == PROTOCOL_ERROR and err.tid == b"tt"
+
+
+def test_get_reply_fields() -> None:
+    r = Response(b"tt", ID, token=b"t", v=b"5:hello", k=KEY, seq=9, sig=SIG)
+    body = wire(r)[b"r"]
+    assert body == {b"id": ID, b"token": b"t", b"v": b"hello", b"k": KEY, b"seq": 9, b"sig": SIG}
+    assert decode(encode(r)) == r
+    assert describe(r).endswith("token v=7B k=00010203… seq=9 sig")
+    assert decode_error(response({b"k": b"short"})).reason == "'k' must be 32 bytes, got 5"
+
+
+def test_scrape_fields() -> None:
+    q = decode(query(b"get_peers", {b"info_hash": HASH, b"scrape": 1, b"noseed": 1}))
+    assert q == GetPeersQuery(b"tt", ID, info_hash=HASH, scrape=True, noseed=True)
+    assert wire(q)[b"a"] == {b"id": ID, b"info_hash": HASH, b"scrape": 1, b"noseed": 1}
+    assert describe(q) == "get_peers info_hash=64656667… scrape noseed"
+    from dhtviewer.dht.bloom import BloomFilter
+
+    seeds = BloomFilter.of(["10.0.0.1", "10.0.0.2"]).to_bytes()
+    peers = BloomFilter().to_bytes()
+    r = Response(b"tt", ID, token=b"t", bf_seeds=seeds, bf_peers=peers)
+    assert wire(r)[b"r"] == {b"id": ID, b"token": b"t", b"BFsd": seeds, b"BFpe": peers}
+    assert decode(encode(r)) == r
+    assert "scrape seeds~2 peers~0" in describe(r)
+    assert decode_error(response({b"BFsd": b"\x00" * 255})).reason == (
+        "'BFsd' must be 256 bytes, got 255"
+    )
+
+
+def test_item_fields_that_cannot_be_encoded() -> None:
+    for bad in (
+        Response(b"t", ID, k=b"short"),
+        Response(b"t", ID, sig=b"short"),
+        Response(b"t", ID, bf_peers=b"short"),
+        Response(b"t", ID, v=b"not bencode"),
+    ):
+        with pytest.raises(ValueError):
+            encode(bad)
+
+
+def test_describe_get_and_put() -> None:
+    assert describe(GetQuery(b"t", ID, target=HASH, seq=3)) == "get target=64656667… seq>3"
+    assert describe(PutQuery(b"t", ID, token=b"x", v=b"1:x")) == "put immutable v=3B"
+    put = PutQuery(b"t", ID, token=b"x", v=b"1:x", k=KEY, seq=2, sig=SIG, salt=b"s\n", cas=1)
+    assert describe(put) == "put mutable k=00010203… seq=2 v=3B salt=s� cas=1"

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 from PySide6.QtCore import QObject, QSortFilterProxyModel, Qt
 from PySide6.QtGui import QColor, QFont, QFontDatabase
 
-from dhtviewer.dht.addresses import format_addr
+from dhtviewer.dht.addresses import format_addr as format_addr  # re-exported for the views
 from dhtviewer.ui.models.base import RIGHT_ALIGNED, Index, RowTableModel
 from dhtviewer.ui.views.theme import current_theme
 

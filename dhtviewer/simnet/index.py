@@ -1,0 +1,362 @@
+"""NodeIndex: every simulated node in one sorted id index, and the routing tables derived from it.
+
+A million nodes cannot each hold a routing table, but none has to: what a long-running node of a
+given id knows is almost a function of the network itself. For every shared-prefix length
+``i`` with its own id it keeps up to K contacts among the nodes that share exactly ``i`` bits
+(the bucket-shaped table of BEP 5); where few nodes share that prefix (its neighbourhood) it
+knows them all, and farther away its picks are a stable pseudo-random sample. Over ids sorted as
+integers each such range is contiguous, so a bucket is two bisections and a few hashes, and a
+``find_node`` answer is computed when the query arrives, deterministically (the same node
+answers the same question the same way, as a real node with a settled table would).
+
+Per node the index keeps 20 bytes of id, 26 of compact node record (id, address, port), a
+Python int key for bisection, a flags byte and a client byte: about 110 bytes. The flags say
+what a node does: answers, never answers (``DEAD``), is temporarily gone (``AWAY``, churn),
+is read-only (BEP 43: never in a table), answers with errors or malformed datagrams, is a
+Sybil of a scenario, or is pinned (routers: never churned).
+
+Vectorised with numpy where it matters (building ids and the address table for a million
+nodes); bisection uses the stdlib over a list of ints, which is faster per call than numpy's
+scalar ``searchsorted``.
+"""
+
+from __future__ import annotations
+
+from bisect import bisect_left
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from dhtviewer.dht.node_id import ID_BITS
+from dhtviewer.simnet.addresses import AddressPlan
+
+__all__ = [
+    "AWAY",
+    "DEAD",
+    "ERRORING",
+    "MALFORMED",
+    "PINNED",
+    "READ_ONLY",
+    "SILENT",
+    "SYBIL",
+    "ExtraNode",
+    "NodeIndex",
+    "bep42_prefixes",
+    "mix64",
+]
+
+DEAD = 1
+AWAY = 2
+READ_ONLY = 4
+ERRORING = 8
+MALFORMED = 16
+BEP51 = 32
+SYBIL = 64
+PINNED = 128
+SILENT = DEAD | AWAY | READ_ONLY
+"""A node with any of these flags does not answer."""
+
+K = 8
+FULL_BUCKET = 2 * K
+"""A bucket whose range holds at most this many nodes is known whole: a node hears from its
+neighbours all the time, and a real table splits its own bucket down to them."""
+NODE_LEN = 26
+_MASK64 = (1 << 64) - 1
+
+
+def mix64(x: int) -> int:
+    """SplitMix64 finaliser: the stable pseudo-random choices of the derived tables."""
+    x = (x ^ (x >> 30)) * 0xBF58476D1CE4E5B9 & _MASK64
+    x = (x ^ (x >> 27)) * 0x94D049BB133111EB & _MASK64
+    return x ^ (x >> 31)
+
+
+# --- BEP 42, vectorised ---------------------------------------------------------------------------
+def _crc32c_table() -> np.ndarray:
+    table = np.zeros(256, dtype=np.uint32)
+    for i in range(256):
+        crc = i
+        for _ in range(8):
+            crc = (crc >> 1) ^ 0x82F63B78 if crc & 1 else crc >> 1
+        table[i] = crc
+    return table
+
+
+_CRC_TABLE = _crc32c_table()
+
+
+def bep42_prefixes(ips: np.ndarray, rand: np.ndarray) -> np.ndarray:
+    """CRC-32C of BEP 42's masked IPv4 address for every ``ips[i]`` and ``rand[i]`` (uint32
+    arrays), as ``node_id._bep42_crc`` computes for one, without the exemption of local
+    addresses: the simulated network pretends its loopback addresses are public."""
+    masked = (ips.astype(np.uint32) & np.uint32(0x030F3FFF)) | (
+        (rand.astype(np.uint32) & np.uint32(7)) << np.uint32(29)
+    )
+    crc = np.full(ips.shape, 0xFFFFFFFF, dtype=np.uint32)
+    for shift in (24, 16, 8, 0):  # the address's bytes in network order
+        byte = (masked >> np.uint32(shift)) & np.uint32(0xFF)
+        crc = _CRC_TABLE[(crc ^ byte) & np.uint32(0xFF)] ^ (crc >> np.uint32(8))
+    return crc ^ np.uint32(0xFFFFFFFF)
+
+
+@dataclass(frozen=True, slots=True)
+class ExtraNode:
+    """A node placed by a scenario rather than drawn at random: a given id and address."""
+
+    node_id: bytes
+    ip: int
+    flags: int
+    client: int = 0
+
+
+class NodeIndex:
+    """The simulated nodes, sorted by id. Positions (0 .. n-1) name nodes everywhere else."""
+
+    def __init__(
+        self,
+        ids: np.ndarray,
+        ips: np.ndarray,
+        ports: np.ndarray,
+        flags: np.ndarray,
+        clients: np.ndarray,
+        plan: AddressPlan,
+    ) -> None:
+        """``ids``: (n, 20) uint8, any order; the other arrays are per node in the same order.
+        Everything is sorted here."""
+        n = len(ids)
+        if n == 0:
+            raise ValueError("a network needs at least one node")
+        # Lexicographic order of 20-byte ids = numeric order of the 160-bit integers.
+        order = np.argsort(ids.view("S20").ravel(), kind="stable")
+        ids = ids[order]
+        self.n = n
+        self.plan = plan
+        self.ips = ips[order].astype(np.uint32)
+        self.ports = ports[order].astype(np.uint16)
+        self.flags = bytearray(flags[order].astype(np.uint8).tobytes())
+        self.clients = bytes(clients[order].astype(np.uint8).tobytes())
+        records = np.empty((n, NODE_LEN), dtype=np.uint8)
+        records[:, :20] = ids
+        records[:, 20:24] = self.ips.astype(">u4").view(np.uint8).reshape(n, 4)
+        records[:, 24:26] = self.ports.astype(">u2").view(np.uint8).reshape(n, 2)
+        self.records = records.tobytes()
+        """Compact node records (BEP 5: id, IPv4, port), 26 bytes per node, in id order."""
+        raw = ids.tobytes()
+        self.keys: list[int] = [
+            int.from_bytes(raw[i : i + 20], "big") for i in range(0, n * 20, 20)
+        ]
+        if any(a == b for a, b in zip(self.keys, self.keys[1:], strict=False)):
+            raise ValueError("two simulated nodes drew the same id")
+        table = np.full(plan.size, -1, dtype=np.int32)
+        offsets = self.ips.astype(np.int64) - plan.first
+        if len(np.unique(offsets)) != n:
+            raise ValueError("two simulated nodes share an address")
+        table[offsets] = np.arange(n, dtype=np.int32)
+        self._table = table
+        # A memoryview hands out Python ints on indexing, faster than numpy scalars.
+        self._by_address = memoryview(table.data)
+        self._ip_list: list[int] = self.ips.tolist()
+        self._port_list: list[int] = self.ports.tolist()
+
+    # --- per node --------------------------------------------------------------------------------
+    def node_id(self, pos: int) -> bytes:
+        return self.records[pos * NODE_LEN : pos * NODE_LEN + 20]
+
+    def record(self, pos: int) -> bytes:
+        return self.records[pos * NODE_LEN : (pos + 1) * NODE_LEN]
+
+    def ip(self, pos: int) -> int:
+        return self._ip_list[pos]
+
+    def port(self, pos: int) -> int:
+        return self._port_list[pos]
+
+    def at_address(self, ip: int, port: int) -> int:
+        """Position of the node at ``ip``:``port``, or -1."""
+        off = ip - self.plan.first
+        if not 0 <= off < self.plan.size:
+            return -1
+        pos: int = self._by_address[off]
+        if pos < 0 or self._port_list[pos] != port:
+            return -1
+        return pos
+
+    def at_ip(self, ip: int) -> int:
+        """Position of the node at ``ip`` (any port), or -1."""
+        off = ip - self.plan.first
+        if not 0 <= off < self.plan.size:
+            return -1
+        pos: int = self._by_address[off]
+        return pos
+
+    def position_of(self, node_id: bytes) -> int:
+        """Position of the node with this id, or -1."""
+        key = int.from_bytes(node_id, "big")
+        i = bisect_left(self.keys, key)
+        return i if i < self.n and self.keys[i] == key else -1
+
+    # --- derived routing tables -------------------------------------------------------------------
+    def id_range(self, lo_key: int, width: int, a: int = 0, b: int = -1) -> tuple[int, int]:
+        """Positions ``[start, end)`` of the ids in ``[lo_key, lo_key + width)``, searched
+        within positions ``a`` .. ``b`` (-1: the end)."""
+        keys = self.keys
+        hi = self.n if b < 0 else b
+        start = bisect_left(keys, lo_key, a, hi)
+        return start, bisect_left(keys, lo_key + width, start, hi)
+
+    def _bucket(self, pos: int, level: int, a: int, b: int, out: list[int]) -> None:
+        """Append node ``pos``'s contacts at ``level`` (positions ``a``..``b`` share exactly
+        ``level`` bits with it): all of them for a small range, else K stable picks."""
+        flags = self.flags
+        m = b - a
+        if m <= FULL_BUCKET:
+            out.extend(j for j in range(a, b) if not flags[j] & READ_ONLY)
+            return
+        seed = mix64((pos << 8) | level)
+        taken: set[int] = set()
+        tries = 0
+        while len(taken) < K and tries < 4 * K:
+            j = a + mix64(seed + tries) % m
+            tries += 1
+            if j not in taken and not flags[j] & READ_ONLY:
+                taken.add(j)
+        out.extend(taken)
+
+    def known_closest(self, pos: int, target: int, k: int = K) -> list[int]:
+        """The ``k`` contacts of node ``pos``'s derived table closest to ``target`` (an int),
+        closest first: what it answers to ``find_node`` and ``get_peers``."""
+        keys = self.keys
+        x = keys[pos]
+        d = x ^ target
+        p = ID_BITS - d.bit_length()  # bits x shares with the target
+        out: list[int] = []
+        if p == ID_BITS:  # asked for its own id: its neighbourhood, then the rest
+            self._deeper(pos, x, 0, out)
+        else:
+            # The target's side of level p: every id there is closer than any other bucket's.
+            shift = ID_BITS - 1 - p
+            width = 1 << shift
+            lo = ((target >> shift) << shift)
+            a, b = self.id_range(lo, width)
+            self._bucket(pos, p, a, b, out)
+        if len(out) < k:
+            self._deeper(pos, x, p + 1, out)
+        level = p - 1
+        while len(out) < k and level >= 0:
+            shift = ID_BITS - 1 - level
+            width = 1 << shift
+            lo = ((x >> shift) ^ 1) << shift
+            a, b = self.id_range(lo, width)
+            self._bucket(pos, level, a, b, out)
+            level -= 1
+        out.sort(key=lambda j: keys[j] ^ target)
+        return out[:k]
+
+    def _deeper(self, pos: int, x: int, level: int, out: list[int]) -> None:
+        """Append node ``pos``'s contacts at every level >= ``level`` (its neighbourhood)."""
+        if level > ID_BITS - 1:
+            return
+        # The block of ids sharing `level` bits with x; it contains x.
+        shift = ID_BITS - level
+        a, b = self.id_range((x >> shift) << shift, 1 << shift)
+        while b - a > 1 and level < ID_BITS:
+            shift = ID_BITS - 1 - level
+            half = (((x >> (shift + 1)) << 1) | 1) << shift  # first id whose bit `level` is 1
+            mid = bisect_left(self.keys, half, a, b)
+            if (x >> shift) & 1:
+                self._bucket(pos, level, a, mid, out)
+                a = mid
+            else:
+                self._bucket(pos, level, mid, b, out)
+                b = mid
+            level += 1
+
+    def table(self, pos: int) -> list[tuple[int, list[int]]]:
+        """Node ``pos``'s whole derived table: (level, positions) for every non-empty bucket,
+        farthest first (for the control API and tests; replies use ``known_closest``)."""
+        x = self.keys[pos]
+        out: list[tuple[int, list[int]]] = []
+        for level in range(ID_BITS):
+            shift = ID_BITS - 1 - level
+            a, b = self.id_range(((x >> shift) ^ 1) << shift, 1 << shift)
+            bucket: list[int] = []
+            self._bucket(pos, level, a, b, bucket)
+            if bucket:
+                out.append((level, sorted(bucket)))
+            own_a, own_b = self.id_range((x >> shift) << shift, 1 << shift)
+            if own_b - own_a <= 1:
+                break
+        return out
+
+    # --- ground truth -----------------------------------------------------------------------------
+    def true_closest(self, target: int, k: int, exclude: int = SILENT) -> list[int]:
+        """The ``k`` nodes closest to ``target`` among those without any of the ``exclude``
+        flags (by default: the ones that answer), closest first."""
+        keys = self.keys
+        flags = self.flags
+        # Widen the target's prefix block until it holds k eligible nodes: every id outside
+        # the block shares fewer bits with the target than every id inside. Start where a
+        # block holds about k nodes of a uniform index (deeper blocks would be empty).
+        start = max(0, min(ID_BITS, (max(1, self.n // max(1, k))).bit_length()))
+        for level in range(start, -1, -1):
+            shift = ID_BITS - level
+            a, b = self.id_range((target >> shift) << shift, 1 << shift)
+            eligible = [j for j in range(a, b) if not flags[j] & exclude]
+            if len(eligible) >= k or (a == 0 and b == self.n):
+                eligible.sort(key=lambda j: keys[j] ^ target)
+                return eligible[:k]
+        return []  # unreachable: level 0 is the whole index
+
+    def count(self, include: int = 0, exclude: int = SILENT) -> int:
+        """Nodes having all ``include`` flags and none of ``exclude``."""
+        arr = np.frombuffer(self.flags, dtype=np.uint8)
+        sel = (arr & np.uint8(exclude)) == 0
+        if include:
+            sel &= (arr & np.uint8(include)) == include
+        return int(np.count_nonzero(sel))
+
+    def positions_with(self, include: int, exclude: int = 0) -> np.ndarray:
+        arr = np.frombuffer(self.flags, dtype=np.uint8)
+        sel = (arr & np.uint8(include)) == include
+        if exclude:
+            sel &= (arr & np.uint8(exclude)) == 0
+        return np.flatnonzero(sel)
+
+
+def random_ids(
+    ips: np.ndarray, bep42_fail: float, rng: np.random.Generator
+) -> np.ndarray:
+    """(n, 20) uint8 ids for nodes at ``ips``: BEP 42-valid for the address (as if it were
+    public) except a ``bep42_fail`` share of fully random ones."""
+    n = len(ips)
+    ids = rng.integers(0, 256, size=(n, 20), dtype=np.uint8)
+    valid = rng.random(n) >= bep42_fail
+    rand = ids[:, 19].astype(np.uint32)
+    crc = bep42_prefixes(ips, rand)
+    sel = np.flatnonzero(valid)
+    ids[sel, 0] = (crc[sel] >> np.uint32(24)).astype(np.uint8)
+    ids[sel, 1] = ((crc[sel] >> np.uint32(16)) & np.uint32(0xFF)).astype(np.uint8)
+    ids[sel, 2] = (((crc[sel] >> np.uint32(8)) & np.uint32(0xF8)) | (rand[sel] & np.uint32(7))
+                   ).astype(np.uint8)
+    return ids
+
+
+def assign_clients(n: int, shares: Sequence[float], rng: np.random.Generator) -> np.ndarray:
+    """A client index per node, drawn with the given shares (normalised)."""
+    p = np.array(shares, dtype=np.float64)
+    return rng.choice(len(p), size=n, p=p / p.sum()).astype(np.uint8)
+
+
+def flag_shares(
+    n: int, shares: Iterable[tuple[int, float]], rng: np.random.Generator
+) -> np.ndarray:
+    """Flags per node: each (flag, share) pair marks a disjoint random share of the nodes."""
+    flags = np.zeros(n, dtype=np.uint8)
+    order = rng.permutation(n)
+    at = 0
+    for flag, share in shares:
+        count = round(share * n)
+        flags[order[at : at + count]] |= np.uint8(flag)
+        at += count
+    return flags

@@ -1,0 +1,95 @@
+"""A ``dhtviewer simnet`` child process for tests and benchmarks: started, read (its JSON line
+and control API), and always ended. Every wait is bounded."""
+
+from __future__ import annotations
+
+import json
+import os
+import select
+import signal
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from types import TracebackType
+from typing import Any
+
+
+class SimnetProcess:
+    """``with SimnetProcess(["--nodes", "20000", "--profile", "friendly"]) as sn: ...``
+
+    ``sn.doc``: the JSON line; ``sn.routers``: bootstrap addresses as (host, port);
+    ``sn.get("/stats")``: a control API resource (JSON; raises for an HTTP error)."""
+
+    def __init__(self, args: list[str], ready_timeout: float = 120.0) -> None:
+        self.args = args
+        self.ready_timeout = ready_timeout
+        self.proc: subprocess.Popen[str] | None = None
+        self.doc: dict[str, Any] = {}
+
+    def __enter__(self) -> SimnetProcess:
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "dhtviewer", "simnet", *self.args],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+            env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        )
+        try:
+            self.doc = json.loads(self._line())
+        except BaseException:
+            self.close()
+            raise
+        return self
+
+    def _line(self) -> str:
+        assert self.proc is not None and self.proc.stdout is not None
+        deadline = time.monotonic() + self.ready_timeout
+        while time.monotonic() < deadline:
+            ready, _, _ = select.select([self.proc.stdout], [], [], 0.2)
+            if ready:
+                line = self.proc.stdout.readline()
+                if line:
+                    return line
+            if self.proc.poll() is not None:
+                err = self.proc.stderr.read() if self.proc.stderr else ""
+                raise RuntimeError(f"simnet exited with {self.proc.returncode}: {err.strip()}")
+        raise TimeoutError(f"simnet not ready within {self.ready_timeout:g} s")
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        self.close()
+
+    def close(self, timeout: float = 10.0) -> int | None:
+        """SIGTERM, then SIGKILL after ``timeout``; the exit status."""
+        proc, self.proc = self.proc, None
+        if proc is None:
+            return None
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+            try:
+                proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait(5)
+        for stream in (proc.stdout, proc.stderr):
+            if stream is not None:
+                stream.close()
+        return proc.returncode
+
+    @property
+    def routers(self) -> list[tuple[str, int]]:
+        out = []
+        for text in self.doc["routers"]:
+            host, port = text.rsplit(":", 1)
+            out.append((host, int(port)))
+        return out
+
+    def get(self, path: str, timeout: float = 10.0) -> Any:
+        with urllib.request.urlopen(f"http://{self.doc['control']}{path}", timeout=timeout) as r:
+            return json.load(r)
+
+    def get_status(self, path: str, timeout: float = 10.0) -> tuple[int, Any]:
+        try:
+            return 200, self.get(path, timeout)
+        except urllib.error.HTTPError as err:
+            return err.code, json.load(err)
