@@ -14,6 +14,8 @@ import random
 from pathlib import Path
 
 from dhtviewer.dht import bencoding, krpc
+from dhtviewer.dht.bloom import BloomFilter
+from dhtviewer.dht.items import Item
 from dhtviewer.dht.messages import (
     GENERIC_ERROR,
     METHOD_UNKNOWN,
@@ -32,8 +34,6 @@ from dhtviewer.dht.messages import (
     Response,
     SampleInfohashesQuery,
 )
-from dhtviewer.dht.bloom import BloomFilter
-from dhtviewer.dht.items import Item
 from dhtviewer.dht.node import DhtNode
 from dhtviewer.dht.settings import DhtSettings
 
