@@ -21,8 +21,9 @@ $(STAMP): pyproject.toml
 run: $(STAMP)
 	$(BIN)/python -m dhtviewer
 
+# The app on a simulated Mainline of 1,000,000 nodes (a child process; `dhtviewer simnet`).
 demo: $(STAMP)
-	$(BIN)/python -m dhtviewer --testnet 64
+	$(BIN)/python -m dhtviewer --simnet 1000000
 
 test: $(STAMP)
 	$(BIN)/ruff check dhtviewer tests benchmarks

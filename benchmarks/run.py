@@ -38,6 +38,7 @@ BENCHMARKS: dict[str, str] = {
     "libtorrent": "benchmarks.side_by_side",
     "resources": "benchmarks.resources",
     "gui": "benchmarks.gui",
+    "simnet": "benchmarks.simnet",
 }
 """Benchmark name -> module (imported only when it runs)."""
 

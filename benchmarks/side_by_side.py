@@ -76,8 +76,11 @@ def _counters(session: Any, timeout: float = 5.0) -> dict[str, int]:
     raise TimeoutError("libtorrent session stats did not arrive")
 
 
-def libtorrent_lookup(net: Any, i: int, info_hash: bytes, timeout: float) -> dict[str, Any]:
-    """Session ``i`` runs ``dht_get_peers(info_hash)``; figures from its alerts."""
+def libtorrent_lookup(net: Any, i: int, info_hash: bytes, timeout: float,
+                      responders: bool = False) -> dict[str, Any]:
+    """Session ``i`` runs ``dht_get_peers(info_hash)``; figures from its alerts. With
+    ``responders``, the result also lists the ids (hex) of the nodes that responded to the
+    traversal (``responder_ids``, from its DHT log)."""
     import libtorrent as lt
 
     session = net.sessions[i]
@@ -93,6 +96,7 @@ def libtorrent_lookup(net: Any, i: int, info_hash: bytes, timeout: float) -> dic
     traversal: str | None = None
     started = first = done = None
     outgoing = responded = 0
+    responder_ids: list[str] = []
     peers: set[Addr] = set()
     session.dht_get_peers(target)
     issued = time.monotonic()
@@ -112,6 +116,8 @@ def libtorrent_lookup(net: Any, i: int, info_hash: bytes, timeout: float) -> dic
                         done = alert.timestamp().timestamp()
                     elif f"[{traversal}] RESPONSE " in text:
                         responded += 1
+                        if responders:
+                            responder_ids.append(text.split(" id: ", 1)[1][:40])
                 elif isinstance(alert, lt.dht_outgoing_get_peers_alert):
                     if alert.info_hash == target:
                         outgoing += 1
@@ -128,7 +134,9 @@ def libtorrent_lookup(net: Any, i: int, info_hash: bytes, timeout: float) -> dic
     finally:
         session.apply_settings({"alert_mask": base_mask})
     after = _counters(session)
+    extra = {"responder_ids": responder_ids} if responders else {}
     return {
+        **extra,
         "first_peer": None if first is None or started is None else first - started,
         "completion": None if done is None or started is None else done - started,
         "completed": done is not None,

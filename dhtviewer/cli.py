@@ -99,6 +99,12 @@ def _positive(kind: type[int] | type[float]) -> argparse._ActionType:
     return convert
 
 
+def _simnet_size(text: str) -> int:
+    if not text.isdigit() or not 1000 <= int(text) <= 10_000_000:
+        raise argparse.ArgumentTypeError(f"invalid size {text!r} (expected 1000-10000000 nodes)")
+    return int(text)
+
+
 def _port(text: str) -> int:
     if not text.isdigit() or not 0 <= int(text) <= 65535:
         raise argparse.ArgumentTypeError(f"invalid port {text!r} (expected 0-65535)")
@@ -116,6 +122,9 @@ def build_parser() -> argparse.ArgumentParser:
     gui = p.add_argument_group("desktop application")
     gui.add_argument("--testnet", type=_positive(int), metavar="N",
                      help="also run a local test network of N nodes and bootstrap from it")
+    gui.add_argument("--simnet", type=_simnet_size, metavar="N",
+                     help="also run a simulated Mainline of N nodes (a child process) and "
+                     "bootstrap from it")
     gui.add_argument("--bind", type=_bind, metavar="HOST:PORT", help="UDP address of the node")
     gui.add_argument("--bootstrap", type=_hostport, action="append", metavar="HOST:PORT",
                      help="bootstrap node (repeatable; default: the public routers)")

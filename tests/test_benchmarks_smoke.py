@@ -15,9 +15,9 @@ import pytest
 from benchmarks.common import Table, percentile
 from benchmarks.run import BENCHMARKS, main, run_one
 
-_NEEDS = {"libtorrent": "libtorrent", "gui": "PySide6"}
+_NEEDS = {"libtorrent": "libtorrent", "gui": "PySide6", "simnet": "libtorrent"}
 # These bind many 127.0.x.y addresses, which only Linux routes without configuration.
-_LOOPBACK_RANGE = {"serving", "libtorrent", "resources", "gui"}
+_LOOPBACK_RANGE = {"serving", "libtorrent", "resources", "gui", "simnet"}
 
 
 @pytest.mark.slow

@@ -240,8 +240,12 @@ async def _run(args: argparse.Namespace) -> dict[str, Any]:
             "load": os.getloadavg(),
         }
         capture = getattr(panel, "capture", None)
-        if capture is not None and hasattr(capture, "disk_bytes"):
-            result["capture_disk_bytes"] = capture.disk_bytes()
+        if capture is not None:  # the on-disk capture (after issue 12)
+            capture.wait_idle(10.0)
+            panel.refresh_status()
+            result.update(capture_disk_bytes=capture.disk_bytes, capture_kept=capture.kept,
+                          capture_memory_rows=capture.memory_rows(), capture_lost=capture.lost,
+                          count_label=panel.count.text(), drops_label=panel.drops.text())
     finally:
         monitor.cancel()
         window.close()

@@ -133,7 +133,7 @@ async def shoot(out: Path, suffix: str) -> list[Path]:
         window.realize_views()
 
         # a few nodes' worth of packet detail
-        window.packets.table.selectRow(max(0, window.packets.proxy.rowCount() - 6))
+        window.packets.table.selectRow(max(0, window.packets.model.rowCount() - 6))
 
         def grab(name: str, widget: object) -> None:
             path = out / f"{name}{suffix}.png"

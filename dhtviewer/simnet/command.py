@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import signal
 import sys
 import time
@@ -22,15 +23,22 @@ from types import FrameType
 from dhtviewer.simnet.addresses import AddressPlan
 from dhtviewer.simnet.control import ControlApi, rss_mb
 from dhtviewer.simnet.network import Simnet, SimnetConfig
-from dhtviewer.simnet.options import BYTES_PER_NODE, MAX_MEMBER_RATE, MAX_PORTS
+from dhtviewer.simnet.options import (
+    BYTES_PER_NODE,
+    MAX_MEMBER_RATE,
+    MAX_PORTS,
+    ScenarioError,
+    parse_scenarios,
+)
 from dhtviewer.simnet.profile import PROFILES
-from dhtviewer.simnet.scenarios import ScenarioError, parse_scenarios
 from dhtviewer.simnet.server import SimnetServer, open_sockets
 
 __all__ = ["run"]
 
 log = logging.getLogger(__name__)
 _BASE_MB = 60
+PARENT_CHECK = 1.0
+"""Seconds between two checks that the ``--parent`` process is still there."""
 
 
 class _Usage(Exception):
@@ -124,8 +132,19 @@ def run(args: argparse.Namespace) -> int:
         "seed": config.seed,
     }
     print(json.dumps(doc), flush=True)
+    parent = args.parent
+    checked = [time.monotonic()]
+
+    def should_stop() -> bool:
+        if parent is not None and time.monotonic() - checked[0] >= PARENT_CHECK:
+            checked[0] = time.monotonic()
+            if os.getppid() != parent:
+                log.warning("the parent process %d is gone: stopping", parent)
+                return True
+        return stop
+
     try:
-        server.run(lambda: stop)
+        server.run(should_stop)
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)

@@ -47,9 +47,10 @@ from dhtviewer.simnet import index as ix
 from dhtviewer.simnet.addresses import DEFAULT_BASE, AddressPlan, ip_text
 from dhtviewer.simnet.index import NODE_LEN, ExtraNode, NodeIndex
 from dhtviewer.simnet.members import Member, Members
+from dhtviewer.simnet.options import Scenarios
 from dhtviewer.simnet.profile import CLIENTS, REALISTIC, Profile
 from dhtviewer.simnet.replies import response
-from dhtviewer.simnet.scenarios import Cluster, Scenarios, spoof_subnet, sybil_nodes
+from dhtviewer.simnet.scenarios import Cluster, spoof_subnet, sybil_nodes
 from dhtviewer.simnet.swarms import Swarms, plan_swarms
 
 __all__ = ["Outgoing", "Simnet", "SimnetConfig"]

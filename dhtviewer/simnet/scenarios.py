@@ -15,102 +15,30 @@
 - ``churn:RATE``: RATE nodes leave per second (and as many come back), instead of the
   profile's rate.
 
-Scenario Sybils are placed in the reserved /24s of the address plan, one /24 per cluster, so
-that a subnet-diversity rule has something to catch; ``/closest`` marks them.
+The arguments are parsed in ``options.py`` (light, for the command line and the application's
+network panel); this module places the scenario's nodes. Scenario Sybils are placed in the
+reserved /24s of the address plan, one /24 per cluster, so that a subnet-diversity rule has
+something to catch; ``/closest`` marks them.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 
-from dhtviewer.infohash import InfohashError, parse_infohash
 from dhtviewer.simnet.addresses import RESERVED_SUBNETS, AddressPlan
 from dhtviewer.simnet.index import PINNED, SYBIL, ExtraNode
+from dhtviewer.simnet.options import (
+    ECLIPSE_PREFIX_BITS,
+    ECLIPSE_SYBILS,
+    FLOODERS,
+    POISON_PREFIX_BITS,
+    POISON_SYBILS,
+    Scenarios,
+)
 
-__all__ = ["ScenarioError", "Scenarios", "parse_scenarios"]
-
-ECLIPSE_SYBILS = 16
-ECLIPSE_PREFIX_BITS = 48
-POISON_SYBILS = 8
-POISON_PREFIX_BITS = 40
-POISON_SWARMS = 10
-SPOOF_SHARE = 0.1
-FLOODERS = 4
-MAX_FLOOD_RATE = 100_000.0
-MAX_CHURN_RATE = 1_000_000.0
-NAMES = ("eclipse", "poison", "spoof", "flood", "churn")
-
-
-class ScenarioError(ValueError):
-    """A ``--scenario`` argument that cannot be used (the message says why)."""
-
-
-@dataclass
-class Scenarios:
-    """The parsed ``--scenario`` arguments."""
-
-    eclipse: list[bytes] = field(default_factory=list)
-    poison_swarms: int = 0
-    spoof_share: float = 0.0
-    flood_rate: float = 0.0
-    churn_rate: float | None = None
-
-    def describe(self) -> list[str]:
-        out = [f"eclipse:{ih.hex()}" for ih in self.eclipse]
-        if self.poison_swarms:
-            out.append(f"poison:{self.poison_swarms}")
-        if self.spoof_share:
-            out.append(f"spoof:{self.spoof_share:g}")
-        if self.flood_rate:
-            out.append(f"flood:{self.flood_rate:g}")
-        if self.churn_rate is not None:
-            out.append(f"churn:{self.churn_rate:g}")
-        return out
-
-
-def _number(name: str, arg: str, lo: float, hi: float) -> float:
-    try:
-        value = float(arg)
-    except ValueError:
-        raise ScenarioError(f"{name}: not a number: {arg!r}") from None
-    if not lo <= value <= hi:
-        raise ScenarioError(f"{name}: must be in {lo:g}..{hi:g}, got {arg}")
-    return value
-
-
-def parse_scenarios(specs: list[str]) -> Scenarios:
-    """Parse ``NAME[:ARG]`` strings; raises ``ScenarioError`` with a one-line reason."""
-    out = Scenarios()
-    for spec in specs:
-        name, _, arg = spec.partition(":")
-        name = name.strip().lower()
-        if name == "eclipse":
-            if not arg:
-                raise ScenarioError("eclipse needs a target: eclipse:INFOHASH")
-            try:
-                out.eclipse.append(parse_infohash(arg))
-            except InfohashError as err:
-                raise ScenarioError(f"eclipse: {err}") from None
-        elif name == "poison":
-            out.poison_swarms = int(_number("poison", arg, 1, 1000)) if arg else POISON_SWARMS
-        elif name == "spoof":
-            out.spoof_share = _number("spoof", arg, 0.0, 1.0) if arg else SPOOF_SHARE
-        elif name == "flood":
-            if not arg:
-                raise ScenarioError("flood needs a rate: flood:RATE (queries/s per client)")
-            out.flood_rate = _number("flood", arg, 0.001, MAX_FLOOD_RATE)
-        elif name == "churn":
-            if not arg:
-                raise ScenarioError("churn needs a rate: churn:RATE (nodes leaving per second)")
-            out.churn_rate = _number("churn", arg, 0.0, MAX_CHURN_RATE)
-        else:
-            raise ScenarioError(f"unknown scenario {name!r} (known: {', '.join(NAMES)})")
-    if len(out.eclipse) + (1 if out.flood_rate else 0) + 1 > RESERVED_SUBNETS - 8:
-        raise ScenarioError("too many eclipse targets")
-    return out
-
+__all__ = ["Cluster", "spoof_subnet", "sybil_nodes"]
 
 @dataclass(frozen=True, slots=True)
 class Cluster:

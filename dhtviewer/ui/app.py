@@ -110,7 +110,7 @@ async def run_window(args: argparse.Namespace | None) -> int:
     from PySide6.QtWidgets import QApplication
 
     from dhtviewer.net.state_store import default_state_path
-    from dhtviewer.ui.controller import CUSTOM, TESTNET, Controller
+    from dhtviewer.ui.controller import CUSTOM, SIMNET, TESTNET, Controller
     from dhtviewer.ui.main_window import MainWindow
     from dhtviewer.ui.settings_store import SettingsStore
 
@@ -121,6 +121,7 @@ async def run_window(args: argparse.Namespace | None) -> int:
     gc_timer = collect_garbage_in_gui_thread()
 
     testnet_n = getattr(args, "testnet", None)
+    simnet_n = getattr(args, "simnet", None)
     state_file = getattr(args, "state_file", None)
     bind = getattr(args, "bind", None)
     bootstrap = getattr(args, "bootstrap", None)
@@ -139,6 +140,8 @@ async def run_window(args: argparse.Namespace | None) -> int:
     forced = False
     if testnet_n:
         options, forced = replace(options, mode=TESTNET, testnet_nodes=int(testnet_n)), True
+    elif simnet_n:
+        options, forced = replace(options, mode=SIMNET, simnet_nodes=int(simnet_n)), True
     elif bootstrap:
         custom = tuple(f"[{h}]:{p}" if ":" in h else f"{h}:{p}" for h, p in bootstrap)
         options, forced = replace(options, mode=CUSTOM, custom=custom), True
@@ -170,7 +173,7 @@ async def run_window(args: argparse.Namespace | None) -> int:
 
 def main(args: argparse.Namespace | None = None) -> int:
     """Run the desktop application until its window closes. ``args``: the command line's
-    namespace (``testnet``, ``bind``, ``bootstrap``, ``state_file``, ``verbose``)."""
+    namespace (``testnet``, ``simnet``, ``bind``, ``bootstrap``, ``state_file``, ``verbose``)."""
     problem = display_problem()
     if problem is not None:
         print(problem, file=sys.stderr)

@@ -1,7 +1,9 @@
 """Controller: the one bridge between the DHT session (asyncio) and the Qt widgets.
 
 It owns the ``DhtSession`` and, in local-testnet mode, the embedded ``LocalTestnet`` (run in a
-thread of its own, so its many nodes do not load the Qt thread). Session
+thread of its own, so its many nodes do not load the Qt thread); in simulated-Mainline mode, the
+``dhtviewer simnet`` child process (``simnet.child.SimnetChild``: never a thread of the GUI,
+ended with it). Session
 events are queued as they happen and handed to the widgets in batches by a 100 ms ``QTimer``:
 whatever the packet rate, the UI sees at most ten ``events`` signals a second, and the routing
 table snapshot is taken at most that often (only when it changed, and once a second so ages
@@ -42,12 +44,16 @@ from dhtviewer.net.session import (
     StateChanged,
 )
 from dhtviewer.net.testnet import BackgroundTestnet, LocalTestnet
+from dhtviewer.simnet.child import SimnetChild, SimnetChildError
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 
-MAINLINE, TESTNET, CUSTOM = "mainline", "testnet", "custom"
-MODES = (MAINLINE, TESTNET, CUSTOM)
+MAINLINE, TESTNET, CUSTOM, SIMNET = "mainline", "testnet", "custom", "simnet"
+MODES = (MAINLINE, TESTNET, CUSTOM, SIMNET)
+SIMNET_NODES = 1_000_000
+"""Default size of the simulated Mainline (``dhtviewer simnet``)."""
+MAX_SIMNET_NODES = 10_000_000
 
 # Controller states: the session's own ("stopped", "idle", "bootstrapping", "ready") plus the
 # two transitions the controller runs itself.
@@ -81,6 +87,10 @@ class StartOptions:
     testnet_nodes: int = 64
     testnet_base: str = "127.0.1.1"
     testnet_seed: int | None = None
+    simnet_nodes: int = SIMNET_NODES
+    simnet_profile: str = "realistic"
+    simnet_scenarios: tuple[str, ...] = ()
+    """``--scenario`` arguments of the simulated Mainline (eclipse:INFOHASH, poison, ...)."""
     bind_host: str = "0.0.0.0"
     port: int = DEFAULT_PORT
     settings: DhtSettings = field(default_factory=DhtSettings)
@@ -140,6 +150,9 @@ class Controller(QObject):
     """``DhtSession.stats()`` plus "now" (the events' clock), twice a second while running."""
     testnet_changed = Signal(object)
     """dict info_hash -> announced peers of the embedded testnet; None when it stopped."""
+    simnet_changed = Signal(object)
+    """The simulated Mainline's ready line (dict: routers, control, nodes, build_s, ...) plus
+    "swarms": [(info_hash hex, peers)] of its most popular seeded swarms; None when it stopped."""
     external_address_changed = Signal(str, int)
     """(ip, votes) learned from BEP 42 ``ip`` votes."""
     lookup_started = Signal(int, str, object)
@@ -166,6 +179,8 @@ class Controller(QObject):
         self.testnet: LocalTestnet | None = None
         """The embedded testnet (it runs in its own thread: read its addresses only)."""
         self._testnet_runner: BackgroundTestnet | None = None
+        self.simnet: SimnetChild | None = None
+        """The simulated Mainline child process (SIMNET mode)."""
         self.options: StartOptions | None = None
         self._state = STOPPED
         self._detail = "not started"
@@ -270,6 +285,8 @@ class Controller(QObject):
             return None
         if options.mode == TESTNET and self.testnet is not None:
             spec: list[Any] = list(self.testnet.bootstrap_addrs)
+        elif options.mode == SIMNET and self.simnet is not None:
+            spec = list(self.simnet.routers)
         elif addrs:
             spec = list(addrs)
         else:
@@ -316,6 +333,13 @@ class Controller(QObject):
             self.testnet_changed.emit(dict(net.announced))
             spec = list(net.bootstrap_addrs)
             log.info("local testnet: %d nodes from %s", net.n, format_addr(net.addrs[0]))
+        elif options.mode == SIMNET:
+            if _unspecified(host):
+                host = "127.0.0.1"
+            started = await self._start_simnet(options)
+            if started is None:
+                return False
+            spec = started
         session = DhtSession(options.settings, bind=(host, options.port),
                              state_path=options.state_path, node_id=options.node_id)
         if session.load_warning is not None:
@@ -329,6 +353,7 @@ class Controller(QObject):
             self._unsubscribe()
             self.session = None
             await self._stop_testnet()
+            await self._stop_simnet()
             free = find_free_port(host, options.port)
             log.warning("%s", err)
             self._set_state(STOPPED, f"UDP port {options.port} is in use")
@@ -338,6 +363,7 @@ class Controller(QObject):
             self._unsubscribe()
             self.session = None
             await self._stop_testnet()
+            await self._stop_simnet()
             self._fail(str(err))
             return False
         local = session.local_address
@@ -372,7 +398,40 @@ class Controller(QObject):
             self._unsubscribe()
             self._unsubscribe = None
         await self._stop_testnet()
+        await self._stop_simnet()
         self._set_state(STOPPED, "stopped")
+
+    async def _start_simnet(self, options: StartOptions) -> list[Any] | None:
+        """Start the simulated Mainline child; its routers, or None (reported) on failure."""
+        scen = f", {' '.join(options.simnet_scenarios)}" if options.simnet_scenarios else ""
+        self._set_state(STARTING, f"building a simulated Mainline of {options.simnet_nodes:,} "
+                        f"nodes ({options.simnet_profile}{scen})")
+        child = SimnetChild(options.simnet_nodes, options.simnet_scenarios,
+                            options.simnet_profile)
+        try:
+            doc = await child.start()
+        except (SimnetChildError, OSError) as err:
+            self._fail(f"cannot start the simulated Mainline: {err}")
+            return None
+        self.simnet = child
+        info = dict(doc)
+        try:
+            swarms = await child.fetch("/swarms?limit=50")
+            info["swarms"] = [(s["info_hash"], s["peers"]) for s in swarms["swarms"]]
+        except (OSError, ValueError, KeyError) as err:
+            log.warning("simulated Mainline: no swarm list (%s)", err)
+            info["swarms"] = []
+        self.simnet_changed.emit(info)
+        log.info("simulated Mainline: %s nodes built in %.1f s (%.0f MB), control API %s",
+                 f"{doc.get('nodes', 0):,}", doc.get("build_s", 0.0), doc.get("rss_mb", 0.0),
+                 doc.get("control"))
+        return list(child.routers)
+
+    async def _stop_simnet(self) -> None:
+        child, self.simnet = self.simnet, None
+        if child is not None:
+            await child.stop()
+            self.simnet_changed.emit(None)
 
     async def _stop_testnet(self) -> None:
         runner, self._testnet_runner = self._testnet_runner, None

@@ -44,6 +44,7 @@ from dhtviewer import __version__
 from dhtviewer.dht.settings import DhtSettings
 from dhtviewer.ui.controller import (
     MAINLINE,
+    SIMNET,
     STARTING,
     STOPPING,
     TESTNET,
@@ -135,7 +136,10 @@ class MainWindow(QMainWindow):
         self.routing = RoutingPanel(controller)
         self.lookup = LookupPanel(controller)
         self.traffic = TrafficPanel(controller)
-        self.packets = PacketLogPanel(controller)
+        # the packet capture file lives beside the node state (deleted when the window closes)
+        self.packets = PacketLogPanel(
+            controller, capture_dir=state_path.parent if state_path is not None else None,
+            store=store)
         self.log_panel = LogPanel()
         self.log_panel.install()
 
@@ -425,7 +429,8 @@ class MainWindow(QMainWindow):
             self.raise_dock("network")
             self.show_status("Fix the bootstrap settings first (see the Network panel).")
             return None
-        state = self.testnet_state_path if options.mode == TESTNET else self.state_path
+        local = options.mode in (TESTNET, SIMNET)  # gone at the next run: not saved by default
+        state = self.testnet_state_path if local else self.state_path
         return replace(options, settings=self.dht_settings, state_path=state,
                        testnet_base=self.testnet_base, testnet_seed=self.testnet_seed,
                        node_id=self.node_id)
@@ -462,6 +467,8 @@ class MainWindow(QMainWindow):
         label = dict(MODE_LABELS).get(mode, mode)
         if mode == TESTNET and c.options is not None:
             label += f" ({c.options.testnet_nodes} nodes)"
+        elif mode == SIMNET and c.options is not None:
+            label += f" ({c.options.simnet_nodes:,} nodes)"
         self.setWindowTitle(f"dhtviewer — {label} — {state}")
         if state == "ready" and self.banner.showing and not self._banner_error:
             self.banner.hide_banner()
@@ -596,6 +603,7 @@ class MainWindow(QMainWindow):
             log.exception("stopping the node failed")
         finally:
             log.info("shut down in %.2f s", time.monotonic() - started)
+            self.packets.close_capture()
             self.log_panel.uninstall()
             self._closed = True
             self.close()

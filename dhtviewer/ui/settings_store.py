@@ -1,8 +1,9 @@
 """SettingsStore: what the desktop app remembers between runs, kept with QSettings.
 
 Window geometry and dock layout, the network panel (mode, routers, custom list, testnet size,
-bind address, port), recent info-hashes and the DHT limits changed in the preferences (only the
-ones that differ from the defaults are stored, so a new default in a later version applies).
+simulated Mainline size, profile and scenarios, bind address, port), recent info-hashes, the
+packet log's limits and the DHT limits changed in the preferences (only the ones that differ
+from the defaults are stored, so a new default in a later version applies).
 Lists are stored as JSON text: QSettings' own list handling differs between back ends (an INI
 file gives back a plain string for a one-element list).
 """
@@ -18,7 +19,8 @@ from PySide6.QtCore import QByteArray, QSettings
 
 from dhtviewer.dht.settings import DhtSettings
 from dhtviewer.net.session import DEFAULT_BOOTSTRAP, DEFAULT_PORT
-from dhtviewer.ui.controller import MAINLINE, MODES, StartOptions
+from dhtviewer.ui.capture.store import MB, MB_RANGE, PACKETS_RANGE, CaptureLimits
+from dhtviewer.ui.controller import MAINLINE, MAX_SIMNET_NODES, MODES, SIMNET_NODES, StartOptions
 
 log = logging.getLogger(__name__)
 
@@ -90,11 +92,16 @@ class SettingsStore:
         """The saved network configuration (settings and state path not included)."""
         mode = self._str("network/mode", MAINLINE)
         port = self._int("network/port", DEFAULT_PORT)
+        profile = self._str("network/simnet_profile", "realistic")
         return StartOptions(
             mode=mode if mode in MODES else MAINLINE,
             routers=tuple(self._list("network/routers", list(DEFAULT_BOOTSTRAP))),
             custom=tuple(self._list("network/custom", [])),
             testnet_nodes=max(1, min(self._int("network/testnet_nodes", 64), 1000)),
+            simnet_nodes=max(1000, min(self._int("network/simnet_nodes", SIMNET_NODES),
+                                       MAX_SIMNET_NODES)),
+            simnet_profile=profile if profile in ("realistic", "friendly") else "realistic",
+            simnet_scenarios=tuple(self._list("network/simnet_scenarios", [])),
             bind_host=self._str("network/bind_host", "0.0.0.0"),
             port=port if 0 <= port <= 65535 else DEFAULT_PORT,
         )
@@ -106,6 +113,9 @@ class SettingsStore:
         if save_mode:
             self.q.setValue("network/mode", options.mode)
             self.q.setValue("network/testnet_nodes", options.testnet_nodes)
+            self.q.setValue("network/simnet_nodes", options.simnet_nodes)
+            self.q.setValue("network/simnet_profile", options.simnet_profile)
+            self._set_list("network/simnet_scenarios", list(options.simnet_scenarios))
             self._set_list("network/custom", list(options.custom))
         self._set_list("network/routers", list(options.routers))
         if save_bind:
@@ -166,3 +176,16 @@ class SettingsStore:
             and isinstance(getattr(settings, f.name), bool | int | float)
         }
         self.q.setValue("dht/overrides", json.dumps(changed))
+
+    # --- packet log ----------------------------------------------------------------------------
+    def packet_log_limits(self) -> CaptureLimits:
+        """The capture's bounds (packets, MB of capture file), within PACKETS_RANGE/MB_RANGE."""
+        d = CaptureLimits()
+        packets = self._int("packets/max_packets", d.max_packets)
+        mb = self._int("packets/max_mb", d.max_bytes // MB)
+        return replace(d, max_packets=min(max(packets, PACKETS_RANGE[0]), PACKETS_RANGE[1]),
+                       max_bytes=min(max(mb, MB_RANGE[0]), MB_RANGE[1]) * MB)
+
+    def save_packet_log_limits(self, limits: CaptureLimits) -> None:
+        self.q.setValue("packets/max_packets", limits.max_packets)
+        self.q.setValue("packets/max_mb", limits.max_bytes // MB)

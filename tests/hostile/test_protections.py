@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import random
 from dataclasses import replace
+from pathlib import Path
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -592,10 +593,10 @@ def test_event_queue_is_bounded_and_counts_what_it_drops() -> None:
     assert node.stats()["events_dropped"] == dropped  # room again after draining
 
 
-def test_lookup_history_and_packet_log_are_bounded() -> None:
+def test_lookup_history_and_packet_log_are_bounded(tmp_path: Path) -> None:
     pytest.importorskip("PySide6")
+    from dhtviewer.ui.capture.store import CaptureLimits, PacketCapture
     from dhtviewer.ui.lookup_state import LookupTracker
-    from dhtviewer.ui.models import PacketsModel
 
     tracker = LookupTracker(capacity=50)
     for i in range(1000):
@@ -604,11 +605,18 @@ def test_lookup_history_and_packet_log_are_bounded() -> None:
             ev.LookupFinished(i, IH, "get_peers", (), (), 1, 1, 0.1, False, float(i) + 0.5)
         )
     assert len(tracker) == 50
-    log = PacketsModel(capacity=300)
-    node = make(replace(DEFAULTS, rate_limit=False))
-    for i in range(2000):
-        node.receive(ping(), (ip(i + 3000), 6881), i * 0.001)
-        node.datagrams_to_send()
-        log.add_events(node.drain_events())
-        assert log.rowCount() <= 300
-    assert log.rowCount() == 300
+    log = PacketCapture(tmp_path, CaptureLimits(max_packets=300, memory_rows=100))
+    try:
+        node = make(replace(DEFAULTS, rate_limit=False))
+        for i in range(2000):
+            node.receive(ping(), (ip(i + 3000), 6881), i * 0.001)
+            node.datagrams_to_send()
+            log.add_events(node.drain_events())
+            log.poll()
+            assert log.kept <= 300
+        assert log.kept == 300
+        assert log.wait_idle(10)
+        log.poll()
+        assert log.memory_rows() <= 100
+    finally:
+        log.close()

@@ -23,8 +23,8 @@ from dhtviewer.dht.messages import (
 from dhtviewer.simnet import index as ix
 from dhtviewer.simnet.addresses import ip_text
 from dhtviewer.simnet.network import Outgoing, Simnet, SimnetConfig
+from dhtviewer.simnet.options import ECLIPSE_SYBILS, parse_scenarios
 from dhtviewer.simnet.profile import FRIENDLY, REALISTIC
-from dhtviewer.simnet.scenarios import ECLIPSE_SYBILS, parse_scenarios
 
 PORT = 7000
 CLIENT = ("127.0.130.1", 5555)

@@ -14,8 +14,6 @@ from PySide6.QtCore import QAbstractItemModel, QModelIndex, QObject, Qt
 from pytestqt.modeltest import ModelTester
 
 from dhtviewer.dht import events as ev
-from dhtviewer.dht import krpc
-from dhtviewer.dht.messages import GetPeersQuery, NodeInfo, Response
 from dhtviewer.dht.node_id import random_id, random_id_with_prefix
 from dhtviewer.dht.routing_table import BucketSnapshot, NodeSnapshot, RoutingSnapshot
 from dhtviewer.ui.lookup_state import LookupState
@@ -24,8 +22,6 @@ from dhtviewer.ui.models import (
     LookupsModel,
     NodesModel,
     NodesProxy,
-    PacketsModel,
-    PacketsProxy,
     PeersModel,
 )
 from dhtviewer.ui.models import nodes as nodes_mod
@@ -72,7 +68,7 @@ def replace_nodes(
 class SignalLog(QObject):
     """Records the structural signals a model emits."""
 
-    def __init__(self, model: NodesModel | PeersModel | PacketsModel | LookupsModel) -> None:
+    def __init__(self, model: NodesModel | PeersModel | LookupsModel) -> None:
         super().__init__()
         self.log: list[str] = []
         model.rowsInserted.connect(lambda *_: self.log.append("insert"))
@@ -86,7 +82,7 @@ def check_model(tester: ModelTester, model: QAbstractItemModel) -> None:
     tester.check(model)  # type: ignore[no-untyped-call]  # pytest-qt leaves check() unannotated
 
 
-def cell(model: NodesModel | PeersModel | PacketsModel | LookupsModel, row: int, col: int) -> str:
+def cell(model: NodesModel | PeersModel | LookupsModel, row: int, col: int) -> str:
     return str(model.data(model.index(row, col), DISPLAY))
 
 
@@ -205,87 +201,6 @@ def test_peers_model_from_events_of_one_lookup() -> None:
     model.add_events([*lookup_events(), ev.PeersFound(4, N1, (("9.9.9.9", 9),), 51.0)])
     assert model.rowCount() == 3
     assert model.peer(0).count == 2
-
-
-# --- packets -----------------------------------------------------------------------------------
-def packet_events(count: int, start: float = 0.0) -> list[ev.Event]:
-    rng = random.Random(count)
-    own, other = random_id(rng), random_id(rng)
-    out: list[ev.Event] = []
-    for i in range(count):
-        tid = i.to_bytes(2, "big")
-        at = start + i * 0.01
-        if i % 3 == 0:
-            data = krpc.encode(GetPeersQuery(tid, own, info_hash=TARGET))
-            out.append(
-                ev.MessageSent(("1.2.3.4", 6881), "q", b"get_peers", tid, len(data), data, at)
-            )
-        elif i % 3 == 1:
-            nodes = tuple(NodeInfo(random_id(rng), (f"10.0.0.{n}", 6881)) for n in range(1, 4))
-            data = krpc.encode(Response(tid, other, nodes=nodes, token=b"\x00\xfftok"))
-            out.append(ev.MessageReceived(("1.2.3.4", 6881), "r", b"get_peers", tid, len(data),
-                                          other, data, at))
-        else:
-            out.append(ev.MalformedReceived(("6.6.6.6", 1), 17, 203, "not bencoded", True, at))
-    return out
-
-
-def test_packets_ring_buffer_is_bounded(qtmodeltester: ModelTester) -> None:
-    model = PacketsModel(capacity=50)
-    check_model(qtmodeltester, model)
-    events = packet_events(120)
-    for i in range(0, 120, 25):
-        model.add_events(events[i : i + 25])
-    assert model.rowCount() == 50
-    assert model.packet(0).at == events[70].at and model.packet(49).at == events[119].at
-    model.add_events(packet_events(200, start=10.0))  # one batch larger than the buffer
-    assert model.rowCount() == 50 and model.packet(49).at == pytest.approx(10.0 + 199 * 0.01)
-
-
-def test_packets_rows_summaries_and_decoded_detail() -> None:
-    model = PacketsModel()
-    model.add_events(packet_events(3))
-    assert [cell(model, r, 1) for r in range(3)] == ["out", "in", "in"]
-    assert [cell(model, r, 3) for r in range(3)] == ["query", "response", "malformed"]
-    assert cell(model, 0, 5) == "0000" and cell(model, 0, 4) == "get_peers"
-    assert cell(model, 0, 7).startswith("get_peers info_hash=")  # krpc.describe
-    assert "nodes=3" in cell(model, 1, 7)
-    assert cell(model, 2, 7) == "not bencoded (error 203, replied)"
-    detail = model.decoded(1)
-    assert "token: 00ff746f6b (5 bytes)" in detail
-    assert "10.0.0.1:6881" in detail  # compact nodes unpacked
-    assert 'y: "r"' in detail
-    assert model.decoded(0).count(TARGET.hex()) == 1
-
-
-def test_packets_pause_drops_and_counts() -> None:
-    model = PacketsModel()
-    model.paused = True
-    model.add_events(packet_events(9))
-    assert model.rowCount() == 0 and model.dropped_while_paused == 9
-    model.paused = False
-    model.add_events(packet_events(3))
-    assert model.rowCount() == 3
-
-
-def test_packets_proxy_filters_text_method_direction(qtmodeltester: ModelTester) -> None:
-    model = PacketsModel()
-    proxy = PacketsProxy()
-    proxy.setSourceModel(model)
-    check_model(qtmodeltester, proxy)
-    model.add_events(packet_events(30))
-    proxy.set_direction("out")
-    assert proxy.rowCount() == 10
-    proxy.set_direction(None)
-    proxy.set_method("get_peers")
-    assert proxy.rowCount() == 20
-    proxy.set_method(None)
-    proxy.set_text("NOT BENCODED")
-    assert proxy.rowCount() == 10
-    proxy.set_text("6.6.6.6")
-    assert proxy.rowCount() == 10
-    proxy.set_text("")
-    assert proxy.rowCount() == 30
 
 
 # --- lookups -----------------------------------------------------------------------------------

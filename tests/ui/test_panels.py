@@ -20,7 +20,6 @@ from dhtviewer.ui.models.nodes import COL_BUCKET, SORT_ROLE
 from dhtviewer.ui.panels.announce import AnnouncePanel
 from dhtviewer.ui.panels.lookup import LookupPanel
 from dhtviewer.ui.panels.network import NetworkPanel, validate_hostports
-from dhtviewer.ui.panels.packets import PacketLogPanel
 from dhtviewer.ui.panels.routing import RoutingPanel
 from dhtviewer.ui.panels.traffic import TrafficPanel
 from tests.support.qt_async import qasync_loop, run, until
@@ -283,7 +282,7 @@ def test_routing_panel_filters_by_clicked_bucket_and_offers_node_actions(
     assert QApplication.clipboard().text() == target.id.hex()
 
 
-# --- traffic and packets ---------------------------------------------------------------------
+# --- traffic (the packet log is tested in tests/ui/panels/test_packets.py) ---------------
 def test_traffic_panel_counts_and_redraws_at_most_once_a_second(
     loop: qasync.QEventLoop, node: Controller
 ) -> None:
@@ -304,44 +303,6 @@ def test_traffic_panel_counts_and_redraws_at_most_once_a_second(
     rin, rout = panel.messages_per_second()
     assert rin >= 0 and rout >= 0
     panel.close()
-
-
-def test_packet_log_pause_filter_and_detail(
-    loop: qasync.QEventLoop, node: Controller, qtbot: QtBot
-) -> None:
-    panel = PacketLogPanel(node)
-    tester = ModelTester(qtbot)
-    tester.check(panel.proxy, force_py=True)
-
-    async def traffic() -> None:
-        node.find_node(b"\x20" * 20)
-        await until(lambda: panel.model.rowCount() > 10)
-
-    run(loop, traffic())
-    panel.pause.setChecked(True)
-    kept = panel.model.rowCount()
-    assert panel.pause.text() == "Resume"
-
-    async def more() -> None:
-        node.find_node(b"\x30" * 20)
-        await until(lambda: panel.model.dropped_while_paused > 0)
-
-    run(loop, more())
-    assert panel.model.rowCount() == kept and "paused" in panel.count.text()
-    panel.pause.setChecked(False)
-    panel.direction.setCurrentIndex(panel.direction.findData("out"))
-    assert all(panel.proxy.index(r, 1).data() == "out" for r in range(panel.proxy.rowCount()))
-    panel.direction.setCurrentIndex(0)
-    panel.method.setCurrentIndex(panel.method.findData("find_node"))
-    assert panel.proxy.rowCount() > 0
-    assert all(panel.proxy.index(r, 4).data() == "find_node"
-               for r in range(panel.proxy.rowCount()))
-    panel.filter.setText("no such text anywhere")
-    assert panel.proxy.rowCount() == 0
-    panel.filter.setText("")
-    panel.table.selectRow(0)
-    assert "find_node" in panel.detail.toPlainText()
-    assert "bytes" in panel.detail.toPlainText().splitlines()[0]
 
 
 def test_logging_does_not_need_a_panel(caplog: pytest.LogCaptureFixture) -> None:

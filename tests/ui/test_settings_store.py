@@ -12,6 +12,7 @@ from PySide6.QtCore import QByteArray, QSettings
 
 from dhtviewer.dht.settings import DhtSettings
 from dhtviewer.net.session import DEFAULT_BOOTSTRAP
+from dhtviewer.ui.capture.store import MB, CaptureLimits
 from dhtviewer.ui.controller import CUSTOM, MAINLINE, TESTNET, StartOptions
 from dhtviewer.ui.settings_store import MAX_RECENT, SettingsStore
 
@@ -97,3 +98,16 @@ def test_damaged_values_fall_back_to_defaults(tmp_path: Path) -> None:
     assert net.mode == MAINLINE and net.port == 6881 and net.routers == DEFAULT_BOOTSTRAP
     assert net.testnet_nodes == 1000
     assert s.recent_infohashes() == []
+
+
+def test_packet_log_limits_round_trip_and_stay_in_range(tmp_path: Path) -> None:
+    s = store_at(tmp_path / "s.ini")
+    assert s.packet_log_limits() == CaptureLimits()
+    s.save_packet_log_limits(CaptureLimits(max_packets=3_000_000, max_bytes=512 * MB))
+    s.sync()
+    back = store_at(tmp_path / "s.ini").packet_log_limits()
+    assert (back.max_packets, back.max_bytes) == (3_000_000, 512 * MB)
+    s.q.setValue("packets/max_packets", 0)  # an edited file: clamped, never a crash
+    s.q.setValue("packets/max_mb", "lots")
+    assert s.packet_log_limits().max_packets == 1000
+    assert s.packet_log_limits().max_bytes == CaptureLimits().max_bytes

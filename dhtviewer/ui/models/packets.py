@@ -1,284 +1,308 @@
-"""PacketsModel: the packet log, a bounded ring buffer of the datagrams sent and received.
+"""PacketsModel: the packet log's table, a lazy view of a ``PacketCapture``.
 
-Rows come from MessageSent, MessageReceived and MalformedReceived events; the oldest rows are
-dropped past ``capacity``. The one-line summary is computed only when a row is first shown (most
-rows scroll by unseen), and ``decoded(row)`` pretty-prints a whole message for the detail pane.
-``PacketsProxy`` filters by free text, method and direction.
+The model holds no rows, only which capture numbers (seqs) it shows: a range of them without a
+filter, a sorted array of the matching ones with a filter. A cell asks the capture for its row
+when the view paints it (the newest rows are in memory, older ones are read back from the file a
+page at a time), so a million-row capture costs the view nothing more than the rows on screen.
+
+Paused, the view stops taking new rows (the capture goes on, and the rows come in on resume);
+evicted rows leave the top of the view either way. A filter is run by SQLite: over the history
+by the capture's writer thread (``start_scan``; its chunks arrive newest first through
+``poll``), over the rows arriving afterwards here, as they come (``match_live``).
 """
 
 from __future__ import annotations
 
-import ipaddress
-from collections.abc import Iterable
-from dataclasses import dataclass
+from array import array
+from bisect import bisect_left
+from collections.abc import Callable
 from typing import Any
 
-from PySide6.QtCore import QObject, QSortFilterProxyModel, Qt
+from PySide6.QtCore import QAbstractTableModel, QObject, Qt, QTimer
+from PySide6.QtGui import QColor
 
-from dhtviewer.dht import bencoding, krpc
-from dhtviewer.dht import events as ev
-from dhtviewer.dht.messages import Addr
-from dhtviewer.ui.models.base import RIGHT_ALIGNED, Index, RowTableModel
-from dhtviewer.ui.models.nodes import (
-    SORT_ROLE,
-    addr_sort_key,
-    filter_change,
-    format_addr,
-    format_version,
-    monospace_font,
+from dhtviewer.ui.capture import dissect
+from dhtviewer.ui.capture.filter import Filter
+from dhtviewer.ui.capture.records import Direction, Kind, Packet
+from dhtviewer.ui.capture.store import PacketCapture
+from dhtviewer.ui.capture.writer import AddressesResult, ScanChunk
+from dhtviewer.ui.models.base import RIGHT_ALIGNED, ROOT, Index
+from dhtviewer.ui.models.nodes import format_addr, monospace_font
+from dhtviewer.ui.views.theme import current_theme
+
+(COL_NO, COL_TIME, COL_DIR, COL_ADDR, COL_TYPE, COL_METHOD, COL_TID, COL_RTT, COL_SIZE,
+ COL_SUMMARY) = range(10)
+HEADERS = ("No.", "Time (s)", "Dir", "Address", "Type", "Method", "TID", "RTT (ms)", "Size",
+           "Summary")
+HEADER_TIPS = (
+    "Capture number: packets are numbered as they are captured",
+    "Seconds since the first packet of the capture",
+    "in: received; out: sent",
+    "The remote address",
+    "query, response, error, malformed (did not decode) or unsolicited (a reply to nothing "
+    "we asked)",
+    "The KRPC method (of the query a reply answers)",
+    "Transaction id, hexadecimal: a reply carries its query's",
+    "Milliseconds from a query to its reply, on both rows of the pair (Ctrl+. jumps between "
+    "them)",
+    "Bytes of the datagram",
+    "What the message says",
 )
-
-COL_TIME, COL_DIR, COL_ADDR, COL_TYPE, COL_METHOD, COL_TID, COL_SIZE, COL_SUMMARY = range(8)
-HEADERS = ("Time (s)", "Dir", "Address", "Type", "Method", "TID", "Size", "Summary")
-_KINDS = {"q": "query", "r": "response", "e": "error"}
-_MAX_DEPTH = 16  # deeper than KRPC needs: the detail pane shows odd messages too
+_RIGHT = {COL_NO, COL_TIME, COL_RTT, COL_SIZE}
+POLL_MS = 100
+"""While a scan runs, how often its results are taken."""
 
 
-@dataclass(slots=True)
-class PacketRow:
-    at: float
-    direction: str
-    """"in" or "out"."""
-    addr: Addr
-    type: str
-    """"query", "response", "error" or "malformed"."""
-    method: str
-    tid: bytes
-    size: int
-    data: bytes
-    note: str = ""
-    """Why a malformed datagram was rejected."""
-    summary: str | None = None
-    """Computed on first use."""
+class PacketsModel(QAbstractTableModel):
+    """See the module docstring."""
 
-
-def _row_of(event: ev.Event) -> PacketRow | None:
-    if isinstance(event, ev.MessageSent | ev.MessageReceived):
-        direction = "out" if isinstance(event, ev.MessageSent) else "in"
-        kind = _KINDS.get(event.kind, event.kind)
-        method = event.method.decode("ascii", "replace")
-        return PacketRow(
-            event.at, direction, event.addr, kind, method, event.tid, event.size, event.data
-        )
-    if isinstance(event, ev.MalformedReceived):
-        note = f"{event.reason} (error {event.code}{', replied' if event.replied else ''})"
-        return PacketRow(event.at, "in", event.addr, "malformed", "", b"", event.size, b"", note)
-    return None
-
-
-# --- display of raw bencoded data -----------------------------------------------------------------
-def _text(value: bytes) -> str:
-    """Printable ASCII as a quoted string, anything else as hex."""
-    if value and all(0x20 <= b < 0x7F for b in value):
-        return '"' + value.decode("ascii") + '"'
-    return f"{value.hex()} ({len(value)} bytes)"
-
-
-def _compact_addr(value: bytes) -> str | None:
-    """A BEP 5/32 compact peer (6 or 18 bytes) as text."""
-    if len(value) == 6:
-        ip = str(ipaddress.IPv4Address(value[:4]))
-    elif len(value) == 18:
-        ip = str(ipaddress.IPv6Address(value[:16]))
-    else:
-        return None
-    return format_addr((ip, int.from_bytes(value[-2:], "big")))
-
-
-def _compact_nodes(value: bytes, entry: int) -> list[str] | None:
-    if not value or len(value) % entry:
-        return None
-    out = []
-    for i in range(0, len(value), entry):
-        chunk = value[i : i + entry]
-        out.append(f"{chunk[:20].hex()}  {_compact_addr(chunk[20:])}")
-    return out
-
-
-def _pretty(value: object, indent: int, key: bytes | None = None) -> list[str]:
-    pad = "  " * indent
-    if isinstance(value, dict):
-        lines = []
-        for k in sorted(value, key=lambda k: k if isinstance(k, bytes) else b""):
-            name = k.decode("ascii", "replace") if isinstance(k, bytes) else repr(k)
-            sub = _pretty(value[k], indent + 1, k if isinstance(k, bytes) else None)
-            if len(sub) == 1:
-                lines.append(f"{pad}{name}: {sub[0].strip()}")
-            else:
-                lines.append(f"{pad}{name}:")
-                lines.extend(sub)
-        return lines or [pad + "{}"]
-    if isinstance(value, list):
-        if key == b"values":
-            addrs = [_compact_addr(v) if isinstance(v, bytes) else None for v in value]
-            if all(addrs):
-                return [f"{pad}{a}" for a in addrs] or [pad + "[]"]
-        lines = []
-        for item in value:
-            lines.extend(_pretty(item, indent, None))
-        return lines or [pad + "[]"]
-    if isinstance(value, bytes):
-        if key in (b"nodes", b"nodes6"):
-            nodes = _compact_nodes(value, 26 if key == b"nodes" else 38)
-            if nodes is not None:
-                return [f"{pad}{n}" for n in nodes]
-        if key == b"ip":
-            addr = _compact_addr(value)
-            if addr is not None:
-                return [pad + addr]
-        if key == b"v" and len(value) == 4:
-            return [f"{pad}{format_version(value)} ({value.hex()})"]
-        return [pad + _text(value)]
-    return [pad + repr(value)]
-
-
-def _describe(data: bytes) -> str | None:
-    """The codec's one-line description, or None if the message does not decode."""
-    try:
-        return krpc.describe(krpc.decode(data))
-    except Exception:  # untrusted bytes: any failure just means "no summary", never a crash
-        return None
-
-
-class PacketsModel(RowTableModel[PacketRow]):
-    """At most ``capacity`` rows, oldest first. While ``paused``, events are dropped (and counted
-    in ``dropped_while_paused``) so the rows hold still for reading."""
-
-    HEADERS = HEADERS
-
-    def __init__(self, capacity: int = 5000, parent: QObject | None = None) -> None:
+    def __init__(self, capture: PacketCapture, parent: QObject | None = None) -> None:
         super().__init__(parent)
-        if capacity < 1:
-            raise ValueError("capacity must be at least 1")
-        self.capacity = capacity
+        self.capture = capture
         self.paused = False
-        self.dropped_while_paused = 0
-        self.time_origin: float | None = None
-        """Times are shown in seconds since this (default: the first packet)."""
+        self._filter: Filter | None = None
+        self._first = self._end = capture.first_seq  # without a filter: seqs [first, end)
+        self._matches: array[int] = array("q")  # with a filter: the seqs shown, ascending
+        self._frontier = capture.next_seq
+        """The view takes the rows below this (it stops moving while paused)."""
+        self._live_end = capture.next_seq  # with a filter: rows below were given to a scan
+        self._scan_job: int | None = None
+        self._scan_range = (0, 0)
+        self._scan_left = 0  # the scan has yet to cover [lo, left)
+        self.listeners: list[Callable[[list[AddressesResult]], None]] = []
+        """Called by ``poll`` with the per-address results (the addresses view)."""
+        self._waiting = False
         self._mono = monospace_font()
+        self._timer = QTimer(self)
+        self._timer.setInterval(POLL_MS)
+        self._timer.timeout.connect(self.poll)
+
+    # --- what is shown -------------------------------------------------------------------------
+    @property
+    def filter(self) -> Filter | None:
+        return self._filter
+
+    @property
+    def filtering(self) -> bool:
+        """A scan of the history is under way."""
+        return self._scan_job is not None
+
+    def scan_progress(self) -> float:
+        lo, hi = self._scan_range
+        return 1.0 if hi <= lo else (hi - self._scan_left) / (hi - lo)
+
+    def new_while_paused(self) -> int:
+        return self.capture.next_seq - self._frontier if self.paused else 0
+
+    def seq_at(self, row: int) -> int:
+        return self._matches[row] if self._filter is not None else self._first + row
+
+    def row_of(self, seq: int) -> int | None:
+        """The row showing ``seq``, None if it is not shown."""
+        if self._filter is None:
+            return seq - self._first if self._first <= seq < self._end else None
+        i = bisect_left(self._matches, seq)
+        return i if i < len(self._matches) and self._matches[i] == seq else None
+
+    def packet(self, row: int) -> Packet | None:
+        return self.capture.packet(self.seq_at(row))
+
+    def detail(self, row: int) -> str:
+        p = self.packet(row)
+        if p is None:
+            return "(this packet left the capture: the ring keeps the newest ones)"
+        return dissect.detail(p, self.capture.time_origin or 0.0)
 
     # --- feeding -------------------------------------------------------------------------------
-    def add_events(self, events: Iterable[ev.Event]) -> None:
-        rows = [row for row in map(_row_of, events) if row is not None]
-        if not rows:
+    def set_filter(self, where: Filter | None) -> None:
+        """Show the rows matching ``where`` (all for None): the history is scanned in the
+        background, newest first; rows captured from now on are matched as they come."""
+        if self._scan_job is not None:
+            self.capture.cancel(self._scan_job)
+            self._scan_job = None
+        cap = self.capture
+        self.beginResetModel()
+        self._filter = where
+        self._matches = array("q")
+        self._first = cap.first_seq
+        self._end = max(self._first, self._frontier)
+        self._live_end = self._end
+        self.endResetModel()
+        if where is not None and self._end > self._first:
+            self._scan_range = (self._first, self._end)
+            self._scan_left = self._end
+            self._scan_job = cap.start_scan(where, self._first, self._end)
+            self._timer.start()
+        self.sync()
+
+    def set_paused(self, paused: bool) -> None:
+        if paused == self.paused:
             return
-        if self.paused:
-            self.dropped_while_paused += len(rows)
+        self.paused = paused
+        if paused:
+            self._frontier = self.capture.next_seq
             return
-        if self.time_origin is None:
-            self.time_origin = rows[0].at
-        rows = rows[-self.capacity :]
-        overflow = len(self._rows) + len(rows) - self.capacity
-        if overflow > 0:
-            self._remove_rows(0, overflow - 1)
-        self._append_rows(rows)
+        gap = self.capture.next_seq - self._live_end
+        if self._filter is not None and gap > self.capture.limits.memory_rows:
+            # the rows that came meanwhile are on disk now: scan everything again
+            self._frontier = self.capture.next_seq
+            self.set_filter(self._filter)
+        else:
+            self.sync()
 
     def clear(self) -> None:
+        """Empty the capture and the view."""
+        if self._scan_job is not None:
+            self.capture.cancel(self._scan_job)
+            self._scan_job = None
         self.beginResetModel()
-        self._rows.clear()
-        self.dropped_while_paused = 0
+        self.capture.clear()
+        self._first = self._end = self._live_end = self._frontier = self.capture.next_seq
+        self._matches = array("q")
         self.endResetModel()
 
-    def packet(self, row: int) -> PacketRow:
-        return self._rows[row]
+    def sync(self) -> None:
+        """Follow the capture: evicted rows leave the top; new ones come in unless paused."""
+        cap = self.capture
+        first = cap.first_seq
+        if self._filter is not None:
+            k = bisect_left(self._matches, first)
+            if k:
+                self.beginRemoveRows(ROOT, 0, k - 1)
+                del self._matches[:k]
+                self.endRemoveRows()
+        elif self._first < first:
+            gone = min(first, self._end) - self._first
+            if gone > 0:
+                self.beginRemoveRows(ROOT, 0, gone - 1)
+                self._first += gone
+                self.endRemoveRows()
+            self._first = first
+            self._end = max(self._end, first)
+        if not self.paused:
+            self._frontier = cap.next_seq
+        if self._filter is None:
+            if self._frontier > self._end:
+                self.beginInsertRows(ROOT, self._end - self._first,
+                                     self._frontier - 1 - self._first)
+                self._end = self._frontier
+                self.endInsertRows()
+        elif self._frontier > self._live_end:
+            fresh = cap.packets(self._live_end, self._frontier)
+            self._live_end = self._frontier
+            seqs = cap.match_live(self._filter, fresh)
+            if seqs:
+                n = len(self._matches)
+                self.beginInsertRows(ROOT, n, n + len(seqs) - 1)
+                self._matches.extend(seqs)
+                self.endInsertRows()
 
-    def summary(self, row: int) -> str:
-        packet = self._rows[row]
-        if packet.summary is None:
-            if packet.type == "malformed":
-                packet.summary = packet.note
+    def poll(self) -> None:
+        """Take the capture's finished work (scan chunks, per-address results), then sync."""
+        results = self.capture.poll()
+        addresses: list[AddressesResult] = []
+        for r in results:
+            if isinstance(r, ScanChunk):
+                self._take_chunk(r)
             else:
-                # only our own and decoded datagrams get here, so this is a can't-happen guard
-                packet.summary = _describe(packet.data) or f"{packet.size} bytes, does not decode"
-        return packet.summary
+                addresses.append(r)
+        if addresses:
+            for listener in self.listeners:
+                listener(addresses)
+        self.sync()
+        if self._scan_job is None and not self._waiting:
+            self._timer.stop()
 
-    def decoded(self, row: int) -> str:
-        """The whole message of ``row``, pretty-printed (bytes in hex unless printable)."""
-        p = self._rows[row]
-        where = "from" if p.direction == "in" else "to"
-        what = f"{p.type} {p.method}" if p.method else p.type
-        head = [f"{what} {where} {format_addr(p.addr)}, {p.size} bytes"]
-        if p.type == "malformed":
-            return "\n".join([*head, p.note])
-        description = _describe(p.data)
-        if description:
-            head.append(description)
-        try:
-            body = _pretty(bencoding.decode(p.data, max_depth=_MAX_DEPTH), 0)
-        except ValueError as exc:
-            body = [f"(not valid bencode: {exc})", p.data.hex()]
-        return "\n".join([*head, "", *body])
+    def expect_results(self, waiting: bool) -> None:
+        """Keep polling while a per-address job runs (``waiting``), or not."""
+        self._waiting = waiting
+        if waiting:
+            self._timer.start()
+
+    def _take_chunk(self, chunk: ScanChunk) -> None:
+        if chunk.job != self._scan_job:
+            return  # a scan that was replaced
+        self._scan_left = chunk.lo
+        if chunk.done:
+            self._scan_job = None
+        first = self.capture.first_seq
+        seqs = chunk.seqs
+        if seqs and seqs[0] < first:
+            seqs = seqs[bisect_left(seqs, first):]
+        if not seqs:
+            return
+        self.beginInsertRows(ROOT, 0, len(seqs) - 1)
+        self._matches[0:0] = seqs
+        self.endInsertRows()
 
     # --- Qt model interface --------------------------------------------------------------------
-    def _cell(self, p: PacketRow, row: int, col: int, role: int) -> Any:
+    def rowCount(self, parent: Index = ROOT) -> int:
+        if parent.isValid():
+            return 0
+        return len(self._matches) if self._filter is not None else self._end - self._first
+
+    def columnCount(self, parent: Index = ROOT) -> int:
+        return 0 if parent.isValid() else len(HEADERS)
+
+    def headerData(self, section: int, orientation: Qt.Orientation,
+                   role: int = Qt.ItemDataRole.DisplayRole) -> Any:
+        if orientation != Qt.Orientation.Horizontal or not 0 <= section < len(HEADERS):
+            return None
         if role == Qt.ItemDataRole.DisplayRole:
-            return self._display(row, p, col)
-        if role == SORT_ROLE:
-            if col == COL_TIME:
-                return p.at
-            if col == COL_ADDR:
-                return addr_sort_key(p.addr)
-            if col == COL_SIZE:
-                return p.size
-            return self._display(row, p, col)
-        if role == Qt.ItemDataRole.FontRole and col == COL_TID:
-            return self._mono
-        if role == Qt.ItemDataRole.TextAlignmentRole and col in (COL_TIME, COL_SIZE):
-            return RIGHT_ALIGNED
+            return HEADERS[section]
+        if role == Qt.ItemDataRole.ToolTipRole:
+            return HEADER_TIPS[section]
         return None
 
-    def _display(self, row: int, p: PacketRow, col: int) -> str:
+    def data(self, index: Index, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
+        if not index.isValid() or not 0 <= index.row() < self.rowCount():
+            return None
+        col = index.column()
+        if role == Qt.ItemDataRole.DisplayRole:
+            p = self.packet(index.row())
+            if p is None:
+                return f"{self.seq_at(index.row())}" if col == COL_NO else ""
+            return self._display(p, col)
+        if role == Qt.ItemDataRole.TextAlignmentRole and col in _RIGHT:
+            return RIGHT_ALIGNED
+        if role == Qt.ItemDataRole.FontRole and col == COL_TID:
+            return self._mono
+        if role == Qt.ItemDataRole.ForegroundRole:
+            p = self.packet(index.row())
+            if p is not None and p.kind in (Kind.MALFORMED, Kind.ERROR, Kind.UNSOLICITED):
+                return QColor(current_theme().bad)
+            return None
+        if role == Qt.ItemDataRole.ToolTipRole and col == COL_SUMMARY:
+            p = self.packet(index.row())
+            return dissect.summary(p) if p is not None else None
+        return None
+
+    def _display(self, p: Packet, col: int) -> str:
+        if col == COL_NO:
+            return str(p.seq)
         if col == COL_TIME:
-            return f"{p.at - (self.time_origin or 0.0):.3f}"
+            return f"{p.at - (self.capture.time_origin or 0.0):.3f}"
         if col == COL_DIR:
-            return p.direction
+            return p.direction.value
         if col == COL_ADDR:
             return format_addr(p.addr)
         if col == COL_TYPE:
-            return p.type
+            return p.kind.value
         if col == COL_METHOD:
             return p.method
         if col == COL_TID:
             return p.tid.hex()
+        if col == COL_RTT:
+            return "" if p.rtt is None else f"{p.rtt * 1000:.1f}"
         if col == COL_SIZE:
             return str(p.size)
-        return self.summary(row)
+        return dissect.summary(p)
 
 
-class PacketsProxy(QSortFilterProxyModel):
-    """Filters a PacketsModel by free text (address, method, type, tid, summary; case-insensitive),
-    method and direction. Sorting uses raw values."""
+def direction_filter(direction: Direction | None) -> Filter | None:
+    """The Dir selector as a filter term."""
+    return None if direction is None else Filter("dir = ?", (direction.value,))
 
-    def __init__(self, parent: QObject | None = None) -> None:
-        super().__init__(parent)
-        self.setSortRole(SORT_ROLE)
-        self.text = ""
-        self.method: str | None = None
-        self.direction: str | None = None
 
-    def set_text(self, text: str) -> None:
-        filter_change(self, lambda: setattr(self, "text", text.strip().lower()))
-
-    def set_method(self, method: str | None) -> None:
-        filter_change(self, lambda: setattr(self, "method", method or None))
-
-    def set_direction(self, direction: str | None) -> None:
-        """"in", "out" or None for both."""
-        filter_change(self, lambda: setattr(self, "direction", direction or None))
-
-    def filterAcceptsRow(self, source_row: int, source_parent: Index) -> bool:
-        model = self.sourceModel()
-        if not isinstance(model, PacketsModel):
-            return True
-        p = model.packet(source_row)
-        if self.direction is not None and p.direction != self.direction:
-            return False
-        if self.method is not None and p.method != self.method:
-            return False
-        if self.text:
-            haystack = " ".join(
-                (format_addr(p.addr), p.method, p.type, p.tid.hex(), model.summary(source_row))
-            ).lower()
-            if self.text not in haystack:
-                return False
-        return True
+def method_filter(method: str | None) -> Filter | None:
+    return None if not method else Filter("method = ?", (method,))

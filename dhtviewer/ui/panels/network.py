@@ -1,8 +1,10 @@
 """NetworkPanel: where the node is started (bootstrap) and what it is doing.
 
-Three modes: the public Mainline DHT (the well-known routers, as an editable list), a local
+Four modes: the public Mainline DHT (the well-known routers, as an editable list), a local
 testnet run inside the app (its pre-announced info-hashes are listed; activating one fills the
-lookup field), and a custom HOST:PORT list validated as typed. Bind address and port, Start /
+lookup field), a simulated Mainline of up to millions of nodes (``dhtviewer simnet`` in a child
+process: size, profile and attack scenarios; its most popular seeded swarms are listed), and a
+custom HOST:PORT list validated as typed. Bind address and port, Start /
 Stop / Re-bootstrap, then the node's identity and state: id (with copy), local and external
 address (BEP 42 votes), and a progress bar toward "ready".
 
@@ -41,10 +43,14 @@ from PySide6.QtWidgets import (
 from dhtviewer.dht.messages import Addr
 from dhtviewer.net.addresses import format_addr, parse_hostport
 from dhtviewer.net.session import DEFAULT_BOOTSTRAP, DEFAULT_PORT
+from dhtviewer.simnet.options import ScenarioError, parse_scenarios
 from dhtviewer.ui.controller import (
     CUSTOM,
     MAINLINE,
+    MAX_SIMNET_NODES,
     READY_GOOD_NODES,
+    SIMNET,
+    SIMNET_NODES,
     STARTING,
     STOPPING,
     TESTNET,
@@ -55,8 +61,13 @@ from dhtviewer.ui.models.nodes import monospace_font
 from dhtviewer.ui.panels.common import InlineMessage, copy_text, mark_invalid, muted_label
 from dhtviewer.ui.views.theme import current_theme
 
+_SIMNET_HINT = ("Start the node to build the simulated network (a child process); its "
+                "popular swarms are then listed here to try lookups at once.")
 _HOSTNAME = re.compile(r"[A-Za-z0-9]([A-Za-z0-9-]{0,62})(\.[A-Za-z0-9]([A-Za-z0-9-]{0,62}))*\.?")
-MODE_LABELS = ((MAINLINE, "Mainline DHT"), (TESTNET, "Local testnet"), (CUSTOM, "Custom"))
+MODE_LABELS = ((MAINLINE, "Mainline DHT"), (TESTNET, "Local testnet"),
+               (SIMNET, "Simulated Mainline"), (CUSTOM, "Custom"))
+_SIMNET_PROFILES = (("realistic", "Realistic (latency, loss, dead nodes, churn)"),
+                    ("friendly", "Friendly (no loss, no dead nodes, no latency)"))
 _STATE_TEXT = {
     "stopped": "Stopped",
     STARTING: "Starting…",
@@ -119,6 +130,8 @@ class NetworkPanel(QWidget):
             self.mode.addItem(label, mode)
         self.mode.setToolTip("Mainline DHT: the public network through its well-known routers.\n"
                              "Local testnet: a small DHT on loopback inside the app (offline).\n"
+                             "Simulated Mainline: an internet-scale DHT of simulated nodes on "
+                             "loopback, in a child process (offline).\n"
                              "Custom: bootstrap from the nodes you list.")
         self.pages = QStackedWidget(self)
 
@@ -176,6 +189,48 @@ class NetworkPanel(QWidget):
         vbox.addWidget(self.testnet_hint)
         vbox.addWidget(self.testnet_list)
 
+        simnet = QWidget()
+        self.simnet_nodes = QSpinBox(simnet)
+        self.simnet_nodes.setRange(1000, MAX_SIMNET_NODES)
+        self.simnet_nodes.setSingleStep(100_000)
+        self.simnet_nodes.setValue(SIMNET_NODES)
+        self.simnet_nodes.setGroupSeparatorShown(True)
+        self.simnet_nodes.setSuffix(" nodes")
+        self.simnet_nodes.setToolTip("Simulated nodes on 127.64.0.0/10 (1,000,000 take a few "
+                                     "seconds and about 400 MB; 10,000,000 about 4 GB)")
+        self.simnet_profile = QComboBox(simnet)
+        for key, label in _SIMNET_PROFILES:
+            self.simnet_profile.addItem(label, key)
+        self.simnet_profile.setToolTip("Realistic: RTT median 80 ms, 1% loss, about 20% of "
+                                       "contacts never answer, churn, a client mix.\n"
+                                       "Friendly: none of it.")
+        self.simnet_scenarios = QLineEdit(simnet)
+        self.simnet_scenarios.setPlaceholderText("none (e.g. eclipse:INFOHASH poison flood:200)")
+        self.simnet_scenarios.setToolTip(
+            "Attack scenarios, separated by spaces: eclipse:INFOHASH (Sybils around a target), "
+            "poison[:N] (fake peers for popular swarms), spoof[:SHARE] (forged query sources), "
+            "flood:RATE (queries/s at us), churn:RATE (nodes leaving per second)")
+        self.simnet_scenarios.textChanged.connect(self._validate)
+        self.simnet_message = InlineMessage(simnet)
+        self.simnet_list = QListWidget(simnet)
+        self.simnet_list.setToolTip("The most popular seeded swarms: click one to look it up")
+        self.simnet_list.setFont(mono)
+        self.simnet_list.setMaximumHeight(self.fontMetrics().height() * 6)
+        self.simnet_list.itemActivated.connect(self._infohash_activated)
+        self.simnet_list.itemClicked.connect(self._infohash_activated)
+        self.simnet_hint = muted_label(_SIMNET_HINT, simnet)
+        form = QFormLayout()
+        form.setContentsMargins(0, 0, 0, 0)
+        form.addRow("Size", self.simnet_nodes)
+        form.addRow("Profile", self.simnet_profile)
+        form.addRow("Scenarios", self.simnet_scenarios)
+        vbox = QVBoxLayout(simnet)
+        vbox.setContentsMargins(0, 0, 0, 0)
+        vbox.addLayout(form)
+        vbox.addWidget(self.simnet_message)
+        vbox.addWidget(self.simnet_hint)
+        vbox.addWidget(self.simnet_list)
+
         custom = QWidget()
         self.custom = QPlainTextEdit(custom)
         self.custom.setPlaceholderText("one HOST:PORT per line, e.g.\n192.0.2.10:6881\n"
@@ -189,7 +244,7 @@ class NetworkPanel(QWidget):
         vbox.addWidget(self.custom)
         vbox.addWidget(self.custom_message)
 
-        for page in (mainline, testnet, custom):
+        for page in (mainline, testnet, simnet, custom):
             self.pages.addWidget(page)
         self.mode.currentIndexChanged.connect(self._mode_changed)
 
@@ -280,6 +335,7 @@ class NetworkPanel(QWidget):
         controller.stats_changed.connect(self._stats_changed)
         controller.external_address_changed.connect(self._external_changed)
         controller.testnet_changed.connect(self.set_testnet)
+        controller.simnet_changed.connect(self.set_simnet)
         self._mode_changed()
         self._state_changed(controller.state, controller.detail)
 
@@ -290,6 +346,10 @@ class NetworkPanel(QWidget):
         self.set_routers(list(options.routers))
         self.custom.setPlainText("\n".join(options.custom))
         self.testnet_nodes.setValue(options.testnet_nodes)
+        self.simnet_nodes.setValue(options.simnet_nodes)
+        self.simnet_profile.setCurrentIndex(max(0, self.simnet_profile.findData(
+            options.simnet_profile)))
+        self.simnet_scenarios.setText(" ".join(options.simnet_scenarios))
         self.bind_host.setText(options.bind_host)
         self.port.setValue(options.port)
         self._validate()
@@ -328,6 +388,9 @@ class NetworkPanel(QWidget):
             routers=tuple(routers),
             custom=tuple(custom),
             testnet_nodes=self.testnet_nodes.value(),
+            simnet_nodes=self.simnet_nodes.value(),
+            simnet_profile=str(self.simnet_profile.currentData()),
+            simnet_scenarios=tuple(self.simnet_scenarios.text().split()),
             bind_host=self.bind_host.text().strip() or "0.0.0.0",
             port=self.port.value(),
         )
@@ -361,6 +424,16 @@ class NetworkPanel(QWidget):
         mark_invalid(self.custom, bool(errors))
         if mode == CUSTOM and (errors or not custom):
             ok = False
+        try:
+            parse_scenarios(self.simnet_scenarios.text().split())
+        except ScenarioError as err:
+            self.simnet_message.show_error(f"scenario {err}")
+            mark_invalid(self.simnet_scenarios, True)
+            if mode == SIMNET:
+                ok = False
+        else:
+            self.simnet_message.clear_message()
+            mark_invalid(self.simnet_scenarios, False)
         problem = bind_host_problem(self.bind_host.text().strip())
         bad_host = problem is not None
         if problem is not None:
@@ -404,6 +477,24 @@ class NetworkPanel(QWidget):
             item.setToolTip(f"{info_hash.hex()}\nannounced by "
                             + ", ".join(format_addr(p) for p in peers))
 
+    # --- simulated Mainline ----------------------------------------------------------------
+    def set_simnet(self, info: dict[str, object] | None) -> None:
+        """The simulated network's ready line and seeded swarms (None: it stopped)."""
+        self.simnet_list.clear()
+        if not info:
+            self.simnet_hint.setText(_SIMNET_HINT)
+            return
+        nodes = int(str(info.get("nodes", 0)))
+        self.simnet_hint.setText(
+            f"{nodes:,} nodes built in {float(str(info.get('build_s', 0))):.1f} s "
+            f"({float(str(info.get('rss_mb', 0))):.0f} MB) · ground truth at "
+            f"http://{info.get('control')}/ · popular swarms, click one to look it up:")
+        swarms = info.get("swarms")
+        for info_hash, peers in swarms if isinstance(swarms, list) else []:
+            item = QListWidgetItem(f"{info_hash}  {peers} peers", self.simnet_list)
+            item.setData(Qt.ItemDataRole.UserRole, info_hash)
+            item.setToolTip(f"{info_hash}\nseeded with {peers} peers")
+
     def _infohash_activated(self, item: QListWidgetItem) -> None:
         self.infohash_chosen.emit(str(item.data(Qt.ItemDataRole.UserRole)))
 
@@ -439,7 +530,8 @@ class NetworkPanel(QWidget):
         self.start_button.setEnabled(not running and not busy)
         self.stop_button.setEnabled(running or (busy and c.state == STARTING))
         self.rebootstrap_button.setEnabled(running and not busy and c.state != "idle")
-        for w in (self.mode, self.bind_host, self.port, self.testnet_nodes):
+        for w in (self.mode, self.bind_host, self.port, self.testnet_nodes, self.simnet_nodes,
+                  self.simnet_profile, self.simnet_scenarios):
             w.setEnabled(not running and not busy)
 
     def _stats_changed(self, stats: dict[str, float]) -> None:
