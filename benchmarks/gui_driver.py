@@ -194,10 +194,15 @@ async def _flood(controller: Any) -> None:
     from benchmarks.serving import fill_node
 
     await _until_ready(controller, 60.0)
+    # Raw capacity, as in the headless pipelined run: the global reply budget would cap it.
+    # Settings are the node's from its construction, so the session restarts with them.
+    options = controller.options
+    await controller.restart(
+        replace(options, settings=replace(options.settings, rate_limit=False))
+    )
+    await _until_ready(controller, 60.0)
     session = controller.session
     node = session.node
-    # Raw capacity, as in the headless pipelined run: the global reply budget would cap it.
-    node.settings = replace(node.settings, rate_limit=False)
     info_hashes = fill_node(node, random.Random(2), session.now())
     loop = asyncio.get_running_loop()
     commands: asyncio.Queue[str] = asyncio.Queue()

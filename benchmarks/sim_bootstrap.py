@@ -63,7 +63,7 @@ def one_join(net: Any, seed_contacts: int = 3) -> dict[str, Any]:
             marks["ready"] = now - t0
         if marks["good_40"] is None and good >= GOOD_TARGET:
             marks["good_40"] = now - t0
-            queries_at_40.append(dht.counters["queries_out"])
+            queries_at_40.append(dht.counters.queries_out)
         if marks["depth_8"] is None and dht.routing_snapshot(now).depth >= DEPTH_TARGET:
             marks["depth_8"] = now - t0
         return all(v is not None for v in marks.values())
@@ -75,7 +75,7 @@ def one_join(net: Any, seed_contacts: int = 3) -> dict[str, Any]:
     return {
         **marks,
         "queries_to_40": queries_at_40[0] if queries_at_40 else None,
-        "queries_total": dht.counters["queries_out"],
+        "queries_total": dht.counters.queries_out,
         "good_at_end": dht.good_node_count(now),
         "depth_at_end": snap.depth,
         "table_size_at_end": snap.size,

@@ -40,7 +40,7 @@ import random
 import statistics
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass
 from typing import Any
 
 from benchmarks.common import (
@@ -54,7 +54,6 @@ from benchmarks.common import (
 from dhtviewer.dht import events as ev
 from dhtviewer.dht.node import DhtNode
 from dhtviewer.dht.node_id import random_id
-from dhtviewer.dht.settings import DhtSettings
 from dhtviewer.sim import LogNormalLatency, LookupResult, SimNetwork, SimNode
 
 NAME = "sim_lookups"
@@ -90,7 +89,6 @@ CONFIGS = (
     Config("alpha 4, cold start (first lookup ever)", 4, cold=True),
 )
 DEFAULT = CONFIGS[1]
-_SETTING_NAMES = {f.name for f in fields(DhtSettings)}
 
 
 @dataclass(frozen=True)
@@ -201,36 +199,30 @@ def run_config(
     """Give the seekers ``cfg``, warm them up (unless ``cfg.cold``), then start the planned
     lookups SPACING apart; per-lookup figures."""
     seekers = [net.nodes[i] for i, _ in plan]
-    for sn in seekers:
-        apply_config(sn.dht, cfg)
     if not cfg.cold:
         # What a node has done before a user's lookup: its bootstrap lookup (find_node of its
         # own id), which gives it RTT samples and a first taste of which contacts are dead.
-        warm = [net.start_lookup(sn, sn.node_id, "find_node") for sn in seekers]
+        warm = [
+            net.start_lookup(sn, sn.node_id, "find_node", **lookup_options(sn.dht, cfg))
+            for sn in seekers
+        ]
         for h in warm:
             net.wait(h, max_time=300.0)
     handles = []
     t0 = net.now
     for n, (i, ih) in enumerate(plan):
         net.run_until(t0 + n * SPACING)
-        handles.append(net.start_lookup(net.nodes[i], ih))
+        sn = net.nodes[i]
+        handles.append(net.start_lookup(sn, ih, **lookup_options(sn.dht, cfg)))
     return [lookup_figures(net.wait(h, max_time=300.0)) for h in handles]
 
 
-def apply_config(dht: DhtNode, cfg: Config) -> None:
-    """Give a fresh querying node ``cfg``'s lookup settings. The core reads alpha and the
-    timeouts from ``settings`` when a lookup starts or a query is sent; with a fixed short
-    timeout, the one in force (``short_timeout``, adaptive in the core) is set to it, as in a
-    node constructed with these settings."""
-    s = dht.settings
-    changes: dict[str, Any] = {"alpha": cfg.alpha}
-    if cfg.short_timeout is not None:
-        changes["short_timeout"] = min(cfg.short_timeout, s.hard_timeout)
-        if "adaptive_timeout" in _SETTING_NAMES:
-            changes["adaptive_timeout"] = False
-    dht.settings = replace(s, **changes)
-    if cfg.short_timeout is not None and hasattr(dht, "short_timeout"):
-        dht.short_timeout = dht.settings.short_timeout
+def lookup_options(dht: DhtNode, cfg: Config) -> dict[str, Any]:
+    """``cfg``'s lookup settings as per-lookup options of the core (``alpha``, and a fixed
+    short timeout instead of the adaptive one); the nodes' own settings stay as built."""
+    hard = dht.settings.hard_timeout
+    fixed = None if cfg.short_timeout is None else min(cfg.short_timeout, hard)
+    return {"alpha": cfg.alpha, "short_timeout": fixed}
 
 
 def lookup_figures(r: LookupResult) -> dict[str, Any]:

@@ -29,9 +29,9 @@ from pathlib import Path
 from typing import NoReturn
 
 from dhtviewer import __version__
+from dhtviewer.dht.addresses import format_addr, is_loopback, parse_hostport
 from dhtviewer.dht.settings import DhtSettings
 from dhtviewer.infohash import InfohashError, parse_infohash
-from dhtviewer.net.addresses import format_addr, is_loopback, parse_hostport
 from dhtviewer.net.session import (
     DEFAULT_BOOTSTRAP,
     BindError,

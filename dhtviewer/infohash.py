@@ -3,7 +3,7 @@
 Shared by the command line and the GUI's lookup field, so both accept the same forms and report
 the same specific errors. Only BitTorrent v1 (``urn:btih``) hashes exist on the Mainline DHT; a
 v2-only magnet (``urn:btmh``) is refused with a message saying so. ``format_addr`` and
-``parse_hostport`` (defined in ``dhtviewer.net.addresses``) are re-exported here because the same
+``parse_hostport`` (defined in ``dhtviewer.dht.addresses``) are re-exported here because the same
 input fields need them.
 """
 
@@ -13,7 +13,7 @@ import base64
 import string
 from urllib.parse import parse_qsl, unquote
 
-from dhtviewer.net.addresses import format_addr, parse_hostport
+from dhtviewer.dht.addresses import format_addr, parse_hostport
 
 __all__ = ["InfohashError", "format_addr", "format_infohash", "parse_hostport", "parse_infohash"]
 

@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 
 from dhtviewer import __version__, cli
-from dhtviewer.net.addresses import format_addr
+from dhtviewer.dht.addresses import format_addr
 from dhtviewer.net.testnet import BackgroundTestnet, LocalTestnet
 
 ROOT = Path(__file__).resolve().parents[1]

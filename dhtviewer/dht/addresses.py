@@ -1,5 +1,6 @@
-"""Which UDP addresses may enter a routing table: the address family of an IP literal and the
-filter that keeps unroutable, local and abusive addresses out.
+"""Addresses, the one module every layer uses for them: the family of an IP literal, the filter
+that keeps unroutable, local and abusive addresses out of a routing table, which addresses are
+local or loopback, ``HOST:PORT`` text (parsing and printing) and socket addresses.
 
 Contacts come from untrusted datagrams (``nodes`` lists, query sources), so a bogus address must
 never be stored and handed to other nodes: a multicast or broadcast address would turn us into an
@@ -9,18 +10,24 @@ into someone's LAN. Local testnets need loopback and private addresses, hence ``
 The special ranges are listed here (from the IANA special-purpose address registries) rather
 than taken from :mod:`ipaddress`'s ``is_private``/``is_global``: those are slow (a dozen network
 membership tests per call) and their exact meaning changed between Python releases. The verdict
-per IP is also cached, since the same addresses come back over and over.
+per IP is also cached, since the same addresses come back over and over. Name resolution (which
+touches the network) lives in ``dhtviewer.net.resolve``; everything here is pure.
 """
 
 from __future__ import annotations
 
 import ipaddress
+import re
 import socket
+from collections.abc import Sequence
 from functools import lru_cache
 
 from dhtviewer.dht.messages import Addr
 
 _CACHE_SIZE = 8192
+
+DEFAULT_PORT = 6881
+"""The Mainline DHT's customary UDP port, assumed when a bootstrap address has none."""
 
 # Reasons. "Hard" ones are refused even on a local testnet: nothing can answer from such an
 # address, or answering it would reach many hosts.
@@ -125,11 +132,25 @@ def _classify(ip: str) -> tuple[int, str | None, str | None]:
     return version, None, None
 
 
-def address_family(ip: str) -> int:
-    """4 or 6 for an IPv4 or IPv6 literal; ValueError for anything else (host names included)."""
+_FAMILIES: dict[str, int] = {}
+
+
+def ip_family(ip: str) -> int:
+    """4 or 6 for an IPv4 or IPv6 literal (an IPv6 one may carry a ``%scope``); ValueError for
+    anything else, host names included. The hot paths ask it for every query (which table, which
+    peers), so known answers come from a plain dictionary (bounded: cleared when full)."""
+    try:
+        family = _FAMILIES.get(ip)
+    except TypeError:  # unhashable: certainly not an IP literal
+        family = None
+    if family is not None:
+        return family
     family = _classify(ip)[0] if isinstance(ip, str) else 0
     if not family:
         raise ValueError(f"not an IP address: {ip!r}")
+    if len(_FAMILIES) >= _CACHE_SIZE * 8:
+        _FAMILIES.clear()
+    _FAMILIES[ip] = family
     return family
 
 
@@ -150,7 +171,116 @@ def acceptable_address(addr: Addr, *, allow_local: bool) -> str | None:
     return None
 
 
-def addr_family(addr: Addr) -> int:
-    """4 or 6 for an address a socket reported, without parsing it (only IPv6 text contains a
-    colon): the cheap test for the hot paths, where ``address_family`` would validate again."""
-    return 6 if ":" in addr[0] else 4
+def _unmapped(ip: str) -> str:
+    """The IPv4 address inside an IPv4-mapped IPv6 one (``::ffff:a.b.c.d``), else ``ip``."""
+    if ip[:7].lower() == "::ffff:" and "." in ip:
+        return ip[7:]
+    return ip
+
+
+def is_loopback(ip: str) -> bool:
+    """True for 127.0.0.0/8 and ::1 (IPv4-mapped loopback too); False for names and garbage."""
+    if not isinstance(ip, str):
+        return False
+    return _classify(_unmapped(ip))[2] == LOOPBACK
+
+
+def is_local(ip: str) -> bool:
+    """True for addresses the public DHT never routes: loopback, private, link-local,
+    site-local, shared (100.64/10), reserved, unspecified and this-network ones (IPv4-mapped
+    ones by their IPv4 address). A session whose every bootstrap address is local runs a private
+    network and must accept such contacts (``allow_local``). False for names and garbage."""
+    if not isinstance(ip, str):
+        return False
+    family, hard, local = _classify(_unmapped(ip))
+    return bool(family) and (local is not None or hard in (UNSPECIFIED, THIS_NETWORK))
+
+
+# --- text and socket forms ---------------------------------------------------------------------
+# RFC 1123 host name: dot-separated labels of letters, digits and inner hyphens.
+_LABEL = r"(?!-)[A-Za-z0-9-]{1,63}(?<!-)"
+_HOSTNAME = re.compile(rf"^{_LABEL}(\.{_LABEL})*\.?$")
+
+
+def format_addr(addr: Addr | Sequence[object]) -> str:
+    """``"ip:port"``, or ``"[v6]:port"`` for IPv6 (so the port cannot be mistaken for a group)."""
+    host, port = str(addr[0]), addr[1]
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
+def parse_hostport(
+    text: str, default_port: int | None = None, *, allow_port_zero: bool = False
+) -> tuple[str, int]:
+    """Parse ``host:port``, ``[v6]:port``, or (with ``default_port``) a bare host or IPv6 address.
+
+    The host may be a name (resolved later) or a literal address; IPv6 literals come back without
+    brackets. Port 0 is refused unless ``allow_port_zero`` (binding to an ephemeral port).
+    Raises ``ValueError`` with a message naming what is wrong.
+    """
+    s = text.strip()
+    if not s:
+        raise ValueError("empty address (expected HOST:PORT)")
+    port_text: str | None
+    if s.startswith("["):
+        end = s.find("]")
+        if end < 0:
+            raise ValueError(f"missing ']' in {text!r}")
+        host, rest = s[1:end], s[end + 1 :]
+        if rest and not rest.startswith(":"):
+            raise ValueError(f"unexpected {rest!r} after ']' in {text!r}")
+        port_text = rest[1:] if rest else None
+        if not _is_ipv6(host):
+            raise ValueError(f"invalid IPv6 address {host!r} in {text!r}")
+    elif s.count(":") > 1:
+        # Several colons and no brackets: only a bare IPv6 address makes sense.
+        if not _is_ipv6(s):
+            raise ValueError(f"invalid address {text!r} (write IPv6 as [ADDRESS]:PORT)")
+        host, port_text = s, None
+    elif ":" in s:
+        host, port_text = s.split(":", 1)
+    else:
+        host, port_text = s, None
+    if not host:
+        raise ValueError(f"missing host in {text!r}")
+    if port_text is None:
+        if default_port is None:
+            hint = f"[{host}]:PORT" if ":" in host else f"{host}:PORT"
+            raise ValueError(f"missing port in {text!r} (expected {hint})")
+        port = default_port
+    else:
+        port = _parse_port(port_text, text, allow_port_zero)
+    if ":" not in host and not _is_ipv4(host) and not _HOSTNAME.match(host):
+        raise ValueError(f"invalid host name {host!r}")
+    return host, port
+
+
+def _parse_port(port_text: str, text: str, allow_zero: bool) -> int:
+    if not port_text.isdigit() or not port_text.isascii():
+        raise ValueError(f"invalid port {port_text!r} in {text!r}")
+    port = int(port_text)
+    low = 0 if allow_zero else 1
+    if not low <= port <= 65535:
+        raise ValueError(f"port {port} out of range {low}-65535")
+    return port
+
+
+def _is_ipv4(host: str) -> bool:
+    try:
+        ipaddress.IPv4Address(host)
+    except ValueError:
+        return False
+    return True
+
+
+def _is_ipv6(host: str) -> bool:
+    try:
+        ipaddress.IPv6Address(host)
+    except ValueError:
+        return False
+    return True
+
+
+def sockaddr_to_addr(sockaddr: Sequence[object]) -> Addr:
+    """A socket address (IPv4 ``(ip, port)`` or IPv6 ``(ip, port, flowinfo, scope_id)``) as the
+    core's ``(ip, port)``."""
+    return str(sockaddr[0]), int(sockaddr[1])  # type: ignore[call-overload]

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from dhtviewer.dht.kinds import LookupKind, NodeState
 from dhtviewer.dht.messages import Addr
 
 
@@ -42,8 +43,8 @@ class NodeStateChanged:
 
     node_id: bytes
     addr: Addr
-    old: str
-    new: str
+    old: NodeState
+    new: NodeState
     family: int
     at: float
 
@@ -133,7 +134,7 @@ class LookupStarted:
 
     lookup_id: int
     target: bytes
-    kind: str
+    kind: LookupKind
     at: float
 
 
@@ -194,7 +195,7 @@ class LookupFinished:
 
     lookup_id: int
     target: bytes
-    kind: str
+    kind: LookupKind
     peers: tuple[Addr, ...]
     closest: tuple[tuple[bytes, Addr], ...]
     queried: int
@@ -239,6 +240,16 @@ class PingFinished:
     at: float
 
 
+@dataclass(frozen=True, slots=True)
+class TaskFailed:
+    """A task scheduled on the node (``DhtNode.call_at``/``call_every``) raised ``error``
+    (its ``repr``); a periodic task stays scheduled."""
+
+    name: str
+    error: str
+    at: float
+
+
 Event = (
     NodeAdded
     | NodeRemoved
@@ -258,6 +269,7 @@ Event = (
     | AnnounceFinished
     | AnnounceReceived
     | PingFinished
+    | TaskFailed
 )
 
 TRAFFIC_EVENTS = (MessageSent, MessageReceived)

@@ -15,10 +15,12 @@ message text, but a field we act on with the wrong type or length is a protocol 
 
 from __future__ import annotations
 
+from dataclasses import replace
 from functools import lru_cache
 
 from dhtviewer.dht import bencoding, bloom, common_queries, compact, items
 from dhtviewer.dht.messages import (
+    NO_FIELDS,
     PROTOCOL_ERROR,
     AnnouncePeerQuery,
     ErrorMessage,
@@ -283,7 +285,17 @@ def _decode_query(top: _Dict, tid: bytes, version: bytes | None) -> Query:
         )
     if q == b"put":
         return _decode_put(a, tid, sender, version, ro)
-    return UnknownQuery(tid, sender, name=q, version=version, read_only=ro)
+    args = {key: value for key, value in a.items() if key != b"id"}
+    return UnknownQuery(tid, sender, name=q, args=args, version=version, read_only=ro)
+
+
+_RESPONSE_KEYS = frozenset(
+    (
+        b"id", b"nodes", b"nodes6", b"values", b"token", b"samples", b"p", b"interval", b"num",
+        b"v", b"k", b"seq", b"sig", b"BFsd", b"BFpe",
+    )
+)
+"""Keys of ``r`` that ``Response`` has fields for; the others go to ``Response.extra``."""
 
 
 def _decode_put(a: _Dict, tid: bytes, sender: bytes, version: bytes | None, ro: bool) -> PutQuery:
@@ -330,6 +342,7 @@ def _decode_response(top: _Dict, tid: bytes, version: bytes | None) -> Response:
     token = r.get(b"token")
     samples = r.get(b"samples")
     ip = top.get(b"ip")
+    extra = {key: value for key, value in r.items() if key not in _RESPONSE_KEYS} or NO_FIELDS
     if token is not None and type(token) is not bytes:
         raise _Invalid(f"'token' must be a byte string, got {_type_name(token)}")
     if values is not None and type(values) is not list:
@@ -366,6 +379,7 @@ def _decode_response(top: _Dict, tid: bytes, version: bytes | None) -> Response:
         sig=_opt_bytes(r, b"sig", _SIG_LEN),
         bf_seeds=_opt_bytes(r, b"BFsd", _FILTER_LEN),
         bf_peers=_opt_bytes(r, b"BFpe", _FILTER_LEN),
+        extra=extra,
     )
 
 
@@ -452,6 +466,10 @@ def _query_args(msg: Query) -> _Dict:
             a[b"implied_port"] = 1
         if msg.seed is not None:
             a[b"seed"] = int(msg.seed)
+    elif isinstance(msg, UnknownQuery):
+        for key, value in msg.args.items():
+            if key != b"id":
+                a[key] = value
     return a
 
 
@@ -473,6 +491,8 @@ def _encode_response(msg: Response, v: bytes | None) -> bytes:
     times faster than the generic encoder, and byte-identical to it (the tests check that)."""
     if type(msg.tid) is not bytes or type(msg.sender_id) is not bytes:
         raise bencoding.BencodeError("tid and id must be bytes")
+    if msg.extra:
+        return _encode_response_generic(msg, v)
     out = [b"d"]
     if msg.external_ip is not None:
         out += (b"2:ip", _bstr(compact.encode_peer(msg.external_ip)))
@@ -532,6 +552,20 @@ def _encode_response(msg: Response, v: bytes | None) -> bytes:
         out += (b"1:v", _bstr(bytes(v)))
     out.append(b"1:y1:re")
     return b"".join(out)
+
+
+def _encode_response_generic(msg: Response, v: bytes | None) -> bytes:
+    """A response with ``extra`` keys: ``r`` is the fast encoder's dict plus them, written by the
+    generic encoder (custom methods are rare; the common replies keep the fast path)."""
+    bare = bencoding.decode(_encode_response(replace(msg, extra=NO_FIELDS), v))
+    assert type(bare) is dict
+    r = bare[b"r"]
+    assert type(r) is dict
+    for key, value in msg.extra.items():
+        if key in _RESPONSE_KEYS:
+            raise bencoding.BencodeError(f"extra key {key!r} is a Response field")
+        r[key] = value
+    return bencoding.encode(bare)
 
 
 def _sized(value: object, length: int, key: str) -> bytes:

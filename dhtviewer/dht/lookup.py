@@ -1,8 +1,10 @@
-"""Lookup: one iterative Kademlia traversal toward a target (find_node, get_peers, announce).
+"""Lookup: the state of one iterative Kademlia traversal toward a target (find_node, get_peers,
+announce, and the node's own bootstrap and refresh lookups).
 
-The lookup only decides *whom to ask next* and *when it is done*; the node sends the queries and
-feeds the answers back. It also keeps, for every node it asked, who referred it, its hop depth,
-when it was asked, its RTT and its outcome: the raw material of the lookup path graph.
+The lookup only decides *whom to ask next* and *when it is done*; ``LookupManager``
+(``lookups.py``) sends the queries and feeds the answers back. It also keeps, for every node it
+asked, who referred it, its hop depth, when it was asked, its RTT and its outcome: the raw
+material of the lookup path graph.
 
 Termination rule: the lookup is done when the K closest candidates it knows of, leaving out those
 that failed and those that are *slow* (past the short timeout), have all answered. Slow nodes thus
@@ -16,11 +18,15 @@ import bisect
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+from dhtviewer.dht.kinds import CandidateState, LookupKind
 from dhtviewer.dht.messages import Addr, NodeInfo
 from dhtviewer.dht.node_id import distance
 
-# Candidate states.
-NEW, INFLIGHT, SLOW, ANSWERED, FAILED = "new", "in flight", "slow", "answered", "failed"
+NEW = CandidateState.NEW
+INFLIGHT = CandidateState.INFLIGHT
+SLOW = CandidateState.SLOW
+ANSWERED = CandidateState.ANSWERED
+FAILED = CandidateState.FAILED
 
 
 @dataclass(slots=True)
@@ -33,7 +39,7 @@ class Candidate:
     dist: int
     referrer: bytes | None
     depth: int
-    state: str = NEW
+    state: CandidateState = NEW
     sent_at: float | None = None
     rtt: float | None = None
     token: bytes | None = None
@@ -45,18 +51,20 @@ class Candidate:
 
 
 class Lookup:
-    """State of one lookup. ``kind`` is "find_node", "get_peers" or "announce"."""
+    """State of one lookup of ``kind``. ``short_timeout``: this lookup's own short timeout
+    (None: the node's, adaptive by default)."""
 
     def __init__(
         self,
         lookup_id: int,
         target: bytes,
-        kind: str,
+        kind: LookupKind,
         now: float,
         *,
         k: int,
         alpha: int,
         max_candidates: int = 1000,
+        short_timeout: float | None = None,
     ) -> None:
         self.id = lookup_id
         self.target = target
@@ -64,6 +72,7 @@ class Lookup:
         self.started_at = now
         self.k = k
         self.alpha = alpha
+        self.short_timeout = short_timeout
         self._max_candidates = max_candidates
         self._sorted: list[tuple[tuple[int, str, int], Candidate]] = []
         self._by_addr: dict[Addr, Candidate] = {}
@@ -75,12 +84,6 @@ class Lookup:
         self.responded = 0
         self.finished = False
         self.finished_at: float | None = None
-        # announce phase (kind == "announce")
-        self.announce_port = 0
-        self.implied_port = False
-        self.announce_pending: dict[Addr, bool] = {}
-        self.stored_at: list[Addr] = []
-        self.announce_failed: list[Addr] = []
 
     # --- candidates ------------------------------------------------------------------------------
     def add_seed(self, addr: Addr) -> bool:

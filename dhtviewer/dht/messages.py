@@ -8,7 +8,18 @@ Unknown keys are ignored by the decoder (forward compatibility); an unknown quer
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
+from types import MappingProxyType
+
+NO_FIELDS: Mapping[bytes, object] = MappingProxyType({})
+"""The empty ``args``/``extra`` of messages that carry none (shared, read-only)."""
+
+
+
+def _no_fields() -> Mapping[bytes, object]:
+    return NO_FIELDS
+
 
 Addr = tuple[str, int]
 """An (ip, port) pair; ip is a textual IPv4 or IPv6 address (no brackets)."""
@@ -129,9 +140,12 @@ class PutQuery(Query):
 
 @dataclass(frozen=True, slots=True)
 class UnknownQuery(Query):
-    """A syntactically valid query for a method we do not implement (answered with 204)."""
+    """A query for a method the codec has no type for: answered with 204 unless a handler is
+    registered for it (``Responder.register``), and the way custom queries are sent. ``args``:
+    the ``a`` dict without ``id``, as decoded (bencode values: bytes, int, list, dict)."""
 
     name: bytes = b""
+    args: Mapping[bytes, object] = field(default_factory=_no_fields, compare=False)
 
     @property
     def method_name(self) -> bytes:
@@ -148,6 +162,7 @@ class Response:
     ``port``: libtorrent's ``r.p``. BEP 51 fields: ``interval``, ``num``, ``samples``.
     BEP 44 fields of a ``get`` reply: ``v`` (the value, *bencoded*), ``k``, ``seq``, ``sig``.
     BEP 33 fields of a scrape: ``bf_seeds`` (``BFsd``), ``bf_peers`` (``BFpe``), 256 bytes each.
+    ``extra``: the other keys of ``r`` (custom methods, extensions), as decoded; encoded as given.
     """
 
     tid: bytes
@@ -169,6 +184,7 @@ class Response:
     sig: bytes | None = None
     bf_seeds: bytes | None = None
     bf_peers: bytes | None = None
+    extra: Mapping[bytes, object] = field(default_factory=_no_fields, compare=False)
 
 
 @dataclass(frozen=True, slots=True)

@@ -32,7 +32,8 @@ import random
 from collections import OrderedDict
 from itertools import chain
 
-from dhtviewer.dht.addresses import addr_family
+from dhtviewer.dht.addresses import ip_family
+from dhtviewer.dht.counters import Counters
 from dhtviewer.dht.messages import Addr
 
 _Key = tuple[bytes, Addr]
@@ -67,8 +68,10 @@ class PeerStore:
         max_peers_per_info_hash: int,
         ttl: float,
         max_peers: int | None = None,
+        counters: Counters | None = None,
     ) -> None:
-        """``max_peers``: peers over all info_hashes (None: only the other two caps bound it)."""
+        """``max_peers``: peers over all info_hashes (None: only the other two caps bound it).
+        ``counters``: where stores, evictions and expiries are counted (a fresh one if None)."""
         if max_info_hashes < 0 or max_peers_per_info_hash < 0 or (max_peers or 0) < 0:
             raise ValueError("caps must not be negative")
         if not ttl > 0:
@@ -80,13 +83,7 @@ class PeerStore:
         self._swarms: OrderedDict[bytes, _Swarm] = OrderedDict()
         self._expiry: OrderedDict[_Key, float] = OrderedDict()
         self._clock = float("-inf")
-        self.stats: dict[str, int] = {
-            "stored": 0,  # new (info_hash, peer) entries
-            "refreshed": 0,  # re-announces of a stored peer
-            "evicted_peers": 0,  # peers dropped before their expiry, to make room
-            "evicted_info_hashes": 0,  # whole swarms dropped to make room
-            "expired": 0,  # peers dropped at their expiry
-        }
+        self.counters = counters if counters is not None else Counters()
 
     # --- writing -----------------------------------------------------------------------------
     def add(self, info_hash: bytes, peer: Addr, now: float, *, seed: bool | None = None) -> bool:
@@ -105,14 +102,14 @@ class PeerStore:
             swarm = self._swarms[info_hash] = _Swarm()
         else:
             self._swarms.move_to_end(info_hash)
-        peers = swarm.of(addr_family(peer))
+        peers = swarm.of(ip_family(peer[0]))
         key = (info_hash, peer)
         if peer in peers:
             peers[peer] = seed
             peers.move_to_end(peer)
             self._expiry[key] = expires
             self._expiry.move_to_end(key)
-            self.stats["refreshed"] += 1
+            self.counters.peers_refreshed += 1
             return True
         if len(swarm) >= self.max_peers_per_info_hash:
             self._evict_oldest_peer(info_hash, swarm)
@@ -120,15 +117,15 @@ class PeerStore:
             self._evict_oldest_stored(info_hash)
         peers[peer] = seed
         self._expiry[key] = expires
-        self.stats["stored"] += 1
+        self.counters.peers_stored += 1
         return True
 
     def _evict_swarm(self) -> None:
         info_hash, swarm = self._swarms.popitem(last=False)
         for peer in chain(swarm.v4, swarm.v6):
             del self._expiry[(info_hash, peer)]
-        self.stats["evicted_info_hashes"] += 1
-        self.stats["evicted_peers"] += len(swarm)
+        self.counters.swarms_evicted += 1
+        self.counters.peers_evicted += len(swarm)
 
     def _evict_oldest_peer(self, info_hash: bytes, swarm: _Swarm) -> None:
         # The oldest peer of the swarm heads one of its two family maps: take the earlier one.
@@ -141,17 +138,17 @@ class PeerStore:
                 peers = swarm.v6
         peer, _ = peers.popitem(last=False)
         del self._expiry[(info_hash, peer)]
-        self.stats["evicted_peers"] += 1
+        self.counters.peers_evicted += 1
 
     def _evict_oldest_stored(self, keep: bytes) -> None:
         # The front of the expiry order is the least recently announced peer of all. Its swarm
         # goes if that empties it, unless it is ``keep``, the swarm a peer is being added to.
         (info_hash, peer), _ = self._expiry.popitem(last=False)
         swarm = self._swarms[info_hash]
-        del swarm.of(addr_family(peer))[peer]
+        del swarm.of(ip_family(peer[0]))[peer]
         if not swarm and info_hash != keep:
             del self._swarms[info_hash]
-        self.stats["evicted_peers"] += 1
+        self.counters.peers_evicted += 1
 
     def expire(self, now: float) -> int:
         """Drop every peer whose expiry is at or before ``now``, and swarms left empty.
@@ -165,11 +162,11 @@ class PeerStore:
             expiry.popitem(last=False)
             info_hash, peer = key
             swarm = self._swarms[info_hash]
-            del swarm.of(addr_family(peer))[peer]
+            del swarm.of(ip_family(peer[0]))[peer]
             if not swarm:
                 del self._swarms[info_hash]
             dropped += 1
-        self.stats["expired"] += dropped
+        self.counters.peers_expired += dropped
         return dropped
 
     # --- reading -----------------------------------------------------------------------------

@@ -36,6 +36,8 @@ from __future__ import annotations
 
 from collections import OrderedDict
 
+from dhtviewer.dht.counters import Counters
+
 
 class _Bucket:
     """One IP's budget: tokens available, excess refused, and when both were last updated."""
@@ -61,7 +63,10 @@ class RateLimiter:
         max_tracked_ips: int = 10000,
         global_rate: float = 2000.0,
         global_burst: float = 4000.0,
+        counters: Counters | None = None,
     ) -> None:
+        """``counters``: where refusals and blocks are counted (the node's; a fresh one if
+        None)."""
         if per_ip_rate < 0 or global_rate < 0 or block_seconds < 0:
             raise ValueError("rates and block_seconds must not be negative")
         if per_ip_burst < 1 or global_burst < 1:
@@ -81,14 +86,7 @@ class RateLimiter:
         self._blocked: OrderedDict[str, float] = OrderedDict()
         self._global_tokens = global_burst
         self._global_updated: float | None = None
-        self.stats: dict[str, int] = {
-            "allowed": 0,
-            "dropped_ip": 0,  # refused by the IP's own budget, including while blocked
-            "dropped_blocked": 0,  # the part of dropped_ip refused because the IP was blocked
-            "dropped_global": 0,  # the IP was within budget but the global one was spent
-            "blocks": 0,  # blocks imposed
-            "tracked": 0,  # IPs currently in the table (blocked or not)
-        }
+        self.counters = counters if counters is not None else Counters()
 
     def allow(self, ip: str, now: float, *, reply: bool = True) -> bool:
         """True if a query from ``ip`` arriving at ``now`` may be answered; spends its budget.
@@ -100,8 +98,8 @@ class RateLimiter:
         end = self._blocked.get(ip)
         if end is not None:
             if end > now:
-                self.stats["dropped_ip"] += 1
-                self.stats["dropped_blocked"] += 1
+                self.counters.limiter_refused += 1
+                self.counters.limiter_refused_blocked += 1
                 return False
             del self._blocked[ip]  # ended, but behind a later one (the clock went backwards)
         bucket = self._active.get(ip)
@@ -113,12 +111,12 @@ class RateLimiter:
             self._refill(bucket, now)
         if bucket.tokens >= 1.0:
             if reply and not self._take_global(now):
-                self.stats["dropped_global"] += 1
+                self.counters.dropped_global += 1
                 return False
             bucket.tokens -= 1.0
-            self.stats["allowed"] += 1
+            self.counters.limiter_allowed += 1
             return True
-        self.stats["dropped_ip"] += 1
+        self.counters.limiter_refused += 1
         bucket.excess += 1.0
         if bucket.excess >= self.per_ip_burst:
             self._block(ip, now)
@@ -149,19 +147,14 @@ class RateLimiter:
     def _block(self, ip: str, now: float) -> None:
         del self._active[ip]
         self._blocked[ip] = now + self.block_seconds
-        self.stats["blocks"] += 1
-        self._update_tracked()
+        self.counters.ip_blocks += 1
 
     def _release(self, now: float) -> None:
         """Forget blocks that have ended. The IP starts afresh (full bucket), as it would have
         had its bucket refill during the block anyway."""
         blocked = self._blocked
-        released = False
         while blocked and next(iter(blocked.values())) <= now:
             blocked.popitem(last=False)
-            released = True
-        if released:
-            self._update_tracked()
 
     def _evict_if_full(self) -> None:
         if len(self._active) + len(self._blocked) > self.max_tracked_ips:
@@ -171,10 +164,10 @@ class RateLimiter:
                 self._active.popitem(last=False)
             else:
                 self._blocked.popitem(last=False)
-        self._update_tracked()
 
-    def _update_tracked(self) -> None:
-        self.stats["tracked"] = len(self._active) + len(self._blocked)
+    def tracked(self) -> int:
+        """IPs currently in the table, blocked or not (bounded by ``max_tracked_ips``)."""
+        return len(self._active) + len(self._blocked)
 
     def is_blocked(self, ip: str, now: float) -> bool:
         end = self._blocked.get(ip)

@@ -6,6 +6,11 @@ peers and a write token for ``get_peers``; checking the token and storing the pe
 ``announce_peer``; BEP 51 samples; an error for an unknown method. And the amplification
 guard: no reply leaves larger than ``max_reply_bytes``, whatever a small query asked for.
 
+Each method has a handler, ``handler(query, addr, now) -> reply``, in a registry:
+``register(b"echo", fn)`` adds a custom method (or replaces a built-in one), and an unregistered
+method gets error 204. Custom queries decode as ``UnknownQuery`` (``name``, ``args``); a handler
+builds its reply with ``response(q, addr, **fields)`` (``extra={...}`` for keys of its own).
+
 Whether a query is answered at all (read-only mode, rate limits), the traffic counters, and
 what the node learns about the querier stay with ``DhtNode``: the responder only decides what
 to say.
@@ -20,7 +25,8 @@ from typing import Any
 
 from dhtviewer.dht import events as ev
 from dhtviewer.dht import krpc
-from dhtviewer.dht.addresses import addr_family
+from dhtviewer.dht.addresses import ip_family
+from dhtviewer.dht.counters import Counters
 from dhtviewer.dht.messages import (
     METHOD_UNKNOWN,
     PROTOCOL_ERROR,
@@ -35,17 +41,22 @@ from dhtviewer.dht.messages import (
     Query,
     Response,
     SampleInfohashesQuery,
+    method_of,
 )
 from dhtviewer.dht.peer_store import PeerStore
 from dhtviewer.dht.routing_table import RoutingTable
 from dhtviewer.dht.settings import DhtSettings
 from dhtviewer.dht.tokens import TokenIssuer
 
+Handler = Callable[[Any, Addr, float], Message]
+"""``handler(query, addr, now)``: the reply (a ``Response`` or an ``ErrorMessage``) to ``query``
+from ``addr``. It must not raise: a handler that does is answered with error 202 (server
+error) by the node and counted."""
+
 
 class Responder:
-    """Builds and encodes a node's replies. ``counters`` is the node's counter dict
-    (``bad_tokens`` and ``announces_stored`` are counted here); ``emit`` receives
-    ``AnnounceReceived``."""
+    """Builds and encodes a node's replies. ``counters`` are the node's (``bad_tokens`` and
+    ``announces_stored`` are counted here); ``emit`` receives ``AnnounceReceived``."""
 
     def __init__(
         self,
@@ -56,7 +67,7 @@ class Responder:
         store: PeerStore,
         tokens: TokenIssuer,
         rng: random.Random,
-        counters: dict[str, int],
+        counters: Counters,
         emit: Callable[[ev.Event], None],
     ) -> None:
         self.node_id = node_id
@@ -67,21 +78,41 @@ class Responder:
         self.rng = rng
         self.counters = counters
         self.emit = emit
+        self._handlers: dict[bytes, Handler] = {
+            PingQuery.method: self._ping_reply,
+            FindNodeQuery.method: self._find_node_reply,
+            GetPeersQuery.method: self._get_peers_reply,
+            AnnouncePeerQuery.method: self._announce_reply,
+            SampleInfohashesQuery.method: self._sample_reply,
+        }
+
+    def register(self, method: bytes, handler: Handler) -> None:
+        """Answer queries for ``method`` with ``handler`` (replacing any handler it had)."""
+        if not isinstance(method, bytes) or not method:
+            raise ValueError(f"method must be a non-empty byte string, got {method!r}")
+        self._handlers[method] = handler
+
+    def unregister(self, method: bytes) -> None:
+        """Stop answering ``method`` (queries for it then get error 204)."""
+        self._handlers.pop(method, None)
+
+    def methods(self) -> list[bytes]:
+        """Methods answered, sorted."""
+        return sorted(self._handlers)
 
     def answer(self, q: Query, addr: Addr, now: float) -> Message:
         """The reply to ``q`` from ``addr`` (a Response, or an ErrorMessage)."""
-        if isinstance(q, PingQuery):
-            return self._response(q, addr)
-        if isinstance(q, FindNodeQuery):
-            v4, v6 = self._closest_nodes(q.target, q.want, addr, now)
-            return self._response(q, addr, nodes=v4, nodes6=v6)
-        if isinstance(q, GetPeersQuery):
-            return self._get_peers_reply(q, addr, now)
-        if isinstance(q, AnnouncePeerQuery):
-            return self._announce_reply(q, addr, now)
-        if isinstance(q, SampleInfohashesQuery):
-            return self._sample_reply(q, addr, now)
-        return ErrorMessage(q.tid, METHOD_UNKNOWN, "method unknown")
+        handler = self._handlers.get(method_of(q))
+        if handler is None:
+            return ErrorMessage(q.tid, METHOD_UNKNOWN, "method unknown")
+        return handler(q, addr, now)
+
+    def response(self, q: Query, addr: Addr, **fields: Any) -> Response:
+        """Our reply to ``q``: our id, the requester's address as we saw it (BEP 42 ``ip``),
+        our version, and the method's ``fields`` (``Response`` fields; ``extra`` for others)."""
+        return Response(
+            q.tid, self.node_id, external_ip=addr, version=self.settings.client_version, **fields
+        )
 
     def encode(self, reply: Message) -> bytes:
         """``reply`` on the wire, shrunk to ``max_reply_bytes`` if it is a larger Response."""
@@ -91,12 +122,12 @@ class Responder:
         return data
 
     # --- internals -------------------------------------------------------------------------------
-    def _response(self, q: Query, addr: Addr, **fields: Any) -> Response:
-        """Our reply to ``q``: our id, the requester's address as we saw it (BEP 42 ``ip``),
-        our version, and the method's ``fields``."""
-        return Response(
-            q.tid, self.node_id, external_ip=addr, version=self.settings.client_version, **fields
-        )
+    def _ping_reply(self, q: PingQuery, addr: Addr, now: float) -> Response:
+        return self.response(q, addr)
+
+    def _find_node_reply(self, q: FindNodeQuery, addr: Addr, now: float) -> Response:
+        v4, v6 = self._closest_nodes(q.target, q.want, addr, now)
+        return self.response(q, addr, nodes=v4, nodes6=v6)
 
     def _closest_nodes(
         self, target: bytes, want: frozenset[bytes], addr: Addr, now: float
@@ -107,7 +138,7 @@ class Responder:
         if b"n6" in want:
             fams.add(6)
         if not fams:
-            fams.add(addr_family(addr))
+            fams.add(ip_family(addr[0]))
         k = self.settings.k
         v4 = tuple(self.tables[4].closest(target, k, now)) if 4 in fams and 4 in self.tables else ()
         v6 = tuple(self.tables[6].closest(target, k, now)) if 6 in fams and 6 in self.tables else ()
@@ -136,28 +167,28 @@ class Responder:
         s = self.settings
         token = self.tokens.issue(addr[0], q.info_hash, now)
         peers = self.store.get(
-            q.info_hash, now, self.rng, s.max_peers_per_reply, family=addr_family(addr)
+            q.info_hash, now, self.rng, s.max_peers_per_reply, family=ip_family(addr[0])
         )
         v4, v6 = self._closest_nodes(q.info_hash, q.want, addr, now)
-        return self._response(q, addr, nodes=v4, nodes6=v6, values=tuple(peers), token=token)
+        return self.response(q, addr, nodes=v4, nodes6=v6, values=tuple(peers), token=token)
 
     def _announce_reply(self, q: AnnouncePeerQuery, addr: Addr, now: float) -> Message:
         if not self.tokens.verify(q.token, addr[0], q.info_hash, now):
-            self.counters["bad_tokens"] += 1
+            self.counters.bad_tokens += 1
             return ErrorMessage(q.tid, PROTOCOL_ERROR, "invalid token")
         port = addr[1] if q.implied_port else q.port
         if not 0 < port < 65536:
             return ErrorMessage(q.tid, PROTOCOL_ERROR, "invalid port")
         peer = (addr[0], port)
         if self.store.add(q.info_hash, peer, now, seed=q.seed):
-            self.counters["announces_stored"] += 1
+            self.counters.announces_stored += 1
             self.emit(ev.AnnounceReceived(q.info_hash, peer, q.sender_id, now))
-        return self._response(q, addr)
+        return self.response(q, addr)
 
     def _sample_reply(self, q: SampleInfohashesQuery, addr: Addr, now: float) -> Response:
         s = self.settings
         v4, v6 = self._closest_nodes(q.target, q.want, addr, now)
-        r = self._response(
+        r = self.response(
             q,
             addr,
             nodes=v4,

@@ -19,7 +19,10 @@ Who gets in is the main defence against a poisoned table:
   candidate.
 
 The table is sans-IO: the caller sends the pings it is asked for and reports answers
-(:meth:`RoutingTable.heard_from`) and timeouts (:meth:`RoutingTable.failed`).
+(:meth:`RoutingTable.heard_from`) and timeouts (:meth:`RoutingTable.failed`). The rules (bucket
+sizes, admission, eviction, promotion) are its ``RoutingPolicy``'s (``routing_policy.py``); the
+entries are ``NodeEntry`` values (``node_entry.py``); what leaves the table are snapshots
+(``routing_snapshot.py``).
 """
 
 from __future__ import annotations
@@ -27,15 +30,27 @@ from __future__ import annotations
 import math
 import random
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
 
-from dhtviewer.dht.addresses import acceptable_address, address_family
+from dhtviewer.dht.addresses import ip_family
+from dhtviewer.dht.counters import Counters
 from dhtviewer.dht.events import BucketSplit, Event, NodeAdded, NodeRemoved, NodeStateChanged
+from dhtviewer.dht.kinds import NodeState
 from dhtviewer.dht.messages import Addr, NodeInfo
+from dhtviewer.dht.node_entry import NodeEntry, record
 from dhtviewer.dht.node_id import ID_BITS, ID_BYTES, bep42_valid, random_id_with_prefix
+from dhtviewer.dht.routing_policy import RoutingPolicy
+from dhtviewer.dht.routing_snapshot import BucketSnapshot, NodeSnapshot, RoutingSnapshot
 from dhtviewer.dht.settings import DhtSettings
 
-GOOD, QUESTIONABLE, BAD = "good", "questionable", "bad"
+__all__ = [
+    "MAX_BUCKETS",
+    "BucketSnapshot",
+    "NodeEntry",
+    "NodeSnapshot",
+    "RoutingPolicy",
+    "RoutingSnapshot",
+    "RoutingTable",
+]
 
 PING_INTERVAL = 10.0
 """A node is handed out for pinging at most once per this many seconds, so a flood of newcomers
@@ -46,156 +61,8 @@ QUESTIONABLE_SCAN_INTERVAL = 1.0
 Each node found is handed out at most once per PING_INTERVAL anyway; without this bound every
 query from a would-be newcomer rescanned its bucket (a serving node's hot path)."""
 
-RTT_GAIN = 0.25
-"""Weight of a new RTT sample in the smoothed RTT (EWMA)."""
-
 MAX_BUCKETS = ID_BITS
 """Bucket 159 holds the single id that differs from ours in the last bit only: no deeper split."""
-
-_STAT_KEYS = (
-    "inserted",  # nodes that entered the live table (promoted candidates included)
-    "evicted",  # bad nodes dropped to make room for another node
-    "replaced",  # candidates promoted from a replacement cache
-    "splits",
-    "cached",  # newcomers put in (or refreshed in) a replacement cache
-    "ping_requests",  # nodes handed back to the caller for pinging
-    "failures",  # failed() calls that matched a live node
-    "removed",  # explicit remove() calls that removed a live node
-    "id_conflicts",  # another id from an IP that is already in the table
-    "addr_conflicts",  # a known id heard from another address
-    "refused_address",
-    "refused_own_id",
-    "refused_read_only",
-    "refused_bep42",
-    "refused_bad_id",
-)
-
-
-@dataclass(slots=True)
-class NodeEntry:
-    """A node in the table or in a replacement cache. Mutable and internal to the table: what
-    leaves the table are :class:`NodeSnapshot` values."""
-
-    id: bytes
-    addr: Addr
-    added_at: float
-    last_response: float | None = None
-    """Last time it answered one of our queries."""
-    last_query: float | None = None
-    """Last time it sent us a query."""
-    failures: int = 0
-    """Consecutive queries of ours it did not answer."""
-    rtt: float | None = None
-    """Smoothed round-trip time of its answers, seconds."""
-    version: bytes | None = None
-    """Last KRPC ``v`` seen from it."""
-    bep42_ok: bool = False
-    """Whether its id matches its IP (BEP 42)."""
-    pinged_at: float | None = None
-    """Last time the table asked the caller to ping it (see PING_INTERVAL)."""
-    id_int: int = field(init=False, repr=False, compare=False)
-    """The id as an int, so XOR distances cost one operation on the hot paths."""
-    info: NodeInfo = field(init=False, repr=False, compare=False)
-    """The contact as handed out by closest(), built once."""
-
-    def __post_init__(self) -> None:
-        self.id_int = int.from_bytes(self.id, "big")
-        self.info = NodeInfo(self.id, self.addr)
-
-    def state(self, now: float, good_period: float, bad_after: int) -> str:
-        """BEP 5: good if it answered us within ``good_period``, or has answered us once and
-        queried us within ``good_period``; bad after ``bad_after`` failed queries in a row;
-        questionable otherwise."""
-        if self.failures >= bad_after:
-            return BAD
-        last = self.last_response
-        if last is not None:
-            if now - last < good_period:
-                return GOOD
-            query = self.last_query
-            if query is not None and now - query < good_period:
-                return GOOD
-        return QUESTIONABLE
-
-    @property
-    def last_seen(self) -> float:
-        seen = self.added_at
-        if self.last_response is not None and self.last_response > seen:
-            seen = self.last_response
-        if self.last_query is not None and self.last_query > seen:
-            seen = self.last_query
-        return seen
-
-    def _move(self, addr: Addr) -> None:
-        self.addr = addr
-        self.info = NodeInfo(self.id, addr)
-
-
-# --- snapshots ------------------------------------------------------------------------------------
-@dataclass(frozen=True, slots=True)
-class NodeSnapshot:
-    """One routing entry as the UI sees it, frozen at ``RoutingSnapshot.taken_at``."""
-
-    id: bytes
-    addr: Addr
-    state: str
-    rtt: float | None
-    last_seen: float
-    """Latest of its last answer, its last query and the time it was added."""
-    version: bytes | None
-    bep42_ok: bool
-    failures: int
-    bucket: int
-
-
-@dataclass(frozen=True, slots=True)
-class BucketSnapshot:
-    """One bucket: its live nodes (in insertion order) and the size of its replacement cache."""
-
-    index: int
-    """Bits its nodes share with our id (the last bucket: at least this many)."""
-    nodes: tuple[NodeSnapshot, ...]
-    replacements: int
-    """Candidates waiting in its replacement cache."""
-    last_changed: float
-
-    @property
-    def good(self) -> int:
-        return sum(1 for n in self.nodes if n.state == GOOD)
-
-    @property
-    def questionable(self) -> int:
-        return sum(1 for n in self.nodes if n.state == QUESTIONABLE)
-
-    @property
-    def bad(self) -> int:
-        return sum(1 for n in self.nodes if n.state == BAD)
-
-
-@dataclass(frozen=True, slots=True)
-class RoutingSnapshot:
-    """The whole table at ``taken_at``: an immutable value, safe to hand to another thread."""
-
-    own_id: bytes
-    family: int
-    k: int
-    buckets: tuple[BucketSnapshot, ...]
-    taken_at: float
-
-    @property
-    def size(self) -> int:
-        """Live nodes (replacement candidates not included)."""
-        return sum(len(b.nodes) for b in self.buckets)
-
-    @property
-    def good_count(self) -> int:
-        return sum(b.good for b in self.buckets)
-
-    @property
-    def depth(self) -> int:
-        """Number of buckets."""
-        return len(self.buckets)
-
 
 # --- the table ------------------------------------------------------------------------------------
 class _Bucket:
@@ -225,7 +92,13 @@ class RoutingTable:
         settings: DhtSettings,
         family: int = 4,
         emit: Callable[[Event], None] | None = None,
+        *,
+        policy: RoutingPolicy | None = None,
+        counters: Counters | None = None,
     ) -> None:
+        """``policy``: the rules (default: ``RoutingPolicy.from_settings(settings)``);
+        ``counters``: where admissions, refusals and evictions are counted (a fresh one if
+        None)."""
         if len(own_id) != ID_BYTES:
             raise ValueError("own_id must be 20 bytes")
         if family not in (4, 6):
@@ -233,6 +106,7 @@ class RoutingTable:
         self.own_id = own_id
         self.family = family
         self.settings = settings
+        self.policy = policy if policy is not None else RoutingPolicy.from_settings(settings)
         self._emit = emit
         self._own_int = int.from_bytes(own_id, "big")
         self._buckets: list[_Bucket] = [_Bucket(0.0)]
@@ -240,7 +114,7 @@ class RoutingTable:
         self._by_ip: dict[str, NodeEntry] = {}
         self._cand_by_id: dict[bytes, NodeEntry] = {}
         self._cand_by_ip: dict[str, NodeEntry] = {}
-        self.stats: dict[str, int] = dict.fromkeys(_STAT_KEYS, 0)
+        self.counters = counters if counters is not None else Counters()
 
     # --- container protocol -------------------------------------------------------------------
     def __len__(self) -> int:
@@ -285,9 +159,9 @@ class RoutingTable:
         (``responded``, with the measured ``rtt``) or a query of its own. Returns the nodes the
         caller must ping: unverified newcomers, and questionable nodes standing in the way of a
         candidate (ping before evict)."""
-        st = self.stats
+        c = self.counters
         if read_only:
-            st["refused_read_only"] += 1  # BEP 43: read-only nodes never enter routing tables
+            c.refused_read_only += 1  # BEP 43: read-only nodes never enter routing tables
             return []
         known = self._by_id.get(node_id)
         if known is not None:
@@ -297,23 +171,21 @@ class RoutingTable:
             # A waiting candidate heard again from the same address passed the checks below
             # when it was cached; a querier that keeps querying takes this path every time.
             self._drop_candidate(cand)
-            _record(cand, now, responded, rtt, version)
+            record(cand, now, responded, rtt, version)
             return self._place(cand, now, responded)
         if node_id == self.own_id:
-            st["refused_own_id"] += 1
+            c.refused_own_id += 1
             return []
         if len(node_id) != ID_BYTES:
-            st["refused_bad_id"] += 1
+            c.refused_bad_id += 1
             return []
         ip = addr[0]
-        if acceptable_address(addr, allow_local=self.settings.allow_local) is not None or (
-            address_family(ip) != self.family
-        ):
-            st["refused_address"] += 1
+        if not self.policy.accepts_address(addr) or ip_family(ip) != self.family:
+            c.refused_address += 1
             return []
         if ip in self._by_ip:
             # First come keeps the IP: one machine cannot fill buckets with made-up ids.
-            st["id_conflicts"] += 1
+            c.id_conflicts += 1
             return []
         cand = self._cand_by_id.get(node_id)
         if cand is not None and cand.addr != addr:
@@ -322,8 +194,8 @@ class RoutingTable:
         if cand is None:
             # The BEP 42 check costs ~15 µs, so it is done here only when it decides entry;
             # otherwise once, when the node enters the live table (see _add_live).
-            if self.settings.enforce_bep42 and not bep42_valid(node_id, ip):
-                st["refused_bep42"] += 1
+            if not self.policy.accepts_id(node_id, ip):
+                c.refused_bep42 += 1
                 return []
             other = self._cand_by_ip.get(ip)
             if other is not None:
@@ -331,7 +203,7 @@ class RoutingTable:
             cand = NodeEntry(node_id, addr, now)
         else:
             self._drop_candidate(cand)
-        _record(cand, now, responded, rtt, version)
+        record(cand, now, responded, rtt, version)
         return self._place(cand, now, responded)
 
     def failed(self, node_id: bytes | None, addr: Addr, now: float) -> None:
@@ -349,23 +221,22 @@ class RoutingTable:
                 if cand is not None and cand.addr == addr:
                     self._drop_candidate(cand)
             return
-        self.stats["failures"] += 1
-        s = self.settings
-        old = e.state(now, s.good_period, s.bad_after_failures)
+        self.counters.node_failures += 1
+        old = self._state(e, now)
         e.failures += 1
-        new = e.state(now, s.good_period, s.bad_after_failures)
+        new = self._state(e, now)
         if new != old:
             self._state_changed(e, old, new, now)
-        if new != BAD:
+        if new != NodeState.BAD:
             return
         idx = self._index_of(e.id_int)
         bucket = self._buckets[idx]
         if bucket.replacements:
-            cand = _freshest(bucket.replacements)
+            cand = self.policy.promotion_choice(bucket.replacements)
             self._drop_candidate(cand, bucket)
             self._remove_live(e, bucket, idx, "bad", now)
             self._add_live(cand, bucket, idx, now)
-            self.stats["replaced"] += 1
+            self.counters.nodes_replaced += 1
 
     def remove(self, node_id: bytes, now: float, reason: str = "cleared") -> bool:
         """Drop ``node_id`` from the table (and from the replacement caches). True if it was a
@@ -379,7 +250,7 @@ class RoutingTable:
             return False
         idx = self._index_of(e.id_int)
         self._remove_live(e, self._buckets[idx], idx, reason, now)
-        self.stats["removed"] += 1
+        self.counters.nodes_removed += 1
         return True
 
     # --- queries ------------------------------------------------------------------------------
@@ -391,7 +262,7 @@ class RoutingTable:
             return []
         t = int.from_bytes(target, "big")
         buckets = self._buckets
-        bad_after = self.settings.bad_after_failures
+        is_bad = self.policy.is_bad
         out: list[NodeInfo] = []
         bad: list[NodeEntry] = []
         group: list[NodeEntry] = []
@@ -407,7 +278,7 @@ class RoutingTable:
                 continue
             group.sort(key=lambda e: e.id_int ^ t)
             for e in group:
-                if e.failures >= bad_after:
+                if is_bad(e):
                     bad.append(e)
                 else:
                     out.append(e.info)
@@ -417,7 +288,7 @@ class RoutingTable:
         if group:
             group.sort(key=lambda e: e.id_int ^ t)
             for e in group:
-                if e.failures >= bad_after:
+                if is_bad(e):
                     bad.append(e)
                 else:
                     out.append(e.info)
@@ -453,8 +324,8 @@ class RoutingTable:
 
     # --- read-only views ----------------------------------------------------------------------
     def snapshot(self, now: float) -> RoutingSnapshot:
-        s = self.settings
-        gp, ba = s.good_period, s.bad_after_failures
+        gp, ba = self.settings.good_period, self.policy.bad_after_failures
+        size = self.policy.bucket_size
         buckets = tuple(
             BucketSnapshot(
                 index=i,
@@ -474,19 +345,19 @@ class RoutingTable:
                 ),
                 replacements=len(b.replacements),
                 last_changed=b.last_changed,
+                capacity=size(i),
             )
             for i, b in enumerate(self._buckets)
         )
-        return RoutingSnapshot(self.own_id, self.family, s.k, buckets, now)
+        return RoutingSnapshot(self.own_id, self.family, self.policy.k, buckets, now)
 
     def export_nodes(self) -> list[NodeInfo]:
         """Live nodes for persistence: those that answered us, most recently first, then those
         that never did, bad ones last."""
-        bad_after = self.settings.bad_after_failures
+        is_bad = self.policy.is_bad
 
         def key(e: NodeEntry) -> tuple[bool, bool, float]:
-            answered = e.last_response is not None
-            return (e.failures >= bad_after, not answered, -e.last_seen)
+            return (is_bad(e), not e.answered, -e.last_seen)
 
         return [e.info for e in sorted(self, key=key)]
 
@@ -508,38 +379,37 @@ class RoutingTable:
             if (
                 responded
                 and e.addr[0] == addr[0]
-                and acceptable_address(addr, allow_local=self.settings.allow_local) is None
+                and self.policy.accepts_address(addr)
             ):
                 # It answered our query at the new port: a NAT rebinding, the address is proven.
-                e._move(addr)
+                e.move(addr)
             else:
                 # A query from elsewhere proves nothing and may be spoofed: keep what we know.
-                self.stats["addr_conflicts"] += 1
+                self.counters.addr_conflicts += 1
                 return []
-        s = self.settings
-        old = e.state(now, s.good_period, s.bad_after_failures)
-        _record(e, now, responded, rtt, version)
+        old = self._state(e, now)
+        record(e, now, responded, rtt, version)
         if responded:
             self._buckets[self._index_of(e.id_int)].last_changed = now
-        new = e.state(now, s.good_period, s.bad_after_failures)
+        new = self._state(e, now)
         if new != old:
             self._state_changed(e, old, new, now)
         return []
 
     def _place(self, entry: NodeEntry, now: float, responded: bool) -> list[NodeInfo]:
         """Insert a newcomer (not in the table, not in any cache) or cache it."""
-        k = self.settings.k
+        size = self.policy.bucket_size
         to_ping: list[NodeInfo] = []
         split_from: int | None = None
         while True:
             idx = self._index_of(entry.id_int)
             bucket = self._buckets[idx]
-            if len(bucket.nodes) < k:
+            if len(bucket.nodes) < size(idx):
                 self._add_live(entry, bucket, idx, now)
                 if not responded:
                     self._ask_ping(entry, now, to_ping)
                 break
-            victim = self._bad_node(bucket)
+            victim = self.policy.eviction_victim(bucket.nodes)
             if responded and victim is not None:
                 self._remove_live(victim, bucket, idx, "replaced", now)
                 self._add_live(entry, bucket, idx, now)
@@ -568,26 +438,17 @@ class RoutingTable:
         if e.pinged_at is None or now - e.pinged_at >= PING_INTERVAL:
             e.pinged_at = now
             to_ping.append(e.info)
-            self.stats["ping_requests"] += 1
+            self.counters.ping_requests += 1
 
     def _ping_questionable(self, bucket: _Bucket, now: float, to_ping: list[NodeInfo]) -> None:
         if now - bucket.scanned_at < QUESTIONABLE_SCAN_INTERVAL:
             return
         bucket.scanned_at = now
-        s = self.settings
-        gp, ba = s.good_period, s.bad_after_failures
-        stale = [e for e in bucket.nodes if e.state(now, gp, ba) == QUESTIONABLE]
+        gp, ba = self.settings.good_period, self.policy.bad_after_failures
+        stale = [e for e in bucket.nodes if e.state(now, gp, ba) == NodeState.QUESTIONABLE]
         stale.sort(key=lambda e: e.last_seen)
         for e in stale:
             self._ask_ping(e, now, to_ping)
-
-    def _bad_node(self, bucket: _Bucket) -> NodeEntry | None:
-        bad_after = self.settings.bad_after_failures
-        worst: NodeEntry | None = None
-        for e in bucket.nodes:
-            if e.failures >= bad_after and (worst is None or e.failures > worst.failures):
-                worst = e
-        return worst
 
     def _split(self, now: float) -> None:
         """Split the last bucket ``i``: nodes sharing more than ``i`` bits with us move to a new
@@ -602,17 +463,17 @@ class RoutingTable:
         old.nodes, new.nodes = _partition(old.nodes, own, limit)
         old.replacements, new.replacements = _partition(old.replacements, own, limit)
         old.last_changed = now
-        self.stats["splits"] += 1
+        self.counters.bucket_splits += 1
         if self._emit is not None:
             self._emit(BucketSplit(self.family, len(self._buckets), now))
 
     def _fill_from_cache(self, idx: int, now: float, to_ping: list[NodeInfo]) -> None:
         bucket = self._buckets[idx]
-        while bucket.replacements and len(bucket.nodes) < self.settings.k:
-            cand = _freshest(bucket.replacements)
+        while bucket.replacements and len(bucket.nodes) < self.policy.bucket_size(idx):
+            cand = self.policy.promotion_choice(bucket.replacements)
             self._drop_candidate(cand, bucket)
             self._add_live(cand, bucket, idx, now)
-            self.stats["replaced"] += 1
+            self.counters.nodes_replaced += 1
             if cand.last_response is None:
                 self._ask_ping(cand, now, to_ping)
 
@@ -623,7 +484,7 @@ class RoutingTable:
         bucket.last_changed = now
         self._by_id[e.id] = e
         self._by_ip[e.addr[0]] = e
-        self.stats["inserted"] += 1
+        self.counters.nodes_inserted += 1
         if self._emit is not None:
             self._emit(NodeAdded(e.id, e.addr, idx, self.family, now))
 
@@ -635,13 +496,13 @@ class RoutingTable:
         del self._by_ip[e.addr[0]]
         if reason in ("bad", "replaced"):
             bucket.last_changed = now
-            self.stats["evicted"] += 1
+            self.counters.nodes_evicted += 1
         if self._emit is not None:
             self._emit(NodeRemoved(e.id, e.addr, idx, self.family, reason, now))
 
     def _add_candidate(self, e: NodeEntry, bucket: _Bucket) -> None:
-        size = self.settings.replacement_cache_size
-        self.stats["cached"] += 1
+        size = self.policy.replacement_cache_size
+        self.counters.candidates_cached += 1
         if size <= 0:
             return
         bucket.replacements.append(e)
@@ -657,24 +518,12 @@ class RoutingTable:
         del self._cand_by_id[e.id]
         del self._cand_by_ip[e.addr[0]]
 
-    def _state_changed(self, e: NodeEntry, old: str, new: str, now: float) -> None:
+    def _state(self, e: NodeEntry, now: float) -> NodeState:
+        return e.state(now, self.settings.good_period, self.policy.bad_after_failures)
+
+    def _state_changed(self, e: NodeEntry, old: NodeState, new: NodeState, now: float) -> None:
         if self._emit is not None:
             self._emit(NodeStateChanged(e.id, e.addr, old, new, self.family, now))
-
-
-def _record(
-    e: NodeEntry, now: float, responded: bool, rtt: float | None, version: bytes | None
-) -> None:
-    """Note a message from ``e``: an answer (resets failures, feeds the RTT) or a query."""
-    if responded:
-        e.last_response = now
-        e.failures = 0
-        if rtt is not None:
-            e.rtt = rtt if e.rtt is None else e.rtt + (rtt - e.rtt) * RTT_GAIN
-    else:
-        e.last_query = now
-    if version is not None:
-        e.version = version
 
 
 def _visit_order(d: int, last: int) -> Iterator[int]:
@@ -713,8 +562,3 @@ def _partition(
     far = [e for e in entries if e.id_int ^ own >= limit]
     near = [e for e in entries if e.id_int ^ own < limit]
     return far, near
-
-
-def _freshest(candidates: list[NodeEntry]) -> NodeEntry:
-    """The candidate to promote: one that answered us if any, the most recently heard first."""
-    return max(candidates, key=lambda e: (e.last_response is not None, e.last_seen))

@@ -4,6 +4,11 @@ A response is only accepted from the exact (ip, port) we queried, with the trans
 this is the first line of defence against spoofed replies. Each query has two deadlines: after the
 *short* one it stops holding a lookup slot (the lookup may ask someone else) but can still answer;
 after the *hard* one it has failed.
+
+Every query has an *owner*, a ``TransactionOwner``: the lookup, announce round, ping or custom
+exchange waiting for it. The node tells the owner what became of each of its queries (answered,
+error, slow, timed out); a new kind of exchange (a custom KRPC method, a BEP 44 put) is a new
+owner subclass, nothing else.
 """
 
 from __future__ import annotations
@@ -12,16 +17,44 @@ import heapq
 import random
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from typing import ClassVar
 
-from dhtviewer.dht.messages import Addr
+from dhtviewer.dht.kinds import OwnerKind
+from dhtviewer.dht.messages import Addr, Response
 
 _SHORT, _HARD = 0, 1
 
 
+class TransactionOwner:
+    """Who waits for the answers to some of our queries. Subclasses override the callbacks they
+    need; each is called at most once per query, and never after ``TransactionTable.cancel``
+    forgot the owner's queries. Callbacks run inside the node (``receive``/``handle_timer``):
+    they may send further queries and emit events, and must not raise."""
+
+    kind: ClassVar[OwnerKind] = OwnerKind.CUSTOM
+
+    @property
+    def active(self) -> bool:
+        """Whether it still waits for answers (a finished lookup is not)."""
+        return True
+
+    def on_response(self, p: Pending, r: Response, now: float) -> None:
+        """``p`` was answered with ``r`` (from the address it was sent to)."""
+
+    def on_error(self, p: Pending, reason: str, now: float) -> None:
+        """``p`` got a KRPC error, or a reply that did not decode but named ``p``'s transaction.
+        Either way the node is alive; ``reason`` says what it sent."""
+
+    def on_slow(self, p: Pending, now: float) -> None:
+        """``p`` passed its short timeout unanswered; it may still be answered."""
+
+    def on_timeout(self, p: Pending, now: float) -> None:
+        """``p`` reached its hard timeout: it has failed."""
+
+
 @dataclass(slots=True)
 class Pending:
-    """One query in flight. ``owner`` tells the node who waits for it: ("lookup", id),
-    ("ping", op_id), ("announce", id) or ("verify", 0) for routing-table pings."""
+    """One query in flight; ``owner`` waits for it."""
 
     tid: bytes
     addr: Addr
@@ -30,7 +63,7 @@ class Pending:
     sent_at: float
     short_deadline: float
     hard_deadline: float
-    owner: tuple[str, int]
+    owner: TransactionOwner
     slow: bool = False
     extra: object = field(default=None)
 
@@ -63,7 +96,7 @@ class TransactionTable:
         now: float,
         short_timeout: float,
         hard_timeout: float,
-        owner: tuple[str, int],
+        owner: TransactionOwner,
         extra: object = None,
     ) -> Pending:
         """Register a query; raises OverflowError when ``max_inflight`` are outstanding."""
@@ -93,9 +126,13 @@ class TransactionTable:
         del self._pending[tid]
         return p, ""
 
-    def cancel_owner(self, owner: tuple[str, int]) -> list[Pending]:
+    def get(self, tid: bytes) -> Pending | None:
+        """The query in flight with transaction id ``tid`` (left in the table)."""
+        return self._pending.get(tid)
+
+    def cancel_owner(self, owner: TransactionOwner) -> list[Pending]:
         """Forget every query of ``owner`` (a cancelled lookup); late replies will be dropped."""
-        gone = [p for p in self._pending.values() if p.owner == owner]
+        gone = [p for p in self._pending.values() if p.owner is owner]
         for p in gone:
             del self._pending[p.tid]
         return gone

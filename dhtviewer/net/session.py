@@ -25,20 +25,12 @@ from dataclasses import dataclass, replace
 from typing import Literal
 
 from dhtviewer.dht import events as ev
+from dhtviewer.dht.addresses import DEFAULT_PORT, format_addr, ip_family, is_local, is_loopback
 from dhtviewer.dht.messages import Addr, NodeInfo
 from dhtviewer.dht.node import DhtNode
 from dhtviewer.dht.node_id import ID_BYTES, random_id
 from dhtviewer.dht.routing_table import RoutingSnapshot
 from dhtviewer.dht.settings import DhtSettings
-from dhtviewer.net.addresses import (
-    DEFAULT_PORT,
-    RESOLVE_TIMEOUT,
-    HostPort,
-    format_addr,
-    is_local,
-    is_loopback,
-    resolve_addrs,
-)
 from dhtviewer.net.handles import (
     LOOKUP_EVENTS,
     AnnounceResult,
@@ -46,6 +38,7 @@ from dhtviewer.net.handles import (
     LookupResult,
     PingResult,
 )
+from dhtviewer.net.resolve import RESOLVE_TIMEOUT, HostPort, resolve_addrs
 from dhtviewer.net.state_store import (
     SavedState,
     StateLoadWarning,
@@ -181,7 +174,8 @@ class DhtSession:
         self.family = family
         spec = list(DEFAULT_BOOTSTRAP if bootstrap is None else bootstrap)
         addrs, errors = await resolve_addrs(spec, family)
-        restored = [n for n in self._saved.nodes if _family(n.addr[0]) == family]
+        node_family = 6 if family == socket.AF_INET6 else 4
+        restored = [n for n in self._saved.nodes if ip_family(n.addr[0]) == node_family]
         if spec and not addrs and not restored and wait:
             raise BootstrapError("cannot resolve any bootstrap address: " + "; ".join(errors))
         settings = self.settings
@@ -196,10 +190,10 @@ class DhtSession:
             now=loop.time(),
             node_id=self._node_id,
             settings=settings,
-            families=(6 if family == socket.AF_INET6 else 4,),
+            families=(node_family,),
+            external_ip=self._saved.external_ip,
+            traffic_events=self._wants_traffic(),
         )
-        if self._saved.external_ip is not None:
-            node.external_ip = self._saved.external_ip
         proto = await open_udp(node, host, port, family)
         self._node, self._proto = node, proto
         # Only now: subscriptions made while open_udp was awaited went to the previous node.
@@ -386,7 +380,7 @@ class DhtSession:
 
     def _sync_traffic_events(self) -> None:
         if self._node is not None:
-            self._node.traffic_events = self._wants_traffic()
+            self._node.set_traffic_events(self._wants_traffic())
 
     # ======================================================================= read-only ==
     @property
@@ -434,7 +428,7 @@ class DhtSession:
         if node is None:
             return {}
         now = self.now()
-        out: dict[str, float] = dict(node.stats())
+        out: dict[str, float] = dict(node.stats(now))
         if self._proto is not None:
             out.update(self._proto.counters)
         out["good_nodes"] = node.good_node_count(now)
@@ -592,10 +586,6 @@ def private_network(bind_host: str, contacts: Sequence[Addr]) -> bool:
     or saved contacts when there are none) runs on a private network and so must accept local
     addresses: bound to loopback, or every contact local."""
     return is_loopback(bind_host) or (bool(contacts) and all(is_local(a[0]) for a in contacts))
-
-
-def _family(ip: str) -> int:
-    return socket.AF_INET6 if ":" in ip else socket.AF_INET
 
 
 async def _resolve_bind(host: str) -> tuple[int, str]:

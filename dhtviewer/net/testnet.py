@@ -231,8 +231,9 @@ class LocalTestnet:
     def stats(self) -> dict[str, int]:
         """Counters summed over every node, plus ``nodes``."""
         total: dict[str, int] = {"nodes": len(self._members)}
+        now = self._members[0].proto.loop.time() if self._members else 0.0
         for m in self._members:
-            for key, value in m.node.stats().items():
+            for key, value in m.node.stats(now).items():
                 total[key] = total.get(key, 0) + value
         return total
 

@@ -20,9 +20,9 @@ import socket
 from collections.abc import Callable
 from typing import Protocol, TypeVar, cast
 
+from dhtviewer.dht.addresses import sockaddr_to_addr
 from dhtviewer.dht.events import Event
 from dhtviewer.dht.messages import Addr
-from dhtviewer.net.addresses import sockaddr_to_addr
 from dhtviewer.net.batched_udp import Batch, create_batched_endpoint
 
 log = logging.getLogger(__name__)

@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from typing import TypeVar
 
 from dhtviewer.dht import events as ev
-from dhtviewer.dht.messages import Addr
+from dhtviewer.dht.messages import Addr, NodeInfo
 from dhtviewer.dht.node import DhtNode
 from dhtviewer.dht.node_id import bep42_id, distance
 from dhtviewer.dht.settings import DhtSettings
@@ -296,17 +296,16 @@ class SimNetwork:
         # BEP 43: read-only nodes never enter routing tables.
         contactable = [sn for sn in live if not sn.dht.settings.read_only]
         index = IdIndex([sn.node_id for sn in contactable])
+        infos = [NodeInfo(sn.node_id, sn.addr) for sn in contactable]
         for sn in live:
             dht = sn.dht
             at = self.now - rng.uniform(0.0, max_age) if max_age > 0 else self.now
-            table = dht.tables[4]
             k = dht.settings.k
             wanted = per_bucket if per_bucket is not None else k + k // 2
-            for j in index.routing_contacts(sn.node_id, wanted, rng):
-                other = contactable[j]
-                # rtt stays unknown: nothing was measured (and computing one costs 15% here)
-                table.heard_from(other.node_id, other.addr, at, responded=True)
-            dht.bootstrapped = True
+            # rtt stays unknown: nothing was measured (and computing one costs 15% here)
+            dht.preload_contacts(
+                [infos[j] for j in index.routing_contacts(sn.node_id, wanted, rng)], at
+            )
             self._after(sn, False)
 
     def _bootstrap_by_lookup(
@@ -482,9 +481,24 @@ class SimNetwork:
                     self._stop = True
 
     # ============================================================================ lookups ==
-    def start_lookup(self, node: SimNode, target: bytes, kind: str = "get_peers") -> LookupHandle:
-        """Start a "get_peers" or "find_node" lookup without running the simulation."""
-        return self._start(node, kind, lambda d, now: d.start_lookup(target, now, kind=kind))
+    def start_lookup(
+        self,
+        node: SimNode,
+        target: bytes,
+        kind: str = "get_peers",
+        *,
+        alpha: int | None = None,
+        short_timeout: float | None = None,
+    ) -> LookupHandle:
+        """Start a "get_peers" or "find_node" lookup without running the simulation.
+        ``alpha``/``short_timeout``: this lookup's own (see ``DhtNode.start_lookup``)."""
+        return self._start(
+            node,
+            kind,
+            lambda d, now: d.start_lookup(
+                target, now, kind=kind, alpha=alpha, short_timeout=short_timeout
+            ),
+        )
 
     def start_announce(
         self, node: SimNode, info_hash: bytes, port: int, *, implied_port: bool = False

@@ -29,10 +29,10 @@ from typing import Any, TypeVar
 from PySide6.QtCore import QObject, QTimer, Signal
 
 from dhtviewer.dht import events as ev
+from dhtviewer.dht.addresses import format_addr
 from dhtviewer.dht.messages import Addr
 from dhtviewer.dht.node import LookupLimitError
 from dhtviewer.dht.settings import DhtSettings
-from dhtviewer.net.addresses import format_addr
 from dhtviewer.net.handles import AnnounceResult, LookupHandle, LookupResult
 from dhtviewer.net.session import (
     DEFAULT_BOOTSTRAP,

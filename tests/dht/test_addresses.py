@@ -1,10 +1,19 @@
-"""The routing-table address filter: what may enter, what never may, what only a testnet takes."""
+"""Addresses: the routing-table filter (what may enter, what never may, what only a testnet
+takes), families, local and loopback addresses, HOST:PORT text and socket addresses."""
 
 from __future__ import annotations
 
 import pytest
 
-from dhtviewer.dht.addresses import acceptable_address, address_family
+from dhtviewer.dht.addresses import (
+    acceptable_address,
+    format_addr,
+    ip_family,
+    is_local,
+    is_loopback,
+    parse_hostport,
+    sockaddr_to_addr,
+)
 
 PUBLIC = ["8.8.8.8", "1.2.3.4", "93.184.216.34", "2001:4860:4860::8888", "2a00:1450:4001::1"]
 
@@ -96,11 +105,100 @@ def test_non_string_ip_is_refused() -> None:
     [("8.8.8.8", 4), ("127.0.0.1", 4), ("0.0.0.0", 4), ("::1", 6), ("2001:db8::1", 6),
      ("fe80::1%eth0", 6), ("::ffff:1.2.3.4", 6)],
 )
-def test_address_family(ip: str, family: int) -> None:
-    assert address_family(ip) == family
+def test_ip_family(ip: str, family: int) -> None:
+    assert ip_family(ip) == family
 
 
 @pytest.mark.parametrize("ip", ["localhost", "1.2.3.4.5", "", "[::1]", "01.2.3.4"])
-def test_address_family_rejects_non_literals(ip: str) -> None:
+def test_ip_family_rejects_non_literals(ip: str) -> None:
     with pytest.raises(ValueError):
-        address_family(ip)
+        ip_family(ip)
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("127.0.0.1:6881", ("127.0.0.1", 6881)),
+        (" router.bittorrent.com:6881 ", ("router.bittorrent.com", 6881)),
+        ("localhost:1", ("localhost", 1)),
+        ("[::1]:6881", ("::1", 6881)),
+        ("[2001:db8::1]:65535", ("2001:db8::1", 65535)),
+        ("example.org.:80", ("example.org.", 80)),
+    ],
+)
+def test_parse_hostport(text: str, expected: tuple[str, int]) -> None:
+    assert parse_hostport(text) == expected
+
+
+def test_default_port_fills_a_missing_port() -> None:
+    assert parse_hostport("dht.example", 6881) == ("dht.example", 6881)
+    assert parse_hostport("[::1]", 6881) == ("::1", 6881)
+    assert parse_hostport("::1", 6881) == ("::1", 6881)  # bare IPv6 is unambiguous without port
+
+
+def test_port_zero_only_for_binding() -> None:
+    assert parse_hostport("0.0.0.0:0", allow_port_zero=True) == ("0.0.0.0", 0)
+    with pytest.raises(ValueError, match="port 0 out of range 1-65535"):
+        parse_hostport("0.0.0.0:0")
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("", "empty address"),
+        ("127.0.0.1", "missing port in '127.0.0.1' (expected 127.0.0.1:PORT)"),
+        ("[::1]", "missing port in '[::1]' (expected [::1]:PORT)"),
+        ("host:abc", "invalid port 'abc'"),
+        ("host:", "invalid port ''"),
+        ("host:-1", "invalid port '-1'"),
+        ("host:70000", "port 70000 out of range"),
+        (":6881", "missing host"),
+        ("[::1:6881", "missing ']'"),
+        ("[::1]6881", "unexpected '6881' after ']'"),
+        ("[1.2.3.4]:80", "invalid IPv6 address '1.2.3.4'"),
+        ("1:2:3", "write IPv6 as [ADDRESS]:PORT"),
+        ("bad host:80", "invalid host name 'bad host'"),
+        ("-x.example:80", "invalid host name"),
+    ],
+)
+def test_parse_errors_name_the_problem(text: str, message: str) -> None:
+    with pytest.raises(ValueError) as info:
+        parse_hostport(text)
+    assert message in str(info.value)
+
+
+def test_format_addr_brackets_ipv6() -> None:
+    assert format_addr(("1.2.3.4", 6881)) == "1.2.3.4:6881"
+    assert format_addr(("::1", 6881)) == "[::1]:6881"
+    assert parse_hostport(format_addr(("2001:db8::7", 9))) == ("2001:db8::7", 9)
+
+
+def test_sockaddr_of_either_family_becomes_ip_port() -> None:
+    assert sockaddr_to_addr(("10.0.0.1", 5)) == ("10.0.0.1", 5)
+    assert sockaddr_to_addr(("fe80::1", 5, 0, 2)) == ("fe80::1", 5)
+
+
+@pytest.mark.parametrize(
+    ("ip", "local", "loopback"),
+    [
+        ("127.0.20.3", True, True),
+        ("::1", True, True),
+        ("10.1.2.3", True, False),
+        ("192.168.1.1", True, False),
+        ("100.64.0.1", True, False),  # carrier-grade NAT
+        ("fe80::1", True, False),
+        ("0.0.0.0", True, False),
+        ("8.8.8.8", False, False),
+        ("2001:4860::8888", False, False),
+        ("router.bittorrent.com", False, False),
+        ("::ffff:127.0.0.1", True, True),
+        ("::ffff:10.0.0.1", True, False),
+        ("::ffff:8.8.8.8", False, False),
+        ("0.1.2.3", True, False),
+        ("fec0::1", True, False),
+        ("", False, False),
+    ],
+)
+def test_local_and_loopback(ip: str, local: bool, loopback: bool) -> None:
+    assert is_local(ip) is local
+    assert is_loopback(ip) is loopback

@@ -30,58 +30,12 @@ from dhtviewer.dht.messages import (
 from dhtviewer.dht.node import DhtNode, LookupLimitError
 from dhtviewer.dht.node_id import distance, random_id
 from dhtviewer.dht.settings import DhtSettings
+from dhtviewer.dht.transactions import Pending, TransactionOwner
+from tests.support.wire import LOCAL, Wire, build_network
 
-LOCAL = DhtSettings(allow_local=True)
 ME = ("127.0.0.1", 6881)
 CLIENT = ("127.0.0.2", 5000)
 OTHER_ID = b"\x11" * 20
-
-
-class Wire:
-    """Delivers datagrams between nodes on a fake clock (constant 10 ms latency)."""
-
-    def __init__(self) -> None:
-        self.now = 0.0
-        self.nodes: dict[tuple[str, int], DhtNode] = {}
-        self.events: dict[tuple[str, int], list[ev.Event]] = {}
-        self.dead: set[tuple[str, int]] = set()
-        self.queue: list[tuple[float, int, bytes, tuple[str, int], tuple[str, int]]] = []
-        self.seq = 0
-
-    def add(self, addr: tuple[str, int], seed: int, settings: DhtSettings = LOCAL) -> DhtNode:
-        node = DhtNode(rng=random.Random(seed), now=self.now, settings=settings)
-        self.nodes[addr] = node
-        self.events[addr] = []
-        return node
-
-    def flush(self, addr: tuple[str, int]) -> None:
-        node = self.nodes[addr]
-        for data, dst in node.datagrams_to_send():
-            self.seq += 1
-            self.queue.append((self.now + 0.01, self.seq, data, addr, dst))
-        self.events[addr].extend(node.drain_events())
-
-    def run(self, until: float) -> None:
-        while True:
-            for addr in self.nodes:
-                self.flush(addr)
-            deadlines = [(n.next_deadline(), a) for a, n in self.nodes.items()]
-            nxt_timer = min((d for d, _ in deadlines if d is not None), default=None)
-            nxt_msg = min(self.queue)[0] if self.queue else None
-            nxt = min(t for t in (nxt_timer, nxt_msg, until + 1) if t is not None)
-            if nxt > until:
-                self.now = until
-                return
-            self.now = nxt
-            if nxt_msg is not None and nxt_msg <= self.now:
-                item = min(self.queue)
-                self.queue.remove(item)
-                _, _, data, src, dst = item
-                if dst in self.nodes and dst not in self.dead:
-                    self.nodes[dst].receive(data, src, self.now)
-            for d, a in deadlines:
-                if d is not None and d <= self.now:
-                    self.nodes[a].handle_timer(self.now)
 
 
 def make_node(settings: DhtSettings = LOCAL, seed: int = 1) -> DhtNode:
@@ -212,7 +166,7 @@ def test_malformed_query_with_tid_gets_error_and_is_counted() -> None:
     assert len(out) == 1
     err = krpc.decode(out[0][0])
     assert isinstance(err, ErrorMessage) and err.code == 203 and err.tid == b"xy"
-    assert node.counters["malformed"] == 1
+    assert node.counters.malformed == 1
     evs = [e for e in node.drain_events() if isinstance(e, ev.MalformedReceived)]
     assert evs and evs[0].replied
 
@@ -222,13 +176,13 @@ def test_garbage_is_dropped_silently_and_counted() -> None:
     for junk in (b"", b"garbage", b"i42e", b"d1:y1:re" + b"x", b"\xff" * 100, b"l" * 5000):
         node.receive(junk, CLIENT, 1.0)
     assert node.datagrams_to_send() == []
-    assert node.counters["malformed"] == 6
+    assert node.counters.malformed == 6
 
 
 def test_oversized_datagram_dropped_unparsed() -> None:
     node = make_node()
     node.receive(b"d" + b"x" * 20000, CLIENT, 1.0)
-    assert node.counters["oversized"] == 1 and node.datagrams_to_send() == []
+    assert node.counters.oversized == 1 and node.datagrams_to_send() == []
 
 
 def test_malformed_events_carry_a_bounded_prefix_of_the_datagram() -> None:
@@ -339,7 +293,7 @@ def test_unsolicited_and_misaddressed_replies_are_dropped() -> None:
     reply = krpc.encode(Response(tid, OTHER_ID))
     node.receive(reply, ("127.0.0.5", 7001), 0.1)  # right tid, wrong port
     node.receive(krpc.encode(Response(b"zz", OTHER_ID)), ("127.0.0.5", 7000), 0.1)  # wrong tid
-    assert node.counters["unsolicited"] == 2
+    assert node.counters.unsolicited == 2
     assert not any(isinstance(e, ev.PingFinished) for e in node.drain_events())
     node.receive(reply, ("127.0.0.5", 7000), 0.2)
     done = [e for e in node.drain_events() if isinstance(e, ev.PingFinished)]
@@ -372,18 +326,6 @@ def test_external_ip_needs_several_agreeing_voters() -> None:
         )
         assert node.external_ip == (None if i < 2 else "203.0.113.7")
     assert any(isinstance(e, ev.ExternalAddressChanged) for e in node.drain_events())
-
-
-def build_network(wire: Wire, n: int) -> list[tuple[str, int]]:
-    addrs = [(f"127.0.{40 + i // 200}.{i % 200 + 1}", 6881) for i in range(n)]
-    for i, a in enumerate(addrs):
-        node = wire.add(a, seed=100 + i)
-        seeds = addrs[max(0, i - 3) : i] or []
-        if seeds:
-            node.bootstrap(seeds, wire.now)
-        wire.run(wire.now + 0.2)
-    wire.run(wire.now + 10)
-    return addrs
 
 
 def test_network_bootstrap_lookup_and_announce() -> None:
@@ -486,3 +428,68 @@ def test_adaptive_timeout_can_be_disabled() -> None:
     node = make_node(replace(LOCAL, adaptive_timeout=False))
     answer_pings(node, 0.05, 0.0, 64)
     assert node.short_timeout == LOCAL.short_timeout
+
+
+# --- extension points ----------------------------------------------------------------------------
+class EchoClient(TransactionOwner):
+    def __init__(self) -> None:
+        self.outcomes: list[object] = []
+
+    def on_response(self, p: Pending, r: Response, now: float) -> None:
+        self.outcomes.append(dict(r.extra))
+
+    def on_error(self, p: Pending, reason: str, now: float) -> None:
+        self.outcomes.append(reason)
+
+    def on_timeout(self, p: Pending, now: float) -> None:
+        self.outcomes.append("timeout")
+
+
+def test_custom_method_between_two_nodes() -> None:
+    wire = Wire()
+    a, b = ("127.0.7.1", 6881), ("127.0.7.2", 6881)
+    client, server = wire.add(a, 1), wire.add(b, 2)
+
+    def echo(q: Query, addr: Addr, now: float) -> Message:
+        assert isinstance(q, UnknownQuery)
+        return server.responder.response(q, addr, extra={b"echo": q.args[b"say"]})
+
+    server.register_handler(b"echo", echo)
+    owner = EchoClient()
+    assert client.send_query(b, b"echo", {b"say": b"hello"}, wire.now, owner) is not None
+    wire.run(1.0)
+    assert owner.outcomes == [{b"echo": b"hello"}]
+    assert client.tables[4].get(server.node_id) is not None  # an answer is an answer
+    server.unregister_handler(b"echo")
+    client.send_query(b, b"echo", {b"say": b"again"}, wire.now, owner)
+    wire.run(2.0)
+    assert owner.outcomes[-1] == "error 204: method unknown"
+    client.send_query(("127.0.7.9", 6881), b"echo", {}, wire.now, owner)  # nobody there
+    wire.run(10.0)
+    assert owner.outcomes[-1] == "timeout"
+
+
+def test_a_raising_handler_gets_a_server_error_and_the_node_goes_on() -> None:
+    node = make_node()
+
+    def broken(q: Query, addr: Addr, now: float) -> Message:
+        raise RuntimeError("bug")
+
+    node.register_handler(b"ping", broken)
+    r = ask(node, PingQuery(b"aa", OTHER_ID))
+    assert isinstance(r, ErrorMessage) and r.code == 202
+    assert node.stats(1.0)["handler_errors"] == 1
+    with pytest.raises(ValueError):
+        node.register_handler(b"", broken)
+
+
+def test_settings_and_state_are_read_only_from_outside() -> None:
+    node = make_node()
+    for name, value in (("settings", LOCAL), ("external_ip", "1.2.3.4"), ("bootstrapped", True),
+                        ("short_timeout", 0.1), ("limiter", None), ("node_id", b"x" * 20)):
+        with pytest.raises(AttributeError):
+            setattr(node, name, value)
+    restored = DhtNode(rng=random.Random(1), now=0.0, external_ip="5.6.7.8", traffic_events=False)
+    assert restored.external_ip == "5.6.7.8" and not restored.traffic_events
+    restored.set_traffic_events(True)
+    assert restored.traffic_events

@@ -45,7 +45,7 @@ def test_add_then_get() -> None:
     assert ih(1) in s and ih(2) not in s
     assert s.info_hash_count() == len(s) == 1
     assert s.peer_count() == 2
-    assert s.stats["stored"] == 2
+    assert s.counters.peers_stored == 2
     assert s.seed_count(ih(1), 1.0) == 1
 
 
@@ -58,7 +58,7 @@ def test_expiry_exactly_at_ttl() -> None:
     assert ih(1) not in s  # the emptied info_hash goes too
     assert s.peer_count() == 0
     assert s.next_expiry() is None
-    assert s.stats["expired"] == 1
+    assert s.counters.peers_expired == 1
 
 
 def test_expire_returns_count_and_drops_empty_info_hashes() -> None:
@@ -79,7 +79,7 @@ def test_refresh_extends_expiry() -> None:
     s.add(ih(1), v4(1), 0.0)
     s.add(ih(1), v4(2), 10.0)
     assert s.add(ih(1), v4(1), 50.0)  # re-announce
-    assert s.stats["refreshed"] == 1 and s.peer_count() == 2
+    assert s.counters.peers_refreshed == 1 and s.peer_count() == 2
     assert s.next_expiry() == 110.0  # v4(2) is now the first to go
     assert get_all(s, ih(1), 120.0) == {v4(1)}
     assert get_all(s, ih(1), 149.9) == {v4(1)}
@@ -125,7 +125,7 @@ def test_full_info_hash_replaces_its_oldest_peer() -> None:
     s.add(ih(1), v4(0), 5.0)  # refresh: v4(1) is now the oldest
     assert s.add(ih(1), v4(9), 6.0)
     assert get_all(s, ih(1), 6.0) == {v4(0), v4(2), v4(9)}
-    assert s.stats["evicted_peers"] == 1
+    assert s.counters.peers_evicted == 1
     assert s.peer_count() == 3
 
 
@@ -150,7 +150,7 @@ def test_info_hash_cap_evicts_least_recently_announced() -> None:
     assert all(h in s for h in (ih(0), ih(2), ih(9)))
     assert s.info_hash_count() == 3
     assert s.peer_count() == 4
-    assert s.stats["evicted_info_hashes"] == 1
+    assert s.counters.swarms_evicted == 1
     assert get_all(s, ih(1), 11.0) == set()
 
 
@@ -161,7 +161,7 @@ def test_evicting_an_info_hash_drops_its_peers_from_expiry_order() -> None:
     s.add(ih(2), v4(9), 1.0)
     assert s.peer_count() == 1
     assert s.next_expiry() == 101.0
-    assert s.stats["evicted_peers"] == 5
+    assert s.counters.peers_evicted == 5
 
 
 def test_zero_caps_store_nothing() -> None:
@@ -222,14 +222,14 @@ def test_the_total_cap_replaces_the_least_recently_announced_peer_of_any_swarm()
     s.add(ih(3), v4(4), 3.0)
     s.add(ih(1), v4(5), 4.0)
     assert s.add(ih(2), v4(2), 5.0)  # a re-announce takes no room: nothing is evicted
-    assert s.peer_count() == 5 and s.stats["evicted_peers"] == 0
+    assert s.peer_count() == 5 and s.counters.peers_evicted == 0
     s.add(ih(4), v4(6), 6.0)  # full: v4(1), the oldest announce, makes room
     assert get_all(s, ih(1), 9.5) == {v4(3), v4(5)}
     s.add(ih(4), v4(7), 7.0)  # next oldest: v4(3) (v4(2) was refreshed at 5.0)
     assert get_all(s, ih(1), 9.5) == {v4(5)}
     s.add(ih(5), v4(8), 8.0)  # then v4(4): the swarm of ih(3) is left empty and goes
     assert ih(3) not in s and s.info_hash_count() == 4
-    assert s.peer_count() == 5 and s.stats["evicted_peers"] == 3
+    assert s.peer_count() == 5 and s.counters.peers_evicted == 3
     s.add(ih(1), v4(9), 9.0)  # v4(5) is ih(1)'s only peer, and ih(1) keeps existing
     assert get_all(s, ih(1), 9.5) == {v4(9)}
 
@@ -307,7 +307,7 @@ def test_flood_of_random_info_hashes_stays_at_cap_and_fast() -> None:
     elapsed = _flood(s, 100_000, random.Random(1))
     assert s.info_hash_count() == 3000
     assert s.peer_count() == 3000
-    assert s.stats["evicted_info_hashes"] == 97_000
+    assert s.counters.swarms_evicted == 97_000
     assert elapsed < 10.0  # typically well under a second
 
 

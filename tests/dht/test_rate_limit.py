@@ -22,14 +22,14 @@ def send(rl: RateLimiter, ip: str, n: int, start: float, interval: float) -> int
 def test_steady_five_per_second_always_allowed() -> None:
     rl = RateLimiter()
     assert send(rl, IP, 5 * 600, 0.0, 0.2) == 3000  # ten minutes at exactly the rate
-    assert rl.stats["dropped_ip"] == 0 and rl.stats["blocks"] == 0
+    assert rl.counters.limiter_refused == 0 and rl.counters.ip_blocks == 0
 
 
 def test_burst_allowed_then_refused() -> None:
     rl = RateLimiter(per_ip_rate=5.0, per_ip_burst=25.0)
     assert send(rl, IP, 25, 0.0, 0.0) == 25
     assert not rl.allow(IP, 0.0)
-    assert rl.stats["dropped_ip"] == 1
+    assert rl.counters.limiter_refused == 1
     assert not rl.is_blocked(IP, 0.0)
     assert rl.allow(IP, 0.2)  # one token back after 1/rate seconds
 
@@ -38,7 +38,7 @@ def test_slightly_too_fast_is_trimmed_not_blocked() -> None:
     """A node sending 6/s gets the 5/s it is owed, forever, without being blocked."""
     rl = RateLimiter(per_ip_rate=5.0, per_ip_burst=25.0)
     allowed = send(rl, IP, 6 * 300, 0.0, 1 / 6)
-    assert rl.stats["blocks"] == 0
+    assert rl.counters.ip_blocks == 0
     assert 5 * 300 <= allowed <= 5 * 300 + 25
 
 
@@ -48,12 +48,12 @@ def test_flood_gets_blocked_then_released_after_block_seconds() -> None:
     assert send(rl, IP, 50, 0.0, 0.0) == 25
     assert rl.is_blocked(IP, 0.0)
     assert rl.blocked_ips(0.0) == [IP]
-    assert rl.stats["blocks"] == 1
+    assert rl.counters.ip_blocks == 1
     assert rl.block_ends(IP) == 60.0
     # while blocked every packet is refused and counted, even after the bucket would refill
     assert send(rl, IP, 100, 1.0, 0.5) == 0
-    assert rl.stats["dropped_blocked"] == 100
-    assert rl.stats["dropped_ip"] == 125
+    assert rl.counters.limiter_refused_blocked == 100
+    assert rl.counters.limiter_refused == 125
     assert rl.is_blocked(IP, 59.999)
     # others are not affected
     assert rl.allow(OTHER, 10.0)
@@ -67,7 +67,7 @@ def test_flood_that_resumes_is_blocked_again() -> None:
     rl = RateLimiter(per_ip_rate=5.0, per_ip_burst=25.0, block_seconds=60.0)
     send(rl, IP, 50, 0.0, 0.0)
     send(rl, IP, 50, 60.0, 0.0)
-    assert rl.stats["blocks"] == 2
+    assert rl.counters.ip_blocks == 2
     assert rl.is_blocked(IP, 60.0)
 
 
@@ -77,8 +77,8 @@ def test_excess_drains_so_separate_bursts_do_not_block() -> None:
     for _ in range(20):
         send(rl, IP, 40, t, 0.0)  # 25 allowed, 15 refused: under the block threshold
         t += 10.0  # long enough to refill 25 tokens and drain 15 of excess
-    assert rl.stats["blocks"] == 0
-    assert rl.stats["allowed"] == 20 * 25
+    assert rl.counters.ip_blocks == 0
+    assert rl.counters.limiter_allowed == 20 * 25
 
 
 def test_global_budget() -> None:
@@ -86,8 +86,8 @@ def test_global_budget() -> None:
     ips = [f"198.51.{i // 250}.{i % 250 + 1}" for i in range(20)]
     allowed = sum(rl.allow(ip, 0.0) for ip in ips for _ in range(20))
     assert allowed == 200  # the global burst, though each IP was within its own budget
-    assert rl.stats["dropped_global"] == 200
-    assert rl.stats["dropped_ip"] == 0 and rl.stats["blocks"] == 0
+    assert rl.counters.dropped_global == 200
+    assert rl.counters.limiter_refused == 0 and rl.counters.ip_blocks == 0
     # one second later the global bucket holds 100 more
     assert sum(rl.allow(ip, 1.0) for ip in ips for _ in range(10)) == 100
 
@@ -96,13 +96,13 @@ def test_global_refusal_does_not_spend_the_ip_budget() -> None:
     rl = RateLimiter(global_rate=1.0, global_burst=1.0, per_ip_rate=0.0, per_ip_burst=3.0)
     assert rl.allow(IP, 0.0)
     assert send(rl, IP, 10, 0.0, 0.0) == 0  # global budget spent
-    assert rl.stats["dropped_global"] == 10 and rl.stats["dropped_ip"] == 0
+    assert rl.counters.dropped_global == 10 and rl.counters.limiter_refused == 0
     # the IP kept its 2 remaining tokens (it never refills: rate 0) for when the global
     # budget comes back, one per second
     assert rl.allow(IP, 1.0)
     assert rl.allow(IP, 2.0)
     assert not rl.allow(IP, 3.0)
-    assert rl.stats["dropped_ip"] == 1
+    assert rl.counters.limiter_refused == 1
 
 
 def test_tracked_table_bounded_under_many_distinct_ips() -> None:
@@ -111,8 +111,8 @@ def test_tracked_table_bounded_under_many_distinct_ips() -> None:
     for i in range(100_000):
         ip = f"10.{i >> 16 & 255}.{i >> 8 & 255}.{i & 255}"
         assert rl.allow(ip, i * 0.0001)
-        assert rl.stats["tracked"] <= 10_000
-    assert rl.stats["tracked"] == 10_000
+        assert rl.tracked() <= 10_000
+    assert rl.tracked() == 10_000
     assert time.perf_counter() - started < 10.0  # about a quarter of a second
 
 
@@ -122,7 +122,7 @@ def test_least_recently_seen_is_evicted_first() -> None:
     assert rl.allow("b", 1.0)
     assert rl.allow("a", 2.0)  # a seen again (its last token): b is now the least recently seen
     assert rl.allow("c", 3.0)  # evicts b, not a
-    assert rl.stats["tracked"] == 2 and not rl.blocked_ips(3.0)
+    assert rl.tracked() == 2 and not rl.blocked_ips(3.0)
     assert not rl.allow("a", 4.0)  # a was remembered: still empty (rate 0: no refill)
     assert rl.allow("b", 5.0)  # b was forgotten: comes back with a fresh bucket
 
@@ -134,7 +134,7 @@ def test_blocked_ips_are_evicted_last() -> None:
     for i in range(50):  # a stream of new IPs churns the table
         rl.allow(f"n{i}", 1.0 + i)
     assert rl.is_blocked("x", 51.0)
-    assert rl.stats["tracked"] == 3
+    assert rl.tracked() == 3
 
 
 def test_blocked_evicted_when_table_is_all_blocked() -> None:
@@ -144,7 +144,7 @@ def test_blocked_evicted_when_table_is_all_blocked() -> None:
     assert rl.blocked_ips(1.0) == ["x", "y"]
     assert rl.allow("z", 2.0)
     assert rl.blocked_ips(2.0) == ["y"]  # x's block ended soonest: it went first
-    assert rl.stats["tracked"] == 2
+    assert rl.tracked() == 2
 
 
 def test_invalid_arguments_rejected() -> None:
@@ -174,7 +174,7 @@ def test_property_no_ip_exceeds_burst_plus_rate(events: list[tuple[int, float]])
         now += step
         if rl.allow(f"192.0.2.{ip}", now):
             allowed_at.setdefault(ip, []).append(now)
-        assert rl.stats["tracked"] <= 4
+        assert rl.tracked() <= 4
     for times in allowed_at.values():
         for i in range(len(times)):
             for j in range(i, len(times)):

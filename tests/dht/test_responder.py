@@ -7,6 +7,7 @@ import random
 
 from dhtviewer.dht import events as ev
 from dhtviewer.dht import krpc
+from dhtviewer.dht.counters import Counters
 from dhtviewer.dht.messages import (
     METHOD_UNKNOWN,
     PROTOCOL_ERROR,
@@ -42,7 +43,7 @@ class Setup:
             self.tables[6].heard_from(random_id(rng), (f"2a01:4f8:{i:x}::1", 6881), 0.0,
                                       responded=True)
         self.store = PeerStore(max_info_hashes=100, max_peers_per_info_hash=100, ttl=1800.0)
-        self.counters = {"bad_tokens": 0, "announces_stored": 0}
+        self.counters = Counters()
         self.events: list[ev.Event] = []
         self.r = Responder(
             node_id=OWN, settings=s, tables=self.tables, store=self.store,
@@ -80,9 +81,9 @@ def test_get_peers_gives_a_token_for_that_ip_and_peers_of_its_family() -> None:
     announce = AnnouncePeerQuery(b"t", asker, info_hash=ih, port=7000, token=r.token)
     other_ip = st.r.answer(announce, ("198.51.100.8", 6881), 2.0)
     assert isinstance(other_ip, ErrorMessage) and other_ip.code == PROTOCOL_ERROR
-    assert st.counters["bad_tokens"] == 1
+    assert st.counters.bad_tokens == 1
     assert isinstance(st.r.answer(announce, V4, 2.0), Response)
-    assert st.counters["announces_stored"] == 1
+    assert st.counters.announces_stored == 1
     assert st.events == [ev.AnnounceReceived(ih, (V4[0], 7000), asker, 2.0)]
     implied = AnnouncePeerQuery(b"t", asker, info_hash=ih, port=0, token=r.token,
                                 implied_port=True)
@@ -120,3 +121,26 @@ def test_samples_fit_and_are_capped() -> None:
     assert isinstance(r, Response)
     assert r.num == 60 and len(r.samples) == DhtSettings().max_samples
     assert len(st.r.encode(r)) <= DhtSettings().max_reply_bytes
+
+
+def test_registry_adds_replaces_and_removes_methods() -> None:
+    st = Setup()
+    assert st.r.methods() == sorted(
+        [b"announce_peer", b"find_node", b"get_peers", b"ping", b"sample_infohashes"]
+    )
+    asker = random_id(random.Random(5))
+    q = UnknownQuery(b"t", asker, name=b"hello", args={b"x": 1})
+    assert isinstance(st.r.answer(q, V4, 1.0), ErrorMessage)
+
+    def hello(query: UnknownQuery, addr: tuple[str, int], now: float) -> Response:
+        x = query.args[b"x"]
+        assert isinstance(x, int)
+        return st.r.response(query, addr, extra={b"x2": 2 * x})
+
+    st.r.register(b"hello", hello)
+    reply = st.r.answer(q, V4, 1.0)
+    assert isinstance(reply, Response) and reply.extra == {b"x2": 2} and reply.external_ip == V4
+    decoded = krpc.decode(st.r.encode(reply))
+    assert isinstance(decoded, Response) and decoded.extra == {b"x2": 2}
+    st.r.unregister(b"hello")
+    assert isinstance(st.r.answer(q, V4, 1.0), ErrorMessage)

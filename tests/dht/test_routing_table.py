@@ -12,7 +12,9 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
 
 from dhtviewer.dht.events import BucketSplit, Event, NodeAdded, NodeRemoved, NodeStateChanged
+from dhtviewer.dht.kinds import NodeState
 from dhtviewer.dht.messages import Addr, NodeInfo
+from dhtviewer.dht.node_entry import NodeEntry
 from dhtviewer.dht.node_id import (
     ID_BITS,
     bep42_id,
@@ -23,13 +25,7 @@ from dhtviewer.dht.node_id import (
     random_id_with_prefix,
     shared_prefix_bits,
 )
-from dhtviewer.dht.routing_table import (
-    BAD,
-    GOOD,
-    QUESTIONABLE,
-    NodeEntry,
-    RoutingTable,
-)
+from dhtviewer.dht.routing_table import RoutingTable
 from dhtviewer.dht.settings import DhtSettings
 
 OWN = bytes.fromhex("5fbfbff10c5d6a4ec8a88e4c6ab4c28b95eee401")
@@ -37,6 +33,7 @@ DEFAULTS = DhtSettings()
 K = DEFAULTS.k
 GOOD_PERIOD = DEFAULTS.good_period
 BAD_AFTER = DEFAULTS.bad_after_failures
+GOOD, QUESTIONABLE, BAD = NodeState.GOOD, NodeState.QUESTIONABLE, NodeState.BAD
 
 
 def ip_of(i: int) -> str:
@@ -104,7 +101,7 @@ def test_responding_node_is_inserted_as_good() -> None:
     assert rec.of(NodeAdded) == [NodeAdded(node_id, addr_of(1), 0, 4, 10.0)]
     assert table.get_by_addr(addr_of(1)) is e
     assert table.get_by_addr(addr_of(1, port=1)) is None
-    assert table.stats["inserted"] == 1
+    assert table.counters.nodes_inserted == 1
 
 
 def test_querying_node_takes_a_free_slot_and_must_be_verified() -> None:
@@ -142,7 +139,7 @@ def test_own_id_is_refused() -> None:
     table, _ = make_table()
     assert table.heard_from(OWN, addr_of(1), 0.0, responded=True) == []
     assert OWN not in table and len(table) == 0
-    assert table.stats["refused_own_id"] == 1
+    assert table.counters.refused_own_id == 1
 
 
 def test_read_only_node_is_refused() -> None:
@@ -151,7 +148,7 @@ def test_read_only_node_is_refused() -> None:
     for responded in (True, False):
         table.heard_from(node_id, addr_of(1), 0.0, responded=responded, read_only=True)
     assert node_id not in table
-    assert table.stats["refused_read_only"] == 2
+    assert table.counters.refused_read_only == 2
 
 
 @pytest.mark.parametrize(
@@ -163,7 +160,7 @@ def test_unacceptable_addresses_are_refused(addr: Addr) -> None:
     table, _ = make_table()
     table.heard_from(id_at(2), addr, 0.0, responded=True)
     assert len(table) == 0
-    assert table.stats["refused_address"] == 1
+    assert table.counters.refused_address == 1
 
 
 def test_allow_local_accepts_loopback_and_private_but_not_port_0_or_multicast() -> None:
@@ -198,7 +195,7 @@ def test_bep42_is_recorded_and_enforced_when_asked() -> None:
     assert e is not None and not e.bep42_ok
     strict, _ = make_table(enforce_bep42=True)
     strict.heard_from(invalid, (ip, 6881), 0.0, responded=True)
-    assert invalid not in strict and strict.stats["refused_bep42"] == 1
+    assert invalid not in strict and strict.counters.refused_bep42 == 1
     strict.heard_from(valid, (ip, 6881), 0.0, responded=True)
     e = strict.get(valid)
     assert e is not None and e.bep42_ok
@@ -216,7 +213,7 @@ def test_one_entry_per_ip() -> None:
     table.heard_from(second, addr_of(1), 1.0, responded=True)
     table.heard_from(second, addr_of(1, port=7000), 1.0, responded=False)
     assert second not in table and len(table) == 1
-    assert table.stats["id_conflicts"] == 2
+    assert table.counters.id_conflicts == 2
     assert table.replacement_candidates(0) == []  # not even as a candidate
 
 
@@ -242,7 +239,7 @@ def test_known_id_from_another_address() -> None:
     table.heard_from(node_id, addr_of(1, port=7000), 1.0, responded=False)
     e = table.get(node_id)
     assert e is not None and e.addr == addr_of(1)
-    assert table.stats["addr_conflicts"] == 2
+    assert table.counters.addr_conflicts == 2
     # an answer from the same IP at a new port is a NAT rebinding: follow it
     table.heard_from(node_id, addr_of(1, port=7000), 2.0, responded=True)
     assert e.addr == addr_of(1, port=7000)
@@ -253,7 +250,7 @@ def test_known_id_from_another_address() -> None:
 def test_malformed_id_is_refused() -> None:
     table, _ = make_table()
     table.heard_from(b"short", addr_of(1), 0.0, responded=True)
-    assert len(table) == 0 and table.stats["refused_bad_id"] == 1
+    assert len(table) == 0 and table.counters.refused_bad_id == 1
 
 
 # --- buckets --------------------------------------------------------------------------------------
@@ -359,7 +356,7 @@ def test_ping_before_evict() -> None:
     changes = rec.of(NodeStateChanged)
     at = t + 2 + BAD_AFTER
     assert changes[-1] == NodeStateChanged(old[1], addr_of(1), QUESTIONABLE, BAD, 4, at)
-    assert table.stats["replaced"] == 1 and table.stats["evicted"] == 1
+    assert table.counters.nodes_replaced == 1 and table.counters.nodes_evicted == 1
     # ten seconds later the still-questionable node may be pinged again
     later = table.heard_from(id_at(0, low=79), addr_of(302), t + 30, responded=True)
     assert [n.id for n in later] == [old[0]]

@@ -8,7 +8,7 @@ components' internals where they do not (the point is to catch a broken bound an
 from __future__ import annotations
 
 from dhtviewer.dht import krpc
-from dhtviewer.dht.addresses import acceptable_address, address_family
+from dhtviewer.dht.addresses import acceptable_address, ip_family
 from dhtviewer.dht.messages import Addr
 from dhtviewer.dht.node import DhtNode
 from dhtviewer.dht.node_id import ID_BITS, ID_BYTES, bep42_valid
@@ -36,7 +36,7 @@ def _check_routing(node: DhtNode, now: float) -> None:
         assert 1 <= len(snap.buckets) <= ID_BITS
         ids: set[bytes] = set()
         for b in snap.buckets:
-            assert len(b.nodes) <= s.k, f"bucket {b.index} holds {len(b.nodes)} > k"
+            assert len(b.nodes) <= b.capacity == table.policy.bucket_size(b.index), b.index
             assert b.replacements <= max(0, s.replacement_cache_size)
             for n in b.nodes:
                 assert n.id != node.node_id, "our own id is in the routing table"
@@ -46,7 +46,7 @@ def _check_routing(node: DhtNode, now: float) -> None:
                 ids.add(n.id)
                 ips_all.add(n.addr[0])
                 assert table.bucket_index(n.id) == b.index, "entry in the wrong bucket"
-                assert address_family(n.addr[0]) == fam
+                assert ip_family(n.addr[0]) == fam
                 assert 0 < n.addr[1] < 65536
                 assert acceptable_address(n.addr, allow_local=s.allow_local) is None
                 assert n.bep42_ok == bep42_valid(n.id, n.addr[0])
@@ -64,10 +64,8 @@ def _check_transactions(node: DhtNode) -> None:
     assert len({p.tid for p in pending}) == len(pending)
     for p in pending:
         assert p.sent_at <= p.short_deadline <= p.hard_deadline
-        kind, op = p.owner
-        if kind in ("lookup", "announce"):
-            # A finished or cancelled lookup leaves no transaction behind.
-            assert op in node.lookups, f"{kind} transaction of a lookup that is gone"
+        # A finished or cancelled lookup (or announce round) leaves no transaction behind.
+        assert p.owner.active, f"{p.owner.kind} transaction of an owner that is done"
 
 
 def _check_store(node: DhtNode, now: float) -> None:
@@ -90,27 +88,23 @@ def _check_bounds(node: DhtNode) -> None:
         assert len(lk.candidates()) <= lk._max_candidates
         assert 0 <= lk.active <= lk.queried
     limiter = node.limiter
-    assert limiter.stats["tracked"] <= s.max_tracked_ips
-    assert limiter.stats["tracked"] == len(limiter._active) + len(limiter._blocked)
-    assert len(node._events) <= s.max_queued_events
-    assert len(node._ip_votes) <= MAX_IP_VOTERS
+    assert limiter.tracked() <= s.max_tracked_ips
+    assert limiter.tracked() == len(limiter._active) + len(limiter._blocked)
+    assert node.stats(0.0)["queued_events"] <= s.max_queued_events
+    assert len(node.voter) <= MAX_IP_VOTERS
 
 
 def _check_counters(node: DhtNode) -> None:
     c = node.counters
-    assert all(v >= 0 for v in c.values())
+    assert all(v >= 0 for v in c.as_dict().values())
     # Every datagram that came in is accounted for exactly once: nothing is lost silently.
-    assert c["packets_in"] == (
-        c["malformed"]
-        + c["queries_in"]
-        + c["responses_in"]
-        + c["errors_in"]
-        + c["unsolicited"]
-        + c["dropped_blocked"]
+    assert c.packets_in == (
+        c.malformed + c.queries_in + c.responses_in + c.errors_in + c.unsolicited
+        + c.dropped_blocked
     ), c
-    assert c["packets_out"] == c["queries_out"] + c["responses_out"] + c["errors_out"], c
-    assert c["oversized"] <= c["malformed"]
-    assert c["rate_limited"] + c["read_only_dropped"] <= c["queries_in"]
+    assert c.packets_out == c.queries_out + c.responses_out + c.errors_out, c
+    assert c.oversized <= c.malformed
+    assert c.rate_limited + c.read_only_dropped <= c.queries_in
 
 
 def drain(node: DhtNode) -> list[tuple[bytes, Addr]]:

@@ -14,6 +14,8 @@ import random
 from pathlib import Path
 
 from dhtviewer.dht import bencoding, krpc
+from dhtviewer.dht.bloom import BloomFilter
+from dhtviewer.dht.items import Item
 from dhtviewer.dht.messages import (
     GENERIC_ERROR,
     METHOD_UNKNOWN,
@@ -24,9 +26,11 @@ from dhtviewer.dht.messages import (
     ErrorMessage,
     FindNodeQuery,
     GetPeersQuery,
+    GetQuery,
     Message,
     NodeInfo,
     PingQuery,
+    PutQuery,
     Response,
     SampleInfohashesQuery,
 )
@@ -79,6 +83,16 @@ def pending_tids(node: DhtNode) -> dict[Addr, bytes]:
     return {p.addr: p.tid for p in node.txns}
 
 
+IMMUTABLE = Item.immutable([b"fuzz", 1, {b"k": b"v"}])
+MUTABLE = Item.signed(bytes(range(32)), b"fuzz", 3, b"salt")
+"""BEP 44 items the sample puts carry (the mutable one signed by a fixed seed)."""
+
+
+def item_token(node: DhtNode, item: Item) -> bytes:
+    """A write token the primed node accepts from QUERIER for ``item``'s target."""
+    return node.tokens.issue(QUERIER[0], item.target, T0)
+
+
 def _node(i: int, family: int = 4) -> NodeInfo:
     ip = f"11.1.0.{i}" if family == 4 else f"2a00:1450::{i:x}"
     return NodeInfo(bytes([i]) * 20, (ip, 1000 + i))
@@ -110,6 +124,18 @@ def valid_messages(seed: int = 0) -> dict[str, bytes]:
         "q_announce_bad_token": AnnouncePeerQuery(b"ai", peer_id, info_hash=INFO_HASH,
                                                   port=6881, token=b"12345678"),
         "q_sample": SampleInfohashesQuery(b"aj", peer_id, target=TARGET, want=both),
+        "q_get_peers_scrape": GetPeersQuery(b"am", peer_id, info_hash=INFO_HASH, scrape=True,
+                                            noseed=True),
+        "q_get": GetQuery(b"an", peer_id, target=IMMUTABLE.target),
+        "q_get_seq": GetQuery(b"ao", peer_id, target=MUTABLE.target, seq=1, want=both),
+        "q_put_immutable": PutQuery(b"ap", peer_id, token=item_token(node, IMMUTABLE),
+                                    v=IMMUTABLE.value),
+        "q_put_mutable": PutQuery(b"aq", peer_id, token=item_token(node, MUTABLE),
+                                  v=MUTABLE.value, k=MUTABLE.public_key, seq=MUTABLE.seq,
+                                  sig=MUTABLE.signature, salt=MUTABLE.salt, cas=0),
+        "q_put_bad_sig": PutQuery(b"ar", peer_id, token=item_token(node, MUTABLE),
+                                  v=b"4:evil", k=MUTABLE.public_key, seq=9,
+                                  sig=MUTABLE.signature, salt=MUTABLE.salt),
         "r_ping": Response(ping_tid, bytes.fromhex("88" * 20), external_ip=("11.0.0.9", 6881),
                            version=v),
         "r_ping_ro_p": Response(ping_tid, bytes.fromhex("88" * 20), read_only=True, port=6881),
@@ -119,6 +145,12 @@ def valid_messages(seed: int = 0) -> dict[str, bytes]:
         "r_values": Response(lookup_tid, bytes.fromhex("99" * 20),
                              values=(("11.2.0.1", 6881), ("2a00:1450::9", 51413)),
                              nodes=(_node(3),), token=b"\x01" * 8),
+        "r_item": Response(lookup_tid, bytes.fromhex("99" * 20), token=b"tok", v=MUTABLE.value,
+                           k=MUTABLE.public_key, seq=MUTABLE.seq, sig=MUTABLE.signature,
+                           nodes=(_node(5),)),
+        "r_scrape": Response(lookup_tid, bytes.fromhex("99" * 20), token=b"tok",
+                             bf_seeds=BloomFilter.of(["11.3.0.1"]).to_bytes(),
+                             bf_peers=BloomFilter().to_bytes(), nodes=(_node(6),)),
         "r_samples": Response(lookup_tid, bytes.fromhex("99" * 20), interval=21600, num=3,
                               samples=(INFO_HASH, TARGET, NODE_ID), nodes=(_node(4),)),
         "e_201": ErrorMessage(ping_tid, GENERIC_ERROR, "A Generic Error Ocurred"),

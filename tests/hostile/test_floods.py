@@ -286,7 +286,7 @@ def test_query_flood_gets_blocked_while_other_clients_are_served() -> None:
                 run_script(CLIENT, addr[0], addr[1], sc.clients, client_seconds,
                            timeout=client_seconds + 30),
             )
-            stats = node.stats()
+            stats = node.stats(session.now())
             rtts = clients["rtts_ms"]
             assert isinstance(rtts, list)
             answered_pct = 100.0 * float(clients["answered"]) / float(clients["sent"])
@@ -342,7 +342,7 @@ def test_announce_flood_keeps_the_store_within_caps_and_memory_bounded() -> None
                 timeout=120,
             )
             after = rss_mb()
-            stats = node.stats()
+            stats = node.stats(session.now())
             hot = node.store.snapshot(session.now()).get(b"\xee" * 20, 0)
             print(
                 f"\nannounce flood: {result}; store {stats['stored_info_hashes']} info_hashes "

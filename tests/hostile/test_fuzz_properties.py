@@ -243,11 +243,11 @@ def test_deep_nesting_is_a_protocol_error(depth: int, where: str) -> None:
             krpc.decode(data)
     else:
         decode_ok(data)
-    sent_before = node.counters["packets_out"]
+    sent_before = node.counters.packets_out
     feed(node, [(SOURCES[2], data)])
     if too_deep:
         # Too deep to parse means no tid to answer: nothing goes out, the datagram is counted.
-        assert node.counters["malformed"] == 1 and node.counters["packets_out"] == sent_before
+        assert node.counters.malformed == 1 and node.counters.packets_out == sent_before
 
 
 @settings(max_examples=30, deadline=None)
@@ -259,7 +259,7 @@ def test_oversized_datagrams_are_dropped_unparsed(size: int, name: str) -> None:
     data = base[:-1] + pad + b"z" * max(0, size - len(base) - len(pad)) + b"e"
     assert len(data) > node.settings.max_datagram_size
     feed(node, [(SOURCES[2], data), (SOURCES[1], data)])
-    c = node.stats()
+    c = node.stats(0.0)
     assert c["oversized"] == 2 and c["malformed"] == 2
     assert c["packets_out"] == 2  # the primed node's own two queries, nothing more
     assert c["queries_in"] == 0 and c["responses_in"] == 0
@@ -276,7 +276,7 @@ def test_every_valid_message_passes_its_own_checks() -> None:
         assert msg is not None or name.startswith("capture_"), name
         now = feed(node, [(src, data) for src in SOURCES], now)
     c = node.counters
-    assert c["queries_in"] > 0 and c["errors_in"] + c["responses_in"] > 0
+    assert c.queries_in > 0 and c.errors_in + c.responses_in > 0
 
 
 def test_saved_fuzz_inputs_replay() -> None:
@@ -392,7 +392,7 @@ class HostileNetwork(RuleBasedStateMachine):
         granted_to, info_hash, token = grant
         source = granted_to if use_own_source else src
         before = self.node.store.peer_count()
-        stored = self.node.counters["announces_stored"]
+        stored = self.node.counters.announces_stored
         q = AnnouncePeerQuery(
             b"an", sender, info_hash=info_hash, port=max(port, 1), token=token,
             implied_port=implied,
@@ -400,7 +400,7 @@ class HostileNetwork(RuleBasedStateMachine):
         out = self.deliver(krpc.encode(q), source)
         if source[0] != granted_to[0] or token == b"no token":
             # A token only works from the IP it was given to.
-            assert self.node.counters["announces_stored"] == stored
+            assert self.node.counters.announces_stored == stored
             assert self.node.store.peer_count() <= before
             for data, dst in out:
                 msg = krpc.decode(data)
@@ -470,11 +470,11 @@ class HostileNetwork(RuleBasedStateMachine):
         )
         c = self.node.counters
         matches = any(q.tid == tid and q.addr == src for q in self.node.txns)
-        before = c["responses_in"] + c["errors_in"]
+        before = c.responses_in + c.errors_in
         self.deliver(krpc.encode(msg), src)  # type: ignore[arg-type]
         # Poisoning: only the exact (tid, ip, port) of a query in flight is accepted, even from
         # a blocked IP; a wrong tid, address or port leaves the transaction waiting.
-        assert c["responses_in"] + c["errors_in"] - before == int(matches)
+        assert c.responses_in + c.errors_in - before == int(matches)
         if not matches:
             assert p.tid in {q.tid for q in self.node.txns}
         if self.node.settings.enforce_bep42 and not error:
@@ -484,11 +484,11 @@ class HostileNetwork(RuleBasedStateMachine):
     @rule(src=st.sampled_from(ADDRS), count=st.integers(5, 30), garbage=st.booleans())
     def flood(self, src: Addr, count: int, garbage: bool) -> None:
         data = b"garbage" if garbage else krpc.encode(PingQuery(b"fl", IDS[0]))
-        answered = self.node.counters["responses_out"] + self.node.counters["errors_out"]
+        answered = self.node.counters.responses_out + self.node.counters.errors_out
         was_blocked = self.node.limiter.is_blocked(src[0], self.now)
         for _ in range(count):
             self.deliver(data, src)
-        answered = self.node.counters["responses_out"] + self.node.counters["errors_out"] - answered
+        answered = self.node.counters.responses_out + self.node.counters.errors_out - answered
         # Never more than one burst's worth (plus what trickles in at the rate) is answered.
         assert answered <= TINY.per_ip_burst + count * 0.05 * TINY.per_ip_rate + 1
         if count >= 2 * TINY.per_ip_burst + 3 and not was_blocked:

@@ -114,7 +114,7 @@ def test_dead_node_drops_traffic_until_revived() -> None:
     assert timed_out.node_id is None
     assert timed_out.at == pytest.approx(a.dht.settings.hard_timeout)
     assert net.stats.dropped_dead == 1
-    assert b.dht.counters["packets_in"] == 0
+    assert b.dht.counters.packets_in == 0
     with pytest.raises(ValueError):
         _ping(net, b, a)  # a dead host sends nothing
     net.revive(b)

@@ -18,6 +18,7 @@ libtorrent's Python binding has no ``dht_direct_request``, so raw queries (``dir
 
 from __future__ import annotations
 
+import hashlib
 import ipaddress
 import math
 import random
@@ -36,6 +37,16 @@ Addr = tuple[str, int]
 # is raised to match so that a burst between two pumps is not lost inside libtorrent either.
 _ALERT_BUFFER = 20_000
 _CODEC = bencode.Bencode(encoding=None)
+
+
+def expanded_key(seed: bytes) -> bytes:
+    """libtorrent's 64-byte ed25519 private key for a 32-byte seed: SHA-512 of the seed with
+    the scalar clamped (the format of the BEP 44 test vectors' "private key")."""
+    h = bytearray(hashlib.sha512(seed).digest())
+    h[0] &= 248
+    h[31] &= 63
+    h[31] |= 64
+    return bytes(h)
 
 
 def loopback_addresses(base: str, n: int) -> list[str]:
@@ -434,7 +445,79 @@ class LibtorrentNet:
             if not self._wait_alert(i, deadline):
                 return []
 
+    # -- BEP 44 items --------------------------------------------------------------------
+
+    def _wait_put(self, i: int, target: bytes, timeout: float) -> int:
+        """How many nodes stored the put of ``target`` (libtorrent's ``num_success``)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            done = self._take(
+                i,
+                lt.dht_put_alert,
+                lambda a: bytes(a.target.to_bytes()) == target
+                or mutable_target_of(a) == target,
+            )
+            if done:
+                return int(done[-1].num_success)
+            if not self._wait_alert(i, deadline):
+                raise TimeoutError(f"libtorrent node {i}: no dht_put_alert for {target.hex()}")
+
+    def put_immutable(self, i: int, value: Any, timeout: float = 10.0) -> tuple[bytes, int]:
+        """Node ``i`` stores ``value`` (a bencodable Python value) as an immutable item.
+        Returns (target, how many nodes stored it)."""
+        target = bytes(self.sessions[i].dht_put_immutable_item(value).to_bytes())
+        return target, self._wait_put(i, target, timeout)
+
+    def put_mutable(
+        self, i: int, seed: bytes, data: bytes, salt: bytes = b"", timeout: float = 10.0
+    ) -> int:
+        """Node ``i`` stores ``data`` (as a bencoded string) under the key of ``seed``; libtorrent
+        takes the next seq itself. Returns how many nodes stored it."""
+        public_key = _public_key(seed)
+        self.sessions[i].dht_put_mutable_item(expanded_key(seed), public_key, data, salt)
+        target = hashlib.sha1(public_key + salt).digest()
+        return self._wait_put(i, target, timeout)
+
+    def get_immutable(self, i: int, target: bytes, timeout: float = 10.0) -> Any:
+        """The value node ``i`` finds under ``target`` (None at ``timeout``)."""
+        self.sessions[i].dht_get_immutable_item(lt.sha1_hash(target))
+        deadline = time.monotonic() + timeout
+        while True:
+            found = self._take(
+                i, lt.dht_immutable_item_alert, lambda a: bytes(a.target.to_bytes()) == target
+            )
+            if found:
+                return found[-1].item
+            if not self._wait_alert(i, deadline):
+                return None
+
+    def get_mutable(
+        self, i: int, public_key: bytes, salt: bytes = b"", timeout: float = 10.0
+    ) -> tuple[Any, int, bytes] | None:
+        """(value, seq, signature) of the newest mutable item node ``i`` finds under
+        ``public_key`` and ``salt``, once its lookup is authoritative (None at ``timeout``)."""
+        self.sessions[i].dht_get_mutable_item(public_key, salt)
+        deadline = time.monotonic() + timeout
+        best: tuple[Any, int, bytes] | None = None
+        while True:
+            for a in self._take(
+                i, lt.dht_mutable_item_alert, lambda a: bytes(a.key) == public_key
+                and bytes(a.salt) == salt
+            ):
+                if best is None or a.seq >= best[1]:
+                    best = (a.item, int(a.seq), bytes(a.signature))
+                if a.authoritative:
+                    return best
+            if not self._wait_alert(i, deadline):
+                return best
+
     # -- raw KRPC from the harness's own socket --------------------------------------------
+
+    def _socket(self) -> socket.socket:
+        if self._sock is None:
+            self._sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+            self._sock.bind(("127.0.0.1", 0))
+        return self._sock
 
     def direct_query(
         self,
@@ -448,19 +531,17 @@ class LibtorrentNet:
         ``args`` gets ``id`` filled in with the harness's own id unless given. Error replies
         (``y`` = ``e``) are returned as well; no reply within ``timeout`` raises TimeoutError.
         """
-        if self._sock is None:
-            self._sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-            self._sock.bind(("127.0.0.1", 0))
+        sock = self._socket()
         tid = self._next_tid.to_bytes(2, "big")
         self._next_tid = (self._next_tid + 1) % 65536
         arguments: dict[str, Any] = {"id": self._own_id, **(args or {})}
         message = {"t": tid, "y": "q", "q": method, "a": arguments}
-        self._sock.sendto(_CODEC.encode(message), addr)
+        sock.sendto(_CODEC.encode(message), addr)
         deadline = time.monotonic() + timeout
         while (remaining := deadline - time.monotonic()) > 0:
-            self._sock.settimeout(remaining)
+            sock.settimeout(remaining)
             try:
-                data, source = self._sock.recvfrom(65536)
+                data, source = sock.recvfrom(65536)
             except TimeoutError:
                 break
             if source != addr:
@@ -476,3 +557,17 @@ class LibtorrentNet:
     def direct_ping(self, addr: Addr, timeout: float = 2.0) -> dict[bytes, Any]:
         """Ping ``addr`` from the harness socket and return the decoded reply."""
         return self.direct_query(addr, "ping", timeout=timeout)
+
+
+def _public_key(seed: bytes) -> bytes:
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    return Ed25519PrivateKey.from_private_bytes(seed).public_key().public_bytes_raw()
+
+
+def mutable_target_of(alert: Any) -> bytes | None:
+    """The target a mutable ``dht_put_alert`` is about (None for an immutable one)."""
+    key = bytes(alert.public_key)
+    if not any(key):
+        return None
+    return hashlib.sha1(key + bytes(alert.salt)).digest()

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from dhtviewer.net.addresses import format_addr
+from dhtviewer.dht.addresses import format_addr
 from dhtviewer.net.testnet import BackgroundTestnet, LocalTestnet
 from dhtviewer.ui.app import EXIT_NO_DISPLAY, NO_DISPLAY_MESSAGE, display_problem
 

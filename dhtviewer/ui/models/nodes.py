@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 from PySide6.QtCore import QObject, QSortFilterProxyModel, Qt
 from PySide6.QtGui import QColor, QFont, QFontDatabase
 
+from dhtviewer.dht.addresses import format_addr as format_addr  # re-exported for the views
 from dhtviewer.ui.models.base import RIGHT_ALIGNED, Index, RowTableModel
 from dhtviewer.ui.views.theme import current_theme
 
@@ -41,11 +42,6 @@ def format_version(version: bytes | None) -> str:
     name = letters.decode("ascii") if all(0x20 < b < 0x7F for b in letters) else letters.hex()
     numbers = ".".join(str(b) for b in version[2:])
     return f"{name} {numbers}" if numbers else name
-
-
-def format_addr(addr: tuple[str, int]) -> str:
-    ip, port = addr
-    return f"[{ip}]:{port}" if ":" in ip else f"{ip}:{port}"
 
 
 def addr_sort_key(addr: tuple[str, int]) -> str:

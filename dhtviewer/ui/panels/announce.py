@@ -25,7 +25,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from dhtviewer.net.addresses import format_addr
+from dhtviewer.dht.addresses import format_addr
 from dhtviewer.net.handles import AnnounceResult
 from dhtviewer.net.session import DEFAULT_PORT
 from dhtviewer.ui.controller import AnnounceVerification, Controller

@@ -36,7 +36,7 @@ from PySide6.QtWidgets import (
 )
 
 from dhtviewer.dht import events as ev
-from dhtviewer.net.addresses import format_addr
+from dhtviewer.dht.addresses import format_addr
 from dhtviewer.ui.controller import Controller
 from dhtviewer.ui.lookup_state import LookupState
 from dhtviewer.ui.models import SORT_ROLE, LookupsModel, PeersModel

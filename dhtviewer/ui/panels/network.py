@@ -40,8 +40,8 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from dhtviewer.dht.addresses import format_addr, parse_hostport
 from dhtviewer.dht.messages import Addr
-from dhtviewer.net.addresses import format_addr, parse_hostport
 from dhtviewer.net.session import DEFAULT_BOOTSTRAP, DEFAULT_PORT
 from dhtviewer.simnet.options import ScenarioError, parse_scenarios
 from dhtviewer.ui.controller import (

@@ -20,9 +20,9 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from dhtviewer.dht.addresses import format_addr
 from dhtviewer.dht.messages import Addr
 from dhtviewer.dht.routing_table import NodeSnapshot, RoutingSnapshot
-from dhtviewer.net.addresses import format_addr
 from dhtviewer.ui.controller import Controller
 from dhtviewer.ui.models.nodes import (
     COL_ADDR,

@@ -1,0 +1,110 @@
+"""Counters: every event count of one DHT node, in one mutable dataclass shared by its parts.
+
+The node, its routing table, its rate limiter, its peer store and its query machinery each
+count what they see on the same ``Counters`` object (a part built on its own gets a fresh one),
+so ``DhtNode.stats(now)`` is one flat, typed view and nothing is counted twice. Counters only
+grow; gauges (sizes, what is in flight) are not here, ``stats`` reads them from their owners.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+
+@dataclass(slots=True)
+class Counters:
+    # --- traffic -------------------------------------------------------------------------------
+    packets_in: int = 0
+    packets_out: int = 0
+    bytes_in: int = 0
+    bytes_out: int = 0
+    queries_in: int = 0
+    responses_in: int = 0
+    errors_in: int = 0
+    """KRPC error replies to our queries."""
+    queries_out: int = 0
+    responses_out: int = 0
+    errors_out: int = 0
+
+    # --- input that was refused or odd ---------------------------------------------------------
+    malformed: int = 0
+    """Datagrams that did not decode (oversized ones included)."""
+    oversized: int = 0
+    rate_limited: int = 0
+    """Queries refused by the per-IP or global budget."""
+    unsolicited: int = 0
+    """Replies matching none of our queries (unknown tid, or from another address)."""
+    id_mismatch: int = 0
+    """Replies from a known address carrying another id than the one we knew."""
+    timeouts: int = 0
+    """Our queries that reached the hard timeout."""
+    slow_queries: int = 0
+    """Our queries that passed the short timeout (many answer later)."""
+    malformed_replies: int = 0
+    """Undecodable replies that still named one of our transactions (ended as errors)."""
+    partial_records: int = 0
+    """``nodes``/``nodes6``/``values`` fields ending in a partial record (the rest was used)."""
+    announces_stored: int = 0
+    bad_tokens: int = 0
+    txn_overflow: int = 0
+    """Queries not sent because ``max_inflight_queries`` were outstanding."""
+    read_only_dropped: int = 0
+    dropped_blocked: int = 0
+    """Datagrams from a blocked IP, dropped unparsed."""
+    events_dropped: int = 0
+    """Oldest events lost because nobody drained the queue."""
+    handler_errors: int = 0
+    """Queries whose registered handler raised (answered with error 202)."""
+    task_errors: int = 0
+    """Scheduled tasks (``DhtNode.call_at``/``call_every``) that raised."""
+
+    # --- routing table -------------------------------------------------------------------------
+    nodes_inserted: int = 0
+    """Nodes that entered a live bucket (promoted candidates included)."""
+    nodes_evicted: int = 0
+    """Bad nodes dropped to make room for another node."""
+    nodes_replaced: int = 0
+    """Candidates promoted from a replacement cache."""
+    bucket_splits: int = 0
+    candidates_cached: int = 0
+    """Newcomers put in (or refreshed in) a replacement cache."""
+    ping_requests: int = 0
+    """Nodes handed out by the table to be pinged."""
+    node_failures: int = 0
+    """Failures reported for a live node."""
+    nodes_removed: int = 0
+    """Explicit removals of a live node (an id that changed, say)."""
+    id_conflicts: int = 0
+    """Another id from an IP that is already in the table."""
+    addr_conflicts: int = 0
+    """A known id heard from another address."""
+    refused_address: int = 0
+    refused_own_id: int = 0
+    refused_read_only: int = 0
+    refused_bep42: int = 0
+    refused_bad_id: int = 0
+
+    # --- rate limiter --------------------------------------------------------------------------
+    limiter_allowed: int = 0
+    limiter_refused: int = 0
+    """Refused by the IP's own budget, including while blocked."""
+    limiter_refused_blocked: int = 0
+    """The part of ``limiter_refused`` refused because the IP was blocked."""
+    dropped_global: int = 0
+    """The IP was within its budget but the global reply budget was spent."""
+    ip_blocks: int = 0
+    """Blocks imposed on flooding IPs."""
+
+    # --- peer store ----------------------------------------------------------------------------
+    peers_stored: int = 0
+    """New (info_hash, peer) entries."""
+    peers_refreshed: int = 0
+    """Re-announces of a stored peer."""
+    peers_evicted: int = 0
+    """Peers dropped before their expiry, to make room."""
+    swarms_evicted: int = 0
+    """Whole swarms dropped to make room."""
+    peers_expired: int = 0
+
+    def as_dict(self) -> dict[str, int]:
+        return asdict(self)

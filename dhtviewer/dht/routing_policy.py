@@ -1,0 +1,82 @@
+"""RoutingPolicy: the rules a routing table applies, separate from the mechanics of buckets.
+
+A ``RoutingTable`` keeps buckets, replacement caches, node states and indexes; *which* node may
+enter, how many a bucket holds, which node leaves for a better one and which candidate gets
+promoted are decisions of its policy. The default policy is built from ``DhtSettings``
+(``RoutingPolicy.from_settings``) and is what a Mainline node should run. Researchers who want
+another rule (larger buckets far from our id, as libtorrent's ``dht_extended_routing_table``,
+or another eviction order) subclass it and override the method concerned, then hand the
+instance to ``DhtNode(routing_policy=...)``; the table asks the policy and never second-guesses
+it, except for the invariants that keep it a table (one entry per id and per IP, our own id
+never in it).
+
+Every method must be cheap and pure: the table calls them on hot paths (every query from an
+unknown address reaches ``accepts_address``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from dhtviewer.dht.addresses import acceptable_address
+from dhtviewer.dht.messages import Addr
+from dhtviewer.dht.node_entry import NodeEntry
+from dhtviewer.dht.node_id import bep42_valid
+from dhtviewer.dht.settings import DhtSettings
+
+
+@dataclass(frozen=True)
+class RoutingPolicy:
+    """The default Mainline rules. Fields come from ``DhtSettings`` of the same names."""
+
+    k: int = 8
+    """Bucket size (see ``bucket_size``)."""
+    replacement_cache_size: int = 8
+    bad_after_failures: int = 3
+    allow_local: bool = False
+    enforce_bep42: bool = False
+
+    @classmethod
+    def from_settings(cls, settings: DhtSettings) -> RoutingPolicy:
+        return cls(
+            k=settings.k,
+            replacement_cache_size=settings.replacement_cache_size,
+            bad_after_failures=settings.bad_after_failures,
+            allow_local=settings.allow_local,
+            enforce_bep42=settings.enforce_bep42,
+        )
+
+    # --- sizes ---------------------------------------------------------------------------------
+    def bucket_size(self, index: int) -> int:
+        """Live nodes bucket ``index`` (bits shared with our id) may hold. At least 1. A policy
+        may give far buckets (small ``index``) more room: they cover most of the id space."""
+        return self.k
+
+    # --- admission -----------------------------------------------------------------------------
+    def accepts_address(self, addr: Addr) -> bool:
+        """Whether a node at ``addr`` may be stored at all (and handed to others)."""
+        return acceptable_address(addr, allow_local=self.allow_local) is None
+
+    def accepts_id(self, node_id: bytes, ip: str) -> bool:
+        """Whether ``node_id`` may enter from ``ip`` (BEP 42 when enforced)."""
+        return not self.enforce_bep42 or bep42_valid(node_id, ip)
+
+    # --- eviction and promotion ----------------------------------------------------------------
+    def is_bad(self, entry: NodeEntry) -> bool:
+        return entry.failures >= self.bad_after_failures
+
+    def eviction_victim(self, nodes: Sequence[NodeEntry]) -> NodeEntry | None:
+        """The live node of a full bucket that a verified newcomer replaces at once: the bad
+        node that failed most often; None when every node may stay (the newcomer then waits
+        in the replacement cache while questionable nodes are pinged)."""
+        worst: NodeEntry | None = None
+        for e in nodes:
+            if self.is_bad(e) and (worst is None or e.failures > worst.failures):
+                worst = e
+        return worst
+
+    def promotion_choice(self, candidates: Sequence[NodeEntry]) -> NodeEntry:
+        """The replacement candidate to promote when a live slot frees up (``candidates`` is
+        not empty): one that answered us if any, the most recently heard first."""
+        return max(candidates, key=lambda e: (e.last_response is not None, e.last_seen))

@@ -1,0 +1,196 @@
+"""Rpc: our side of every exchange: sending queries, matching replies to them, timeouts, and
+what every answer teaches the node.
+
+A query is registered in the ``TransactionTable`` under a fresh transaction id, encoded and
+handed to the ``Outbox``. A reply is accepted only from the exact address queried with that id
+(``TransactionTable.match``); it then updates the routing table (the node answered: it is real),
+the adaptive short timeout (its RTT) and the external-address vote (its BEP 42 ``ip``), and goes
+to the query's owner (``TransactionOwner``). Timeouts go to the owner too, and to the routing
+table (a node that does not answer is failing). Nothing here decides *what* to ask: lookups,
+announces, pings and custom exchanges (``DhtNode.send_query``) are owners.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable
+
+from dhtviewer.dht import events as ev
+from dhtviewer.dht import krpc
+from dhtviewer.dht.addresses import ip_family
+from dhtviewer.dht.counters import Counters
+from dhtviewer.dht.kinds import OwnerKind
+from dhtviewer.dht.messages import (
+    Addr,
+    ErrorMessage,
+    FindNodeQuery,
+    GetPeersQuery,
+    NodeInfo,
+    PingQuery,
+    Query,
+    Response,
+    SampleInfohashesQuery,
+    method_of,
+)
+from dhtviewer.dht.outbox import Outbox
+from dhtviewer.dht.rate_limit import RateLimiter
+from dhtviewer.dht.routing_table import RoutingTable
+from dhtviewer.dht.settings import DhtSettings
+from dhtviewer.dht.timeouts import AdaptiveTimeout
+from dhtviewer.dht.transactions import Pending, TransactionOwner, TransactionTable
+
+_WANTS_NODES = (FindNodeQuery, GetPeersQuery, SampleInfohashesQuery)
+
+
+class Verification(TransactionOwner):
+    """The routing table's pings (a newcomer to verify, a questionable node to check). What an
+    answer or a timeout teaches the table, ``Rpc`` applies to every query alike, so nothing is
+    left to do here."""
+
+    kind = OwnerKind.VERIFY
+
+
+class Rpc:
+    def __init__(
+        self,
+        *,
+        node_id: bytes,
+        settings: DhtSettings,
+        tables: dict[int, RoutingTable],
+        outbox: Outbox,
+        counters: Counters,
+        rng: random.Random,
+        limiter: RateLimiter,
+        on_external_ip: Callable[[str, str, float], None],
+    ) -> None:
+        """``rng``: draws the transaction ids. ``on_external_ip(voter_ip, claimed_ip, now)``:
+        a responder reported the address our query came from."""
+        self.node_id = node_id
+        self.settings = settings
+        self.tables = tables
+        self.outbox = outbox
+        self.counters = counters
+        self.limiter = limiter
+        self.txns = TransactionTable(rng, settings.max_inflight_queries)
+        self.timeout = AdaptiveTimeout(settings)
+        self.verification = Verification()
+        self._on_external_ip = on_external_ip
+        # BEP 32: a node with both tables asks for both families' contacts.
+        self._want = frozenset({b"n4", b"n6"}) if len(tables) > 1 else frozenset()
+
+    # --- sending ---------------------------------------------------------------------------------
+    def send(
+        self,
+        qtype: type[Query],
+        addr: Addr,
+        node_id: bytes | None,
+        now: float,
+        owner: TransactionOwner,
+        *,
+        short_timeout: float | None = None,
+        **args: object,
+    ) -> Pending | None:
+        """Send a ``qtype`` query with ``args`` to ``addr`` (expected to be ``node_id``, None if
+        unknown) for ``owner``. None (nothing sent, counted) when ``max_inflight_queries`` are
+        outstanding. ``short_timeout``: instead of the adaptive one."""
+        s = self.settings
+        try:
+            p = self.txns.new(
+                addr,
+                node_id,
+                qtype.method,
+                now,
+                self.timeout.value if short_timeout is None else short_timeout,
+                s.hard_timeout,
+                owner,
+            )
+        except OverflowError:
+            self.counters.txn_overflow += 1
+            return None
+        if self._want and qtype in _WANTS_NODES:
+            args["want"] = self._want
+        msg = qtype(p.tid, self.node_id, version=s.client_version, read_only=s.read_only, **args)
+        data = krpc.encode(msg)
+        p.method = method_of(msg)
+        self.counters.queries_out += 1
+        self.outbox.transmit(data, addr, "q", p.method, p.tid, now)
+        return p
+
+    def verify(self, nodes: list[NodeInfo], now: float) -> None:
+        """Ping the nodes the routing table asked to hear from."""
+        for n in nodes:
+            self.send(PingQuery, n.addr, n.id, now, self.verification)
+
+    def cancel(self, owner: TransactionOwner) -> None:
+        """Forget ``owner``'s queries; their late replies will be dropped as unsolicited."""
+        self.txns.cancel_owner(owner)
+
+    # --- receiving -------------------------------------------------------------------------------
+    def on_reply(self, msg: Response | ErrorMessage, data: bytes, addr: Addr, now: float) -> None:
+        c = self.counters
+        p, why = self.txns.match(msg.tid, addr)
+        if p is None:
+            c.unsolicited += 1
+            if self.settings.rate_limit:
+                self.limiter.allow(addr[0], now, reply=False)  # a reply flood gets blocked too
+            self.outbox.emit(ev.ResponseDropped(addr, msg.tid, why, now))
+            return
+        traffic = self.outbox.traffic_events
+        if isinstance(msg, ErrorMessage):
+            c.errors_in += 1
+            if traffic:
+                self.outbox.emit(
+                    ev.MessageReceived(
+                        addr, "e", p.method, msg.tid, len(data), p.node_id, data, now
+                    )
+                )
+            p.owner.on_error(p, f"error {msg.code}: {msg.message}", now)
+            return
+        c.responses_in += 1
+        if traffic:
+            self.outbox.emit(
+                ev.MessageReceived(
+                    addr, "r", p.method, msg.tid, len(data), msg.sender_id, data, now
+                )
+            )
+        table = self.tables.get(ip_family(addr[0]))
+        if p.node_id is not None and p.node_id != msg.sender_id:
+            c.id_mismatch += 1  # the node at that address changed its id between contacts
+            if table is not None and table.get(p.node_id) is not None:
+                table.remove(p.node_id, now, reason="id-changed")
+        rtt = now - p.sent_at
+        self.timeout.record(rtt)
+        if table is not None and msg.sender_id != self.node_id:
+            to_ping = table.heard_from(
+                msg.sender_id,
+                addr,
+                now,
+                responded=True,
+                rtt=rtt,
+                version=msg.version,
+                read_only=msg.read_only,
+            )
+            self.verify(to_ping, now)
+        if msg.external_ip is not None:
+            self._on_external_ip(addr[0], msg.external_ip[0], now)
+        p.owner.on_response(p, msg, now)
+
+    # --- time ------------------------------------------------------------------------------------
+    def expire(self, now: float) -> None:
+        """Tell owners about queries that just passed their short or hard timeout."""
+        slow, failed = self.txns.expire(now)
+        for p in slow:
+            p.owner.on_slow(p, now)
+        for p in failed:
+            self.counters.timeouts += 1
+            table = self.tables.get(ip_family(p.addr[0]))
+            if table is not None:
+                table.failed(p.node_id, p.addr, now)
+            p.owner.on_timeout(p, now)
+
+    def next_deadline(self) -> float | None:
+        return self.txns.next_deadline()
+
+    def __len__(self) -> int:
+        """Queries in flight."""
+        return len(self.txns)
