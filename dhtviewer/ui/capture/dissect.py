@@ -11,8 +11,9 @@ from __future__ import annotations
 import ipaddress
 
 from dhtviewer.dht import bencoding, krpc
+from dhtviewer.dht.addresses import format_addr
 from dhtviewer.ui.capture.records import Direction, Kind, Packet, format_ms
-from dhtviewer.ui.models.nodes import format_addr, format_version
+from dhtviewer.ui.models.nodes import format_version
 
 MAX_DEPTH = 16  # deeper than KRPC needs: the detail pane shows odd messages too
 HEX_WIDTH = 16
