@@ -27,7 +27,6 @@ import socket
 import sys
 import tempfile
 import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -134,14 +133,6 @@ def _rss_mb() -> float:
     return 0.0
 
 
-async def _until(predicate: Callable[[], bool], timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"timed out waiting for {what}")
-        await asyncio.sleep(0.05)
-
-
 async def _run(args: argparse.Namespace) -> dict[str, Any]:
     from PySide6.QtCore import QSettings
 
@@ -149,6 +140,7 @@ async def _run(args: argparse.Namespace) -> dict[str, Any]:
     from dhtviewer.ui.controller import TESTNET, Controller, StartOptions
     from dhtviewer.ui.main_window import MainWindow
     from dhtviewer.ui.settings_store import SettingsStore
+    from tools.screenshots import until as _until  # the app is up: its offscreen default is moot
 
     ticks: list[float] = []
     lags: list[float] = []

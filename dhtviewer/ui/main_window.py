@@ -295,8 +295,10 @@ class MainWindow(QMainWindow):
                                         self.focus_lookup, "Ctrl+L", sp.SP_FileDialogContentsView)
         self.cancel_action = self._action("&Cancel lookup", "Stop the running lookup",
                                           self.controller.cancel_lookup, "Esc", sp.SP_BrowserStop)
-        self.pause_action = self._action("&Pause packet log", "Freeze the packet log for reading",
-                                         self.packets.pause.toggle, "Ctrl+P", sp.SP_MediaPause)
+        self.pause_action = self._action("&Pause packet log",
+                                         "Hold the packet log still for reading (the capture "
+                                         "goes on)", self.packets.pause.toggle, "Ctrl+P",
+                                         sp.SP_MediaPause)
         self.reset_layout_action = self._action("&Reset layout", "Put every panel back in place",
                                                 self.reset_layout)
         self.about_action = self._action("&About dhtviewer", "Version and what this is",

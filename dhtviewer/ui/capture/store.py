@@ -70,7 +70,7 @@ class CaptureLimits:
     max_packets: int = 1_000_000
     max_bytes: int = 256 * MB
     memory_rows: int = 10_000
-    max_backlog: int = 200_000
+    max_backlog: int = 50_000
 
     def __post_init__(self) -> None:
         for name in ("max_packets", "max_bytes", "memory_rows", "max_backlog"):

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 import qasync
-from PySide6.QtCore import Qt
+from PySide6.QtCore import QSettings, Qt
 from PySide6.QtWidgets import QApplication
 from pytestqt.modeltest import ModelTester
 from pytestqt.qtbot import QtBot
@@ -22,10 +22,12 @@ from pytestqt.qtbot import QtBot
 from dhtviewer.dht import events as ev
 from dhtviewer.dht import krpc
 from dhtviewer.dht.messages import Addr, FindNodeQuery, GetPeersQuery, NodeInfo, PingQuery, Response
-from dhtviewer.ui.capture.store import CaptureLimits
+from dhtviewer.ui.capture.store import MB, CaptureLimits
 from dhtviewer.ui.controller import TESTNET, Controller, StartOptions
 from dhtviewer.ui.models.packets import COL_ADDR, COL_DIR, COL_METHOD, COL_NO, COL_RTT
+from dhtviewer.ui.panels.capture_limits import CaptureLimitsDialog
 from dhtviewer.ui.panels.packets import PacketLogPanel
+from dhtviewer.ui.settings_store import SettingsStore
 from tests.support.qt_async import qasync_loop, run, until
 
 pytestmark = pytest.mark.qt
@@ -327,3 +329,26 @@ def test_live_node_pause_filter_pairs_and_detail(loop: qasync.QEventLoop, qapp: 
     finally:
         run(loop, c.shutdown())
         panel.close_capture()
+
+
+def test_limits_are_a_setting_applied_at_once(idle: Controller, tmp_path: Path,
+                                              qtbot: QtBot) -> None:
+    store = SettingsStore(QSettings(str(tmp_path / "s.ini"), QSettings.Format.IniFormat))
+    p = PacketLogPanel(idle, capture_dir=tmp_path, store=store)
+    qtbot.addWidget(p)
+    try:
+        p.add_events(flood(1500))
+        dialog = CaptureLimitsDialog(p.capture, p)
+        assert dialog.packets.value() == 1_000_000 and dialog.megabytes.value() == 256
+        dialog.packets.setValue(1000)
+        dialog.megabytes.setValue(64)
+        p.set_limits(dialog.limits())
+        assert p.capture.kept == 1000 and p.model.rowCount() == 1000
+        assert column(p, COL_NO)[0] == "2001"
+        back = store.packet_log_limits()
+        assert (back.max_packets, back.max_bytes) == (1000, 64 * MB)
+        again = PacketLogPanel(idle, capture_dir=tmp_path, store=store)  # the next launch
+        assert again.capture.limits.max_packets == 1000
+        again.close_capture()
+    finally:
+        p.close_capture()
