@@ -193,6 +193,13 @@ async def _run(args: argparse.Namespace) -> dict[str, Any]:
         local = controller.local_address()
         assert local is not None
         window.raise_dock("packets")
+        panel = window.packets
+        if args.max_packets and hasattr(panel, "set_limits"):
+            from dataclasses import replace
+
+            panel.set_limits(replace(panel.capture.limits, max_packets=args.max_packets))
+        if args.addresses:
+            panel.show_addresses()
         await asyncio.sleep(1.0)
         ctx = multiprocessing.get_context("spawn")
         parent, child = ctx.Pipe()
@@ -204,19 +211,31 @@ async def _run(args: argparse.Namespace) -> dict[str, Any]:
         recording = True
         t0 = time.monotonic()
         rss_peak = rss0
+        rss_samples: list[tuple[float, float]] = []
+        next_sample = 0.0
         shot_at = args.seconds * 0.75
         shots: list[str] = []
         acted = False
+        filter_at: float | None = None
+        filter_s: float | None = None
         while proc.is_alive() and time.monotonic() - t0 < args.seconds + 30:
             await asyncio.sleep(0.25)
             rss_peak = max(rss_peak, _rss_mb())
+            if time.monotonic() - t0 >= next_sample:
+                rss_samples.append((round(time.monotonic() - t0, 1), round(_rss_mb(), 1)))
+                next_sample += max(1.0, args.seconds / 20)
             if not acted and time.monotonic() - t0 >= shot_at - 3.0:
                 # what a user reading the log does: filter, then pause to read
                 acted = True
                 if args.filter:
+                    filter_at = time.monotonic()
                     window.packets.filter.setText(args.filter)
+                    window.packets.apply_filter()
                 if args.pause:
                     window.packets.pause.setChecked(True)
+            if (filter_at is not None and filter_s is None
+                    and not getattr(window.packets.model, "filtering", False)):
+                filter_s = time.monotonic() - filter_at
             if not shots and time.monotonic() - t0 >= shot_at:
                 shots = await _shots(window, sizes, Path(args.out), args.prefix)
         recording = False
@@ -224,11 +243,17 @@ async def _run(args: argparse.Namespace) -> dict[str, Any]:
         proc.join(10)
         if not shots:
             shots = await _shots(window, sizes, Path(args.out), args.prefix)
-        panel = window.packets
+        flood_lag, flood_tick = _summary(lags), _summary(ticks)
+        scan: dict[str, Any] = {}
+        if args.scan:
+            scan = await _scan(panel, args.scan)
         result = {
+            "rss_samples": rss_samples,
+            "filter_during_flood_s": filter_s,
+            "scan": scan,
             "flood": flood,
-            "lag": _summary(lags),
-            "tick": _summary(ticks),
+            "lag": flood_lag,
+            "tick": flood_tick,
             "rss_before_mb": rss0,
             "rss_peak_mb": rss_peak,
             "count_label": panel.count.text(),
@@ -242,6 +267,7 @@ async def _run(args: argparse.Namespace) -> dict[str, Any]:
         capture = getattr(panel, "capture", None)
         if capture is not None:  # the on-disk capture (after issue 12)
             capture.wait_idle(10.0)
+            panel.model.poll()
             panel.refresh_status()
             result.update(capture_disk_bytes=capture.disk_bytes, capture_kept=capture.kept,
                           capture_memory_rows=capture.memory_rows(), capture_lost=capture.lost,
@@ -251,6 +277,25 @@ async def _run(args: argparse.Namespace) -> dict[str, Any]:
         window.close()
         await _until(lambda: window.is_closed, 20, "the window to close")
     return result
+
+
+async def _scan(panel: Any, text: str) -> dict[str, Any]:
+    """Run a filter over the whole capture: how long until every match is shown, and how late
+    the event loop was meanwhile."""
+    panel.capture.wait_idle(30.0)
+    panel.pause.setChecked(False)
+    kept = panel.capture.kept
+    t0 = time.monotonic()
+    panel.filter.setText(text)
+    panel.apply_filter()
+    loop = asyncio.get_running_loop()
+    scan_lags: list[float] = []
+    while panel.model.filtering and time.monotonic() - t0 < 120:
+        a = loop.time()
+        await asyncio.sleep(LAG_PERIOD)
+        scan_lags.append(max(0.0, loop.time() - a - LAG_PERIOD))
+    return {"filter": text, "rows_scanned": kept, "seconds": time.monotonic() - t0,
+            "matches": panel.model.rowCount(), "lag": _summary(scan_lags)}
 
 
 async def _shots(window: Any, sizes: list[tuple[int, ...]], out: Path,
@@ -265,12 +310,33 @@ async def _shots(window: Any, sizes: list[tuple[int, ...]], out: Path,
         if rows and not panel.table.selectionModel().hasSelection():
             panel.table.selectRow(max(0, rows - 8))
         await asyncio.sleep(0.3)
-        for name, widget in (("window", window), ("dock", window.docks["packets"].widget())):
-            path = out / f"{prefix}-{name}-{w}x{h}.png"
-            if not widget.grab().save(str(path)):
-                raise OSError(f"cannot write {path}")
-            saved.append(str(path))
+        dock = window.docks["packets"].widget()
+        for name, widget in (("window", window), ("dock", dock)):
+            saved.append(_save(widget, out / f"{prefix}-{name}-{w}x{h}.png"))
+        if hasattr(panel, "show_addresses"):  # the views added by issue 12
+            panel.show_addresses()
+            await asyncio.sleep(1.5)
+            saved.append(_save(dock, out / f"{prefix}-addresses-{w}x{h}.png"))
+            panel.tabs.setCurrentWidget(panel.packets_page)
+            text = panel.filter.text()
+            panel.filter.setText("rtt >= 0")  # our queries and their replies
+            panel.apply_filter()
+            await asyncio.sleep(1.0)
+            rows = panel.model.rowCount()
+            if rows:
+                panel.table.selectRow(max(0, rows - 6))
+                panel.goto_pair()
+            await asyncio.sleep(0.3)
+            saved.append(_save(dock, out / f"{prefix}-pair-{w}x{h}.png"))
+            panel.filter.setText(text)
+            panel.apply_filter()
     return saved
+
+
+def _save(widget: Any, path: Path) -> str:
+    if not widget.grab().save(str(path)):
+        raise OSError(f"cannot write {path}")
+    return str(path)
 
 
 def main() -> int:
@@ -289,11 +355,18 @@ def main() -> int:
     parser.add_argument("--garbage-rate", type=float, default=4.0)
     parser.add_argument("--filter", default="", help="display filter typed before the shots")
     parser.add_argument("--pause", action="store_true", help="pause the log before the shots")
+    parser.add_argument("--profile", action="store_true", help="cProfile to stderr")
+    parser.add_argument("--max-packets", type=int, default=0,
+                        help="the capture's packet bound for this run (0: the default)")
+    parser.add_argument("--addresses", action="store_true",
+                        help="show the Addresses tab during the flood (recounted every 2 s)")
+    parser.add_argument("--scan", default="",
+                        help="after the flood, run this filter over the whole capture and time it")
     args = parser.parse_args()
     if not args.size:
         args.size = ["1920x1080", "1024x700"]
-    if args.seconds > 120:
-        parser.error("--seconds: at most 120")
+    if args.seconds > 900:
+        parser.error("--seconds: at most 900")
 
     import qasync
     from PySide6.QtWidgets import QApplication
@@ -305,8 +378,19 @@ def main() -> int:
     loop = qasync.QEventLoop(app)
     asyncio.set_event_loop(loop)
     gc_timer = collect_garbage_in_gui_thread()
+    profile = None
+    if args.profile:
+        import cProfile
+
+        profile = cProfile.Profile()
+        profile.enable()
     with loop:
         result = loop.run_until_complete(_run(args))
+    if profile is not None:
+        import pstats
+
+        profile.disable()
+        pstats.Stats(profile, stream=sys.stderr).sort_stats("tottime").print_stats(40)
     gc_timer.stop()
     print(json.dumps(result))
     return 0

@@ -11,8 +11,9 @@ from __future__ import annotations
 import ipaddress
 
 from dhtviewer.dht import bencoding, krpc
-from dhtviewer.ui.capture.records import Direction, Kind, Packet
-from dhtviewer.ui.models.nodes import format_addr, format_version
+from dhtviewer.dht.addresses import format_addr
+from dhtviewer.ui.capture.records import Direction, Kind, Packet, format_ms
+from dhtviewer.ui.models.nodes import format_version
 
 MAX_DEPTH = 16  # deeper than KRPC needs: the detail pane shows odd messages too
 HEX_WIDTH = 16
@@ -131,7 +132,7 @@ def pair_text(p: Packet) -> str:
 
 
 def _ms(seconds: float | None) -> str:
-    return "?" if seconds is None else f"{seconds * 1000:.1f} ms"
+    return "?" if seconds is None else f"{format_ms(seconds)} ms"
 
 
 def detail(p: Packet, time_origin: float = 0.0) -> str:

@@ -189,7 +189,7 @@ def fields(time_origin: Callable[[], float]) -> dict[str, FieldSpec]:
         "tid": FieldSpec(_hex_field("tid", prefix=False), "transaction id (hex)"),
         "id": FieldSpec(_hex_field("node_id", prefix=True), "sender's node id (hex prefix)"),
         "size": FieldSpec(_number_field("size", integer=True), "datagram bytes"),
-        "rtt": FieldSpec(_number_field("rtt", scale=1000.0), "query to reply, ms"),
+        "rtt": FieldSpec(_number_field("rtt", scale=1000.0), "our query to its reply, ms"),
         "data": FieldSpec(_data_field, "raw bytes (text or hex), with ~"),
         "reason": FieldSpec(_text_field("note"), "why a datagram was dropped"),
     }

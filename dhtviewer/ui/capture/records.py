@@ -60,7 +60,8 @@ class Packet:
     peer: int | None = None
     """The seq of the paired query (for a reply) or reply (for a query)."""
     rtt: float | None = None
-    """Seconds from the query to its reply, on both rows of a pair."""
+    """Seconds from our query to the remote's reply, on both rows of the pair. None for our
+    replies to remote queries: the core answers in the same step, at the same ``now``."""
     summary: str | None = None
     """The one-line description, computed when the row is first shown (not stored)."""
 
@@ -72,6 +73,12 @@ class Packet:
         """The bytes this row takes in the capture file (an estimate, for the ring's bound)."""
         return (ROW_OVERHEAD + len(self.data) + len(self.ip) + len(self.method) + len(self.tid)
                 + len(self.note) + (len(self.node_id) if self.node_id else 0))
+
+
+def format_ms(seconds: float | None) -> str:
+    """A round-trip time in milliseconds, as the tables show it (our own replies take a few
+    hundredths of a millisecond, hence two decimals); "" when unknown."""
+    return "" if seconds is None else f"{seconds * 1000:.2f}"
 
 
 def packet_of(event: ev.Event | object, seq: int) -> Packet | None:
@@ -113,8 +120,9 @@ class Pairer:
         self._open.clear()
 
     def add(self, p: Packet) -> int | None:
-        """Note ``p``. For a reply that answers a remembered query: set its ``peer`` and ``rtt``
-        and return the query's seq (whose row gets the same pairing); otherwise None."""
+        """Note ``p``. For a reply that answers a remembered query: set its ``peer`` (and
+        ``rtt``, for a reply to our query) and return the query's seq (whose row gets the same
+        pairing); otherwise None."""
         if p.kind is Kind.QUERY:
             key = (p.ip, p.port, p.tid, p.direction)
             self._open.pop(key, None)  # a tid reused by the same address: the newest counts
@@ -127,7 +135,8 @@ class Pairer:
         query = self._open.pop((p.ip, p.port, p.tid, asked), None)
         if query is None:
             return None
-        p.peer, p.rtt = query[0], max(0.0, p.at - query[1])
+        p.peer = query[0]
+        p.rtt = max(0.0, p.at - query[1]) if asked is Direction.OUT else None
         return query[0]
 
     def _forget(self, now: float) -> None:

@@ -146,7 +146,7 @@ class AddressStats:
     bytes_in: int
     bytes_out: int
     rtt: float | None
-    """Mean seconds from a query to its reply, over the paired queries."""
+    """Mean seconds from our query to its reply, over our answered queries."""
     first: float
     last: float
     node_id: bytes | None

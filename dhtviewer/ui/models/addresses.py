@@ -12,6 +12,7 @@ from typing import Any
 
 from PySide6.QtCore import QObject, Qt
 
+from dhtviewer.ui.capture.records import format_ms
 from dhtviewer.ui.capture.writer import AddressStats
 from dhtviewer.ui.models.base import RIGHT_ALIGNED, RowTableModel
 from dhtviewer.ui.models.nodes import SORT_ROLE, addr_sort_key, format_addr, monospace_font
@@ -24,7 +25,7 @@ COL_RTT, COL_FIRST, COL_LAST = 13, 14, 15
 TIPS = {
     COL_ID: "The node id this address sent (\"n ids\": it changed its id)",
     10: "Queries (either way) that got no reply",
-    COL_RTT: "Mean milliseconds from a query to its reply",
+    COL_RTT: "Mean milliseconds from our query to its reply",
     COL_FIRST: "Seconds since the capture started",
     COL_LAST: "Seconds since the capture started",
 }
@@ -102,7 +103,7 @@ class AddressesModel(RowTableModel[AddressStats]):
         if value is None:
             return ""
         if col == COL_RTT:
-            return f"{value:.1f}"
+            return format_ms(s.rtt)
         if col in (COL_FIRST, COL_LAST):
             return f"{value:.3f}"
         return f"{int(value)}"

@@ -23,7 +23,7 @@ from PySide6.QtGui import QColor
 
 from dhtviewer.ui.capture import dissect
 from dhtviewer.ui.capture.filter import Filter
-from dhtviewer.ui.capture.records import Direction, Kind, Packet
+from dhtviewer.ui.capture.records import Direction, Kind, Packet, format_ms
 from dhtviewer.ui.capture.store import PacketCapture
 from dhtviewer.ui.capture.writer import AddressesResult, ScanChunk
 from dhtviewer.ui.models.base import RIGHT_ALIGNED, ROOT, Index
@@ -43,12 +43,19 @@ HEADER_TIPS = (
     "we asked)",
     "The KRPC method (of the query a reply answers)",
     "Transaction id, hexadecimal: a reply carries its query's",
-    "Milliseconds from a query to its reply, on both rows of the pair (Ctrl+. jumps between "
-    "them)",
+    "Milliseconds from our query to the remote's reply, on both rows of the pair (Ctrl+. "
+    "jumps between a query and its reply)",
     "Bytes of the datagram",
     "What the message says",
 )
 _RIGHT = {COL_NO, COL_TIME, COL_RTT, COL_SIZE}
+_DISPLAY = Qt.ItemDataRole.DisplayRole
+_ALIGN = Qt.ItemDataRole.TextAlignmentRole
+_FONT = Qt.ItemDataRole.FontRole
+_COLOR = Qt.ItemDataRole.ForegroundRole
+_TIP = Qt.ItemDataRole.ToolTipRole
+_ROLES = frozenset((_DISPLAY, _ALIGN, _FONT, _COLOR, _TIP))
+_BAD = (Kind.MALFORMED, Kind.ERROR, Kind.UNSOLICITED)
 POLL_MS = 100
 """While a scan runs, how often its results are taken."""
 
@@ -73,6 +80,8 @@ class PacketsModel(QAbstractTableModel):
         """Called by ``poll`` with the per-address results (the addresses view)."""
         self._waiting = False
         self._mono = monospace_font()
+        self._bad = QColor(current_theme().bad)
+        self._memo: tuple[int, Packet] | None = None  # the row painted last: its ten cells
         self._timer = QTimer(self)
         self._timer.setInterval(POLL_MS)
         self._timer.timeout.connect(self.poll)
@@ -255,27 +264,37 @@ class PacketsModel(QAbstractTableModel):
         return None
 
     def data(self, index: Index, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
-        if not index.isValid() or not 0 <= index.row() < self.rowCount():
+        # Called for every role of every visible cell at each repaint: cheap checks first.
+        if role not in _ROLES or not index.isValid():
             return None
         col = index.column()
-        if role == Qt.ItemDataRole.DisplayRole:
-            p = self.packet(index.row())
-            if p is None:
-                return f"{self.seq_at(index.row())}" if col == COL_NO else ""
-            return self._display(p, col)
-        if role == Qt.ItemDataRole.TextAlignmentRole and col in _RIGHT:
-            return RIGHT_ALIGNED
-        if role == Qt.ItemDataRole.FontRole and col == COL_TID:
-            return self._mono
-        if role == Qt.ItemDataRole.ForegroundRole:
-            p = self.packet(index.row())
-            if p is not None and p.kind in (Kind.MALFORMED, Kind.ERROR, Kind.UNSOLICITED):
-                return QColor(current_theme().bad)
+        if role == _ALIGN:
+            return RIGHT_ALIGNED if col in _RIGHT else None
+        if role == _FONT:
+            return self._mono if col == COL_TID else None
+        if role == _TIP and col != COL_SUMMARY:
             return None
-        if role == Qt.ItemDataRole.ToolTipRole and col == COL_SUMMARY:
-            p = self.packet(index.row())
-            return dissect.summary(p) if p is not None else None
-        return None
+        row = index.row()
+        count = len(self._matches) if self._filter is not None else self._end - self._first
+        if not 0 <= row < count:
+            return None
+        seq = self.seq_at(row)
+        memo = self._memo
+        p: Packet | None
+        if memo is not None and memo[0] == seq:
+            p = memo[1]
+        else:
+            p = self.capture.packet(seq)
+            self._memo = (seq, p) if p is not None else None
+        if role == _DISPLAY:
+            if p is None:
+                return str(seq) if col == COL_NO else ""
+            return self._display(p, col)
+        if p is None:
+            return None
+        if role == _COLOR:
+            return self._bad if p.kind in _BAD else None
+        return dissect.summary(p)  # the Summary's tooltip: the whole line
 
     def _display(self, p: Packet, col: int) -> str:
         if col == COL_NO:
@@ -293,7 +312,7 @@ class PacketsModel(QAbstractTableModel):
         if col == COL_TID:
             return p.tid.hex()
         if col == COL_RTT:
-            return "" if p.rtt is None else f"{p.rtt * 1000:.1f}"
+            return format_ms(p.rtt)
         if col == COL_SIZE:
             return str(p.size)
         return dissect.summary(p)

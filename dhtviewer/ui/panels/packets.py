@@ -42,6 +42,7 @@ from dhtviewer.ui.capture.records import Direction, Kind
 from dhtviewer.ui.capture.store import MB, CaptureLimits, PacketCapture
 from dhtviewer.ui.capture.writer import AddressesResult
 from dhtviewer.ui.controller import Controller
+from dhtviewer.ui.models.addresses import HEADERS as ADDRESS_HEADERS
 from dhtviewer.ui.models.addresses import AddressesModel
 from dhtviewer.ui.models.nodes import SORT_ROLE, format_addr, monospace_font
 from dhtviewer.ui.models.packets import (
@@ -247,6 +248,12 @@ class PacketLogPanel(QWidget):
         self.addresses_table.setModel(self.addresses_proxy)
         setup_table(self.addresses_table, sortable=True)
         self.addresses_table.horizontalHeader().setStretchLastSection(False)
+        head = self.addresses_table.horizontalHeader()
+        pad = unit * 3  # room for the sort arrow
+        for c, title in enumerate(ADDRESS_HEADERS):
+            chars = 21 if c == 0 else 15 if c == 1 else 7
+            self.addresses_table.setColumnWidth(
+                c, max(unit * chars, head.fontMetrics().horizontalAdvance(title) + pad))
         self.addresses_table.setToolTip("Double-click an address to see its packets")
         self.addresses_table.doubleClicked.connect(
             lambda index: self.open_address(self.addresses_proxy.mapToSource(index).row()))

@@ -27,7 +27,7 @@ def test_summary_and_decoded_tree_of_a_reply() -> None:
     assert "token: 00ff746f6b (5 bytes)" in text
     assert "10.0.0.1:6881" in text  # compact nodes unpacked
     assert 'y: "r"' in text
-    assert "Reply to the query No. 3 (12.3 ms)" in text
+    assert "Reply to the query No. 3 (12.30 ms)" in text
     assert f"Bytes ({len(data):,}):" in text and "0000  64 31 3a 72" in text
 
 
@@ -37,7 +37,7 @@ def test_query_summary_and_pairing_line() -> None:
     assert summary(p).startswith("get_peers info_hash=")
     assert pair_text(p) == "No reply (yet)"
     p.peer, p.rtt = 9, 0.5
-    assert pair_text(p) == "Reply: No. 9 after 500.0 ms"
+    assert pair_text(p) == "Reply: No. 9 after 500.00 ms"
     assert detail(p).count(TARGET.hex()) == 1
 
 

@@ -37,9 +37,11 @@ def test_pairs_both_ways_by_address_and_tid() -> None:
     other_addr = pkt(3, Kind.RESPONSE, Direction.IN, b"01", 1.2, ("127.0.0.6", 6881))
     assert pairer.add(other_addr) is None and other_addr.peer is None
     reply = pkt(4, Kind.RESPONSE, Direction.OUT, b"01", 1.15)  # our reply to their query
-    assert pairer.add(reply) == 2 and reply.rtt is not None and abs(reply.rtt - 0.05) < 1e-9
+    assert pairer.add(reply) == 2 and reply.peer == 2
+    assert reply.rtt is None  # our own reply: no round trip to time
     answer = pkt(5, Kind.ERROR, Direction.IN, b"01", 1.5)  # their error to our query
     assert pairer.add(answer) == 1 and answer.peer == 1
+    assert answer.rtt is not None and abs(answer.rtt - 0.5) < 1e-9
     again = pkt(6, Kind.RESPONSE, Direction.IN, b"01", 1.6)  # a duplicate reply: no query left
     assert pairer.add(again) is None and len(pairer) == 0
 

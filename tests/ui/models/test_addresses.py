@@ -27,7 +27,7 @@ def test_rows_sort_by_number_and_show_id_changes(qapp: QApplication,
     model.set_rows([stats("10.0.0.1", 9, 0.0123), stats("::1", 30, None, ids=3)])
     values = [model.index(0, c).data() for c in range(len(HEADERS))]
     assert values[:3] == ["10.0.0.1:6881", "abababababab…", "9"]
-    assert values[HEADERS.index("RTT (ms)")] == "12.3"
+    assert values[HEADERS.index("RTT (ms)")] == "12.30"
     assert values[HEADERS.index("First (s)")] == "0.000"
     assert model.index(1, 0).data() == "[::1]:6881" and "(3 ids)" in model.index(1, 1).data()
     assert model.index(1, HEADERS.index("RTT (ms)")).data() == ""

@@ -176,7 +176,7 @@ def test_query_and_reply_are_paired_with_rtt_and_jump(panel: PacketLogPanel) -> 
     # interleave: the reply to our query comes after the other conversation started
     panel.add_events([events[0], events[2], events[1], events[3], events[4]])
     assert column(panel, COL_NO) == ["1", "2", "3", "4", "5"]
-    assert column(panel, COL_RTT) == ["25.0", "0.5", "25.0", "0.5", ""]  # ms, on both rows
+    assert column(panel, COL_RTT) == ["25.00", "", "25.00", "", ""]  # ms, on both rows
     panel.table.selectRow(0)  # our query to a
     assert panel.goto_pair()
     assert panel.table.currentIndex().row() == 2
