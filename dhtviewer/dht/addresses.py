@@ -171,6 +171,14 @@ def acceptable_address(addr: Addr, *, allow_local: bool) -> str | None:
     return None
 
 
+def subnet_key(ip: str) -> bytes:
+    """The network an address belongs to for the subnet-diversity rule: its /24 for IPv4, its
+    /64 for IPv6 (what one host, or one hosting customer, typically controls). ValueError for
+    anything that is not an IP literal."""
+    packed = pack_ip(ip.partition("%")[0] if ":" in ip else ip)
+    return packed[:3] if len(packed) == 4 else packed[:8]
+
+
 def _unmapped(ip: str) -> str:
     """The IPv4 address inside an IPv4-mapped IPv6 one (``::ffff:a.b.c.d``), else ``ip``."""
     if ip[:7].lower() == "::ffff:" and "." in ip:

@@ -83,6 +83,12 @@ class Counters:
     refused_read_only: int = 0
     refused_bep42: int = 0
     refused_bad_id: int = 0
+    refused_subnet: int = 0
+    """Another node of the same /24 (/64) is already in that bucket (the subnet rule)."""
+    verify_pings: int = 0
+    """Verification pings sent to nodes that never answered us."""
+    verify_pings_skipped: int = 0
+    """Verification pings not sent: that address was pinged recently, or the rate was spent."""
 
     # --- rate limiter --------------------------------------------------------------------------
     limiter_allowed: int = 0

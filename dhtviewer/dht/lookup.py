@@ -6,8 +6,14 @@ The lookup only decides *whom to ask next* and *when it is done*; ``LookupManage
 asked, who referred it, its hop depth, when it was asked, its RTT and its outcome: the raw
 material of the lookup path graph.
 
+Subnet rule (``subnet_of``, from the routing policy): a candidate that shares a /24 (/64) with a
+nearer candidate is skipped, as libtorrent's ``dht_restrict_search_ips``: one host answering
+with many made-up ids on its own addresses cannot fill the K closest (or our announce targets).
+A candidate that failed or is slow frees its subnet for the next one.
+
 Termination rule: the lookup is done when the K closest candidates it knows of, leaving out those
-that failed and those that are *slow* (past the short timeout), have all answered. Slow nodes thus
+that failed, those that are *slow* (past the short timeout) and subnet duplicates, have all
+answered. Slow nodes thus
 never hold a lookup hostage for the hard timeout; they are just overtaken by closer or equally
 close nodes that did answer. A late answer from a slow node is still used while the lookup runs.
 """
@@ -15,7 +21,7 @@ close nodes that did answer. A late answer from a slow node is still used while 
 from __future__ import annotations
 
 import bisect
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 from dhtviewer.dht.kinds import CandidateState, LookupKind
@@ -45,6 +51,8 @@ class Candidate:
     token: bytes | None = None
     peers: int = 0
     error: str | None = None
+    subnet: bytes | None = None
+    """Its network under the subnet rule (None: exempt)."""
 
     def sort_key(self) -> tuple[int, str, int]:
         return (self.dist, self.addr[0], self.addr[1])
@@ -65,6 +73,7 @@ class Lookup:
         alpha: int,
         max_candidates: int = 1000,
         short_timeout: float | None = None,
+        subnet_of: Callable[[str], bytes | None] | None = None,
     ) -> None:
         self.id = lookup_id
         self.target = target
@@ -73,6 +82,7 @@ class Lookup:
         self.k = k
         self.alpha = alpha
         self.short_timeout = short_timeout
+        self._subnet_of = subnet_of
         self._max_candidates = max_candidates
         self._sorted: list[tuple[tuple[int, str, int], Candidate]] = []
         self._by_addr: dict[Addr, Candidate] = {}
@@ -99,7 +109,10 @@ class Lookup:
         for n in nodes:
             if n.id in self._seen_ids or n.addr in self._by_addr:
                 continue
-            self._insert(Candidate(n.id, n.addr, distance(n.id, self.target), referrer, depth))
+            cand = Candidate(n.id, n.addr, distance(n.id, self.target), referrer, depth)
+            if self._subnet_of is not None:
+                cand.subnet = self._subnet_of(n.addr[0])
+            self._insert(cand)
             new += 1
         return new
 
@@ -134,9 +147,14 @@ class Lookup:
         if slots <= 0:
             return out
         counted = 0  # non-failed, non-slow candidates seen so far, nearest first
+        taken: set[bytes] = set()
         for _, c in self._sorted:
             if c.state in (FAILED, SLOW):
                 continue
+            if c.subnet is not None:
+                if c.subnet in taken:
+                    continue  # a nearer node of its subnet stands for it
+                taken.add(c.subnet)
             if counted >= self.k:
                 break
             counted += 1
@@ -205,9 +223,14 @@ class Lookup:
         """True when the K nearest live, non-slow candidates have all answered, and nothing
         is in flight that could still be nearer (in flight queries hold the lookup open)."""
         counted = 0
+        taken: set[bytes] = set()
         for _, c in self._sorted:
             if c.state in (FAILED, SLOW):
                 continue
+            if c.subnet is not None:
+                if c.subnet in taken:
+                    continue
+                taken.add(c.subnet)
             if c.state != ANSWERED:
                 return False
             counted += 1
@@ -217,7 +240,18 @@ class Lookup:
         return self.active == 0 and not any(c.state == SLOW for _, c in self._sorted)
 
     def closest(self, count: int | None = None) -> list[Candidate]:
-        """The nearest candidates that answered, nearest first."""
+        """The nearest candidates that answered, nearest first, at most one per subnet."""
         limit = self.k if count is None else count
-        out = [c for _, c in self._sorted if c.state == ANSWERED and c.id is not None]
-        return out[:limit]
+        out: list[Candidate] = []
+        taken: set[bytes] = set()
+        for _, c in self._sorted:
+            if c.state != ANSWERED or c.id is None:
+                continue
+            if c.subnet is not None:
+                if c.subnet in taken:
+                    continue
+                taken.add(c.subnet)
+            out.append(c)
+            if len(out) >= limit:
+                break
+        return out

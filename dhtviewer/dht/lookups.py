@@ -107,9 +107,11 @@ class LookupManager:
         outbox: Outbox,
         ids: Callable[[], int],
         addr_ok: Callable[[Addr], bool],
+        subnet_of: Callable[[str], bytes | None] | None = None,
     ) -> None:
         """``ids()``: the next operation id (shared with pings). ``addr_ok(addr)``: whether a
-        contact's address may be used at all."""
+        contact's address may be used at all. ``subnet_of(ip)``: the subnet rule for lookups
+        (``RoutingPolicy.subnet``; None: no rule)."""
         self.node_id = node_id
         self.settings = settings
         self.tables = tables
@@ -117,6 +119,7 @@ class LookupManager:
         self.outbox = outbox
         self._ids = ids
         self._addr_ok = addr_ok
+        self._subnet_of = subnet_of
         self.lookups: dict[int, Lookup] = {}
         """Running lookups, in either phase of an announce."""
         self._owners: dict[int, _LookupQueries] = {}
@@ -171,6 +174,7 @@ class LookupManager:
             k=s.k,
             alpha=s.alpha if alpha is None else alpha,
             short_timeout=short_timeout,
+            subnet_of=self._subnet_of,
         )
         self.lookups[lid] = lk
         self._owners[lid] = _LookupQueries(self, lk)

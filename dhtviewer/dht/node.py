@@ -174,6 +174,7 @@ class DhtNode:
             outbox=self._outbox,
             ids=self._new_op,
             addr_ok=self._addr_ok,
+            subnet_of=policy.subnet if policy.restrict_subnets else None,
         )
         self._refresher = Refresher(
             settings=s, tables=self._tables, lookups=self._lookups, rng=rng

@@ -35,6 +35,8 @@ class NodeEntry:
     """Whether its id matches its IP (BEP 42)."""
     pinged_at: float | None = None
     """Last time the table asked the caller to ping it (see PING_INTERVAL)."""
+    subnet: bytes | None = None
+    """Its network under the subnet-diversity rule (None: the rule does not apply to it)."""
     id_int: int = field(init=False, repr=False, compare=False)
     """The id as an int, so XOR distances cost one operation on the hot paths."""
     info: NodeInfo = field(init=False, repr=False, compare=False)

@@ -19,7 +19,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from dhtviewer.dht.addresses import acceptable_address
+from dhtviewer.dht.addresses import acceptable_address, is_local, subnet_key
 from dhtviewer.dht.messages import Addr
 from dhtviewer.dht.node_entry import NodeEntry
 from dhtviewer.dht.node_id import bep42_valid
@@ -36,6 +36,9 @@ class RoutingPolicy:
     bad_after_failures: int = 3
     allow_local: bool = False
     enforce_bep42: bool = False
+    prefer_bep42: bool = True
+    restrict_subnets: bool = True
+    restrict_local_subnets: bool = False
 
     @classmethod
     def from_settings(cls, settings: DhtSettings) -> RoutingPolicy:
@@ -45,6 +48,9 @@ class RoutingPolicy:
             bad_after_failures=settings.bad_after_failures,
             allow_local=settings.allow_local,
             enforce_bep42=settings.enforce_bep42,
+            prefer_bep42=settings.prefer_bep42,
+            restrict_subnets=settings.restrict_subnets,
+            restrict_local_subnets=settings.restrict_local_subnets,
         )
 
     # --- sizes ---------------------------------------------------------------------------------
@@ -62,6 +68,29 @@ class RoutingPolicy:
         """Whether ``node_id`` may enter from ``ip`` (BEP 42 when enforced)."""
         return not self.enforce_bep42 or bep42_valid(node_id, ip)
 
+    def subnet(self, ip: str) -> bytes | None:
+        """The network ``ip`` counts in for the subnet-diversity rule (one node per /24 or /64
+        in a bucket, and among a lookup's K closest), or None when the rule does not apply to
+        it: switched off, or a loopback/private address (a local testnet puts many nodes in
+        127.0.x.0/24) unless ``restrict_local_subnets`` forces the rule there too."""
+        if not self.restrict_subnets:
+            return None
+        if not self.restrict_local_subnets and is_local(ip):
+            return None
+        return subnet_key(ip)
+
+    def may_split(self, newcomer: NodeEntry, nodes: Sequence[NodeEntry]) -> bool:
+        """Whether a verified ``newcomer`` may split our own (last, full) bucket of ``nodes``.
+        With ``prefer_bep42``, as libtorrent: only a newcomer whose id matches its address, into
+        a bucket that is mostly (2/3) made of such nodes. Splitting is what lets nodes claim ids
+        ever nearer ours; made-up ids must not be able to drive it."""
+        if not self.prefer_bep42:
+            return True
+        if not bep42_valid(newcomer.id, newcomer.addr[0]):
+            return False
+        verified = sum(1 for e in nodes if e.bep42_ok)
+        return verified * 3 >= len(nodes) * 2
+
     # --- eviction and promotion ----------------------------------------------------------------
     def is_bad(self, entry: NodeEntry) -> bool:
         return entry.failures >= self.bad_after_failures
@@ -77,6 +106,9 @@ class RoutingPolicy:
         return worst
 
     def promotion_choice(self, candidates: Sequence[NodeEntry]) -> NodeEntry:
-        """The replacement candidate to promote when a live slot frees up (``candidates`` is
-        not empty): one that answered us if any, the most recently heard first."""
-        return max(candidates, key=lambda e: (e.last_response is not None, e.last_seen))
+        """The replacement candidate to promote when a live slot frees up, among ``candidates``
+        (not empty; all answered us): with ``prefer_bep42`` one whose id matches its address
+        first, then the most recently heard."""
+        if self.prefer_bep42:
+            return max(candidates, key=lambda e: (bep42_valid(e.id, e.addr[0]), e.last_seen))
+        return max(candidates, key=lambda e: e.last_seen)

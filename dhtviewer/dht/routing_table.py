@@ -7,16 +7,18 @@ node and is the only one covering our own id, hence the only one that may split 
 
 Who gets in is the main defence against a poisoned table:
 
-* one entry per IP (a second id from a known IP is ignored), never our own id, never a read-only
-  node (BEP 43), never an address :func:`~dhtviewer.dht.addresses.acceptable_address` refuses,
-  and, when ``enforce_bep42`` is set, never an id that does not match its IP (BEP 42);
-* a node that never answered one of our queries only takes a free slot, and is handed back to the
-  caller to be pinged; it cannot push anyone out nor split a bucket (but when an answer would let
-  it do so, it is handed back for pinging too);
-* a node that answered replaces a bad node, or splits our own bucket; otherwise it waits in the
-  replacement cache while the bucket's questionable nodes are handed back for pinging
-  ("ping before evict"). Those that fail enough pings go bad and are replaced by the freshest
-  candidate.
+* only nodes that answered one of our queries enter a bucket: a query's source address may be
+  spoofed, an answer to our transaction id from the address we queried may not. A querier waits
+  in the replacement cache and is handed back to be pinged (verified) when an answer could get
+  it a place; a candidate that never answered is never promoted;
+* one entry per IP (a second id from a known IP is ignored), at most one per /24 (IPv4) or /64
+  (IPv6) in a bucket (the policy's subnet rule), never our own id, never a read-only node
+  (BEP 43), never an address :func:`~dhtviewer.dht.addresses.acceptable_address` refuses, and,
+  when ``enforce_bep42`` is set, never an id that does not match its IP (BEP 42);
+* a node that answered replaces a bad node, or splits our own bucket (with ``prefer_bep42``
+  only a BEP 42 id, into a mostly BEP 42 bucket); otherwise it waits in the replacement cache
+  while the bucket's questionable nodes are handed back for pinging ("ping before evict").
+  Those that fail enough pings go bad and are replaced by the best candidate that answered.
 
 The table is sans-IO: the caller sends the pings it is asked for and reports answers
 (:meth:`RoutingTable.heard_from`) and timeouts (:meth:`RoutingTable.failed`). The rules (bucket
@@ -157,8 +159,13 @@ class RoutingTable:
     ) -> list[NodeInfo]:
         """A valid message came from ``node_id`` at ``addr``: an answer to our query
         (``responded``, with the measured ``rtt``) or a query of its own. Returns the nodes the
-        caller must ping: unverified newcomers, and questionable nodes standing in the way of a
-        candidate (ping before evict)."""
+        caller must ping: newcomers worth verifying, and questionable nodes standing in the way
+        of a verified candidate (ping before evict).
+
+        Only an answer (to a query of ours, from the address we queried) proves that a node is
+        really at ``addr``: a query's source address may be spoofed. So a node enters a bucket
+        only when it answers; a querier waits in the replacement cache and is handed back for
+        a verification ping when it could take a place."""
         c = self.counters
         if read_only:
             c.refused_read_only += 1  # BEP 43: read-only nodes never enter routing tables
@@ -170,9 +177,11 @@ class RoutingTable:
         if cand is not None and cand.addr == addr and addr[0] not in self._by_ip:
             # A waiting candidate heard again from the same address passed the checks below
             # when it was cached; a querier that keeps querying takes this path every time.
-            self._drop_candidate(cand)
             record(cand, now, responded, rtt, version)
-            return self._place(cand, now, responded)
+            if responded:
+                self._drop_candidate(cand)
+                return self._place(cand, now)
+            return self._verify_if_useful(cand, now)
         if node_id == self.own_id:
             c.refused_own_id += 1
             return []
@@ -180,37 +189,43 @@ class RoutingTable:
             c.refused_bad_id += 1
             return []
         ip = addr[0]
-        if not self.policy.accepts_address(addr) or ip_family(ip) != self.family:
+        policy = self.policy
+        if not policy.accepts_address(addr) or ip_family(ip) != self.family:
             c.refused_address += 1
             return []
         if ip in self._by_ip:
             # First come keeps the IP: one machine cannot fill buckets with made-up ids.
             c.id_conflicts += 1
             return []
-        cand = self._cand_by_id.get(node_id)
-        if cand is not None and cand.addr != addr:
-            self._drop_candidate(cand)  # candidates are unverified: the newest address wins
-            cand = None
-        if cand is None:
-            # The BEP 42 check costs ~15 µs, so it is done here only when it decides entry;
-            # otherwise once, when the node enters the live table (see _add_live).
-            if not self.policy.accepts_id(node_id, ip):
-                c.refused_bep42 += 1
+        if cand is not None:
+            self._drop_candidate(cand)  # a candidate's new address: the newest one wins
+        # The BEP 42 check costs ~15 µs, so it is done here only when it decides entry;
+        # otherwise once, when the node enters the live table (see _add_live).
+        if not policy.accepts_id(node_id, ip):
+            c.refused_bep42 += 1
+            return []
+        other = self._cand_by_ip.get(ip)
+        if other is not None:
+            if other.answered and not responded:
+                c.id_conflicts += 1  # an unproven id cannot push out one that answered
                 return []
-            other = self._cand_by_ip.get(ip)
-            if other is not None:
-                self._drop_candidate(other)  # the newest id of an IP wins a candidate slot
-            cand = NodeEntry(node_id, addr, now)
-        else:
-            self._drop_candidate(cand)
-        record(cand, now, responded, rtt, version)
-        return self._place(cand, now, responded)
+            self._drop_candidate(other)  # the newest id of an IP wins a candidate slot
+        entry = NodeEntry(node_id, addr, now, subnet=policy.subnet(ip))
+        if entry.subnet is not None and not self._subnet_free(entry, responded):
+            c.refused_subnet += 1
+            return []
+        record(entry, now, responded, rtt, version)
+        if responded:
+            return self._place(entry, now)
+        self._add_candidate(entry, self._buckets[self._index_of(entry.id_int)])
+        return self._verify_if_useful(entry, now)
 
-    def failed(self, node_id: bytes | None, addr: Addr, now: float) -> None:
-        """A query to ``addr`` (expected to be ``node_id``, None if unknown) timed out or was
-        answered with an error. Matched by address: whatever node sits at that address is not
-        answering. A node failing ``bad_after_failures`` times in a row is bad and is replaced at
-        once by the freshest candidate of its bucket, if any."""
+    def failed(self, node_id: bytes | None, addr: Addr, now: float) -> list[NodeInfo]:
+        """A query to ``addr`` (expected to be ``node_id``, None if unknown) timed out. Matched
+        by address: whatever node sits at that address is not answering. A node failing
+        ``bad_after_failures`` times in a row is bad: it is replaced at once by a candidate of
+        its bucket that answered us, if any; otherwise the freshest unverified candidates are
+        handed back for pinging (returned), and the first to answer takes the place."""
         e = self.get_by_addr(addr)
         if e is None:
             cand = self._cand_by_ip.get(addr[0])
@@ -220,7 +235,7 @@ class RoutingTable:
                 cand = self._cand_by_id.get(node_id)
                 if cand is not None and cand.addr == addr:
                     self._drop_candidate(cand)
-            return
+            return []
         self.counters.node_failures += 1
         old = self._state(e, now)
         e.failures += 1
@@ -228,15 +243,51 @@ class RoutingTable:
         if new != old:
             self._state_changed(e, old, new, now)
         if new != NodeState.BAD:
-            return
+            return []
         idx = self._index_of(e.id_int)
         bucket = self._buckets[idx]
-        if bucket.replacements:
-            cand = self.policy.promotion_choice(bucket.replacements)
+        answered = [r for r in bucket.replacements if r.answered]
+        if answered:
+            cand = self.policy.promotion_choice(answered)
             self._drop_candidate(cand, bucket)
             self._remove_live(e, bucket, idx, "bad", now)
             self._add_live(cand, bucket, idx, now)
             self.counters.nodes_replaced += 1
+            return []
+        to_ping: list[NodeInfo] = []
+        self._ping_unverified(bucket, 1, now, to_ping)
+        return to_ping
+
+    def update_node_id(self, own_id: bytes, now: float) -> None:
+        """Our id changed (BEP 42, our external address changed): rebuild the buckets around
+        ``own_id`` keeping every contact, those that answered first, each placed by the usual
+        rules (libtorrent's ``update_node_id``). No per-node events: the caller announces the
+        new id and views take a new snapshot."""
+        if len(own_id) != ID_BYTES:
+            raise ValueError("own_id must be 20 bytes")
+        live = list(self)
+        waiting = [e for b in self._buckets for e in b.replacements]
+        emit, self._emit = self._emit, None
+        try:
+            self.own_id = own_id
+            self._own_int = int.from_bytes(own_id, "big")
+            self._buckets = [_Bucket(now)]
+            self._by_id.clear()
+            self._by_ip.clear()
+            self._cand_by_id.clear()
+            self._cand_by_ip.clear()
+            for e in live:
+                if e.id != own_id:
+                    self._place(e, now)
+            for e in waiting:
+                if e.id == own_id or e.id in self._by_id or e.addr[0] in self._by_ip:
+                    continue
+                if e.answered:
+                    self._place(e, now)
+                elif e.addr[0] not in self._cand_by_ip:
+                    self._add_candidate(e, self._buckets[self._index_of(e.id_int)])
+        finally:
+            self._emit = emit
 
     def remove(self, node_id: bytes, now: float, reason: str = "cleared") -> bool:
         """Drop ``node_id`` from the table (and from the replacement caches). True if it was a
@@ -396,8 +447,9 @@ class RoutingTable:
             self._state_changed(e, old, new, now)
         return []
 
-    def _place(self, entry: NodeEntry, now: float, responded: bool) -> list[NodeInfo]:
-        """Insert a newcomer (not in the table, not in any cache) or cache it."""
+    def _place(self, entry: NodeEntry, now: float) -> list[NodeInfo]:
+        """Insert a newcomer that just answered us (not in the table, not in any cache), or
+        cache it while questionable nodes of its full bucket are checked."""
         size = self.policy.bucket_size
         to_ping: list[NodeInfo] = []
         split_from: int | None = None
@@ -406,25 +458,18 @@ class RoutingTable:
             bucket = self._buckets[idx]
             if len(bucket.nodes) < size(idx):
                 self._add_live(entry, bucket, idx, now)
-                if not responded:
-                    self._ask_ping(entry, now, to_ping)
                 break
             victim = self.policy.eviction_victim(bucket.nodes)
-            if responded and victim is not None:
+            if victim is not None:
                 self._remove_live(victim, bucket, idx, "replaced", now)
                 self._add_live(entry, bucket, idx, now)
                 break
-            can_split = idx == len(self._buckets) - 1 and idx + 1 < MAX_BUCKETS
-            if responded and can_split:
+            if self._can_split(idx) and self.policy.may_split(entry, bucket.nodes):
                 self._split(now)
                 if split_from is None:
                     split_from = idx
                 continue
             self._add_candidate(entry, bucket)
-            if victim is not None or can_split:
-                # Only an answer may push a node out or split a bucket: verify the newcomer,
-                # it gets in when (if) it answers.
-                self._ask_ping(entry, now, to_ping)
             self._ping_questionable(bucket, now, to_ping)
             break
         if split_from is not None:
@@ -434,11 +479,60 @@ class RoutingTable:
                 self._fill_from_cache(i, now, to_ping)
         return to_ping
 
+    def _can_split(self, idx: int) -> bool:
+        return idx == len(self._buckets) - 1 and idx + 1 < MAX_BUCKETS
+
+    def _verify_if_useful(self, entry: NodeEntry, now: float) -> list[NodeInfo]:
+        """A candidate that never answered: worth a verification ping only if an answer could
+        get it a place (room in its bucket, a bad node to replace, our bucket to split).
+        Otherwise it waits; it is pinged when a place frees up (``failed``)."""
+        idx = self._index_of(entry.id_int)
+        bucket = self._buckets[idx]
+        if (
+            len(bucket.nodes) < self.policy.bucket_size(idx)
+            or self.policy.eviction_victim(bucket.nodes) is not None
+            or self._can_split(idx)
+        ):
+            to_ping: list[NodeInfo] = []
+            self._ask_ping(entry, now, to_ping)
+            return to_ping
+        return []
+
+    def _subnet_free(self, entry: NodeEntry, responded: bool) -> bool:
+        """The subnet rule for a newcomer to its bucket: no other node of its /24 (/64) among
+        the bucket's live nodes or candidates. A newcomer that answered us does replace a
+        same-subnet candidate that never did (a spoofed query must not lock a real node out);
+        otherwise the first one keeps the subnet."""
+        bucket = self._buckets[self._index_of(entry.id_int)]
+        key = entry.subnet
+        for e in bucket.nodes:
+            if e.subnet == key:
+                return False
+        for e in bucket.replacements:
+            if e.subnet == key:
+                if responded and not e.answered:
+                    self._drop_candidate(e, bucket)
+                    return True
+                return False
+        return True
+
     def _ask_ping(self, e: NodeEntry, now: float, to_ping: list[NodeInfo]) -> None:
         if e.pinged_at is None or now - e.pinged_at >= PING_INTERVAL:
             e.pinged_at = now
             to_ping.append(e.info)
             self.counters.ping_requests += 1
+
+    def _ping_unverified(
+        self, bucket: _Bucket, count: int, now: float, to_ping: list[NodeInfo]
+    ) -> None:
+        """Hand back up to ``count`` of the freshest candidates that never answered."""
+        for e in reversed(bucket.replacements):
+            if count <= 0:
+                return
+            if not e.answered:
+                before = len(to_ping)
+                self._ask_ping(e, now, to_ping)
+                count -= len(to_ping) - before
 
     def _ping_questionable(self, bucket: _Bucket, now: float, to_ping: list[NodeInfo]) -> None:
         if now - bucket.scanned_at < QUESTIONABLE_SCAN_INTERVAL:
@@ -468,14 +562,19 @@ class RoutingTable:
             self._emit(BucketSplit(self.family, len(self._buckets), now))
 
     def _fill_from_cache(self, idx: int, now: float, to_ping: list[NodeInfo]) -> None:
+        """Free places in bucket ``idx`` go to candidates that answered us; for the places
+        left, the freshest unverified candidates are handed back for pinging."""
         bucket = self._buckets[idx]
-        while bucket.replacements and len(bucket.nodes) < self.policy.bucket_size(idx):
-            cand = self.policy.promotion_choice(bucket.replacements)
+        size = self.policy.bucket_size(idx)
+        while len(bucket.nodes) < size:
+            answered = [r for r in bucket.replacements if r.answered]
+            if not answered:
+                self._ping_unverified(bucket, size - len(bucket.nodes), now, to_ping)
+                return
+            cand = self.policy.promotion_choice(answered)
             self._drop_candidate(cand, bucket)
             self._add_live(cand, bucket, idx, now)
             self.counters.nodes_replaced += 1
-            if cand.last_response is None:
-                self._ask_ping(cand, now, to_ping)
 
     def _add_live(self, e: NodeEntry, bucket: _Bucket, idx: int, now: float) -> None:
         e.added_at = now

@@ -13,6 +13,7 @@ announces, pings and custom exchanges (``DhtNode.send_query``) are owners.
 from __future__ import annotations
 
 import random
+from collections import OrderedDict
 from collections.abc import Callable
 
 from dhtviewer.dht import events as ev
@@ -51,6 +52,47 @@ class Verification(TransactionOwner):
     kind = OwnerKind.VERIFY
 
 
+class VerificationBudget:
+    """Bounds the pings we send to addresses that never answered us: at most one per address per
+    ``interval`` seconds, and ``rate`` per second over all of them (bursts of ``rate``). Such
+    pings go to whatever address a query claimed to come from, so without a bound a flood of
+    spoofed queries would make us flood its victims. Memory is bounded too: an address pinged
+    longer than ``interval`` ago need not be remembered, and at most ``rate * interval + rate``
+    addresses can have been pinged within that time."""
+
+    def __init__(self, interval: float, rate: float) -> None:
+        self.interval = interval
+        self.rate = rate
+        self._burst = max(1.0, rate)
+        self._tokens = self._burst
+        self._updated: float | None = None
+        self._recent: OrderedDict[Addr, float] = OrderedDict()
+        self._max_recent = int(rate * interval + self._burst) + 1
+
+    def allow(self, addr: Addr, now: float) -> bool:
+        recent = self._recent
+        while recent:
+            at = next(iter(recent.values()))
+            if now - at < self.interval and len(recent) <= self._max_recent:
+                break
+            recent.popitem(last=False)
+        last = recent.get(addr)
+        if last is not None and now - last < self.interval:
+            return False
+        if self._updated is not None and now > self._updated:
+            self._tokens = min(self._burst, self._tokens + (now - self._updated) * self.rate)
+        self._updated = now if self._updated is None else max(self._updated, now)
+        if self._tokens < 1.0:
+            return False
+        self._tokens -= 1.0
+        recent[addr] = now
+        recent.move_to_end(addr)
+        return True
+
+    def __len__(self) -> int:
+        return len(self._recent)
+
+
 class Rpc:
     def __init__(
         self,
@@ -75,6 +117,7 @@ class Rpc:
         self.txns = TransactionTable(rng, settings.max_inflight_queries)
         self.timeout = AdaptiveTimeout(settings)
         self.verification = Verification()
+        self.budget = VerificationBudget(settings.verify_interval, settings.verify_rate)
         self._on_external_ip = on_external_ip
         # BEP 32: a node with both tables asks for both families' contacts.
         self._want = frozenset({b"n4", b"n6"}) if len(tables) > 1 else frozenset()
@@ -118,8 +161,19 @@ class Rpc:
         return p
 
     def verify(self, nodes: list[NodeInfo], now: float) -> None:
-        """Ping the nodes the routing table asked to hear from."""
+        """Ping the nodes the routing table asked to hear from: live ones (questionable, to be
+        checked before anyone replaces them) always, the others (never answered us) within the
+        verification budget."""
+        c = self.counters
         for n in nodes:
+            table = self.tables.get(ip_family(n.addr[0]))
+            if table is None:
+                continue
+            if table.get_by_addr(n.addr) is None:
+                if not self.budget.allow(n.addr, now):
+                    c.verify_pings_skipped += 1
+                    continue
+                c.verify_pings += 1
             self.send(PingQuery, n.addr, n.id, now, self.verification)
 
     def cancel(self, owner: TransactionOwner) -> None:
@@ -186,7 +240,7 @@ class Rpc:
             self.counters.timeouts += 1
             table = self.tables.get(ip_family(p.addr[0]))
             if table is not None:
-                table.failed(p.node_id, p.addr, now)
+                self.verify(table.failed(p.node_id, p.addr, now), now)
             p.owner.on_timeout(p, now)
 
     def next_deadline(self) -> float | None:

@@ -29,6 +29,23 @@ class DhtSettings:
     """Accept loopback/private/reserved addresses in the routing table (local testnets need it)."""
     enforce_bep42: bool = False
     """Refuse routing entries whose id does not match their IP (BEP 42); always recorded anyway."""
+    prefer_bep42: bool = True
+    """Prefer nodes whose id matches their IP (BEP 42) when promoting a replacement candidate,
+    and let only such nodes split our own bucket (libtorrent's dht_prefer_verified_node_ids)."""
+    restrict_subnets: bool = True
+    """At most one node per /24 (IPv4) or /64 (IPv6) in each bucket and among a lookup's K
+    closest (libtorrent's dht_restrict_routing_ips and dht_restrict_search_ips): one host
+    cannot surround a target with made-up ids."""
+    restrict_local_subnets: bool = False
+    """Apply the subnet rule to loopback and private addresses too. Off, the rule relaxes by
+    itself on local testnets (where many nodes share 127.0.x.0/24); the simulated Mainline,
+    which spreads its nodes over many /24s, turns it on."""
+    verify_interval: float = 5 * 60
+    """A node that never answered us is sent at most one verification ping per this many
+    seconds (only an answer lets a node into a bucket)."""
+    verify_rate: float = 10.0
+    """Verification pings per second, over all addresses (bursts of up to this many): a flood
+    of spoofed queries cannot make us send more."""
 
     # --- queries and lookups -------------------------------------------------------------------
     alpha: int = 4

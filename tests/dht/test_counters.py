@@ -26,6 +26,7 @@ def test_node_parts_count_on_the_same_object() -> None:
     node.receive(krpc.encode(bad), ("127.0.0.2", 5000), 1.0)
     stats = node.stats(1.0)
     # node, routing table, rate limiter and responder counts, side by side
-    assert stats["queries_in"] == 2 and stats["nodes_inserted"] == 1
+    assert stats["queries_in"] == 2 and stats["candidates_cached"] == 1
+    assert stats["verify_pings"] == 1 and stats["queries_out"] == 1
     assert stats["limiter_allowed"] == 2 and stats["bad_tokens"] == 1
-    assert stats["routing_nodes"] == 1 and stats["tracked_ips"] == 1
+    assert stats["routing_nodes"] == 0 and stats["tracked_ips"] == 1

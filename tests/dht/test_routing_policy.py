@@ -13,7 +13,7 @@ from dhtviewer.dht.routing_table import RoutingTable
 from dhtviewer.dht.settings import DhtSettings
 
 OWN = bytes.fromhex("5fbfbff10c5d6a4ec8a88e4c6ab4c28b95eee401")
-S = DhtSettings()
+S = DhtSettings(prefer_bep42=False)  # made-up ids below: splitting must not depend on BEP 42
 
 
 def id_at(prefix: int, low: int) -> bytes:
@@ -23,7 +23,7 @@ def id_at(prefix: int, low: int) -> bytes:
 
 def fill_bucket0(table: RoutingTable, n: int) -> None:
     for i in range(n):
-        table.heard_from(id_at(0, i * 7919), (f"1.0.{i // 250}.{i % 250 + 1}", 6881), 1.0,
+        table.heard_from(id_at(0, i * 7919), (f"1.{i // 250}.{i % 250}.1", 6881), 1.0,
                          responded=True)
 
 
@@ -51,7 +51,7 @@ def test_a_policy_with_larger_far_buckets_is_followed() -> None:
     for t in (plain, wide):
         t.heard_from(id_at(5, 1), ("2.0.0.1", 6881), 0.0, responded=True)
         for i in range(8):
-            t.heard_from(id_at(1, i * 31), (f"3.0.0.{i + 1}", 6881), 0.0, responded=True)
+            t.heard_from(id_at(1, i * 31), (f"3.0.{i}.1", 6881), 0.0, responded=True)
         fill_bucket0(t, 200)
     assert len(plain.snapshot(2.0).buckets[0].nodes) == S.k
     snap = wide.snapshot(2.0)
@@ -74,8 +74,8 @@ def test_eviction_follows_the_policy() -> None:
     ids = [n.id for n in table.snapshot(1.0).buckets[0].nodes]
     for _ in range(S.bad_after_failures + 1):
         table.failed(ids[0], ("1.0.0.1", 6881), 2.0)  # fails most, but seen longest ago
-    table.heard_from(ids[3], ("1.0.0.4", 6881), 3.0, responded=True)
+    table.heard_from(ids[3], ("1.0.3.1", 6881), 3.0, responded=True)
     for _ in range(S.bad_after_failures):
-        table.failed(ids[3], ("1.0.0.4", 6881), 4.0)
+        table.failed(ids[3], ("1.0.3.1", 6881), 4.0)
     table.heard_from(id_at(0, 999_999), ("4.0.0.1", 6881), 5.0, responded=True)
     assert ids[3] not in table and ids[0] in table

@@ -29,7 +29,8 @@ from dhtviewer.dht.routing_table import RoutingTable
 from dhtviewer.dht.settings import DhtSettings
 
 OWN = bytes.fromhex("5fbfbff10c5d6a4ec8a88e4c6ab4c28b95eee401")
-DEFAULTS = DhtSettings()
+# The mechanics tests use ids that are not BEP 42 ids; the rules that care are tested on their own.
+DEFAULTS = DhtSettings(prefer_bep42=False)
 K = DEFAULTS.k
 GOOD_PERIOD = DEFAULTS.good_period
 BAD_AFTER = DEFAULTS.bad_after_failures
@@ -37,8 +38,9 @@ GOOD, QUESTIONABLE, BAD = NodeState.GOOD, NodeState.QUESTIONABLE, NodeState.BAD
 
 
 def ip_of(i: int) -> str:
-    """A distinct public IPv4 address per ``i`` (1.0.0.0/8 is ordinary unicast space)."""
-    return f"1.{(i >> 16) & 255}.{(i >> 8) & 255}.{i & 255}"
+    """A distinct public IPv4 address per ``i``, each in its own /24 (1.0.0.0/8 is ordinary
+    unicast space)."""
+    return f"1.{(i >> 8) & 255}.{i & 255}.{1 + (i >> 16) % 250}"
 
 
 def addr_of(i: int, port: int = 6881) -> Addr:
@@ -104,15 +106,20 @@ def test_responding_node_is_inserted_as_good() -> None:
     assert table.counters.nodes_inserted == 1
 
 
-def test_querying_node_takes_a_free_slot_and_must_be_verified() -> None:
-    table, _ = make_table()
+def test_querying_node_waits_as_a_candidate_until_it_answers_a_ping() -> None:
+    table, rec = make_table()
     node_id = id_at(0)
     to_ping = table.heard_from(node_id, addr_of(1), 0.0, responded=False)
+    # a query's source may be spoofed: verified first, never handed out before
     assert to_ping == [NodeInfo(node_id, addr_of(1))]
-    assert state(table, node_id, 0.0) == QUESTIONABLE
-    # once it answers the ping it is good, and is not handed out again
-    assert table.heard_from(node_id, addr_of(1), 1.0, responded=True, rtt=0.05) == []
-    assert state(table, node_id, 1.0) == GOOD
+    assert node_id not in table and len(table) == 0 and rec.of(NodeAdded) == []
+    assert table.closest(node_id, K, 0.0) == [] and table.export_nodes() == []
+    assert table.replacement_candidates(0) == [NodeInfo(node_id, addr_of(1))]
+    # querying again within PING_INTERVAL does not ask for another ping
+    assert table.heard_from(node_id, addr_of(1), 5.0, responded=False) == []
+    # once it answers the ping it is in, good, and is not handed out again
+    assert table.heard_from(node_id, addr_of(1), 6.0, responded=True, rtt=0.05) == []
+    assert state(table, node_id, 6.0) == GOOD and table.replacement_candidates(0) == []
 
 
 def test_querying_node_cannot_push_into_a_full_bucket() -> None:
@@ -317,13 +324,16 @@ def test_replacement_cache_keeps_the_most_recent_and_is_bounded() -> None:
     ]
     assert table.snapshot(10.0).buckets[0].replacements == 3
     # hearing from a cached candidate again makes it the most recent
-    table.heard_from(newcomers[7], addr_of(207), 11.0, responded=False)
+    table.heard_from(newcomers[7], addr_of(207), 11.0, responded=True)
     assert table.replacement_candidates(0)[0].id == newcomers[7]
-    # one candidate per IP: a new id from a candidate's IP takes its place
+    # one candidate per IP: a new id that answered from a candidate's IP takes its place...
     other = id_at(0, low=5 * 10**6)
     table.heard_from(other, addr_of(208), 12.0, responded=True)
     cands = table.replacement_candidates(0)
     assert [c.id for c in cands] == [other, newcomers[7], newcomers[9]]
+    # ...but a mere query from a new id cannot push out a candidate that answered
+    table.heard_from(id_at(0, low=6 * 10**6), addr_of(208), 13.0, responded=False)
+    assert [c.id for c in table.replacement_candidates(0)] == [c.id for c in cands]
 
 
 def test_ping_before_evict() -> None:
@@ -369,13 +379,15 @@ def test_a_full_bucket_is_searched_for_questionable_nodes_at_most_once_a_second(
     for i, node_id in enumerate(old[1:], start=1):  # all but old[0] stay good a while longer
         table.heard_from(node_id, addr_of(i), 50.0, responded=True)
     t = GOOD_PERIOD + 49.8  # only old[0] is questionable now
-    first = table.heard_from(id_at(0, low=77), addr_of(300), t, responded=False)
+    first = table.heard_from(id_at(0, low=77), addr_of(300), t, responded=True)
     assert old[0] in [n.id for n in first]
     t2 = t + 0.5  # the others turned questionable in between
-    assert [n.id for n in table.heard_from(id_at(0, low=78), addr_of(301), t2, responded=False)
-            if n.id in old] == []  # searched 0.5 s ago: not again (a querier flood costs O(1))
-    later = table.heard_from(id_at(0, low=79), addr_of(302), t + 1.0, responded=False)
+    assert [n.id for n in table.heard_from(id_at(0, low=78), addr_of(301), t2, responded=True)
+            if n.id in old] == []  # searched 0.5 s ago: not again (a newcomer flood costs O(1))
+    later = table.heard_from(id_at(0, low=79), addr_of(302), t + 1.0, responded=True)
     assert {n.id for n in later} >= set(old[1:])  # a second on, the search finds them
+    # a querier that could not get a place anyway is not even pinged
+    assert table.heard_from(id_at(0, low=80), addr_of(303), t + 2.0, responded=False) == []
 
 
 def test_bad_node_without_candidate_stays_until_a_responding_newcomer_replaces_it() -> None:
@@ -439,12 +451,16 @@ def test_good_turns_questionable_after_the_good_period() -> None:
     assert state(table, node_id, 2000.0 + GOOD_PERIOD) == QUESTIONABLE
 
 
-def test_queries_alone_never_make_a_node_good() -> None:
+def test_queries_alone_never_let_a_node_in() -> None:
     table, _ = make_table()
     node_id = id_at(1)
-    for t in (0.0, 10.0, 20.0):
+    for t in (0.0, 10.0, 20.0, 400.0):
         table.heard_from(node_id, addr_of(1), t, responded=False)
-        assert state(table, node_id, t) == QUESTIONABLE
+        assert node_id not in table
+    # and a live node's queries keep it good only after it has answered once
+    ids = fill(table, 2, 1, 0.0)
+    table.heard_from(ids[0], addr_of(0), GOOD_PERIOD + 10.0, responded=False)
+    assert state(table, ids[0], GOOD_PERIOD + 10.0) == GOOD
 
 
 def test_bad_after_failures_and_an_answer_heals() -> None:
@@ -551,7 +567,8 @@ def test_stale_buckets_and_refresh_targets() -> None:
 def test_snapshot_counts() -> None:
     table, _ = make_table()
     ids = fill(table, 0, 6, 0.0)
-    table.heard_from(id_at(4), addr_of(40), 0.0, responded=False, version=b"LT\x02\x01")
+    table.heard_from(id_at(4), addr_of(40), 0.0, responded=True, version=b"LT\x02\x01")
+    table.heard_from(id_at(4, 1), addr_of(41), 0.0, responded=False)  # a candidate
     for _ in range(BAD_AFTER):
         table.failed(ids[0], addr_of(0), 1.0)
     table.heard_from(ids[1], addr_of(1), 500.0, responded=True, rtt=0.3)
@@ -560,7 +577,7 @@ def test_snapshot_counts() -> None:
     assert snap.own_id == OWN and snap.family == 4 and snap.k == K and snap.taken_at == now
     assert snap.depth == 1 and snap.size == 7 == len(table)
     b = snap.buckets[0]
-    assert (b.good, b.questionable, b.bad) == (1, 5, 1)
+    assert (b.good, b.questionable, b.bad) == (1, 5, 1) and b.replacements == 1
     assert snap.good_count == 1
     by_id = {n.id: n for n in b.nodes}
     n1 = by_id[ids[1]]
@@ -573,7 +590,7 @@ def test_snapshot_counts() -> None:
     assert ids[2] in by_id and table.snapshot(now).size == 6
 
 
-def test_export_nodes_puts_verified_nodes_first() -> None:
+def test_export_nodes_lists_verified_nodes_most_recent_first_bad_last() -> None:
     table, _ = make_table()
     unverified = id_at(7)
     table.heard_from(unverified, addr_of(70), 50.0, responded=False)
@@ -581,10 +598,9 @@ def test_export_nodes_puts_verified_nodes_first() -> None:
     table.heard_from(recent, addr_of(1), 10.0, responded=True)
     for _ in range(BAD_AFTER):
         table.failed(broken, addr_of(2), 20.0)
-    assert [n.id for n in table.export_nodes()] == [recent, old, unverified, broken]
+    assert [n.id for n in table.export_nodes()] == [recent, old, broken]  # never unverified
 
 
-# --- invariants under random operation -----------------------------------------------------------
 def check_invariants(table: RoutingTable, now: float) -> None:
     s = table.settings
     snap = table.snapshot(now)
@@ -607,6 +623,11 @@ def check_invariants(table: RoutingTable, now: float) -> None:
             assert table.get_by_addr(n.addr) is e
             assert n.state == e.state(now, s.good_period, s.bad_after_failures)
             assert n.failures == e.failures
+            assert e.answered, "a node that never answered us is live"
+        keys = [table.policy.subnet(n.addr[0]) for n in b.nodes]
+        keys += [table.policy.subnet(c.addr[0]) for c in table.replacement_candidates(index)]
+        keys = [k for k in keys if k is not None]
+        assert len(keys) == len(set(keys)), f"two nodes of one subnet in bucket {index}"
         cands = table.replacement_candidates(index)
         assert len(cands) == b.replacements
         for c in cands:

@@ -55,6 +55,12 @@ def _check_routing(node: DhtNode, now: float) -> None:
                     assert n.bep42_ok, "a non-BEP 42 id entered while enforcement is on"
                 assert table.get(n.id) is not None
                 assert table.get_by_addr(n.addr) is not None
+                entry = table.get(n.id)
+                assert entry is not None and entry.answered, "an unverified node is live"
+            keys = [table.policy.subnet(n.addr[0]) for n in b.nodes]
+            keys += [table.policy.subnet(c.addr[0]) for c in table.replacement_candidates(b.index)]
+            keys = [k for k in keys if k is not None]
+            assert len(keys) == len(set(keys)), f"two nodes of one subnet in bucket {b.index}"
         assert len(table) == snap.size == len(ids)
 
 
