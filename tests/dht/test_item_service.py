@@ -21,7 +21,7 @@ SEED = bytes(range(32))
 def make() -> DhtNode:
     node = DhtNode(rng=random.Random(1), now=0.0, node_id=b"\x5a" * 20, settings=DhtSettings())
     node.preload_contacts(
-        [NodeInfo(bytes([i]) * 20, (f"11.1.0.{i}", 6881)) for i in range(1, 30)], 0.0
+        [NodeInfo(bytes([i]) * 20, (f"11.{i}.0.1", 6881)) for i in range(1, 30)], 0.0
     )
     node.datagrams_to_send()
     node.drain_events()
