@@ -1,10 +1,10 @@
 """The packet log's display filter: a small language in the spirit of Wireshark's, compiled to one
 SQL expression over the capture's ``packets`` table.
 
-One compiler and one evaluator (SQLite) for the whole history on disk and for the packets that
-just arrived (``PacketCapture.match_live`` runs the same expression on an in-memory table), so
-both always agree. The expression uses SQLite's built-in functions only: a Python callback would
-hold the GIL for every row of a scan and stall the window.
+One compiler, one evaluator: the capture's writer runs the expression over the history on disk
+and over each batch as it is written (``PacketCapture.start_filter``). It uses SQLite's built-in
+functions only: a Python callback would hold the GIL for every row of a scan and stall the
+window.
 
 Syntax: terms separated by spaces must all match; ``or``, ``and``, ``not`` (also ``||``, ``&&``,
 ``!``) and parentheses combine them. A term is

@@ -15,9 +15,8 @@ never a write per packet on the GUI thread. If the writer falls behind by ``max_
 memory stays bounded. If no file can be created at all, the capture lives in memory, bounded by
 ``FALLBACK_PACKETS``, and ``error`` says why.
 
-Filters (``filter.Filter``) run in SQLite: over the history on disk by the writer's thread
-(``start_scan``, newest first, in chunks), over the packets that just arrived on this thread
-(``match_live``), with the same expression.
+Filters (``filter.Filter``) run in SQLite, by the writer's thread: over the history on disk
+(``start_filter``: a scan, newest first, in chunks) and over each batch as it is written.
 """
 
 from __future__ import annotations
@@ -195,7 +194,6 @@ class PacketCapture:
                                                             readonly=True)
         assert read is not None
         self._read: sqlite3.Connection = read
-        self._live = w.connect(":memory:")
         self._finalizer = weakref.finalize(
             self, _cleanup, writer, None if writer.inline else self._read, self.path, tmpdir
         )
@@ -322,10 +320,10 @@ class PacketCapture:
         self._submit([], [])
 
     # --- results of the writer -----------------------------------------------------------------
-    def poll(self) -> list[w.ScanChunk | w.AddressesResult]:
+    def poll(self) -> list[w.ScanChunk | w.LiveChunk | w.AddressesResult]:
         """Take what the writer finished: commits (rows now on disk) and job results, which are
         returned for the views."""
-        out: list[w.ScanChunk | w.AddressesResult] = []
+        out: list[w.ScanChunk | w.LiveChunk | w.AddressesResult] = []
         results = self._writer.results
         committed_batch = None
         while not results.empty():
@@ -422,22 +420,14 @@ class PacketCapture:
         return got
 
     # --- filters and statistics ----------------------------------------------------------------
-    def match_live(self, where: Filter, packets: list[Packet]) -> list[int]:
-        """The seqs of ``packets`` that match ``where`` (evaluated by SQLite, as on disk)."""
-        if not packets:
-            return []
-        live = self._live
-        live.execute("DELETE FROM packets")
-        live.executemany(w.INSERT, [as_row(p) for p in packets])
-        rows = live.execute(f"SELECT seq FROM packets WHERE {where.sql} ORDER BY seq",
-                            where.params).fetchall()
-        return [r[0] for r in rows]
-
-    def start_scan(self, where: Filter, lo: int, hi: int) -> int:
-        """Scan [lo, hi) of the file for ``where``; results come from ``poll`` as ScanChunks of
-        the returned job id, newest first. A new scan replaces the one running."""
+    def start_filter(self, where: Filter | None, lo: int, hi: int) -> int:
+        """Match ``where``: the history [lo, hi) is scanned (ScanChunks from ``poll``, newest
+        first) and every row from ``hi`` on as it is written (LiveChunks), under the returned
+        job id. Replaces the filter running; None stops it."""
         job = next(self._jobs)
-        self._writer.submit(w.Scan(job, where, lo, hi))
+        if where is not None:
+            self._writer.submit(w.Scan(job, where, lo, hi))
+        self._writer.submit(w.Live(job, where, hi))
         return job
 
     def start_addresses(self, where: Filter | None, limit: int = 10_000) -> int:
@@ -454,5 +444,4 @@ class PacketCapture:
         """Stop the writer and delete the capture file. Safe to call twice."""
         if not self._closed:
             self._closed = True
-            self._live.close()
             self._finalizer()

@@ -1,8 +1,10 @@
 """The capture file's writer: the one owner of the SQLite connection that writes, and of the long
 queries (filter scans, per-address statistics), run on a thread of its own.
 
-The GUI thread hands it commands (``Write``, ``Scan``, ``Addresses``, ...) through a queue and
-reads the results back from another one on its next tick; nothing here touches Qt. Writes are
+The GUI thread hands it commands (``Write``, ``Scan``, ``Live``, ``Addresses``, ...) through a
+queue and reads the results back from another one on its next tick; nothing here touches Qt.
+A display filter runs here whole: over the history (``Scan``) and over each batch as it is
+written (``Live``), so the GUI thread does no per-packet filtering. Writes are
 batches (one transaction per controller tick, never one per packet) applied strictly in order; a
 failed batch (disk full) is retried, with the ones after it, until it goes through. Between two
 chunks of a scan the queue is drained, so a long filter never holds the writes back for long.
@@ -82,6 +84,16 @@ class Scan:
 
 
 @dataclass(frozen=True, slots=True)
+class Live:
+    """Match ``where`` on every row from ``from_seq`` on, those written already and each batch
+    written from now on; results are LiveChunks of ``job``. ``where`` None: stop."""
+
+    job: int
+    where: Filter | None
+    from_seq: int
+
+
+@dataclass(frozen=True, slots=True)
 class Addresses:
     """Packets grouped by address, over the rows from ``lo`` that match ``where``."""
 
@@ -131,6 +143,16 @@ class ScanChunk:
 
 
 @dataclass(frozen=True, slots=True)
+class LiveChunk:
+    """The seqs (ascending) of [lo, hi) matching a Live filter, as the rows were written."""
+
+    job: int
+    lo: int
+    hi: int
+    seqs: array[int]
+
+
+@dataclass(frozen=True, slots=True)
 class AddressStats:
     ip: str
     port: int
@@ -161,7 +183,7 @@ class AddressesResult:
     truncated: bool
 
 
-Result = Committed | WriteFailed | ScanChunk | AddressesResult
+Result = Committed | WriteFailed | ScanChunk | LiveChunk | AddressesResult
 
 _ADDRESSES_SQL = """
 SELECT ip, port, count(*), sum(dir = 'in'), sum(dir = 'out'),
@@ -207,6 +229,8 @@ class CaptureWriter:
         self._retry: list[Write] = []
         self._syncs: list[Sync] = []
         self._deleted_below = 0
+        self._written_end = 1  # one past the newest row written
+        self._live: Live | None = None
         self.conn: sqlite3.Connection | None = None
         self._thread: threading.Thread | None = None
         if inline:
@@ -290,6 +314,10 @@ class CaptureWriter:
                 self._retry.append(command)
             else:
                 self._write(command)
+        elif isinstance(command, Live):
+            self._live = command if command.where is not None else None
+            if self._live is not None:  # the rows already written since from_seq
+                self._match_live(command.from_seq, self._written_end)
         elif isinstance(command, Scan):
             self._jobs["scan"] = (command.job, self._scan(command))
         elif isinstance(command, Addresses):
@@ -335,10 +363,33 @@ class CaptureWriter:
                 self._retry.insert(0, w)
             return False
         self._deleted_below = max(self._deleted_below, w.delete_below)
+        if w.rows:
+            self._written_end = max(self._written_end, w.rows[-1][0] + 1)
+            self._match_live(w.rows[0][0], w.rows[-1][0] + 1)
         pages, free, size = (conn.execute(f"PRAGMA {p}").fetchone()[0]
                              for p in ("page_count", "freelist_count", "page_size"))
         self.results.put(Committed(w.batch, self._disk_bytes(), (pages - free) * size))
         return True
+
+    def _match_live(self, lo: int, hi: int) -> None:
+        live = self._live
+        if live is None or live.where is None:
+            return
+        lo = max(lo, live.from_seq, self._deleted_below)
+        if lo >= hi:
+            return
+        conn = self.conn
+        assert conn is not None
+        try:
+            rows = conn.execute(
+                f"SELECT seq FROM packets WHERE seq >= ? AND seq < ? AND ({live.where.sql})",
+                (lo, hi, *live.where.params),
+            ).fetchall()
+        except sqlite3.Error as err:
+            log.warning("packet capture filter failed: %s", err)
+            return
+        if rows:
+            self.results.put(LiveChunk(live.job, lo, hi, array("q", [r[0] for r in rows])))
 
     def _flush_retry(self) -> None:
         while self._retry:

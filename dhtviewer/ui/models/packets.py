@@ -6,9 +6,10 @@ when the view paints it (the newest rows are in memory, older ones are read back
 page at a time), so a million-row capture costs the view nothing more than the rows on screen.
 
 Paused, the view stops taking new rows (the capture goes on, and the rows come in on resume);
-evicted rows leave the top of the view either way. A filter is run by SQLite: over the history
-by the capture's writer thread (``start_scan``; its chunks arrive newest first through
-``poll``), over the rows arriving afterwards here, as they come (``match_live``).
+evicted rows leave the top of the view either way. A filter is run by SQLite on the capture's
+writer thread (``start_filter``): over the history (its chunks arrive newest first through
+``poll``) and over each batch as it is written (those matches are appended), so filtering costs
+the GUI thread nothing per packet.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from dhtviewer.ui.capture import dissect
 from dhtviewer.ui.capture.filter import Filter
 from dhtviewer.ui.capture.records import Direction, Kind, Packet, format_ms
 from dhtviewer.ui.capture.store import PacketCapture
-from dhtviewer.ui.capture.writer import AddressesResult, ScanChunk
+from dhtviewer.ui.capture.writer import AddressesResult, LiveChunk, ScanChunk
 from dhtviewer.ui.models.base import RIGHT_ALIGNED, ROOT, Index
 from dhtviewer.ui.models.nodes import format_addr, monospace_font
 from dhtviewer.ui.views.theme import current_theme
@@ -57,7 +58,7 @@ _TIP = Qt.ItemDataRole.ToolTipRole
 _ROLES = frozenset((_DISPLAY, _ALIGN, _FONT, _COLOR, _TIP))
 _BAD = (Kind.MALFORMED, Kind.ERROR, Kind.UNSOLICITED)
 POLL_MS = 100
-"""While a scan runs, how often its results are taken."""
+"""While a filter is on, how often its results are taken."""
 
 
 class PacketsModel(QAbstractTableModel):
@@ -72,8 +73,9 @@ class PacketsModel(QAbstractTableModel):
         self._matches: array[int] = array("q")  # with a filter: the seqs shown, ascending
         self._frontier = capture.next_seq
         """The view takes the rows below this (it stops moving while paused)."""
-        self._live_end = capture.next_seq  # with a filter: rows below were given to a scan
-        self._scan_job: int | None = None
+        self._job: int | None = None  # the capture's filter job
+        self._scanning = False
+        self._held: list[array[int]] = []  # matches that came while paused
         self._scan_range = (0, 0)
         self._scan_left = 0  # the scan has yet to cover [lo, left)
         self.listeners: list[Callable[[list[AddressesResult]], None]] = []
@@ -94,11 +96,16 @@ class PacketsModel(QAbstractTableModel):
     @property
     def filtering(self) -> bool:
         """A scan of the history is under way."""
-        return self._scan_job is not None
+        return self._scanning
 
     def scan_progress(self) -> float:
         lo, hi = self._scan_range
         return 1.0 if hi <= lo else (hi - self._scan_left) / (hi - lo)
+
+    @property
+    def frontier(self) -> int:
+        """The view shows no row from this seq on (the capture's next one, unless paused)."""
+        return self._frontier
 
     def new_while_paused(self) -> int:
         return self.capture.next_seq - self._frontier if self.paused else 0
@@ -124,24 +131,24 @@ class PacketsModel(QAbstractTableModel):
 
     # --- feeding -------------------------------------------------------------------------------
     def set_filter(self, where: Filter | None) -> None:
-        """Show the rows matching ``where`` (all for None): the history is scanned in the
-        background, newest first; rows captured from now on are matched as they come."""
-        if self._scan_job is not None:
-            self.capture.cancel(self._scan_job)
-            self._scan_job = None
+        """Show the rows matching ``where`` (all for None): the capture's writer scans the
+        history in the background, newest first, and matches each batch written from now on."""
         cap = self.capture
         self.beginResetModel()
         self._filter = where
         self._matches = array("q")
+        self._held = []
         self._first = cap.first_seq
         self._end = max(self._first, self._frontier)
-        self._live_end = self._end
         self.endResetModel()
-        if where is not None and self._end > self._first:
-            self._scan_range = (self._first, self._end)
-            self._scan_left = self._end
-            self._scan_job = cap.start_scan(where, self._first, self._end)
-            self._timer.start()
+        self._scanning = where is not None
+        self._scan_range = (self._first, self._end)
+        self._scan_left = self._end
+        if where is not None or self._job is not None:
+            # one job: the writer keeps a single filter, a new one replaces it (None stops it)
+            job = cap.start_filter(where, self._first, self._end)
+            self._job = job if where is not None else None
+        self._update_timer()
         self.sync()
 
     def set_paused(self, paused: bool) -> None:
@@ -151,27 +158,24 @@ class PacketsModel(QAbstractTableModel):
         if paused:
             self._frontier = self.capture.next_seq
             return
-        gap = self.capture.next_seq - self._live_end
-        if self._filter is not None and gap > self.capture.limits.memory_rows:
-            # the rows that came meanwhile are on disk now: scan everything again
-            self._frontier = self.capture.next_seq
-            self.set_filter(self._filter)
-        else:
-            self.sync()
+        held, self._held = self._held, []
+        for seqs in held:
+            self._append(seqs)
+        self.sync()
 
     def clear(self) -> None:
         """Empty the capture and the view."""
-        if self._scan_job is not None:
-            self.capture.cancel(self._scan_job)
-            self._scan_job = None
         self.beginResetModel()
         self.capture.clear()
-        self._first = self._end = self._live_end = self._frontier = self.capture.next_seq
+        self._first = self._end = self._frontier = self.capture.next_seq
         self._matches = array("q")
+        self._held = []
+        self._scanning = False
         self.endResetModel()
 
     def sync(self) -> None:
-        """Follow the capture: evicted rows leave the top; new ones come in unless paused."""
+        """Follow the capture: evicted rows leave the top; new ones come in unless paused
+        (with a filter, they come as the writer matches them: ``poll``)."""
         cap = self.capture
         first = cap.first_seq
         if self._filter is not None:
@@ -190,50 +194,70 @@ class PacketsModel(QAbstractTableModel):
             self._end = max(self._end, first)
         if not self.paused:
             self._frontier = cap.next_seq
-        if self._filter is None:
-            if self._frontier > self._end:
-                self.beginInsertRows(ROOT, self._end - self._first,
-                                     self._frontier - 1 - self._first)
-                self._end = self._frontier
-                self.endInsertRows()
-        elif self._frontier > self._live_end:
-            fresh = cap.packets(self._live_end, self._frontier)
-            self._live_end = self._frontier
-            seqs = cap.match_live(self._filter, fresh)
-            if seqs:
-                n = len(self._matches)
-                self.beginInsertRows(ROOT, n, n + len(seqs) - 1)
-                self._matches.extend(seqs)
-                self.endInsertRows()
+        if self._filter is None and self._frontier > self._end:
+            self.beginInsertRows(ROOT, self._end - self._first, self._frontier - 1 - self._first)
+            self._end = self._frontier
+            self.endInsertRows()
 
     def poll(self) -> None:
-        """Take the capture's finished work (scan chunks, per-address results), then sync."""
+        """Take the capture's finished work (filter results, per-address counts), then sync."""
         results = self.capture.poll()
         addresses: list[AddressesResult] = []
         for r in results:
             if isinstance(r, ScanChunk):
                 self._take_chunk(r)
+            elif isinstance(r, LiveChunk):
+                if r.job != self._job:
+                    continue
+                if self.paused:
+                    self._hold(r.seqs)
+                else:
+                    self._append(r.seqs)
             else:
                 addresses.append(r)
         if addresses:
             for listener in self.listeners:
                 listener(addresses)
         self.sync()
-        if self._scan_job is None and not self._waiting:
-            self._timer.stop()
+        self._update_timer()
 
     def expect_results(self, waiting: bool) -> None:
         """Keep polling while a per-address job runs (``waiting``), or not."""
         self._waiting = waiting
-        if waiting:
-            self._timer.start()
+        self._update_timer()
+
+    def _update_timer(self) -> None:
+        # with a filter, the writer's matches of new rows come in all the time
+        if self._filter is not None or self._waiting:
+            if not self._timer.isActive():
+                self._timer.start()
+        else:
+            self._timer.stop()
+
+    def _hold(self, seqs: array[int]) -> None:
+        """Matches that came while paused (shown on resume); those evicted meanwhile go."""
+        held, first = self._held, self.capture.first_seq
+        held.append(seqs)
+        while held and held[0][-1] < first:
+            held.pop(0)
+
+    def _append(self, seqs: array[int]) -> None:
+        low = max(self.capture.first_seq, self._matches[-1] + 1 if self._matches else 0)
+        if seqs and seqs[0] < low:
+            seqs = seqs[bisect_left(seqs, low):]
+        if not seqs:
+            return
+        n = len(self._matches)
+        self.beginInsertRows(ROOT, n, n + len(seqs) - 1)
+        self._matches.extend(seqs)
+        self.endInsertRows()
 
     def _take_chunk(self, chunk: ScanChunk) -> None:
-        if chunk.job != self._scan_job:
-            return  # a scan that was replaced
+        if chunk.job != self._job or not self._scanning:
+            return  # a filter that was replaced
         self._scan_left = chunk.lo
         if chunk.done:
-            self._scan_job = None
+            self._scanning = False
         first = self.capture.first_seq
         seqs = chunk.seqs
         if seqs and seqs[0] < first:

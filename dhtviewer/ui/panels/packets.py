@@ -13,6 +13,7 @@ shown, kept and captured, and how many never reached the log: dropped unparsed b
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from typing import Any
 
@@ -96,6 +97,8 @@ class PacketLogPanel(QWidget):
         self.addresses_proxy.setSortRole(SORT_ROLE)
         self.addresses_proxy.setSourceModel(self.addresses)
         self._addresses_job: int | None = None
+        self._addresses_started = 0.0
+        self._detail_peer: int | None = None  # the pairing the detail pane shows
         self._blocked = 0  # datagrams from blocked IPs since Clear (over sessions)
         self._blocked_seen = 0.0  # the node's counter at the last stats
         self._events_dropped = 0
@@ -284,6 +287,10 @@ class PacketLogPanel(QWidget):
         self.model.poll()
         if self.follow.isChecked() and at_bottom and not self.model.paused:
             self.table.scrollToBottom()
+        current = self.table.currentIndex()
+        p = self.model.packet(current.row()) if current.isValid() else None
+        if p is not None and p.peer != self._detail_peer:
+            self._selected(current, current)  # its reply came meanwhile
         self.refresh_status()
 
     def _tick(self) -> None:
@@ -358,7 +365,7 @@ class PacketLogPanel(QWidget):
         self.model.set_filter(where)
         self._selected(self.table.currentIndex(), QModelIndex())
         if self.tabs.currentWidget() is self.addresses_page:
-            self.refresh_addresses()
+            self.refresh_addresses(force=True)
         if self.follow.isChecked():
             self.table.scrollToBottom()
         self.refresh_status()
@@ -398,6 +405,7 @@ class PacketLogPanel(QWidget):
     # --- selection and pairs -------------------------------------------------------------------
     def _selected(self, current: QModelIndex, _previous: QModelIndex) -> None:
         p = self.model.packet(current.row()) if current.isValid() else None
+        self._detail_peer = p.peer if p is not None else None
         if p is None:
             self.detail.clear()
             self.pair_label.clear()
@@ -421,8 +429,12 @@ class PacketLogPanel(QWidget):
             return False
         row = self.model.row_of(p.peer)
         if row is None:
-            why = ("left the capture" if self.capture.packet(p.peer) is None
-                   else "is hidden by the filter")
+            if self.capture.packet(p.peer) is None:
+                why = "left the capture"
+            elif self.model.paused and p.peer >= self.model.frontier:
+                why = "came while paused: it shows on resume"
+            else:
+                why = "is hidden by the filter"
             self.pair_label.setText(f"No. {p.peer:,} {why}")
             return False
         self.table.selectRow(row)
@@ -482,11 +494,15 @@ class PacketLogPanel(QWidget):
         else:
             self._addresses_timer.stop()
 
-    def refresh_addresses(self) -> None:
-        """Recount the packets per address (those the filter shows), in the background."""
+    def refresh_addresses(self, force: bool = False) -> None:
+        """Recount the packets per address (those the filter shows), in the background;
+        ``force``: even if a count is running (the filter changed)."""
         if self._addresses_job is not None:
-            return  # the previous count is still running
+            if not force:
+                return  # the previous count is still running
+            self.capture.cancel(self._addresses_job)
         self._addresses_job = self.capture.start_addresses(self.model.filter)
+        self._addresses_started = time.monotonic()
         self.model.expect_results(True)
 
     def _addresses_arrived(self, results: list[AddressesResult]) -> None:
@@ -495,6 +511,9 @@ class PacketLogPanel(QWidget):
                 continue
             self._addresses_job = None
             self.model.expect_results(False)
+            # A big capture takes a while to count: never spend most of the writer's time on it.
+            took = time.monotonic() - self._addresses_started
+            self._addresses_timer.setInterval(max(ADDRESSES_EVERY_MS, int(4000 * took)))
             self.addresses.time_origin = self.capture.time_origin or 0.0
             self.addresses.set_rows(r.rows, r.truncated)
             shown = "the packets the filter shows" if self.model.filter is not None else (

@@ -10,6 +10,7 @@ import subprocess
 import sys
 import tempfile
 import threading
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -20,6 +21,7 @@ from dhtviewer.dht.messages import PingQuery, Response
 from dhtviewer.ui.capture import store as store_mod
 from dhtviewer.ui.capture import writer as writer_mod
 from dhtviewer.ui.capture.filter import compile_filter
+from dhtviewer.ui.capture.records import Packet
 from dhtviewer.ui.capture.store import MB, CaptureLimits, PacketCapture, remove_stale_files
 
 OWN = b"\x01" * 20
@@ -136,25 +138,36 @@ def test_a_stalled_writer_bounds_the_backlog_and_counts_the_loss(
     assert cap.memory_rows() <= 100
 
 
-def test_history_scan_and_live_match_agree(make) -> None:  # type: ignore[no-untyped-def]
+def test_a_filter_covers_the_history_and_the_rows_written_after(make) -> None:  # type: ignore[no-untyped-def]
     cap = make()
-    events = pings(3000)
-    events.append(ev.MalformedReceived(("127.0.7.3", 5002), 40, 203, "invalid bencode", False,
-                                       9.0, b"junk"))
-    feed(cap, events)
-    settle(cap)
-    everything = cap.packets(cap.first_seq, cap.next_seq)
-    for text in ("addr == 127.0.7.3", "dir == out and rtt < 1", "junk", "tid ~ 0a",
-                 "not method == ping", "size > 30 or type == malformed"):
+    feed(cap, pings(1500))
+    bad = ev.MalformedReceived(("127.0.7.3", 5002), 40, 203, "invalid bencode", False, 9.0,
+                               b"junk")
+    cases: dict[str, Callable[[Packet], bool]] = {
+        "addr == 127.0.7.3": lambda p: p.ip == "127.0.7.3",
+        "dir == out and size > 40": lambda p: p.direction.value == "out" and p.size > 40,
+        "junk": lambda p: b"junk" in p.data,
+        "not method == ping": lambda p: p.method != "ping",
+    }
+    for text, wanted in cases.items():
         f = compile_filter(text)
-        assert f is not None
-        job = cap.start_scan(f, cap.first_seq, cap.next_seq)
+        job = cap.start_filter(f, cap.first_seq, cap.next_seq)
+        results = []
+        more = [*pings(500, start=1500), bad]  # written after the filter started
+        for i in range(0, len(more), 300):
+            cap.add_events(more[i : i + 300])
+            results += cap.poll()
         assert cap.wait_idle(20.0)
-        found: list[int] = []
-        for r in cap.poll():
+        history: list[int] = []
+        live: list[int] = []
+        for r in results + cap.poll():
             if isinstance(r, writer_mod.ScanChunk) and r.job == job:
-                found = list(r.seqs) + found  # newest chunk first
-        assert found == cap.match_live(f, everything), text
+                history = list(r.seqs) + history  # newest chunk first
+            elif isinstance(r, writer_mod.LiveChunk) and r.job == job:
+                live += list(r.seqs)
+        everything = cap.packets(cap.first_seq, cap.next_seq)
+        assert history + live == [p.seq for p in everything if wanted(p)], text
+        assert not history or not live or history[-1] < live[0]
 
 
 def test_clear_and_lower_limits(make) -> None:  # type: ignore[no-untyped-def]
@@ -203,7 +216,7 @@ def test_no_file_at_all_keeps_a_bounded_capture_in_memory(
         feed(cap, pings(100))
         f = compile_filter("addr == 127.0.7.1")
         assert f is not None
-        cap.start_scan(f, cap.first_seq, cap.next_seq)
+        cap.start_filter(f, cap.first_seq, cap.next_seq)
         found = [s for r in cap.poll() if isinstance(r, writer_mod.ScanChunk) for s in r.seqs]
         assert len(found) == 10
     finally:

@@ -78,9 +78,11 @@ def test_filter_scans_history_in_chunks_then_follows_live(
     settle(model)
     assert not model.filtering and model.scan_progress() == 1.0
     assert col(model, COL_NO) == [str(s) for s in range(3, 401, 10)]
-    feed(model, pings(20, start=400))  # live rows are matched as they come
+    feed(model, pings(20, start=400))  # the writer matches new rows as it writes them
+    settle(model)
     assert col(model, COL_NO)[-2:] == ["403", "413"]
     feed(model, pings(200, start=420))  # the oldest matches leave with the ring
+    settle(model)
     assert col(model, COL_NO)[0] == "123" and model.rowCount() == 50
     model.set_filter(None)
     assert model.rowCount() == 500
@@ -101,9 +103,10 @@ def test_pause_holds_the_rows_and_resume_brings_them(
     model.set_paused(False)
     assert col(model, COL_NO) == [str(s) for s in range(1, 80, 10)]
     model.set_paused(True)
-    feed(model, pings(300, start=80))  # longer than memory holds: resume scans again
-    model.set_paused(False)
+    feed(model, pings(300, start=80))
     settle(model)
+    assert model.rowCount() == 8  # matched meanwhile, held until resume
+    model.set_paused(False)
     assert col(model, COL_NO) == [str(s) for s in range(1, 380, 10)]
     model.clear()
     assert model.rowCount() == 0 and capture.kept == 0

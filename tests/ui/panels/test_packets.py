@@ -193,6 +193,22 @@ def test_query_and_reply_are_paired_with_rtt_and_jump(panel: PacketLogPanel) -> 
     assert column(panel, COL_NO) == ["5"]
 
 
+def test_a_reply_that_comes_later_updates_the_selected_query(panel: PacketLogPanel) -> None:
+    a = ("127.0.5.1", 6881)
+    query, reply = query_and_reply(1, 1.0, a, incoming=False, rtt=0.3)
+    panel.add_events([query])
+    panel.table.selectRow(0)
+    assert panel.pair_label.text() == "No reply (yet)" and not panel.pair_button.isEnabled()
+    panel.pause.setChecked(True)
+    panel.add_events([reply])
+    assert panel.pair_label.text() == "Reply: No. 2 after 300.00 ms"
+    assert panel.pair_button.isEnabled()
+    assert not panel.goto_pair()  # the reply is not in the held view yet
+    assert "shows on resume" in panel.pair_label.text()
+    panel.pause.setChecked(False)
+    assert panel.goto_pair() and panel.table.currentIndex().row() == 1
+
+
 def test_packets_grouped_by_address(panel: PacketLogPanel, qtbot: QtBot) -> None:
     a, b = ("127.0.5.1", 6881), ("127.0.5.2", 6882)
     events = [*query_and_reply(1, 1.0, a), *query_and_reply(2, 1.5, a, incoming=False),
