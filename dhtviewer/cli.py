@@ -1,6 +1,8 @@
 """The ``dhtviewer`` command: the GUI by default, and headless subcommands for scripts.
 
-Subcommands: ``lookup``, ``announce``, ``ping`` (one operation, human or ``--json`` output),
+Subcommands: ``lookup`` (``--scrape``: BEP 33 swarm estimate), ``announce``, ``ping``, ``get`` and
+``put`` (BEP 44 items), ``sample`` (BEP 51: one node, or ``--crawl``) (one operation, human or
+``--json`` output; ``get``/``put``/``sample`` are in ``cli_items.py``),
 ``node`` (a headless node until interrupted), ``testnet`` (a local test network until
 interrupted), ``simnet`` (a simulated internet-scale Mainline until interrupted) and
 ``selftest`` (the whole application, checked offline in a few seconds).
@@ -151,6 +153,13 @@ def build_parser() -> argparse.ArgumentParser:
     lk = sub.add_parser("lookup", parents=[verbose, net, out], help="find peers for an info-hash",
                         description="Bootstrap, then find peers for an info-hash.")
     lk.add_argument("info_hash", type=_info_hash, metavar="INFOHASH_OR_MAGNET")
+    lk.add_argument("--scrape", action="store_true",
+                    help="also estimate the swarm's seeds and downloaders (BEP 33 scrape of "
+                    "the closest nodes)")
+
+    from dhtviewer.cli_items import add_item_commands
+
+    add_item_commands(sub, [verbose, net, out])
 
     an = sub.add_parser("announce", parents=[verbose, net, out],
                         help="announce that we have an info-hash",
@@ -239,7 +248,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         from dhtviewer.simnet.command import run as simnet
 
         return simnet(args)
+    from dhtviewer.cli_items import RUNNERS
+
     runner = {
+        **RUNNERS,
         "lookup": _lookup,
         "announce": _announce,
         "ping": _ping,
@@ -333,7 +345,12 @@ async def _lookup(args: argparse.Namespace) -> int:
         if not await _wait_ready(session, args.timeout):
             return EXIT_FAILED
         bootstrap_s = time.perf_counter() - t0
-        result = await session.find_peers(args.info_hash, timeout=args.timeout)
+        scrape = None
+        if getattr(args, "scrape", False):
+            scrape = await session.scrape(args.info_hash, timeout=args.timeout)
+            result = scrape.lookup
+        else:
+            result = await session.find_peers(args.info_hash, timeout=args.timeout)
     finally:
         await session.stop()
     if result.cancelled:
@@ -348,6 +365,14 @@ async def _lookup(args: argparse.Namespace) -> int:
             "bootstrap_s": round(bootstrap_s, 4),
             "elapsed_s": round(result.elapsed, 4),
             "closest": [{"id": i.hex(), "addr": format_addr(a)} for i, a in result.closest],
+            **({} if scrape is None else {"scrape": {
+                "seeds": round(scrape.seeds, 1),
+                "downloaders": round(scrape.downloaders, 1),
+                "nodes": scrape.nodes,
+                "legacy_nodes": scrape.legacy,
+                "saturated": scrape.saturated,
+                "cancelled": scrape.cancelled,
+            }}),
         })
         return EXIT_OK
     print(f"info_hash  {result.info_hash.hex()}")
@@ -355,6 +380,13 @@ async def _lookup(args: argparse.Namespace) -> int:
     print(f"lookup     {result.elapsed:.2f} s, {result.queried} nodes queried, "
           f"{result.responded} responded")
     print(f"peers      {len(result.peers)}")
+    if scrape is not None:
+        if scrape.cancelled or scrape.nodes == 0:
+            print("swarm      no scrape answer (BEP 33)")
+        else:
+            more = "at least " if scrape.saturated else "~"
+            print(f"swarm      {more}{scrape.seeds:.0f} seeds, {more}{scrape.downloaders:.0f} "
+                  f"downloaders (BEP 33, {scrape.nodes} nodes)")
     for peer in result.peers:
         print(f"  {format_addr(peer)}")
     print("closest nodes")

@@ -31,9 +31,12 @@ class AnnounceRound(TransactionOwner):
         *,
         emit: Callable[[ev.Event], None],
         on_done: Callable[[AnnounceRound], None],
+        seed: bool | None = None,
     ) -> None:
         """``port``: the TCP port announced (with ``implied_port`` the receiver uses our UDP
-        source port instead). ``on_done(round)`` runs once, after ``AnnounceFinished``."""
+        source port instead). ``on_done(round)`` runs once, after ``AnnounceFinished``.
+        ``seed``: BEP 33 ``seed`` flag (None: not sent)."""
+        self.seed = seed
         self.lookup_id = lookup_id
         self.info_hash = info_hash
         self.port = port
@@ -64,6 +67,7 @@ class AnnounceRound(TransactionOwner):
                 port=max(self.port, 1) if self.implied_port else self.port,
                 token=c.token,
                 implied_port=self.implied_port,
+                seed=self.seed,
             )
             if p is not None:
                 self.pending.add(c.addr)

@@ -112,5 +112,13 @@ class Counters:
     """Whole swarms dropped to make room."""
     peers_expired: int = 0
 
+    # --- BEP 44 item store ---------------------------------------------------------------------
+    items_stored: int = 0
+    """Puts accepted (new items, newer seqs and refreshes)."""
+    puts_refused: int = 0
+    """Puts answered with an error (size, salt, token, signature, cas, seq)."""
+    item_gets_served: int = 0
+    """get queries answered with a stored item."""
+
     def as_dict(self) -> dict[str, int]:
         return asdict(self)

@@ -240,6 +240,122 @@ class PingFinished:
     at: float
 
 
+# --- BEP 44 items -------------------------------------------------------------------------------
+@dataclass(frozen=True, slots=True)
+class ItemFound:
+    """A get or put lookup received a valid item from ``node_id``: ``value`` bencoded;
+    ``public_key``/``seq`` for a mutable item (None for an immutable one)."""
+
+    lookup_id: int
+    node_id: bytes
+    addr: Addr
+    value: bytes
+    public_key: bytes | None
+    seq: int | None
+    at: float
+
+
+@dataclass(frozen=True, slots=True)
+class ItemRejected:
+    """A node returned an item that failed verification; ``reason`` says which check."""
+
+    lookup_id: int
+    node_id: bytes
+    addr: Addr
+    reason: str
+    at: float
+
+
+@dataclass(frozen=True, slots=True)
+class ItemGetFinished:
+    """A get lookup ended (after its ``LookupFinished``). ``value`` (bencoded) and the other
+    item fields are None when no valid item was found; ``holders`` returned the newest one;
+    ``rejected`` answers failed verification, ``reasons`` the distinct reasons why."""
+
+    lookup_id: int
+    target: bytes
+    value: bytes | None
+    public_key: bytes | None
+    seq: int | None
+    signature: bytes | None
+    holders: tuple[Addr, ...]
+    rejected: int
+    reasons: tuple[str, ...]
+    cancelled: bool
+    at: float
+
+
+@dataclass(frozen=True, slots=True)
+class ItemPutFinished:
+    """A put ended: ``stored_at`` accepted the item; ``failed`` are (address, why) for the
+    others (a KRPC error such as "302 ..." or "timeout"). ``seq`` of a mutable item as put."""
+
+    lookup_id: int
+    target: bytes
+    public_key: bytes | None
+    seq: int | None
+    stored_at: tuple[Addr, ...]
+    failed: tuple[tuple[Addr, str], ...]
+    at: float
+
+
+@dataclass(frozen=True, slots=True)
+class ItemStored:
+    """Server side: ``addr`` put an item on us. ``new``: it was not stored before (else a
+    newer seq or a refresh); ``size``: bytes of the bencoded value."""
+
+    target: bytes
+    public_key: bytes | None
+    seq: int | None
+    size: int
+    addr: Addr
+    new: bool
+    at: float
+
+
+# --- BEP 33 and BEP 51 ---------------------------------------------------------------------------
+@dataclass(frozen=True, slots=True)
+class ScrapeFinished:
+    """The scrape round after a get_peers lookup: estimated distinct ``seeds`` and
+    ``downloaders`` over the filters of ``nodes`` closest nodes (``legacy`` of them answered
+    with peers only). ``saturated``: a merged filter is too full to be trusted."""
+
+    lookup_id: int
+    info_hash: bytes
+    seeds: float
+    downloaders: float
+    nodes: int
+    legacy: int
+    saturated: bool
+    cancelled: bool
+    at: float
+
+
+@dataclass(frozen=True, slots=True)
+class SamplesReceived:
+    """A BEP 51 answer (``op_id``: the crawl's, or the direct query's). ``error`` is set when the
+    node does not speak BEP 51 (an error reply, or no ``samples``) or did not answer; then
+    ``node_id`` may be None and there are no samples."""
+
+    op_id: int
+    node_id: bytes | None
+    addr: Addr
+    samples: tuple[bytes, ...]
+    num: int | None
+    interval: int | None
+    error: str | None
+    at: float
+
+
+@dataclass(frozen=True, slots=True)
+class CrawlFinished:
+    """A crawl stopped (``DhtNode.stop_crawl``). ``stats``: the sampler's counts."""
+
+    op_id: int
+    stats: dict[str, int]
+    at: float
+
+
 @dataclass(frozen=True, slots=True)
 class TaskFailed:
     """A task scheduled on the node (``DhtNode.call_at``/``call_every``) raised ``error``
@@ -270,6 +386,14 @@ Event = (
     | AnnounceReceived
     | PingFinished
     | TaskFailed
+    | ItemFound
+    | ItemRejected
+    | ItemGetFinished
+    | ItemPutFinished
+    | ItemStored
+    | ScrapeFinished
+    | SamplesReceived
+    | CrawlFinished
 )
 
 TRAFFIC_EVENTS = (MessageSent, MessageReceived)

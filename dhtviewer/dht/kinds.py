@@ -34,7 +34,7 @@ class NodeState(TextEnum):
 
 
 class LookupKind(TextEnum):
-    """What a lookup is for. The first three are started by users, the last two by the node."""
+    """What a lookup is for. Bootstrap and refresh are the node's own; users start the others."""
 
     GET_PEERS = "get_peers"
     """Iterative get_peers: collects peers and the K closest nodes."""
@@ -46,6 +46,10 @@ class LookupKind(TextEnum):
     """find_node of our own id, seeded with bootstrap addresses."""
     REFRESH = "refresh"
     """find_node of a random id in a stale bucket."""
+    GET_ITEM = "get"
+    """BEP 44: iterative get: the newest valid item under a target, and who holds it."""
+    PUT_ITEM = "put"
+    """BEP 44: an iterative get (tokens, the newest seq), then put to the K closest."""
 
     @property
     def internal(self) -> bool:
@@ -80,3 +84,9 @@ class OwnerKind(TextEnum):
     """A routing-table ping (verification of a candidate, ping before evict)."""
     CUSTOM = "custom"
     """A query sent through ``DhtNode.send_query`` (custom KRPC methods, library users)."""
+    PUT = "put"
+    """The put round of a BEP 44 put lookup."""
+    SCRAPE = "scrape"
+    """The BEP 33 scrape round after a get_peers lookup."""
+    SAMPLE = "sample"
+    """BEP 51 sample_infohashes: a crawl, or one direct query."""

@@ -7,18 +7,24 @@ the owner of its queries through a small ``TransactionOwner``. Every lookup emit
 it goes, and exactly one ``LookupFinished``; an announce then one ``AnnounceFinished``.
 
 What a lookup of each kind asks is ``QUERY_OF_KIND``; a new kind (BEP 44 ``get``, say) adds its
-member to ``LookupKind`` and its query here, and handles what it collects in ``on_response``.
+member to ``LookupKind`` and its query here. What a kind collects beyond contacts and peers goes
+to the ``on_response`` hook given at ``start`` (which may also end the lookup early), and a
+second phase after the lookup settles (announce_peer, BEP 44 put, BEP 33 scrape) is started by
+the ``then`` hook: it returns a ``Phase``, a transaction owner that reports its own end through
+the callback it was given, and is cancelled with the lookup.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from functools import partial
+from typing import Protocol
 
 from dhtviewer.dht import events as ev
 from dhtviewer.dht.announce import AnnounceRound
 from dhtviewer.dht.kinds import LookupKind, OwnerKind
-from dhtviewer.dht.lookup import Lookup
-from dhtviewer.dht.messages import Addr, FindNodeQuery, GetPeersQuery, Query, Response
+from dhtviewer.dht.lookup import Candidate, Lookup
+from dhtviewer.dht.messages import Addr, FindNodeQuery, GetPeersQuery, GetQuery, Query, Response
 from dhtviewer.dht.node_id import ID_BYTES
 from dhtviewer.dht.outbox import Outbox
 from dhtviewer.dht.routing_table import RoutingTable
@@ -32,11 +38,31 @@ QUERY_OF_KIND: dict[LookupKind, tuple[type[Query], str]] = {
     LookupKind.FIND_NODE: (FindNodeQuery, "target"),
     LookupKind.BOOTSTRAP: (FindNodeQuery, "target"),
     LookupKind.REFRESH: (FindNodeQuery, "target"),
+    LookupKind.GET_ITEM: (GetQuery, "target"),
+    LookupKind.PUT_ITEM: (GetQuery, "target"),
 }
 """The query each kind of lookup sends, and the argument that carries its target."""
 
 FinishHook = Callable[[Lookup, float, bool], None]
 """Called as ``hook(lookup, now, cancelled)`` right after a lookup's ``LookupFinished``."""
+
+ResponseHook = Callable[[Lookup, Candidate, Response, float], bool]
+"""Called as ``hook(lookup, candidate, reply, now)`` for each answer the lookup uses (after its
+contacts and peers are taken); returning True ends the lookup at once."""
+
+
+class Phase(Protocol):
+    """A lookup's second phase (``AnnounceRound``, ``PutRound``, ``ScrapeRound``): the owner of
+    its queries, which ends once, calling the ``done`` callback it was started with."""
+
+    lookup_id: int
+
+    def finish(self, now: float, *, cancelled: bool = False) -> None: ...
+
+
+PhaseStarter = Callable[[Lookup, float, Callable[[TransactionOwner], None]], "Phase | None"]
+"""``starter(lookup, now, done)`` starts the phase after ``LookupFinished`` (not cancelled) and
+returns it, or None when there is nothing to do (it must then have reported its end itself)."""
 
 
 class LookupLimitError(RuntimeError):
@@ -97,9 +123,10 @@ class LookupManager:
         self.lookups: dict[int, Lookup] = {}
         """Running lookups, in either phase of an announce."""
         self._owners: dict[int, _LookupQueries] = {}
-        self._announces: dict[int, AnnounceRound] = {}
+        self._phases: dict[int, Phase] = {}
         self._hooks: dict[int, FinishHook] = {}
-        self._announce_args: dict[int, tuple[int, bool]] = {}
+        self._then: dict[int, PhaseStarter] = {}
+        self._on_response_hooks: dict[int, ResponseHook] = {}
 
     def __len__(self) -> int:
         return len(self.lookups)
@@ -115,12 +142,15 @@ class LookupManager:
         alpha: int | None = None,
         short_timeout: float | None = None,
         on_finished: FinishHook | None = None,
-        announce: tuple[int, bool] | None = None,
+        announce: tuple[int, bool] | tuple[int, bool, bool | None] | None = None,
+        on_response: ResponseHook | None = None,
+        then: PhaseStarter | None = None,
     ) -> Lookup:
         """Start a lookup of ``kind`` toward ``target``, seeded with the routing table's 2K
         closest entries and ``seeds`` (addresses whose ids are unknown). ``alpha`` and
         ``short_timeout`` override the settings for this lookup; ``announce``: (port,
-        implied_port) for ``LookupKind.ANNOUNCE``. Raises ValueError for a bad target and
+        implied_port[, seed]) for ``LookupKind.ANNOUNCE``. ``on_response`` and ``then``: see
+        ``ResponseHook`` and ``PhaseStarter``. Raises ValueError for a bad target and
         ``LookupLimitError`` when ``max_lookups`` are running."""
         if len(target) != ID_BYTES:
             raise ValueError("lookup target must be 20 bytes")
@@ -129,6 +159,8 @@ class LookupManager:
             raise LookupLimitError(f"{len(self.lookups)} lookups already running")
         if (kind == LookupKind.ANNOUNCE) != (announce is not None):
             raise ValueError("an announce lookup needs its port, and only it")
+        if announce is not None and then is not None:
+            raise ValueError("an announce lookup has its own second phase")
         if alpha is not None and alpha < 1:
             raise ValueError(f"alpha must be at least 1, got {alpha}")
         if short_timeout is not None and not short_timeout > 0:
@@ -149,7 +181,11 @@ class LookupManager:
         if on_finished is not None:
             self._hooks[lid] = on_finished
         if announce is not None:
-            self._announce_args[lid] = announce
+            then = partial(self._start_announce, announce)
+        if then is not None:
+            self._then[lid] = then
+        if on_response is not None:
+            self._on_response_hooks[lid] = on_response
         for table in self.tables.values():
             lk.add_nodes(table.closest(target, s.k * 2, now), None, 0)
         for a in seeds:
@@ -208,9 +244,9 @@ class LookupManager:
         if lk is None:
             return False
         self.rpc.cancel(self._owners[lookup_id])
-        round_ = self._announces.get(lookup_id)
-        if round_ is not None:
-            self.rpc.cancel(round_)
+        phase = self._phases.get(lookup_id)
+        if phase is not None:
+            self.rpc.cancel(phase)  # type: ignore[arg-type]
         self._finish(lk, now, cancelled=True)
         return True
 
@@ -236,6 +272,10 @@ class LookupManager:
         emit(ev.LookupResponse(lk.id, r.sender_id, p.addr, rtt, new_nodes, len(peers), now))
         if peers:
             emit(ev.PeersFound(lk.id, r.sender_id, tuple(new_peers), now, tuple(peers)))
+        hook = self._on_response_hooks.get(lk.id)
+        if hook is not None and hook(lk, cand, r, now):
+            self._finish(lk, now)
+            return
         self.step(lk, now)
 
     def _on_failure(self, lk: Lookup, p: Pending, error: str | None, now: float) -> None:
@@ -249,10 +289,10 @@ class LookupManager:
 
     # --- finishing ---------------------------------------------------------------------------
     def _finish(self, lk: Lookup, now: float, cancelled: bool = False) -> None:
-        round_ = self._announces.get(lk.id)
-        if round_ is not None:
-            # Cancelled during its announce round: the lookup phase already reported.
-            round_.finish(now, cancelled=True)
+        phase = self._phases.get(lk.id)
+        if phase is not None:
+            # Cancelled during its second phase: the lookup phase already reported.
+            phase.finish(now, cancelled=True)
             return
         lk.finished = True
         lk.finished_at = now
@@ -272,31 +312,61 @@ class LookupManager:
                 now,
             )
         )
-        announce = self._announce_args.pop(lk.id, None)
-        if announce is not None and not cancelled:
-            self._start_announce(lk, announce, now)
+        then = self._then.pop(lk.id, None)
+        self._on_response_hooks.pop(lk.id, None)
+        if then is not None and not cancelled:
+            # The lookup stays registered (it counts toward max_lookups, and can be cancelled)
+            # until its phase reports its end through _phase_done.
+            lid = lk.id
+            self._phases[lid] = _Starting(lid)
+            phase = then(lk, now, self._phase_done)
+            if lid in self._phases:  # the phase did not end while it started
+                if phase is None:
+                    self._forget(lid)
+                else:
+                    self._phases[lid] = phase
             return
         hook = self._hooks.pop(lk.id, None)
         self._forget(lk.id)
         if hook is not None:
             hook(lk, now, cancelled)
 
-    def _start_announce(self, lk: Lookup, announce: tuple[int, bool], now: float) -> None:
-        port, implied = announce
+    def _start_announce(
+        self,
+        announce: tuple[int, bool] | tuple[int, bool, bool | None],
+        lk: Lookup,
+        now: float,
+        done: Callable[[TransactionOwner], None],
+    ) -> Phase:
+        port, implied = announce[0], announce[1]
+        seed = announce[2] if len(announce) > 2 else None
         round_ = AnnounceRound(
-            lk.id, lk.target, port, implied, emit=self.outbox.emit, on_done=self._announce_done
+            lk.id, lk.target, port, implied, emit=self.outbox.emit, on_done=done, seed=seed
         )
-        self._announces[lk.id] = round_
         holders = [c for c in lk.closest() if c.token is not None][: self.settings.k]
         round_.start(holders, self.rpc.send, now)
+        return round_
 
-    def _announce_done(self, round_: AnnounceRound) -> None:
-        self.rpc.cancel(round_)
-        self._forget(round_.lookup_id)
+    def _phase_done(self, phase: TransactionOwner) -> None:
+        self.rpc.cancel(phase)
+        lookup_id = getattr(phase, "lookup_id", None)
+        if isinstance(lookup_id, int):
+            self._forget(lookup_id)
 
     def _forget(self, lookup_id: int) -> None:
         self.lookups.pop(lookup_id, None)
         self._owners.pop(lookup_id, None)
-        self._announces.pop(lookup_id, None)
-        self._announce_args.pop(lookup_id, None)
+        self._phases.pop(lookup_id, None)
+        self._then.pop(lookup_id, None)
         self._hooks.pop(lookup_id, None)
+        self._on_response_hooks.pop(lookup_id, None)
+
+
+class _Starting:
+    """Stands for a phase while its starter runs (so a cancel meanwhile is harmless)."""
+
+    def __init__(self, lookup_id: int) -> None:
+        self.lookup_id = lookup_id
+
+    def finish(self, now: float, *, cancelled: bool = False) -> None:
+        pass

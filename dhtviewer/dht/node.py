@@ -1,10 +1,13 @@
-"""DhtNode: the sans-IO Mainline DHT node (BEP 5, with BEP 32, 42, 43 and BEP 51 answers).
+"""DhtNode: the sans-IO Mainline DHT node (BEP 5, with BEP 32, 33, 42, 43, 44 and 51).
 
 The node wires its parts together and drives them; each part is its own module:
 
 * ``rpc.Rpc``: our queries, reply matching, timeouts, and what every answer teaches;
 * ``responder.Responder``: what each query gets back (a method -> handler registry);
 * ``lookups.LookupManager`` and ``announce.AnnounceRound``: lookups and announces;
+* ``item_lookup`` (BEP 44 get and put), ``scrape_round`` (BEP 33), ``crawler`` (BEP 51 crawl
+  and direct queries) on the requesting side; ``item_service`` (BEP 44 get/put answers, with
+  ``item_store.ItemStore``) on the storage side;
 * ``refresh.Refresher``: bootstrap and bucket refresh;
 * ``routing_table.RoutingTable`` (with its ``RoutingPolicy``), ``peer_store.PeerStore``,
   ``tokens.TokenIssuer``, ``rate_limit.RateLimiter``, ``external_ip.ExternalIpVoter``;
@@ -38,10 +41,14 @@ from dhtviewer.dht import events as ev
 from dhtviewer.dht import krpc
 from dhtviewer.dht.addresses import acceptable_address, ip_family
 from dhtviewer.dht.counters import Counters
+from dhtviewer.dht.crawler import UNKNOWN_ID, Crawl, DirectSample
 from dhtviewer.dht.external_ip import ExternalIpVoter
+from dhtviewer.dht.item_lookup import PutRequest, start_get, start_put
+from dhtviewer.dht.item_service import ItemService
+from dhtviewer.dht.item_store import ItemStore
 from dhtviewer.dht.kinds import LookupKind, NodeState, OwnerKind
 from dhtviewer.dht.lookup import Lookup
-from dhtviewer.dht.lookups import LookupLimitError, LookupManager
+from dhtviewer.dht.lookups import LookupLimitError, LookupManager, Phase
 from dhtviewer.dht.messages import (
     PROTOCOL_ERROR,
     SERVER_ERROR,
@@ -52,6 +59,7 @@ from dhtviewer.dht.messages import (
     PingQuery,
     Query,
     Response,
+    SampleInfohashesQuery,
     UnknownQuery,
     method_of,
 )
@@ -64,6 +72,8 @@ from dhtviewer.dht.responder import Handler, Responder
 from dhtviewer.dht.routing_policy import RoutingPolicy
 from dhtviewer.dht.routing_table import RoutingSnapshot, RoutingTable
 from dhtviewer.dht.rpc import Rpc
+from dhtviewer.dht.sampler import Sampler
+from dhtviewer.dht.scrape_round import ScrapeRound
 from dhtviewer.dht.settings import DhtSettings
 from dhtviewer.dht.tasks import ScheduledTask, Scheduler, Task
 from dhtviewer.dht.tokens import TokenIssuer
@@ -180,6 +190,12 @@ class DhtNode:
             counters=c,
             emit=emit,
         )
+        self._items = ItemStore(max_items=s.max_items, ttl=s.item_ttl)
+        ItemService(
+            responder=self._responder, store=self._items, tokens=self._tokens, counters=c,
+            emit=emit,
+        ).register()
+        self._crawl: Crawl | None = None
 
     # ============================================================================== driving ==
     def receive(self, data: bytes, addr: Addr, now: float) -> None:
@@ -225,6 +241,9 @@ class DhtNode:
         nxt = store.next_expiry()
         if nxt is not None and nxt <= now:
             store.expire(now)
+        nxt = self._items.next_expiry()
+        if nxt is not None and nxt <= now:
+            self._items.expire(now)
         self._refresher.tick(now)
         # Lookups blocked by a full transaction table get another chance here.
         self._lookups.step_all(now)
@@ -234,6 +253,7 @@ class DhtNode:
         candidates = (
             self._rpc.next_deadline(),
             self._store.next_expiry(),
+            self._items.next_expiry(),
             self._refresher.next_deadline(),
             self._tasks.next_deadline(),
         )
@@ -266,19 +286,119 @@ class DhtNode:
         seeds: Sequence[Addr] = (),
         alpha: int | None = None,
         short_timeout: float | None = None,
+        scrape: bool = False,
     ) -> int:
         """kind: "get_peers" or "find_node". Emits LookupStarted ... LookupFinished.
         ``alpha`` and ``short_timeout`` override the settings for this lookup (a fixed short
-        timeout instead of the adaptive one)."""
+        timeout instead of the adaptive one). ``scrape`` (get_peers only): then ask the K
+        closest for their BEP 33 filters (``ScrapeFinished``)."""
         try:
             lookup_kind = LookupKind(kind)
         except ValueError:
             lookup_kind = None
         if lookup_kind not in _USER_KINDS:
             raise ValueError(f"unknown lookup kind {kind!r}")
+        if scrape and lookup_kind != LookupKind.GET_PEERS:
+            raise ValueError("only a get_peers lookup can scrape")
         return self._lookups.start(
-            target, lookup_kind, now, seeds=seeds, alpha=alpha, short_timeout=short_timeout
+            target,
+            lookup_kind,
+            now,
+            seeds=seeds,
+            alpha=alpha,
+            short_timeout=short_timeout,
+            then=self._start_scrape if scrape else None,
         ).id
+
+    def get_item(
+        self, target: bytes, now: float, *, salt: bytes = b"", seeds: Sequence[Addr] = ()
+    ) -> int:
+        """BEP 44 get of ``target`` (``salt``: the one a mutable item was put with; it is
+        not on the wire but checked against the target). Emits ItemFound/ItemRejected as
+        answers come, then LookupFinished and ItemGetFinished."""
+        return start_get(
+            self._lookups, target, now, salt=salt, seeds=seeds, emit=self._outbox.emit
+        )
+
+    def put_item(self, request: PutRequest, now: float, *, seeds: Sequence[Addr] = ()) -> int:
+        """BEP 44 put of ``request`` to the K closest nodes: LookupFinished, then
+        ItemPutFinished (where it was stored, and why not elsewhere)."""
+        return start_put(
+            self._lookups,
+            request,
+            now,
+            seeds=seeds,
+            emit=self._outbox.emit,
+            send=self._rpc.send,
+            k=self._settings.k,
+        )
+
+    def sample(self, addr: Addr, now: float, *, target: bytes | None = None) -> int:
+        """One BEP 51 sample_infohashes to ``addr``; ends with SamplesReceived(op_id=returned
+        id)."""
+        op = self._new_op()
+        owner = DirectSample(op, self._outbox.emit)
+        aim = target if target is not None else random_id(self._rng)
+        if self._rpc.send(SampleInfohashesQuery, addr, None, now, owner, target=aim) is None:
+            self._outbox.emit(
+                ev.SamplesReceived(op, None, addr, (), None, None, "too many queries", now)
+            )
+        return op
+
+    def start_crawl(
+        self, now: float, *, rate: float | None = None, seeds: Sequence[Addr] = ()
+    ) -> int:
+        """Crawl the DHT with BEP 51 sample_infohashes (one crawl at a time; ``rate``: queries
+        per second, default ``crawl_rate``), starting from the routing table and ``seeds``.
+        Emits SamplesReceived per answer until ``stop_crawl`` (CrawlFinished)."""
+        if self._crawl is not None and not self._crawl.stopped:
+            raise RuntimeError("a crawl is already running")
+        s = self._settings
+        sampler = Sampler(
+            self._rng,
+            now,
+            rate=s.crawl_rate if rate is None else rate,
+            max_inflight=s.crawl_max_inflight,
+            max_known=s.crawl_max_known,
+            max_visits=s.crawl_max_visits,
+        )
+        own = self._node_id
+        crawl = self._crawl = Crawl(
+            self._new_op(),
+            sampler,
+            send=self._rpc.send,
+            emit=self._outbox.emit,
+            schedule=lambda when, fn: self._tasks.call_at(when, fn, name="crawl"),
+            contact_ok=lambda n: n.id != own and self._addr_ok(n.addr),
+        )
+        contacts = [n for t in self._tables.values() for n in t.export_nodes()]
+        # Seeds have unknown ids: a placeholder until they answer (the sampler keys by
+        # address, and the reply's id replaces it).
+        contacts += [NodeInfo(UNKNOWN_ID, a) for a in seeds if self._addr_ok(a)]
+        crawl.add_contacts(contacts, now)
+        return crawl.op_id
+
+    def stop_crawl(self, now: float) -> None:
+        """Stop the running crawl (no-op if none): CrawlFinished; late answers are dropped."""
+        crawl = self._crawl
+        if crawl is not None and not crawl.stopped:
+            self._rpc.cancel(crawl)
+            crawl.stop(now)
+
+    def crawl_stats(self) -> dict[str, int] | None:
+        """The running (or last) crawl's counts: queried, replied, failed, supported,
+        unsupported, dropped_contacts, known, pending, inflight (None before any crawl)."""
+        crawl = self._crawl
+        if crawl is None:
+            return None
+        out = dict(crawl.sampler.stats)
+        out.update(
+            known=crawl.sampler.known(),
+            pending=crawl.sampler.pending(),
+            inflight=crawl.sampler.inflight,
+            running=int(not crawl.stopped),
+        )
+        return out
 
     def announce(
         self,
@@ -288,13 +408,15 @@ class DhtNode:
         *,
         implied_port: bool = False,
         seeds: Sequence[Addr] = (),
+        seed: bool | None = None,
     ) -> int:
         """get_peers lookup, then announce_peer to the K closest token holders; ends with
-        LookupFinished (kind "announce") then AnnounceFinished."""
+        LookupFinished (kind "announce") then AnnounceFinished. ``seed``: BEP 33 flag (we have
+        the whole torrent), counted in scrapes' seed filter."""
         if not (implied_port or 0 < port < 65536):
             raise ValueError(f"port must be 1..65535, got {port}")
         return self._lookups.start(
-            info_hash, LookupKind.ANNOUNCE, now, seeds=seeds, announce=(port, implied_port)
+            info_hash, LookupKind.ANNOUNCE, now, seeds=seeds, announce=(port, implied_port, seed)
         ).id
 
     def cancel_lookup(self, lookup_id: int, now: float) -> None:
@@ -416,6 +538,11 @@ class DhtNode:
         return self._store
 
     @property
+    def items(self) -> ItemStore:
+        """The BEP 44 items stored on us (read-only use: ``snapshot(now)``)."""
+        return self._items
+
+    @property
     def limiter(self) -> RateLimiter:
         return self._limiter
 
@@ -456,6 +583,7 @@ class DhtNode:
         out["lookups"] = len(self._lookups)
         out["stored_info_hashes"] = store.info_hash_count()
         out["stored_peers"] = store.peer_count()
+        out["stored_items"] = len(self._items)
         out["blocked_ips"] = len(limiter.blocked_ips(now))
         out["tracked_ips"] = limiter.tracked()
         out["queued_events"] = self._outbox.queued_events()
@@ -486,6 +614,13 @@ class DhtNode:
         return bep42_id(ip, rng)
 
     # ============================================================================ internals ==
+    def _start_scrape(
+        self, lk: Lookup, now: float, done: Callable[[TransactionOwner], None]
+    ) -> Phase:
+        round_ = ScrapeRound(lk.id, lk.target, emit=self._outbox.emit, on_done=done)
+        round_.start(lk.closest(), self._rpc.send, now)
+        return round_
+
     def _new_op(self) -> int:
         return next(self._ops)
 

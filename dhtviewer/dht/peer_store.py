@@ -33,6 +33,7 @@ from collections import OrderedDict
 from itertools import chain
 
 from dhtviewer.dht.addresses import ip_family
+from dhtviewer.dht.bloom import BloomFilter
 from dhtviewer.dht.counters import Counters
 from dhtviewer.dht.messages import Addr
 
@@ -43,11 +44,13 @@ class _Swarm:
     """The peers of one info_hash, per address family, least recently announced first.
     Values are the announced ``seed`` flag."""
 
-    __slots__ = ("v4", "v6")
+    __slots__ = ("filters", "v4", "v6")
 
     def __init__(self) -> None:
         self.v4: OrderedDict[Addr, bool | None] = OrderedDict()
         self.v6: OrderedDict[Addr, bool | None] = OrderedDict()
+        self.filters: tuple[bytes, bytes] | None = None
+        """BEP 33 (seeds, downloaders) filters, cached until the swarm changes."""
 
     def of(self, family: int) -> OrderedDict[Addr, bool | None]:
         return self.v6 if family == 6 else self.v4
@@ -104,6 +107,7 @@ class PeerStore:
             self._swarms.move_to_end(info_hash)
         peers = swarm.of(ip_family(peer[0]))
         key = (info_hash, peer)
+        swarm.filters = None
         if peer in peers:
             peers[peer] = seed
             peers.move_to_end(peer)
@@ -137,6 +141,7 @@ class PeerStore:
             ):
                 peers = swarm.v6
         peer, _ = peers.popitem(last=False)
+        swarm.filters = None
         del self._expiry[(info_hash, peer)]
         self.counters.peers_evicted += 1
 
@@ -146,6 +151,7 @@ class PeerStore:
         (info_hash, peer), _ = self._expiry.popitem(last=False)
         swarm = self._swarms[info_hash]
         del swarm.of(ip_family(peer[0]))[peer]
+        swarm.filters = None
         if not swarm and info_hash != keep:
             del self._swarms[info_hash]
         self.counters.peers_evicted += 1
@@ -163,6 +169,7 @@ class PeerStore:
             info_hash, peer = key
             swarm = self._swarms[info_hash]
             del swarm.of(ip_family(peer[0]))[peer]
+            swarm.filters = None
             if not swarm:
                 del self._swarms[info_hash]
             dropped += 1
@@ -177,9 +184,11 @@ class PeerStore:
         rng: random.Random,
         max_count: int,
         family: int | None = None,
+        *,
+        noseed: bool = False,
     ) -> list[Addr]:
         """Up to ``max_count`` live peers of ``info_hash``. ``family`` (4 or 6) keeps only that
-        address family.
+        address family; ``noseed`` (BEP 33) leaves out the peers that announced ``seed=1``.
 
         The answer is a window of up to ``max_count`` consecutive peers (in announce order,
         wrapping around) at a random offset: over many replies every peer is handed out equally
@@ -194,13 +203,34 @@ class PeerStore:
         swarm = self._swarms.get(info_hash)
         if swarm is None or max_count <= 0:
             return []
-        pool = [*swarm.v4, *swarm.v6] if family is None else list(swarm.of(family))
+        if family is None:
+            items = [*swarm.v4.items(), *swarm.v6.items()]
+            pool = [a for a, seed in items if not seed] if noseed else [a for a, _ in items]
+        elif noseed:
+            pool = [a for a, seed in swarm.of(family).items() if not seed]
+        else:
+            pool = list(swarm.of(family))
         n = len(pool)
         if n == 0:
             return pool
         start = rng.randrange(n)
         end = start + min(max_count, n)
         return pool[start:end] if end <= n else pool[start:] + pool[: end - n]
+
+    def scrape_filters(self, info_hash: bytes, now: float) -> tuple[bytes, bytes] | None:
+        """BEP 33 ``(BFsd, BFpe)``: the Bloom filters of the addresses of the live peers of
+        ``info_hash`` that announced ``seed=1``, and of the others (None when we store no peer
+        of it). Cached per swarm until it changes: a scrape flood costs no hashing."""
+        self.expire(now)
+        swarm = self._swarms.get(info_hash)
+        if swarm is None:
+            return None
+        if swarm.filters is None:
+            seeds, downloaders = BloomFilter(), BloomFilter()
+            for (host, _), seed in chain(swarm.v4.items(), swarm.v6.items()):
+                (seeds if seed else downloaders).insert(host)
+            swarm.filters = (seeds.to_bytes(), downloaders.to_bytes())
+        return swarm.filters
 
     def next_expiry(self) -> float | None:
         """When the next stored peer expires (None when the store is empty)."""

@@ -78,6 +78,8 @@ class Responder:
         self.rng = rng
         self.counters = counters
         self.emit = emit
+        self._sample_cache: tuple[float, list[bytes]] | None = None
+        """(when drawn, the BEP 51 subset) while the store holds more than one reply's worth."""
         self._handlers: dict[bytes, Handler] = {
             PingQuery.method: self._ping_reply,
             FindNodeQuery.method: self._find_node_reply,
@@ -126,12 +128,14 @@ class Responder:
         return self.response(q, addr)
 
     def _find_node_reply(self, q: FindNodeQuery, addr: Addr, now: float) -> Response:
-        v4, v6 = self._closest_nodes(q.target, q.want, addr, now)
+        v4, v6 = self.closest_nodes(q.target, q.want, addr, now)
         return self.response(q, addr, nodes=v4, nodes6=v6)
 
-    def _closest_nodes(
+    def closest_nodes(
         self, target: bytes, want: frozenset[bytes], addr: Addr, now: float
     ) -> tuple[tuple[NodeInfo, ...], tuple[NodeInfo, ...]]:
+        """The K closest contacts to ``target`` of each family ``want`` names (BEP 32; none:
+        the family of ``addr``), for handlers of other methods too."""
         fams = set()
         if b"n4" in want:
             fams.add(4)
@@ -167,10 +171,27 @@ class Responder:
         s = self.settings
         token = self.tokens.issue(addr[0], q.info_hash, now)
         peers = self.store.get(
-            q.info_hash, now, self.rng, s.max_peers_per_reply, family=ip_family(addr[0])
+            q.info_hash,
+            now,
+            self.rng,
+            s.max_peers_per_reply,
+            family=ip_family(addr[0]),
+            noseed=q.noseed,
         )
-        v4, v6 = self._closest_nodes(q.info_hash, q.want, addr, now)
-        return self.response(q, addr, nodes=v4, nodes6=v6, values=tuple(peers), token=token)
+        v4, v6 = self.closest_nodes(q.info_hash, q.want, addr, now)
+        # BEP 33: the filters (512 bytes) come with the peers; a reply too large for
+        # max_reply_bytes sheds peers first (``_shrink``), never the filters.
+        filters = self.store.scrape_filters(q.info_hash, now) if q.scrape else None
+        return self.response(
+            q,
+            addr,
+            nodes=v4,
+            nodes6=v6,
+            values=tuple(peers),
+            token=token,
+            bf_seeds=filters[0] if filters else None,
+            bf_peers=filters[1] if filters else None,
+        )
 
     def _announce_reply(self, q: AnnouncePeerQuery, addr: Addr, now: float) -> Message:
         if not self.tokens.verify(q.token, addr[0], q.info_hash, now):
@@ -186,17 +207,26 @@ class Responder:
         return self.response(q, addr)
 
     def _sample_reply(self, q: SampleInfohashesQuery, addr: Addr, now: float) -> Response:
+        """BEP 51 at its latest revision: ``samples`` always (maybe empty), ``num``, and
+        ``interval`` (0..21600). While every info_hash fits in one reply they are all returned;
+        past that, a random subset drawn at most once per ``interval`` (the BEP lets nodes
+        precompute it, and tells crawlers not to ask again sooner: they would gain nothing)."""
         s = self.settings
-        v4, v6 = self._closest_nodes(q.target, q.want, addr, now)
+        v4, v6 = self.closest_nodes(q.target, q.want, addr, now)
+        interval = max(0, min(int(s.sample_interval), 21600))
         r = self.response(
-            q,
-            addr,
-            nodes=v4,
-            nodes6=v6,
-            interval=int(min(s.peer_ttl, 6 * 3600) // 10),
-            num=self.store.info_hash_count(),
+            q, addr, nodes=v4, nodes6=v6, interval=interval, num=self.store.info_hash_count()
         )
         room = s.max_reply_bytes - len(krpc.encode(r)) - 8
         count = max(0, min(s.max_samples, room // 20))
-        samples = self.store.sample_info_hashes(self.rng, count)
-        return replace(r, samples=tuple(samples))
+        return replace(r, samples=tuple(self._subset(count, interval, now)))
+
+    def _subset(self, count: int, interval: int, now: float) -> list[bytes]:
+        store = self.store
+        if store.info_hash_count() <= count:
+            return store.sample_info_hashes(self.rng, count)
+        cached = self._sample_cache
+        if cached is None or now >= cached[0] + interval or len(cached[1]) < count:
+            cached = self._sample_cache = (now, store.sample_info_hashes(self.rng, count))
+        # Stale entries (expired or evicted since) are left out, never returned.
+        return [h for h in cached[1][:count] if h in store]

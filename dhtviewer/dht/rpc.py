@@ -26,6 +26,7 @@ from dhtviewer.dht.messages import (
     ErrorMessage,
     FindNodeQuery,
     GetPeersQuery,
+    GetQuery,
     NodeInfo,
     PingQuery,
     Query,
@@ -40,7 +41,7 @@ from dhtviewer.dht.settings import DhtSettings
 from dhtviewer.dht.timeouts import AdaptiveTimeout
 from dhtviewer.dht.transactions import Pending, TransactionOwner, TransactionTable
 
-_WANTS_NODES = (FindNodeQuery, GetPeersQuery, SampleInfohashesQuery)
+_WANTS_NODES = (FindNodeQuery, GetPeersQuery, GetQuery, SampleInfohashesQuery)
 
 
 class Verification(TransactionOwner):

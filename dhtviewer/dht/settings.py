@@ -91,6 +91,29 @@ class DhtSettings:
     would fit in a datagram, but would make a 100-byte query draw a 1,400-byte reply."""
     max_reply_bytes: int = 1400
     """No reply datagram may exceed this (no amplification)."""
+    sample_interval: int = 300
+    """BEP 51 ``interval`` we announce (seconds, 0..21600): when we store more info_hashes than
+    one reply holds, the sample we return is drawn anew only this often (and a crawler should
+    not ask again sooner). Deployed nodes say 21600; a monitoring node on a small network wants
+    fresh samples sooner."""
+    max_items: int = 2000
+    """BEP 44 items other nodes may store on us (each up to ~1.2 KB: 2.4 MB at this cap); past
+    it a new item replaces the least-put, least recently put one."""
+    item_ttl: float = 2 * 3600
+    """A stored BEP 44 item expires this long after its last put (the BEP allows 2 hours;
+    publishers re-put hourly)."""
+
+    # --- BEP 51 crawler -------------------------------------------------------------------------
+    crawl_rate: float = 20.0
+    """sample_infohashes queries per second a crawl sends at most (average; bursts of one
+    second's worth)."""
+    crawl_max_inflight: int = 16
+    """sample_infohashes queries a crawl keeps outstanding at once."""
+    crawl_max_known: int = 100_000
+    """Nodes a crawl remembers (contacts beyond are dropped): bounds its memory (~200 B each)."""
+    crawl_max_visits: int = 4
+    """Times a crawl asks one node (again only after its ``interval``, and only while it holds
+    more info_hashes than it returned)."""
 
     # --- abuse protection ---------------------------------------------------------------------
     rate_limit: bool = True

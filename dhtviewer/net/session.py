@@ -26,19 +26,27 @@ from typing import Literal
 
 from dhtviewer.dht import events as ev
 from dhtviewer.dht.addresses import DEFAULT_PORT, format_addr, ip_family, is_local, is_loopback
+from dhtviewer.dht.item_lookup import PutRequest
+from dhtviewer.dht.item_store import StoredItem
 from dhtviewer.dht.messages import Addr, NodeInfo
 from dhtviewer.dht.node import DhtNode
 from dhtviewer.dht.node_id import ID_BYTES, random_id
 from dhtviewer.dht.routing_table import RoutingSnapshot
 from dhtviewer.dht.settings import DhtSettings
+from dhtviewer.net.crawl import CrawlRecorder
 from dhtviewer.net.handles import (
     LOOKUP_EVENTS,
     AnnounceResult,
+    ItemResult,
     LookupHandle,
     LookupResult,
     PingResult,
+    PutResult,
+    SampleResult,
+    ScrapeResult,
 )
 from dhtviewer.net.resolve import RESOLVE_TIMEOUT, HostPort, resolve_addrs
+from dhtviewer.net.sample_store import SampleStore
 from dhtviewer.net.state_store import (
     SavedState,
     StateLoadWarning,
@@ -146,6 +154,8 @@ class DhtSession:
         self._unsubscribe_proto: Callable[[], None] | None = None
         self._handles: dict[int, LookupHandle] = {}
         self._pings: dict[int, asyncio.Future[ev.PingFinished]] = {}
+        self._samples: dict[int, asyncio.Future[ev.SamplesReceived]] = {}
+        self._crawl: CrawlRecorder | None = None
         self._bootstrap_waiters: dict[int, asyncio.Future[ev.LookupFinished]] = {}
         self._bootstrap_task: asyncio.Task[None] | None = None
         self._bootstrap_spec: list[HostPort] = []
@@ -255,11 +265,13 @@ class DhtSession:
         for handle in list(self._handles.values()):
             handle.abort(closed)
         self._handles.clear()
-        for fut in self._pings.values():
-            if not fut.done():
-                fut.set_exception(closed)
-                fut.exception()
-        self._pings.clear()
+        for waiters in (self._pings, self._samples):
+            for fut in waiters.values():
+                if not fut.done():
+                    fut.set_exception(closed)
+                    fut.exception()
+            waiters.clear()
+        self.stop_crawl()
         exported = node.export_state()
         try:
             self._saved = parse_state(exported)
@@ -287,9 +299,10 @@ class DhtSession:
         await self.stop()
 
     # ======================================================================= operations ==
-    def start_find_peers(self, info_hash: bytes) -> LookupHandle:
-        """Start a get_peers lookup; follow it through the returned handle."""
-        return self._start_lookup("get_peers", info_hash)
+    def start_find_peers(self, info_hash: bytes, scrape: bool = False) -> LookupHandle:
+        """Start a get_peers lookup; follow it through the returned handle. ``scrape``: then
+        estimate the swarm (BEP 33): the handle's kind is "scrape", ``scrape_result()``."""
+        return self._start_lookup("scrape" if scrape else "get_peers", info_hash)
 
     def start_find_node(self, target: bytes) -> LookupHandle:
         return self._start_lookup("find_node", target)
@@ -307,6 +320,95 @@ class DhtSession:
 
     async def find_node(self, target: bytes, timeout: float | None = None) -> LookupResult:
         return await self.start_find_node(target).result(timeout)
+
+    async def scrape(self, info_hash: bytes, timeout: float | None = None) -> ScrapeResult:
+        """Peers (``lookup.peers``) and the BEP 33 estimate of seeds and downloaders."""
+        return await self.start_find_peers(info_hash, scrape=True).scrape_result(timeout)
+
+    # --- BEP 44 ------------------------------------------------------------------------------
+    def start_get_item(self, target: bytes, salt: bytes = b"") -> LookupHandle:
+        """Start a BEP 44 get of ``target`` (``salt``: the mutable item's, if any)."""
+        return self._start_lookup("get", target, salt=salt)
+
+    def start_put_item(self, request: PutRequest) -> LookupHandle:
+        """Start a BEP 44 put (lookup, then put to the K closest)."""
+        return self._start_lookup("put", request.target, request=request)
+
+    async def get_item(
+        self, target: bytes, salt: bytes = b"", timeout: float | None = None
+    ) -> ItemResult:
+        """The newest valid item stored under ``target`` (``found`` false if none)."""
+        return await self.start_get_item(target, salt).item_result(timeout)
+
+    async def put_item(self, request: PutRequest, timeout: float | None = None) -> PutResult:
+        """Store ``request`` on the K closest nodes; where it was stored and why not
+        elsewhere."""
+        return await self.start_put_item(request).put_result(timeout)
+
+    def stored_items(self) -> list[tuple[bytes, StoredItem]]:
+        """The BEP 44 items other nodes stored on us, least recently put first."""
+        node = self._require_node()
+        return node.items.snapshot(self.now())
+
+    # --- BEP 51 ------------------------------------------------------------------------------
+    async def sample(self, addr: HostPort, timeout: float | None = None) -> SampleResult:
+        """One ``sample_infohashes`` to ``addr`` (BEP 51). ``error`` set in the result when the
+        node does not speak BEP 51; ``TimeoutError`` when it does not answer."""
+        node, proto = self._require_running()
+        resolved, errors = await resolve_addrs([addr], self.family)
+        if not resolved:
+            raise ValueError(errors[0] if errors else f"cannot resolve {addr}")
+        target = resolved[0]
+        fut: asyncio.Future[ev.SamplesReceived] = asyncio.get_running_loop().create_future()
+
+        def call(now: float) -> int:
+            op = node.sample(target, now)
+            self._samples[op] = fut
+            return op
+
+        op = proto.run(call)
+        wait_s = node.settings.hard_timeout + 1.0 if timeout is None else timeout
+        try:
+            done = await asyncio.wait_for(asyncio.shield(fut), wait_s)
+        except asyncio.TimeoutError:
+            raise TimeoutError(f"no answer from {format_addr(target)}") from None
+        finally:
+            self._samples.pop(op, None)
+        if done.error == "timeout":
+            raise TimeoutError(f"no answer from {format_addr(target)}")
+        return SampleResult(target, done.node_id, done.samples, done.num, done.interval,
+                            done.error)
+
+    def start_crawl(
+        self, store: SampleStore | None = None, rate: float | None = None
+    ) -> CrawlRecorder:
+        """Crawl the DHT with BEP 51 (one crawl at a time): every answer is recorded in
+        ``store`` (None: counted in memory only) and counted by the returned recorder, which
+        the GUI and the CLI read. ``stop_crawl`` ends it."""
+        node, proto = self._require_running()
+        if self._crawl is not None:
+            raise RuntimeError("a crawl is already running")
+        seeds = self.bootstrap_addrs
+        op = proto.run(lambda now: node.start_crawl(now, rate=rate, seeds=seeds))
+        recorder = CrawlRecorder(op, store, node.settings.crawl_rate if rate is None else rate)
+        self._crawl = recorder
+        return recorder
+
+    def stop_crawl(self) -> CrawlRecorder | None:
+        """Stop the running crawl (its recorder is returned, its store committed)."""
+        recorder, self._crawl = self._crawl, None
+        node, proto = self._node, self._proto
+        if recorder is None:
+            return None
+        if node is not None and proto is not None:
+            proto.run(lambda now: node.stop_crawl(now))
+        recorder.finish()
+        return recorder
+
+    @property
+    def crawl(self) -> CrawlRecorder | None:
+        """The running crawl's recorder (None when none runs)."""
+        return self._crawl
 
     async def lookup_progress(self, info_hash: bytes) -> AsyncIterator[ev.Event]:
         """Start a get_peers lookup and yield its events live; the last is ``LookupFinished``."""
@@ -447,7 +549,14 @@ class DhtSession:
         return self._node, self._proto
 
     def _start_lookup(
-        self, kind: str, target: bytes, port: int = 0, implied_port: bool = False
+        self,
+        kind: str,
+        target: bytes,
+        port: int = 0,
+        implied_port: bool = False,
+        *,
+        salt: bytes = b"",
+        request: PutRequest | None = None,
     ) -> LookupHandle:
         node, proto = self._require_running()
         if len(target) != ID_BYTES:
@@ -459,6 +568,13 @@ class DhtSession:
         def call(now: float) -> int:
             if kind == "announce":
                 lid = node.announce(target, port, now, implied_port=implied_port, seeds=seeds)
+            elif kind == "get":
+                lid = node.get_item(target, now, salt=salt, seeds=seeds)
+            elif kind == "put":
+                assert request is not None
+                lid = node.put_item(request, now, seeds=seeds)
+            elif kind == "scrape":
+                lid = node.start_lookup(target, now, seeds=seeds, scrape=True)
             else:
                 lid = node.start_lookup(target, now, kind=kind, seeds=seeds)
             # Registered before run() flushes, so the handle sees LookupStarted too.
@@ -492,6 +608,14 @@ class DhtSession:
             fut = self._pings.pop(event.op_id, None)
             if fut is not None and not fut.done():
                 fut.set_result(event)
+        elif isinstance(event, ev.SamplesReceived):
+            crawl = self._crawl
+            if crawl is not None and event.op_id == crawl.op_id:
+                crawl.record(event)
+            else:
+                sample = self._samples.pop(event.op_id, None)
+                if sample is not None and not sample.done():
+                    sample.set_result(event)
         elif (
             isinstance(event, ev.NodeRemoved)
             and self._state == "ready"

@@ -266,13 +266,12 @@ def test_every_libtorrent_capture_query_gets_a_correct_answer() -> None:
             assert (
                 isinstance(reply, ErrorMessage) and reply.code == 203
             )  # captured token is not ours
-        elif isinstance(msg, (UnknownQuery, GetQuery)):
-            # BEP 44 get decodes but is not served yet (issue 14 wires it into the responder).
+        elif isinstance(msg, UnknownQuery):
             assert isinstance(reply, ErrorMessage) and reply.code == 204
         else:
             assert isinstance(reply, Response) and reply.sender_id == node.node_id, rec["note"]
             assert reply.external_ip == CLIENT
-            if isinstance(msg, GetPeersQuery):
+            if isinstance(msg, (GetPeersQuery, GetQuery)):
                 assert reply.token
             if isinstance(msg, SampleInfohashesQuery):
                 assert reply.num is not None and reply.interval is not None

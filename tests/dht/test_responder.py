@@ -144,3 +144,50 @@ def test_registry_adds_replaces_and_removes_methods() -> None:
     assert isinstance(decoded, Response) and decoded.extra == {b"x2": 2}
     st.r.unregister(b"hello")
     assert isinstance(st.r.answer(q, V4, 1.0), ErrorMessage)
+
+
+def test_scrape_adds_filters_of_seeds_and_downloaders_and_noseed_filters_values() -> None:
+    from dhtviewer.dht.bloom import BloomFilter
+
+    st = Setup()
+    ih = b"s" * 20
+    for i in range(5):
+        st.store.add(ih, (f"203.0.113.{i}", 6881), 0.0, seed=True)
+    for i in range(5, 60):
+        st.store.add(ih, (f"203.0.113.{i}", 6881), 0.0, seed=None if i % 2 else False)
+    asker = random_id(random.Random(6))
+    r = st.r.answer(GetPeersQuery(b"t", asker, info_hash=ih, scrape=True), V4, 1.0)
+    assert isinstance(r, Response) and r.bf_seeds is not None and r.bf_peers is not None
+    assert round(BloomFilter(r.bf_seeds).estimate()) == 5
+    assert abs(BloomFilter(r.bf_peers).estimate() - 55) < 2  # a Bloom estimate
+    data = st.r.encode(r)
+    assert len(data) <= 1400
+    shrunk = krpc.decode(data)
+    assert isinstance(shrunk, Response) and shrunk.bf_seeds == r.bf_seeds  # peers shed first
+    plain = st.r.answer(GetPeersQuery(b"t", asker, info_hash=ih), V4, 1.0)
+    assert isinstance(plain, Response) and plain.bf_seeds is None
+    noseed = st.r.answer(GetPeersQuery(b"t", asker, info_hash=ih, noseed=True), V4, 1.0)
+    assert isinstance(noseed, Response) and noseed.values
+    assert not {h for h, _ in noseed.values} & {f"203.0.113.{i}" for i in range(5)}
+    # No swarm: no filters (BEP 33: only when the node has entries for that info-hash).
+    none = st.r.answer(GetPeersQuery(b"t", asker, info_hash=b"n" * 20, scrape=True), V4, 1.0)
+    assert isinstance(none, Response) and none.bf_seeds is None and none.bf_peers is None
+
+
+def test_bep51_subset_is_drawn_once_per_interval() -> None:
+    from dataclasses import replace
+
+    st = Setup(replace(DhtSettings(), sample_interval=300))
+    for i in range(100):
+        st.store.add(bytes([i]) * 20, ("203.0.113.1", 1), 0.0)
+    asker = random_id(random.Random(7))
+
+    def sample(now: float) -> Response:
+        r = st.r.answer(SampleInfohashesQuery(b"t", asker, target=OWN), V4, now)
+        assert isinstance(r, Response) and r.interval == 300 and r.num == 100
+        return r
+
+    first = sample(1.0)
+    assert len(first.samples) == 20
+    assert sample(200.0).samples == first.samples  # within the interval: the same subset
+    assert sample(302.0).samples != first.samples  # after it: drawn anew

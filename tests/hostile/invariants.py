@@ -23,6 +23,7 @@ def check_invariants(node: DhtNode, now: float) -> None:
     _check_routing(node, now)
     _check_transactions(node)
     _check_store(node, now)
+    _check_items(node, now)
     _check_bounds(node)
     _check_counters(node)
 
@@ -84,6 +85,23 @@ def _check_store(node: DhtNode, now: float) -> None:
     assert sum(snap.values()) == store.peer_count() <= s.max_stored_peers
     nxt = store.next_expiry()
     assert nxt is None or nxt > now, "an expired peer is still stored"
+
+
+def _check_items(node: DhtNode, now: float) -> None:
+    s = node.settings
+    items = node.items
+    snap = items.snapshot(now)
+    assert len(snap) == len(items) <= s.max_items
+    for target, entry in snap:
+        entry.item.validate()  # only valid items are ever stored (and signatures verified)
+        assert entry.item.target == target
+        assert entry.refreshed_at + items.ttl > now, "an expired item is still stored"
+        assert len(entry.putters) <= 8
+    crawl = node.crawl_stats()
+    if crawl is not None:
+        assert crawl["known"] <= s.crawl_max_known
+        assert 0 <= crawl["inflight"] <= s.crawl_max_inflight
+        assert crawl["replied"] + crawl["failed"] + crawl["inflight"] <= crawl["queried"]
 
 
 def _check_bounds(node: DhtNode) -> None:

@@ -14,7 +14,7 @@ from __future__ import annotations
 import random
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import pytest
 from hypothesis import HealthCheck, assume, given, settings
@@ -29,6 +29,8 @@ from hypothesis.stateful import (
 )
 
 from dhtviewer.dht import bencoding, krpc
+from dhtviewer.dht.item_lookup import PutRequest
+from dhtviewer.dht.items import Item
 from dhtviewer.dht.messages import (
     PROTOCOL_ERROR,
     Addr,
@@ -36,8 +38,10 @@ from dhtviewer.dht.messages import (
     ErrorMessage,
     FindNodeQuery,
     GetPeersQuery,
+    GetQuery,
     NodeInfo,
     PingQuery,
+    PutQuery,
     Query,
     Response,
     SampleInfohashesQuery,
@@ -316,7 +320,24 @@ TINY = replace(
     max_queued_events=40,
     hard_timeout=2.0,
     short_timeout=0.5,
+    max_items=3,
+    item_ttl=20.0,
+    sample_interval=5,
+    crawl_rate=2.0,
+    crawl_max_inflight=2,
+    crawl_max_known=8,
 )
+ITEM_SEED = bytes(range(32))
+ITEMS = [
+    Item.immutable(b"one"),
+    Item.immutable([b"two", 2]),
+    Item.immutable({b"three": 3}),
+    Item.immutable(b"x" * 996),  # the largest: its reply must still fit 1,400 bytes
+    Item.signed(ITEM_SEED, b"m1", 1, b"salt"),
+    Item.signed(ITEM_SEED, b"m2", 2, b"salt"),
+    Item.signed(ITEM_SEED, b"m3", 3, b"other salt"),
+    Item(b"4:evil", Item.signed(ITEM_SEED, b"m", 1).public_key, 7, bytes(64)),  # forged
+]
 V4 = [f"11.0.{i}.{j}" for i in range(2) for j in range(1, 6)]
 V6 = ["2a00:1450::1", "2a00:1450::2", "2a00:1450:1::1"]
 LOCAL = ["127.0.0.9", "10.1.1.1", "::1"]
@@ -329,11 +350,13 @@ class HostileNetwork(RuleBasedStateMachine):
     """A node with tiny limits, driven by queries, replies, garbage, timers and API calls."""
 
     tokens = Bundle("tokens")
+    item_tokens = Bundle("item_tokens")
 
     def __init__(self) -> None:
         super().__init__()
         self.node = primed_node(TINY)
         self.now = T0
+        self.crawl_started: float | None = None
 
     @initialize(enforce=st.booleans(), families=st.sampled_from([(4,), (6,), (4, 6)]))
     def setup(self, enforce: bool, families: tuple[int, ...]) -> None:
@@ -430,6 +453,93 @@ class HostileNetwork(RuleBasedStateMachine):
             return
         self.deliver(krpc.encode(q), src)
 
+    @rule(
+        target=item_tokens,
+        src=st.sampled_from(ADDRS),
+        sender=st.sampled_from(IDS),
+        item=st.sampled_from(ITEMS),
+        seq=st.sampled_from([None, 0, 2, 9]),
+    )
+    def item_get(
+        self, src: Addr, sender: bytes, item: Item, seq: int | None
+    ) -> tuple[Addr, Item, bytes]:
+        out = self.deliver(
+            krpc.encode(GetQuery(b"ig", sender, target=item.target, seq=seq)), src
+        )
+        for data, dst in out:
+            msg = krpc.decode(data)
+            if dst == src and isinstance(msg, Response) and msg.token is not None:
+                if msg.v is not None:  # what we serve is what was validly stored
+                    got = Item(msg.v) if msg.k is None else Item(
+                        msg.v, msg.k, msg.seq or 0, msg.sig or b"", item.salt
+                    )
+                    got.check_for(item.target)
+                return (src, item, msg.token)
+        return (src, item, b"no token")
+
+    @rule(
+        grant=item_tokens,
+        src=st.sampled_from(ADDRS),
+        use_own_source=st.booleans(),
+        sender=st.sampled_from(IDS),
+        other=st.sampled_from(ITEMS),
+        same_item=st.booleans(),
+        cas=st.sampled_from([None, None, 0, 1, 2]),
+    )
+    def item_put(
+        self,
+        grant: tuple[Addr, Item, bytes],
+        src: Addr,
+        use_own_source: bool,
+        sender: bytes,
+        other: Item,
+        same_item: bool,
+        cas: int | None,
+    ) -> None:
+        granted_to, granted_item, token = grant
+        item = granted_item if same_item else other
+        source = granted_to if use_own_source else src
+        stored = self.node.counters.items_stored
+        q = PutQuery(b"ip", sender, token=token, v=item.value)
+        if item.mutable:
+            q = PutQuery(b"ip", sender, token=token, v=item.value, k=item.public_key,
+                         seq=item.seq, sig=item.signature, salt=item.salt, cas=cas)
+        out = self.deliver(krpc.encode(q), source)
+        honest = (source[0] == granted_to[0] and token != b"no token"
+                  and item.target == granted_item.target)
+        if not honest:
+            # A token works only from its IP and for its target; nothing is stored.
+            assert self.node.counters.items_stored == stored
+            for data, dst in out:
+                msg = krpc.decode(data)
+                if dst == source and not isinstance(msg, Query):
+                    assert isinstance(msg, ErrorMessage) and msg.code in (203, 205, 206, 207)
+        assert len(self.node.items) <= TINY.max_items
+
+    @rule(
+        src=st.sampled_from(ADDRS),
+        sender=st.sampled_from(IDS),
+        info_hash=st.sampled_from(HASHES),
+        noseed=st.booleans(),
+    )
+    def scrape(self, src: Addr, sender: bytes, info_hash: bytes, noseed: bool) -> None:
+        q = GetPeersQuery(b"sc", sender, info_hash=info_hash, scrape=True, noseed=noseed)
+        for data, dst in self.deliver(krpc.encode(q), src):
+            msg = krpc.decode(data)
+            if dst == src and isinstance(msg, Response) and msg.bf_seeds is not None:
+                assert info_hash in self.node.store  # filters only for a stored swarm
+
+    @rule(run=st.booleans(), seeds=st.lists(st.sampled_from(ADDRS), max_size=3))
+    def crawl(self, run: bool, seeds: list[Addr]) -> None:
+        node = self.node
+        if run and self.crawl_started is None:
+            node.start_crawl(self.now, seeds=seeds)
+            self.crawl_started = self.now
+        elif not run and self.crawl_started is not None:
+            node.stop_crawl(self.now)
+            self.crawl_started = None
+        drain(node)
+
     @precondition(lambda self: len(self.node.txns) > 0)
     @rule(
         data=st.data(),
@@ -508,7 +618,9 @@ class HostileNetwork(RuleBasedStateMachine):
 
     @rule(
         target_id=st.sampled_from(HASHES + IDS),
-        kind=st.sampled_from(["get_peers", "find_node", "announce", "bootstrap"]),
+        kind=st.sampled_from(
+            ["get_peers", "find_node", "announce", "bootstrap", "scrape", "get", "put"]
+        ),
         seeds=st.lists(st.sampled_from(ADDRS), max_size=3),
     )
     def start(self, target_id: bytes, kind: str, seeds: list[Addr]) -> None:
@@ -516,7 +628,14 @@ class HostileNetwork(RuleBasedStateMachine):
         running = len(node.lookups)
         try:
             if kind == "announce":
-                node.announce(target_id, 6881, self.now, seeds=seeds)
+                node.announce(target_id, 6881, self.now, seeds=seeds, seed=True)
+            elif kind == "scrape":
+                node.start_lookup(target_id, self.now, seeds=seeds, scrape=True)
+            elif kind == "get":
+                node.get_item(target_id, self.now, seeds=seeds, salt=b"salt")
+            elif kind == "put":
+                seed = ITEM_SEED if target_id[0] % 2 else None
+                node.put_item(PutRequest(b"v", seed=seed), self.now, seeds=seeds)
             elif kind == "bootstrap":
                 node.bootstrap(seeds, self.now)
             else:
@@ -535,6 +654,11 @@ class HostileNetwork(RuleBasedStateMachine):
     @invariant()
     def holds(self) -> None:
         check_invariants(self.node, self.now)
+        crawl = self.node.crawl_stats()
+        if self.crawl_started is not None and crawl is not None:
+            # The crawl never asks faster than its rate (burst: one second's worth).
+            elapsed = self.now - self.crawl_started
+            assert crawl["queried"] <= max(1.0, TINY.crawl_rate) + TINY.crawl_rate * elapsed
 
 
 HostileNetwork.TestCase.settings = settings(
@@ -544,3 +668,96 @@ HostileNetwork.TestCase.settings = settings(
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much],
 )
 test_hostile_network = HostileNetwork.TestCase
+
+
+class ItemFlood(RuleBasedStateMachine):
+    """BEP 44 puts and gets from many addresses, honest and forged, against a node whose item
+    store holds 3 items (rate limits off, so every put reaches the store): the store stays
+    within its cap, holds only valid unexpired items, and a mutable item's seq never goes
+    down while it is stored."""
+
+    grants = Bundle("grants")
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.now = T0
+        self.node = DhtNode(
+            rng=random.Random(9), now=T0, node_id=NODE_ID,
+            settings=replace(TINY, rate_limit=False), families=(4, 6),
+        )
+        self.seqs: dict[bytes, int] = {}
+        self.puts = self.accepted = 0
+
+    def teardown(self) -> None:
+        ItemFlood.totals[0] += self.puts
+        ItemFlood.totals[1] += self.accepted
+
+    totals: ClassVar[list[int]] = [0, 0]
+
+    def deliver(self, q: Query, src: Addr) -> list[Response | ErrorMessage]:
+        self.now += 0.01
+        self.node.receive(krpc.encode(q), src, self.now)
+        replies = []
+        for data, dst in drain(self.node):
+            msg = krpc.decode(data)
+            if dst == src and isinstance(msg, (Response, ErrorMessage)):
+                replies.append(msg)
+        return replies
+
+    @rule(target=grants, src=st.sampled_from(ADDRS), item=st.sampled_from(ITEMS))
+    def get(self, src: Addr, item: Item) -> tuple[Addr, Item, bytes]:
+        [r] = self.deliver(GetQuery(b"g", IDS[0], target=item.target), src)
+        assert isinstance(r, Response) and r.token is not None
+        return (src, item, r.token)
+
+    @rule(grant=grants, other=st.sampled_from(ITEMS), same=st.booleans(),
+          cas=st.sampled_from([None, None, 1, 2]))
+    def put(self, grant: tuple[Addr, Item, bytes], other: Item, same: bool,
+            cas: int | None) -> None:
+        src, granted, token = grant
+        item = granted if same else other
+        q = PutQuery(b"p", IDS[1], token=token, v=item.value)
+        if item.mutable:
+            q = PutQuery(b"p", IDS[1], token=token, v=item.value, k=item.public_key,
+                         seq=item.seq, sig=item.signature, salt=item.salt, cas=cas)
+        [r] = self.deliver(q, src)
+        self.puts += 1
+        self.accepted += isinstance(r, Response)
+        stored = self.node.items.get(item.target, self.now)
+        if isinstance(r, Response):
+            assert stored is not None and item.target == granted.target
+            if item.mutable:
+                assert stored.seq >= item.seq
+        if stored is not None and stored.mutable:
+            assert stored.seq >= self.seqs.get(item.target, 0)
+            self.seqs[item.target] = stored.seq
+        elif stored is None:
+            self.seqs.pop(item.target, None)
+
+    @rule(dt=st.sampled_from([0.5, 5.0, 25.0]))
+    def later(self, dt: float) -> None:
+        self.now += dt
+        self.node.handle_timer(self.now)
+        drain(self.node)
+
+    @invariant()
+    def holds(self) -> None:
+        check_invariants(self.node, self.now)
+        for target in list(self.seqs):
+            if target not in self.node.items:  # evicted or expired: its history ends
+                del self.seqs[target]
+
+
+ItemFlood.TestCase.settings = settings(
+    max_examples=40, stateful_step_count=40, deadline=None,
+    suppress_health_check=[HealthCheck.too_slow],
+)
+_ItemFloodCase = ItemFlood.TestCase
+
+
+def test_item_flood() -> None:
+    ItemFlood.totals[:] = [0, 0]
+    _ItemFloodCase("runTest").runTest()
+    puts, accepted = ItemFlood.totals
+    # The machine really exercises the store: many puts, some accepted, most refused.
+    assert puts > 100 and 0 < accepted < puts

@@ -17,6 +17,7 @@ from hypothesis import strategies as st
 
 from dhtviewer.dht import events as ev
 from dhtviewer.dht import krpc
+from dhtviewer.dht.items import Item, public_key_of, sign
 from dhtviewer.dht.messages import (
     PROTOCOL_ERROR,
     Addr,
@@ -24,9 +25,11 @@ from dhtviewer.dht.messages import (
     ErrorMessage,
     FindNodeQuery,
     GetPeersQuery,
+    GetQuery,
     Message,
     NodeInfo,
     PingQuery,
+    PutQuery,
     Query,
     Response,
     SampleInfohashesQuery,
@@ -218,8 +221,15 @@ def loaded_node() -> DhtNode:
     for _ in range(DEFAULTS.max_info_hashes - 1):
         node.store.add(random_id(rng), ("12.0.0.1", 1), 0.0)
     for i in range(DEFAULTS.max_peers_per_info_hash):
-        node.store.add(IH, (ip(i + 70000, 4 + 2 * (i % 2)), 6881), 0.0)
+        node.store.add(IH, (ip(i + 70000, 4 + 2 * (i % 2)), 6881), 0.0, seed=i % 3 == 0)
+    node.items.put(BIG_ITEM, 0.0)
     return node
+
+
+# The largest BEP 44 item: a 1000-byte value with a 64-byte salt, mutable (k, seq and sig too).
+_BIG_RAW = b"996:" + b"v" * 996
+BIG_ITEM = Item(_BIG_RAW, public_key_of(bytes(32)), 2**63 - 1,
+                sign(bytes(32), 2**63 - 1, _BIG_RAW, b"s" * 64), b"s" * 64)
 
 
 LOADED = loaded_node()
@@ -229,11 +239,13 @@ WANTS = st.sampled_from([frozenset(), frozenset({b"n4"}), frozenset({b"n6"}),
 
 @settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(
-    method=st.sampled_from(["ping", "find_node", "get_peers", "sample", "announce", "unknown"]),
+    method=st.sampled_from(
+        ["ping", "find_node", "get_peers", "scrape", "sample", "announce", "get", "put", "unknown"]
+    ),
     tid=st.binary(min_size=1, max_size=krpc.MAX_TID_LEN),
     want=WANTS,
     family=st.sampled_from([4, 6]),
-    target=st.sampled_from([IH, OWN_ID, bytes(20)]),
+    target=st.sampled_from([IH, OWN_ID, bytes(20), BIG_ITEM.target]),
 )
 def test_every_reply_fits_max_reply_bytes_on_a_fully_loaded_node(
     method: str, tid: bytes, want: frozenset[bytes], family: int, target: bytes
@@ -246,6 +258,13 @@ def test_every_reply_fits_max_reply_bytes_on_a_fully_loaded_node(
         q = FindNodeQuery(tid, PEER_ID, target=target, want=want)
     elif method == "get_peers":
         q = GetPeersQuery(tid, PEER_ID, info_hash=target, want=want)
+    elif method == "scrape":
+        q = GetPeersQuery(tid, PEER_ID, info_hash=target, want=want, scrape=True, noseed=True)
+    elif method == "get":
+        q = GetQuery(tid, PEER_ID, target=target, want=want)
+    elif method == "put":
+        q = PutQuery(tid, PEER_ID, token=b"\x00" * 8, v=BIG_ITEM.value, k=BIG_ITEM.public_key,
+                     seq=1, sig=BIG_ITEM.signature, salt=BIG_ITEM.salt)
     elif method == "sample":
         q = SampleInfohashesQuery(tid, PEER_ID, target=target, want=want)
     elif method == "announce":
@@ -255,7 +274,7 @@ def test_every_reply_fits_max_reply_bytes_on_a_fully_loaded_node(
     src = (ip(99999, family), 6881)
     data = krpc.encode(q)
     if method == "unknown":
-        data = data.replace(b"4:ping", b"4:pong")
+        data = data.replace(b"1:q4:ping", b"1:q4:pong")
     node.receive(data, src, 1.0)
     out = [(d, a) for d, a in node.datagrams_to_send() if a == src]
     node.drain_events()

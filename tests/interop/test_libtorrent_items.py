@@ -23,6 +23,7 @@ import pytest
 
 from dhtviewer.dht import bencoding
 from dhtviewer.dht.item_collector import ItemCollector
+from dhtviewer.dht.item_lookup import PutRequest
 from dhtviewer.dht.items import (
     BAD_SIGNATURE,
     CAS_MISMATCH,
@@ -49,11 +50,13 @@ from dhtviewer.dht.node_id import distance
 from dhtviewer.dht.sampler import Sampler
 from dhtviewer.dht.scrape import ScrapeMerge
 from dhtviewer.net.sample_store import SampleStore
+from dhtviewer.net.session import DhtSession
 
 pytest.importorskip("libtorrent", reason="interop tests need libtorrent (the 'test' extra)")
 
 import libtorrent as lt
 
+from tests.interop.test_libtorrent_interop import LoopThread, start_session
 from tests.support.libtorrent_net import LibtorrentNet
 from tests.support.raw_peer import RawPeer
 
@@ -312,3 +315,101 @@ def test_our_sampler_crawls_libtorrent(net: LibtorrentNet, ids: dict[int, bytes]
     est = store.estimate()
     assert est.observed == len(seen) and est.nodes == NODES
     assert store.totals().nodes_supporting == NODES
+
+
+# --- the same through our DhtSession (a full node among the libtorrent ones) ---------------------
+@pytest.fixture(scope="module")
+def ours(net: LibtorrentNet) -> Iterator[tuple[LoopThread, DhtSession]]:
+    loop = LoopThread()
+    session = DhtSession(bind=("127.0.73.1", 0), rng=random.Random(73))
+    start_session(loop, session, net.addrs[:3])
+    yield loop, session
+    loop.run(session.stop)
+    loop.close()
+
+
+def test_session_put_and_libtorrent_get(
+    ours: tuple[LoopThread, DhtSession], net: LibtorrentNet
+) -> None:
+    loop, session = ours
+    immutable = loop.run(lambda: session.put_item(PutRequest([b"session", 1]), timeout=10))
+    assert len(immutable.stored_at) >= 7  # the 8 closest, libtorrent's (ours may be one)
+    found = net.get_immutable(5, immutable.target)
+    assert found is not None and bencoding.encode(found) == b"l7:sessioni1ee"
+    seed = bytes(range(7, 39))
+    mutable = loop.run(lambda: session.put_item(
+        PutRequest(b"from our session", seed=seed, salt=b"node"), timeout=10
+    ))
+    assert mutable.seq == 1 and len(mutable.stored_at) >= 7
+    got = net.get_mutable(6, Item.signed(seed, b"x", 1).public_key or b"", b"node")
+    assert got is not None and got[0] == b"from our session" and got[1] == 1
+
+
+def test_libtorrent_put_and_session_get(
+    ours: tuple[LoopThread, DhtSession], net: LibtorrentNet
+) -> None:
+    loop, session = ours
+    target, stored = net.put_immutable(7, [b"lt", 2])
+    assert stored >= 1
+    got = loop.run(lambda: session.get_item(target, timeout=10))
+    assert got.found and got.value == b"l2:lti2ee" and got.rejected == 0
+    seed = bytes(range(9, 41))
+    assert net.put_mutable(8, seed, b"salted by libtorrent", b"lt-salt") >= 1
+    ours_item = Item.signed(seed, b"salted by libtorrent", 1, b"lt-salt")
+    found = loop.run(lambda: session.get_item(ours_item.target, b"lt-salt", timeout=10))
+    assert found.value == ours_item.value and found.seq == 1
+    assert found.signature == ours_item.signature
+
+
+def test_libtorrent_stores_on_our_node(
+    ours: tuple[LoopThread, DhtSession], net: LibtorrentNet, ids: dict[int, bytes]
+) -> None:
+    """libtorrent's put reaches our storage side when we are among the closest: an item whose
+    target is our own id is one we must be asked to store."""
+    loop, session = ours
+    our_id = session.node_id
+    # An immutable value whose target is close to us: search a few values for a near one.
+    best = min(
+        (Item.immutable([b"near", i]) for i in range(4000)),
+        key=lambda it: distance(it.target, our_id),
+    )
+    target, stored = net.put_immutable(9, best.decoded_value())
+    assert target == best.target and stored >= 1
+    held = loop.call(session.stored_items)
+    assert best.target in {t for t, _ in held}
+
+
+def test_session_scrape_of_a_libtorrent_swarm(
+    ours: tuple[LoopThread, DhtSession], net: LibtorrentNet
+) -> None:
+    loop, session = ours
+    info_hash = bytes.fromhex("b3" * 20)
+    for i in range(0, 3):
+        net.sessions[i].dht_announce(lt.sha1_hash(info_hash), 7000, int(lt.announce_flags_t.seed))
+    for i in range(3, 8):
+        net.sessions[i].dht_announce(lt.sha1_hash(info_hash), 7000, 0)
+    deadline = time.monotonic() + 15
+    while True:
+        result = loop.run(lambda: session.scrape(info_hash, timeout=10))
+        counts = (round(result.seeds), round(result.downloaders))
+        if counts == (3, 5) or time.monotonic() > deadline:
+            break
+        time.sleep(0.3)
+    assert counts == (3, 5) and result.nodes >= 1
+    # The lookup itself still found peers (announces still spreading may hide some of them
+    # from the lookup, which ran before the scrape round).
+    assert result.lookup.peers
+
+
+def test_session_crawl_of_libtorrent(
+    ours: tuple[LoopThread, DhtSession], net: LibtorrentNet
+) -> None:
+    loop, session = ours
+    recorder = loop.call(lambda: session.start_crawl(None, rate=100.0))
+    deadline = time.monotonic() + 15
+    while loop.call(lambda: recorder.figures().supporting) < NODES:
+        assert time.monotonic() < deadline, loop.call(recorder.figures)
+        time.sleep(0.1)
+    loop.call(session.stop_crawl)
+    fig = recorder.figures()
+    assert fig.supporting >= NODES and fig.distinct >= 1

@@ -360,3 +360,77 @@ def test_ipv6_sessions_bootstrap_and_announce_over_loopback() -> None:
             assert stored.stored_at == (a_addr,)
 
     run(go)
+
+
+# --- BEP 44, 33, 51 through the session -------------------------------------------------------
+def test_put_then_get_items_between_two_sessions(testnet: LocalTestnet) -> None:
+    from dhtviewer.dht.item_lookup import PutRequest
+    from dhtviewer.dht.items import Item
+
+    seed = bytes(range(32))
+
+    async def go() -> None:
+        async with DhtSession(QUICK, bind=("127.0.11.210", 0)) as a, DhtSession(
+            QUICK, bind=("127.0.11.211", 0)
+        ) as b:
+            await asyncio.gather(a.start(boot(testnet), timeout=10),
+                                 b.start(boot(testnet), timeout=10))
+            put = await a.put_item(PutRequest(b"hello"), timeout=10)
+            assert len(put.stored_at) == 8 and put.failed == () and put.seq is None
+            assert put.target == Item.immutable(b"hello").target
+            got = await b.get_item(put.target, timeout=10)
+            assert got.found and got.value == b"5:hello" and got.holders
+            mutable = await a.put_item(PutRequest(b"v1", seed=seed, salt=b"s"), timeout=10)
+            assert mutable.seq == 1 and len(mutable.stored_at) == 8
+            newer = await b.put_item(PutRequest(b"v2", seed=seed, salt=b"s"), timeout=10)
+            assert newer.seq == 2
+            latest = await a.get_item(mutable.target, b"s", timeout=10)
+            assert latest.value == b"2:v2" and latest.seq == 2 and latest.rejected == 0
+            wrong = await a.get_item(mutable.target, b"pepper", timeout=10)
+            assert not wrong.found and wrong.rejected >= 1
+            # The testnet's nodes stored them (server side of our own code).
+            missing = await b.get_item(b"\x99" * 20, timeout=10)
+            assert not missing.found and missing.lookup.responded >= 1
+
+    run(go)
+
+
+def test_scrape_counts_the_announced_peers(testnet: LocalTestnet) -> None:
+    info_hash, peers = next(iter(testnet.announced.items()))
+
+    async def go() -> None:
+        async with DhtSession(QUICK, bind=("127.0.11.212", 0)) as s:
+            await s.start(boot(testnet), timeout=10)
+            result = await s.scrape(info_hash, timeout=10)
+            assert not result.cancelled and result.nodes >= 1
+            assert set(peers) <= set(result.lookup.peers)
+            distinct_ips = {ip for ip, _ in peers}
+            assert round(result.seeds + result.downloaders) == len(distinct_ips)
+
+    run(go)
+
+
+def test_sample_and_crawl_the_testnet(testnet: LocalTestnet, tmp_path: Path) -> None:
+    from dhtviewer.net.sample_store import SampleStore
+
+    async def go() -> None:
+        async with DhtSession(QUICK, bind=("127.0.11.213", 0)) as s:
+            await s.start(boot(testnet), timeout=10)
+            one = await s.sample(testnet.addrs[0], timeout=5)
+            assert one.error is None and one.num is not None and one.interval is not None
+            store = SampleStore(tmp_path / "samples.sqlite3")
+            recorder = s.start_crawl(store, rate=50.0)
+            deadline = asyncio.get_running_loop().time() + 10
+            while recorder.figures().supporting < len(testnet.addrs):
+                assert asyncio.get_running_loop().time() < deadline
+                await asyncio.sleep(0.05)
+            stopped = s.stop_crawl()
+            assert stopped is recorder and s.crawl is None
+            fig = recorder.figures()
+            announced = set(testnet.announced)
+            assert fig.distinct >= len(announced) and fig.replies >= len(testnet.addrs)
+            assert announced <= set(store.info_hashes())
+            assert store.totals().nodes_supporting >= len(testnet.addrs)
+            store.close()
+
+    run(go)

@@ -1,0 +1,101 @@
+"""BEP 44 on the storage side: the answers to ``get`` and ``put``.
+
+``get``: our id, a write token bound to the asker's IP and the target, the closest contacts
+(of the families asked for, as ``find_node``), and the item if we store one: ``v`` for an
+immutable item; ``k``, ``seq``, ``sig`` and ``v`` for a mutable one, except when the asker's
+``seq`` shows it already has that one or newer (then ``seq`` alone, as the BEP allows).
+
+``put``: checked in the order libtorrent checks, so both refuse the same put with the same code:
+value size (205), salt size (207), the token for this target (203), then the store's rules
+(signature 206, ``cas`` 301, ``seq`` 302; ``item_store.py``). Invalid bencoding in ``v`` was
+already refused by the decoder (203). A stored item is reported as ``ItemStored``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from dhtviewer.dht import events as ev
+from dhtviewer.dht.counters import Counters
+from dhtviewer.dht.item_store import ItemStore
+from dhtviewer.dht.items import (
+    PROTOCOL_ERROR,
+    Item,
+    ItemError,
+    check_salt,
+    check_value_size,
+)
+from dhtviewer.dht.messages import Addr, ErrorMessage, GetQuery, Message, PutQuery, Response
+from dhtviewer.dht.responder import Responder
+from dhtviewer.dht.tokens import TokenIssuer
+
+__all__ = ["ItemService"]
+
+
+class ItemService:
+    def __init__(
+        self,
+        *,
+        responder: Responder,
+        store: ItemStore,
+        tokens: TokenIssuer,
+        counters: Counters,
+        emit: Callable[[ev.Event], None],
+    ) -> None:
+        self.responder = responder
+        self.store = store
+        self.tokens = tokens
+        self.counters = counters
+        self.emit = emit
+
+    def register(self) -> None:
+        self.responder.register(GetQuery.method, self.get_reply)
+        self.responder.register(PutQuery.method, self.put_reply)
+
+    def get_reply(self, q: GetQuery, addr: Addr, now: float) -> Response:
+        v4, v6 = self.responder.closest_nodes(q.target, q.want, addr, now)
+        token = self.tokens.issue(addr[0], q.target, now)
+        item = self.store.get(q.target, now)
+        fields: dict[str, object] = {"nodes": v4, "nodes6": v6, "token": token}
+        if item is not None:
+            self.counters.item_gets_served += 1
+            if not item.mutable:
+                fields["v"] = item.value
+            elif q.seq is not None and item.seq <= q.seq:
+                fields["seq"] = item.seq  # "nothing newer than what you have"
+            else:
+                fields.update(v=item.value, k=item.public_key, seq=item.seq, sig=item.signature)
+        return self.responder.response(q, addr, **fields)
+
+    def put_reply(self, q: PutQuery, addr: Addr, now: float) -> Message:
+        try:
+            check_value_size(q.v)
+            if q.k is not None:
+                check_salt(q.salt)
+                item = Item(q.v, q.k, q.seq or 0, q.sig or b"", q.salt)
+            else:
+                item = Item(q.v)
+            target = item.target
+            if not self.tokens.verify(q.token, addr[0], target, now):
+                self.counters.bad_tokens += 1
+                raise ItemError(PROTOCOL_ERROR, "invalid token")
+            known = target in self.store
+            entry = self.store.put(item, now, cas=q.cas, putter=addr[0])
+        except ItemError as err:
+            self.counters.puts_refused += 1
+            return ErrorMessage(q.tid, err.code, err.reason)
+        if entry is not None:
+            self.counters.items_stored += 1
+            stored = entry.item
+            self.emit(
+                ev.ItemStored(
+                    target,
+                    stored.public_key,
+                    stored.seq if stored.mutable else None,
+                    len(stored.value),
+                    addr,
+                    not known,
+                    now,
+                )
+            )
+        return self.responder.response(q, addr)
