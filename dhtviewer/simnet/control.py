@@ -2,8 +2,9 @@
 
 ``GET /stats`` (sizes, rates, reply lateness, counters, RSS), ``GET /closest?target=HEX&k=8``
 (the true K closest answering nodes), ``GET /swarms`` (the seeded info-hashes), ``GET
-/swarm?info_hash=HEX`` (its true peers and the nodes that hold it), ``GET /size``, ``GET
-/members`` (joined clients and their background traffic) and ``GET /routers``. Anything else
+/swarm?info_hash=HEX`` (its true peers, seeds and downloaders, and the nodes that hold it),
+``GET /size``, ``GET /members`` (joined clients and their background traffic) and ``GET
+/routers``. Anything else
 gets a JSON error: 400 for a bad parameter, 404 for an unknown path, 405 for another method.
 A handler never raises into the server: whatever goes wrong becomes a 500 with a JSON error.
 
@@ -140,6 +141,8 @@ class ControlApi:
                       "came_back": net.came_back},
             "counters": net.counters.to_json(),
             "announced_peers": net.swarms.announced.peer_count(),
+            "items": dict(net.items.stats),  # BEP 44 gets and puts served
+            "scrapes": net.scrape.scrapes,  # BEP 33 answers with filters
         }
         server = self.server
         if server is not None:
@@ -174,9 +177,12 @@ class ControlApi:
         if peers is None:
             raise BadRequest(f"no swarm has info_hash {info_hash.hex()}")
         index = net.index
+        seeds, downloaders = net.scrape.truth(info_hash, self.clock()) or (0, 0)
         return {
             "info_hash": info_hash.hex(),
             "peers": [f"{h}:{p}" for h, p in peers],
+            "seeds": seeds,  # distinct IP addresses, as BEP 33 counts them
+            "downloaders": downloaders,
             "stored_at": [f"{ip_text(index.ip(j))}:{index.port(j)}"
                           for j in net.swarms.holders(info_hash)],
         }

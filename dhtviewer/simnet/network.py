@@ -10,10 +10,12 @@ otherwise, after the profile's loss draw, it answers after the round-trip time o
 (asker, node) pair: ``ping``, ``find_node`` (the 8 contacts of its derived table closest to
 the target, joined clients included), ``get_peers`` (a token bound to the asker and to this
 node, ``values`` when it stores the swarm, and nodes), ``announce_peer`` (token checked, peer
-stored), ``sample_infohashes`` (when its client supports BEP 51, else error 204), with the
-BEP 42 ``ip`` of the asker and the ``v`` of its client. A few nodes answer with errors or
-malformed datagrams, scenario Sybils lie (``scenarios.py``). Datagrams that are not KRPC are
-counted and dropped; a query whose fields are wrong gets error 203, as from a real node.
+stored), ``sample_infohashes`` (when its client supports BEP 51, else error 204), BEP 44
+``get``/``put`` (``items.py``) and BEP 33 ``scrape=1`` (``scrape.py``) where its client
+supports them, with the BEP 42 ``ip`` of the asker and the ``v`` of its client. A few nodes
+answer with errors or malformed datagrams, scenario Sybils lie (``scenarios.py``). Datagrams
+that are not KRPC are counted and dropped; a query whose fields are wrong gets error 203, as
+from a real node.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from typing import NamedTuple
 import numpy as np
 
 from dhtviewer.dht import krpc
+from dhtviewer.dht.items import ItemError
 from dhtviewer.dht.messages import (
     METHOD_UNKNOWN,
     PROTOCOL_ERROR,
@@ -35,8 +38,10 @@ from dhtviewer.dht.messages import (
     ErrorMessage,
     FindNodeQuery,
     GetPeersQuery,
+    GetQuery,
     Message,
     PingQuery,
+    PutQuery,
     Query,
     Response,
     SampleInfohashesQuery,
@@ -46,11 +51,13 @@ from dhtviewer.sim.latency import LogNormalLatency
 from dhtviewer.simnet import index as ix
 from dhtviewer.simnet.addresses import DEFAULT_BASE, AddressPlan, ip_text
 from dhtviewer.simnet.index import NODE_LEN, ExtraNode, NodeIndex
+from dhtviewer.simnet.items import NodeItems
 from dhtviewer.simnet.members import Member, Members
 from dhtviewer.simnet.options import Scenarios
 from dhtviewer.simnet.profile import CLIENTS, REALISTIC, Profile
 from dhtviewer.simnet.replies import response
 from dhtviewer.simnet.scenarios import Cluster, spoof_subnet, sybil_nodes
+from dhtviewer.simnet.scrape import SwarmScrape
 from dhtviewer.simnet.swarms import Swarms, plan_swarms
 
 __all__ = ["Outgoing", "Simnet", "SimnetConfig"]
@@ -205,6 +212,8 @@ class Simnet:
         # --- behaviour ---
         self.swarms = Swarms(index, hashes, sizes, p.storers, gen)
         self.tokens = TokenIssuer(self.rng, now)
+        self.items = NodeItems(index.clients, self.tokens)  # BEP 44 (simnet/items.py)
+        self.scrape = SwarmScrape(self.swarms, index.clients)  # BEP 33 (simnet/scrape.py)
         self.latency = LogNormalLatency(p.rtt_median, p.rtt_sigma, 0.05, salt=config.seed)
         self.members = Members(
             config.member_rate if config.member_rate is not None else p.member_rate,
@@ -330,8 +339,10 @@ class Simnet:
                 values = self._fake_peers.get(ih, []) if cluster[0].kind == "poison" else []
             else:
                 values = self.swarms.values(pos, ih, now, rng)
+            scrape = (self.scrape.filters(pos, ih, now)
+                      if q.scrape and cluster is None and self.scrape.supports(pos) else None)
             data = response(q.tid, node_id, ext, version, nodes=self._nodes(pos, ih, cluster),
-                            token=token, values=values)
+                            token=token, values=values, scrape=scrape)
         elif kind is PingQuery:
             data = response(q.tid, node_id, ext, version)
         elif kind is AnnouncePeerQuery:
@@ -350,6 +361,21 @@ class Simnet:
             data = response(q.tid, node_id, ext, version, interval=BEP51_INTERVAL,
                             nodes=self._nodes(pos, q.target, cluster), num=len(stored),
                             samples=b"".join(samples))
+        elif kind is GetQuery and self.items.supports(pos):
+            assert isinstance(q, GetQuery)
+            found = self.items.get(pos, q.target, q.seq, now) if cluster is None else {}
+            data = response(q.tid, node_id, ext, version,
+                            nodes=self._nodes(pos, q.target, cluster),
+                            token=self.items.token(src[0], q.target, node_id, now), **found)
+        elif kind is PutQuery and self.items.supports(pos):
+            assert isinstance(q, PutQuery)
+            try:
+                if cluster is None:  # Sybils swallow puts
+                    self.items.put(pos, node_id, q, src[0], now)
+            except ItemError as err:
+                self._error(pos, src, q.tid, err.code, err.reason, now + delay)
+                return
+            data = response(q.tid, node_id, ext, version)
         else:
             self._error(pos, src, q.tid, METHOD_UNKNOWN, "method unknown", now + delay)
             return

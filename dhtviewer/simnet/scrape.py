@@ -1,0 +1,129 @@
+"""BEP 33 on the simulated Mainline: which peers of a swarm are seeds, the scrape filters a
+simulated node returns, and the true counts to check a scrape against.
+
+Seeds. A seeded swarm (``swarms.py``) has no announces to carry ``seed=1``, so each of its peers
+is a seed or a downloader by a stable draw: the swarm's seed share is uniform in 0.1..0.9 (a
+working figure: seed-to-leecher ratios vary that widely between torrents, popular new ones
+leecher-heavy, old ones seed-heavy) and each peer is a seed with that probability, both derived
+from SHA-1 of the info-hash (no memory, the same answer at every storer and in ``truth``).
+Peers announced by joined clients carry the ``seed`` flag they announced.
+
+Filters. A node that supports BEP 33 and stores peers of the swarm answers a ``get_peers`` with
+``scrape=1`` with ``BFsd``/``BFpe`` over *all* the peers it stores (a seeded storer holds the
+whole seeded swarm; the holders of announced peers share one store), as our own peer store does
+(``dht/peer_store.py``: same ``dht/bloom.py`` filters). Other clients ignore ``scrape`` and
+answer as before; the requesting side counts them as legacy nodes.
+
+Support: libtorrent (its documentation lists BEP 33 among the BEPs it implements) and mldht
+(written by BEP 33's author). uTorrent, Transmission's jech/dht and the rest are treated as not
+supporting it: jech/dht does not; for uTorrent no documentation was at hand (a working figure).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import random
+
+from dhtviewer.dht.bloom import BloomFilter
+from dhtviewer.simnet.profile import CLIENTS
+from dhtviewer.simnet.swarms import Swarm, Swarms
+
+__all__ = ["SCRAPE_CLIENTS", "SwarmScrape", "is_seed", "seed_share"]
+
+SCRAPE_CLIENTS = frozenset({"libtorrent 2.0", "libtorrent 1.2", "mldht"})
+"""Client families (``profile.CLIENTS`` names) whose nodes answer ``scrape=1``."""
+SEED_SHARE_RANGE = (0.1, 0.9)
+_ALL = 1 << 30
+
+
+def seed_share(info_hash: bytes) -> float:
+    """The share of seeds among the seeded peers of ``info_hash`` (module docstring)."""
+    h = hashlib.sha1(b"seed-share" + info_hash).digest()
+    lo, hi = SEED_SHARE_RANGE
+    return lo + (hi - lo) * int.from_bytes(h[:8], "big") / 2**64
+
+
+def is_seed(info_hash: bytes, peer_index: int, share: float) -> bool:
+    """Whether the ``peer_index``-th seeded peer of ``info_hash`` is a seed."""
+    h = hashlib.sha1(info_hash + peer_index.to_bytes(4, "big")).digest()
+    return int.from_bytes(h[:8], "big") < share * 2**64
+
+
+class SwarmScrape:
+    """Scrape answers and ground truth over ``swarms``; ``clients``: the client family of each
+    node position (``NodeIndex.clients``)."""
+
+    def __init__(self, swarms: Swarms, clients: bytes) -> None:
+        self.swarms = swarms
+        supported = tuple(c.name in SCRAPE_CLIENTS for c in CLIENTS)
+        self._clients = clients
+        self._supported = supported
+        self._seeded: dict[bytes, tuple[bytes, bytes]] = {}
+        """Seeded info-hash -> its (BFsd, BFpe), built at its first scrape (at most one pair
+        per seeded swarm: bounded by the profile's swarm count)."""
+        self._flags: dict[bytes, list[bool]] = {}
+        self.scrapes = 0
+        """Scrape answers with filters given out."""
+
+    def supports(self, pos: int) -> bool:
+        return self._supported[self._clients[pos]]
+
+    def seed_flags(self, swarm: Swarm) -> list[bool]:
+        """Seed or not, for each peer of the seeded ``swarm`` (in its peer order)."""
+        flags = self._flags.get(swarm.info_hash)
+        if flags is None:
+            share = seed_share(swarm.info_hash)
+            flags = [is_seed(swarm.info_hash, i, share) for i in range(len(swarm.peers))]
+            self._flags[swarm.info_hash] = flags
+        return flags
+
+    def filters(self, pos: int, info_hash: bytes, now: float) -> tuple[bytes, bytes] | None:
+        """``(BFsd, BFpe)`` node ``pos`` answers a scrape of ``info_hash`` with; None when it
+        stores no peer of it (then the reply carries no filters, as from our own node)."""
+        swarms = self.swarms
+        seeded = swarms.seeded.get(info_hash)
+        held = seeded is not None and pos in seeded.storers
+        announced = None
+        if info_hash in swarms.announced and pos in swarms.holders(info_hash):
+            announced = swarms.announced.scrape_filters(info_hash, now)
+        if not held and announced is None:
+            return None
+        self.scrapes += 1
+        if not held:
+            return announced
+        assert seeded is not None
+        pair = self._seeded.get(info_hash)
+        if pair is None:
+            seeds, downloaders = BloomFilter(), BloomFilter()
+            for (host, _), seed in zip(seeded.peers, self.seed_flags(seeded), strict=True):
+                (seeds if seed else downloaders).insert(host)
+            pair = self._seeded[info_hash] = (seeds.to_bytes(), downloaders.to_bytes())
+        if announced is None:
+            return pair
+        return (_union(pair[0], announced[0]), _union(pair[1], announced[1]))
+
+    def truth(self, info_hash: bytes, now: float) -> tuple[int, int] | None:
+        """The true ``(seeds, downloaders)`` of ``info_hash``: distinct IP addresses, as BEP 33
+        counts them (a host with a seeding and a downloading peer is in both); None when no
+        swarm has it."""
+        swarms = self.swarms
+        seeds: set[str] = set()
+        downloaders: set[str] = set()
+        seeded = swarms.seeded.get(info_hash)
+        if seeded is not None:
+            for (host, _), seed in zip(seeded.peers, self.seed_flags(seeded), strict=True):
+                (seeds if seed else downloaders).add(host)
+        if info_hash in swarms.announced:
+            rng = random.Random(0)
+            store = swarms.announced
+            every = store.get(info_hash, now, rng, _ALL)
+            leeching = set(store.get(info_hash, now, rng, _ALL, noseed=True))
+            for peer in every:
+                (downloaders if peer in leeching else seeds).add(peer[0])
+        if seeded is None and not seeds and not downloaders:
+            return None
+        return len(seeds), len(downloaders)
+
+
+def _union(a: bytes, b: bytes) -> bytes:
+    return (BloomFilter(a) | BloomFilter(b)).to_bytes()
