@@ -1,11 +1,15 @@
 """Screenshots of the real application, for the README: ``make screenshots``.
 
 Starts the main window offscreen on an embedded local testnet of 64 nodes, looks up one of the
-pre-announced info-hashes, announces one of our own and lets traffic accumulate for a few
-seconds, then saves PNGs of the whole window and of each view into resources/screenshots/.
-Settings go to a temporary file, so the user's own are neither read nor changed.
+pre-announced info-hashes (with a BEP 33 scrape), announces one of our own, puts and gets a
+BEP 44 item and lets traffic accumulate for a few seconds, then saves PNGs of the whole window
+and of each view into resources/screenshots/; last, it restarts the node on a simulated
+Mainline (``dhtviewer simnet``, 20,000 nodes) and crawls it with BEP 51 for a few minutes for the
+Activity view. Settings, keys and
+the sample database go to a temporary folder, so the user's own are neither read nor changed.
 
-Usage: QT_QPA_PLATFORM=offscreen python tools/screenshots.py [OUTPUT_DIR] [--dark]
+Usage: QT_QPA_PLATFORM=offscreen python tools/screenshots.py [OUTPUT_DIR] [--dark] [--size WxH]
+       [--crawl-minutes M]
 """
 
 from __future__ import annotations
@@ -29,7 +33,7 @@ from PySide6.QtGui import QColor, QPalette
 from PySide6.QtWidgets import QApplication, QStyleFactory
 
 from dhtviewer.ui.app import collect_garbage_in_gui_thread
-from dhtviewer.ui.controller import TESTNET, Controller, StartOptions
+from dhtviewer.ui.controller import SIMNET, TESTNET, Controller, StartOptions
 from dhtviewer.ui.main_window import MainWindow
 from dhtviewer.ui.settings_store import SettingsStore
 
@@ -37,7 +41,12 @@ WIDTH, HEIGHT = 1600, 1000
 NODES = 64
 TESTNET_BASE = "127.0.90.1"
 TRAFFIC_SECONDS = 25.0
-NODE_ID = "5d1f0c7a3b9e48f2a6c1d0e9b8a7f6e5d4c3b2a1"  # fixed, so the pictures are reproducible
+NODE_ID = "5d1f0c7a3b9e48f2a6c1d0e9b8a7f6e5d4c3b2a1"
+SIMNET_NODES = 20_000
+"""The Activity view's network: 2,000 seeded swarms over 20,000 simulated nodes, so that most
+nodes store some (on 1,000,000 nodes almost every sample would be empty)."""
+CRAWL_RATE = 40.0
+CRAWL_MINUTES = 3.0  # fixed, so the pictures are reproducible
 
 
 def dark_palette() -> QPalette:
@@ -67,17 +76,42 @@ async def until(predicate: Callable[[], bool], timeout: float, what: str) -> Non
         await asyncio.sleep(0.05)
 
 
-async def shoot(out: Path, suffix: str) -> list[Path]:
-    settings_file = Path(tempfile.mkdtemp(prefix="dhtviewer-shots-")) / "settings.ini"
-    store = SettingsStore(QSettings(str(settings_file), QSettings.Format.IniFormat))
+async def crawl_simnet(window: MainWindow, controller: Controller, minutes: float) -> None:
+    """Restart the node on a simulated Mainline and crawl it for ``minutes``."""
+    window.stop_node()
+    await until(lambda: controller.state == "stopped" and not controller.busy, 30, "the stop")
+    window.apply_command_line(
+        StartOptions(mode=SIMNET, simnet_nodes=SIMNET_NODES, bind_host="127.0.0.1", port=0),
+        mode=True, bind=True,
+    )
+    window.start_node()
+    await until(lambda: controller.state == "ready", 120, "the simulated Mainline")
+    window.raise_dock("activity")
+    window.activity.rate.setValue(CRAWL_RATE)
+    if not window.activity.start_crawl():
+        raise RuntimeError(window.activity.message.text())
+    await asyncio.sleep(minutes * 60)
+    window.activity.crawl.request_snapshot()
+    await asyncio.sleep(1.5)
+    rows = window.activity.top_proxy.rowCount()
+    if rows:
+        window.activity.top_table.selectRow(min(2, rows - 1))
+    await asyncio.sleep(0.5)
+
+
+async def shoot(out: Path, suffix: str, size: tuple[int, int] = (WIDTH, HEIGHT),
+                crawl_minutes: float = CRAWL_MINUTES) -> list[Path]:
+    scratch = Path(tempfile.mkdtemp(prefix="dhtviewer-shots-"))
+    store = SettingsStore(QSettings(str(scratch / "settings.ini"), QSettings.Format.IniFormat))
     controller = Controller()
-    window = MainWindow(controller, store, testnet_base=TESTNET_BASE, testnet_seed=7,
+    window = MainWindow(controller, store, state_path=scratch / "state.json",
+                        testnet_base=TESTNET_BASE, testnet_seed=7,
                         node_id=bytes.fromhex(NODE_ID))
     window.apply_command_line(
         StartOptions(mode=TESTNET, testnet_nodes=NODES, bind_host="127.0.0.1", port=0),
         mode=True, bind=True,
     )
-    window.resize(WIDTH, HEIGHT)
+    window.resize(*size)
     window.show()
     saved: list[Path] = []
     try:
@@ -96,6 +130,20 @@ async def shoot(out: Path, suffix: str) -> list[Path]:
                 controller.find_peers(rng.choice(announced))
                 await asyncio.sleep(0.3)
 
+        # BEP 44: a mutable item with a salt, then a get of it (the Items view)
+        items = window.items
+        items.mutable.setChecked(True)
+        items.salt.setText("status")
+        items.value_format.setCurrentIndex(items.value_format.findData("json"))
+        items.value.setPlainText('{"name": "dhtviewer", "nodes": 64, "tags": ["bep44", "demo"]}')
+        items.start_put()
+        await until(lambda: items.handle is not None and items.handle.done(), 20, "the put")
+        items._get_put_target()
+        items.start_get()
+        await until(lambda: items.handle is not None and items.handle.done(), 20, "the get")
+        # an immutable item another node put on ours: the "stored on this node" table
+        await asyncio.sleep(0.5)
+
         window.announce.set_query(announced[1].hex())
         window.announce.port.setValue(51413)
         window.announce.start_announce()
@@ -105,12 +153,13 @@ async def shoot(out: Path, suffix: str) -> list[Path]:
         # one lookup per pre-announced info-hash, as a user clicking through them would;
         # the picture shows the one whose path has the most hops
         best: tuple[int, int, int] | None = None
+        window.lookup.scrape.setChecked(True)
         for i, info_hash in enumerate(announced):
             window.lookup.set_query(info_hash.hex())
             window.lookup.start_lookup()
             await until(lambda ih=info_hash: window.lookup.shown is not None  # type: ignore[misc]
-                        and window.lookup.shown.finished and window.lookup.shown.target == ih,
-                        10, "the lookup")
+                        and window.lookup.shown.target == ih
+                        and window.lookup.shown.scrape is not None, 10, "the lookup")
             shown = window.lookup.shown
             assert shown is not None
             score = (window.lookup.graph.view.edge_count(), shown.max_depth)
@@ -146,13 +195,18 @@ async def shoot(out: Path, suffix: str) -> list[Path]:
         await asyncio.sleep(0.4)
         grab("main-window", window)
         grab("lookup", window.docks["lookup"].widget())
-        for name in ("routing", "traffic", "packets"):
+        for name in ("routing", "traffic", "packets", "items"):
             window.raise_dock(name)
             if name == "traffic":
                 window.traffic.refresh(force=True)
             await asyncio.sleep(0.5)
             grab(name, window.docks[name].widget())
         window.raise_dock("lookup")
+
+        # BEP 51 on a network with thousands of swarms: the simulated Mainline
+        if crawl_minutes > 0:
+            await crawl_simnet(window, controller, crawl_minutes)
+            grab("activity", window.docks["activity"].widget())
     finally:
         window.close()
         await until(lambda: window.is_closed, 15, "the window to close")
@@ -163,7 +217,16 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("out", nargs="?", default="resources/screenshots")
     parser.add_argument("--dark", action="store_true", help="dark palette (files get -dark)")
+    parser.add_argument("--crawl-minutes", type=float, default=CRAWL_MINUTES, metavar="M",
+                        help=f"how long the Activity view crawls the simulated Mainline "
+                        f"(default {CRAWL_MINUTES:g}; 0: no Activity picture)")
+    parser.add_argument("--size", default=f"{WIDTH}x{HEIGHT}", metavar="WxH",
+                        help=f"window size (default {WIDTH}x{HEIGHT})")
     args = parser.parse_args()
+    try:
+        w, h = (int(x) for x in args.size.lower().split("x"))
+    except ValueError:
+        parser.error(f"--size: expected WIDTHxHEIGHT, got {args.size!r}")
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     app = QApplication(sys.argv[:1])
@@ -175,7 +238,8 @@ def main() -> int:
     asyncio.set_event_loop(loop)
     gc_timer = collect_garbage_in_gui_thread()
     with loop:
-        saved = loop.run_until_complete(shoot(out, "-dark" if args.dark else ""))
+        saved = loop.run_until_complete(
+            shoot(out, "-dark" if args.dark else "", (w, h), args.crawl_minutes))
     gc_timer.stop()
     for path in saved:
         print(path)

@@ -3,8 +3,10 @@
 Pure Python (no Qt), so it is tested on scripted event sequences. One record per lookup holds the
 path graph (every queried node with its hop depth, the bits it shares with the target, who
 referred it, its outcome and RTT), the peers found with how many nodes returned each and when,
-and the summary counters. ``LookupTracker`` keeps a bounded history of them, which the lookup
-history list re-selects from.
+and the summary counters, and what a second phase reported: where an announce or a BEP 44 put
+was stored, the item a get found (and the copies it rejected, with why), the BEP 33 estimate of
+a scrape. ``LookupTracker`` keeps a bounded history of them, which the lookup history list
+re-selects from.
 
 Queried nodes are keyed by address, as in the core: a bootstrap seed is asked before its id is
 known, and only its answer tells us the id.
@@ -35,6 +37,10 @@ DONE = "done"
 CANCELLED = "cancelled"
 ANNOUNCING = "announcing"
 ANNOUNCED = "announced"
+PUTTING = "putting"
+"""A BEP 44 put whose lookup settled: the put round is under way."""
+STORED = "stored"
+NOT_STORED = "not stored"
 
 
 @dataclass(slots=True)
@@ -108,6 +114,14 @@ class LookupState:
         self.announce_done = False
         self.stored_at: tuple[Addr, ...] = ()
         self.announce_failed: tuple[Addr, ...] = ()
+        self.scrape: ev.ScrapeFinished | None = None
+        """The BEP 33 estimate of a get_peers lookup started with scrape."""
+        self.item: ev.ItemGetFinished | None = None
+        """What a BEP 44 get found."""
+        self.put: ev.ItemPutFinished | None = None
+        """Where a BEP 44 put stored the item, and why not elsewhere."""
+        self.rejections: dict[Addr, str] = {}
+        """Nodes whose item copy a get or put lookup rejected, and why."""
 
     @classmethod
     def from_events(cls, events: Iterable[ev.Event]) -> LookupState:
@@ -147,6 +161,15 @@ class LookupState:
             self.announce_done = True
             self.stored_at = event.stored_at
             self.announce_failed = event.failed
+        elif isinstance(event, ev.ScrapeFinished):
+            self.scrape = event
+        elif isinstance(event, ev.ItemRejected):
+            self.rejections[event.addr] = event.reason
+        elif isinstance(event, ev.ItemGetFinished):
+            self.item = event
+        elif isinstance(event, ev.ItemPutFinished):
+            self.put = event
+            self.stored_at = event.stored_at
         else:
             return False
         self.last_event_at = max(self.last_event_at, event.at)
@@ -230,6 +253,10 @@ class LookupState:
             return CANCELLED
         if self.kind == "announce":
             return ANNOUNCED if self.announce_done else ANNOUNCING
+        if self.kind == "put":
+            if self.put is None:
+                return PUTTING
+            return STORED if self.put.stored_at else NOT_STORED
         return DONE
 
     @property

@@ -16,6 +16,8 @@ import qasync
 from PySide6.QtWidgets import QApplication
 
 from dhtviewer.dht import events as ev
+from dhtviewer.dht.item_lookup import PutRequest
+from dhtviewer.net.handles import ItemResult, PutResult
 from dhtviewer.net.session import StateChanged
 from dhtviewer.ui import controller as controller_mod
 from dhtviewer.ui.controller import (
@@ -170,6 +172,42 @@ def test_a_lookup_and_an_announce_that_is_verified(
     assert check.expected == ("127.0.0.1", 51413)
 
 
+def test_items_and_a_scrape_through_the_controller(
+    loop: qasync.QEventLoop, ctl: Controller
+) -> None:
+    """BEP 44 put and get, and a BEP 33 scrape, each announced with ``lookup_started`` and
+    ended with its own signal; the items a node puts on us are readable."""
+    started: list[tuple[int, str]] = []
+    items: list[Any] = []
+    scrapes: list[Any] = []
+    ctl.lookup_started.connect(lambda lid, kind, _t: started.append((lid, kind)))
+    ctl.item_finished.connect(items.append)
+    ctl.scrape_finished.connect(scrapes.append)
+
+    async def scenario() -> None:
+        await ctl.start(tn_options())
+        await until(lambda: ctl.state == "ready")
+        assert ctl.testnet is not None and ctl.stored_items() == []
+        put = ctl.put_item(PutRequest(b"controller", seed=bytes(range(32)), salt=b"s"))
+        assert put is not None and ctl.current_lookup is None  # Esc cancels lookups only
+        await until(lambda: items, what="the put")
+        get = ctl.get_item(put.target, b"s")
+        assert get is not None
+        await until(lambda: len(items) == 2, what="the get")
+        info_hash, _peers = next(iter(ctl.testnet.announced.items()))
+        scrape = ctl.find_peers(info_hash, scrape=True)
+        assert scrape is not None and scrape.kind == "scrape" and ctl.current_lookup is scrape
+        await until(lambda: scrapes, what="the scrape")
+
+    run(loop, scenario())
+    assert [kind for _, kind in started] == ["put", "get", "scrape"]
+    put_result, get_result = items
+    assert isinstance(put_result, PutResult) and len(put_result.stored_at) == 8
+    assert isinstance(get_result, ItemResult) and get_result.value == b"10:controller"
+    assert get_result.seq == 1 and get_result.lookup.lookup_id == started[1][0]
+    assert scrapes[0].nodes >= 1 and not scrapes[0].cancelled
+
+
 def test_implied_port_announce_is_verified_on_our_udp_port(
     loop: qasync.QEventLoop, ctl: Controller
 ) -> None:
@@ -296,9 +334,12 @@ def test_operations_without_a_running_node_explain_instead_of_failing(
         assert ctl.announce(b"\x01" * 20, 1) is None
         assert ctl.ping(("127.0.0.1", 1)) is None
         assert ctl.rebootstrap() is None
+        assert ctl.get_item(b"\x01" * 20) is None
+        assert ctl.put_item(PutRequest(b"v")) is None
+        assert ctl.stored_items() == []
 
     run(loop, scenario())
-    assert len(rec.errors) == 5
+    assert len(rec.errors) == 7
     assert all("not running" in e for e in rec.errors)
 
 

@@ -16,8 +16,11 @@ from dhtviewer.ui.lookup_state import (
     ANSWERED,
     CANCELLED,
     DONE,
+    NOT_STORED,
+    PUTTING,
     RETURNED_PEERS,
     RUNNING,
+    STORED,
     TIMED_OUT,
     LookupState,
     LookupTracker,
@@ -127,6 +130,31 @@ def test_announce_and_cancel_states() -> None:
     assert state.state == ANNOUNCED and state.stored_at == (ADDR[A],)
     cancelled = ev.LookupFinished(1, TARGET, "announce", (), (), 0, 0, 1.0, True, 1.0)
     assert LookupState.from_events([start, cancelled]).state == CANCELLED
+
+
+def test_put_get_and_scrape_outcomes() -> None:
+    start = ev.LookupStarted(2, TARGET, "put", 0.0)
+    fin = ev.LookupFinished(2, TARGET, "put", (), (), 0, 0, 1.0, False, 1.0)
+    rejected = ev.ItemRejected(2, A, ADDR[A], "invalid signature", 0.5)
+    state = LookupState.from_events([start, rejected, fin])
+    assert state.state == PUTTING and state.rejections == {ADDR[A]: "invalid signature"}
+    done = ev.ItemPutFinished(2, TARGET, None, None, (ADDR[C],), ((ADDR[D], "timeout"),), 1.2)
+    assert state.apply(done)
+    assert state.state == STORED and state.put is done and state.stored_at == (ADDR[C],)
+    nowhere = ev.ItemPutFinished(2, TARGET, None, None, (), ((ADDR[D], "timeout"),), 1.2)
+    assert LookupState.from_events([start, fin, nowhere]).state == NOT_STORED
+
+    get = ev.LookupStarted(3, TARGET, "get", 0.0)
+    got = ev.ItemGetFinished(3, TARGET, b"1:x", None, None, None, (ADDR[E],), 0, (), False, 1.0)
+    state = LookupState.from_events(
+        [get, ev.LookupFinished(3, TARGET, "get", (), (), 0, 0, 1.0, False, 1.0), got])
+    assert state.state == DONE and state.item is got
+
+    lookup = ev.LookupStarted(4, TARGET, "get_peers", 0.0)
+    scrape = ev.ScrapeFinished(4, TARGET, 12.0, 30.5, 8, 1, False, False, 2.0)
+    state = LookupState.from_events(
+        [lookup, ev.LookupFinished(4, TARGET, "get_peers", (), (), 0, 0, 1.0, False, 1.0), scrape])
+    assert state.scrape is scrape and state.state == DONE
 
 
 def test_events_of_other_lookups_are_ignored() -> None:
