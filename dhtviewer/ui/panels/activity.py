@@ -31,6 +31,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from dhtviewer.dht.settings import spec_of
 from dhtviewer.net.crawl import CrawlFigures
 from dhtviewer.net.sample_store import default_sample_db_path
 from dhtviewer.ui.controller import Controller
@@ -50,7 +51,7 @@ if TYPE_CHECKING:
 
 __all__ = ["ActivityPanel", "LazyActivityPlot"]
 
-MAX_RATE = 1000.0
+MAX_RATE = 10_000.0
 IDLE_TEXT = ("No crawl yet. A crawl asks nodes all over the id space for samples of the "
              "info-hashes they store (BEP 51), at most the rate above.")
 
@@ -96,13 +97,14 @@ class ActivityPanel(QWidget):
         self.stop_button = QPushButton("Stop", self)
         self.stop_button.setToolTip("Stop the crawl (what it found stays in the database)")
         self.stop_button.clicked.connect(self.crawl.stop)
+        spec = spec_of("crawl_rate").info  # the same range as the preferences' crawl rate
         self.rate = QDoubleSpinBox(self)
-        self.rate.setRange(0.5, MAX_RATE)
+        self.rate.setRange(float(spec.low or 0.1), float(spec.high or MAX_RATE))
         self.rate.setDecimals(1)
         self.rate.setValue(rate)
-        self.rate.setSuffix(" queries/s")
-        self.rate.setToolTip("At most this many sample_infohashes queries per second (each "
-                             "node asked again only after the interval it gives)")
+        self.rate.setSuffix(f" {spec.unit}")
+        self.rate.setToolTip(f"{spec.help} Each node is asked again only after the interval "
+                             "it gives.")
         self.export_button = QPushButton("Export CSV…", self)
         self.export_button.setToolTip(f"Every sampled info-hash in {self.crawl.db_path}")
         self.export_button.clicked.connect(self.export_dialog)

@@ -198,6 +198,11 @@ class ItemsPanel(QWidget):
         vbox.addLayout(form)
         vbox.addWidget(self.get_message)
         vbox.addLayout(buttons)
+        vbox.addWidget(muted_label(
+            "Every copy a node returns is checked before it counts: an immutable item against "
+            "the SHA-1 of its value, a mutable one against its signature and SHA-1(public key "
+            "+ salt). Of valid mutable copies the highest seq wins; the others are listed with "
+            "why they were rejected.", get_tab))
         vbox.addStretch(1)
 
         self.tabs = QTabWidget(self)
