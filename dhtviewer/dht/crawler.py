@@ -114,6 +114,11 @@ class Crawl(TransactionOwner):
         self._report(p.addr, p.node_id, (), None, None, reason, now)
         self.pump(now)
 
+    def on_slow(self, p: Pending, now: float) -> None:
+        # past the short timeout: the slot goes to the next node (Sampler docstring)
+        self.sampler.on_slow(p.addr)
+        self.pump(now)
+
     def on_timeout(self, p: Pending, now: float) -> None:
         self.sampler.on_failure(p.addr)
         self._report(p.addr, p.node_id, (), None, None, "timeout", now)

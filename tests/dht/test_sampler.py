@@ -38,6 +38,24 @@ def test_inflight_cap() -> None:
     assert len(s.due(1.0)) == 1
 
 
+def test_a_slow_query_gives_its_slot_away_and_its_late_answer_still_counts() -> None:
+    s = make(rate=100.0, max_inflight=2)
+    s.add_contacts(contact(i) for i in range(10))
+    first = s.due(1.0)
+    assert len(first) == 2 and s.due(1.0) == []
+    slow = first[0][0]
+    s.on_slow(slow.addr)
+    s.on_slow(slow.addr)  # once only
+    assert s.inflight == 1 and s.stats["slow"] == 1
+    assert len(s.due(1.0)) == 1  # its slot went to the next node
+    s.on_reply(slow.addr, slow.id, 3.0, supported=True, returned=1, num=1)
+    assert s.inflight == 2 and s.stats["replied"] == 1  # not released twice
+    other = first[1][0]
+    s.on_slow(other.addr)
+    s.on_failure(other.addr)  # the hard timeout after the short one
+    assert s.inflight == 1 and s.stats["failed"] == 1
+
+
 def test_random_targets_and_no_repeat_without_reason() -> None:
     s = make(rate=1000.0, burst=1000.0, max_inflight=1000)
     s.add_contacts(contact(i) for i in range(50))
