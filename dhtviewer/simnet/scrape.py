@@ -25,8 +25,9 @@ import hashlib
 import random
 
 from dhtviewer.dht.bloom import BloomFilter
+from dhtviewer.dht.messages import Addr
 from dhtviewer.simnet.profile import CLIENTS
-from dhtviewer.simnet.swarms import Swarm, Swarms
+from dhtviewer.simnet.swarms import Swarms
 
 __all__ = ["SCRAPE_CLIENTS", "SwarmScrape", "is_seed", "seed_share"]
 
@@ -58,7 +59,7 @@ class SwarmScrape:
         supported = tuple(c.name in SCRAPE_CLIENTS for c in CLIENTS)
         self._clients = clients
         self._supported = supported
-        self._seeded: dict[bytes, tuple[bytes, bytes]] = {}
+        self._filters: dict[bytes, tuple[bytes, bytes]] = {}
         """Seeded info-hash -> its (BFsd, BFpe), built at its first scrape (at most one pair
         per seeded swarm: bounded by the profile's swarm count)."""
         self._flags: dict[bytes, list[bool]] = {}
@@ -68,21 +69,28 @@ class SwarmScrape:
     def supports(self, pos: int) -> bool:
         return self._supported[self._clients[pos]]
 
-    def seed_flags(self, swarm: Swarm) -> list[bool]:
-        """Seed or not, for each peer of the seeded ``swarm`` (in its peer order)."""
-        flags = self._flags.get(swarm.info_hash)
+    def _seeded(self, info_hash: bytes) -> tuple[list[Addr], list[int]] | None:
+        """The seeded swarm's (peers, storers); None when ``info_hash`` is not seeded. The one
+        place that knows how ``swarms.py`` keeps them."""
+        swarm = self.swarms.seeded.get(info_hash)
+        return None if swarm is None else (swarm.peers, swarm.storers)
+
+    def seed_flags(self, info_hash: bytes, peers: int) -> list[bool]:
+        """Seed or not, for each of the ``peers`` seeded peers of ``info_hash`` (in their
+        order)."""
+        flags = self._flags.get(info_hash)
         if flags is None:
-            share = seed_share(swarm.info_hash)
-            flags = [is_seed(swarm.info_hash, i, share) for i in range(len(swarm.peers))]
-            self._flags[swarm.info_hash] = flags
+            share = seed_share(info_hash)
+            flags = [is_seed(info_hash, i, share) for i in range(peers)]
+            self._flags[info_hash] = flags
         return flags
 
     def filters(self, pos: int, info_hash: bytes, now: float) -> tuple[bytes, bytes] | None:
         """``(BFsd, BFpe)`` node ``pos`` answers a scrape of ``info_hash`` with; None when it
         stores no peer of it (then the reply carries no filters, as from our own node)."""
         swarms = self.swarms
-        seeded = swarms.seeded.get(info_hash)
-        held = seeded is not None and pos in seeded.storers
+        seeded = self._seeded(info_hash)
+        held = seeded is not None and pos in seeded[1]
         announced = None
         if info_hash in swarms.announced and pos in swarms.holders(info_hash):
             announced = swarms.announced.scrape_filters(info_hash, now)
@@ -92,12 +100,14 @@ class SwarmScrape:
         if not held:
             return announced
         assert seeded is not None
-        pair = self._seeded.get(info_hash)
+        pair = self._filters.get(info_hash)
         if pair is None:
             seeds, downloaders = BloomFilter(), BloomFilter()
-            for (host, _), seed in zip(seeded.peers, self.seed_flags(seeded), strict=True):
+            peers = seeded[0]
+            for (host, _), seed in zip(peers, self.seed_flags(info_hash, len(peers)),
+                                       strict=True):
                 (seeds if seed else downloaders).insert(host)
-            pair = self._seeded[info_hash] = (seeds.to_bytes(), downloaders.to_bytes())
+            pair = self._filters[info_hash] = (seeds.to_bytes(), downloaders.to_bytes())
         if announced is None:
             return pair
         return (_union(pair[0], announced[0]), _union(pair[1], announced[1]))
@@ -109,9 +119,11 @@ class SwarmScrape:
         swarms = self.swarms
         seeds: set[str] = set()
         downloaders: set[str] = set()
-        seeded = swarms.seeded.get(info_hash)
+        seeded = self._seeded(info_hash)
         if seeded is not None:
-            for (host, _), seed in zip(seeded.peers, self.seed_flags(seeded), strict=True):
+            peers = seeded[0]
+            for (host, _), seed in zip(peers, self.seed_flags(info_hash, len(peers)),
+                                       strict=True):
                 (seeds if seed else downloaders).add(host)
         if info_hash in swarms.announced:
             rng = random.Random(0)

@@ -4,7 +4,8 @@ It starts and stops the session's crawl (``DhtSession.start_crawl``) with the sa
 (``net/sample_store.py``) it owns, and reports in two throttled streams:
 
 - ``figures_changed``: the crawl recorder's live counts (kept in memory: cheap), once a second
-  while the crawl runs and once when it stops;
+  while the crawl runs (paced by the controller's throttled ``stats_changed``, the one clock of
+  the window's redraws) and once when it stops;
 - ``snapshot_ready``: an ``ActivitySnapshot`` read from the database: totals, the Chao2
   estimate, the most sampled info-hashes, the nodes that speak BEP 51, samples per minute.
   Those queries scan tables that grow with the crawl (hundreds of milliseconds at a few hundred
@@ -26,7 +27,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
-from PySide6.QtCore import QObject, QTimer, Signal
+from PySide6.QtCore import QObject, Signal
 
 from dhtviewer.dht.population import PopulationEstimate, chao2
 from dhtviewer.net.crawl import CrawlFigures, CrawlRecorder
@@ -122,10 +123,9 @@ class CrawlControl(QObject):
         self._executor: ThreadPoolExecutor | None = None
         self._reading = False
         self._lock = threading.Lock()
-        self._timer = QTimer(self)
-        self._timer.setInterval(FIGURES_EVERY_MS)
-        self._timer.timeout.connect(self._tick)
+        self._last_tick = -1e9
         controller.state_changed.connect(self._state_changed)
+        controller.stats_changed.connect(self._stats_changed)
 
     @property
     def running(self) -> bool:
@@ -153,7 +153,6 @@ class CrawlControl(QObject):
         self.store, self.recorder = store, recorder
         self.started_at = recorder.started_at
         log.info("BEP 51 crawl started at %g queries/s, samples kept in %s", rate, self.db_path)
-        self._timer.start()
         self.running_changed.emit(True)
         self._tick()
         return None
@@ -168,7 +167,6 @@ class CrawlControl(QObject):
             session.stop_crawl()
         recorder.finish()
         self._close_store()
-        self._timer.stop()
         f = recorder.figures()
         log.info("BEP 51 crawl stopped after %.0f s: %d replies from %d BEP 51 nodes, %d "
                  "samples, %d distinct info-hashes", f.elapsed, f.replies, f.supporting,
@@ -184,6 +182,12 @@ class CrawlControl(QObject):
         store, self.store = self.store, None
         if store is not None:
             store.close()
+
+    def _stats_changed(self, stats: dict[str, float]) -> None:
+        now = stats.get("now", 0.0)
+        if self.recorder is not None and now - self._last_tick >= FIGURES_EVERY_MS / 1000 - 0.05:
+            self._last_tick = now
+            self._tick()
 
     def _tick(self) -> None:
         if self.recorder is not None:

@@ -57,7 +57,7 @@ def test_a_supporting_storer_returns_filters_of_its_swarm(net: Simnet) -> None:
     r = ask(net, storer, GetPeersQuery(b"s1", CLIENT_ID, info_hash=swarm.info_hash,
                                        scrape=True))
     assert isinstance(r, Response) and r.bf_seeds is not None and r.bf_peers is not None
-    flags = net.scrape.seed_flags(swarm)
+    flags = net.scrape.seed_flags(swarm.info_hash, len(swarm.peers))
     seeds = {h for (h, _), s in zip(swarm.peers, flags, strict=True) if s}
     downloaders = {h for (h, _), s in zip(swarm.peers, flags, strict=True) if not s}
     assert BloomFilter(r.bf_seeds) == BloomFilter.of(seeds)
