@@ -45,6 +45,7 @@ NODE_ID = "5d1f0c7a3b9e48f2a6c1d0e9b8a7f6e5d4c3b2a1"
 SIMNET_NODES = 20_000
 """The Activity view's network: 2,000 seeded swarms over 20,000 simulated nodes, so that most
 nodes store some (on 1,000,000 nodes almost every sample would be empty)."""
+NEIGHBOUR_IP = "127.0.90.250"
 CRAWL_RATE = 40.0
 CRAWL_MINUTES = 3.0  # fixed, so the pictures are reproducible
 
@@ -74,6 +75,26 @@ async def until(predicate: Callable[[], bool], timeout: float, what: str) -> Non
         if time.monotonic() > deadline:
             raise TimeoutError(f"timed out waiting for {what}")
         await asyncio.sleep(0.05)
+
+
+async def neighbour_puts(controller: Controller) -> None:
+    """Another node joins the testnet and puts an item whose target is near our id, so that our
+    node is among the closest and stores it (the Items view's "stored on this node")."""
+    from dhtviewer.dht.item_lookup import PutRequest
+    from dhtviewer.dht.items import Item
+    from dhtviewer.dht.node_id import distance
+    from dhtviewer.net.session import DhtSession
+
+    ours, local = controller.node_id(), controller.local_address()
+    assert ours is not None and local is not None
+    value = min((f"hello from a neighbour, note {i}".encode() for i in range(3000)),
+                key=lambda v: distance(Item.immutable(v).target, ours))
+    other = DhtSession(bind=(NEIGHBOUR_IP, 0), rng=random.Random(9))
+    await other.start(bootstrap=[local], timeout=15)
+    try:
+        await other.put_item(PutRequest(value), timeout=15)
+    finally:
+        await other.stop()
 
 
 async def crawl_simnet(window: MainWindow, controller: Controller, minutes: float) -> None:
@@ -141,8 +162,8 @@ async def shoot(out: Path, suffix: str, size: tuple[int, int] = (WIDTH, HEIGHT),
         items._get_put_target()
         items.start_get()
         await until(lambda: items.handle is not None and items.handle.done(), 20, "the get")
-        # an immutable item another node put on ours: the "stored on this node" table
-        await asyncio.sleep(0.5)
+        await neighbour_puts(controller)
+        await until(lambda: items.stored.rowCount() > 0, 10, "the neighbour's item")
 
         window.announce.set_query(announced[1].hex())
         window.announce.port.setValue(51413)

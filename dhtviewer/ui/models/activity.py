@@ -32,17 +32,17 @@ class _KeyedRows(RowTableModel[RowT], Generic[RowT]):
         super().__init__(parent)
         self._key = key
         self._mono = monospace_font()
-        self.now = time.time()
 
-    def set_rows(self, rows: Sequence[RowT], now: float | None = None) -> None:
-        """Show ``rows`` (times relative to ``now``, wall clock)."""
-        self.now = time.time() if now is None else now
+    def set_rows(self, rows: Sequence[RowT]) -> None:
+        """Show ``rows``."""
         rows = list(rows)
         old = [self._key(r) for r in self._rows]
         new = [self._key(r) for r in rows]
         if old == new:
+            # only the rows whose figures moved (times are absolute: unchanged rows stay so)
+            changed = [i for i, (a, b) in enumerate(zip(self._rows, rows, strict=True)) if a != b]
             self._rows = rows
-            self._emit_rows_changed(range(len(rows)))
+            self._emit_rows_changed(changed)
         elif len(old) == len(new) and set(old) == set(new):
             # the same rows in another order: move the persistent indexes with their rows
             self.layoutAboutToBeChanged.emit()
@@ -63,16 +63,17 @@ class _KeyedRows(RowTableModel[RowT], Generic[RowT]):
     def row(self, row: int) -> RowT:
         return self._rows[row]
 
-    def _age(self, t: float) -> float:
-        return max(0.0, self.now - t)
+
+def _clock(t: float) -> str:
+    """Wall time ``t`` as local time of day (the table shows when, the tooltip the date)."""
+    return time.strftime("%H:%M:%S", time.localtime(t))
 
 
 N_ADDR, N_NUM, N_INTERVAL, N_SAMPLES, N_REPLIES, N_SEEN, N_ID = range(7)
 
 
 class SamplerNodesModel(_KeyedRows[SamplerNode]):
-    HEADERS = ("Address", "Stores", "Interval (s)", "Samples", "Replies", "Seen (s ago)",
-               "Node id")
+    HEADERS = ("Address", "Stores", "Interval (s)", "Samples", "Replies", "Last seen", "Node id")
 
     def __init__(self, parent: QObject | None = None) -> None:
         super().__init__(lambda n: n.node_id, parent)
@@ -90,7 +91,7 @@ class SamplerNodesModel(_KeyedRows[SamplerNode]):
             return n.samples
         if col == N_REPLIES:
             return n.replies
-        return self._age(n.last_seen)
+        return n.last_seen
 
     def _cell(self, n: SamplerNode, row: int, col: int, role: int) -> Any:
         if role == SORT_ROLE:
@@ -99,8 +100,8 @@ class SamplerNodesModel(_KeyedRows[SamplerNode]):
             value = self._value(n, col)
             if value == -1 and col in (N_NUM, N_INTERVAL):
                 return "—"
-            if isinstance(value, float):
-                return f"{value:.0f}"
+            if col == N_SEEN:
+                return _clock(n.last_seen)
             return f"{value:,}" if isinstance(value, int) else value
         if role == Qt.ItemDataRole.FontRole and col == N_ID:
             return self._mono
@@ -115,7 +116,7 @@ I_HASH, I_NODES, I_TIMES, I_FIRST, I_LAST = range(5)
 
 
 class TopInfohashesModel(_KeyedRows[SampledInfohash]):
-    HEADERS = ("Info-hash", "Nodes", "Samples", "First seen (s ago)", "Last seen (s ago)")
+    HEADERS = ("Info-hash", "Nodes", "Samples", "First seen", "Last seen")
 
     def __init__(self, parent: QObject | None = None) -> None:
         super().__init__(lambda s: s.info_hash, parent)
@@ -128,15 +129,15 @@ class TopInfohashesModel(_KeyedRows[SampledInfohash]):
         if col == I_TIMES:
             return s.times
         if col == I_FIRST:
-            return self._age(s.first_seen)
-        return self._age(s.last_seen)
+            return s.first_seen
+        return s.last_seen
 
     def _cell(self, s: SampledInfohash, row: int, col: int, role: int) -> Any:
         if role == SORT_ROLE:
             return self._value(s, col)
         if role == Qt.ItemDataRole.DisplayRole:
             value = self._value(s, col)
-            return f"{value:.0f}" if isinstance(value, float) else str(value)
+            return _clock(value) if isinstance(value, float) else str(value)
         if role == Qt.ItemDataRole.FontRole and col == I_HASH:
             return self._mono
         if role == Qt.ItemDataRole.TextAlignmentRole and col != I_HASH:

@@ -87,6 +87,7 @@ class ActivityPanel(QWidget):
         self.controller = controller
         self.crawl = CrawlControl(controller, db_path or default_sample_db_path(), self)
         self.snapshot: ActivitySnapshot | None = None
+        self._plotted: tuple[int, list[tuple[float, int, int]]] | None = None
         self.figures: CrawlFigures | None = None
         self._last_request = -1e9
 
@@ -135,7 +136,7 @@ class ActivityPanel(QWidget):
         self.top_table.setToolTip("Info-hashes the crawl sampled, from the most nodes down; "
                                   "double-click one to find its peers")
         unit = self.fontMetrics().horizontalAdvance("0")
-        for col, chars in enumerate((42, 7, 8, 10)):
+        for col, chars in enumerate((42, 7, 8, 9)):
             self.top_table.setColumnWidth(col, unit * chars)
         self.top_title = QLabel("Most sampled info-hashes", self)
         self.lookup_button = QPushButton("Look up", self)
@@ -150,7 +151,7 @@ class ActivityPanel(QWidget):
         setup_table(self.nodes_table)
         for col, chars in enumerate((22, 8, 10, 8, 8, 10)):
             self.nodes_table.setColumnWidth(col, unit * chars)
-        self.nodes_table.sortByColumn(N_SEEN, Qt.SortOrder.AscendingOrder)
+        self.nodes_table.sortByColumn(N_SEEN, Qt.SortOrder.DescendingOrder)
         self.nodes_table.setToolTip("Nodes that answered sample_infohashes: how many "
                                     "info-hashes they store, the interval they ask for, the "
                                     "samples they gave")
@@ -246,9 +247,13 @@ class ActivityPanel(QWidget):
     def apply_snapshot(self, snap: ActivitySnapshot) -> None:
         self.snapshot = snap
         keep = self.selected_infohash()
-        self.top.set_rows(snap.top, snap.at)
-        self.nodes.set_rows(snap.nodes, snap.at)
-        self.plot.set_minutes(snap.per_minute, snap.at)
+        self.top.set_rows(snap.top)
+        self.nodes.set_rows(snap.nodes)
+        # a repaint of the plot is the costly part: only when a bar changed or moved a minute
+        key = (int(snap.at // 60), snap.per_minute)
+        if self._plotted != key:
+            self._plotted = key
+            self.plot.set_minutes(snap.per_minute, snap.at)
         t = snap.totals
         self.top_title.setText(f"Most sampled info-hashes ({t.info_hashes:,} in the database)")
         self.nodes_title.setText(f"Nodes that speak BEP 51 ({t.nodes_supporting:,}; "

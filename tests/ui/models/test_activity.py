@@ -3,6 +3,8 @@ info-hash stays selected while its rank changes."""
 
 from __future__ import annotations
 
+import time
+
 import pytest
 from PySide6.QtCore import QItemSelectionModel, QPersistentModelIndex
 from PySide6.QtWidgets import QTableView
@@ -31,17 +33,17 @@ def test_top_rows_keep_their_persistent_indexes_when_reordered(
 ) -> None:
     model = TopInfohashesModel()
     qtmodeltester.check(model)
-    model.set_rows(hashes((1, 9), (2, 5), (3, 4)), now=200.0)
+    model.set_rows(hashes((1, 9), (2, 5), (3, 4)))
     qtmodeltester.check(model)
     kept = QPersistentModelIndex(model.index(2, I_HASH))  # info-hash 03..
     assert model.data(model.index(0, I_NODES)) == "9"
-    model.set_rows(hashes((3, 12), (1, 9), (2, 5)), now=200.0)
+    model.set_rows(hashes((3, 12), (1, 9), (2, 5)))
     assert kept.row() == 0 and model.data(model.index(0, I_HASH)) == "03" * 20
     assert model.row_of(b"\x02" * 20) == 2
     # new rows: a reset (the view selects by key again)
-    model.set_rows(hashes((4, 20), (3, 12)), now=200.0)
+    model.set_rows(hashes((4, 20), (3, 12)))
     assert model.rowCount() == 2 and model.row_of(b"\x01" * 20) is None
-    assert model.data(model.index(1, 3)) == "100"  # first seen 100 s before now
+    assert model.data(model.index(1, 3)) == time.strftime("%H:%M:%S", time.localtime(100.0))
     qtmodeltester.check(model)
 
 
@@ -50,10 +52,10 @@ def test_selection_follows_the_row_in_a_view(qtbot: QtBot) -> None:
     view = QTableView()
     qtbot.addWidget(view)
     view.setModel(model)
-    model.set_rows(hashes((1, 9), (2, 5)), now=200.0)
+    model.set_rows(hashes((1, 9), (2, 5)))
     view.selectionModel().select(model.index(1, 0), QItemSelectionModel.SelectionFlag.Select
                                  | QItemSelectionModel.SelectionFlag.Rows)
-    model.set_rows(hashes((2, 10), (1, 9)), now=200.0)
+    model.set_rows(hashes((2, 10), (1, 9)))
     rows = view.selectionModel().selectedRows()
     assert [r.row() for r in rows] == [0]
 
@@ -63,7 +65,7 @@ def test_sampler_nodes_show_unknown_num_as_a_dash(qtmodeltester: ModelTester) ->
     model.set_rows([SamplerNode(b"\x05" * 20, ("10.0.0.5", 6881), True, None, None, 0, 1,
                                 150.0),
                     SamplerNode(b"\x06" * 20, ("10.0.0.6", 6881), True, 1234, 21600, 20, 2,
-                                199.0)], now=200.0)
+                                199.0)])
     qtmodeltester.check(model)
     assert model.data(model.index(0, N_NUM)) == "—"
     assert model.data(model.index(1, N_NUM)) == "1,234"
