@@ -306,10 +306,18 @@ def test_control_depends_parsing() -> None:
 
 
 def test_the_control_template_covers_the_qt_platform_libraries() -> None:
+    from dhtviewer.system_libs import PACKAGES
+    from dhtviewer.ui.platform_check import XCB_SONAMES
+
     find_depends = load("find_depends")
     text = (ROOT / "packaging" / "debian" / "control.in").read_text()
     listed = {name for entry in find_depends.control_depends(text) for name in entry}
-    assert set(find_depends.KNOWN_SONAMES.values()) - {"libopengl0"} <= listed
+    # what the app's start-up check would tell a user to install is what the .deb depends on
+    assert {PACKAGES[s].apt for s in XCB_SONAMES} <= listed
+    wayland = [s for s in PACKAGES if s.startswith("libwayland")]
+    assert {PACKAGES[s].apt for s in wayland} <= listed
+    # one table: the packaging script reads the app's
+    assert {s: p.apt for s, p in PACKAGES.items()} == find_depends.KNOWN_SONAMES
 
 
 def test_metainfo_release_is_added_before_the_end() -> None:
