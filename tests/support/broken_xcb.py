@@ -49,3 +49,35 @@ def broken_plugin_dir(root: Path) -> Path:
     plugin.write_bytes(_patched((src / "plugins" / "platforms" / "libqxcb.so").read_bytes()))
     plugin.chmod(0o755)
     return root / "Qt" / "plugins"
+
+
+def broken_bundle(bundle: Path, root: Path) -> Path:
+    """A copy of a PyInstaller one-folder ``bundle`` (the program and ``_internal``) under
+    ``root`` whose xcb plugin and libQt6XcbQpa ask for the renamed libraries; everything else is
+    a symbolic link into the original (links inside the bundle are copied as links, so they stay
+    inside the copy). Returns the copy's program."""
+    qt = Path("_internal", "PySide6", "Qt")
+    patched = {qt / "lib" / "libQt6XcbQpa.so.6", qt / "plugins" / "platforms" / "libqxcb.so"}
+    _shadow(bundle, root / bundle.name, Path(), patched)
+    program = root / bundle.name / "dhtviewer"
+    program.unlink()
+    program.write_bytes((bundle / "dhtviewer").read_bytes())  # /proc/self/exe must be the copy
+    program.chmod(0o755)
+    return program
+
+
+def _shadow(src: Path, dst: Path, rel: Path, patched: set[Path]) -> None:
+    dst.mkdir(parents=True)
+    on_the_way = {p for f in patched for p in f.parents}
+    for entry in src.iterdir():
+        here = rel / entry.name
+        target = dst / entry.name
+        if entry.is_symlink():
+            target.symlink_to(entry.readlink())
+        elif here in patched:
+            target.write_bytes(_patched(entry.read_bytes()))
+            target.chmod(0o755)
+        elif here in on_the_way:
+            _shadow(entry, target, here, patched)
+        else:
+            target.symlink_to(entry)
