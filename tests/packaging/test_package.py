@@ -286,6 +286,41 @@ def test_deb_and_tarball_carry_every_bundled_licence(installed: Path,
 
 
 @e2e
+@pytest.mark.skipif(not LINUX, reason="sends SIGTERM")
+def test_installed_node_serves_metrics(installed: Path, tmp_path: Path) -> None:
+    """prometheus_client (and the ssl module it imports) made it into the bundle."""
+    import signal
+    import urllib.request
+
+    program = installed / "opt" / "dhtviewer" / "dhtviewer"
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("PYTHON", "QT_"))}
+    proc = subprocess.Popen(
+        [str(program), "node", "--bind", "127.0.21.250:0", "--bootstrap", "127.0.21.251:9",
+         "--state-file", str(tmp_path / "state.json"), "--metrics", "0"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    try:
+        assert proc.stdout is not None
+        deadline = time.monotonic() + 60
+        url = None
+        while url is None and time.monotonic() < deadline:
+            line = proc.stdout.readline()
+            if not line:
+                break
+            m = re.search(r"http://127\.0\.0\.1:\d+/metrics", line)
+            url = m.group(0) if m else None
+        assert url is not None, proc.stderr.read() if proc.poll() is not None else "no line"
+        with urllib.request.urlopen(url, timeout=10) as response:
+            text = response.read().decode()
+        assert "dhtviewer_info{" in text and "dhtviewer_routing_nodes" in text
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(30) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(10)
+
+
+@e2e
 def test_desktop_entry_is_valid(installed: Path) -> None:
     tool = shutil.which("desktop-file-validate")
     if tool is None:
