@@ -80,7 +80,7 @@ def test_find_node_returns_closest_known_nodes() -> None:
     r = ask(node, FindNodeQuery(b"fn", OTHER_ID, target=target))
     assert isinstance(r, Response)
     assert 1 <= len(r.nodes) <= 8
-    in_table = {e.id for e in node.tables[4]}
+    in_table = {e.id for e in node.table}
     expected = sorted(in_table, key=lambda x: distance(x, target))[: len(r.nodes)]
     assert [n.id for n in r.nodes] == expected
 
@@ -236,7 +236,7 @@ def test_read_only_node_does_not_answer_and_marks_queries() -> None:
 def test_read_only_querier_not_added_to_table() -> None:
     node = make_node()
     ask(node, PingQuery(b"aa", OTHER_ID, read_only=True))
-    assert len(node.tables[4]) == 0
+    assert len(node.table) == 0
 
 
 def test_every_libtorrent_capture_query_gets_a_correct_answer() -> None:
@@ -458,7 +458,7 @@ def test_custom_method_between_two_nodes() -> None:
     assert client.send_query(b, b"echo", {b"say": b"hello"}, wire.now, owner) is not None
     wire.run(1.0)
     assert owner.outcomes == [{b"echo": b"hello"}]
-    assert client.tables[4].get(server.node_id) is not None  # an answer is an answer
+    assert client.table.get(server.node_id) is not None  # an answer is an answer
     server.unregister_handler(b"echo")
     client.send_query(b, b"echo", {b"say": b"again"}, wire.now, owner)
     wire.run(2.0)
