@@ -19,12 +19,26 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Protocol, TypeVar
 
+from dhtviewer.dht.kinds import TextEnum
 from dhtviewer.dht.messages import NodeInfo
 
 FAMILIES = (4, 6)
 """Address families, by IP version, in the order a dual-stack host lists them."""
 WANT_OF: dict[int, bytes] = {4: b"n4", 6: b"n6"}
 """The ``want`` entry that asks for each family's contacts."""
+
+
+class AddressFamilies(TextEnum):
+    """Which DHTs a session joins (``DhtSettings.address_families``)."""
+
+    IPV4 = "ipv4"
+    IPV6 = "ipv6"
+    BOTH = "both"
+    """Both, as deployed clients do: an IPv4 and an IPv6 node (IPv6 where the host has it)."""
+
+    @property
+    def families(self) -> tuple[int, ...]:
+        return {"ipv4": (4,), "ipv6": (6,), "both": FAMILIES}[self.value]
 
 
 def other_family(family: int) -> int:

@@ -12,10 +12,11 @@ Who gets in is the main defence against a poisoned table:
   in the replacement cache and is handed back to be pinged (verified) when an answer could get
   it a place; a candidate that never answered is never promoted;
 * one entry per IP (a second id from a known IP is ignored; the policy's ``host`` says what
-  counts as one IP: on a loopback testnet every IPv6 node shares ::1), at most one per /24 (IPv4) or /64
-  (IPv6) in a bucket (the policy's subnet rule), never our own id, never a read-only node
-  (BEP 43), never an address :func:`~dhtviewer.dht.addresses.acceptable_address` refuses, and,
-  when ``enforce_bep42`` is set, never an id that does not match its IP (BEP 42);
+  counts as one IP: on a loopback testnet every IPv6 node shares ::1), at most one per /24
+  (IPv4) or /64 (IPv6) in a bucket (the policy's subnet rule), never our own id, never a
+  read-only node (BEP 43), never an address
+  :func:`~dhtviewer.dht.addresses.acceptable_address` refuses, and, when ``enforce_bep42`` is
+  set, never an id that does not match its IP (BEP 42);
 * a node that answered replaces a bad node, or splits our own bucket (with ``prefer_bep42``
   only a BEP 42 id, into a mostly BEP 42 bucket); otherwise it waits in the replacement cache
   while the bucket's questionable nodes are handed back for pinging ("ping before evict").

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from dhtviewer.dht.families import AddressFamilies
+
 #: Our client code and version for the KRPC ``v`` key: 2 letters + 2 version bytes.
 CLIENT_VERSION = b"DV\x00\x01"
 
@@ -46,6 +48,12 @@ class DhtSettings:
     verify_rate: float = 10.0
     """Verification pings per second, over all addresses (bursts of up to this many): a flood
     of spoofed queries cannot make us send more."""
+
+    # --- address families (BEP 32) -------------------------------------------------------------
+    address_families: AddressFamilies = AddressFamilies.BOTH
+    """The DHTs to join: "ipv4", "ipv6" or "both" (two independent networks, BEP 32: one node,
+    socket and routing table each; lookups and announces run in both and their results are
+    merged). With "both", IPv6 is skipped when the host cannot open an IPv6 socket."""
 
     # --- queries and lookups -------------------------------------------------------------------
     alpha: int = 4

@@ -38,7 +38,7 @@ def test_round_trip(tmp_path: Path) -> None:
     saved, warning = load_state(path)
     assert warning is None
     assert saved.node_id == NODE_ID
-    assert saved.external_ip == "203.0.113.7"
+    assert saved.family(4).external_ip == "203.0.113.7"
     assert saved.nodes == [
         NodeInfo(b"\x11" * 20, ("198.51.100.1", 6881)),
         NodeInfo(b"\x22" * 20, ("2001:db8::1", 51413)),
