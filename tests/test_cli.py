@@ -98,7 +98,11 @@ def test_lookup_json_finds_the_announced_peers(testnet: LocalTestnet) -> None:
     doc = json.loads(result.stdout)
     assert set(doc) == {
         "info_hash", "peers", "queried", "responded", "bootstrap_s", "elapsed_s", "closest",
+        "families",
     }
+    # An IPv4 testnet: the IPv6 lookup (on ::1, with nobody to ask) finds nothing.
+    assert set(doc["families"]) <= {"4", "6"} and doc["families"]["4"]["peers"] >= len(peers)
+    assert doc["families"]["4"]["responded"] == doc["responded"]
     assert doc["info_hash"] == info_hash.hex()
     assert {format_addr(p) for p in peers} <= set(doc["peers"])
     assert doc["queried"] >= doc["responded"] >= 1
@@ -123,9 +127,10 @@ def test_announce_json_reports_stored_at_and_the_peer_is_then_found(
     result = dhtviewer("announce", info_hash, "--port", "45001", *bootstrap_args(testnet), "--json")
     assert result.returncode == 0, result.stderr
     doc = json.loads(result.stdout)
-    assert set(doc) == {"info_hash", "stored_at"}
+    assert set(doc) == {"info_hash", "stored_at", "stored_by_family"}
     assert doc["info_hash"] == info_hash
     assert doc["stored_at"]
+    assert doc["stored_by_family"]["4"] == len(doc["stored_at"])  # an IPv4 testnet
     assert set(doc["stored_at"]) <= {format_addr(a) for a in testnet.addrs}
     found = json.loads(dhtviewer("lookup", info_hash, *bootstrap_args(testnet), "--json").stdout)
     # No bind given and a loopback testnet: the client bound 127.0.0.1.
@@ -199,7 +204,7 @@ def test_node_command_runs_until_sigterm_and_saves_its_state(
         if proc.poll() is None:
             proc.kill()
             proc.wait(10)
-    saved = json.loads(state.read_text())
+    saved = json.loads(state.read_text())["families"]["4"]
     assert len(saved["node_id"]) == 40 and len(saved["nodes"]) >= 8
 
 
