@@ -46,6 +46,16 @@ async def family_binds(
     return out
 
 
+def ipv6_loopback_available() -> bool:
+    """Whether this host can bind a UDP socket on ::1 (a local dual-stack testnet needs it)."""
+    try:
+        with socket.socket(socket.AF_INET6, socket.SOCK_DGRAM) as sock:
+            sock.bind(("::1", 0))
+    except OSError:
+        return False
+    return True
+
+
 def private_network(bind_host: str, contacts: Sequence[Addr]) -> bool:
     """Whether a node bound to ``bind_host`` that starts from ``contacts`` (bootstrap addresses,
     or saved contacts when there are none) runs on a private network and so must accept local

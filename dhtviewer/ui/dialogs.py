@@ -11,11 +11,13 @@ import ast
 import inspect
 import re
 from dataclasses import dataclass, fields, replace
+from enum import Enum
 from typing import Any
 
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import (
     QCheckBox,
+    QComboBox,
     QDialog,
     QDialogButtonBox,
     QDoubleSpinBox,
@@ -138,6 +140,12 @@ class PreferencesDialog(QDialog):
             box = QCheckBox()
             box.setChecked(value)
             return box
+        if isinstance(value, Enum):  # a choice (address families): its members, by value
+            combo = QComboBox()
+            for member in type(value):
+                combo.addItem(str(member.value), member)
+            combo.setCurrentIndex(combo.findData(value))
+            return combo
         if isinstance(value, int):
             spin = QSpinBox()
             spin.setRange(0, 1_000_000_000)
@@ -158,6 +166,8 @@ class PreferencesDialog(QDialog):
             value = getattr(settings, name)
             if isinstance(editor, QCheckBox):
                 editor.setChecked(bool(value))
+            elif isinstance(editor, QComboBox):
+                editor.setCurrentIndex(editor.findData(value))
             elif isinstance(editor, QSpinBox | QDoubleSpinBox):
                 editor.setValue(value)
 
@@ -166,6 +176,8 @@ class PreferencesDialog(QDialog):
         for name, editor in self.editors.items():
             if isinstance(editor, QCheckBox):
                 changes[name] = editor.isChecked()
+            elif isinstance(editor, QComboBox):  # Qt hands back the member's plain value
+                changes[name] = type(getattr(self._original, name))(editor.currentData())
             elif isinstance(editor, QSpinBox):
                 changes[name] = int(editor.value())
             elif isinstance(editor, QDoubleSpinBox):

@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import logging
 from dataclasses import fields, replace
+from enum import Enum
 from typing import Any
 
 from PySide6.QtCore import QByteArray, QSettings
@@ -152,7 +153,13 @@ class SettingsStore:
                 continue
             value, default = stored[f.name], getattr(defaults, f.name)
             # only values of the field's own type: an edited file must not crash the node
-            if isinstance(default, bool):
+            if isinstance(default, Enum):  # a choice, stored as its value
+                try:
+                    value = type(default)(value)
+                    ok = True
+                except ValueError:
+                    ok = False
+            elif isinstance(default, bool):
                 ok = isinstance(value, bool)
             elif isinstance(default, int):
                 ok = isinstance(value, int) and not isinstance(value, bool)
@@ -173,7 +180,7 @@ class SettingsStore:
             f.name: getattr(settings, f.name)
             for f in fields(DhtSettings)
             if getattr(settings, f.name) != getattr(defaults, f.name)
-            and isinstance(getattr(settings, f.name), bool | int | float)
+            and isinstance(getattr(settings, f.name), bool | int | float | Enum)
         }
         self.q.setValue("dht/overrides", json.dumps(changed))
 

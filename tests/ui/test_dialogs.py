@@ -4,10 +4,12 @@ busy-port dialog names the port and offers a free one."""
 from __future__ import annotations
 
 from dataclasses import fields
+from enum import Enum
 
 import pytest
-from PySide6.QtWidgets import QApplication, QCheckBox, QDoubleSpinBox, QSpinBox
+from PySide6.QtWidgets import QApplication, QCheckBox, QComboBox, QDoubleSpinBox, QSpinBox
 
+from dhtviewer.dht.families import AddressFamilies
 from dhtviewer.dht.settings import DhtSettings
 from dhtviewer.ui.dialogs import PortBusyDialog, PreferencesDialog, about_text, settings_docs
 
@@ -26,9 +28,9 @@ def test_settings_docs_cover_every_field_with_its_section_and_docstring() -> Non
 
 def test_preferences_has_an_editor_per_limit_and_returns_the_edits(qapp: QApplication) -> None:
     dialog = PreferencesDialog(DhtSettings())
-    numeric = [f.name for f in fields(DhtSettings)
-               if isinstance(getattr(DhtSettings(), f.name), bool | int | float)]
-    assert sorted(dialog.editors) == sorted(numeric)
+    editable = [f.name for f in fields(DhtSettings)
+                if isinstance(getattr(DhtSettings(), f.name), bool | int | float | Enum)]
+    assert sorted(dialog.editors) == sorted(editable)
     assert "client_version" not in dialog.editors
     assert "Bucket size" in dialog.editors["k"].toolTip()
     k = dialog.editors["k"]
@@ -39,8 +41,13 @@ def test_preferences_has_an_editor_per_limit_and_returns_the_edits(qapp: QApplic
     k.setValue(20)
     timeout.setValue(2.5)
     limit.setChecked(False)
+    families = dialog.editors["address_families"]  # a choice: one item per member
+    assert isinstance(families, QComboBox) and families.currentText() == "both"
+    assert [families.itemText(i) for i in range(families.count())] == ["ipv4", "ipv6", "both"]
+    families.setCurrentIndex(families.findText("ipv6"))
     edited = dialog.settings()
     assert (edited.k, edited.hard_timeout, edited.rate_limit) == (20, 2.5, False)
+    assert edited.address_families is AddressFamilies.IPV6
     dialog.defaults_button.click()
     assert dialog.settings() == DhtSettings()
 

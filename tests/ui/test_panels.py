@@ -188,10 +188,16 @@ def test_lookup_panel_follows_a_lookup_and_the_proxies_pass_the_model_tester(
     assert panel.peers.rowCount() == len(node.testnet.announced[info_hash])
     assert panel.peers_title.text() == f"Peers ({panel.peers.rowCount()})"
     assert "done" in panel.progress.text() and "queried" in panel.progress.text()
-    kinds = {panel.history_proxy.index(r, 1).data() for r in range(panel.history_proxy.rowCount())}
+    # One row for the lookup in both families (a dual-stack testnet: BEP 32).
+    kinds = {panel.history_proxy.index(r, 1).data().split(" · ")[0]
+             for r in range(panel.history_proxy.rowCount())}
     assert "bootstrap" not in kinds and "get_peers" in kinds
+    assert panel.history_proxy.rowCount() == 1
+    assert panel.history_proxy.index(0, 1).data() == "get_peers · IPv4+IPv6"
+    assert panel.shown is not None and panel.shown.families == (4, 6)
     panel.show_maintenance.setChecked(True)
-    kinds = {panel.history_proxy.index(r, 1).data() for r in range(panel.history_proxy.rowCount())}
+    kinds = {panel.history_proxy.index(r, 1).data().split(" · ")[0]
+             for r in range(panel.history_proxy.rowCount())}
     assert "bootstrap" in kinds
     # newest first
     started = [panel.history_proxy.index(r, 2).data(SORT_ROLE)
