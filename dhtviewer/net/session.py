@@ -788,8 +788,6 @@ class DhtSession:
                 if handle.finished:
                     for lid in handle.lookup_ids:
                         self._handles.pop(lid, None)
-            if isinstance(event, ev.LookupFinished):
-                stack.on_lookup_finished(event)
         elif isinstance(event, ev.OtherFamilyContacts):
             self._offer(event)
         elif isinstance(event, ev.PingFinished):

@@ -55,6 +55,10 @@ class FamilyStack:
     hints: list[Addr] = field(default_factory=list)
     _wake: asyncio.Event = field(default_factory=asyncio.Event)
 
+    def __post_init__(self) -> None:
+        # Our bootstrap lookups end with a LookupFinished from our node.
+        self.proto.subscribe(self._on_event)
+
     @property
     def name(self) -> str:
         return family_name(self.family)
@@ -84,9 +88,13 @@ class FamilyStack:
         if not (self.bootstrap_addrs or restored or has_names or len(self.node.table)):
             self.set_state("idle", "no bootstrap address")
             return
-        self.set_state(
-            "bootstrapping", f"bootstrapping from {len(self.bootstrap_addrs)} address(es)"
-        )
+        if self.bootstrap_addrs:
+            detail = f"bootstrapping from {len(self.bootstrap_addrs)} address(es)"
+        elif restored or len(self.node.table):
+            detail = f"bootstrapping from {len(restored) + len(self.node.table)} known contacts"
+        else:
+            detail = self._waiting()
+        self.set_state("bootstrapping", detail)
         self.task = asyncio.get_running_loop().create_task(
             self._bootstrap_loop([n.addr for n in restored][:RESTORED_SEEDS], has_names)
         )
@@ -111,10 +119,11 @@ class FamilyStack:
             fut.cancel()
         self.waiters.clear()
 
-    def on_lookup_finished(self, event: ev.LookupFinished) -> None:
-        waiter = self.waiters.pop(event.lookup_id, None)
-        if waiter is not None and not waiter.done():
-            waiter.set_result(event)
+    def _on_event(self, event: ev.Event) -> None:
+        if isinstance(event, ev.LookupFinished):
+            waiter = self.waiters.pop(event.lookup_id, None)
+            if waiter is not None and not waiter.done():
+                waiter.set_result(event)
 
     async def _bootstrap_loop(self, restored_seeds: list[Addr], has_names: bool) -> None:
         """Bootstrap lookups until enough nodes answered, backing off while nobody does."""
@@ -129,10 +138,7 @@ class FamilyStack:
             if not seeds and not node.routing_size():
                 # Nothing to ask (no bootstrap name of this family, no saved contact): wait for
                 # the other family to hand us contacts (BEP 32), or for a name to resolve.
-                self.set_state(
-                    "bootstrapping", f"waiting for {self.name} contacts (no {self.name} "
-                    "bootstrap address)"
-                )
+                self.set_state("bootstrapping", self._waiting())
                 await self._sleep(delay)
                 delay = min(delay * 2, RETRY_MAX)
                 continue
@@ -162,6 +168,9 @@ class FamilyStack:
             )
             await self._sleep(delay)
             delay = min(delay * 2, RETRY_MAX)
+
+    def _waiting(self) -> str:
+        return f"waiting for {self.name} contacts (no {self.name} bootstrap address)"
 
     async def _sleep(self, delay: float) -> None:
         """``delay`` seconds, or until ``hint`` brings contacts to try."""

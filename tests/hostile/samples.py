@@ -9,13 +9,14 @@ its transactions and an ``announce_peer`` carrying a token it will accept.
 from __future__ import annotations
 
 import base64
-import json
 import itertools
+import json
 import random
 from pathlib import Path
 
 from dhtviewer.dht import bencoding, krpc
 from dhtviewer.dht.bloom import BloomFilter
+from dhtviewer.dht.families import Sibling, dual_stack
 from dhtviewer.dht.items import Item
 from dhtviewer.dht.messages import (
     GENERIC_ERROR,
@@ -35,7 +36,6 @@ from dhtviewer.dht.messages import (
     Response,
     SampleInfohashesQuery,
 )
-from dhtviewer.dht.families import Sibling, dual_stack
 from dhtviewer.dht.node import DhtNode
 from dhtviewer.dht.settings import DhtSettings
 

@@ -17,6 +17,7 @@ from hypothesis import strategies as st
 
 from dhtviewer.dht import events as ev
 from dhtviewer.dht import krpc
+from dhtviewer.dht.families import dual_stack
 from dhtviewer.dht.items import Item, public_key_of, sign
 from dhtviewer.dht.messages import (
     PROTOCOL_ERROR,
@@ -34,7 +35,6 @@ from dhtviewer.dht.messages import (
     Response,
     SampleInfohashesQuery,
 )
-from dhtviewer.dht.families import dual_stack
 from dhtviewer.dht.node import DhtNode, LookupLimitError
 from dhtviewer.dht.node_id import bep42_id, bep42_valid, random_id
 from dhtviewer.dht.settings import DhtSettings
