@@ -841,10 +841,12 @@ class DhtSession:
             else "idle" if "idle" in states
             else "stopped"
         )
-        if len(stacks) == 1:
-            detail = stacks[0].detail
+        # A family not started yet (the other is starting first) has nothing to say.
+        told = [s for s in stacks if s.state != "stopped"] or stacks
+        if len(told) == 1:
+            detail = told[0].detail
         else:
-            detail = "; ".join(f"{s.name} {s.state}: {s.detail}" for s in stacks)
+            detail = "; ".join(f"{s.name} {s.state}: {s.detail}" for s in told)
         self._set_state(new, detail)
 
     def _set_state(self, new: State, detail: str) -> None:

@@ -195,8 +195,9 @@ class Controller(QObject):
         self._routing_dirty: set[int] = set()
         self._last_snapshot = -1e9
         self._last_stats = -1e9
-        self._external: tuple[str, int] | None = None
-        self._external_dirty = False
+        # family -> (ip, votes): each family's node learns its own external address
+        self._external: dict[int, tuple[str, int]] = {}
+        self._external_dirty: set[int] = set()
         self._responses = 0
         self._tasks: set[asyncio.Task[Any]] = set()
         self._busy: asyncio.Task[Any] | None = None
@@ -241,7 +242,11 @@ class Controller(QObject):
 
     def external_address(self) -> tuple[str, int] | None:
         """(ip, votes) once the network told us how it sees us."""
-        return self._external
+        return next(iter(self._external.values()), None)
+
+    def local_addresses(self) -> dict[int, Addr]:
+        """family -> the bound (ip, port) of each running family's socket."""
+        return self.session.local_addresses if self.session is not None else {}
 
     def bep42_ok(self) -> bool | None:
         node = self.session.node if self.session is not None else None
@@ -316,7 +321,7 @@ class Controller(QObject):
 
     async def _start(self, options: StartOptions) -> bool:
         self.options = options
-        self._external, self._external_dirty = None, False
+        self._external, self._external_dirty = {}, set()
         self._set_state(STARTING, "starting")
         host = options.bind_host.strip() or "0.0.0.0"
         spec: list[Any] = options.bootstrap_spec()
@@ -378,7 +383,9 @@ class Controller(QObject):
         log.info("node %s listening on %s", session.node_id.hex(),
                  format_addr(local) if local else "?")
         if session.external_ip is not None:
-            self._external, self._external_dirty = (session.external_ip, 0), True
+            for fam, ip in session.external_ips.items():
+                self._external[fam] = (ip, 0)
+                self._external_dirty.add(fam)
         self._set_state(session.state, session.state_detail)
         if session.state == "bootstrapping":
             self._stall_timer.start(int(STALL_SECONDS * 1000))
@@ -607,7 +614,9 @@ class Controller(QObject):
         elif isinstance(event, _ROUTING):
             self._routing_dirty.add(event.family)
         elif isinstance(event, ev.ExternalAddressChanged):
-            self._external, self._external_dirty = (event.ip, event.votes), True
+            fam = 6 if ":" in event.ip else 4
+            self._external[fam] = (event.ip, event.votes)
+            self._external_dirty.add(fam)
         elif isinstance(event, StateChanged):
             if event.new != "bootstrapping":
                 self._stall_timer.stop()
@@ -627,9 +636,9 @@ class Controller(QObject):
         batch, self._pending = self._pending, []
         if batch:
             self.events.emit(batch)
-        if self._external_dirty and self._external is not None:
-            self._external_dirty = False
-            self.external_address_changed.emit(*self._external)
+        dirty, self._external_dirty = self._external_dirty, set()
+        for fam in sorted(dirty):
+            self.external_address_changed.emit(*self._external[fam])
         session = self.session
         if session is None or session.node is None or not self.running:
             return

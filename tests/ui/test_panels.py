@@ -123,10 +123,16 @@ def test_network_panel_shows_the_running_node(node: Controller) -> None:
     assert panel.node_id.text() == node.node_id().hex()
     assert "127.0.0.1:" in panel.local_label.text()
     assert not panel.start_button.isEnabled() and panel.stop_button.isEnabled()
+    assert "[::1]:" in panel.local_label.text()  # the IPv6 socket of a dual-stack node
     panel._stats_changed({"routing_nodes": 12, "good_nodes": 9})
     assert panel.nodes_label.text() == "12 nodes, 9 good"
+    panel._stats_changed({"routing_nodes": 12, "good_nodes": 9, "routing_nodes_v4": 7,
+                          "routing_nodes_v6": 5})
+    assert panel.nodes_label.text() == "12 nodes, 9 good (IPv4 7, IPv6 5)"
     panel._external_changed("203.0.113.9", 5)
     assert panel.external_label.text().startswith("203.0.113.9 (5 votes)")
+    panel._external_changed("2001:db8::9", 2)  # each family's own address
+    assert panel.external_label.text().startswith("203.0.113.9 (5 votes) · 2001:db8::9 (2 votes)")
 
 
 # --- lookup panel ----------------------------------------------------------------------------
