@@ -23,20 +23,18 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import errno
 import functools
 import itertools
 import logging
 import os
 import random
-import socket
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import TypeVar
 
 from dhtviewer.dht import events as ev
 from dhtviewer.dht.addresses import DEFAULT_PORT, format_addr, is_local
-from dhtviewer.dht.families import FAMILIES, Sibling, dual_stack, family_name
+from dhtviewer.dht.families import FAMILIES, Sibling, family_name
 from dhtviewer.dht.item_lookup import PutRequest
 from dhtviewer.dht.item_store import StoredItem
 from dhtviewer.dht.messages import Addr, NodeInfo
@@ -59,7 +57,7 @@ from dhtviewer.net.handles import (
 )
 from dhtviewer.net.resolve import HostPort, resolve_addrs, resolve_families
 from dhtviewer.net.sample_store import SampleStore
-from dhtviewer.net.stack import FamilyStack, State
+from dhtviewer.net.stack import FamilyStack, State, bind_families, combined_state, make_nodes
 from dhtviewer.net.state_store import (
     SavedState,
     StateLoadWarning,
@@ -68,7 +66,7 @@ from dhtviewer.net.state_store import (
     save_state,
     state_document,
 )
-from dhtviewer.net.transport import BindError, DhtProtocol, PortInUseError, open_udp
+from dhtviewer.net.transport import BindError, DhtProtocol, PortInUseError, serve_udp
 
 __all__ = [
     "DEFAULT_BOOTSTRAP",
@@ -98,9 +96,6 @@ DEFAULT_BOOTSTRAP: tuple[str, ...] = (
     "dht.transmissionbt.com:6881",
     "dht.libtorrent.org:25401",
 )
-# A socket of this family cannot be had on this host at all (no IPv6 stack, no such address):
-# with both families asked for, the session runs without it.
-_UNAVAILABLE = (errno.EAFNOSUPPORT, errno.EADDRNOTAVAIL, errno.EPROTONOSUPPORT)
 
 
 class SessionClosedError(RuntimeError):
@@ -214,8 +209,19 @@ class DhtSession:
             # A testnet or a LAN: its nodes have local addresses, which the public-DHT hygiene
             # rules would otherwise refuse.
             settings = replace(settings, allow_local=True)
-        nodes = self._make_nodes(list(binds), settings, loop.time())
-        protos = await self._open(binds, nodes)
+        socks = bind_families(binds)
+        nodes = make_nodes(list(socks), functools.partial(self._make_node, settings, loop.time()))
+        protos: dict[int, DhtProtocol] = {}
+        try:
+            for fam, sock in socks.items():
+                protos[fam] = await serve_udp(nodes[fam], sock)
+        except BaseException:
+            for fam, sock in socks.items():
+                if fam in protos:
+                    protos[fam].close()
+                else:
+                    sock.close()
+            raise
         self._started_at = loop.time()
         self._bootstrap_spec = spec
         self._ready.clear()
@@ -245,58 +251,24 @@ class DhtSession:
         if wait:
             await self.wait_ready(timeout)
 
-    def _make_nodes(
-        self, families: Sequence[int], settings: DhtSettings, now: float
-    ) -> dict[int, DhtNode]:
-        """One node per family; with two, each sees the other through its ``Sibling`` and both
-        draw operation ids from the session's counter (an id names one operation)."""
-        traffic = self._wants_traffic()
-
-        def make(family: int, sibling: Sibling | None) -> DhtNode:
-            saved = self._saved.family(family)
-            return DhtNode(
-                rng=self.rng,
-                now=now,
-                node_id=self._forced_id or saved.node_id or self._node_id,
-                settings=settings,
-                family=family,
-                sibling=sibling,
-                op_ids=self._ops,
-                external_ip=saved.external_ip,
-                traffic_events=traffic,
-            )
-
-        if len(families) == 2:
-            return dual_stack(make)
-        return {fam: make(fam, None) for fam in families}
-
-    async def _open(
-        self, binds: Mapping[int, tuple[str, int]], nodes: Mapping[int, DhtNode]
-    ) -> dict[int, DhtProtocol]:
-        """A socket per family. With both families asked for, a family this host cannot open
-        a socket for at all (no IPv6) is left out, with a warning; any other failure closes
-        what was opened and raises."""
-        protos: dict[int, DhtProtocol] = {}
-        first_error: BindError | None = None
-        try:
-            for fam, (host, port) in binds.items():
-                try:
-                    protos[fam] = await open_udp(nodes[fam], host, port, _socket_family(fam))
-                except BindError as err:
-                    if len(binds) == 1 or isinstance(err, PortInUseError) or (
-                        err.errno not in _UNAVAILABLE
-                    ):
-                        raise
-                    first_error = first_error or err
-                    log.warning("running without %s: %s", family_name(fam), err)
-        except BaseException:
-            for proto in protos.values():
-                proto.close()
-            raise
-        if not protos:
-            assert first_error is not None
-            raise first_error
-        return protos
+    def _make_node(
+        self, settings: DhtSettings, now: float, family: int, sibling: Sibling | None
+    ) -> DhtNode:
+        """The node of ``family``: its saved id and address (or the session's id: BEP 32 advises
+        one id for both), operation ids from the session's counter (an id names one
+        operation whichever family runs it)."""
+        saved = self._saved.family(family)
+        return DhtNode(
+            rng=self.rng,
+            now=now,
+            node_id=self._forced_id or saved.node_id or self._node_id,
+            settings=settings,
+            family=family,
+            sibling=sibling,
+            op_ids=self._ops,
+            external_ip=saved.external_ip,
+            traffic_events=self._wants_traffic(),
+        )
 
     async def _resolve_for(self, family: int) -> list[Addr]:
         by_family, _ = await resolve_families(self._bootstrap_spec, [family])
@@ -833,21 +805,7 @@ class DhtSession:
                 log.exception("session subscriber %r failed on %s", cb, type(event).__name__)
 
     def _family_state_changed(self, stack: FamilyStack) -> None:
-        stacks = list(self._stacks.values()) or [stack]
-        states = {s.state for s in stacks}
-        new: State = (
-            "ready" if "ready" in states
-            else "bootstrapping" if "bootstrapping" in states
-            else "idle" if "idle" in states
-            else "stopped"
-        )
-        # A family not started yet (the other is starting first) has nothing to say.
-        told = [s for s in stacks if s.state != "stopped"] or stacks
-        if len(told) == 1:
-            detail = told[0].detail
-        else:
-            detail = "; ".join(f"{s.name} {s.state}: {s.detail}" for s in told)
-        self._set_state(new, detail)
+        self._set_state(*combined_state(list(self._stacks.values()) or [stack]))
 
     def _set_state(self, new: State, detail: str) -> None:
         old = self._state
@@ -876,10 +834,6 @@ def _add_contacts(contacts: Sequence[NodeInfo], node: DhtNode, now: float) -> No
 
 def _start_crawl(rate: float, seeds: Sequence[Addr], node: DhtNode, now: float) -> int:
     return node.start_crawl(now, rate=rate, seeds=seeds)
-
-
-def _socket_family(family: int) -> int:
-    return socket.AF_INET6 if family == 6 else socket.AF_INET
 
 
 def _export_of(

@@ -1,5 +1,7 @@
 """FamilyStack: one address family's share of a ``DhtSession``: its ``DhtNode``, its UDP socket,
 its bootstrap addresses and saved contacts, and the bootstrap loop that brings it to "ready".
+``bind_families`` binds a session's sockets (leaving out a family the host cannot have) and
+``make_nodes`` builds the nodes of the families bound, siblings of each other.
 
 BEP 32 runs the IPv4 and the IPv6 DHT as independent networks, so each family bootstraps,
 backs off, retries and recovers on its own, and has its own state ("bootstrapping", "ready",
@@ -11,15 +13,20 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Awaitable, Callable, Sequence
+import errno
+import logging
+import socket
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Literal
 
 from dhtviewer.dht import events as ev
-from dhtviewer.dht.families import family_name
+from dhtviewer.dht.families import Sibling, dual_stack, family_name
 from dhtviewer.dht.messages import Addr, NodeInfo
 from dhtviewer.dht.node import DhtNode
-from dhtviewer.net.transport import DhtProtocol
+from dhtviewer.net.transport import BindError, DhtProtocol, PortInUseError, bind_udp
+
+log = logging.getLogger(__name__)
 
 State = Literal["stopped", "idle", "bootstrapping", "ready"]
 
@@ -32,6 +39,64 @@ RESTORED_SEEDS = 32
 """Saved contacts that seed a bootstrap next to the bootstrap addresses."""
 MAX_HINTS = 32
 """Contacts learned through the other family kept as seeds for the next bootstrap attempt."""
+
+# A socket of this family cannot be had on this host at all (no IPv6 stack, no such address):
+# with both families asked for, the session runs without it.
+_UNAVAILABLE = (errno.EAFNOSUPPORT, errno.EADDRNOTAVAIL, errno.EPROTONOSUPPORT)
+
+
+def bind_families(binds: Mapping[int, tuple[str, int]]) -> dict[int, socket.socket]:
+    """A bound UDP socket per family of ``binds``. With two families asked for, one this host
+    cannot open a socket for at all (no IPv6) is left out, with a warning; any other failure
+    (a busy port, say) closes what was bound and raises ``BindError``/``PortInUseError``."""
+    socks: dict[int, socket.socket] = {}
+    first_error: BindError | None = None
+    try:
+        for fam, (host, port) in binds.items():
+            try:
+                socks[fam] = bind_udp(host, port, socket.AF_INET6 if fam == 6 else socket.AF_INET)
+            except BindError as err:
+                if len(binds) == 1 or isinstance(err, PortInUseError) or (
+                    err.errno not in _UNAVAILABLE
+                ):
+                    raise
+                first_error = first_error or err
+                log.warning("running without %s: %s", family_name(fam), err)
+    except BaseException:
+        for sock in socks.values():
+            sock.close()
+        raise
+    if not socks:
+        assert first_error is not None
+        raise first_error
+    return socks
+
+
+def make_nodes(
+    families: Sequence[int], make: Callable[[int, Sibling | None], DhtNode]
+) -> dict[int, DhtNode]:
+    """The node of each family (``make(family, sibling)``); with two, each sees the other
+    through its ``Sibling`` (BEP 32 ``want``), with one, it has none."""
+    if len(families) == 2:
+        return dual_stack(make)
+    return {fam: make(fam, None) for fam in families}
+
+
+def combined_state(stacks: Sequence[FamilyStack]) -> tuple[State, str]:
+    """A session's state from its families': "ready" once one family is, else "bootstrapping"
+    while one is, else "idle"; the detail says how each family fares."""
+    states = {s.state for s in stacks}
+    new: State = (
+        "ready" if "ready" in states
+        else "bootstrapping" if "bootstrapping" in states
+        else "idle" if "idle" in states
+        else "stopped"
+    )
+    # A family not started yet (the other is starting first) has nothing to say.
+    told = [s for s in stacks if s.state != "stopped"] or list(stacks)
+    if len(told) == 1:
+        return new, told[0].detail
+    return new, "; ".join(f"{s.name} {s.state}: {s.detail}" for s in told)
 
 
 @dataclass(eq=False)

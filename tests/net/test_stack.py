@@ -9,12 +9,15 @@ import socket
 
 import pytest
 
+from dhtviewer.dht import events as ev
 from dhtviewer.dht.messages import NodeInfo
 from dhtviewer.dht.node import DhtNode
+from dhtviewer.dht.settings import DhtSettings
 from dhtviewer.net import stack as stack_mod
 from dhtviewer.net.binds import ipv6_loopback_available
-from dhtviewer.net.stack import FamilyStack
-from dhtviewer.net.transport import open_udp
+from dhtviewer.net.session import DhtSession
+from dhtviewer.net.stack import FamilyStack, bind_families
+from dhtviewer.net.transport import BindError, open_udp
 from tests.support.wire import LOCAL
 
 pytestmark = pytest.mark.skipif(not ipv6_loopback_available(), reason="no IPv6 loopback")
@@ -55,3 +58,35 @@ def test_a_family_without_contacts_waits_then_starts_at_once_on_a_hint(
             peer_proto.close()
 
     asyncio.run(asyncio.wait_for(go(), 20))
+
+
+def test_a_family_the_host_cannot_bind_is_left_out_only_when_both_were_asked_for() -> None:
+    # 2001:db8::/32 is documentation space: no interface here has it (EADDRNOTAVAIL).
+    socks = bind_families({4: ("127.0.0.1", 0), 6: ("2001:db8::1", 0)})
+    try:
+        assert list(socks) == [4]
+    finally:
+        for sock in socks.values():
+            sock.close()
+    with pytest.raises(BindError, match="address not available"):
+        bind_families({6: ("2001:db8::1", 0)})
+
+
+def test_a_session_without_ipv6_runs_ipv4_alone_without_asking_for_ipv6() -> None:
+    async def go() -> None:
+        s = DhtSession(DhtSettings(), bind=("127.0.0.1", 0), bind6=("2001:db8::1", 0))
+        sent: list[object] = []
+        s.subscribe(sent.append)
+        await s.start([("127.0.0.1", 9)], wait=False)  # nobody there: the query is enough
+        try:
+            assert s.families == (4,) and set(s.nodes) == {4}
+            handle = s.start_find_node(b"\x01" * 20)
+            assert handle.families == (4,)
+            await asyncio.sleep(0.05)
+            queries = [e for e in sent if isinstance(e, ev.MessageSent) and e.kind == "q"]
+            # No IPv6 node: nothing asks for IPv6 contacts, not even the bootstrap.
+            assert queries and not any(b"4:want" in e.data for e in queries)
+        finally:
+            await s.stop()
+
+    asyncio.run(asyncio.wait_for(go(), 10))
