@@ -95,6 +95,10 @@ class LookupSummary:
     closest: tuple[tuple[bytes, Addr], ...]
 
 
+def _family(addr: Addr) -> int:
+    return 6 if ":" in addr[0] else 4
+
+
 class LookupState:
     """The record of one lookup (of its lookup in each family, once ``add_part`` named them),
     updated one event at a time with ``apply``."""
@@ -115,7 +119,9 @@ class LookupState:
         self.started_at = started_at
         self.last_event_at = started_at
         self.nodes: dict[Addr, PathNode] = {}  # in the order queries were sent
-        self._by_id: dict[bytes, PathNode] = {}
+        # By (family, id): a dual-stack host has one id in both DHTs (BEP 32 advises it), and
+        # a referrer is always of the family of the node it referred.
+        self._by_id: dict[tuple[int, bytes], PathNode] = {}
         self.peers: dict[Addr, PeerRecord] = {}  # in the order peers were found
         self.closest: tuple[tuple[bytes, Addr], ...] = ()
         self.finished = False
@@ -183,7 +189,8 @@ class LookupState:
             node.outcome = TIMED_OUT
             node.error = event.error
         elif isinstance(event, ev.PeersFound):
-            self._peers_found(event.node_id, event.returned or event.peers, event.at)
+            self._peers_found(event.node_id, event.returned or event.peers, event.at,
+                              self.parts[event.lookup_id])
         elif isinstance(event, ev.LookupFinished):
             self._finished(event)
         elif isinstance(event, ev.AnnounceFinished):
@@ -201,7 +208,7 @@ class LookupState:
         node = PathNode(event.addr, event.node_id, event.depth, event.referrer, bits, event.at)
         self.nodes[event.addr] = node
         if event.node_id is not None:
-            self._by_id[event.node_id] = node
+            self._by_id[(_family(event.addr), event.node_id)] = node
 
     def _response(self, event: ev.LookupResponse) -> bool:
         node = self.nodes.get(event.addr)
@@ -209,18 +216,21 @@ class LookupState:
             return False
         if node.node_id != event.node_id:
             # A seed told us its id (or the node changed it): place it at its real distance.
+            fam = _family(event.addr)
             if node.node_id is not None:
-                self._by_id.pop(node.node_id, None)
+                self._by_id.pop((fam, node.node_id), None)
             node.node_id = event.node_id
             node.prefix_bits = shared_prefix_bits(event.node_id, self.target)
-            self._by_id[event.node_id] = node
+            self._by_id[(fam, event.node_id)] = node
         node.rtt = event.rtt
         node.nodes_returned = event.nodes
         node.peers_returned = event.peers
         node.outcome = RETURNED_PEERS if event.peers > 0 else ANSWERED
         return True
 
-    def _peers_found(self, source: bytes | None, peers: Iterable[Addr], at: float) -> None:
+    def _peers_found(
+        self, source: bytes | None, peers: Iterable[Addr], at: float, family: int = 4
+    ) -> None:
         for addr in peers:
             record = self.peers.get(addr)
             if record is None:
@@ -228,7 +238,7 @@ class LookupState:
             if source is not None:
                 record.sources.add(source)
         if source is not None:
-            node = self._by_id.get(source)
+            node = self._by_id.get((family, source))
             if node is not None and node.answered:
                 node.outcome = RETURNED_PEERS
 
@@ -254,14 +264,18 @@ class LookupState:
             node.closest_rank = None
             if node.outcome == IN_FLIGHT:
                 node.outcome = ABANDONED
-        for rank, (node_id, _addr) in enumerate(self.closest):
-            ranked = self._by_id.get(node_id)
+        for rank, (node_id, addr) in enumerate(self.closest):
+            ranked = self._by_id.get((_family(addr), node_id))
             if ranked is not None:
                 ranked.closest_rank = rank
 
     # --- reading -------------------------------------------------------------------------------
-    def node_by_id(self, node_id: bytes) -> PathNode | None:
-        return self._by_id.get(node_id)
+    def node_by_id(self, node_id: bytes, family: int | None = None) -> PathNode | None:
+        """The queried node ``node_id`` (of ``family``; None: of either, IPv4 first)."""
+        families = (family,) if family is not None else (4, 6)
+        return next(
+            (n for f in families if (n := self._by_id.get((f, node_id))) is not None), None
+        )
 
     def edges(self) -> list[tuple[PathNode, PathNode]]:
         """(referrer, referred) for every queried node whose referrer we queried too."""
@@ -269,7 +283,7 @@ class LookupState:
         for node in self.nodes.values():
             if node.referrer is None:
                 continue
-            parent = self._by_id.get(node.referrer)
+            parent = self._by_id.get((_family(node.addr), node.referrer))
             if parent is not None and parent is not node:
                 out.append((parent, node))
         return out
