@@ -284,8 +284,11 @@ class LookupManager:
         contacts = [n for n in mine if n.id != own and addr_ok(n.addr)]
         new_nodes = lk.add_nodes(contacts, r.sender_id, cand.depth + 1)
         if theirs and self._sibling is not None and self._sibling.bound:
-            # Never into this lookup: the other family's DHT is another network.
-            self.outbox.emit(ev.OtherFamilyContacts(self._other, tuple(theirs), now))
+            # Never into this lookup: the other family's DHT is another network. At most K,
+            # as an honest reply carries (a hostile one cannot make the event large).
+            self.outbox.emit(
+                ev.OtherFamilyContacts(self._other, tuple(theirs[: self.settings.k]), now)
+            )
         peers = [a for a in r.values if a[1] != 0]
         room = self.settings.max_peers_per_lookup - len(lk.peers)
         if len(peers) > room:

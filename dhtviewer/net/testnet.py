@@ -9,8 +9,10 @@ find. Deterministic node ids and info-hashes for a given seed.
 
 With ``ipv6``, every host is dual-stack (BEP 32): besides its IPv4 node it runs an IPv6 node on
 ::1 (the only IPv6 loopback address: its nodes differ by port), with the same id. The two DHTs
-grow side by side, separately; a host's IPv4 node asks for IPv6 contacts while it bootstraps
-and hands them to its IPv6 node, as a dual-stack session does; announcers announce in both.
+grow side by side, separately, each host's nodes joining from their own family's seeds (the
+contacts a bootstrap learns for the other family are not needed here, and verifying them would
+only slow the start); each answers ``want`` for its sibling's family, as a dual-stack client
+does, and announcers announce in both.
 """
 
 from __future__ import annotations
@@ -87,11 +89,6 @@ class _Member:
             fut = self.waiters.pop(event.lookup_id, None)
             if fut is not None and not fut.done():
                 fut.set_result(event)
-        elif isinstance(event, ev.OtherFamilyContacts):
-            other = event.family
-            if other in self.protos:
-                node = self.nodes[other]
-                self.protos[other].run(lambda now: node.offer_contacts(event.nodes, now))
 
     def bootstrap(self, family: int, seeds: list[Addr]) -> asyncio.Future[ev.Event]:
         node = self.nodes[family]
