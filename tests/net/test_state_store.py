@@ -225,3 +225,17 @@ def test_a_format_1_file_is_split_by_family(tmp_path: Path) -> None:
 def test_bad_family_sections_are_named(doc: dict[str, object], reason: str) -> None:
     with pytest.raises(ValueError, match=reason):
         parse_state(doc)
+
+
+def test_a_device_given_as_state_file_is_neither_moved_nor_replaced(tmp_path: Path) -> None:
+    """``--state-file /dev/null`` (no persistence, as many tools take it) must leave the device
+    alone: moving it aside or replacing it (as root) would break it for the whole machine. A
+    FIFO stands in for the device here."""
+    fifo = tmp_path / "null"
+    os.mkfifo(fifo)
+    saved, warning = load_state(fifo)
+    assert saved.nodes == [] and warning is not None and warning.backup is None
+    assert "not a regular file" in str(warning)
+    with pytest.raises(OSError, match="not a regular file"):
+        save_state(fifo, {"node_id": "00" * 20, "external_ip": None, "nodes": []})
+    assert fifo.is_fifo() and list(tmp_path.iterdir()) == [fifo]
