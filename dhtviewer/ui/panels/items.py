@@ -417,7 +417,10 @@ class ItemsPanel(QWidget):
     # --- following ------------------------------------------------------------------------------
     def _started(self, handle: LookupHandle, text: str) -> None:
         self.handle = handle
-        self._mine.add(handle.lookup_id)
+        # one record for the lookups of every address family (BEP 32)
+        self.tracker.group(handle.lookup_ids)
+        self._mine = {lid for st in self.tracker.lookups.values() for lid in st.parts}
+        self._mine.update(handle.lookup_ids)
         self.status.setText(text)
         self.found_value.clear()
         self.found_value.hide()
@@ -440,8 +443,7 @@ class ItemsPanel(QWidget):
                 stored = True
             elif isinstance(e, _ITEM_EVENTS) and getattr(e, "lookup_id", None) in mine:
                 changed = self.tracker.apply(e) is not None or changed
-        for lid in self.tracker.take_evicted():
-            mine.discard(lid)
+        self.tracker.take_evicted()  # _started() forgets the parts of evicted records
         if changed and self.handle is not None:
             state = self.tracker.get(self.handle.lookup_id)
             self.graph.set_lookup(state)
