@@ -13,6 +13,8 @@ from dhtviewer.infohash import InfohashError, parse_infohash
 from dhtviewer.simnet.profile import PROFILES
 
 __all__ = [
+    "BYTES_PER_NODE",
+    "BYTES_PER_SWARM",
     "DEFAULT_BASE",
     "DEFAULT_NODES",
     "ScenarioError",
@@ -26,9 +28,13 @@ DEFAULT_NODES = 1_000_000
 DEFAULT_PORTS = 4
 MAX_PORTS = 64
 MAX_MEMBER_RATE = 10_000.0
+MAX_SWARMS = 50_000_000
+MAX_ZIPF = 5.0
 BYTES_PER_NODE = 420
 """Peak memory per simulated node while building (measured: ~400 MB for 1,000,000 nodes,
 ~4.2 GB for 10,000,000); the running network keeps about 190 bytes per node."""
+BYTES_PER_SWARM = 160
+"""Peak memory per seeded swarm while building (its hash, peers, storers and lookups)."""
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -52,6 +58,14 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--member-rate", type=float, default=None, metavar="R",
                    help="background queries per second sent to each joined client "
                    "(default: the profile's, 20)")
+    p.add_argument("--swarms", type=int, default=None, metavar="N",
+                   help="seeded info-hashes (default: one per two nodes, as many as a BEP 51 "
+                   "crawl of the real network suggests)")
+    p.add_argument("--zipf", type=float, default=None, metavar="S",
+                   help="exponent of the Zipf law of swarm sizes (default 1.0)")
+    p.add_argument("--workers", type=int, default=None, metavar="N",
+                   help="serving processes (default: one per core, at most --ports; 0: serve "
+                   "in one process)")
     p.add_argument("--control", type=int, default=0, metavar="PORT",
                    help="TCP port of the control API on 127.0.0.1 (default 0: any)")
     # The desktop application's pid: the network ends itself when that process is gone.

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import random
 from dataclasses import replace
+from typing import Any
 
 import pytest
 
@@ -22,9 +23,11 @@ from dhtviewer.dht.messages import (
 )
 from dhtviewer.simnet import index as ix
 from dhtviewer.simnet.addresses import ip_text
-from dhtviewer.simnet.network import Outgoing, Simnet, SimnetConfig
+from dhtviewer.simnet.network import ANSWERS_BADLY, Outgoing, Simnet, SimnetConfig
+from dhtviewer.simnet.addresses import RESERVED_SUBNETS
 from dhtviewer.simnet.options import ECLIPSE_SYBILS, parse_scenarios
-from dhtviewer.simnet.profile import FRIENDLY, REALISTIC
+from dhtviewer.simnet.profile import FRIENDLY, REALISTIC, Profile
+from dhtviewer.simnet.scenarios import FAKE_PEERS
 
 PORT = 7000
 CLIENT = ("127.0.130.1", 5555)
@@ -32,9 +35,9 @@ CLIENT_ID = bytes(range(20))
 T0 = 1000.0
 
 
-def make(nodes: int = 3000, profile=FRIENDLY, scenarios: list[str] | None = None,
-         member_rate: float | None = None, **kw: object) -> Simnet:
-    config = SimnetConfig(nodes=nodes, seed=1, profile=replace(profile, swarms=50, **kw),
+def make(nodes: int = 3000, profile: Profile = FRIENDLY, scenarios: list[str] | None = None,
+         member_rate: float | None = None, swarms: int | None = 50, **kw: Any) -> Simnet:
+    config = SimnetConfig(nodes=nodes, seed=1, profile=replace(profile, swarms=swarms, **kw),
                           scenarios=parse_scenarios(scenarios or []), member_rate=member_rate)
     return Simnet(config, [PORT], T0)
 
@@ -84,14 +87,22 @@ def test_ping_find_node_and_bep42_ip(friendly: Simnet) -> None:
 
 def test_get_peers_finds_a_seeded_swarm_at_its_storers(friendly: Simnet) -> None:
     net = friendly
-    swarm = net.swarms.by_size[0]
-    storer = swarm.storers[0]
-    r = reply(ask(net, storer, GetPeersQuery(b"g1", CLIENT_ID, info_hash=swarm.info_hash)))
+    sw = net.swarms
+    ih, storers, peers = sw.info_hash(0), sw.storers(0), sw.peers(0)
+    assert len(peers) == REALISTIC.swarm_max_peers
+    # The storers are the 8 answering nodes closest to the info-hash.
+    assert storers == net.index.true_closest(int.from_bytes(ih, "big"), 8, ANSWERS_BADLY)
+    r = reply(ask(net, storers[0], GetPeersQuery(b"g1", CLIENT_ID, info_hash=ih)))
     assert isinstance(r, Response) and r.token and len(r.nodes) == 8
-    assert 0 < len(r.values) <= 50 and set(r.values) <= set(swarm.peers)
-    other = next(p for p in range(net.index.n) if p not in swarm.storers)
-    r = reply(ask(net, other, GetPeersQuery(b"g2", CLIENT_ID, info_hash=swarm.info_hash)))
+    assert len(r.values) == 50 and set(r.values) <= set(peers)
+    other = next(p for p in range(net.index.n) if p not in storers)
+    r = reply(ask(net, other, GetPeersQuery(b"g2", CLIENT_ID, info_hash=ih)))
     assert isinstance(r, Response) and not r.values and r.token
+    # A small swarm is handed out whole.
+    rank = sw.count - 1
+    r = reply(ask(net, sw.storers(rank)[3], GetPeersQuery(b"g3", CLIENT_ID,
+                                                          info_hash=sw.info_hash(rank))))
+    assert isinstance(r, Response) and list(r.values) == sw.peers(rank)
 
 
 def test_announce_needs_the_askers_token_and_is_found_by_others(friendly: Simnet) -> None:
@@ -114,14 +125,35 @@ def test_announce_needs_the_askers_token_and_is_found_by_others(friendly: Simnet
 
 def test_sample_infohashes_only_from_bep51_clients(friendly: Simnet) -> None:
     net = friendly
-    swarm = net.swarms.by_size[0]
-    with51 = [p for p in swarm.storers if net.index.flags[p] & ix.BEP51]
-    without = next(p for p in range(net.index.n) if not net.index.flags[p] & ix.BEP51)
+    sw = net.swarms
+    with51 = [p for p in sw.storers(0) if net.supports_bep51(p)]
+    without = next(p for p in range(net.index.n) if not net.supports_bep51(p))
     r = reply(ask(net, with51[0], SampleInfohashesQuery(b"s1", CLIENT_ID, target=bytes(20))))
     assert isinstance(r, Response) and r.interval == 21600 and r.num and r.num >= 1
-    assert swarm.info_hash in r.samples
+    assert sw.info_hash(0) in r.samples
+    assert set(r.samples) == {sw.info_hash(k) for k in sw.stored_ranks(with51[0])}
     e = reply(ask(net, without, SampleInfohashesQuery(b"s2", CLIENT_ID, target=bytes(20))))
     assert isinstance(e, ErrorMessage) and e.code == 204
+
+
+def test_a_crawl_meets_a_realistic_share_of_nodes_with_samples() -> None:
+    # The default: one swarm per two nodes, each stored by the 8 closest answering nodes, so
+    # an answering BEP 51 node holds about 5 (not almost always none).
+    net = make(20_000, REALISTIC, swarms=None)
+    nums = []
+    for pos in range(0, net.index.n, 37):
+        if net.index.flags[pos] & ANSWERS_BADLY or not net.supports_bep51(pos):
+            continue
+        out = ask(net, pos, SampleInfohashesQuery(b"s3", CLIENT_ID, target=bytes(20)),
+                  src=("127.0.130.3", 4000))
+        r = reply(out) if out else None  # 1% are lost
+        if isinstance(r, Response):
+            nums.append(r.num or 0)
+            assert len(r.samples) == min(20, r.num or 0)
+    assert len(nums) > 100
+    with_samples = sum(1 for x in nums if x) / len(nums)
+    assert 0.9 < with_samples < 1.0
+    assert 4.0 < sum(nums) / len(nums) < 7.0
 
 
 def test_malformed_datagrams_are_dropped_and_counted(friendly: Simnet) -> None:
@@ -162,7 +194,7 @@ def test_realistic_nodes_delay_lose_and_misbehave() -> None:
             elif flags[pos] & ix.ERRORING:
                 assert isinstance(krpc.decode(out[0].data), ErrorMessage)
     n = len(range(0, 20_000, 7))
-    assert 0.20 < silent / n < 0.26  # dead + away + read-only
+    assert 0.20 < silent / n < 0.26  # dead + away + read-only (+ the few not joined yet)
     assert 0.0 < lost / n < 0.03
     delays.sort()
     median = delays[len(delays) // 2]
@@ -237,7 +269,7 @@ def test_silent_members_are_forgotten() -> None:
 
 def test_eclipse_sybils_surround_the_target_and_hide_the_swarm() -> None:
     base = make()
-    ih = base.swarms.by_size[0].info_hash
+    ih = base.swarms.info_hash(0)
     net = make(scenarios=[f"eclipse:{ih.hex()}"])
     t = int.from_bytes(ih, "big")
     closest = net.closest(ih, 8)
@@ -257,11 +289,17 @@ def test_eclipse_sybils_surround_the_target_and_hide_the_swarm() -> None:
 
 def test_poisoners_hand_out_fake_peers_for_popular_swarms() -> None:
     net = make(scenarios=["poison:2"])
-    swarm = net.swarms.by_size[0]
-    sybil = next(p for p, (c, _) in net.clusters_of.items() if c.target == swarm.info_hash)
-    r = reply(ask(net, sybil, GetPeersQuery(b"p1", CLIENT_ID, info_hash=swarm.info_hash)))
-    assert isinstance(r, Response) and r.values
-    assert not set(r.values) & set(swarm.peers)
+    ih = net.swarms.info_hash(0)
+    sybil = next(p for p, (c, _) in net.clusters_of.items() if c.target == ih)
+    r = reply(ask(net, sybil, GetPeersQuery(b"p1", CLIENT_ID, info_hash=ih)))
+    assert isinstance(r, Response) and len(r.values) == FAKE_PEERS
+    assert not set(r.values) & set(net.swarms.peers(0))
+    # The fake peers live where no node does (one reserved /24), however large the network.
+    ips = [int.from_bytes(bytes(int(x) for x in host.split(".")), "big") for host, _ in r.values]
+    assert len({ip >> 8 for ip in ips}) == 1
+    for ip in ips:
+        assert net.index.at_ip(ip) < 0
+        assert net.plan.first <= ip < net.plan.first + (RESERVED_SUBNETS << 8)
 
 
 def test_spoof_and_flood_send_forged_and_extra_queries() -> None:
@@ -276,13 +314,43 @@ def test_spoof_and_flood_send_forged_and_extra_queries() -> None:
     assert net.counters.to_spoofed > 0  # the member's replies to forged sources went nowhere
 
 
-def test_churn_moves_nodes_away_and_back() -> None:
-    net = make(10_000, REALISTIC, scenarios=["churn:500"], session_seconds=1.0)
-    away_before = net.index.count(ix.AWAY, 0)
+def test_churn_brings_as_many_nodes_as_it_takes_and_new_ids() -> None:
+    # The default session length (an hour): the nodes that leave are replaced at once, some
+    # by nodes coming back, some by new ids, so the network does not drain.
+    net = make(10_000, REALISTIC, scenarios=["churn:500"], loss=0.0)
+    flags = net.index.flags
+    unborn = [p for p in range(net.index.n) if flags[p] & ix.UNBORN]
+    assert len(unborn) == 1000  # the pool: at most a tenth of the network
+    before = net.size()
     drive(net, 3.0, step=0.1, answer=False)
-    assert 1000 < net.left < 2000
-    assert net.came_back > 0
-    assert abs(net.index.count(ix.AWAY, 0) - away_before) < 1000
+    churn = net.churn
+    assert 1300 < churn.left < 1600
+    assert churn.came_back + churn.joined == churn.left
+    assert 0.35 < churn.joined / churn.left < 0.65  # the profile's share of new ids
+    after = net.size()
+    assert abs(after["online"] - before["online"]) < 20
+    assert abs(after["responsive"] - before["responsive"]) < 100
+    assert after["nodes"] == before["nodes"] + churn.joined
+    # A node that joined answers, and is now in the tables of the nodes near it.
+    born = next(p for p in unborn if not flags[p] & ix.SILENT and not flags[p] & ANSWERS_BADLY)
+    assert isinstance(reply(ask(net, born, PingQuery(b"c1", CLIENT_ID), now=T0 + 3)), Response)
+    t = net.index.keys[born]
+    near = net.index.true_closest(t, 9, ANSWERS_BADLY)
+    assert born in near
+    listed = [n.id for q in near if q != born
+              for n in reply(ask(net, q, FindNodeQuery(b"c2", CLIENT_ID,
+                                                       target=net.index.node_id(born)),
+                                 now=T0 + 3)).nodes]
+    assert net.index.node_id(born) in listed
+
+
+def test_the_default_churn_turns_the_away_set_over_in_a_session() -> None:
+    net = make(20_000, REALISTIC)
+    away = net.index.count(ix.AWAY, 0)
+    assert net.churn.rate == pytest.approx(away / REALISTIC.session_seconds, rel=0.05)
+    drive(net, 20.0, step=0.1, answer=False)
+    assert net.churn.left == pytest.approx(20 * net.churn.rate, abs=3)
+    assert net.churn.came_back + net.churn.joined == net.churn.left
 
 
 @pytest.mark.parametrize(
