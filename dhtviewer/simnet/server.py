@@ -62,6 +62,11 @@ SO_TIMESTAMPNS: int = getattr(socket, "SO_TIMESTAMPNS", 35)
 _SO_BINDTODEVICE: int = getattr(socket, "SO_BINDTODEVICE", 25)
 _SO_RCVBUFFORCE: int = getattr(socket, "SO_RCVBUFFORCE", 33)
 _PKTINFO_LEN = 12  # struct in_pktinfo: ifindex, spec_dst, addr
+_PKTINFO = struct.Struct("=I4sI")
+_MSG_TRUNC = int(socket.MSG_TRUNC)  # the enum's & costs microseconds per datagram
+_IPPROTO_IP = int(socket.IPPROTO_IP)
+_SOL_SOCKET = int(socket.SOL_SOCKET)
+_TIMESPEC = struct.Struct("qq")
 _ANC_SIZE = socket.CMSG_SPACE(_PKTINFO_LEN) + socket.CMSG_SPACE(16)
 RECV_SIZE = 2048
 """Bytes read per datagram. KRPC messages are under 1.5 KB; a longer datagram is truncated
@@ -202,16 +207,18 @@ class Sender:
             self._send(out)
 
     def _send(self, out: Outgoing) -> None:
-        if not loopback_only(out.dst[0], out.src_ip):
+        src_ip = out.src_ip
+        # The loopback guard (``loopback_only``, inlined: this runs for every datagram).
+        if src_ip >> 24 != 127 or not out.dst[0].startswith("127."):
             self.stats.non_loopback += 1  # never: every destination came from a guarded packet
             return
         sock = self._by_port.get(out.src_port)
         if sock is None:
             self.stats.send_dropped += 1
             return
-        info = b"\0\0\0\0" + out.src_ip.to_bytes(4, "big") + b"\0\0\0\0"
+        info = _PKTINFO.pack(0, src_ip.to_bytes(4, "big"), 0)
         try:
-            sock.sendmsg([out.data], [(socket.IPPROTO_IP, IP_PKTINFO, info)], 0, out.dst)
+            sock.sendmsg([out.data], [(_IPPROTO_IP, IP_PKTINFO, info)], 0, out.dst)
         except OSError:
             self.stats.send_dropped += 1
             return
@@ -327,16 +334,17 @@ class SimnetServer(Sender):
             dst = 0
             arrival = 0.0
             for level, kind, value in anc:
-                if kind == IP_PKTINFO and level == socket.IPPROTO_IP:
+                if kind == IP_PKTINFO and level == _IPPROTO_IP:
                     dst = int.from_bytes(value[8:12], "big")
-                elif kind == SO_TIMESTAMPNS and level == socket.SOL_SOCKET:
-                    sec, nsec = struct.unpack("qq", value[:16])
+                elif kind == SO_TIMESTAMPNS and level == _SOL_SOCKET:
+                    sec, nsec = _TIMESPEC.unpack_from(value)
                     arrival = sec + nsec * 1e-9
-            # The loopback guard: from and to 127/8 only, or it is not for us.
-            if not loopback_only(src[0], dst):
+            # The loopback guard (``loopback_only``, inlined): from and to 127/8 only, or it
+            # is not for us.
+            if dst >> 24 != 127 or not src[0].startswith("127."):
                 stats.non_loopback += 1
                 continue
-            if flags & socket.MSG_TRUNC:
+            if flags & _MSG_TRUNC:
                 stats.oversized += 1
                 continue
             net.receive(data, src, dst, port, arrival or clock())

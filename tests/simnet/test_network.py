@@ -1,11 +1,10 @@
-"""Simnet without sockets, on an injected clock: what simulated nodes answer, members and
-their background traffic, misbehaving nodes, malformed input, churn and the scenarios."""
+"""Simnet without sockets, on an injected clock: what simulated nodes answer, joined clients in
+their answers, misbehaving nodes, malformed input and the scenarios' Sybils. (The network's own
+traffic: test_traffic.py; churn: test_churn.py.)"""
 
 from __future__ import annotations
 
 import random
-from dataclasses import replace
-from typing import Any
 
 import pytest
 
@@ -15,50 +14,17 @@ from dhtviewer.dht.messages import (
     ErrorMessage,
     FindNodeQuery,
     GetPeersQuery,
-    Message,
     PingQuery,
-    Query,
     Response,
     SampleInfohashesQuery,
 )
 from dhtviewer.simnet import index as ix
-from dhtviewer.simnet.addresses import ip_text
-from dhtviewer.simnet.network import ANSWERS_BADLY, Outgoing, Simnet, SimnetConfig
-from dhtviewer.simnet.addresses import RESERVED_SUBNETS
+from dhtviewer.simnet.addresses import RESERVED_SUBNETS, ip_text
+from dhtviewer.simnet.network import ANSWERS_BADLY, Simnet
 from dhtviewer.simnet.options import ECLIPSE_SYBILS, parse_scenarios
-from dhtviewer.simnet.profile import FRIENDLY, REALISTIC, Profile
+from dhtviewer.simnet.profile import REALISTIC
 from dhtviewer.simnet.scenarios import FAKE_PEERS
-
-PORT = 7000
-CLIENT = ("127.0.130.1", 5555)
-CLIENT_ID = bytes(range(20))
-T0 = 1000.0
-
-
-def make(nodes: int = 3000, profile: Profile = FRIENDLY, scenarios: list[str] | None = None,
-         member_rate: float | None = None, swarms: int | None = 50, **kw: Any) -> Simnet:
-    config = SimnetConfig(nodes=nodes, seed=1, profile=replace(profile, swarms=swarms, **kw),
-                          scenarios=parse_scenarios(scenarios or []), member_rate=member_rate)
-    return Simnet(config, [PORT], T0)
-
-
-def ask(net: Simnet, pos: int, q: Query, src: tuple[str, int] = CLIENT,
-        now: float = T0) -> list[Outgoing]:
-    net.outbox = []
-    net.receive(krpc.encode(q), src, net.index.ip(pos), PORT, now)
-    out, net.outbox = net.outbox, []
-    return out
-
-
-def reply(out: list[Outgoing]) -> Message:
-    assert len(out) == 1
-    return krpc.decode(out[0].data)
-
-
-def good(net: Simnet) -> int:
-    """A position that answers properly (not silent, not misbehaving)."""
-    bad = ix.SILENT | ix.ERRORING | ix.MALFORMED | ix.SYBIL
-    return next(p for p in range(net.index.n) if not net.index.flags[p] & bad)
+from tests.support.simnet_kit import CLIENT, CLIENT_ID, PORT, T0, ask, good, make, reply
 
 
 @pytest.fixture(scope="module")
@@ -226,47 +192,6 @@ def test_a_client_becomes_a_member_and_is_returned_by_its_neighbours(friendly: S
     assert net.closest(target, 1)[0]["member"] is True
 
 
-def drive(net: Simnet, seconds: float, step: float = 0.01, answer: bool = True) -> list[Outgoing]:
-    """Run the network's clock; the member answers every query. Returns what was sent."""
-    sent: list[Outgoing] = []
-    now = T0
-    steps = round(seconds / step)
-    for _ in range(steps):
-        now += step
-        net.tick(now)
-        out, net.outbox = net.outbox, []
-        for o in out:
-            sent.append(o)
-            if not answer or o.dst != CLIENT:
-                continue
-            q = krpc.decode(o.data)
-            if isinstance(q, Query):
-                r = Response(q.tid, CLIENT_ID, token=b"tok" if isinstance(q, GetPeersQuery)
-                             else None)
-                net.receive(krpc.encode(r), CLIENT, o.src_ip, o.src_port, now)
-    return sent
-
-
-def test_members_get_background_queries_at_the_configured_rate() -> None:
-    net = make(member_rate=50.0)
-    ask(net, 1, PingQuery(b"j1", CLIENT_ID))
-    sent = [o for o in drive(net, 10.0) if o.dst == CLIENT]
-    assert 0.9 * 500 < len(sent) < 1.1 * 500
-    kinds = [type(krpc.decode(o.data)).__name__ for o in sent]
-    assert kinds.count("GetPeersQuery") > kinds.count("FindNodeQuery") > kinds.count("PingQuery")
-    assert "AnnouncePeerQuery" in kinds  # after a get_peers that returned a token
-    m = net.members.by_addr[CLIENT]
-    assert m.answered > 0.95 * m.sent - 5
-    assert {o.src_ip >> 24 for o in sent} == {127} and len({o.src_ip for o in sent}) > 400
-
-
-def test_silent_members_are_forgotten() -> None:
-    net = make(member_rate=20.0, member_timeout=3.0)
-    ask(net, 1, PingQuery(b"j1", CLIENT_ID))
-    drive(net, 5.0, answer=False)
-    assert len(net.members) == 0
-
-
 def test_eclipse_sybils_surround_the_target_and_hide_the_swarm() -> None:
     base = make()
     ih = base.swarms.info_hash(0)
@@ -300,57 +225,6 @@ def test_poisoners_hand_out_fake_peers_for_popular_swarms() -> None:
     for ip in ips:
         assert net.index.at_ip(ip) < 0
         assert net.plan.first <= ip < net.plan.first + (RESERVED_SUBNETS << 8)
-
-
-def test_spoof_and_flood_send_forged_and_extra_queries() -> None:
-    net = make(member_rate=20.0, scenarios=["spoof:0.5", "flood:200"])
-    ask(net, 1, PingQuery(b"j1", CLIENT_ID))
-    sent = [o for o in drive(net, 2.0) if o.dst == CLIENT]
-    forged = [o for o in sent if net.index.at_ip(o.src_ip) < 0]
-    flood_ips = {net.index.ip(p) for p in net.flooders}
-    flood = [o for o in sent if o.src_ip in flood_ips]
-    assert 5 < len(forged) < 35
-    assert 0.8 * 400 < len(flood) < 1.2 * 400
-    assert net.counters.to_spoofed > 0  # the member's replies to forged sources went nowhere
-
-
-def test_churn_brings_as_many_nodes_as_it_takes_and_new_ids() -> None:
-    # The default session length (an hour): the nodes that leave are replaced at once, some
-    # by nodes coming back, some by new ids, so the network does not drain.
-    net = make(10_000, REALISTIC, scenarios=["churn:500"], loss=0.0)
-    flags = net.index.flags
-    unborn = [p for p in range(net.index.n) if flags[p] & ix.UNBORN]
-    assert len(unborn) == 1000  # the pool: at most a tenth of the network
-    before = net.size()
-    drive(net, 3.0, step=0.1, answer=False)
-    churn = net.churn
-    assert 1300 < churn.left < 1600
-    assert churn.came_back + churn.joined == churn.left
-    assert 0.35 < churn.joined / churn.left < 0.65  # the profile's share of new ids
-    after = net.size()
-    assert abs(after["online"] - before["online"]) < 20
-    assert abs(after["responsive"] - before["responsive"]) < 100
-    assert after["nodes"] == before["nodes"] + churn.joined
-    # A node that joined answers, and is now in the tables of the nodes near it.
-    born = next(p for p in unborn if not flags[p] & ix.SILENT and not flags[p] & ANSWERS_BADLY)
-    assert isinstance(reply(ask(net, born, PingQuery(b"c1", CLIENT_ID), now=T0 + 3)), Response)
-    t = net.index.keys[born]
-    near = net.index.true_closest(t, 9, ANSWERS_BADLY)
-    assert born in near
-    listed = [n.id for q in near if q != born
-              for n in reply(ask(net, q, FindNodeQuery(b"c2", CLIENT_ID,
-                                                       target=net.index.node_id(born)),
-                                 now=T0 + 3)).nodes]
-    assert net.index.node_id(born) in listed
-
-
-def test_the_default_churn_turns_the_away_set_over_in_a_session() -> None:
-    net = make(20_000, REALISTIC)
-    away = net.index.count(ix.AWAY, 0)
-    assert net.churn.rate == pytest.approx(away / REALISTIC.session_seconds, rel=0.05)
-    drive(net, 20.0, step=0.1, answer=False)
-    assert net.churn.left == pytest.approx(20 * net.churn.rate, abs=3)
-    assert net.churn.came_back + net.churn.joined == net.churn.left
 
 
 @pytest.mark.parametrize(
