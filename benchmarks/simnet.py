@@ -25,6 +25,11 @@ of the build come from its JSON line and ``/stats``.
   traversal (where it would announce).
 - **Size estimate**: our per-lookup estimate (``ui.traffic_stats.estimate_network_size`` over
   the closest nodes) against ``/size``: the estimator counts nodes that answer.
+- **Eclipse**: a second network of the same size with the ``eclipse`` scenario on E seeded
+  swarms (16 Sybils of one /24 around each); our node looks each up twice, with the subnet
+  rule applied to loopback (``restrict_local_subnets``, as a client joined to the simulated
+  Mainline runs) and without it: Sybils among the 8 closest it ends with, how many of the 8
+  closest honest nodes (``/closest``) it reached, and whether it found the swarm's peers.
 """
 
 from __future__ import annotations
@@ -78,12 +83,16 @@ class _Params:
     lt_timeout: float
 
 
+    eclipsed: int
+
+
 _PARAMS = {
-    "tiny": _Params(20_000, (1000.0,), 1.0, 2000, 2, 10.0),
-    "medium": _Params(200_000, (5000.0, 10000.0), 3.0, 10_000, 8, 20.0),
+    "tiny": _Params(20_000, (1000.0,), 1.0, 2000, 2, 10.0, 1),
+    "medium": _Params(200_000, (5000.0, 10000.0), 3.0, 10_000, 8, 20.0, 3),
     "full": _Params(1_000_000, (2500.0, 5000.0, 10000.0, 15000.0, 20000.0, 25000.0), 6.0,
-                    20_000, 20, 30.0),
+                    20_000, 20, 30.0, 5),
 }
+ECLIPSE_IP = {True: "127.0.143.1", False: "127.0.143.2"}
 
 
 def proc_cpu_seconds(pid: int) -> float:
@@ -312,6 +321,64 @@ def libtorrent_lookups(sn: SimnetProcess, hashes: list[bytes], timeout: float,
     return out
 
 
+async def eclipse_lookups(sn: SimnetProcess, hashes: list[bytes], restricted: bool,
+                          timeout: float) -> list[dict[str, Any]]:
+    from dhtviewer.dht.settings import DhtSettings
+    from dhtviewer.net.session import DhtSession
+
+    session = DhtSession(DhtSettings(restrict_local_subnets=restricted),
+                         bind=(ECLIPSE_IP[restricted], 0), rng=random.Random(6))
+    await session.start(bootstrap=sn.routers, timeout=30)
+    out = []
+    try:
+        await asyncio.sleep(1.0)
+        for ih in hashes:
+            truth = sn.get(f"/closest?target={ih.hex()}&k=40")["nodes"]
+            sybils = {n["id"] for n in truth if n["sybil"]}
+            honest = [n["id"] for n in truth if not n["sybil"]][:8]
+            true_peers = set(sn.get(f"/swarm?info_hash={ih.hex()}")["peers"])
+            result = await session.find_peers(ih, timeout=timeout)
+            closest = [i.hex() for i, _ in result.closest]
+            peers = {f"{h}:{p}" for h, p in result.peers}
+            out.append({"sybils": sum(1 for i in closest if i in sybils),
+                        "honest": len(set(closest) & set(honest)),
+                        "peers": len(peers & true_peers), "fake": len(peers - true_peers)})
+    finally:
+        await session.stop()
+    return out
+
+
+def eclipse(p: _Params) -> tuple[Table, dict[str, Any]]:
+    """Our lookups with and without the subnet rule on loopback, on eclipsed swarms."""
+    from dhtviewer.simnet.swarms import seeded_info_hashes
+
+    seed = 17
+    hashes = [h.tobytes() for h in seeded_info_hashes(seed, p.eclipsed)]
+    args = ["--nodes", str(p.nodes), "--seed", str(seed)]
+    for ih in hashes:
+        args += ["--scenario", f"eclipse:{ih.hex()}"]
+    with SimnetProcess(args) as sn:
+        runs = {r: asyncio.run(eclipse_lookups(sn, hashes, r, p.lt_timeout))
+                for r in (True, False)}
+    table = Table(
+        f"Eclipse: {p.eclipsed} seeded swarms each surrounded by 16 Sybils of one /24 "
+        f"({p.nodes:,} nodes, realistic); our lookup with the subnet rule on loopback and "
+        "without it",
+        ["our node", "Sybils among its 8 closest (mean)", "of the 8 closest honest reached "
+         "(mean)", "lookups that found the swarm's peers", "fake peers"],
+    )
+    for restricted, rows in runs.items():
+        n = max(1, len(rows))
+        table.add("restrict_local_subnets on" if restricted else "off (loopback exempt)",
+                  sum(r["sybils"] for r in rows) / n, sum(r["honest"] for r in rows) / n,
+                  f"{sum(1 for r in rows if r['peers'])}/{len(rows)}",
+                  sum(r["fake"] for r in rows))
+    table.notes.append("the Sybils answer every get_peers with each other and no peers; honest "
+                       "nodes near the target list them (they are its nearest neighbours), so "
+                       "some honest nodes hide behind them in every answer")
+    return table, {"restricted": runs[True], "unrestricted": runs[False]}
+
+
 def run(size: str = "full") -> BenchResult:
     check_size(size)
     p = _PARAMS[size]
@@ -421,4 +488,5 @@ def run(size: str = "full") -> BenchResult:
              f"{final['counters']['queries']:,} queries, {final['counters']['malformed']} "
              f"malformed, {final['server']['non_loopback']} non-loopback dropped; "
              f"members {final['members']}"]
-    return BenchResult(NAME, size, [build, serving, side, size_t], data, notes)
+    eclipse_t, data["eclipse"] = eclipse(p)
+    return BenchResult(NAME, size, [build, serving, side, size_t, eclipse_t], data, notes)

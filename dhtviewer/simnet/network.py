@@ -67,7 +67,7 @@ from dhtviewer.simnet.scenarios import (
     spoof_subnet,
     sybil_nodes,
 )
-from dhtviewer.simnet.swarms import Swarms, draw_info_hashes
+from dhtviewer.simnet.swarms import Swarms, seeded_info_hashes
 from dhtviewer.simnet.traffic import Traffic
 
 __all__ = ["HANDLERS", "Asked", "Outgoing", "Refusal", "Role", "Simnet", "SimnetConfig"]
@@ -207,7 +207,7 @@ class Simnet:
         swarm_count = config.swarms if config.swarms is not None else (
             p.swarms if p.swarms is not None else max(1, n // 2))
         zipf = config.zipf if config.zipf is not None else p.swarm_zipf
-        hashes = draw_info_hashes(swarm_count, gen)
+        hashes = seeded_info_hashes(config.seed, swarm_count)
         poison_targets = [hashes[r].tobytes() for r in range(min(scen.poison_swarms,
                                                                    len(hashes)))]
         extras, self.clusters, flooder_ips = sybil_nodes(scen, plan, poison_targets, gen)

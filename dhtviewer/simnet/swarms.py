@@ -32,7 +32,7 @@ from dhtviewer.dht.peer_store import PeerStore
 from dhtviewer.simnet.addresses import ip_text
 from dhtviewer.simnet.index import DEAD, ERRORING, MALFORMED, READ_ONLY, SYBIL, UNBORN, NodeIndex
 
-__all__ = ["MAX_VALUES", "Swarms", "draw_info_hashes", "plan_sizes"]
+__all__ = ["MAX_VALUES", "Swarms", "draw_info_hashes", "plan_sizes", "seeded_info_hashes"]
 
 MAX_VALUES = 50
 """Peers in one get_peers reply (deployed nodes: 50 to 100, so a reply stays under ~1,400 B)."""
@@ -61,6 +61,13 @@ def draw_info_hashes(count: int, rng: np.random.Generator) -> np.ndarray:
     raw = rng.integers(0, 256, size=(count, 20), dtype=np.uint8)
     _, first = np.unique(raw.view("S20").ravel(), return_index=True)
     return raw[np.sort(first)]
+
+
+def seeded_info_hashes(seed: int, count: int) -> np.ndarray:
+    """The info-hashes of the seeded swarms of a network built with ``seed``: their own random
+    stream, so they depend on nothing else (not the size, not the scenarios; a script can know
+    them before it starts the network, to aim a scenario at one)."""
+    return draw_info_hashes(count, np.random.default_rng([seed, 0x5EED]))
 
 
 def _top64(raw: np.ndarray) -> np.ndarray:
