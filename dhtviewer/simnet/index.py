@@ -201,6 +201,14 @@ class NodeIndex:
     def port(self, pos: int) -> int:
         return self._port_list[pos]
 
+    def bep42_ok(self, pos: int) -> bool:
+        """Whether node ``pos``'s id follows BEP 42 for its address (as if it were public)."""
+        node_id = self.node_id(pos)
+        crc = int(bep42_prefixes(np.array([self.ip(pos)], dtype=np.uint32),
+                                 np.array([node_id[19]], dtype=np.uint32))[0])
+        return (node_id[:2] == (crc >> 16).to_bytes(2, "big")
+                and node_id[2] & 0xF8 == (crc >> 8) & 0xF8)
+
     def at_address(self, ip: int, port: int) -> int:
         """Position of the node at ``ip``:``port``, or -1."""
         off = ip - self.plan.first

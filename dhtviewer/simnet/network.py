@@ -480,10 +480,11 @@ class Simnet:
                 "addr": f"{ip_text(index.ip(pos))}:{index.port(pos)}",
                 "sybil": bool(index.flags[pos] & ix.SYBIL),
                 "member": False,
+                "bep42": index.bep42_ok(pos),
             }))
         for m in self.members.closest(t, k):
             found.append((m.key ^ t, {"id": m.node_id.hex(), "addr": f"{m.addr[0]}:{m.addr[1]}",
-                                      "sybil": False, "member": True}))
+                                      "sybil": False, "member": True, "bep42": None}))
         found.sort(key=lambda f: f[0])
         return [dict(f[1], distance_bits=f[0].bit_length()) for f in found[:k]]
 

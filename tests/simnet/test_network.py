@@ -18,6 +18,7 @@ from dhtviewer.dht.messages import (
     Response,
     SampleInfohashesQuery,
 )
+from dhtviewer.dht.node_id import _bep42_crc
 from dhtviewer.simnet import index as ix
 from dhtviewer.simnet.addresses import RESERVED_SUBNETS, ip_text
 from dhtviewer.simnet.network import ANSWERS_BADLY, Simnet
@@ -235,3 +236,16 @@ def test_poisoners_hand_out_fake_peers_for_popular_swarms() -> None:
 def test_bad_scenarios_are_refused(spec: list[str], message: str) -> None:
     with pytest.raises(ValueError, match=message):
         parse_scenarios(spec)
+
+
+def test_closest_says_which_ids_fail_bep42() -> None:
+    net = make(5000, REALISTIC)
+    rows = net.closest(bytes(20), 200)
+    fails = sum(1 for r in rows if not r["bep42"])
+    assert 0.35 < fails / len(rows) < 0.65  # the profile's half
+    for r in rows[:40]:  # against the core's CRC (without its exemption of loopback)
+        node_id = bytes.fromhex(str(r["id"]))
+        crc = _bep42_crc(str(r["addr"]).rsplit(":", 1)[0], node_id[19])
+        valid = node_id[:2] == (crc >> 16).to_bytes(2, "big") and (
+            node_id[2] & 0xF8 == (crc >> 8) & 0xF8)
+        assert r["bep42"] == valid
