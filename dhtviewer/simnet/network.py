@@ -56,7 +56,7 @@ from dhtviewer.simnet.churn import Churn
 from dhtviewer.simnet.counters import Counters
 from dhtviewer.simnet.index import NODE_LEN, ExtraNode, NodeIndex
 from dhtviewer.simnet.links import Heard, MemberJoined, MemberLeft, Reply
-from dhtviewer.simnet.members import Members
+from dhtviewer.simnet.members import MAX_MEMBERS, Members
 from dhtviewer.simnet.options import Scenarios
 from dhtviewer.simnet.profile import CLIENTS, REALISTIC, Profile
 from dhtviewer.simnet.replies import response
@@ -81,6 +81,8 @@ HOUSEKEEPING = 5.0
 """Seconds between two clean-ups of expired announces and stale reports."""
 REPORT_EVERY = 1.0
 """A serving process reports a client it keeps hearing from at most this often."""
+MAX_REPORTED = 4 * MAX_MEMBERS
+"""Clients a serving process remembers having reported (bounded memory under a flood)."""
 ANSWERS_BADLY = ix.SILENT | ix.ERRORING | ix.MALFORMED
 """Nodes that are not "responsive": silent, or answering with errors or garbage."""
 ROUTERS = 4
@@ -409,7 +411,12 @@ class Simnet:
             return
         queries = 1 if r is None or r.node_id != q.sender_id else r.queries + 1
         self.uplink.append(Heard(src, src_ip, q.sender_id, q.version, queries, now))
-        self._reported[src] = _Report(q.sender_id, now)
+        reported = self._reported
+        if r is None and len(reported) >= MAX_REPORTED:
+            # Many sources (a flood from forged addresses): keep the most recent half.
+            keep = sorted(reported.items(), key=lambda kv: kv[1].at)[len(reported) // 2:]
+            self._reported = reported = dict(keep)
+        reported[src] = _Report(q.sender_id, now)
 
     def nodes_for(self, pos: int, target: bytes,
                   cluster: tuple[Cluster, list[int]] | None) -> bytes:

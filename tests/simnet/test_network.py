@@ -249,3 +249,22 @@ def test_closest_says_which_ids_fail_bep42() -> None:
         valid = node_id[:2] == (crc >> 16).to_bytes(2, "big") and (
             node_id[2] & 0xF8 == (crc >> 8) & 0xF8)
         assert r["bep42"] == valid
+
+
+def test_a_serving_process_reports_clients_once_a_second_with_bounded_memory(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    net = make()
+    net.become_server(0)
+    pos = good(net)
+    for i in range(5):  # one client, five queries within a second: one report
+        ask(net, pos, PingQuery(b"r" + bytes([i]), CLIENT_ID), now=T0 + 0.1 * i)
+    assert [type(m).__name__ for m in net.uplink] == ["Heard"]
+    ask(net, pos, PingQuery(b"r9", CLIENT_ID), now=T0 + 1.2)  # a second later: the count
+    assert len(net.uplink) == 2 and net.uplink[1].queries == 5
+    assert len(net.members) == 0  # the coordinator decides who is a member
+    monkeypatch.setattr("dhtviewer.simnet.network.MAX_REPORTED", 100)
+    for i in range(1000):  # a flood from forged sources
+        ask(net, pos, PingQuery(b"ff", CLIENT_ID), src=(f"127.0.{140 + i // 250}.{i % 250}", 9))
+    assert len(net._reported) <= 100
+    assert len(net.uplink) == 1002
