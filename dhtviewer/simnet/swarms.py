@@ -170,24 +170,32 @@ class Swarms:
     # --- serving --------------------------------------------------------------------------------
     def values(self, pos: int, info_hash: bytes, now: float, rng: random.Random) -> list[bytes]:
         """The bencoded ``values`` items node ``pos`` returns for ``info_hash`` (possibly
-        none): a window of its seeded peers and the peers announced to it."""
-        out: list[bytes] = []
+        none): all the peers it stores (announced to it, then seeded), or a window of
+        ``MAX_VALUES`` of them at a random offset when there are more, so that every peer, an
+        announced one as much as a seeded one, is handed out as often."""
         rank = self.rank_of(info_hash)
+        first = seeded = 0
         if rank >= 0 and pos in self.storers(rank):
-            a, b = int(self._offsets[rank]), int(self._offsets[rank + 1])
-            n = b - a
-            recs = self._peers
-            picks: range | list[int]
-            if n <= MAX_VALUES:
-                picks = range(a, b)
-            else:
-                start = rng.randrange(n)
-                picks = [a + (start + i) % n for i in range(MAX_VALUES)]
-            out = [b"6:" + recs[i * 6 : i * 6 + 6] for i in picks]
+            first = int(self._offsets[rank])
+            seeded = int(self._offsets[rank + 1]) - first
         holders = self._announced_at.get(info_hash)
-        if holders is not None and pos in holders and len(out) < MAX_VALUES:
-            for host, port in self.announced.get(info_hash, now, rng, MAX_VALUES - len(out), 4):
-                out.append(b"6:" + compact.encode_peer((host, port)))
+        announced: list[bytes] = []
+        if holders is not None and pos in holders:
+            announced = [b"6:" + compact.encode_peer(peer) for peer in self.announced.get(
+                info_hash, now, rng, ANNOUNCED_PEERS_PER_INFO_HASH, 4)]
+        total = len(announced) + seeded
+        if not total:
+            return []
+        start, count = (0, total) if total <= MAX_VALUES else (rng.randrange(total), MAX_VALUES)
+        recs = self._peers
+        out: list[bytes] = []
+        for i in range(start, start + count):
+            j = i % total
+            if j < len(announced):
+                out.append(announced[j])
+            else:
+                k = (first + j - len(announced)) * _PEER_LEN
+                out.append(b"6:" + recs[k : k + _PEER_LEN])
         return out
 
     def stored_info_hashes(self, pos: int) -> list[bytes]:

@@ -76,3 +76,18 @@ def test_announced_peers_join_the_seeded_ones_in_the_ground_truth(net: Simnet) -
     assert new in sw.stored_info_hashes(pos) and sw.holders(new) == [pos]
     sw.expire(10.0 + 3600)  # announces last 30 minutes
     assert sw.true_peers(new, 10.0 + 3600) is None and sw.holders(new) == []
+
+
+def test_an_announced_peer_is_handed_out_as_often_as_a_seeded_one(net: Simnet) -> None:
+    # A storer of the largest swarm (400 peers) hands out windows of 50: a peer announced to
+    # it must come up in about one reply in eight, as any seeded peer does.
+    sw = net.swarms
+    ih = sw.info_hash(0)
+    pos = sw.storers(0)[1]
+    sw.announce(pos, ih, ("127.0.137.9", 51413), 10.0, None)
+    mine = b"6:" + bytes([127, 0, 137, 9]) + (51413).to_bytes(2, "big")
+    rng = random.Random(1)
+    replies = [sw.values(pos, ih, 11.0, rng) for _ in range(2000)]
+    assert all(len(r) == 50 and len(set(r)) == 50 for r in replies)
+    share = sum(mine in r for r in replies) / len(replies)
+    assert 50 / 401 * 0.8 < share < 50 / 401 * 1.2
