@@ -85,6 +85,11 @@ def mix64(x: int) -> int:
     return x ^ (x >> 31)
 
 
+_PICKS_MASK = (1 << 16) - 1
+_PICKS: list[int] = [mix64(i + 0x5DEECE66D) for i in range(_PICKS_MASK + 1)]
+"""A fixed table of random 64-bit numbers that derived buckets pick their contacts with."""
+
+
 # --- BEP 42, vectorised ---------------------------------------------------------------------------
 def _crc32c_table() -> np.ndarray:
     table = np.zeros(256, dtype=np.uint32)
@@ -252,13 +257,14 @@ class NodeIndex:
             return
         seed = mix64((pos << 8) | level)
         taken: set[int] = set()
+        # The picks: a run of the fixed random table from a place the seed chooses, each
+        # mixed with the seed (one hash per bucket instead of one per pick: this loop is most
+        # of the cost of a find_node answer).
+        table = _PICKS
+        at = seed >> 48
         tries = 0
-        # mix64 inlined: this loop is most of the cost of a find_node answer.
         while len(taken) < K and tries < 4 * K:
-            x = seed + tries
-            x = (x ^ (x >> 30)) * 0xBF58476D1CE4E5B9 & _MASK64
-            x = (x ^ (x >> 27)) * 0x94D049BB133111EB & _MASK64
-            j = a + (x ^ (x >> 31)) % m
+            j = a + (table[(at + tries) & _PICKS_MASK] ^ seed) % m
             tries += 1
             if j not in taken and not flags[j] & UNLISTED:
                 taken.add(j)

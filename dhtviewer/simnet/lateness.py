@@ -1,11 +1,12 @@
-"""Lateness: how late replies leave compared with when they were due, as a histogram.
+"""Lateness: how far from when they were due replies leave, as a histogram.
 
 A reply is due when its query arrived (the kernel's timestamp) plus the simulated round trip;
-its lateness is when it was actually sent minus that. Recording one is an index computation
-and an increment (no sorting, no growing list on the serving loop), and percentiles come from
-the cumulative counts. Buckets are logarithmic, 20 per decade from 1 µs to 100 s (a bucket's
-upper edge is 12% above its lower one, so a percentile is exact to 12%); a reply sent early
-(never, by construction) counts in the first bucket.
+its lateness is how far from that it was actually sent (the server records the absolute error:
+it may send up to half a millisecond early). Recording one is an index computation and an
+increment (no sorting, no growing list on the serving loop), and percentiles come from the
+cumulative counts. Buckets are logarithmic, 20 per decade from 1 µs to 100 s (a bucket's upper
+edge is 12% above its lower one, so a percentile is exact to 12%); a negative value counts in
+the first bucket.
 
 Histograms add up (``merge``) and subtract (``since``): the control API sums the serving
 processes', a benchmark takes the difference of two snapshots for the figures of one run.
