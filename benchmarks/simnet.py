@@ -393,6 +393,7 @@ def run(size: str = "full") -> BenchResult:
         build.add("build time, s (process start to the JSON line)", doc["build_s"])
         build.add("of which building the network, s", doc["network_s"])
         build.add("RSS of the coordinator at the JSON line, MB", doc["rss_mb"])
+        build.add("its peak while building, MB", doc.get("peak_rss_mb"))
         build.add("memory of all its processes (PSS), MB", doc["pss_mb"])
         build.add("serving processes", doc["workers"])
         build.add("answering nodes", stats["responsive"])

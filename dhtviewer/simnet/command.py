@@ -8,8 +8,9 @@ The JSON line (stdout, flushed) is what scripts and the desktop application wait
 
 ``build_s`` counts from the start of the process (the interpreter and its imports included) to
 the line; ``network_s`` is the building of the network alone. ``rss_mb`` is the parent's
-resident memory; ``pss_mb`` is the sum over the parent and the serving processes of their
-proportional set sizes (pages shared copy-on-write counted once): what the network costs.
+resident memory and ``peak_rss_mb`` its peak (while building: the most the network ever
+needs); ``pss_mb`` is the sum over the parent and the serving processes of their proportional
+set sizes (pages shared copy-on-write counted once): what the network costs.
 
 Bad arguments (a base address outside 127/8, a busy port, more nodes than the address space or
 the memory holds, an unknown scenario) get one line on stderr and exit status 2. A serving
@@ -185,6 +186,7 @@ def run(args: argparse.Namespace) -> int:
         "nodes": net.size()["nodes"],
         **build,
         "rss_mb": round(memory_mb()["rss_mb"], 1),
+        "peak_rss_mb": round(memory_mb()["peak_rss_mb"], 1),
         "pss_mb": round(pss, 1),
         "workers": workers,
         "ports": [s.getsockname()[1] for s in sockets],

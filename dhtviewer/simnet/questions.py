@@ -28,11 +28,13 @@ class Question(Enum):
 
 
 def memory_mb(pid: int | None = None) -> dict[str, float]:
-    """The resident set size and proportional set size (shared pages divided among the
-    processes that share them) of this process or ``pid``, in MiB (Linux; 0 where unknown)."""
-    out = {"rss_mb": 0.0, "pss_mb": 0.0}
+    """The resident set size, its peak so far and the proportional set size (shared pages
+    divided among the processes that share them) of this process or ``pid``, in MiB (Linux; 0
+    where unknown)."""
+    out = {"rss_mb": 0.0, "peak_rss_mb": 0.0, "pss_mb": 0.0}
     proc = f"/proc/{pid}" if pid is not None else "/proc/self"
     for path, key, field in ((f"{proc}/status", "rss_mb", "VmRSS:"),
+                             (f"{proc}/status", "peak_rss_mb", "VmHWM:"),
                              (f"{proc}/smaps_rollup", "pss_mb", "Pss:")):
         try:
             with open(path) as f:
