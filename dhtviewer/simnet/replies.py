@@ -11,9 +11,7 @@ definition stays ``dht/krpc.py``; errors and queries, which are rare here, use i
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-
-from dhtviewer.dht import bencoding
+from collections.abc import Sequence
 
 __all__ = ["response"]
 
@@ -34,16 +32,10 @@ def response(
     interval: int | None = None,
     num: int | None = None,
     samples: bytes | None = None,
-    extra: Mapping[bytes, object] | None = None,
 ) -> bytes:
     """A KRPC response. ``external_ip``: the asker's compact address (BEP 42 ``ip``);
     ``nodes``: concatenated compact node records; ``values``: bencoded items (``6:...``);
-    ``samples``: concatenated info-hashes (BEP 51, with ``interval`` and ``num``); ``extra``:
-    any other keys of ``r`` (BEP 33's ``BFsd``, BEP 44's ``v``, ``k``, ``seq``, ``sig``...),
-    as values the bencoder takes, put in canonical order with the others."""
-    if extra:
-        return _general(tid, node_id, external_ip, version, nodes, token, values, interval,
-                        num, samples, extra)
+    ``samples``: concatenated info-hashes (BEP 51, with ``interval`` and ``num``)."""
     out = [b"d2:ip6:" + external_ip if external_ip is not None else b"d",
            b"1:rd2:id20:", node_id]
     # keys of r in canonical order: id interval nodes num samples token values
@@ -62,35 +54,5 @@ def response(
     out += (b"e1:t", _bstr(tid))
     if version is not None:
         out += (b"1:v", _bstr(version))
-    out.append(b"1:y1:re")
-    return b"".join(out)
-
-
-def _general(tid: bytes, node_id: bytes, external_ip: bytes | None, version: bytes | None,
-             nodes: bytes | None, token: bytes | None, values: Sequence[bytes],
-             interval: int | None, num: int | None, samples: bytes | None,
-             extra: Mapping[bytes, object]) -> bytes:
-    """``response`` with extra keys: every key of ``r`` encoded, then joined in sorted order
-    (slower; for the rarer queries that need it)."""
-    r: dict[bytes, bytes] = {b"id": _bstr(node_id)}
-    if interval is not None:
-        r[b"interval"] = b"i%de" % interval
-    if nodes:
-        r[b"nodes"] = _bstr(nodes)
-    if num is not None:
-        r[b"num"] = b"i%de" % num
-    if samples is not None or num is not None:
-        r[b"samples"] = _bstr(samples or b"")
-    if token is not None:
-        r[b"token"] = _bstr(token)
-    if values:
-        r[b"values"] = b"l" + b"".join(values) + b"e"
-    for key, value in extra.items():
-        r[key] = bencoding.encode(value)
-    body = b"".join(_bstr(k) + r[k] for k in sorted(r))
-    out = [b"d2:ip6:" + external_ip if external_ip is not None else b"d", b"1:rd", body,
-           b"e1:t", _bstr(tid)]
-    if version is not None:
-        out += [b"1:v", _bstr(version)]
     out.append(b"1:y1:re")
     return b"".join(out)

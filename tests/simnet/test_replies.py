@@ -43,22 +43,3 @@ def test_reply_bytes_equal_krpc_encode(seed: int) -> None:
     assert got == expect
     decoded = krpc.decode(got)
     assert isinstance(decoded, Response) and decoded.nodes == nodes and decoded.values == peers
-
-
-def test_extra_keys_take_their_canonical_place() -> None:
-    # BEP 33 (BFsd, BFpe sort before id) and BEP 44 (k, seq, sig, v among the others).
-    rng = random.Random(3)
-    node_id, tid = rng.randbytes(20), b"xy"
-    asker = ("127.0.0.9", 4000)
-    seeds, peers = rng.randbytes(256), rng.randbytes(256)
-    expect = krpc.encode(Response(tid, node_id, token=b"tok", external_ip=asker,
-                                  version=b"LT\x02\x00", bf_seeds=seeds, bf_peers=peers))
-    got = response(tid, node_id, compact.encode_peer(asker), b"LT\x02\x00", token=b"tok",
-                   extra={b"BFsd": seeds, b"BFpe": peers})
-    assert got == expect
-    k, sig = rng.randbytes(32), rng.randbytes(64)
-    expect = krpc.encode(Response(tid, node_id, token=b"tok", external_ip=asker, k=k, seq=7,
-                                  sig=sig, v=b"5:hello"))
-    got = response(tid, node_id, compact.encode_peer(asker), None, token=b"tok",
-                   extra={b"k": k, b"seq": 7, b"sig": sig, b"v": b"hello"})
-    assert got == expect
