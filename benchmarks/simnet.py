@@ -407,8 +407,8 @@ def run(size: str = "full") -> BenchResult:
             f"Serving, paced queries to {len(targets):,} random answering nodes "
             f"(64 source IPs, find_node/get_peers, {p.seconds:g} s per point)",
             ["offered/s", "served/s", "answered/s (client)", "RTT p50 ms", "late p50 ms",
-             "late p99 ms", "late max ms", "unanswered %", "simnet CPU %", "client CPU %",
-             "steal %", "load"],
+             "late p99 ms", "late > 5 ms %", "late max ms", "unanswered %", "simnet CPU %",
+             "client CPU %", "steal %", "load"],
         )
         client = PacedClient(targets)
         try:
@@ -419,17 +419,26 @@ def run(size: str = "full") -> BenchResult:
         for r in points:
             serving.add(r["offered_per_s"], r["server_queries_per_s"], r["answered_per_s"],
                         ms(r["rtt"]["median"]), r["late_p50_ms"], r["late_p99_ms"],
+                        100.0 * r["late_over_5ms"] / max(1, r["replies_measured"]),
                         r["late_max_ms"], 100.0 * r["unanswered"] / max(1, r["sent"]),
                         r["simnet_cpu_percent"], r["client_cpu_percent"], r["steal_percent"],
                         r["load_average"])
-        ok = [r for r in points if (r["late_p99_ms"] or 1e9) <= 5.0]
+        # The target holds where at most 1% of the replies left more than 5 ms off (exact,
+        # unlike the p99 column, which is a histogram bucket's upper edge).
+        ok = [r for r in points
+              if r["replies_measured"] and r["late_over_5ms"] <= 0.01 * r["replies_measured"]]
         best = max(ok, key=lambda r: r["server_queries_per_s"]) if ok else None
         serving.notes.append(
             "target: >= 10,000 queries/s served with replies leaving within 5 ms (p99) of "
             "their scheduled time; best here: "
-            + (f"{best['server_queries_per_s']:,.0f}/s at late p99 {best['late_p99_ms']} ms"
+            + (f"{best['server_queries_per_s']:,.0f}/s with "
+               f"{100.0 * best['late_over_5ms'] / best['replies_measured']:.2f}% over 5 ms"
                if best else "none within 5 ms")
         )
+        serving.notes.append(
+            "late: how far from its due time (query arrival + the pair's RTT) each reply left; "
+            "p50/p99/max are histogram bucket upper edges (12% wide), > 5 ms % is exact. The "
+            "load is the machine's 1-minute average: other jobs take CPU time from the simnet")
         serving.notes.append(
             "served/s: queries the simnet handled (answered, or silent: dead/away nodes are "
             "never targeted here, so the gap to answered/s is the 1% loss and misbehaving nodes)"
