@@ -35,6 +35,7 @@ from dhtviewer.simnet.network import Simnet, SimnetConfig
 from dhtviewer.simnet.options import (
     BYTES_PER_NODE,
     BYTES_PER_SWARM,
+    DEFAULT_PORTS,
     MAX_MEMBER_RATE,
     MAX_PORTS,
     MAX_SWARMS,
@@ -45,7 +46,13 @@ from dhtviewer.simnet.options import (
 from dhtviewer.simnet.profile import PROFILES
 from dhtviewer.simnet.questions import memory_mb
 from dhtviewer.simnet.server import Sender, SimnetServer, open_sockets
-from dhtviewer.simnet.workers import Coordinator, WorkerError, WorkerPool, default_workers
+from dhtviewer.simnet.workers import (
+    Coordinator,
+    WorkerError,
+    WorkerPool,
+    default_workers,
+    usable_cores,
+)
 
 __all__ = ["run"]
 
@@ -63,6 +70,8 @@ def _check(args: argparse.Namespace) -> tuple[SimnetConfig, int]:
     """The configuration and the number of serving processes."""
     if args.nodes < 1:
         raise _Usage(f"--nodes must be at least 1, got {args.nodes}")
+    if args.ports is None:
+        args.ports = min(MAX_PORTS, max(DEFAULT_PORTS, usable_cores()))
     if not 1 <= args.ports <= MAX_PORTS:
         raise _Usage(f"--ports must be 1..{MAX_PORTS}, got {args.ports}")
     if not 0 <= args.port <= 65535 - args.ports + 1:

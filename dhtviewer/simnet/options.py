@@ -46,8 +46,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    "a /10; a larger network takes more of 127/8, never 127.0.0.0/16)")
     p.add_argument("--port", type=int, default=0, metavar="P",
                    help="first UDP port (default 0: ephemeral ports)")
-    p.add_argument("--ports", type=int, default=DEFAULT_PORTS, metavar="N",
-                   help=f"spread the nodes over N ports (default {DEFAULT_PORTS})")
+    p.add_argument("--ports", type=int, default=None, metavar="N",
+                   help=f"spread the nodes over N ports (default {DEFAULT_PORTS}, or one per "
+                   "core where there are more: each serving process takes whole ports)")
     p.add_argument("--seed", type=int, default=0, help="seed of everything random (default 0)")
     p.add_argument("--profile", choices=sorted(PROFILES), default="realistic",
                    help="realistic (latency, loss, dead nodes, churn; default) or friendly "

@@ -52,7 +52,7 @@ from dhtviewer.simnet.server import (
     send_message,
 )
 
-__all__ = ["Coordinator", "WorkerError", "WorkerPool", "default_workers"]
+__all__ = ["Coordinator", "WorkerError", "WorkerPool", "default_workers", "usable_cores"]
 
 log = logging.getLogger(__name__)
 STOP_TIMEOUT = 5.0
@@ -66,13 +66,17 @@ class WorkerError(RuntimeError):
     """A serving process ended while the network ran."""
 
 
+def usable_cores() -> int:
+    """Cores this process may run on."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        return os.cpu_count() or 1
+
+
 def default_workers(ports: int) -> int:
     """One serving process per core this process may use, at most one per port."""
-    try:
-        cores = len(os.sched_getaffinity(0))
-    except (AttributeError, OSError):
-        cores = os.cpu_count() or 1
-    return max(1, min(cores, ports))
+    return max(1, min(usable_cores(), ports))
 
 
 @dataclass
