@@ -22,9 +22,9 @@ def test_ready_line_then_clean_exit_on_sigterm() -> None:
         assert all(r.startswith("127.") and not r.startswith("127.0.") for r in doc["routers"])
         assert doc["control"].startswith("127.0.0.1:")
         assert doc["rss_mb"] > 0 and doc["pss_mb"] > 0 and doc["workers"] == 2
-        # build_s counts the interpreter's start-up too: about what we waited for the line.
+        # build_s counts the interpreter's start-up too (more than the network's building),
+        # and no more than we waited for the line (its clocks tick in 10 ms).
         assert 0 < doc["network_s"] < doc["build_s"] <= waited + 0.05
-        assert doc["build_s"] > 0.5 * waited
         assert sn.get("/size")["nodes"] == 3000
     assert sn.proc is None  # closed by the context manager
 

@@ -39,7 +39,7 @@ def simnet() -> SimnetProcess:
 def udp(ip: str) -> socket.socket:
     s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     s.bind((ip, 0))
-    s.settimeout(2.0)
+    s.settimeout(5.0)
     return s
 
 
