@@ -5,7 +5,10 @@ A simulated node that supports BEP 44 answers ``get`` with a write token (the ne
 closest contacts and the item it stores under the target, and answers ``put`` by the rules our
 own node applies: the checks and their order and codes are ``dht/item_service.py``'s
 (``accept_put``, ``item_fields``) over a ``dht/item_store.py`` store, so a put refused by one is
-refused by the other with the same code (205, 207, 203 invalid token, 206, 301, 302).
+refused by the other with the same code (205, 207, 203 invalid token, 206, 301, 302). The
+handlers (``network.answer_get``/``answer_put``) call this module. With several serving
+processes each holds the items of its own nodes (a node lives on one port, a port in one
+process, and its get and the put that follows reach the same one).
 
 Bounds. A node's store is created at its first put and holds at most ``ITEMS_PER_NODE`` items
 (the item store's own eviction picks the victim); over the whole network at most
@@ -39,12 +42,11 @@ MAX_ITEMS = 20_000
 
 class NodeItems:
     """The item stores of the simulated nodes (created at a node's first put). ``clients``:
-    the client family of each node position; ``tokens``: the network's token issuer."""
+    the client family of each node position."""
 
-    def __init__(self, clients: bytes, tokens: TokenIssuer) -> None:
+    def __init__(self, clients: bytes) -> None:
         self._clients = clients
         self._supported = tuple(c.name in ITEM_CLIENTS for c in CLIENTS)
-        self.tokens = tokens
         self.stores: OrderedDict[int, ItemStore] = OrderedDict()
         """Node position -> its store, least recently put to first."""
         self.stats: dict[str, int] = {"gets": 0, "served": 0, "puts": 0, "stored": 0,
@@ -54,8 +56,10 @@ class NodeItems:
     def supports(self, pos: int) -> bool:
         return self._supported[self._clients[pos]]
 
-    def token(self, ip: str, target: bytes, node_id: bytes, now: float) -> bytes:
-        return self.tokens.issue(ip, target + node_id, now)
+    @staticmethod
+    def token(tokens: TokenIssuer, ip: str, target: bytes, node_id: bytes, now: float) -> bytes:
+        """The write token node ``node_id`` gives ``ip`` for ``target``."""
+        return tokens.issue(ip, target + node_id, now)
 
     def get(self, pos: int, target: bytes, seq: int | None, now: float) -> ItemFields:
         """The item fields of node ``pos``'s answer to a get of ``target`` (``item_fields``:
@@ -67,8 +71,10 @@ class NodeItems:
             self.stats["served"] += 1
         return item_fields(item, seq)
 
-    def put(self, pos: int, node_id: bytes, q: PutQuery, ip: str, now: float) -> None:
-        """Store ``q`` at node ``pos`` (asked from ``ip``); ``ItemError`` when it is refused."""
+    def put(self, pos: int, node_id: bytes, q: PutQuery, ip: str, now: float,
+            tokens: TokenIssuer) -> None:
+        """Store ``q`` at node ``pos`` (asked from ``ip``; its token checked with ``tokens``);
+        ``ItemError`` when it is refused."""
         self.stats["puts"] += 1
         store = self.stores.get(pos)
         fresh = store is None
@@ -76,7 +82,7 @@ class NodeItems:
             store = ItemStore(max_items=ITEMS_PER_NODE)
 
         def token_ok(token: bytes, target: bytes, ip: str, now: float) -> bool:
-            return self.tokens.verify(token, ip, target + node_id, now)
+            return tokens.verify(token, ip, target + node_id, now)
 
         before = len(store)
         try:

@@ -35,6 +35,8 @@ SCRAPE_CLIENTS = frozenset({"libtorrent 2.0", "libtorrent 1.2", "mldht"})
 """Client families (``profile.CLIENTS`` names) whose nodes answer ``scrape=1``."""
 SEED_SHARE_RANGE = (0.1, 0.9)
 _ALL = 1 << 30
+MAX_CACHED = 10_000
+"""Seeded swarms whose filters are kept (two 256-byte filters each: 5 MB at most)."""
 
 
 def seed_share(info_hash: bytes) -> float:
@@ -56,13 +58,11 @@ class SwarmScrape:
 
     def __init__(self, swarms: Swarms, clients: bytes) -> None:
         self.swarms = swarms
-        supported = tuple(c.name in SCRAPE_CLIENTS for c in CLIENTS)
         self._clients = clients
-        self._supported = supported
+        self._supported = tuple(c.name in SCRAPE_CLIENTS for c in CLIENTS)
         self._filters: dict[bytes, tuple[bytes, bytes]] = {}
-        """Seeded info-hash -> its (BFsd, BFpe), built at its first scrape (at most one pair
-        per seeded swarm: bounded by the profile's swarm count)."""
-        self._flags: dict[bytes, list[bool]] = {}
+        """Seeded info-hash -> its (BFsd, BFpe), built at its first scrape (bounded: the
+        oldest are dropped past ``MAX_CACHED``)."""
         self.scrapes = 0
         """Scrape answers with filters given out."""
 
@@ -72,18 +72,8 @@ class SwarmScrape:
     def _seeded(self, info_hash: bytes) -> tuple[list[Addr], list[int]] | None:
         """The seeded swarm's (peers, storers); None when ``info_hash`` is not seeded. The one
         place that knows how ``swarms.py`` keeps them."""
-        swarm = self.swarms.seeded.get(info_hash)
-        return None if swarm is None else (swarm.peers, swarm.storers)
-
-    def seed_flags(self, info_hash: bytes, peers: int) -> list[bool]:
-        """Seed or not, for each of the ``peers`` seeded peers of ``info_hash`` (in their
-        order)."""
-        flags = self._flags.get(info_hash)
-        if flags is None:
-            share = seed_share(info_hash)
-            flags = [is_seed(info_hash, i, share) for i in range(peers)]
-            self._flags[info_hash] = flags
-        return flags
+        rank = self.swarms.rank_of(info_hash)
+        return None if rank < 0 else (self.swarms.peers(rank), self.swarms.storers(rank))
 
     def filters(self, pos: int, info_hash: bytes, now: float) -> tuple[bytes, bytes] | None:
         """``(BFsd, BFpe)`` node ``pos`` answers a scrape of ``info_hash`` with; None when it
@@ -92,7 +82,7 @@ class SwarmScrape:
         seeded = self._seeded(info_hash)
         held = seeded is not None and pos in seeded[1]
         announced = None
-        if info_hash in swarms.announced and pos in swarms.holders(info_hash):
+        if info_hash in swarms.announced and pos in swarms.announced_peers(info_hash, now)[1]:
             announced = swarms.announced.scrape_filters(info_hash, now)
         if not held and announced is None:
             return None
@@ -102,37 +92,54 @@ class SwarmScrape:
         assert seeded is not None
         pair = self._filters.get(info_hash)
         if pair is None:
-            seeds, downloaders = BloomFilter(), BloomFilter()
-            peers = seeded[0]
-            for (host, _), seed in zip(peers, self.seed_flags(info_hash, len(peers)),
-                                       strict=True):
-                (seeds if seed else downloaders).insert(host)
-            pair = self._filters[info_hash] = (seeds.to_bytes(), downloaders.to_bytes())
+            seeds, downloaders = self.seeded_ips(info_hash, seeded[0])
+            pair = (BloomFilter.of(seeds).to_bytes(), BloomFilter.of(downloaders).to_bytes())
+            if len(self._filters) >= MAX_CACHED:
+                del self._filters[next(iter(self._filters))]
+            self._filters[info_hash] = pair
         if announced is None:
             return pair
         return (_union(pair[0], announced[0]), _union(pair[1], announced[1]))
 
-    def truth(self, info_hash: bytes, now: float) -> tuple[int, int] | None:
-        """The true ``(seeds, downloaders)`` of ``info_hash``: distinct IP addresses, as BEP 33
-        counts them (a host with a seeding and a downloading peer is in both); None when no
-        swarm has it."""
-        swarms = self.swarms
+    # --- ground truth -----------------------------------------------------------------------------
+    def seeded_ips(self, info_hash: bytes, peers: list[Addr] | None = None
+                   ) -> tuple[set[str], set[str]]:
+        """The addresses of the seeds and of the downloaders among the seeded peers of
+        ``info_hash`` (empty sets when it is not seeded)."""
+        if peers is None:
+            seeded = self._seeded(info_hash)
+            peers = seeded[0] if seeded is not None else []
+        share = seed_share(info_hash)
         seeds: set[str] = set()
         downloaders: set[str] = set()
-        seeded = self._seeded(info_hash)
-        if seeded is not None:
-            peers = seeded[0]
-            for (host, _), seed in zip(peers, self.seed_flags(info_hash, len(peers)),
-                                       strict=True):
-                (seeds if seed else downloaders).add(host)
-        if info_hash in swarms.announced:
+        for i, (host, _) in enumerate(peers):
+            (seeds if is_seed(info_hash, i, share) else downloaders).add(host)
+        return seeds, downloaders
+
+    def announced_ips(self, info_hash: bytes, now: float) -> tuple[set[str], set[str]]:
+        """The addresses of the peers announced (to this process's nodes) as seeds and as
+        downloaders."""
+        store = self.swarms.announced
+        seeds: set[str] = set()
+        downloaders: set[str] = set()
+        if info_hash in store:
             rng = random.Random(0)
-            store = swarms.announced
             every = store.get(info_hash, now, rng, _ALL)
             leeching = set(store.get(info_hash, now, rng, _ALL, noseed=True))
             for peer in every:
                 (downloaders if peer in leeching else seeds).add(peer[0])
-        if seeded is None and not seeds and not downloaders:
+        return seeds, downloaders
+
+    def truth(self, info_hash: bytes, now: float) -> tuple[int, int] | None:
+        """The true ``(seeds, downloaders)`` of ``info_hash`` as far as this process knows:
+        distinct IP addresses, as BEP 33 counts them (a host with a seeding and a downloading
+        peer is in both); None when no swarm has it. With several serving processes the
+        control API joins every process's ``announced_ips`` instead."""
+        seeds, downloaders = self.seeded_ips(info_hash)
+        more_seeds, more_downloaders = self.announced_ips(info_hash, now)
+        seeds |= more_seeds
+        downloaders |= more_downloaders
+        if not seeds and not downloaders and self.swarms.rank_of(info_hash) < 0:
             return None
         return len(seeds), len(downloaders)
 

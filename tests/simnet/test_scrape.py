@@ -16,6 +16,7 @@ from dhtviewer.dht.messages import (
     Query,
     Response,
 )
+from dhtviewer.simnet import index as ix
 from dhtviewer.simnet.control import ControlApi
 from dhtviewer.simnet.network import Simnet, SimnetConfig
 from dhtviewer.simnet.profile import FRIENDLY
@@ -52,56 +53,58 @@ def test_seed_shares_vary_between_swarms_and_are_stable() -> None:
 
 
 def test_a_supporting_storer_returns_filters_of_its_swarm(net: Simnet) -> None:
-    swarm = net.swarms.by_size[0]
-    storer = next(p for p in swarm.storers if net.scrape.supports(p))
-    r = ask(net, storer, GetPeersQuery(b"s1", CLIENT_ID, info_hash=swarm.info_hash,
-                                       scrape=True))
+    sw = net.swarms
+    info_hash, peers = sw.info_hash(0), sw.peers(0)
+    storer = next(p for p in sw.storers(0) if net.scrape.supports(p))
+    r = ask(net, storer, GetPeersQuery(b"s1", CLIENT_ID, info_hash=info_hash, scrape=True))
     assert isinstance(r, Response) and r.bf_seeds is not None and r.bf_peers is not None
-    flags = net.scrape.seed_flags(swarm.info_hash, len(swarm.peers))
-    seeds = {h for (h, _), s in zip(swarm.peers, flags, strict=True) if s}
-    downloaders = {h for (h, _), s in zip(swarm.peers, flags, strict=True) if not s}
+    share = seed_share(info_hash)
+    flags = [is_seed(info_hash, i, share) for i in range(len(peers))]
+    seeds = {h for (h, _), s in zip(peers, flags, strict=True) if s}
+    downloaders = {h for (h, _), s in zip(peers, flags, strict=True) if not s}
     assert BloomFilter(r.bf_seeds) == BloomFilter.of(seeds)
     assert BloomFilter(r.bf_peers) == BloomFilter.of(downloaders)
-    assert net.scrape.truth(swarm.info_hash, T0) == (len(seeds), len(downloaders))
-    assert 0 < len(seeds) < len(swarm.peers)
+    assert net.scrape.truth(info_hash, T0) == (len(seeds), len(downloaders))
+    assert 0 < len(seeds) < len(peers)
     # values are still there (a scrape is a get_peers)
     assert r.values and r.token
 
 
 def test_other_clients_and_non_storers_answer_without_filters(net: Simnet) -> None:
-    swarm = net.swarms.by_size[0]
-    legacy = [p for p in swarm.storers if not net.scrape.supports(p)]
+    sw = net.swarms
+    info_hash, storers = sw.info_hash(0), sw.storers(0)
+    legacy = [p for p in storers if not net.scrape.supports(p)]
     assert legacy, "the fixture's largest swarm has a storer that does not speak BEP 33"
-    r = ask(net, legacy[0], GetPeersQuery(b"s2", CLIENT_ID, info_hash=swarm.info_hash,
-                                          scrape=True))
+    r = ask(net, legacy[0], GetPeersQuery(b"s2", CLIENT_ID, info_hash=info_hash, scrape=True))
     assert isinstance(r, Response) and r.bf_seeds is None and r.values
-    other = next(p for p in range(net.index.n)
-                 if p not in swarm.storers and net.scrape.supports(p))
-    r = ask(net, other, GetPeersQuery(b"s3", CLIENT_ID, info_hash=swarm.info_hash,
-                                      scrape=True))
+    other = next(p for p in range(net.index.n) if p not in storers and net.scrape.supports(p)
+                 and not net.index.flags[p] & (ix.SILENT | ix.ERRORING | ix.MALFORMED))
+    r = ask(net, other, GetPeersQuery(b"s3", CLIENT_ID, info_hash=info_hash, scrape=True))
     assert isinstance(r, Response) and r.bf_seeds is None and not r.values
 
 
 def test_announced_seeds_join_the_filters_and_the_truth(net: Simnet) -> None:
-    swarm = net.swarms.by_size[1]
-    storer = next(p for p in swarm.storers if net.scrape.supports(p))
-    before = net.scrape.truth(swarm.info_hash, T0)
+    sw = net.swarms
+    info_hash = sw.info_hash(1)
+    storer = next(p for p in sw.storers(1) if net.scrape.supports(p))
+    before = net.scrape.truth(info_hash, T0)
     assert before is not None
     for i, seed in enumerate((True, True, False)):
         src = (f"127.0.131.{i + 1}", 6881)
-        r = ask(net, storer, GetPeersQuery(b"s4", CLIENT_ID, info_hash=swarm.info_hash), src)
+        r = ask(net, storer, GetPeersQuery(b"s4", CLIENT_ID, info_hash=info_hash), src)
         assert isinstance(r, Response) and r.token
-        ok = ask(net, storer, AnnouncePeerQuery(b"a1", CLIENT_ID, info_hash=swarm.info_hash,
+        ok = ask(net, storer, AnnouncePeerQuery(b"a1", CLIENT_ID, info_hash=info_hash,
                                                 port=7000, token=r.token, seed=seed), src)
         assert isinstance(ok, Response)
-    after = net.scrape.truth(swarm.info_hash, T0)
+    after = net.scrape.truth(info_hash, T0)
     assert after == (before[0] + 2, before[1] + 1)
-    r = ask(net, storer, GetPeersQuery(b"s5", CLIENT_ID, info_hash=swarm.info_hash,
-                                       scrape=True))
+    r = ask(net, storer, GetPeersQuery(b"s5", CLIENT_ID, info_hash=info_hash, scrape=True))
     assert isinstance(r, Response) and r.bf_seeds is not None and r.bf_peers is not None
     for i in (1, 2):
         assert f"127.0.131.{i}" in BloomFilter(r.bf_seeds)
     assert "127.0.131.3" in BloomFilter(r.bf_peers)
-    doc = ControlApi(net, None, clock=lambda: T0).handle(
-        "GET", f"/swarm?info_hash={swarm.info_hash.hex()}")[1]
+    # the control API joins what every serving process knows (here: one)
+    api = ControlApi(net, None, clock=lambda: T0)
+    status, doc = api.handle("GET", f"/swarm?info_hash={info_hash.hex()}")
+    assert status == 200, doc
     assert (doc["seeds"], doc["downloaders"]) == after
