@@ -9,8 +9,9 @@ the Activity view's database reads cost.
   the get returned exactly the value put. Simulated nodes of libtorrent and mldht speak BEP 44
   (the others answer 204), with our server's rules (``simnet/items.py``).
 - **Crawl**: a BEP 51 crawl at R queries/s for D seconds on a smaller simnet (20,000 to 50,000
-  nodes: the 2,000 seeded swarms are stored by their 8 closest nodes each, so on a million
-  nodes nearly every sample would be empty), samples kept in SQLite as the GUI does.
+  nodes, one seeded swarm per two nodes, each stored by its 8 closest: a crawl of a few minutes
+  then meets the same info-hashes again, which the estimate needs; on a million nodes it would
+  see each once), samples kept in SQLite as the GUI does.
   Figures: queries answered per second (any outcome), samples and new info-hashes per minute,
   distinct info-hashes seen, and the Chao2 estimate of how many exist against the true count of
   seeded swarms (``/swarms``).
