@@ -171,6 +171,16 @@ def acceptable_address(addr: Addr, *, allow_local: bool) -> str | None:
     return None
 
 
+def destination_problem(addr: object) -> str | None:
+    """Why we cannot send a query to ``addr``, or None: it must be an ``(ip, port)`` pair of an
+    IP literal (no host name: the core does not resolve) and a port in 1..65535, and not an
+    address nothing answers from or that reaches many hosts (unspecified, multicast,
+    broadcast, IPv4-mapped). Local addresses are fine: a user may query a node on the LAN."""
+    if not isinstance(addr, tuple) or len(addr) != 2:
+        return "not an (ip, port) pair"
+    return acceptable_address(addr, allow_local=True)
+
+
 def subnet_key(ip: str) -> bytes:
     """The network an address belongs to for the subnet-diversity rule: its /24 for IPv4, its
     /64 for IPv6 (what one host, or one hosting customer, typically controls). ValueError for

@@ -57,6 +57,10 @@ class Counters:
     """Queries whose registered handler raised (answered with error 202)."""
     task_errors: int = 0
     """Scheduled tasks (``DhtNode.call_at``/``call_every``) that raised."""
+    owner_errors: int = 0
+    """Callbacks of a query's owner (``TransactionOwner``) that raised (``OwnerFailed``)."""
+    node_id_changes: int = 0
+    """Times our id changed to match a newly voted external address (BEP 42)."""
 
     # --- routing table -------------------------------------------------------------------------
     nodes_inserted: int = 0

@@ -27,6 +27,7 @@ from dhtviewer.dht import events as ev
 from dhtviewer.dht import krpc
 from dhtviewer.dht.addresses import ip_family
 from dhtviewer.dht.counters import Counters
+from dhtviewer.dht.identity import NodeIdentity
 from dhtviewer.dht.messages import (
     METHOD_UNKNOWN,
     PROTOCOL_ERROR,
@@ -61,7 +62,7 @@ class Responder:
     def __init__(
         self,
         *,
-        node_id: bytes,
+        identity: NodeIdentity,
         settings: DhtSettings,
         tables: dict[int, RoutingTable],
         store: PeerStore,
@@ -70,7 +71,9 @@ class Responder:
         counters: Counters,
         emit: Callable[[ev.Event], None],
     ) -> None:
-        self.node_id = node_id
+        """``identity``: whose id the replies carry. ``rng``: draws what is sampled (peers,
+        BEP 51 info-hashes), which is visible on the wire anyway: not a secret."""
+        self.identity = identity
         self.settings = settings
         self.tables = tables
         self.store = store
@@ -87,6 +90,10 @@ class Responder:
             AnnouncePeerQuery.method: self._announce_reply,
             SampleInfohashesQuery.method: self._sample_reply,
         }
+
+    @property
+    def node_id(self) -> bytes:
+        return self.identity.node_id
 
     def register(self, method: bytes, handler: Handler) -> None:
         """Answer queries for ``method`` with ``handler`` (replacing any handler it had)."""

@@ -25,10 +25,16 @@ class DhtSettings:
     """Consecutive failed queries after which a node is bad (evicted first)."""
     bucket_refresh_interval: float = 15 * 60
     """A bucket unchanged for this long is refreshed with a lookup of a random id in its range."""
+    max_refresh_lookups: int = 2
+    """Bucket refresh lookups running at once (more stale buckets wait their turn)."""
     allow_local: bool = False
     """Accept loopback/private/reserved addresses in the routing table (local testnets need it)."""
     enforce_bep42: bool = False
     """Refuse routing entries whose id does not match their IP (BEP 42); always recorded anyway."""
+    derive_node_id: bool = True
+    """BEP 42: once responders in several networks agree on our external address, and whenever
+    it changes, take a node id derived from it if ours does not match (loopback and private
+    addresses are exempt). Off: keep the id we were given, whatever our address."""
     prefer_bep42: bool = True
     """Prefer nodes whose id matches their IP (BEP 42) when promoting a replacement candidate,
     and let only such nodes split our own bucket (libtorrent's dht_prefer_verified_node_ids)."""

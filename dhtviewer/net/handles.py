@@ -5,8 +5,8 @@ A handle is fed the node's events for its lookup id by the session; it keeps the
 of ``async for`` loops can replay them from the start while it runs) and resolves its futures
 from the terminal events: ``LookupFinished`` for a lookup; for a lookup with a second phase its
 final event (``FINAL_EVENT``): ``AnnounceFinished``, ``ItemGetFinished``, ``ItemPutFinished``
-or ``ScrapeFinished``. An announce or scrape cancelled before its phase started ends at its
-cancelled ``LookupFinished`` (its result is then empty and marked cancelled).
+or ``ScrapeFinished``, which the node sends even when cancelled (then empty and marked so),
+except a scrape cancelled before its phase started: it ends at its cancelled ``LookupFinished``.
 """
 
 from __future__ import annotations
@@ -124,7 +124,9 @@ LOOKUP_EVENTS = (
     ev.LookupStarted,
     ev.LookupQuerySent,
     ev.LookupResponse,
+    ev.LookupQuerySlow,
     ev.LookupTimeout,
+    ev.LookupQueryError,
     ev.PeersFound,
     ev.LookupFinished,
     ev.AnnounceFinished,
@@ -142,7 +144,7 @@ FINAL_EVENT: dict[str, type] = {
     "scrape": ev.ScrapeFinished,
 }
 """The event that ends a handle of each kind with a second phase."""
-_ALWAYS_SENT = (ev.ItemGetFinished, ev.ItemPutFinished)
+_ALWAYS_SENT = (ev.AnnounceFinished, ev.ItemGetFinished, ev.ItemPutFinished)
 """Final events the node sends even when the lookup is cancelled before its phase."""
 
 

@@ -131,19 +131,23 @@ class DhtSession:
         state_path: str | os.PathLike[str] | None = None,
         node_id: bytes | None = None,
         rng: random.Random | None = None,
+        secrets: random.Random | None = None,
     ) -> None:
+        """``rng``: the node's randomness others may see; ``secrets``: what nobody may predict
+        (transaction ids, token secrets, node ids); default: the operating system's."""
         if node_id is not None and len(node_id) != ID_BYTES:
             raise ValueError(f"node_id must be {ID_BYTES} bytes, got {len(node_id)}")
         self.settings = settings or DhtSettings()
         self.bind = bind
         self.state_path = state_path
         self.rng = rng or random.Random()
+        self.secrets = secrets or random.SystemRandom()
         self.load_warning: StateLoadWarning | None = None
         saved = SavedState()
         if state_path is not None:
             saved, self.load_warning = load_state(state_path)
         self._saved = saved
-        self._node_id = node_id or saved.node_id or random_id(self.rng)
+        self._node_id = node_id or saved.node_id or random_id(self.secrets)
         self._node: DhtNode | None = None
         self._proto: DhtProtocol | None = None
         self._state: State = "stopped"
@@ -197,6 +201,7 @@ class DhtSession:
             settings = replace(settings, allow_local=True)
         node = DhtNode(
             rng=self.rng,
+            secrets=self.secrets,
             now=loop.time(),
             node_id=self._node_id,
             settings=settings,
@@ -272,16 +277,7 @@ class DhtSession:
                     fut.exception()
             waiters.clear()
         self.stop_crawl()
-        exported = node.export_state()
-        try:
-            self._saved = parse_state(exported)
-        except ValueError:
-            log.exception("node exported an invalid state")
-        if self.state_path is not None:
-            try:
-                save_state(self.state_path, exported)
-            except OSError as err:
-                log.warning("cannot save DHT state to %s: %s", self.state_path, err)
+        self._save_state(node)
         if self._unsubscribe_proto is not None:
             self._unsubscribe_proto()
             self._unsubscribe_proto = None
@@ -538,6 +534,19 @@ class DhtSession:
         return out
 
     # ======================================================================= internals ==
+    def _save_state(self, node: DhtNode) -> None:
+        """Keep the node's state for a restart, and write it to ``state_path`` if set."""
+        exported = node.export_state()
+        try:
+            self._saved = parse_state(exported)
+        except ValueError:
+            log.exception("node exported an invalid state")
+        if self.state_path is not None:
+            try:
+                save_state(self.state_path, exported)
+            except OSError as err:
+                log.warning("cannot save DHT state to %s: %s", self.state_path, err)
+
     def _require_node(self) -> DhtNode:
         if self._node is None:
             raise RuntimeError("the DHT session has not been started")
@@ -589,11 +598,9 @@ class DhtSession:
         node, proto = self._node, self._proto
         if node is None or proto is None or lookup_id not in self._handles:
             return
+        # The node ends the lookup with its final events (LookupFinished and, for a lookup with
+        # a second phase, that phase's end), which finish the handle as they are delivered.
         proto.run(lambda now: node.cancel_lookup(lookup_id, now))
-        handle = self._handles.pop(lookup_id, None)
-        if handle is not None and not handle.finished:
-            # An announce cancelled after its lookup phase has no LookupFinished left to emit.
-            handle.abort(SessionClosedError("lookup cancelled"))
 
     def _on_event(self, event: ev.Event) -> None:
         if isinstance(event, LOOKUP_EVENTS):
@@ -616,6 +623,12 @@ class DhtSession:
                 sample = self._samples.pop(event.op_id, None)
                 if sample is not None and not sample.done():
                     sample.set_result(event)
+        elif isinstance(event, ev.NodeIdChanged):
+            # BEP 42: our voted address needed another id. A restart must keep it, and so must
+            # the state file even if we never stop cleanly.
+            self._node_id = event.new_id
+            if self._node is not None:
+                self._save_state(self._node)
         elif (
             isinstance(event, ev.NodeRemoved)
             and self._state == "ready"

@@ -72,7 +72,8 @@ grow memory without bound while the UI is busy."""
 LOOKUP_TIMEOUT = 60.0
 READY_GOOD_NODES = 8
 """Good nodes the session wants before it reports "ready" (shown as progress)."""
-_ROUTING = (ev.NodeAdded, ev.NodeRemoved, ev.NodeStateChanged, ev.BucketSplit)
+_ROUTING = (ev.NodeAdded, ev.NodeRemoved, ev.NodeStateChanged, ev.BucketSplit, ev.NodeIdChanged)
+"""Events after which the routing views need a new snapshot (a new id re-sorts every bucket)."""
 
 
 @dataclass(frozen=True, slots=True)

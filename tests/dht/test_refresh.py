@@ -8,7 +8,6 @@ from dataclasses import replace
 from dhtviewer.dht import events as ev
 from dhtviewer.dht.kinds import LookupKind
 from dhtviewer.dht.node import DhtNode
-from dhtviewer.dht.refresh import MAX_CONCURRENT
 from tests.support.wire import LOCAL, Wire, build_network
 
 
@@ -33,12 +32,12 @@ def test_bootstrap_fills_buckets_then_stale_buckets_are_refreshed() -> None:
     wire.run(wire.now + LOCAL.bucket_refresh_interval + 5)
     later = [e for e in wire.events[addrs[-1]][before:] if isinstance(e, ev.LookupStarted)]
     assert later and all(e.kind == LookupKind.REFRESH for e in later)
-    # never more than MAX_CONCURRENT refreshes at once
+    # never more than max_refresh_lookups refreshes at once
     running = 0
     for e in wire.events[addrs[-1]][before:]:
         if isinstance(e, ev.LookupStarted):
             running += 1
-            assert running <= MAX_CONCURRENT
+            assert running <= LOCAL.max_refresh_lookups
         elif isinstance(e, ev.LookupFinished):
             running -= 1
 

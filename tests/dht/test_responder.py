@@ -8,6 +8,7 @@ import random
 from dhtviewer.dht import events as ev
 from dhtviewer.dht import krpc
 from dhtviewer.dht.counters import Counters
+from dhtviewer.dht.identity import NodeIdentity
 from dhtviewer.dht.messages import (
     METHOD_UNKNOWN,
     PROTOCOL_ERROR,
@@ -46,7 +47,8 @@ class Setup:
         self.counters = Counters()
         self.events: list[ev.Event] = []
         self.r = Responder(
-            node_id=OWN, settings=s, tables=self.tables, store=self.store,
+            identity=NodeIdentity(OWN, secrets=random.Random(2)), settings=s,
+            tables=self.tables, store=self.store,
             tokens=TokenIssuer(rng, 0.0), rng=rng, counters=self.counters,
             emit=self.events.append,
         )

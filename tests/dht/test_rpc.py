@@ -7,6 +7,7 @@ import random
 
 from dhtviewer.dht import krpc
 from dhtviewer.dht.counters import Counters
+from dhtviewer.dht.identity import NodeIdentity
 from dhtviewer.dht.messages import ErrorMessage, PingQuery, Response
 from dhtviewer.dht.outbox import Outbox
 from dhtviewer.dht.rate_limit import RateLimiter
@@ -44,8 +45,8 @@ def make() -> tuple[Rpc, RoutingTable, Outbox, list[tuple[str, str, float]]]:
     table = RoutingTable(OWN, S, 4, counters=c)
     votes: list[tuple[str, str, float]] = []
     rpc = Rpc(
-        node_id=OWN, settings=S, tables={4: table}, outbox=box, counters=c,
-        rng=random.Random(1), limiter=RateLimiter(counters=c),
+        identity=NodeIdentity(OWN, secrets=random.Random(2)), settings=S, tables={4: table},
+        outbox=box, counters=c, secrets=random.Random(1), limiter=RateLimiter(counters=c),
         on_external_ip=lambda voter, ip, now: votes.append((voter, ip, now)),
     )
     return rpc, table, box, votes

@@ -69,7 +69,8 @@ def primed_node(settings: DhtSettings = SETTINGS, seed: int = 0) -> DhtNode:
     """A dual-stack node at time T0 with a ping to PING_PEER and a get_peers lookup (seeded
     with LOOKUP_SEED) in flight; its outbox and event queue are empty."""
     node = DhtNode(
-        rng=random.Random(seed), now=T0, node_id=NODE_ID, settings=settings, families=(4, 6)
+        rng=random.Random(seed), secrets=random.Random(~seed), now=T0, node_id=NODE_ID,
+        settings=settings, families=(4, 6),
     )
     node.ping(PING_PEER, T0)
     node.start_lookup(TARGET, T0, kind="get_peers", seeds=[LOOKUP_SEED])

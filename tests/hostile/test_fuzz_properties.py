@@ -362,6 +362,7 @@ class HostileNetwork(RuleBasedStateMachine):
     def setup(self, enforce: bool, families: tuple[int, ...]) -> None:
         self.node = DhtNode(
             rng=random.Random(7),
+            secrets=random.Random(8),
             now=T0,
             node_id=NODE_ID,
             settings=replace(TINY, enforce_bep42=enforce),
@@ -682,7 +683,7 @@ class ItemFlood(RuleBasedStateMachine):
         super().__init__()
         self.now = T0
         self.node = DhtNode(
-            rng=random.Random(9), now=T0, node_id=NODE_ID,
+            rng=random.Random(9), secrets=random.Random(10), now=T0, node_id=NODE_ID,
             settings=replace(TINY, rate_limit=False), families=(4, 6),
         )
         self.seqs: dict[bytes, int] = {}
