@@ -22,7 +22,7 @@ import contextlib
 import logging
 import socket
 from collections.abc import Coroutine, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -334,14 +334,19 @@ class Controller(QObject):
             self.testnet_changed.emit(dict(net.announced))
             spec = list(net.bootstrap_addrs)
             log.info("local testnet: %d nodes from %s", net.n, format_addr(net.addrs[0]))
-        elif options.mode == SIMNET:
+        settings = options.settings
+        if options.mode == SIMNET:
             if _unspecified(host):
                 host = "127.0.0.1"
             started = await self._start_simnet(options)
             if started is None:
                 return False
             spec = started
-        session = DhtSession(options.settings, bind=(host, options.port),
+            # The simulated Mainline spreads its nodes over many /24s of loopback, as the
+            # Internet does: the subnet rule applies there as on the real network (a local
+            # testnet, whose nodes share 127.0.0.0/24, relaxes it).
+            settings = replace(settings, restrict_local_subnets=True)
+        session = DhtSession(settings, bind=(host, options.port),
                              state_path=options.state_path, node_id=options.node_id)
         if session.load_warning is not None:
             log.warning("%s", session.load_warning)
