@@ -31,7 +31,13 @@ from pathlib import Path
 from typing import NoReturn
 
 from dhtviewer import __version__
-from dhtviewer.dht.addresses import format_addr, is_loopback, parse_hostport
+from dhtviewer.dht.addresses import (
+    format_addr,
+    ip_family,
+    is_loopback,
+    parse_hostport,
+    socket_family,
+)
 from dhtviewer.dht.settings import DhtSettings
 from dhtviewer.infohash import InfohashError, parse_infohash
 from dhtviewer.net.session import (
@@ -307,18 +313,18 @@ async def _start_session(
     spec: list[str | tuple[str, int]] = list(given) if given else list(DEFAULT_BOOTSTRAP)
     family = socket.AF_UNSPEC
     if args.bind is not None:
-        family = socket.AF_INET6 if ":" in args.bind[0] else socket.AF_INET
+        family = socket_family(args.bind[0])
     addrs, errors = await resolve_addrs(spec, family)
     if not addrs and state_path is None:
         msg = "cannot resolve any bootstrap address: " + "; ".join(errors)
         raise UsageError(msg) if given else Failure(msg)
     # One socket speaks one family: IPv4 when the bootstrap list has any.
-    v4 = [a for a in addrs if ":" not in a[0]]
+    v4 = [a for a in addrs if ip_family(a[0]) == 4]
     addrs = v4 or addrs
     if args.bind is not None:
         bind = args.bind
     else:
-        six = bool(addrs) and ":" in addrs[0][0]
+        six = bool(addrs) and ip_family(addrs[0][0]) == 6
         local = bool(addrs) and all(is_loopback(a[0]) for a in addrs)
         host = ("::1" if six else "127.0.0.1") if local else ("::" if six else "0.0.0.0")
         bind = (host, default_port)
@@ -448,12 +454,12 @@ def format_version(version: bytes | None) -> str | None:
 async def _ping(args: argparse.Namespace) -> int:
     family = socket.AF_UNSPEC
     if args.bind is not None:
-        family = socket.AF_INET6 if ":" in args.bind[0] else socket.AF_INET
+        family = socket_family(args.bind[0])
     targets, errors = await resolve_addrs([args.target], family)
     if not targets:
         raise UsageError(errors[0])
     target = targets[0]
-    six = ":" in target[0]
+    six = ip_family(target[0]) == 6
     if args.bind is not None:
         bind = args.bind
     elif is_loopback(target[0]):

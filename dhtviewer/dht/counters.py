@@ -1,9 +1,10 @@
 """Counters: every event count of one DHT node, in one mutable dataclass shared by its parts.
 
-The node, its routing table, its rate limiter, its peer store and its query machinery each
-count what they see on the same ``Counters`` object (a part built on its own gets a fresh one),
-so ``DhtNode.stats(now)`` is one flat, typed view and nothing is counted twice. Counters only
-grow; gauges (sizes, what is in flight) are not here, ``stats`` reads them from their owners.
+The node, its routing table, its rate limiter, its peer and item stores and its query
+machinery each count what they see on the same ``Counters`` object (a part built on its own
+gets a fresh one), so ``DhtNode.stats(now)`` is one flat, typed view and nothing is counted
+twice. Counters only grow; gauges (sizes, what is in flight) are not here, ``stats`` reads them
+from their owners.
 """
 
 from __future__ import annotations
@@ -123,6 +124,18 @@ class Counters:
     """Puts answered with an error (size, salt, token, signature, cas, seq)."""
     item_gets_served: int = 0
     """get queries answered with a stored item."""
+    items_new: int = 0
+    """Items stored that were not stored before."""
+    items_updated: int = 0
+    """Mutable items replaced by a put with a higher seq."""
+    items_refreshed: int = 0
+    """Puts of an item already stored (its expiry starts over)."""
+    items_refused: int = 0
+    """Puts the item store refused (invalid item, cas mismatch, old seq): part of
+    ``puts_refused``."""
+    items_evicted: int = 0
+    """Items dropped before their expiry, to make room."""
+    items_expired: int = 0
 
     def as_dict(self) -> dict[str, int]:
         return asdict(self)

@@ -139,7 +139,7 @@ class Crawl(TransactionOwner):
         if self._wake is not None:
             self._wake.cancel()
             self._wake = None
-        stats = dict(self.sampler.stats)
+        stats = self.sampler.counts.as_dict()
         stats["known"] = self.sampler.known()
         stats["pending"] = self.sampler.pending()
         self._emit(ev.CrawlFinished(self.op_id, stats, now))

@@ -19,6 +19,7 @@ from dataclasses import replace
 from functools import lru_cache
 
 from dhtviewer.dht import bencoding, bloom, common_queries, compact, items
+from dhtviewer.dht.addresses import format_addr
 from dhtviewer.dht.messages import (
     NO_FIELDS,
     PROTOCOL_ERROR,
@@ -641,8 +642,7 @@ def describe(msg: Message) -> str:
             seeds, peers = _filter_size(msg.bf_seeds), _filter_size(msg.bf_peers)
             parts.append(f"scrape seeds~{seeds} peers~{peers}")
         if msg.external_ip is not None:
-            host, port = msg.external_ip
-            parts.append(f"ip=[{host}]:{port}" if ":" in host else f"ip={host}:{port}")
+            parts.append(f"ip={format_addr(msg.external_ip)}")
         if msg.read_only:
             parts.append("ro")
         return " ".join(parts)

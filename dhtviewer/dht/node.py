@@ -203,7 +203,7 @@ class DhtNode:
             counters=c,
             emit=emit,
         )
-        self._items = ItemStore(max_items=s.max_items, ttl=s.item_ttl)
+        self._items = ItemStore(max_items=s.max_items, ttl=s.item_ttl, counters=c)
         ItemService(
             responder=self._responder, store=self._items, tokens=self._tokens, counters=c,
             emit=emit,
@@ -382,7 +382,7 @@ class DhtNode:
         crawl = self._crawl
         if crawl is None:
             return None
-        out = dict(crawl.sampler.stats)
+        out = crawl.sampler.counts.as_dict()
         out.update(
             known=crawl.sampler.known(),
             pending=crawl.sampler.pending(),

@@ -153,6 +153,9 @@ class LocalTestnet:
             for ip, (node_seed, node_id) in zip(self.ips, self._node_seeds, strict=True):
                 node = DhtNode(
                     rng=random.Random(node_seed),
+                    # Seeded like the rest, so a seed gives the same network (a real node's
+                    # secrets come from the operating system).
+                    secrets=random.Random(~node_seed),
                     now=loop.time(),
                     node_id=node_id,
                     settings=self.settings,

@@ -204,7 +204,9 @@ class Simnet:
         self.routers = self._pick_routers(config.routers, gen)
         # --- behaviour ---
         self.swarms = Swarms(index, hashes, sizes, p.storers, gen)
-        self.tokens = TokenIssuer(self.rng, now)
+        # Token secrets from a generator of their own, seeded so that a run is reproducible
+        # (a real node's come from the operating system).
+        self.tokens = TokenIssuer(random.Random(f"simnet-tokens:{config.seed}"), now)
         self.latency = LogNormalLatency(p.rtt_median, p.rtt_sigma, 0.05, salt=config.seed)
         self.members = Members(
             config.member_rate if config.member_rate is not None else p.member_rate,

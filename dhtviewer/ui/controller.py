@@ -29,7 +29,7 @@ from typing import Any, TypeVar
 from PySide6.QtCore import QObject, QTimer, Signal
 
 from dhtviewer.dht import events as ev
-from dhtviewer.dht.addresses import format_addr
+from dhtviewer.dht.addresses import format_addr, socket_family
 from dhtviewer.dht.messages import Addr
 from dhtviewer.dht.node import LookupLimitError
 from dhtviewer.dht.settings import DhtSettings
@@ -121,7 +121,7 @@ class AnnounceVerification:
 def find_free_port(host: str, near: int, tries: int = 20) -> int:
     """A UDP port free on ``host``: the first of ``near+1 .. near+tries`` that binds, else any
     ephemeral one (0 if even that fails)."""
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    family = socket_family(host)
     candidates = [p for p in range(near + 1, near + 1 + tries) if 0 < p < 65536] + [0]
     for port in candidates:
         with socket.socket(family, socket.SOCK_DGRAM) as sock:

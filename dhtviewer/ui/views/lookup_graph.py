@@ -20,6 +20,7 @@ from PySide6.QtCore import QPointF
 from PySide6.QtGui import QCursor
 from PySide6.QtWidgets import QToolTip, QWidget
 
+from dhtviewer.dht.addresses import format_addr
 from dhtviewer.ui.lookup_state import ERROR, OUTCOMES, SLOW, LookupState, PathNode
 from dhtviewer.ui.views.theme import Theme, current_theme, qcolor, style_legend, style_plot
 from dhtviewer.ui.views.themed_plot import ThemedPlotWidget
@@ -163,8 +164,7 @@ class LookupGraph(ThemedPlotWidget):
     @staticmethod
     def tooltip_for(node: PathNode) -> str:
         ident = node.node_id.hex() if node.node_id is not None else "(id not known yet)"
-        ip, port = node.addr
-        addr = f"[{ip}]:{port}" if ":" in ip else f"{ip}:{port}"
+        addr = format_addr(node.addr)
         bits = "id unknown" if node.prefix_bits is None else f"{node.prefix_bits} bits shared"
         rtt = _fmt_rtt(node.rtt)
         lines = [ident, addr, f"hop {node.depth}, {bits}", f"{node.outcome}, RTT {rtt}"]
