@@ -144,6 +144,18 @@ class Crawl(TransactionOwner):
         stats["pending"] = self.sampler.pending()
         self._emit(ev.CrawlFinished(self.op_id, stats, now))
 
+    def stats(self) -> dict[str, int]:
+        """Its counts (``SamplerCounts``), with known, pending, inflight and running."""
+        sampler = self.sampler
+        out = sampler.counts.as_dict()
+        out.update(
+            known=sampler.known(),
+            pending=sampler.pending(),
+            inflight=sampler.inflight,
+            running=int(not self.stopped),
+        )
+        return out
+
 
 class DirectSample(TransactionOwner):
     """One ``sample_infohashes`` asked through the API: ends with one ``SamplesReceived``."""

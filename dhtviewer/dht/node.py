@@ -54,14 +54,13 @@ from dhtviewer.dht.intake import Intake
 from dhtviewer.dht.item_lookup import PutRequest, start_get, start_put
 from dhtviewer.dht.item_service import ItemService
 from dhtviewer.dht.item_store import ItemStore
-from dhtviewer.dht.kinds import LookupKind, NodeState, OwnerKind
+from dhtviewer.dht.kinds import LookupKind, NodeState
 from dhtviewer.dht.lookup import Lookup
 from dhtviewer.dht.lookups import LookupLimitError, LookupManager, Phase
 from dhtviewer.dht.messages import (
     Addr,
     NodeInfo,
     PingQuery,
-    Response,
     SampleInfohashesQuery,
     UnknownQuery,
 )
@@ -73,7 +72,7 @@ from dhtviewer.dht.refresh import Refresher
 from dhtviewer.dht.responder import Handler, Responder
 from dhtviewer.dht.routing_policy import RoutingPolicy
 from dhtviewer.dht.routing_table import RoutingSnapshot, RoutingTable
-from dhtviewer.dht.rpc import Rpc
+from dhtviewer.dht.rpc import DirectPing, Rpc
 from dhtviewer.dht.sampler import Sampler
 from dhtviewer.dht.scrape_round import ScrapeRound
 from dhtviewer.dht.settings import DhtSettings
@@ -84,26 +83,6 @@ from dhtviewer.dht.transactions import Pending, TransactionOwner, TransactionTab
 __all__ = ["DhtNode", "LookupLimitError"]
 
 _USER_KINDS = (LookupKind.GET_PEERS, LookupKind.FIND_NODE)
-
-
-class _DirectPing(TransactionOwner):
-    """A ping asked for through ``DhtNode.ping``: ends with one ``PingFinished``."""
-
-    kind = OwnerKind.PING
-    __slots__ = ("emit", "op")
-
-    def __init__(self, op: int, emit: Callable[[ev.Event], None]) -> None:
-        self.op = op
-        self.emit = emit
-
-    def on_response(self, p: Pending, r: Response, now: float) -> None:
-        self.emit(ev.PingFinished(self.op, p.addr, r.sender_id, now - p.sent_at, r.version, now))
-
-    def on_error(self, p: Pending, reason: str, now: float) -> None:
-        self.emit(ev.PingFinished(self.op, p.addr, None, None, None, now))
-
-    def on_timeout(self, p: Pending, now: float) -> None:
-        self.emit(ev.PingFinished(self.op, p.addr, None, None, None, now))
 
 
 class DhtNode:
@@ -379,17 +358,7 @@ class DhtNode:
     def crawl_stats(self) -> dict[str, int] | None:
         """The running (or last) crawl's counts: queried, replied, failed, supported,
         unsupported, dropped_contacts, known, pending, inflight (None before any crawl)."""
-        crawl = self._crawl
-        if crawl is None:
-            return None
-        out = crawl.sampler.counts.as_dict()
-        out.update(
-            known=crawl.sampler.known(),
-            pending=crawl.sampler.pending(),
-            inflight=crawl.sampler.inflight,
-            running=int(not crawl.stopped),
-        )
-        return out
+        return None if self._crawl is None else self._crawl.stats()
 
     def announce(
         self,
@@ -418,7 +387,7 @@ class DhtNode:
         address that cannot be queried (see ``addresses.destination_problem``)."""
         self._check_destination(addr)
         op = self._new_op()
-        owner = _DirectPing(op, self._outbox.emit)
+        owner = DirectPing(op, self._outbox.emit)
         if self._rpc.send(PingQuery, addr, None, now, owner) is None:
             self._outbox.emit(ev.PingFinished(op, addr, None, None, None, now))
         return op

@@ -56,6 +56,26 @@ class Verification(TransactionOwner):
     kind = OwnerKind.VERIFY
 
 
+class DirectPing(TransactionOwner):
+    """A ping asked for through ``DhtNode.ping``: ends with one ``PingFinished``."""
+
+    kind = OwnerKind.PING
+    __slots__ = ("emit", "op")
+
+    def __init__(self, op: int, emit: Callable[[ev.Event], None]) -> None:
+        self.op = op
+        self.emit = emit
+
+    def on_response(self, p: Pending, r: Response, now: float) -> None:
+        self.emit(ev.PingFinished(self.op, p.addr, r.sender_id, now - p.sent_at, r.version, now))
+
+    def on_error(self, p: Pending, reason: str, now: float) -> None:
+        self.emit(ev.PingFinished(self.op, p.addr, None, None, None, now))
+
+    def on_timeout(self, p: Pending, now: float) -> None:
+        self.emit(ev.PingFinished(self.op, p.addr, None, None, None, now))
+
+
 class VerificationBudget:
     """Bounds the pings we send to addresses that never answered us: at most one per address per
     ``interval`` seconds, and ``rate`` per second over all of them (bursts of ``rate``). Such
