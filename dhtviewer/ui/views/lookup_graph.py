@@ -26,7 +26,7 @@ from dhtviewer.ui.views.theme import Theme, current_theme, qcolor, style_legend,
 from dhtviewer.ui.views.themed_plot import ThemedPlotWidget
 
 CLOSEST_LABEL = "final K closest"
-_SYMBOLS = {SLOW: "t", ERROR: "x"}
+_SYMBOLS = {SLOW: "t", ERROR: "d"}
 """Outcomes with a marker of their own (beside their colour): slow and erring queries stand
 out from those merely in flight or timed out."""
 _SPREAD = 0.6  # sideways spread of one hop's nodes, in hops
