@@ -119,8 +119,8 @@ class ResponseDropped:
 
 @dataclass(frozen=True, slots=True)
 class ExternalAddressChanged:
-    """BEP 42 ``ip`` votes from responders in ``votes`` distinct networks (/24 or /64) now agree
-    on a new external address for us."""
+    """BEP 42 ``ip`` votes from responders in ``votes`` distinct networks (/24 or /64) settled
+    on our external address: a new one, or the one restored from a previous run, confirmed."""
 
     ip: str
     votes: int
