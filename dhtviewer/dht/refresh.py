@@ -42,7 +42,9 @@ class Refresher:
         """A bootstrap lookup finished with a non-empty routing table (or ``mark_bootstrapped``
         was called)."""
         self._bootstrap: int | None = None
-        self._refreshing: dict[int, tuple[int, int]] = {}  # lookup id -> (family, bucket)
+        self._refreshing: dict[int, tuple[int, int] | None] = {}
+        """Running refresh lookups: lookup id -> (family, bucket), or None once our id changed
+        (the buckets were laid out anew: that index means nothing any more)."""
 
     def bootstrap(self, node_id: bytes, addrs: Sequence[Addr], now: float) -> int:
         """Start the bootstrap lookup (find_node of ``node_id``); returns its id. Only the latest
@@ -59,6 +61,8 @@ class Refresher:
     def node_id_changed(self, node_id: bytes, now: float) -> None:
         """Our id is now ``node_id``: look it up (once bootstrapped, if a lookup slot is free)
         so that the nodes nearest to it, our new neighbourhood, hear of us."""
+        for lookup_id in self._refreshing:
+            self._refreshing[lookup_id] = None  # they still run (and count), their bucket is gone
         if not self.bootstrapped or len(self.lookups) >= self.settings.max_lookups:
             return
         self.lookups.start(node_id, LookupKind.REFRESH, now)

@@ -151,3 +151,32 @@ def test_a_second_change_of_address_derives_again() -> None:
     assert bep42_valid(node.node_id, "82.5.20.8")
     changes = [e for e in node.drain_events() if isinstance(e, ev.NodeIdChanged)]
     assert [(e.old_id, e.new_id) for e in changes] == [(OLD_ID, first), (first, node.node_id)]
+
+
+def test_refreshes_running_when_the_id_changes_end_cleanly() -> None:
+    """A bucket refresh started before the change refers to a bucket of the old layout: when it
+    ends, nothing is touched that no longer exists (the owner never raises)."""
+    settings = replace(S, max_refresh_lookups=16)
+    node = DhtNode(rng=random.Random(1), secrets=random.Random(2), now=0.0, node_id=OLD_ID,
+                   settings=settings)
+    # Contacts ever nearer our id: the table splits into many buckets. Around a new id, far
+    # from them all, it has only a few.
+    old_int = int.from_bytes(OLD_ID, "big")
+    near = [NodeInfo((old_int ^ (1 << (159 - depth)) ^ i).to_bytes(20, "big"),
+                     (f"12.{depth}.{i}.1", 6881)) for depth in range(8) for i in range(1, 4)]
+    node.preload_contacts(near, 0.0)
+    depth = node.routing_snapshot(0.0).depth
+    assert depth >= 6
+    node.handle_timer(S.bucket_refresh_interval + 1)  # stale buckets: refresh lookups start
+    refreshing = [e for e in node.drain_events()
+                  if isinstance(e, ev.LookupStarted) and e.kind == LookupKind.REFRESH]
+    assert refreshing
+    node.datagrams_to_send()
+    answer_pings(node, VOTERS[:3], PUBLIC, S.bucket_refresh_interval + 2)
+    assert node.node_id != OLD_ID and node.routing_snapshot(0.0).depth < depth
+    for t in range(5, 120, 5):  # nobody answers: every lookup runs out of nodes to ask
+        node.handle_timer(S.bucket_refresh_interval + t)
+        node.datagrams_to_send()
+    ended = {e.lookup_id for e in node.drain_events() if isinstance(e, ev.LookupFinished)}
+    assert {e.lookup_id for e in refreshing} <= ended
+    assert node.counters.owner_errors == 0 and not node.lookups
