@@ -16,7 +16,7 @@ from __future__ import annotations
 from dhtviewer.dht import events as ev
 from dhtviewer.dht import krpc
 from dhtviewer.dht.addresses import ip_family
-from dhtviewer.dht.counters import Counters
+from dhtviewer.dht.counters import Counters, Direction
 from dhtviewer.dht.identity import NodeIdentity
 from dhtviewer.dht.messages import (
     PROTOCOL_ERROR,
@@ -99,6 +99,7 @@ class Intake:
         s = self.settings
         c.queries_in += 1
         method = method_of(q)
+        c.messages.add(Direction.IN, "q", method)
         if self.outbox.traffic_events:
             self.outbox.emit(
                 ev.MessageReceived(addr, "q", method, q.tid, len(data), q.sender_id, data, now)

@@ -22,7 +22,7 @@ from collections.abc import Callable
 from dhtviewer.dht import events as ev
 from dhtviewer.dht import krpc
 from dhtviewer.dht.addresses import ip_family
-from dhtviewer.dht.counters import Counters
+from dhtviewer.dht.counters import Counters, Direction
 from dhtviewer.dht.identity import NodeIdentity
 from dhtviewer.dht.kinds import OwnerKind
 from dhtviewer.dht.messages import (
@@ -234,6 +234,7 @@ class Rpc:
         table = self.tables.get(ip_family(addr[0]))
         if isinstance(msg, ErrorMessage):
             c.errors_in += 1
+            c.messages.add(Direction.IN, "e", p.method)
             if traffic:
                 self.outbox.emit(
                     ev.MessageReceived(
@@ -247,6 +248,7 @@ class Rpc:
             self._notify(p, now, p.owner.on_error, f"error {msg.code}: {msg.message}")
             return
         c.responses_in += 1
+        c.messages.add(Direction.IN, "r", p.method)
         if traffic:
             self.outbox.emit(
                 ev.MessageReceived(
@@ -259,6 +261,7 @@ class Rpc:
                 table.remove(p.node_id, now, reason="id-changed")
         rtt = now - p.sent_at
         self.timeout.record(rtt)
+        c.rtt.observe(rtt)
         if table is not None and msg.sender_id != self.node_id:
             to_ping = table.heard_from(
                 msg.sender_id,
