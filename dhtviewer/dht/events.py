@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from dhtviewer.dht.kinds import LookupKind, NodeState, OwnerKind
-from dhtviewer.dht.messages import Addr
+from dhtviewer.dht.messages import Addr, NodeInfo
 
 
 # --- routing table ------------------------------------------------------------------------------
@@ -118,6 +118,18 @@ class ResponseDropped:
 
 
 @dataclass(frozen=True, slots=True)
+class OtherFamilyContacts:
+    """A reply to one of our queries carried contacts of the other address family (we asked for
+    them with BEP 32 ``want`` while bootstrapping, or while our sibling was short of contacts).
+    The lookup does not use them (the two DHTs are separate); a dual-stack driver offers them to
+    its node of ``family`` (``DhtNode.offer_contacts``), which pings them before using them."""
+
+    family: int
+    nodes: tuple[NodeInfo, ...]
+    at: float
+
+
+@dataclass(frozen=True, slots=True)
 class ExternalAddressChanged:
     """BEP 42 ``ip`` votes from responders in ``votes`` distinct networks (/24 or /64) settled
     on our external address: a new one, or the one restored from a previous run, confirmed."""
@@ -136,6 +148,8 @@ class NodeIdChanged:
     old_id: bytes
     new_id: bytes
     external_ip: str
+    family: int
+    """The family (4 or 6) of the node whose id changed (each family's DHT has its own id)."""
     at: float
 
 
@@ -143,12 +157,15 @@ class NodeIdChanged:
 @dataclass(frozen=True, slots=True)
 class LookupStarted:
     """``kind``: "get_peers", "find_node", "announce" (a get_peers lookup followed by announces),
-    or the node's own maintenance: "bootstrap" (find_node of our id) and "refresh" (a bucket)."""
+    or the node's own maintenance: "bootstrap" (find_node of our id) and "refresh" (a bucket).
+    ``family``: the address family (4 or 6) of the node, hence of the DHT, the lookup runs in
+    (BEP 32: a dual-stack session runs one lookup per family)."""
 
     lookup_id: int
     target: bytes
     kind: LookupKind
     at: float
+    family: int = 4
 
 
 @dataclass(frozen=True, slots=True)
@@ -227,7 +244,8 @@ class PeersFound:
 @dataclass(frozen=True, slots=True)
 class LookupFinished:
     """The lookup settled (or was cancelled). ``closest``: the K closest that answered, nearest
-    first, as (id, addr). ``queried``/``responded`` count distinct nodes. ``elapsed`` in seconds."""
+    first, as (id, addr). ``queried``/``responded`` count distinct nodes. ``elapsed`` in seconds.
+    ``family``: the address family of the DHT it ran in, as in its ``LookupStarted``."""
 
     lookup_id: int
     target: bytes
@@ -239,6 +257,7 @@ class LookupFinished:
     elapsed: float
     cancelled: bool
     at: float
+    family: int = 4
 
 
 @dataclass(frozen=True, slots=True)
@@ -428,6 +447,7 @@ Event = (
     | ResponseDropped
     | ExternalAddressChanged
     | NodeIdChanged
+    | OtherFamilyContacts
     | LookupStarted
     | LookupQuerySent
     | LookupResponse

@@ -41,7 +41,7 @@ class Intake:
         *,
         identity: NodeIdentity,
         settings: DhtSettings,
-        tables: dict[int, RoutingTable],
+        table: RoutingTable,
         rpc: Rpc,
         responder: Responder,
         limiter: RateLimiter,
@@ -50,7 +50,7 @@ class Intake:
     ) -> None:
         self.identity = identity
         self.settings = settings
-        self.tables = tables
+        self.table = table
         self.rpc = rpc
         self.responder = responder
         self.limiter = limiter
@@ -118,9 +118,8 @@ class Intake:
             reply = ErrorMessage(q.tid, SERVER_ERROR, "server error")
         self._send_reply(reply, addr, method, now)
         # Only after answering: the querier becomes a routing candidate (verified by a ping).
-        table = self.tables.get(ip_family(addr[0]))
-        if table is not None and q.sender_id != self.identity.node_id:
-            to_ping = table.heard_from(
+        if q.sender_id != self.identity.node_id and ip_family(addr[0]) == self.table.family:
+            to_ping = self.table.heard_from(
                 q.sender_id,
                 addr,
                 now,

@@ -1,5 +1,9 @@
 """DhtNode: the sans-IO Mainline DHT node (BEP 5, with BEP 32, 33, 42, 43, 44 and 51).
 
+One node speaks one address family (BEP 32 runs two independent DHTs): one socket, one routing
+table, lookups through that family's nodes only. A dual-stack host runs one node per family; the
+two share nothing but what ``families.Sibling`` shows (see ``families``).
+
 The node wires its parts together and drives them; each part is its own module:
 
 * ``intake.Intake``: every incoming datagram: admission (size, blocked senders, read-only
@@ -42,13 +46,14 @@ from __future__ import annotations
 
 import itertools
 import random
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 
 from dhtviewer.dht import events as ev
 from dhtviewer.dht.addresses import acceptable_address, destination_problem, ip_family
 from dhtviewer.dht.counters import Counters
 from dhtviewer.dht.crawler import UNKNOWN_ID, Crawl, DirectSample
 from dhtviewer.dht.external_ip import ExternalIpVoter
+from dhtviewer.dht.families import FAMILIES, Sibling
 from dhtviewer.dht.identity import NodeIdentity
 from dhtviewer.dht.intake import Intake
 from dhtviewer.dht.item_lookup import PutRequest, start_get, start_put
@@ -93,7 +98,9 @@ class DhtNode:
         now: float,
         node_id: bytes | None = None,
         settings: DhtSettings | None = None,
-        families: tuple[int, ...] = (4,),
+        family: int = 4,
+        sibling: Sibling | None = None,
+        op_ids: Iterator[int] | None = None,
         traffic_events: bool = True,
         external_ip: str | None = None,
         routing_policy: RoutingPolicy | None = None,
@@ -101,14 +108,21 @@ class DhtNode:
     ) -> None:
         """``rng``: randomness others may see (refresh targets, samples). ``secrets``: what
         nobody may predict (transaction ids, token secrets, our id when none is given; default:
-        the operating system's ``random.SystemRandom``). ``families``: address families this
-        node speaks (4, 6 or both); one routing table each. ``traffic_events``: emit
-        MessageSent/MessageReceived (``set_traffic_events`` switches it later).
-        ``external_ip``: our address as last known (restored state), until votes say
-        otherwise. ``routing_policy``: the routing tables' and lookups' rules (default: from
-        ``settings``)."""
+        the operating system's ``random.SystemRandom``). ``family``: the address family (4 or
+        6) this node speaks: its socket's, its routing table's, its lookups'. ``sibling``: the
+        read-only view of the host's node of the other family (dual stack, BEP 32); None for a
+        single-stack node. ``op_ids``: where operation ids (lookups, pings, samples) come
+        from; the nodes of one session share one, so that an id names one operation across
+        families. ``traffic_events``: emit MessageSent/MessageReceived
+        (``set_traffic_events`` switches it later). ``external_ip``: our address as last known
+        (restored state), until votes say otherwise. ``routing_policy``: the routing table's
+        and lookups' rules (default: from ``settings``)."""
         if node_id is not None and len(node_id) != ID_BYTES:
             raise ValueError("node_id must be 20 bytes")
+        if family not in FAMILIES:
+            raise ValueError(f"family must be 4 or 6, got {family!r}")
+        if sibling is not None and sibling.family == family:
+            raise ValueError(f"the sibling of an IPv{family} node must be of the other family")
         s = self._settings = settings or DhtSettings()
         self._rng = rng
         secret_rng = secrets if secrets is not None else random.SystemRandom()
@@ -118,16 +132,16 @@ class DhtNode:
             external_ip=external_ip,
             derive=s.derive_node_id,
         )
-        self._families = tuple(sorted(set(families)))
+        self._family = family
+        self._sibling = sibling
         self._started_at = now
         c = self._counters = Counters()
         self._outbox = Outbox(c, s.max_queued_events, traffic_events)
         emit = self._outbox.emit
         policy = routing_policy or RoutingPolicy.from_settings(s)
-        self._tables = {
-            fam: RoutingTable(identity.node_id, s, fam, emit=emit, policy=policy, counters=c)
-            for fam in self._families
-        }
+        self._table = RoutingTable(
+            identity.node_id, s, family, emit=emit, policy=policy, counters=c
+        )
         self._tokens = TokenIssuer(secret_rng, now, s.token_rotation)
         self._store = PeerStore(
             max_info_hashes=s.max_info_hashes,
@@ -148,18 +162,18 @@ class DhtNode:
         self._rpc = Rpc(
             identity=identity,
             settings=s,
-            tables=self._tables,
+            table=self._table,
             outbox=self._outbox,
             counters=c,
             secrets=secret_rng,
             limiter=self._limiter,
             on_external_ip=self._vote_external_ip,
         )
-        self._ops = itertools.count(1)
+        self._ops = op_ids if op_ids is not None else itertools.count(1)
         self._lookups = LookupManager(
             identity=identity,
             settings=s,
-            tables=self._tables,
+            table=self._table,
             rpc=self._rpc,
             outbox=self._outbox,
             ids=self._new_op,
@@ -167,15 +181,17 @@ class DhtNode:
             # The policy's rule, whatever it is: a policy that overrides ``subnet`` governs
             # lookups as it governs the table (it answers None where the rule is off).
             subnet_of=policy.subnet,
+            sibling=sibling,
         )
         self._refresher = Refresher(
-            settings=s, tables=self._tables, lookups=self._lookups, rng=rng
+            settings=s, table=self._table, lookups=self._lookups, rng=rng
         )
         self._tasks = Scheduler(on_error=self._task_failed)
         self._responder = Responder(
             identity=identity,
             settings=s,
-            tables=self._tables,
+            table=self._table,
+            sibling=sibling,
             store=self._store,
             tokens=self._tokens,
             rng=rng,
@@ -190,7 +206,7 @@ class DhtNode:
         self._intake = Intake(
             identity=identity,
             settings=s,
-            tables=self._tables,
+            table=self._table,
             rpc=self._rpc,
             responder=self._responder,
             limiter=self._limiter,
@@ -341,7 +357,7 @@ class DhtNode:
             schedule=lambda when, fn: self._tasks.call_at(when, fn, name="crawl"),
             contact_ok=lambda n: n.id != identity.node_id and self._addr_ok(n.addr),
         )
-        contacts = [n for t in self._tables.values() for n in t.export_nodes()]
+        contacts = list(self._table.export_nodes())
         # Seeds have unknown ids: a placeholder until they answer (the sampler keys by
         # address, and the reply's id replaces it).
         contacts += [NodeInfo(UNKNOWN_ID, a) for a in seeds if self._addr_ok(a)]
@@ -449,19 +465,31 @@ class DhtNode:
         return self._tasks.call_every(interval, fn, first=first, name=name)
 
     def add_contacts(self, nodes: Sequence[NodeInfo], now: float) -> None:
-        """Known contacts (restored state): pinged, and entered into the table when they answer."""
+        """Known contacts (restored state): pinged, and entered into the table when they answer.
+        Contacts of the other family are ignored."""
         for n in nodes:
             if self._addr_ok(n.addr) and n.id != self._identity.node_id:
                 self._rpc.send(PingQuery, n.addr, n.id, now, self._rpc.verification)
+
+    def offer_contacts(self, nodes: Sequence[NodeInfo], now: float) -> None:
+        """Contacts of our family that the host's other node learned (``OtherFamilyContacts``,
+        BEP 32): unverified, so they are pinged within the verification budget (as anyone who
+        queries us) and enter the table only if they answer."""
+        fresh = [
+            n for n in nodes
+            if self._addr_ok(n.addr) and n.id != self._identity.node_id
+            and self._table.get_by_addr(n.addr) is None
+        ]
+        self._rpc.verify(fresh, now)
 
     def preload_contacts(self, nodes: Sequence[NodeInfo], answered_at: float) -> None:
         """Fill the routing table with ``nodes`` as if each had answered us at ``answered_at``,
         and count the node as bootstrapped: for simulations that seed tables from global
         knowledge instead of running millions of bootstrap queries. Not for the real network
         (nothing is verified)."""
+        table = self._table
         for n in nodes:
-            table = self._tables.get(ip_family(n.addr[0]))
-            if table is not None and n.id != self._identity.node_id:
+            if ip_family(n.addr[0]) == self._family and n.id != self._identity.node_id:
                 table.heard_from(n.id, n.addr, answered_at, responded=True)
         self._refresher.mark_bootstrapped()
 
@@ -477,8 +505,9 @@ class DhtNode:
         return self._settings
 
     @property
-    def families(self) -> tuple[int, ...]:
-        return self._families
+    def family(self) -> int:
+        """The address family (4 or 6) this node speaks."""
+        return self._family
 
     @property
     def external_ip(self) -> str | None:
@@ -503,8 +532,9 @@ class DhtNode:
         return self._counters
 
     @property
-    def tables(self) -> Mapping[int, RoutingTable]:
-        return self._tables
+    def table(self) -> RoutingTable:
+        """The routing table (read-only use: ``snapshot``, ``closest``, iteration)."""
+        return self._table
 
     @property
     def lookups(self) -> Mapping[int, Lookup]:
@@ -540,20 +570,29 @@ class DhtNode:
     def voter(self) -> ExternalIpVoter:
         return self._identity.voter
 
-    def routing_snapshot(self, now: float, family: int = 4) -> RoutingSnapshot:
-        return self._tables[family].snapshot(now)
+    def routing_snapshot(self, now: float) -> RoutingSnapshot:
+        return self._table.snapshot(now)
 
     def routing_size(self) -> int:
-        return sum(len(t) for t in self._tables.values())
+        return len(self._table)
 
     def good_node_count(self, now: float) -> int:
         s = self._settings
         return sum(
             1
-            for t in self._tables.values()
-            for e in t
+            for e in self._table
             if e.state(now, s.good_period, s.bad_after_failures) == NodeState.GOOD
         )
+
+    def closest_contacts(self, target: bytes, count: int, now: float) -> list[NodeInfo]:
+        """The ``count`` verified contacts closest to ``target`` (what a ``find_node`` reply
+        carries): what the other family's node reads through its ``Sibling``."""
+        return self._table.closest(target, count, now)
+
+    def needs_contacts(self) -> bool:
+        """Short of contacts (fewer than K in the table): the sibling's lookups then ask for our
+        family's contacts too (BEP 32), to feed us."""
+        return len(self._table) < self._settings.k
 
     def stats(self, now: float) -> dict[str, int]:
         """Every counter (``Counters``) and the sizes of things at ``now``."""
@@ -575,13 +614,15 @@ class DhtNode:
         return out
 
     def export_state(self) -> dict[str, object]:
-        """JSON-able: {"node_id": hex, "external_ip": str|None, "nodes": [[hex, ip, port], ...]}."""
-        nodes = [
-            [n.id.hex(), n.addr[0], n.addr[1]]
-            for t in self._tables.values()
-            for n in t.export_nodes()
-        ]
-        return {"node_id": self.node_id.hex(), "external_ip": self.external_ip, "nodes": nodes}
+        """JSON-able: {"family": 4|6, "node_id": hex, "external_ip": str|None,
+        "nodes": [[hex, ip, port], ...]}."""
+        nodes = [[n.id.hex(), n.addr[0], n.addr[1]] for n in self._table.export_nodes()]
+        return {
+            "family": self._family,
+            "node_id": self.node_id.hex(),
+            "external_ip": self.external_ip,
+            "nodes": nodes,
+        }
 
     def bep42_ok(self) -> bool | None:
         """Whether our id is valid for our external address (None while it is unknown)."""
@@ -608,9 +649,8 @@ class DhtNode:
 
     def _check_destination(self, addr: Addr) -> None:
         why = destination_problem(addr)
-        if why is None and ip_family(addr[0]) not in self._tables:
-            fams = " and ".join(f"IPv{f}" for f in self._families)
-            why = f"this node speaks {fams} only"
+        if why is None and ip_family(addr[0]) != self._family:
+            why = f"this node speaks IPv{self._family} only"
         if why is not None:
             raise ValueError(f"cannot query {addr!r}: {why}")
 
@@ -619,7 +659,7 @@ class DhtNode:
             fam = ip_family(addr[0])
         except ValueError:
             return False
-        if fam not in self._tables:
+        if fam != self._family:
             return False
         return acceptable_address(addr, allow_local=self._settings.allow_local) is None
 
@@ -634,9 +674,8 @@ class DhtNode:
             return
         # BEP 42: our address needs another id. Keep every contact, re-sorted around it.
         self._counters.node_id_changes += 1
-        for table in self._tables.values():
-            self._rpc.verify(table.update_node_id(new_id, now), now)
-        emit(ev.NodeIdChanged(settled.old_id, new_id, settled.ip, now))
+        self._rpc.verify(self._table.update_node_id(new_id, now), now)
+        emit(ev.NodeIdChanged(settled.old_id, new_id, settled.ip, self._family, now))
         self._refresher.node_id_changed(new_id, now)
 
     def _task_failed(self, task: ScheduledTask, err: Exception, now: float) -> None:

@@ -28,14 +28,10 @@ from dhtviewer.dht.kinds import OwnerKind
 from dhtviewer.dht.messages import (
     Addr,
     ErrorMessage,
-    FindNodeQuery,
-    GetPeersQuery,
-    GetQuery,
     NodeInfo,
     PingQuery,
     Query,
     Response,
-    SampleInfohashesQuery,
     method_of,
 )
 from dhtviewer.dht.outbox import Outbox
@@ -44,8 +40,6 @@ from dhtviewer.dht.routing_table import RoutingTable
 from dhtviewer.dht.settings import DhtSettings
 from dhtviewer.dht.timeouts import AdaptiveTimeout
 from dhtviewer.dht.transactions import Pending, TransactionOwner, TransactionTable
-
-_WANTS_NODES = (FindNodeQuery, GetPeersQuery, GetQuery, SampleInfohashesQuery)
 
 
 class Verification(TransactionOwner):
@@ -123,7 +117,7 @@ class Rpc:
         *,
         identity: NodeIdentity,
         settings: DhtSettings,
-        tables: dict[int, RoutingTable],
+        table: RoutingTable,
         outbox: Outbox,
         counters: Counters,
         secrets: random.Random,
@@ -136,7 +130,7 @@ class Rpc:
         query came from."""
         self.identity = identity
         self.settings = settings
-        self.tables = tables
+        self.table = table
         self.outbox = outbox
         self.counters = counters
         self.limiter = limiter
@@ -145,8 +139,6 @@ class Rpc:
         self.verification = Verification()
         self.budget = VerificationBudget(settings.verify_interval, settings.verify_rate)
         self._on_external_ip = on_external_ip
-        # BEP 32: a node with both tables asks for both families' contacts.
-        self._want = frozenset({b"n4", b"n6"}) if len(tables) > 1 else frozenset()
 
     @property
     def node_id(self) -> bytes:
@@ -176,8 +168,6 @@ class Rpc:
         except OverflowError:
             self.counters.txn_overflow += 1
             return None
-        if self._want and qtype in _WANTS_NODES:
-            args["want"] = self._want
         msg = qtype(tid, self.node_id, version=s.client_version, read_only=s.read_only, **args)
         # Encoded before anything is registered: a query that cannot go on the wire must not
         # leave a transaction behind.
@@ -202,9 +192,9 @@ class Rpc:
         checked before anyone replaces them) always, the others (never answered us) within the
         verification budget."""
         c = self.counters
+        table = self.table
         for n in nodes:
-            table = self.tables.get(ip_family(n.addr[0]))
-            if table is None:
+            if ip_family(n.addr[0]) != table.family:
                 continue
             if table.get_by_addr(n.addr) is None:
                 if not self.budget.allow(n.addr, now):
@@ -231,7 +221,7 @@ class Rpc:
             self.outbox.emit(ev.ResponseDropped(addr, msg.tid, why, now))
             return
         traffic = self.outbox.traffic_events
-        table = self.tables.get(ip_family(addr[0]))
+        table = self.table if ip_family(addr[0]) == self.table.family else None
         if isinstance(msg, ErrorMessage):
             c.errors_in += 1
             c.messages.add(Direction.IN, "e", p.method)
@@ -288,9 +278,8 @@ class Rpc:
             return False
         self.txns.match(tid, addr)
         self.counters.malformed_replies += 1
-        table = self.tables.get(ip_family(addr[0]))
-        if table is not None:
-            self.verify(table.failed(p.node_id, addr, now), now)
+        if ip_family(addr[0]) == self.table.family:
+            self.verify(self.table.failed(p.node_id, addr, now), now)
         self._notify(p, now, p.owner.on_error, f"malformed reply: {reason}")
         return True
 
@@ -303,9 +292,8 @@ class Rpc:
             self._notify(p, now, p.owner.on_slow)
         for p in failed:
             self.counters.timeouts += 1
-            table = self.tables.get(ip_family(p.addr[0]))
-            if table is not None:
-                self.verify(table.failed(p.node_id, p.addr, now), now)
+            if ip_family(p.addr[0]) == self.table.family:
+                self.verify(self.table.failed(p.node_id, p.addr, now), now)
             self._notify(p, now, p.owner.on_timeout)
 
     def next_deadline(self) -> float | None:

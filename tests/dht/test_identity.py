@@ -103,11 +103,11 @@ def test_the_node_takes_a_bep42_id_and_keeps_its_contacts() -> None:
     assert new != OLD_ID and bep42_valid(new, PUBLIC) and node.bep42_ok()
     events = node.drain_events()
     changed = [e for e in events if isinstance(e, ev.NodeIdChanged)]
-    assert changed == [ev.NodeIdChanged(OLD_ID, new, PUBLIC, 1.01)]
+    assert changed == [ev.NodeIdChanged(OLD_ID, new, PUBLIC, 4, 1.01)]
     assert [e.ip for e in events if isinstance(e, ev.ExternalAddressChanged)] == [PUBLIC]
     assert node.counters.node_id_changes == 1
-    # Every table is laid out around the new id, and no contact was lost (nor re-counted).
-    table = node.tables[4]
+    # The table is laid out around the new id, and no contact was lost (nor re-counted).
+    table = node.table
     assert table.own_id == new and node.routing_snapshot(2.0).own_id == new
     kept = {n.id for n in table}
     assert {c.id for c in CONTACTS} <= kept

@@ -49,7 +49,7 @@ def make() -> tuple[Rpc, RoutingTable, Outbox, list[tuple[str, str, float]]]:
     table = RoutingTable(OWN, S, 4, counters=c)
     votes: list[tuple[str, str, float]] = []
     rpc = Rpc(
-        identity=NodeIdentity(OWN, secrets=random.Random(2)), settings=S, tables={4: table},
+        identity=NodeIdentity(OWN, secrets=random.Random(2)), settings=S, table=table,
         outbox=box, counters=c, secrets=random.Random(1), limiter=RateLimiter(counters=c),
         on_external_ip=lambda voter, ip, now: votes.append((voter, ip, now)),
     )
@@ -196,7 +196,7 @@ def test_tids_come_from_the_secrets_source() -> None:
         box = Outbox(c, 100, traffic_events=False)
         rpc = Rpc(
             identity=NodeIdentity(OWN, secrets=random.Random(0)), settings=S,
-            tables={4: RoutingTable(OWN, S, 4, counters=c)}, outbox=box, counters=c,
+            table=RoutingTable(OWN, S, 4, counters=c), outbox=box, counters=c,
             secrets=random.Random(secret_seed), limiter=RateLimiter(counters=c),
             on_external_ip=lambda voter, ip, now: None,
         )

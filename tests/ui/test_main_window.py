@@ -31,7 +31,7 @@ from PySide6.QtWidgets import (
 from dhtviewer.net.state_store import load_state
 from dhtviewer.ui import controller as controller_mod
 from dhtviewer.ui.controller import CUSTOM, TESTNET, Controller, StartOptions
-from dhtviewer.ui.main_window import MainWindow
+from dhtviewer.ui.main_window import MainWindow, _nodes_text
 from dhtviewer.ui.settings_store import SettingsStore
 from tests.support.qt_async import qasync_loop, run, until
 
@@ -114,6 +114,20 @@ def test_start_fills_the_routing_views_and_the_bars_sum_to_the_table_size(
     assert window.network.node_id.text() == window.controller.node_id().hex()
     assert window.network.progress.value() == 100
     assert "ready" in window.windowTitle()
+    # Two DHTs (a dual-stack testnet, BEP 32): the status bar counts each family's nodes.
+    stats = window._stats
+    text = window.status_nodes.text()
+    assert text.startswith("good nodes IPv4 ") and " · IPv6 " in text
+    assert f"/ {int(stats['routing_nodes_v6'])}" in text.split(" · ")[1]
+
+
+def test_status_bar_node_counts_per_family() -> None:
+    one = {"good_nodes": 3.0, "routing_nodes": 5.0, "routing_nodes_v4": 5.0, "good_nodes_v4": 3.0}
+    assert _nodes_text(one) == "good nodes 3 / 5"
+    both = {**one, "good_nodes": 5.0, "routing_nodes": 9.0, "routing_nodes_v6": 4.0,
+            "good_nodes_v6": 2.0}
+    assert _nodes_text(both) == "good nodes IPv4 3 / 5 · IPv6 2 / 4"
+    assert _nodes_text({}) == "good nodes 0 / 0"
 
 
 def test_lookup_of_preannounced_info_hashes_draws_the_path_and_lists_the_peers(
