@@ -69,9 +69,9 @@ __all__ = ["ItemsPanel"]
 NOT_RUNNING = "The node is not running: start it in the Network panel."
 STORED_REFRESH = 5.0
 """Seconds between refreshes of the stored-items table (its ages), besides every new put."""
-_ITEM_EVENTS = (ev.LookupStarted, ev.LookupQuerySent, ev.LookupResponse, ev.LookupTimeout,
-                ev.LookupFinished, ev.ItemFound, ev.ItemRejected, ev.ItemGetFinished,
-                ev.ItemPutFinished)
+_ITEM_EVENTS = (ev.LookupStarted, ev.LookupQuerySent, ev.LookupResponse, ev.LookupQuerySlow,
+                ev.LookupTimeout, ev.LookupQueryError, ev.LookupFinished, ev.ItemFound,
+                ev.ItemRejected, ev.ItemGetFinished, ev.ItemPutFinished)
 _FORMAT_TIPS = {
     ValueFormat.TEXT: "Stored as a string of the UTF-8 bytes typed (as the command line does)",
     ValueFormat.HEX: "Stored as a string of the bytes the hex digits spell",

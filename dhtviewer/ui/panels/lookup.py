@@ -278,7 +278,8 @@ class LookupPanel(QWidget):
 
     def add_events(self, batch: list[ev.Event]) -> None:
         events = [e for e in batch if isinstance(e, ev.LookupStarted | ev.LookupQuerySent |
-                  ev.LookupResponse | ev.LookupTimeout | ev.PeersFound | ev.LookupFinished |
+                  ev.LookupResponse | ev.LookupQuerySlow | ev.LookupTimeout |
+                  ev.LookupQueryError | ev.PeersFound | ev.LookupFinished |
                   ev.AnnounceFinished | ev.ScrapeFinished)]
         if not events:
             return
