@@ -94,6 +94,7 @@ class Responder:
             AnnouncePeerQuery.method: self._announce_reply,
             SampleInfohashesQuery.method: self._sample_reply,
         }
+        self._builtin = dict(self._handlers)
 
     def register(self, method: bytes, handler: Handler) -> None:
         """Answer queries for ``method`` with ``handler`` (replacing any handler it had)."""
@@ -102,8 +103,13 @@ class Responder:
         self._handlers[method] = handler
 
     def unregister(self, method: bytes) -> None:
-        """Stop answering ``method`` (queries for it then get error 204)."""
-        self._handlers.pop(method, None)
+        """Stop answering ``method`` with a registered handler: a built-in method gets its
+        built-in answer back, any other method error 204."""
+        builtin = self._builtin.get(method)
+        if builtin is not None:
+            self._handlers[method] = builtin
+        else:
+            self._handlers.pop(method, None)
 
     def methods(self) -> list[bytes]:
         """Methods answered, sorted."""
