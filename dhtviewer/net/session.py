@@ -64,12 +64,6 @@ from dhtviewer.net.queries import FutureOwner, QueryError
 from dhtviewer.net.resolve import HostPort, resolve_addrs, resolve_families
 from dhtviewer.net.sample_store import SampleStore
 from dhtviewer.net.stack import FamilyStack, State, bind_families, combined_state, make_nodes
-from dhtviewer.net.subscriptions import (
-    DEFAULT_STREAM_SIZE,
-    EventStream,
-    Subscribers,
-    event_kinds,
-)
 from dhtviewer.net.state_store import (
     SavedState,
     StateLoadWarning,
@@ -77,6 +71,12 @@ from dhtviewer.net.state_store import (
     parse_state,
     save_state,
     state_document,
+)
+from dhtviewer.net.subscriptions import (
+    DEFAULT_STREAM_SIZE,
+    EventStream,
+    Subscribers,
+    event_kinds,
 )
 from dhtviewer.net.transport import BindError, DhtProtocol, PortInUseError, serve_udp
 
