@@ -129,10 +129,15 @@ class StateChanged:
     of each family the session runs."""
 
     old: str
+    """The state before ("stopped", "idle", "bootstrapping" or "ready")."""
     new: str
+    """The state now."""
     detail: str
+    """Why, in words (how each family fares when there are two)."""
     at: float
+    """When, on the session's clock (``DhtSession.now()``, seconds)."""
     families: tuple[tuple[int, str], ...] = ()
+    """(family, state) of each address family the session runs."""
 
 
 SessionEvent = ev.Event | StateChanged
