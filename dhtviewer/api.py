@@ -62,7 +62,7 @@ __all__ = ["Dht", "MethodHandler", "TaskFunction"]
 
 log = logging.getLogger(__name__)
 
-MethodHandler = Callable[[Query, Addr], "Mapping[bytes | str, object] | Message | None"]
+MethodHandler = Callable[[Query, Addr], Mapping[bytes | str, object] | Message | None]
 """``handler(query, addr)``: the answer to a query of a custom method from ``addr``: a mapping
 of the reply's fields (the ``r`` dict without ``id``; the node adds its id and the BEP 42
 ``ip``), None for an empty reply, or a ready ``Response``/``ErrorMessage``. Raise
