@@ -27,12 +27,12 @@ demo: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/ruff check dhtviewer tests benchmarks examples docs
-	$(BIN)/mypy dhtviewer
+	$(BIN)/mypy dhtviewer examples docs/build.py
 	QT_QPA_PLATFORM=offscreen $(BIN)/python -m pytest
 
 lint: $(STAMP)
 	$(BIN)/ruff check dhtviewer tests benchmarks examples docs
-	$(BIN)/mypy dhtviewer
+	$(BIN)/mypy dhtviewer examples docs/build.py
 
 # The library's API reference (pdoc; the guide is docs/guide.md): build/docs/index.html.
 docs: $(STAMP)

@@ -17,6 +17,7 @@ _EXPORTS: dict[str, str] = {
     "Dht": "dhtviewer.api",
     "MethodHandler": "dhtviewer.api",
     "TaskFunction": "dhtviewer.api",
+    "ReplyFields": "dhtviewer.api",
     "BlockingDht": "dhtviewer.blocking",
     "BlockingEvents": "dhtviewer.blocking",
     "BlockingLookup": "dhtviewer.blocking",
@@ -84,6 +85,7 @@ __all__ = [
     "PutRequest",
     "PutResult",
     "QueryError",
+    "ReplyFields",
     "Response",
     "RoutingPolicy",
     "RoutingPolicyFactory",
@@ -101,7 +103,7 @@ __all__ = [
 ]
 
 if TYPE_CHECKING:
-    from dhtviewer.api import Dht, MethodHandler, TaskFunction
+    from dhtviewer.api import Dht, MethodHandler, ReplyFields, TaskFunction
     from dhtviewer.blocking import BlockingDht, BlockingEvents, BlockingLookup
     from dhtviewer.dht import events
     from dhtviewer.dht.item_lookup import PutRequest

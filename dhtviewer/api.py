@@ -58,11 +58,15 @@ from dhtviewer.net.subscriptions import DEFAULT_STREAM_SIZE, EventStream
 if TYPE_CHECKING:
     from dhtviewer.blocking import BlockingDht
 
-__all__ = ["Dht", "MethodHandler", "TaskFunction"]
+__all__ = ["Dht", "MethodHandler", "ReplyFields", "TaskFunction"]
 
 log = logging.getLogger(__name__)
 
-MethodHandler = Callable[[Query, Addr], Mapping[bytes | str, object] | Message | None]
+ReplyFields = Mapping[bytes, object] | Mapping[str, object]
+"""The fields of a reply or the arguments of a query (the ``r``/``a`` dict without ``id``):
+keys ``bytes`` or ASCII text, values anything bencodable (bytes, int, list, dict)."""
+
+MethodHandler = Callable[[Query, Addr], ReplyFields | Message | None]
 """``handler(query, addr)``: the answer to a query of a custom method from ``addr``: a mapping
 of the reply's fields (the ``r`` dict without ``id``; the node adds its id and the BEP 42
 ``ip``), None for an empty reply, or a ready ``Response``/``ErrorMessage``. Raise
@@ -317,7 +321,7 @@ class Dht:
         self,
         addr: HostPortArg,
         method: bytes | str,
-        args: Mapping[bytes | str, object] | None = None,
+        args: ReplyFields | None = None,
         *,
         timeout: float | None = None,
     ) -> Response:

@@ -32,12 +32,11 @@ from collections.abc import (
     Coroutine,
     Iterable,
     Iterator,
-    Mapping,
     Sequence,
 )
 from typing import Any, TypeVar
 
-from dhtviewer.api import Dht, MethodHandler, TaskFunction
+from dhtviewer.api import Dht, MethodHandler, ReplyFields, TaskFunction
 from dhtviewer.arguments import HostPortArg, check_timeout
 from dhtviewer.dht.events import Event
 from dhtviewer.dht.item_store import StoredItem
@@ -279,7 +278,7 @@ class BlockingDht:
         return self._call(self._dht.sample(addr, timeout=timeout))
 
     def query(self, addr: HostPortArg, method: bytes | str,
-              args: Mapping[bytes | str, object] | None = None, *,
+              args: ReplyFields | None = None, *,
               timeout: float | None = None) -> Response:
         """See ``Dht.query``."""
         return self._call(self._dht.query(addr, method, args, timeout=timeout))

@@ -179,9 +179,10 @@ def test_a_custom_method_between_two_nodes(
             with pytest.raises(QueryError) as unknown:
                 await client.query(where, b"nobody_knows_me", timeout=5)
             assert unknown.value.code == 204
-            with caplog.at_level(logging.ERROR, logger="dhtviewer.api"):
-                with pytest.raises(QueryError) as failed:
-                    await client.query(where, b"broken", timeout=5)
+            with caplog.at_level(logging.ERROR, logger="dhtviewer.api"), pytest.raises(
+                QueryError
+            ) as failed:
+                await client.query(where, b"broken", timeout=5)
             assert failed.value.code == 202  # server error; the server goes on
             assert "bug in a user handler" in caplog.text
             assert server.stats()["handler_errors"] == 1
