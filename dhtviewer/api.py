@@ -19,6 +19,7 @@ All methods must be called on the event loop's thread (use ``BlockingDht`` from 
 from __future__ import annotations
 
 import logging
+import os
 import random
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
@@ -99,7 +100,7 @@ class Dht:
         bootstrap: Sequence[HostPortArg] | None = None,
         bind: tuple[str, int] = ("0.0.0.0", 0),
         bind6: tuple[str, int] | None = None,
-        state_path: str | None = None,
+        state_path: str | os.PathLike[str] | None = None,
         node_id: bytes | str | None = None,
         rng: random.Random | None = None,
         routing_policy: RoutingPolicyFactory | None = None,
@@ -167,7 +168,11 @@ class Dht:
 
     async def __aenter__(self) -> Dht:
         if self._session.state == "stopped":
-            await self.start()
+            try:
+                await self.start()
+            except BaseException:
+                await self.stop()  # a start that timed out leaves the node trying: end it
+                raise
         return self
 
     async def __aexit__(self, *exc: object) -> None:

@@ -96,11 +96,15 @@ class Responder:
         }
         self._builtin = dict(self._handlers)
 
-    def register(self, method: bytes, handler: Handler) -> None:
-        """Answer queries for ``method`` with ``handler`` (replacing any handler it had)."""
+    def register(self, method: bytes, handler: Handler, *, builtin: bool = False) -> None:
+        """Answer queries for ``method`` with ``handler`` (replacing any handler it had).
+        ``builtin``: one of the node's own methods (BEP 44's, registered by their service),
+        which ``unregister`` brings back after a replacement."""
         if not isinstance(method, bytes) or not method:
             raise ValueError(f"method must be a non-empty byte string, got {method!r}")
         self._handlers[method] = handler
+        if builtin:
+            self._builtin[method] = handler
 
     def unregister(self, method: bytes) -> None:
         """Stop answering ``method`` with a registered handler: a built-in method gets its

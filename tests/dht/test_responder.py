@@ -207,6 +207,12 @@ def test_unregistering_a_replaced_built_in_method_brings_the_built_in_back() -> 
     answered = st.r.answer(ping, V4, 1.0)
     assert isinstance(answered, Response) and answered.sender_id == st.r.node_id
     assert b"ping" in st.r.methods()
+    # Methods a service registers as built-in come back the same way (BEP 44's get and put).
+    st.r.register(b"get", refuse, builtin=True)
+    st.r.register(b"get", lambda q, a, now: ErrorMessage(q.tid, 202, "replaced"))
+    st.r.unregister(b"get")
+    back = st.r.answer(UnknownQuery(b"t", asker, name=b"get"), V4, 1.0)
+    assert isinstance(back, ErrorMessage) and back.message == "no pings today"
 
 
 def test_scrape_adds_filters_of_seeds_and_downloaders_and_noseed_filters_values() -> None:
