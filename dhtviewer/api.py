@@ -1,8 +1,8 @@
 """``Dht``: the library's entry point, a thin, typed, stable facade over ``DhtSession``.
 
 ``Dht`` is the asyncio API: every call that talks to the network is a coroutine, every lookup
-can be followed live (``start_find_peers`` and friends return a ``LookupHandle``: ``async for
-event in handle``), and events can be had as callbacks (``subscribe``) or as an async
+can be followed live (``start_find_peers`` and friends return a ``LookupHandle`` to read
+with ``async for``), and events can be had as callbacks (``subscribe``) or as an async
 iterator (``events``). ``Dht.blocking()`` gives the same calls without ``await``
 (``dhtviewer.blocking.BlockingDht``) for scripts and notebooks.
 
@@ -87,8 +87,9 @@ class Dht:
     IPv4 socket (port 0: any free port; the IPv6 one binds the matching address, or ``bind6``).
     ``state_path``: a JSON file that keeps the node id and contacts between runs.
     ``node_id``: our 20-byte id (default: the saved one, else random). ``rng``: the randomness
-    source (seed it for reproducible runs). ``routing_policy``: ``factory(settings, family) ->
-    RoutingPolicy`` for each node (default: the Mainline rules).
+    source (seed it for reproducible runs). ``routing_policy``: a factory,
+    ``factory(settings, family)``, of each node's ``RoutingPolicy`` (default: the Mainline
+    rules).
 
     ``async with Dht(bootstrap=[...]) as dht:`` starts it (waiting until it is ready) and stops
     it at the end."""

@@ -13,8 +13,8 @@ makes it safe (BitScrape's thread-safety promise, kept without a single lock in 
 * ``close()`` (or the end of the ``with`` block) stops the node (state saved, sockets closed),
   ends the loop and joins the thread. A ``BlockingDht`` that is dropped without ``close()``
   is shut down the same way when it is garbage collected or when the interpreter exits.
-* Lookups can be followed (``start_find_peers(...)`` returns a ``BlockingLookup``: ``for
-  event in lookup``) and events read as a plain iterator (``for event in dht.events(...)``).
+* Lookups can be followed (``start_find_peers(...)`` returns a ``BlockingLookup`` to read
+  with ``for``) and events read as a plain iterator (``for event in dht.events(...)``).
 """
 
 from __future__ import annotations

@@ -3,6 +3,7 @@ every field of the events on theirs; the guide's sans-IO example runs as printed
 
 from __future__ import annotations
 
+import ast
 import importlib.util
 import re
 from pathlib import Path
@@ -58,6 +59,30 @@ def test_the_package_docstring_includes_the_guide() -> None:
     assert dhtviewer.__doc__ is not None
     assert ".. include:: ../docs/guide.md" in dhtviewer.__doc__
     assert (ROOT / "dhtviewer" / ".." / "docs" / "guide.md").resolve() == GUIDE
+
+
+def test_no_inline_literal_of_the_reference_spans_a_line_break() -> None:
+    # pdoc renders ``code`` that starts on one line and ends on the next as raw backticks.
+    builder = load_builder()
+    files: list[Path] = []
+    for name in builder.MODULES:
+        path = ROOT / Path(*name.split("."))
+        if not path.is_dir():
+            files.append(path.with_suffix(".py"))
+        elif "__all__" in (path / "__init__.py").read_text():
+            files.append(path / "__init__.py")  # pdoc documents what __all__ names, no more
+        else:
+            files += sorted(path.rglob("*.py"))
+    broken = []
+    for path in files:
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Expr) and isinstance(node.value, ast.Constant) and (
+                isinstance(node.value.value, str)
+            ):
+                for literal in re.findall(r"``([^`]*?)``", node.value.value, re.DOTALL):
+                    if "\n" in literal:
+                        broken.append(f"{path.relative_to(ROOT)}:{node.lineno}: {literal!r}")
+    assert not broken, "\n".join(broken)
 
 
 def test_every_example_the_guide_names_exists() -> None:
