@@ -87,7 +87,8 @@ class Dht:
     IPv4 socket (port 0: any free port; the IPv6 one binds the matching address, or ``bind6``).
     ``state_path``: a JSON file that keeps the node id and contacts between runs.
     ``node_id``: our 20-byte id (default: the saved one, else random). ``rng``: the randomness
-    source (seed it for reproducible runs). ``routing_policy``: a factory,
+    others may see (seed it for reproducible runs); ``secrets``: what nobody may predict
+    (transaction ids, tokens; default: the operating system's). ``routing_policy``: a factory,
     ``factory(settings, family)``, of each node's ``RoutingPolicy`` (default: the Mainline
     rules).
 
@@ -104,6 +105,7 @@ class Dht:
         state_path: str | os.PathLike[str] | None = None,
         node_id: bytes | str | None = None,
         rng: random.Random | None = None,
+        secrets: random.Random | None = None,
         routing_policy: RoutingPolicyFactory | None = None,
     ) -> None:
         if settings is not None and not isinstance(settings, DhtSettings):
@@ -118,6 +120,7 @@ class Dht:
             state_path=state_path,
             node_id=None if node_id is None else check_id(node_id, "node_id"),
             rng=rng,
+            secrets=secrets,
             routing_policy=routing_policy,
         )
 

@@ -38,7 +38,7 @@ from dhtviewer.cli import (
     _wait_ready,
     node_settings,
 )
-from dhtviewer.dht.addresses import format_addr, is_loopback
+from dhtviewer.dht.addresses import format_addr, ip_family, is_loopback
 from dhtviewer.dht.item_lookup import PutRequest
 from dhtviewer.dht.items import MAX_SEQ, ItemError
 from dhtviewer.dht.settings import DhtSettings
@@ -250,7 +250,7 @@ async def _sample(args: argparse.Namespace) -> int:
     if not targets:
         raise UsageError(errors[0])
     target = targets[0]
-    six = ":" in target[0]
+    six = ip_family(target[0]) == 6
     if args.bind is not None:
         bind = args.bind
     elif is_loopback(target[0]):

@@ -189,6 +189,21 @@ def test_a_custom_method_between_two_nodes(
             assert (await client.query(where, "echo", {"say": b"still"})).extra[b"echo"] == b"still"
             with pytest.raises(TimeoutError, match="no answer to echo"):
                 await client.query(DEAD, "echo", {"say": b"?"}, timeout=0.3)
+            with pytest.raises(TimeoutError):
+                await client.query(DEAD, "echo", {"say": b"?"}, timeout=0)
+
+            def asking() -> bool:
+                return any(p.method == b"echo" for node in client.session.nodes.values()
+                           for p in node.txns)
+
+            assert not asking()  # each ended with its timeout, in the core too
+            waiting = asyncio.ensure_future(client.query(DEAD, "echo", timeout=30))
+            while not asking():
+                await asyncio.sleep(0.01)
+            waiting.cancel()  # cancelling the caller forgets the query in the core
+            with pytest.raises(asyncio.CancelledError):
+                await waiting
+            assert not asking()
             # Handlers belong to the session: a restart keeps them.
             await server.stop()
             await server.start()

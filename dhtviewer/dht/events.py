@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from dhtviewer.dht.kinds import LookupKind, NodeState
+from dhtviewer.dht.kinds import LookupKind, NodeState, OwnerKind
 from dhtviewer.dht.messages import Addr, NodeInfo
 
 
@@ -185,12 +185,31 @@ class OtherFamilyContacts:
 
 @dataclass(frozen=True, slots=True)
 class ExternalAddressChanged:
-    """BEP 42 ``ip`` votes from responders now agree on a new external address for us."""
+    """BEP 42 ``ip`` votes from responders in ``votes`` distinct networks (/24 or /64) settled
+    on our external address: a new one, or the one restored from a previous run, confirmed."""
 
     ip: str
     """Our external address, as responders report it."""
     votes: int
     """How many votes agreed on it."""
+    at: float
+    """When, on the node's clock (seconds)."""
+
+
+@dataclass(frozen=True, slots=True)
+class NodeIdChanged:
+    """Our node id changed from ``old_id`` to ``new_id``: derived (BEP 42) from our voted
+    external address ``external_ip``, which the old id did not match. The routing tables kept
+    their contacts, re-sorted around the new id (take a new snapshot); a driver saves the id."""
+
+    old_id: bytes
+    """The id we had."""
+    new_id: bytes
+    """The id we have now (BEP 42, derived from ``external_ip``)."""
+    external_ip: str
+    """Our external address, as the votes settled it."""
+    family: int
+    """The family (4 or 6) of the node whose id changed (each family's DHT has its own id)."""
     at: float
     """When, on the node's clock (seconds)."""
 
@@ -257,8 +276,10 @@ class LookupResponse:
 
 
 @dataclass(frozen=True, slots=True)
-class LookupTimeout:
-    """A lookup query failed: ``hard`` timeout reached, or an error reply (``error`` set)."""
+class LookupQuerySlow:
+    """A lookup query passed its short timeout unanswered: it no longer holds one of the
+    lookup's ``alpha`` slots (another node is asked), but its answer is still used if it
+    comes before the hard timeout."""
 
     lookup_id: int
     """The lookup (``LookupStarted.lookup_id``)."""
@@ -266,8 +287,37 @@ class LookupTimeout:
     """The id of the node asked (None if it was not known)."""
     addr: Addr
     """Its UDP (ip, port)."""
-    error: str | None
-    """The KRPC error it answered with ("error CODE: message"); None for a timeout."""
+    at: float
+    """When, on the node's clock (seconds)."""
+
+
+@dataclass(frozen=True, slots=True)
+class LookupTimeout:
+    """A lookup query reached its hard timeout unanswered: it failed."""
+
+    lookup_id: int
+    """The lookup (``LookupStarted.lookup_id``)."""
+    node_id: bytes | None
+    """The id of the node asked (None if it was not known)."""
+    addr: Addr
+    """Its UDP (ip, port)."""
+    at: float
+    """When, on the node's clock (seconds)."""
+
+
+@dataclass(frozen=True, slots=True)
+class LookupQueryError:
+    """A lookup query was answered with a KRPC error, or with a reply that did not decode
+    (``error`` says which and why): the node is there but gave nothing to use."""
+
+    lookup_id: int
+    """The lookup (``LookupStarted.lookup_id``)."""
+    node_id: bytes | None
+    """The id of the node asked (None if it was not known)."""
+    addr: Addr
+    """Its UDP (ip, port)."""
+    error: str
+    """What came back: "error CODE: message", or "malformed reply: why"."""
     at: float
     """When, on the node's clock (seconds)."""
 
@@ -337,6 +387,8 @@ class AnnounceFinished:
     """The nodes that refused it or did not answer."""
     at: float
     """When, on the node's clock (seconds)."""
+    cancelled: bool = False
+    """Cancelled, in either phase (before its get_peers lookup settled, nothing was sent)."""
 
 
 # --- server side and direct queries -------------------------------------------------------------
@@ -546,6 +598,24 @@ class CrawlFinished:
 
 
 @dataclass(frozen=True, slots=True)
+class OwnerFailed:
+    """The ``callback`` (``on_response``, ``on_error``, ``on_slow``, ``on_timeout``) of a
+    transaction owner of kind ``owner`` raised ``error`` (its ``repr``) for a query to ``addr``.
+    The node carried on; that owner may be left waiting for nothing."""
+
+    owner: OwnerKind
+    """The kind of owner (a lookup, a ping, a custom exchange...)."""
+    callback: str
+    """The callback that raised: "on_response", "on_error", "on_slow" or "on_timeout"."""
+    addr: Addr
+    """The (ip, port) of the query concerned."""
+    error: str
+    """The ``repr`` of the exception it raised."""
+    at: float
+    """When, on the node's clock (seconds)."""
+
+
+@dataclass(frozen=True, slots=True)
 class TaskFailed:
     """A task scheduled on the node (``DhtNode.call_at``/``call_every``) raised ``error``
     (its ``repr``); a periodic task stays scheduled."""
@@ -568,17 +638,21 @@ Event = (
     | MalformedReceived
     | ResponseDropped
     | ExternalAddressChanged
+    | NodeIdChanged
     | OtherFamilyContacts
     | LookupStarted
     | LookupQuerySent
     | LookupResponse
+    | LookupQuerySlow
     | LookupTimeout
+    | LookupQueryError
     | PeersFound
     | LookupFinished
     | AnnounceFinished
     | AnnounceReceived
     | PingFinished
     | TaskFailed
+    | OwnerFailed
     | ItemFound
     | ItemRejected
     | ItemGetFinished

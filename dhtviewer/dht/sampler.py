@@ -25,7 +25,7 @@ from __future__ import annotations
 import heapq
 import random
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 
 from dhtviewer.dht.messages import Addr, NodeInfo
 from dhtviewer.dht.node_id import random_id
@@ -46,6 +46,24 @@ class SampleTarget:
     """None until it answered: True if it returned ``samples``, False if it did not."""
     next_at: float | None = None
     """Earliest time it may be asked again (None: not to be asked again)."""
+
+
+@dataclass(slots=True)
+class SamplerCounts:
+    """What one crawl did (counts only grow)."""
+
+    queried: int = 0
+    replied: int = 0
+    failed: int = 0
+    """No answer, or an error reply."""
+    supported: int = 0
+    """Replies with ``samples`` (BEP 51 spoken)."""
+    unsupported: int = 0
+    dropped_contacts: int = 0
+    """Contacts not remembered: ``max_known`` were already."""
+
+    def as_dict(self) -> dict[str, int]:
+        return asdict(self)
 
 
 class Sampler:
@@ -78,14 +96,7 @@ class Sampler:
         self._frontier: list[Addr] = []  # never asked, in no order (picked at random)
         self._revisits: list[tuple[float, Addr]] = []  # (due time, addr) heap
         self.inflight = 0
-        self.stats: dict[str, int] = {
-            "queried": 0,
-            "replied": 0,
-            "failed": 0,
-            "supported": 0,
-            "unsupported": 0,
-            "dropped_contacts": 0,
-        }
+        self.counts = SamplerCounts()
 
     # --- input -------------------------------------------------------------------------------
     def add_contacts(self, nodes: Iterable[NodeInfo]) -> int:
@@ -96,7 +107,7 @@ class Sampler:
             if n.addr in self._known:
                 continue
             if len(self._known) >= self.max_known:
-                self.stats["dropped_contacts"] += 1
+                self.counts.dropped_contacts += 1
                 continue
             self._known[n.addr] = SampleTarget(n)
             self._frontier.append(n.addr)
@@ -120,10 +131,13 @@ class Sampler:
         t = self._known.get(addr)
         if t is not None and t.inflight:
             self._done(t)
-            self.stats["replied"] += 1
+            self.counts.replied += 1
             t.node = NodeInfo(node_id, addr)
             t.supported = supported
-            self.stats["supported" if supported else "unsupported"] += 1
+            if supported:
+                self.counts.supported += 1
+            else:
+                self.counts.unsupported += 1
             if supported and num is not None and num > returned and t.visits < self.max_visits:
                 wait = max(self.min_interval, float(min(max(interval or 0, 0), _MAX_INTERVAL)))
                 t.next_at = now + wait
@@ -135,7 +149,7 @@ class Sampler:
         t = self._known.get(addr)
         if t is not None and t.inflight:
             self._done(t)
-            self.stats["failed"] += 1
+            self.counts.failed += 1
 
     def _done(self, t: SampleTarget) -> None:
         t.inflight = False
@@ -161,7 +175,7 @@ class Sampler:
             t.inflight = True
             t.next_at = None
             self.inflight += 1
-            self.stats["queried"] += 1
+            self.counts.queried += 1
             out.append((t.node, random_id(self.rng)))
         return out
 

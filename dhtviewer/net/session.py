@@ -173,9 +173,12 @@ class DhtSession:
         node_id: bytes | None = None,
         rng: random.Random | None = None,
         bind6: tuple[str, int] | None = None,
+        secrets: random.Random | None = None,
         *,
         routing_policy: RoutingPolicyFactory | None = None,
     ) -> None:
+        """``rng``: the node's randomness others may see; ``secrets``: what nobody may predict
+        (transaction ids, token secrets, node ids); default: the operating system's."""
         if node_id is not None and len(node_id) != ID_BYTES:
             raise ValueError(f"node_id must be {ID_BYTES} bytes, got {len(node_id)}")
         self.settings = settings or DhtSettings()
@@ -183,13 +186,14 @@ class DhtSession:
         self.bind6 = bind6
         self.state_path = state_path
         self.rng = rng or random.Random()
+        self.secrets = secrets or random.SystemRandom()
         self.load_warning: StateLoadWarning | None = None
         saved = SavedState()
         if state_path is not None:
             saved, self.load_warning = load_state(state_path)
         self._saved = saved
         self._forced_id = node_id
-        self._node_id = node_id or saved.node_id or random_id(self.rng)
+        self._node_id = node_id or saved.node_id or random_id(self.secrets)
         self._stacks: dict[int, FamilyStack] = {}
         self._nodes: dict[int, DhtNode] = {}
         self._state: State = "stopped"
@@ -293,6 +297,7 @@ class DhtSession:
         saved = self._saved.family(family)
         node = DhtNode(
             rng=self.rng,
+            secrets=self.secrets,
             now=now,
             node_id=self._forced_id or saved.node_id or self._node_id,
             settings=settings,
@@ -369,21 +374,7 @@ class DhtSession:
             waiters.clear()
         self.stop_crawl()
         self.extensions.stopped()
-        # Families that did not run this time keep what was saved for them.
-        exports = {fam: node.export_state() for fam, node in self._nodes.items()}
-        for fam, kept in self._saved.families.items():
-            if fam not in exports:
-                exports[fam] = _export_of(fam, kept.node_id, kept.external_ip, kept.nodes)
-        document = state_document(exports[fam] for fam in sorted(exports))
-        try:
-            self._saved = parse_state(document)
-        except ValueError:
-            log.exception("nodes exported an invalid state")
-        if self.state_path is not None:
-            try:
-                save_state(self.state_path, document)
-            except OSError as err:
-                log.warning("cannot save DHT state to %s: %s", self.state_path, err)
+        self._save_state()
         for unsubscribe in self._unsubscribe_protos:
             unsubscribe()
         self._unsubscribe_protos.clear()
@@ -614,26 +605,36 @@ class DhtSession:
         node = stack.node
         owner = FutureOwner(asyncio.get_running_loop())
         arguments = dict(args or {})
+        # The core's own deadline for this query (its TimeoutError names what was asked); the
+        # asyncio one below is a safety net a little later, and the only one for timeout=0.
+        hard = timeout if timeout is not None and timeout > 0 else None
 
         def call(now: float) -> object:
-            return node.send_query(target, method, arguments, now, owner, node_id=node_id)
+            return node.send_query(target, method, arguments, now, owner, node_id=node_id,
+                                   hard_timeout=hard)
 
         if stack.proto.run(call) is None:
             raise OverflowError(
                 f"{node.settings.max_inflight_queries} queries in flight; nothing sent to "
                 f"{format_addr(target)}"
             )
-        wait_s = node.settings.hard_timeout + 1.0 if timeout is None else timeout
+        limit = node.settings.hard_timeout if timeout is None else timeout
         try:
-            return await asyncio.wait_for(asyncio.shield(owner.future), wait_s)
+            return await asyncio.wait_for(
+                asyncio.shield(owner.future), limit + 0.5 if hard or timeout is None else 0.0
+            )
         except asyncio.TimeoutError:
             raise TimeoutError(
                 f"no answer to {method.decode(errors='replace')} from {format_addr(target)} "
-                f"within {wait_s:g} s"
+                f"within {limit:g} s"
             ) from None
         finally:
-            # Timed out or cancelled: whatever comes later is ignored.
-            owner.abandon()
+            if not owner.future.done():
+                # Cancelled (or the safety net): the core forgets the query, and a late answer
+                # is dropped as unsolicited.
+                owner.abandon()
+                if stack.proto.is_open:
+                    stack.proto.run(lambda now: node.cancel_queries(owner))
 
     def call_at(
         self, when: float, fn: Task, *, name: str = "", family: int | None = None
@@ -845,6 +846,24 @@ class DhtSession:
         return out
 
     # ======================================================================= internals ==
+    def _save_state(self) -> None:
+        """Keep every family's state for a restart, and write it to ``state_path`` if set.
+        Families that did not run this time keep what was saved for them."""
+        exports = {fam: node.export_state() for fam, node in self._nodes.items()}
+        for fam, kept in self._saved.families.items():
+            if fam not in exports:
+                exports[fam] = _export_of(fam, kept.node_id, kept.external_ip, kept.nodes)
+        document = state_document(exports[fam] for fam in sorted(exports))
+        try:
+            self._saved = parse_state(document)
+        except ValueError:
+            log.exception("nodes exported an invalid state")
+        if self.state_path is not None:
+            try:
+                save_state(self.state_path, document)
+            except OSError as err:
+                log.warning("cannot save DHT state to %s: %s", self.state_path, err)
+
     def _require_node(self) -> DhtNode:
         node = self.node
         if node is None:
@@ -928,10 +947,10 @@ class DhtSession:
         stack = self._stacks.get(family) if family is not None else None
         if handle is None or stack is None:
             return
+        # The node ends the lookup with its final events (LookupFinished and, for a lookup with
+        # a second phase, that phase's end), which end this part of the handle as they come.
         stack.proto.run(lambda now: stack.node.cancel_lookup(lookup_id, now))
         self._handles.pop(lookup_id, None)
-        # An announce cancelled after its lookup phase has no LookupFinished left to emit.
-        handle.abort_part(lookup_id, SessionClosedError("lookup cancelled"))
 
     def _on_event(self, stack: FamilyStack, event: ev.Event) -> None:
         if isinstance(event, LOOKUP_EVENTS):
@@ -955,6 +974,12 @@ class DhtSession:
                 sample = self._samples.pop(event.op_id, None)
                 if sample is not None and not sample.done():
                     sample.set_result(event)
+        elif isinstance(event, ev.NodeIdChanged):
+            # BEP 42: this family's voted address needed another id. A restart must keep it
+            # (over an id given at construction too), and so must the state file even if we
+            # never stop cleanly: the saved state now holds every running family's id.
+            self._save_state()
+            self._forced_id = None
         elif (
             isinstance(event, ev.NodeRemoved)
             and stack.state == "ready"

@@ -232,7 +232,9 @@ class Simnet:
         self.routers = self._pick_routers(config.routers, gen)
         self.swarms = Swarms(index, hashes, zipf, p.swarm_max_peers, p.storers, gen)
         # --- behaviour ---
-        self.tokens = TokenIssuer(self.rng, now)
+        # Token secrets from a generator of their own, seeded so that a run is reproducible
+        # (a real node's come from the operating system).
+        self.tokens = TokenIssuer(random.Random(f"simnet-tokens:{config.seed}"), now)
         self.latency = LogNormalLatency(p.rtt_median, p.rtt_sigma, 0.05, salt=config.seed)
         self.members = Members(
             config.member_rate if config.member_rate is not None else p.member_rate,
@@ -268,7 +270,9 @@ class Simnet:
         # Each process draws its own losses and delays, and issues its own tokens (a node's
         # get_peers and the announce that follows reach the same process: the node's port's).
         self.rng = random.Random(f"{self.config.seed}/{worker}")
-        self.tokens = TokenIssuer(self.rng, self.started)
+        self.tokens = TokenIssuer(
+            random.Random(f"simnet-tokens:{self.config.seed}/{worker}"), self.started
+        )
         self.members = Members(0.0, self.profile.member_timeout)
 
     def become_coordinator(self) -> None:

@@ -23,14 +23,14 @@ import contextlib
 import logging
 import socket
 from collections.abc import Coroutine, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, TypeVar
 
 from PySide6.QtCore import QObject, QTimer, Signal
 
 from dhtviewer.dht import events as ev
-from dhtviewer.dht.addresses import format_addr
+from dhtviewer.dht.addresses import format_addr, host_family, socket_family
 from dhtviewer.dht.messages import Addr
 from dhtviewer.dht.node import LookupLimitError
 from dhtviewer.dht.settings import DhtSettings
@@ -76,7 +76,8 @@ MAX_REMEMBERED_LOOKUPS = 1000
 """User lookups whose family parts ``lookup_parts`` still knows (the views keep 200)."""
 READY_GOOD_NODES = 8
 """Good nodes the session wants before it reports "ready" (shown as progress)."""
-_ROUTING = (ev.NodeAdded, ev.NodeRemoved, ev.NodeStateChanged, ev.BucketSplit)
+_ROUTING = (ev.NodeAdded, ev.NodeRemoved, ev.NodeStateChanged, ev.BucketSplit, ev.NodeIdChanged)
+"""Events after which the routing views need a new snapshot (a new id re-sorts every bucket)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -124,7 +125,7 @@ class AnnounceVerification:
 def find_free_port(host: str, near: int, tries: int = 20) -> int:
     """A UDP port free on ``host``: the first of ``near+1 .. near+tries`` that binds, else any
     ephemeral one (0 if even that fails)."""
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    family = socket_family(host)
     candidates = [p for p in range(near + 1, near + 1 + tries) if 0 < p < 65536] + [0]
     for port in candidates:
         with socket.socket(family, socket.SOCK_DGRAM) as sock:
@@ -346,14 +347,19 @@ class Controller(QObject):
             self.testnet_changed.emit(dict(net.announced))
             spec = list(net.bootstrap_addrs)
             log.info("local testnet: %d nodes from %s", net.n, format_addr(net.addrs[0]))
-        elif options.mode == SIMNET:
+        settings = options.settings
+        if options.mode == SIMNET:
             if _unspecified(host):
                 host = "127.0.0.1"
             started = await self._start_simnet(options)
             if started is None:
                 return False
             spec = started
-        session = DhtSession(options.settings, bind=(host, options.port),
+            # The simulated Mainline spreads its nodes over many /24s of loopback, as the
+            # Internet does: the subnet rule applies there as on the real network (a local
+            # testnet, whose nodes share 127.0.0.0/24, relaxes it).
+            settings = replace(settings, restrict_local_subnets=True)
+        session = DhtSession(settings, bind=(host, options.port),
                              state_path=options.state_path, node_id=options.node_id)
         if session.load_warning is not None:
             log.warning("%s", session.load_warning)
@@ -614,7 +620,7 @@ class Controller(QObject):
         elif isinstance(event, _ROUTING):
             self._routing_dirty.add(event.family)
         elif isinstance(event, ev.ExternalAddressChanged):
-            fam = 6 if ":" in event.ip else 4
+            fam = host_family(event.ip)
             self._external[fam] = (event.ip, event.votes)
             self._external_dirty.add(fam)
         elif isinstance(event, StateChanged):

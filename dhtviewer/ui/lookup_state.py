@@ -22,18 +22,23 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from dhtviewer.dht import events as ev
+from dhtviewer.dht.addresses import host_family
 from dhtviewer.dht.families import family_name
 from dhtviewer.dht.messages import Addr
 from dhtviewer.dht.node_id import distance, shared_prefix_bits
 
 # Outcome of one query of a lookup.
 IN_FLIGHT = "in flight"
+SLOW = "slow"
+"""Past the short timeout, still unanswered: the lookup asked someone else meanwhile."""
 ANSWERED = "answered"
 RETURNED_PEERS = "returned peers"
 TIMED_OUT = "timed out"
+ERROR = "error reply"
+"""Answered with a KRPC error (or a reply that did not decode): alive, but nothing to use."""
 ABANDONED = "abandoned"
 """Still unanswered when the lookup settled; the core forgets such queries."""
-OUTCOMES = (IN_FLIGHT, ANSWERED, RETURNED_PEERS, TIMED_OUT, ABANDONED)
+OUTCOMES = (IN_FLIGHT, SLOW, ANSWERED, RETURNED_PEERS, TIMED_OUT, ERROR, ABANDONED)
 
 # State of a whole lookup.
 RUNNING = "running"
@@ -60,6 +65,8 @@ class PathNode:
     peers_returned: int = 0
     error: str | None = None
     closest_rank: int | None = None
+    slow: bool = False
+    """It passed the short timeout (whether or not it answered later)."""
 
     @property
     def answered(self) -> bool:
@@ -96,7 +103,7 @@ class LookupSummary:
 
 
 def _family(addr: Addr) -> int:
-    return 6 if ":" in addr[0] else 4
+    return host_family(addr[0])
 
 
 class LookupState:
@@ -182,11 +189,23 @@ class LookupState:
         elif isinstance(event, ev.LookupResponse):
             if not self._response(event):
                 return False
+        elif isinstance(event, ev.LookupQuerySlow):
+            node = self.nodes.get(event.addr)
+            if node is None:
+                return False
+            node.slow = True
+            if node.outcome == IN_FLIGHT:
+                node.outcome = SLOW
         elif isinstance(event, ev.LookupTimeout):
             node = self.nodes.get(event.addr)
             if node is None:
                 return False
             node.outcome = TIMED_OUT
+        elif isinstance(event, ev.LookupQueryError):
+            node = self.nodes.get(event.addr)
+            if node is None:
+                return False
+            node.outcome = ERROR
             node.error = event.error
         elif isinstance(event, ev.PeersFound):
             self._peers_found(event.node_id, event.returned or event.peers, event.at,
@@ -262,7 +281,7 @@ class LookupState:
         self.finished_elapsed = max(self._elapsed.values())
         for node in self.nodes.values():
             node.closest_rank = None
-            if node.outcome == IN_FLIGHT:
+            if node.outcome in (IN_FLIGHT, SLOW):
                 node.outcome = ABANDONED
         for rank, (node_id, addr) in enumerate(self.closest):
             ranked = self._by_id.get((_family(addr), node_id))
@@ -312,7 +331,8 @@ class LookupState:
 
     @property
     def in_flight(self) -> int:
-        return sum(1 for n in self.nodes.values() if n.outcome == IN_FLIGHT)
+        """Queries not answered yet, slow ones included."""
+        return sum(1 for n in self.nodes.values() if n.outcome in (IN_FLIGHT, SLOW))
 
     @property
     def timed_out(self) -> int:

@@ -47,7 +47,7 @@ def test_random_targets_and_no_repeat_without_reason() -> None:
     for n, _ in batch:
         s.on_reply(n.addr, n.id, 1.0, supported=True, returned=3, num=3, interval=0)
     assert s.due(10_000.0) == []  # everything returned all it stores: nothing to ask again
-    assert s.stats["replied"] == 50 and s.stats["supported"] == 50
+    assert s.counts.replied == 50 and s.counts.supported == 50
 
 
 def test_interval_is_honoured_before_asking_again() -> None:
@@ -72,14 +72,14 @@ def test_unsupported_nodes_still_feed_the_walk() -> None:
     s.add_contacts([contact(1)])
     [(n, _)] = s.due(0.0)
     s.on_reply(n.addr, n.id, 0.1, supported=False, contacts=[contact(2), contact(3)])
-    assert s.stats["unsupported"] == 1 and s.known() == 3
+    assert s.counts.unsupported == 1 and s.known() == 3
     assert {m.addr for m, _ in s.due(1.0)} == {contact(2).addr, contact(3).addr}
 
 
 def test_known_nodes_are_bounded() -> None:
     s = make(max_known=10)
     assert s.add_contacts(contact(i) for i in range(25)) == 10
-    assert s.known() == 10 and s.stats["dropped_contacts"] == 15
+    assert s.known() == 10 and s.counts.dropped_contacts == 15
     assert s.add_contacts([contact(3)]) == 0  # already known
 
 
@@ -88,7 +88,7 @@ def test_replies_we_did_not_ask_for_change_nothing() -> None:
     s.add_contacts([contact(1)])
     s.on_reply(contact(1).addr, contact(1).id, 0.0, supported=True, num=100)
     s.on_failure(contact(9).addr)
-    assert s.inflight == 0 and s.stats["replied"] == 0 and s.stats["failed"] == 0
+    assert s.inflight == 0 and s.counts.replied == 0 and s.counts.failed == 0
 
 
 @settings(max_examples=60, deadline=None)

@@ -16,6 +16,9 @@ import qasync
 from PySide6.QtWidgets import QApplication
 
 from dhtviewer.dht import events as ev
+from dhtviewer.dht import krpc
+from dhtviewer.dht.messages import Response
+from dhtviewer.dht.node_id import bep42_valid
 from dhtviewer.net.session import StateChanged
 from dhtviewer.ui import controller as controller_mod
 from dhtviewer.ui.controller import (
@@ -368,9 +371,62 @@ def test_external_address_and_state_changes_are_forwarded(
                 isinstance(e, StateChanged) and e.new == "ready" for e in rec.events()),
             what="the ready state to be delivered",
         )
+        # Checked here, with no await since the wait: the session may move on (bootstrapping
+        # to ready) as soon as the loop runs again.
+        state_events = [e for e in rec.events() if isinstance(e, StateChanged)]
+        assert state_events and state_events[-1].new == ctl.state
 
     run(loop, scenario())
     assert external[-1][0] == "127.0.0.1" and external[-1][1] >= 1
-    state_events = [e for e in rec.events() if isinstance(e, StateChanged)]
-    assert state_events and state_events[-1].new == ctl.state
     assert any(isinstance(e, ev.NodeAdded) for e in rec.events())
+
+
+def test_a_new_node_id_reaches_the_routing_views(
+    loop: qasync.QEventLoop, ctl: Controller
+) -> None:
+    """Responders in three networks (raw sockets here) agree on a public address our id does
+    not match: the node takes a BEP 42 id, and the routing views get a snapshot around it."""
+    rec = Recorder(ctl)
+    public = "81.4.19.7"
+    socks = []
+    for i in range(3):
+        sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        sock.bind((f"127.0.61.{10 + i}", 0))
+        sock.setblocking(False)
+        socks.append(sock)
+
+    async def answer(sock: socket.socket) -> None:
+        lp = asyncio.get_running_loop()
+        data, addr = await lp.sock_recvfrom(sock, 2048)
+        reply = Response(krpc.decode(data).tid, bytes([0xA0 + len(rec.snapshots) % 16]) * 20,
+                         external_ip=(public, addr[1]))
+        await lp.sock_sendto(sock, krpc.encode(reply), addr)
+
+    async def scenario() -> bytes:
+        # No network to bootstrap from: only the three responders vote on our address (on a
+        # testnet, its nodes would outvote them with the loopback address they see).
+        await ctl.start(StartOptions(mode=CUSTOM, custom=(), bind_host="127.0.0.1", port=0,
+                                     node_id=NODE_ID))
+        await until(lambda: ctl.running, what="running")
+        session = ctl.session
+        assert session is not None
+        for sock in socks:
+            responder = asyncio.create_task(answer(sock))
+            await session.ping(sock.getsockname(), timeout=5)
+            await responder
+        new = session.node_id
+        assert new != NODE_ID and bep42_valid(new, public)
+        await until(lambda: any(snap.family == 4 and snap.own_id == new
+                                for snap in rec.snapshots),
+                    what="an IPv4 snapshot around the new id")
+        return new
+
+    try:
+        new = run(loop, scenario())
+    finally:
+        for sock in socks:
+            sock.close()
+    changed = [e for e in rec.events() if isinstance(e, ev.NodeIdChanged)]
+    assert [(e.old_id, e.new_id, e.external_ip, e.family) for e in changed] == [
+        (NODE_ID, new, public, 4)]
+    assert ctl.node_id() == new

@@ -16,8 +16,11 @@ from dhtviewer.ui.lookup_state import (
     ANSWERED,
     CANCELLED,
     DONE,
+    ERROR,
+    IN_FLIGHT,
     RETURNED_PEERS,
     RUNNING,
+    SLOW,
     TIMED_OUT,
     LookupState,
     LookupTracker,
@@ -54,7 +57,7 @@ def scripted_events() -> list[ev.Event]:
         ev.LookupQuerySent(LID, E, ADDR[E], C, 2, 10.3),
         ev.LookupResponse(LID, D, ADDR[D], 0.25, 0, 2, 10.35),
         ev.PeersFound(LID, D, (P3, P1), 10.35),
-        ev.LookupTimeout(LID, B, ADDR[B], None, 10.4),
+        ev.LookupTimeout(LID, B, ADDR[B], 10.4),
         ev.LookupFinished(LID, TARGET, "get_peers", (P1, P2, P3),
                           ((C, ADDR[C]), (D, ADDR[D]), (A, ADDR[A]), (S, ADDR[S])),
                           6, 4, 0.5, False, 10.5),
@@ -78,6 +81,36 @@ def test_path_graph_records_depth_referrer_prefix_and_outcome() -> None:
     c = state.node_by_id(C)
     assert c is not None and c.rtt == pytest.approx(0.2) and c.nodes_returned == 1
     assert c.peers_returned == 2
+
+
+def test_slow_queries_and_error_replies_have_their_own_outcomes() -> None:
+    """A query past the short timeout shows as slow until it ends; an error reply is not a
+    timeout (the node is alive), and says what the node answered."""
+    events = scripted_events()[:4]  # A, B and S asked
+    events += [
+        ev.LookupQuerySlow(LID, A, ADDR[A], 10.3),
+        ev.LookupQuerySlow(LID, B, ADDR[B], 10.3),
+        ev.LookupQueryError(LID, None, ADDR[S], "error 204: method unknown", 10.35),
+    ]
+    state = LookupState.from_events(events)
+    outcome = {n.addr: n.outcome for n in state.nodes.values()}
+    assert outcome == {ADDR[A]: SLOW, ADDR[B]: SLOW, ADDR[S]: ERROR}
+    assert state.nodes[ADDR[S]].error == "error 204: method unknown"
+    s = state.summary()
+    assert (s.in_flight, s.timed_out, s.answered) == (2, 0, 0)  # slow ones may still answer
+    state.apply(ev.LookupResponse(LID, A, ADDR[A], 1.4, 0, 0, 11.4))  # A answers late
+    state.apply(ev.LookupTimeout(LID, B, ADDR[B], 15.0))
+    a, b = state.nodes[ADDR[A]], state.nodes[ADDR[B]]
+    assert (a.outcome, a.slow, b.outcome, b.slow) == (ANSWERED, True, TIMED_OUT, True)
+    assert state.nodes[ADDR[S]].slow is False
+    assert IN_FLIGHT not in outcome.values()
+
+
+def test_a_slow_query_still_open_when_the_lookup_settles_is_abandoned() -> None:
+    events = [*scripted_events()[:4], ev.LookupQuerySlow(LID, B, ADDR[B], 10.3)]
+    events.append(ev.LookupFinished(LID, TARGET, "get_peers", (), (), 3, 0, 0.5, False, 10.5))
+    state = LookupState.from_events(events)
+    assert state.nodes[ADDR[B]].outcome == ABANDONED
 
 
 def test_seed_learns_its_id_from_its_answer() -> None:

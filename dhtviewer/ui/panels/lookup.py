@@ -260,7 +260,8 @@ class LookupPanel(QWidget):
 
     def add_events(self, batch: list[ev.Event]) -> None:
         events = [e for e in batch if isinstance(e, ev.LookupStarted | ev.LookupQuerySent |
-                  ev.LookupResponse | ev.LookupTimeout | ev.PeersFound | ev.LookupFinished |
+                  ev.LookupResponse | ev.LookupQuerySlow | ev.LookupTimeout |
+                  ev.LookupQueryError | ev.PeersFound | ev.LookupFinished |
                   ev.AnnounceFinished)]
         if not events:
             return
