@@ -39,10 +39,16 @@ class SessionClosedError(RuntimeError):
 
 
 class Operations:
-    def __init__(self, stacks: Callable[[], Mapping[int, FamilyStack]]) -> None:
-        """``stacks()``: the session's running family stacks (family -> stack), asked anew at
-        each use because a restart replaces them."""
+    def __init__(
+        self,
+        stacks: Callable[[], Mapping[int, FamilyStack]],
+        running: Callable[[], Sequence[FamilyStack]],
+    ) -> None:
+        """``stacks()``: the session's family stacks (family -> stack), asked anew at each use
+        because a restart replaces them; ``running()``: the stacks a new operation runs on
+        (it raises when the session is not running)."""
         self._stacks = stacks
+        self._running = running
         self._handles: dict[int, LookupHandle] = {}
         self._pings: dict[int, asyncio.Future[ev.PingFinished]] = {}
         self._samples: dict[int, asyncio.Future[ev.SamplesReceived]] = {}
@@ -56,7 +62,6 @@ class Operations:
     # ========================================================================= lookups ==
     def start_lookup(
         self,
-        stacks: Sequence[FamilyStack],
         kind: str,
         target: bytes,
         port: int = 0,
@@ -65,8 +70,9 @@ class Operations:
         salt: bytes = b"",
         request: PutRequest | None = None,
     ) -> LookupHandle:
-        """Start the lookup in every family of ``stacks`` (BEP 32: each DHT on its own), one
-        handle. A family that refuses (too many lookups) cancels the others: none runs."""
+        """Start the lookup in every running family (BEP 32: each DHT on its own), one handle.
+        A family that refuses (too many lookups) cancels the others: none runs."""
+        stacks = self._running()
         if len(target) != ID_BYTES:
             raise ValueError(f"target must be {ID_BYTES} bytes, got {len(target)}")
         handle = LookupHandle(kind, target, self._cancel_lookup)
@@ -122,19 +128,7 @@ class Operations:
     async def ping(self, stack: FamilyStack, target: Addr, timeout: float | None) -> PingResult:
         """Ping ``target`` from ``stack``; ``TimeoutError`` if it does not answer within
         ``timeout`` (default: the core's hard timeout)."""
-        node = stack.node
-        fut: asyncio.Future[ev.PingFinished] = asyncio.get_running_loop().create_future()
-
-        def call(now: float) -> int:
-            op = node.ping(target, now)
-            self._pings[op] = fut
-            return op
-
-        op = stack.proto.run(call)
-        try:
-            done = await _wait(fut, node, timeout)
-        finally:
-            self._pings.pop(op, None)
+        done = await self._one_shot(stack, self._pings, stack.node.ping, target, timeout)
         if done is None or done.node_id is None or done.rtt is None:
             raise TimeoutError(f"no answer from {format_addr(target)}")
         return PingResult(target, done.node_id, done.rtt, done.version)
@@ -144,23 +138,38 @@ class Operations:
     ) -> SampleResult:
         """One ``sample_infohashes`` to ``target`` from ``stack`` (BEP 51); ``error`` set in
         the result when the node does not speak it; ``TimeoutError`` when it does not answer."""
-        node = stack.node
-        fut: asyncio.Future[ev.SamplesReceived] = asyncio.get_running_loop().create_future()
-
-        def call(now: float) -> int:
-            op = node.sample(target, now)
-            self._samples[op] = fut
-            return op
-
-        op = stack.proto.run(call)
-        try:
-            done = await _wait(fut, node, timeout)
-        finally:
-            self._samples.pop(op, None)
+        done = await self._one_shot(stack, self._samples, stack.node.sample, target, timeout)
         if done is None or done.error == "timeout":
             raise TimeoutError(f"no answer from {format_addr(target)}")
         return SampleResult(target, done.node_id, done.samples, done.num, done.interval,
                             done.error)
+
+    @staticmethod
+    async def _one_shot(
+        stack: FamilyStack,
+        waits: dict[int, asyncio.Future[E]],
+        start: Callable[[Addr, float], int],
+        target: Addr,
+        timeout: float | None,
+    ) -> E | None:
+        """Start one query-and-answer operation (``start(target, now)`` gives its id) and wait
+        for its end event in ``waits``; None after ``timeout`` (default: a second past the
+        core's hard timeout, by which the core has reported it)."""
+        fut: asyncio.Future[E] = asyncio.get_running_loop().create_future()
+
+        def call(now: float) -> int:
+            op = start(target, now)
+            waits[op] = fut  # before run() flushes: the end event cannot come first
+            return op
+
+        op = stack.proto.run(call)
+        wait_s = stack.node.settings.hard_timeout + 1.0 if timeout is None else timeout
+        try:
+            return await asyncio.wait_for(asyncio.shield(fut), wait_s)
+        except asyncio.TimeoutError:
+            return None
+        finally:
+            waits.pop(op, None)
 
     @staticmethod
     async def query(
@@ -211,11 +220,10 @@ class Operations:
     def crawl(self) -> CrawlRecorder | None:
         return self._crawl
 
-    def start_crawl(
-        self, stacks: Sequence[FamilyStack], store: SampleStore | None, rate: float | None
-    ) -> CrawlRecorder:
-        """A BEP 51 crawl in every family of ``stacks``, ``rate`` (default: the settings')
-        shared between them."""
+    def start_crawl(self, store: SampleStore | None, rate: float | None) -> CrawlRecorder:
+        """A BEP 51 crawl in every running family, ``rate`` (default: the settings') shared
+        between them."""
+        stacks = self._running()
         if self._crawl is not None:
             raise RuntimeError("a crawl is already running")
         total = stacks[0].node.settings.crawl_rate if rate is None else rate
@@ -280,16 +288,6 @@ class Operations:
                     fut.exception()  # retrieved: nobody may be awaiting it any more
             futures.clear()
         self.stop_crawl()
-
-
-async def _wait(fut: asyncio.Future[E], node: DhtNode, timeout: float | None) -> E | None:
-    """The operation's end event, or None after ``timeout`` (default: a second past the core's
-    hard timeout, by which the core has reported it)."""
-    wait_s = node.settings.hard_timeout + 1.0 if timeout is None else timeout
-    try:
-        return await asyncio.wait_for(asyncio.shield(fut), wait_s)
-    except asyncio.TimeoutError:
-        return None
 
 
 def _start_crawl(node: DhtNode, rate: float, seeds: Sequence[Addr], now: float) -> int:

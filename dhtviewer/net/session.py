@@ -200,7 +200,7 @@ class DhtSession:
         self.extensions = NodeExtensions(routing_policy)
         """Routing policy factory, custom handlers and tasks, installed on every node."""
         self._unsubscribe_protos: list[Callable[[], None]] = []
-        self._pending = Operations(lambda: self._stacks)
+        self._pending = Operations(lambda: self._stacks, self._require_running)
         """Lookups, pings, samples, queries and the crawl in flight (``net.operations``)."""
         self._bootstrap_spec: list[HostPort] = []
         self._ops = itertools.count(1)
@@ -383,16 +383,16 @@ class DhtSession:
     def start_find_peers(self, info_hash: bytes, scrape: bool = False) -> LookupHandle:
         """Start a get_peers lookup; follow it through the returned handle. ``scrape``: then
         estimate the swarm (BEP 33): the handle's kind is "scrape", ``scrape_result()``."""
-        return self._start_lookup("scrape" if scrape else "get_peers", info_hash)
+        return self._pending.start_lookup("scrape" if scrape else "get_peers", info_hash)
 
     def start_find_node(self, target: bytes) -> LookupHandle:
-        return self._start_lookup("find_node", target)
+        return self._pending.start_lookup("find_node", target)
 
     def start_announce(
         self, info_hash: bytes, port: int, implied_port: bool = False
     ) -> LookupHandle:
         """A get_peers lookup followed by announce_peer to the closest token holders."""
-        return self._start_lookup("announce", info_hash, port, implied_port)
+        return self._pending.start_lookup("announce", info_hash, port, implied_port)
 
     async def find_peers(self, info_hash: bytes, timeout: float | None = None) -> LookupResult:
         """Peers for ``info_hash``. After ``timeout`` the lookup is cancelled and what was found
@@ -409,11 +409,11 @@ class DhtSession:
     # --- BEP 44 ------------------------------------------------------------------------------
     def start_get_item(self, target: bytes, salt: bytes = b"") -> LookupHandle:
         """Start a BEP 44 get of ``target`` (``salt``: the mutable item's, if any)."""
-        return self._start_lookup("get", target, salt=salt)
+        return self._pending.start_lookup("get", target, salt=salt)
 
     def start_put_item(self, request: PutRequest) -> LookupHandle:
         """Start a BEP 44 put (lookup, then put to the K closest)."""
-        return self._start_lookup("put", request.target, request=request)
+        return self._pending.start_lookup("put", request.target, request=request)
 
     async def get_item(
         self, target: bytes, salt: bytes = b"", timeout: float | None = None
@@ -449,7 +449,7 @@ class DhtSession:
         between them): every answer is recorded in ``store`` (None: counted in memory only)
         and counted by the returned recorder, which the GUI and the CLI read. ``stop_crawl``
         ends it."""
-        return self._pending.start_crawl(self._require_running(), store, rate)
+        return self._pending.start_crawl(store, rate)
 
     def stop_crawl(self) -> CrawlRecorder | None:
         """Stop the running crawl (its recorder is returned, its store committed)."""
@@ -785,20 +785,6 @@ class DhtSession:
             raise ValueError(errors[0])
         names = " or ".join(s.name for s in stacks)
         raise ValueError(f"{addr}: no {names} address, and this session runs only {names}")
-
-    def _start_lookup(
-        self,
-        kind: str,
-        target: bytes,
-        port: int = 0,
-        implied_port: bool = False,
-        *,
-        salt: bytes = b"",
-        request: PutRequest | None = None,
-    ) -> LookupHandle:
-        return self._pending.start_lookup(
-            self._require_running(), kind, target, port, implied_port, salt=salt, request=request
-        )
 
     def _on_event(self, stack: FamilyStack, event: ev.Event) -> None:
         self._pending.on_event(event)

@@ -61,7 +61,7 @@ def run(go: Callable[[], Awaitable[None]]) -> None:
 def test_a_ping_ends_with_its_own_answer_and_leaves_nothing_waiting() -> None:
     async def go() -> None:
         async with stack_and_peer() as (stack, peer, seen):
-            ops = Operations(lambda: {4: stack})
+            ops = Operations(lambda: {4: stack}, lambda: [stack])
             unsubscribe = stack.proto.subscribe(ops.on_event)
             # Another operation's end (an id nobody waits for) is ignored.
             ops.on_event(ev.PingFinished(999, peer, None, None, None, 0.0))
@@ -80,14 +80,14 @@ def test_a_ping_ends_with_its_own_answer_and_leaves_nothing_waiting() -> None:
 def test_a_lookup_with_a_bad_target_or_refused_by_the_node_leaves_no_handle() -> None:
     async def go() -> None:
         async with stack_and_peer() as (stack, _peer, _seen):
-            ops = Operations(lambda: {4: stack})
+            ops = Operations(lambda: {4: stack}, lambda: [stack])
             with pytest.raises(ValueError, match="target must be 20 bytes, got 19"):
-                ops.start_lookup([stack], "get_peers", b"\x01" * 19)
+                ops.start_lookup("get_peers", b"\x01" * 19)
             limit = stack.node.settings.max_lookups
-            handles = [ops.start_lookup([stack], "find_node", bytes([i]) * 20)
+            handles = [ops.start_lookup("find_node", bytes([i]) * 20)
                        for i in range(limit)]
             with pytest.raises(LookupLimitError, match="lookups already running"):
-                ops.start_lookup([stack], "find_node", b"\xee" * 20)
+                ops.start_lookup("find_node", b"\xee" * 20)
             assert len(ops) == limit
             for handle in handles:
                 handle.cancel()
@@ -99,9 +99,9 @@ def test_a_lookup_with_a_bad_target_or_refused_by_the_node_leaves_no_handle() ->
 def test_abort_fails_every_wait_and_ends_the_lookups_in_the_node() -> None:
     async def go() -> None:
         async with stack_and_peer() as (stack, _peer, _seen):
-            ops = Operations(lambda: {4: stack})
+            ops = Operations(lambda: {4: stack}, lambda: [stack])
             unsubscribe = stack.proto.subscribe(ops.on_event)
-            handle = ops.start_lookup([stack], "get_peers", b"\x42" * 20)
+            handle = ops.start_lookup("get_peers", b"\x42" * 20)
             sample = asyncio.create_task(ops.sample(stack, DEAD, timeout=10))
             ping = asyncio.create_task(ops.ping(stack, DEAD, timeout=10))
             await asyncio.sleep(0.05)
