@@ -500,8 +500,16 @@ def _encode_response(msg: Response, v: bytes | None) -> bytes:
     if msg.extra:
         return _encode_response_generic(msg, v)
     out = [b"d"]
-    if msg.external_ip is not None:
-        out += (b"2:ip", _bstr(compact.encode_peer(msg.external_ip)))
+    ip = msg.external_ip
+    if ip is not None:
+        # The querier's address, as a ``values`` entry is: the same bytes, the same cache.
+        try:
+            host, port = ip
+            out += (b"2:ip", _value_entry(host, port))
+        except (TypeError, ValueError) as err:
+            if isinstance(err, compact.CompactError):
+                raise
+            out += (b"2:ip", _bstr(compact.encode_peer(ip)))
     # keys of r, sorted as bytes (upper case first):
     # BFpe BFsd id interval k nodes nodes6 num p samples seq sig token v values
     out.append(b"1:rd")
@@ -509,13 +517,15 @@ def _encode_response(msg: Response, v: bytes | None) -> bytes:
         out += (b"4:BFpe", _bstr(_sized(msg.bf_peers, _FILTER_LEN, "BFpe")))
     if msg.bf_seeds is not None:
         out += (b"4:BFsd", _bstr(_sized(msg.bf_seeds, _FILTER_LEN, "BFsd")))
-    out += (b"2:id", _bstr(msg.sender_id))
+    sid = msg.sender_id
+    out += (b"2:id", b"%d:%s" % (len(sid), sid))
     if msg.interval is not None:
         out.append(b"8:intervali%de" % _int(msg.interval))
     if msg.k is not None:
         out += (b"1:k", _bstr(_sized(msg.k, _KEY_LEN, "k")))
     if msg.nodes:
-        out += (b"5:nodes", _bstr(compact.encode_nodes(msg.nodes)))
+        nodes = compact.encode_nodes(msg.nodes)
+        out += (b"5:nodes", b"%d:%s" % (len(nodes), nodes))
     if msg.nodes6:
         out += (b"6:nodes6", _bstr(compact.encode_nodes6(msg.nodes6)))
     if msg.num is not None:
@@ -533,7 +543,8 @@ def _encode_response(msg: Response, v: bytes | None) -> bytes:
     if msg.sig is not None:
         out += (b"3:sig", _bstr(_sized(msg.sig, _SIG_LEN, "sig")))
     if msg.token is not None:
-        out += (b"5:token", _bstr(bytes(msg.token)))
+        token = bytes(msg.token)
+        out += (b"5:token", b"%d:%s" % (len(token), token))
     if msg.v is not None:
         # Already bencoded (the item's flattened form); checked, so the datagram stays valid.
         if type(msg.v) is not bytes:
@@ -553,9 +564,11 @@ def _encode_response(msg: Response, v: bytes | None) -> bytes:
     out.append(b"e")
     if msg.read_only:
         out.append(b"2:roi1e")
-    out += (b"1:t", _bstr(msg.tid))
+    tid = msg.tid
+    out += (b"1:t", b"%d:%s" % (len(tid), tid))
     if v is not None:
-        out += (b"1:v", _bstr(bytes(v)))
+        v = bytes(v)
+        out += (b"1:v", b"%d:%s" % (len(v), v))
     out.append(b"1:y1:re")
     return b"".join(out)
 

@@ -121,6 +121,12 @@ class RoutingTable:
         self._cand_by_id: dict[bytes, NodeEntry] = {}
         self._cand_by_ip: dict[object, NodeEntry] = {}
         self._host = self.policy.host
+        policy_type = type(self.policy)
+        self._default_is_bad = (
+            policy_type.is_bad is RoutingPolicy.is_bad
+            and policy_type.eviction_victim is RoutingPolicy.eviction_victim
+        )
+        """The policy judges bad nodes by the default rule, which the hot paths inline."""
         self.counters = counters if counters is not None else Counters()
         self._rebuilding = False
         """Inside ``update_node_id``: entries keep their history, and nothing is counted."""
@@ -219,14 +225,16 @@ class RoutingTable:
                 return []
             self._drop_candidate(other)  # the newest id of an IP wins a candidate slot
         entry = NodeEntry(node_id, addr, now, subnet=policy.subnet(ip))
-        if entry.subnet is not None and not self._subnet_free(entry, responded):
+        idx = self._index_of(entry.id_int)
+        bucket = self._buckets[idx]
+        if entry.subnet is not None and not self._subnet_free(entry, responded, bucket):
             c.refused_subnet += 1
             return []
         record(entry, now, responded, rtt, version)
         if responded:
             return self._place(entry, now)
-        self._add_candidate(entry, self._buckets[self._index_of(entry.id_int)])
-        return self._verify_if_useful(entry, now)
+        self._add_candidate(entry, bucket)
+        return self._verify_if_useful(entry, now, idx, bucket)
 
     def failed(self, node_id: bytes | None, addr: Addr, now: float) -> list[NodeInfo]:
         """A query to ``addr`` (expected to be ``node_id``, None if unknown) timed out. Matched
@@ -337,7 +345,6 @@ class RoutingTable:
             return []
         t = int.from_bytes(target, "big")
         buckets = self._buckets
-        is_bad = self.policy.is_bad
         out: list[NodeInfo] = []
         bad: list[NodeEntry] = []
         group: list[NodeEntry] = []
@@ -348,28 +355,47 @@ class RoutingTable:
             nodes = buckets[index].nodes
             if not nodes:
                 continue
-            group.extend(nodes)
+            group += nodes
             if len(out) + len(group) < count:
                 continue
-            group.sort(key=lambda e: e.id_int ^ t)
-            for e in group:
-                if is_bad(e):
+            if self._take_nearest(group, t, count, out, bad):
+                return out
+            group = []
+        if group:
+            self._take_nearest(group, t, count, out, bad)
+        # Bad nodes were collected nearest first too.
+        out.extend([e.info for e in bad[: count - len(out)]])
+        return out
+
+    def _take_nearest(
+        self, group: list[NodeEntry], t: int, count: int, out: list[NodeInfo],
+        bad: list[NodeEntry],
+    ) -> bool:
+        """Append the nodes of ``group`` to ``out`` nearest to ``t`` first, bad ones to ``bad``
+        instead, until ``out`` holds ``count``; True once it does. Ids are unique in the table,
+        so the (distance, entry) pairs never compare their entries."""
+        ranked = [(e.id_int ^ t, e) for e in group]
+        ranked.sort()
+        if self._default_is_bad:
+            # The default policy's is_bad, inlined: this runs for every node of every reply.
+            ba = self.policy.bad_after_failures
+            for _, e in ranked:
+                if e.failures >= ba:
                     bad.append(e)
                 else:
                     out.append(e.info)
                     if len(out) == count:
-                        return out
-            group = []
-        if group:
-            group.sort(key=lambda e: e.id_int ^ t)
-            for e in group:
-                if is_bad(e):
-                    bad.append(e)
-                else:
-                    out.append(e.info)
-        # Bad nodes were collected nearest first too.
-        out.extend(e.info for e in bad[: count - len(out)])
-        return out
+                        return True
+            return False
+        is_bad = self.policy.is_bad
+        for _, e in ranked:
+            if is_bad(e):
+                bad.append(e)
+            else:
+                out.append(e.info)
+                if len(out) == count:
+                    return True
+        return False
 
     # --- bucket refresh -----------------------------------------------------------------------
     def stale_buckets(self, now: float) -> list[int]:
@@ -513,28 +539,46 @@ class RoutingTable:
     def _can_split(self, idx: int) -> bool:
         return idx == len(self._buckets) - 1 and idx + 1 < MAX_BUCKETS
 
-    def _verify_if_useful(self, entry: NodeEntry, now: float) -> list[NodeInfo]:
+    def _verify_if_useful(
+        self, entry: NodeEntry, now: float, idx: int | None = None, bucket: _Bucket | None = None
+    ) -> list[NodeInfo]:
         """A candidate that never answered: worth a verification ping only if an answer could
         get it a place (room in its bucket, a bad node to replace, our bucket to split).
-        Otherwise it waits; it is pinged when a place frees up (``failed``)."""
-        idx = self._index_of(entry.id_int)
-        bucket = self._buckets[idx]
+        Otherwise it waits; it is pinged when a place frees up (``failed``). ``idx`` and
+        ``bucket``: its bucket, when the caller knows it already."""
+        if idx is None or bucket is None:
+            idx = self._index_of(entry.id_int)
+            bucket = self._buckets[idx]
+        # The cheap tests first (the policy's are pure, so the order changes nothing).
         if (
             len(bucket.nodes) < self.policy.bucket_size(idx)
-            or self.policy.eviction_victim(bucket.nodes) is not None
             or self._can_split(idx)
+            or self._has_victim(bucket.nodes)
         ):
             to_ping: list[NodeInfo] = []
             self._ask_ping(entry, now, to_ping)
             return to_ping
         return []
 
-    def _subnet_free(self, entry: NodeEntry, responded: bool) -> bool:
+    def _has_victim(self, nodes: list[NodeEntry]) -> bool:
+        """Whether the policy would evict one of ``nodes`` for a verified newcomer."""
+        if self._default_is_bad:
+            ba = self.policy.bad_after_failures
+            for e in nodes:
+                if e.failures >= ba:
+                    return True
+            return False
+        return self.policy.eviction_victim(nodes) is not None
+
+    def _subnet_free(
+        self, entry: NodeEntry, responded: bool, bucket: _Bucket | None = None
+    ) -> bool:
         """The subnet rule for a newcomer to its bucket: no other node of its /24 (/64) among
         the bucket's live nodes or candidates. A newcomer that answered us does replace a
         same-subnet candidate that never did (a spoofed query must not lock a real node out);
         otherwise the first one keeps the subnet."""
-        bucket = self._buckets[self._index_of(entry.id_int)]
+        if bucket is None:
+            bucket = self._buckets[self._index_of(entry.id_int)]
         key = entry.subnet
         for e in bucket.nodes:
             if e.subnet == key:
