@@ -23,6 +23,7 @@ import ipaddress
 import struct
 from collections.abc import Iterable
 from functools import lru_cache
+from operator import attrgetter, itemgetter
 
 from dhtviewer.dht.addresses import pack_ip
 from dhtviewer.dht.messages import Addr, NodeInfo
@@ -142,6 +143,13 @@ def decode_values(values: Iterable[bytes]) -> tuple[Addr, ...]:
     return tuple(out)
 
 
+_ID = attrgetter("id")
+_ADDR = attrgetter("addr")
+_HOST = itemgetter(0)
+_PORT = itemgetter(1)
+_TWO = 2
+
+
 @lru_cache(maxsize=16384, typed=True)
 def _node_record(nid: bytes, host: str, port: int) -> bytes:
     """One compact node (id + compact peer), either family. Cached: a reply hands out the same
@@ -158,12 +166,16 @@ def _encode_node_list(nodes: Iterable[NodeInfo], peer_len: int, key: str) -> byt
     # part) goes the slow way below, which names the culprit.
     items = nodes if isinstance(nodes, (tuple, list)) else list(nodes)
     try:
-        data = b"".join([_node_record(n.id, *n.addr) for n in items])
+        addrs = list(map(_ADDR, items))
+        # Only pairs take the fast way (the slow one says what is wrong with the others).
+        if all(map(_TWO.__eq__, map(len, addrs))):
+            data = b"".join(
+                map(_node_record, map(_ID, items), map(_HOST, addrs), map(_PORT, addrs))
+            )
+            if len(data) == len(items) * (_ID_LEN + peer_len):
+                return data
     except (TypeError, ValueError, AttributeError):
         pass
-    else:
-        if len(data) == len(items) * (_ID_LEN + peer_len):
-            return data
     return _encode_node_list_checked(items, peer_len, key)
 
 

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 from functools import lru_cache
+from itertools import starmap
 
 from dhtviewer.dht import bencoding, bloom, common_queries, compact, items
 from dhtviewer.dht.addresses import format_addr
@@ -554,7 +555,9 @@ def _encode_response(msg: Response, v: bytes | None) -> bytes:
     if msg.values:
         out.append(b"6:valuesl")
         try:
-            out += [_value_entry(host, port) for host, port in msg.values]
+            # starmap: the cache lookups without a Python-level step per peer; anything but a
+            # pair fails the call (TypeError) and is explained below.
+            out += list(starmap(_value_entry, msg.values))
         except (TypeError, ValueError) as err:
             if isinstance(err, compact.CompactError):
                 raise

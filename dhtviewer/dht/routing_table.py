@@ -34,6 +34,7 @@ from __future__ import annotations
 import math
 import random
 from collections.abc import Callable, Iterator
+from operator import attrgetter, itemgetter
 
 from dhtviewer.dht.addresses import ip_family
 from dhtviewer.dht.counters import Counters
@@ -64,6 +65,12 @@ QUESTIONABLE_SCAN_INTERVAL = 1.0
 """A full bucket is searched for questionable nodes to ping at most once per this many seconds.
 Each node found is handed out at most once per PING_INTERVAL anyway; without this bound every
 query from a would-be newcomer rescanned its bucket (a serving node's hot path)."""
+
+_ID_INT = attrgetter("id_int")
+_INFO = attrgetter("info")
+_FAILURES = attrgetter("failures")
+_SUBNET = attrgetter("subnet")
+_ENTRY = itemgetter(1)
 
 MAX_BUCKETS = ID_BITS
 """Bucket 159 holds the single id that differs from ours in the last bit only: no deeper split."""
@@ -374,17 +381,22 @@ class RoutingTable:
         """Append the nodes of ``group`` to ``out`` nearest to ``t`` first, bad ones to ``bad``
         instead, until ``out`` holds ``count``; True once it does. Ids are unique in the table,
         so the (distance, entry) pairs never compare their entries."""
-        ranked = [(e.id_int ^ t, e) for e in group]
-        ranked.sort()
+        # Built and sorted without a Python-level step per node: this runs for every reply.
+        ranked = sorted(zip(map(t.__xor__, map(_ID_INT, group)), group))
+        need = count - len(out)
         if self._default_is_bad:
-            # The default policy's is_bad, inlined: this runs for every node of every reply.
             ba = self.policy.bad_after_failures
+            if max(map(_FAILURES, group)) < ba:
+                # No bad node (the usual case): the nearest ones, as they come.
+                out += map(_INFO, map(_ENTRY, ranked[:need]))
+                return len(out) == count
             for _, e in ranked:
                 if e.failures >= ba:
                     bad.append(e)
                 else:
                     out.append(e.info)
-                    if len(out) == count:
+                    need -= 1
+                    if not need:
                         return True
             return False
         is_bad = self.policy.is_bad
@@ -393,7 +405,8 @@ class RoutingTable:
                 bad.append(e)
             else:
                 out.append(e.info)
-                if len(out) == count:
+                need -= 1
+                if not need:
                     return True
         return False
 
@@ -580,9 +593,12 @@ class RoutingTable:
         if bucket is None:
             bucket = self._buckets[self._index_of(entry.id_int)]
         key = entry.subnet
-        for e in bucket.nodes:
-            if e.subnet == key:
-                return False
+        # Membership tests first (no Python-level step per node); the loop below only runs
+        # when a candidate of that subnet is there.
+        if key in map(_SUBNET, bucket.nodes):
+            return False
+        if key not in map(_SUBNET, bucket.replacements):
+            return True
         for e in bucket.replacements:
             if e.subnet == key:
                 if responded and not e.answered:
