@@ -4,7 +4,7 @@ closest(), bucket refresh and snapshots; plus invariants under random operation 
 from __future__ import annotations
 
 import random
-from dataclasses import replace
+from dataclasses import dataclass, replace
 
 import pytest
 from hypothesis import given, settings
@@ -25,6 +25,7 @@ from dhtviewer.dht.node_id import (
     random_id_with_prefix,
     shared_prefix_bits,
 )
+from dhtviewer.dht.routing_policy import RoutingPolicy
 from dhtviewer.dht.routing_table import RoutingTable
 from dhtviewer.dht.settings import DhtSettings
 
@@ -497,8 +498,8 @@ def test_state_rule_directly() -> None:
 # --- closest --------------------------------------------------------------------------------------
 def brute_closest(table: RoutingTable, target: bytes, count: int) -> list[NodeInfo]:
     entries = sorted(table, key=lambda e: distance(e.id, target))
-    ok = [e for e in entries if e.failures < table.settings.bad_after_failures]
-    bad = [e for e in entries if e.failures >= table.settings.bad_after_failures]
+    ok = [e for e in entries if not table.policy.is_bad(e)]
+    bad = [e for e in entries if table.policy.is_bad(e)]
     return [NodeInfo(e.id, e.addr) for e in (ok + bad)[:count]]
 
 
@@ -788,6 +789,37 @@ class RoutingMachine(RuleBasedStateMachine):
 
 TestRoutingMachine = RoutingMachine.TestCase
 TestRoutingMachine.settings = settings(max_examples=60, stateful_step_count=40, deadline=None)
+
+
+@dataclass(frozen=True)
+class _OneStrikePolicy(RoutingPolicy):
+    """A policy with its own bad-node rule: the table must ask it (its fast paths inline only
+    the default rule)."""
+
+    def is_bad(self, entry: NodeEntry) -> bool:
+        return entry.failures >= 1 and entry.last_response is not None
+
+
+class CustomPolicyMachine(RoutingMachine):
+    """The same random operations on a table whose policy judges bad nodes its own way:
+    closest() must still equal the brute-force answer under that policy's rule."""
+
+    @initialize(seed=st.integers(0, 2**32 - 1))
+    def setup(self, seed: int) -> None:
+        rng = random.Random(seed)
+        s = replace(DEFAULTS, k=3, replacement_cache_size=2, bad_after_failures=2)
+        policy = _OneStrikePolicy.from_settings(s)
+        self.table = RoutingTable(OWN, s, family=4, policy=policy)
+        self.now = 0.0
+        self.ids = [random_id_with_prefix(rng, OWN, min(int(rng.expovariate(0.4)), 30))
+                    for _ in range(40)]
+        self.ids.append(OWN)
+
+
+TestCustomPolicyMachine = CustomPolicyMachine.TestCase
+TestCustomPolicyMachine.settings = settings(
+    max_examples=30, stateful_step_count=40, deadline=None
+)
 
 
 def test_invariants_under_a_long_random_sequence() -> None:
