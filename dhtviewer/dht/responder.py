@@ -98,6 +98,9 @@ class Responder:
             SampleInfohashesQuery.method: self._sample_reply,
         }
         self._builtin = dict(self._handlers)
+        self._wire_find_node = self._handlers[FindNodeQuery.method]
+        self._wire_get_peers = self._handlers[GetPeersQuery.method]
+        """The built-in handlers whose replies ``answer_wire`` writes directly."""
 
     @property
     def node_id(self) -> bytes:
@@ -132,6 +135,35 @@ class Responder:
         if handler is None:
             return ErrorMessage(q.tid, METHOD_UNKNOWN, "method unknown")
         return handler(q, addr, now)
+
+    def answer_wire(self, q: Query, addr: Addr, now: float) -> bytes | None:
+        """The encoded reply to ``q`` when it is a find_node or a get_peers (without BEP 33
+        scrape) answered by the built-in handler: the bytes ``encode(answer(q, addr, now))``
+        would give, the same state changes (token, peer draw), without building a
+        ``Response``. None for every other query (then ``answer`` and ``encode``)."""
+        # The handler of the query's own method (a subclass may name another one).
+        handler = self._handlers.get(type(q).method)
+        token: bytes | None = None
+        values: tuple[Addr, ...] = ()
+        if isinstance(q, FindNodeQuery):
+            if handler is not self._wire_find_node:
+                return None
+            v4, v6 = self.closest_nodes(q.target, q.want, addr, now)
+        elif isinstance(q, GetPeersQuery):
+            if q.scrape or handler is not self._wire_get_peers:
+                return None
+            token, values, v4, v6 = self._get_peers_parts(q, addr, now)
+        else:
+            return None
+        version = self.settings.client_version
+        data = krpc.encode_common_response(
+            q.tid, self.node_id, addr, version, v4, v6, values, token
+        )
+        if len(data) > self.settings.max_reply_bytes:
+            data = self._shrink(
+                self.response(q, addr, nodes=v4, nodes6=v6, values=values, token=token)
+            )
+        return data
 
     def response(self, q: Query, addr: Addr, **fields: Any) -> Response:
         """Our reply to ``q``: our id, the requester's address as we saw it (BEP 42 ``ip``),
@@ -189,18 +221,24 @@ class Responder:
             else:
                 return data  # nothing left to shed: the bare reply is tiny anyway
 
-    def _get_peers_reply(self, q: GetPeersQuery, addr: Addr, now: float) -> Response:
-        s = self.settings
+    def _get_peers_parts(
+        self, q: GetPeersQuery, addr: Addr, now: float
+    ) -> tuple[bytes, tuple[Addr, ...], tuple[NodeInfo, ...], tuple[NodeInfo, ...]]:
+        """(token, peers, nodes, nodes6) of a get_peers reply, drawn in this order."""
         token = self.tokens.issue(addr[0], q.info_hash, now)
         peers = self.store.get(
             q.info_hash,
             now,
             self.rng,
-            s.max_peers_per_reply,
+            self.settings.max_peers_per_reply,
             family=ip_family(addr[0]),
             noseed=q.noseed,
         )
         v4, v6 = self.closest_nodes(q.info_hash, q.want, addr, now)
+        return token, tuple(peers), v4, v6
+
+    def _get_peers_reply(self, q: GetPeersQuery, addr: Addr, now: float) -> Response:
+        token, peers, v4, v6 = self._get_peers_parts(q, addr, now)
         # BEP 33: the filters (512 bytes) come with the peers; a reply too large for
         # max_reply_bytes sheds peers first (``_shrink``), never the filters.
         filters = self.store.scrape_filters(q.info_hash, now) if q.scrape else None
@@ -209,7 +247,7 @@ class Responder:
             addr,
             nodes=v4,
             nodes6=v6,
-            values=tuple(peers),
+            values=peers,
             token=token,
             bf_seeds=filters[0] if filters else None,
             bf_peers=filters[1] if filters else None,

@@ -382,7 +382,7 @@ class RoutingTable:
         instead, until ``out`` holds ``count``; True once it does. Ids are unique in the table,
         so the (distance, entry) pairs never compare their entries."""
         # Built and sorted without a Python-level step per node: this runs for every reply.
-        ranked = sorted(zip(map(t.__xor__, map(_ID_INT, group)), group))
+        ranked = sorted(zip(map(t.__xor__, map(_ID_INT, group)), group, strict=True))
         need = count - len(out)
         if self._default_is_bad:
             ba = self.policy.bad_after_failures
@@ -576,11 +576,7 @@ class RoutingTable:
     def _has_victim(self, nodes: list[NodeEntry]) -> bool:
         """Whether the policy would evict one of ``nodes`` for a verified newcomer."""
         if self._default_is_bad:
-            ba = self.policy.bad_after_failures
-            for e in nodes:
-                if e.failures >= ba:
-                    return True
-            return False
+            return max(map(_FAILURES, nodes), default=0) >= self.policy.bad_after_failures
         return self.policy.eviction_victim(nodes) is not None
 
     def _subnet_free(
