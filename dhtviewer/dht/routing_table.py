@@ -240,7 +240,7 @@ class RoutingTable:
         record(entry, now, responded, rtt, version)
         if responded:
             return self._place(entry, now)
-        self._add_candidate(entry, bucket)
+        self._add_candidate(entry, bucket, host)
         return self._verify_if_useful(entry, now, idx, bucket)
 
     def failed(self, node_id: bytes | None, addr: Addr, now: float) -> list[NodeInfo]:
@@ -691,7 +691,8 @@ class RoutingTable:
         if self._emit is not None:
             self._emit(NodeRemoved(e.id, e.addr, idx, self.family, reason, now))
 
-    def _add_candidate(self, e: NodeEntry, bucket: _Bucket) -> None:
+    def _add_candidate(self, e: NodeEntry, bucket: _Bucket, host: object = None) -> None:
+        """``host``: ``policy.host(e.addr)``, when the caller has it already."""
         size = self.policy.replacement_cache_size
         if not self._rebuilding:
             self.counters.candidates_cached += 1
@@ -699,7 +700,7 @@ class RoutingTable:
             return
         bucket.replacements.append(e)
         self._cand_by_id[e.id] = e
-        self._cand_by_ip[self._host(e.addr)] = e
+        self._cand_by_ip[self._host(e.addr) if host is None else host] = e
         while len(bucket.replacements) > size:
             self._drop_candidate(bucket.replacements[0], bucket)
 
