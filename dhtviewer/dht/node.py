@@ -33,7 +33,6 @@ Driving contract (the asyncio transport and the simulator follow exactly this)::
 
 from __future__ import annotations
 
-import itertools
 import random
 from collections.abc import Callable, Mapping, Sequence
 
@@ -116,12 +115,15 @@ class DhtNode:
         traffic_events: bool = True,
         external_ip: str | None = None,
         routing_policy: RoutingPolicy | None = None,
+        first_op_id: int = 1,
     ) -> None:
         """``families``: address families this node speaks (4, 6 or both); one routing table
         each. ``traffic_events``: emit MessageSent/MessageReceived (``set_traffic_events``
         switches it later). ``external_ip``: our address as last known (restored state), until
         votes say otherwise. ``routing_policy``: the routing tables' rules (default: from
-        ``settings``)."""
+        ``settings``). ``first_op_id``: the id of the first operation (lookup, ping, ...); a
+        program that runs nodes one after another passes the previous node's ``next_op_id`` so
+        that ids never repeat within its life."""
         if node_id is not None and len(node_id) != ID_BYTES:
             raise ValueError("node_id must be 20 bytes")
         s = self._settings = settings or DhtSettings()
@@ -165,7 +167,7 @@ class DhtNode:
             limiter=self._limiter,
             on_external_ip=self._vote_external_ip,
         )
-        self._ops = itertools.count(1)
+        self._next_op = first_op_id
         self._lookups = LookupManager(
             node_id=self._node_id,
             settings=s,
@@ -495,6 +497,11 @@ class DhtNode:
         return self._settings
 
     @property
+    def next_op_id(self) -> int:
+        """The id the next operation (lookup, ping, ...) will get."""
+        return self._next_op
+
+    @property
     def families(self) -> tuple[int, ...]:
         return self._families
 
@@ -622,7 +629,9 @@ class DhtNode:
         return round_
 
     def _new_op(self) -> int:
-        return next(self._ops)
+        op = self._next_op
+        self._next_op += 1
+        return op
 
     def _addr_ok(self, addr: Addr) -> bool:
         try:

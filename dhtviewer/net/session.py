@@ -122,6 +122,9 @@ class DhtSession:
     address is local, or the bind address is loopback). ``bind``: ``(host, port)``; port 0 picks
     an ephemeral port. ``state_path``: JSON file to restore from at construction and save to at
     ``stop()``; None keeps state in memory only (a stopped session restarts with its contacts).
+    ``first_op_id``: the first lookup (operation) id; ids then never repeat, across restarts of
+    this session too, so a program running sessions one after another passes the previous one's
+    ``next_op_id`` and can key its records of lookups by id.
     """
 
     def __init__(
@@ -131,6 +134,7 @@ class DhtSession:
         state_path: str | os.PathLike[str] | None = None,
         node_id: bytes | None = None,
         rng: random.Random | None = None,
+        first_op_id: int = 1,
     ) -> None:
         if node_id is not None and len(node_id) != ID_BYTES:
             raise ValueError(f"node_id must be {ID_BYTES} bytes, got {len(node_id)}")
@@ -145,6 +149,7 @@ class DhtSession:
         self._saved = saved
         self._node_id = node_id or saved.node_id or random_id(self.rng)
         self._node: DhtNode | None = None
+        self._first_op_id = first_op_id
         self._proto: DhtProtocol | None = None
         self._state: State = "stopped"
         self._detail = ""
@@ -203,6 +208,7 @@ class DhtSession:
             families=(node_family,),
             external_ip=self._saved.external_ip,
             traffic_events=self._wants_traffic(),
+            first_op_id=self.next_op_id,
         )
         proto = await open_udp(node, host, port, family)
         self._node, self._proto = node, proto
@@ -496,6 +502,11 @@ class DhtSession:
     @property
     def node_id(self) -> bytes:
         return self._node_id
+
+    @property
+    def next_op_id(self) -> int:
+        """The id the next lookup (or other operation) will get."""
+        return self._node.next_op_id if self._node is not None else self._first_op_id
 
     @property
     def node(self) -> DhtNode | None:

@@ -157,7 +157,7 @@ class Controller(QObject):
     """(ip, votes) learned from BEP 42 ``ip`` votes."""
     lookup_started = Signal(int, str, object)
     """(lookup id, kind, target) of a lookup the user asked for ("verify" for the announce
-    check)."""
+    check). Lookup ids never repeat in the app's life, across Stop/Start and mode changes."""
     lookup_finished = Signal(object)
     """LookupResult of a user lookup."""
     announce_finished = Signal(object)
@@ -196,6 +196,7 @@ class Controller(QObject):
         self._tasks: set[asyncio.Task[Any]] = set()
         self._busy: asyncio.Task[Any] | None = None
         self.current_lookup: LookupHandle | None = None
+        self._first_op_id = 1
         self._timer = QTimer(self)
         self._timer.setInterval(TICK_MS)
         self._timer.timeout.connect(self._tick)
@@ -341,7 +342,8 @@ class Controller(QObject):
                 return False
             spec = started
         session = DhtSession(options.settings, bind=(host, options.port),
-                             state_path=options.state_path, node_id=options.node_id)
+                             state_path=options.state_path, node_id=options.node_id,
+                             first_op_id=self._next_op_id())
         if session.load_warning is not None:
             log.warning("%s", session.load_warning)
         self._unsubscribe = session.subscribe(self._on_event)
@@ -439,6 +441,14 @@ class Controller(QObject):
         if runner is not None:
             await _loop().run_in_executor(None, runner.__exit__, None, None, None)
             self.testnet_changed.emit(None)
+
+    def _next_op_id(self) -> int:
+        """Where the next session's lookup ids start: after every id handed out so far, so
+        that a lookup id names one lookup for the app's whole life (the lookup history, the
+        peers table and exports are keyed by it)."""
+        if self.session is not None:
+            self._first_op_id = max(self._first_op_id, self.session.next_op_id)
+        return self._first_op_id
 
     def _fail(self, message: str) -> None:
         log.error("%s", message)

@@ -285,12 +285,18 @@ class LookupTracker:
             raise ValueError("capacity must be at least 1")
         self.capacity = capacity
         self.lookups: OrderedDict[int, LookupState] = OrderedDict()
-        self._evicted: list[int] = []
+        self._evicted: list[LookupState] = []
 
     def apply(self, event: ev.Event) -> LookupState | None:
         """Fold one event in; returns the lookup it changed (None if none)."""
         if isinstance(event, ev.LookupStarted):
             state = LookupState(event.lookup_id, event.target, event.kind, event.at)
+            # Ids are unique for the app's life (the controller sees to it); should one come
+            # again all the same, the new lookup replaces the old record rather than sharing
+            # its rows and peers.
+            old = self.lookups.pop(event.lookup_id, None)
+            if old is not None:
+                self._evicted.append(old)
             self.lookups[event.lookup_id] = state
             self._trim()
             return state
@@ -307,11 +313,10 @@ class LookupTracker:
             victim = next((i for i, s in self.lookups.items() if s.finished), None)
             if victim is None:
                 victim = next(iter(self.lookups))
-            del self.lookups[victim]
-            self._evicted.append(victim)
+            self._evicted.append(self.lookups.pop(victim))
 
-    def take_evicted(self) -> list[int]:
-        """Lookup ids dropped since the last call (so a model can remove their rows)."""
+    def take_evicted(self) -> list[LookupState]:
+        """Lookups dropped since the last call (so a model can remove their rows)."""
         out, self._evicted = self._evicted, []
         return out
 

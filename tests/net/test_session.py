@@ -238,6 +238,29 @@ def test_stop_start_keeps_identity_and_contacts(testnet: LocalTestnet, tmp_path:
     run(go)
 
 
+def test_lookup_ids_never_repeat_across_restarts_and_sessions(testnet: LocalTestnet) -> None:
+    async def go() -> list[int]:
+        ids: list[int] = []
+        s = DhtSession(QUICK, bind=("127.0.11.209", 0))
+        for _ in range(2):  # the same session restarted
+            await s.start(boot(testnet), timeout=10)
+            handle = s.start_find_node(bytes(20))
+            await handle.result(10)
+            ids.append(handle.lookup_id)
+            await s.stop()
+        # a new session continuing where the first stopped (the desktop app's Stop/Start)
+        nxt = DhtSession(QUICK, bind=("127.0.11.209", 0), first_op_id=s.next_op_id)
+        await nxt.start(boot(testnet), timeout=10)
+        handle = nxt.start_find_node(bytes(20))
+        await handle.result(10)
+        ids.append(handle.lookup_id)
+        await nxt.stop()
+        return ids
+
+    ids = run(go)
+    assert len(set(ids)) == 3 and ids == sorted(ids)
+
+
 def test_busy_port_raises_port_in_use(testnet: LocalTestnet) -> None:
     async def go() -> None:
         async with DhtSession(QUICK, bind=("127.0.11.208", 0)) as first:

@@ -244,6 +244,50 @@ def test_stop_and_start_twice_from_the_window(loop: qasync.QEventLoop, window: M
     run(loop, scenario())
 
 
+def test_a_lookup_after_stop_and_start_shows_its_own_path_and_peers(
+    loop: qasync.QEventLoop, window: MainWindow
+) -> None:
+    """Lookup ids restart with each session; the history keeps the earlier session's lookups,
+    so a new lookup must not be confused with an old one of the same session-local id."""
+
+    async def look_up(info_hash: bytes) -> None:
+        window.lookup.set_query(info_hash.hex())
+        assert window.lookup.start_lookup()
+        await until(lambda: window.lookup.shown is not None
+                    and window.lookup.shown.target == info_hash and window.lookup.shown.finished,
+                    what="the lookup to finish and show")
+
+    async def scenario() -> tuple[bytes, list[tuple[str, int]]]:
+        await started(window)
+        net = window.controller.testnet
+        assert net is not None
+        first = next(iter(net.announced))
+        await look_up(first)
+        window.stop_action.trigger()
+        await until(lambda: window.controller.state == "stopped", what="stopped")
+        await started(window)
+        net = window.controller.testnet
+        assert net is not None
+        second, peers = list(net.announced.items())[1]
+        await look_up(second)
+        await until(lambda: window.lookup.peers.rowCount() >= len(peers), what="the peers")
+        return second, peers
+
+    second, peers = run(loop, scenario())
+    lookups = window.lookup.lookups
+    ids = [lookups.state(r).lookup_id for r in range(lookups.rowCount())]
+    assert len(ids) == len(set(ids)), "a lookup id came twice in the history"
+    shown = window.lookup.shown
+    assert shown is not None and shown.target == second
+    table = window.lookup.peers
+    listed = {table.peer(r).addr for r in range(table.rowCount())}
+    assert listed == set(shown.peers) and set(peers) <= listed
+    assert window.lookup.peers_title.text() == f"Peers ({len(shown.peers)})"
+    assert window.lookup.graph.point_count() == shown.queried
+    current = window.lookup.history.currentIndex()
+    assert current.isValid() and current.data() == second.hex()
+
+
 def test_shortcuts_focus_the_lookup_cancel_and_export(
     loop: qasync.QEventLoop, window: MainWindow, tmp_path: Path
 ) -> None:

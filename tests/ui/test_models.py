@@ -226,3 +226,14 @@ def test_lookups_model_history_rows(qtmodeltester: ModelTester) -> None:
     assert [model.state(r).lookup_id for r in range(3)] == [11, 12, 13]
     assert model.row_of(12) == 1 and model.row_of(3) is None
     assert model.index(0, 0).parent() == QModelIndex()
+
+
+def test_lookups_model_keeps_one_row_per_lookup_id() -> None:
+    # a record replaced by a later lookup of the same id leaves; evicting it takes no other row
+    model = LookupsModel(capacity=2)
+    model.add_events(lookup_events())
+    model.add_events([ev.LookupStarted(4, TARGET, "find_node", 51.0),
+                      ev.LookupStarted(3, N1, "get_peers", 52.0)])
+    assert [(model.state(r).lookup_id, model.state(r).target) for r in range(2)] == [
+        (4, TARGET), (3, N1)]
+    assert model.row_of(3) == 1 and not model.state(1).peers

@@ -49,15 +49,17 @@ class LookupsModel(RowTableModel[LookupState]):
                     self.time_origin = event.at
             else:
                 touched.add(state.lookup_id)
-        evicted = set(self.tracker.take_evicted())
+        # by identity, not id: a replaced record and its successor share the id
+        evicted = {id(lk) for lk in self.tracker.take_evicted()}
         if evicted:
-            gone = [row for row, lk in enumerate(self._rows) if lk.lookup_id in evicted]
+            gone = [row for row, lk in enumerate(self._rows) if id(lk) in evicted]
             for row in reversed(gone):  # few rows per batch: one signal pair each is fine
                 self._remove_rows(row, row)
         self._emit_rows_changed(
-            row for row, lk in enumerate(self._rows) if lk.lookup_id in touched
+            row for row, lk in enumerate(self._rows)
+            if lk.lookup_id in touched and id(lk) not in evicted
         )
-        self._append_rows([lk for lk in started if lk.lookup_id not in evicted])
+        self._append_rows([lk for lk in started if id(lk) not in evicted])
 
     def set_now(self, now: float) -> None:
         """Let running lookups show their elapsed time up to ``now`` (core clock)."""
