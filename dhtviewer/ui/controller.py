@@ -401,6 +401,7 @@ class Controller(QObject):
             self._unsubscribe = None
         await self._stop_testnet()
         await self._stop_simnet()
+        self._external, self._external_dirty = None, False  # the next run learns it anew
         self._set_state(STOPPED, "stopped")
 
     async def _start_simnet(self, options: StartOptions) -> list[Any] | None:

@@ -46,6 +46,7 @@ from dhtviewer.ui.controller import (
     MAINLINE,
     SIMNET,
     STARTING,
+    STOPPED,
     STOPPING,
     TESTNET,
     Controller,
@@ -472,7 +473,9 @@ class MainWindow(QMainWindow):
         elif mode == SIMNET and c.options is not None:
             label += f" ({c.options.simnet_nodes:,} nodes)"
         self.setWindowTitle(f"dhtviewer — {label} — {state}")
-        if state == "ready" and self.banner.showing and not self._banner_error:
+        # the stalled-bootstrap notice ("keeps trying") holds while the node tries; an error
+        # stays until dismissed or the next start
+        if state in ("ready", STOPPED) and self.banner.showing and not self._banner_error:
             self.banner.hide_banner()
         self._update_status()
 

@@ -5,6 +5,7 @@ settings saved, settings restored)."""
 
 from __future__ import annotations
 
+import asyncio
 import csv
 import io
 import json
@@ -288,6 +289,29 @@ def test_a_lookup_after_stop_and_start_shows_its_own_path_and_peers(
     assert current.isValid() and current.data() == second.hex()
 
 
+def test_stop_clears_the_routing_views_and_the_external_address(
+    loop: qasync.QEventLoop, window: MainWindow
+) -> None:
+    async def scenario() -> None:
+        await started(window)
+        await until(lambda: window.routing.snapshot is not None
+                    and window.routing.snapshot.size > 0, what="a routing snapshot")
+        await until(lambda: window.network.external_label.text() != "not known yet",
+                    what="the external address from the testnet's votes")
+        window.stop_action.trigger()
+        await until(lambda: window.controller.state == "stopped", what="stopped")
+        await asyncio.sleep(0.3)  # a few ticks: nothing may bring the old table back
+
+    run(loop, scenario())
+    routing = window.routing
+    assert routing.model.rowCount() == 0 and routing.ring.node_count() == 0
+    assert routing.chart.stack_heights().size == 0
+    assert "0 nodes" not in routing.summary.text() and "stopped" in routing.summary.text()
+    assert window.status_nodes.text() == "good nodes 0 / 0"
+    assert window.network.external_label.text() == "not known yet"
+    assert window.controller.external_address() is None
+
+
 def test_shortcuts_focus_the_lookup_cancel_and_export(
     loop: qasync.QEventLoop, window: MainWindow, tmp_path: Path
 ) -> None:
@@ -424,6 +448,29 @@ def test_a_stalled_bootstrap_shows_a_banner_offering_the_local_testnet(
             run(loop, scenario())
             assert window.network.current_mode() == TESTNET
             assert not window.banner.showing
+        finally:
+            run(loop, close(window))
+
+
+def test_the_stalled_bootstrap_banner_goes_when_the_node_stops(
+    loop: qasync.QEventLoop, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(controller_mod, "STALL_SECONDS", 0.3)
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as silent:
+        silent.bind(("127.0.61.251", 0))
+        window = make_window(tmp_path, n=8, mode=CUSTOM,
+                             custom=(f"127.0.61.251:{silent.getsockname()[1]}",))
+
+        async def scenario() -> None:
+            await window.start_node()  # type: ignore[misc]
+            await until(lambda: window.banner.showing, what="the banner")
+            assert "keeps trying" in window.banner.text.text()
+            window.stop_action.trigger()
+            await until(lambda: window.controller.state == "stopped", what="stopped")
+
+        try:
+            run(loop, scenario())
+            assert not window.banner.showing  # it no longer "keeps trying"
         finally:
             run(loop, close(window))
 

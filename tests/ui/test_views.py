@@ -84,6 +84,24 @@ def test_bucket_chart_bars_match_snapshot(qtbot: QtBot) -> None:
     assert chart.stack_heights().size == 0
 
 
+def test_bucket_chart_axes_count_whole_buckets_and_nodes_without_a_scale_factor(
+    qtbot: QtBot,
+) -> None:
+    # pyqtgraph's SI prefixes made an empty chart's bucket axis read "(x0.001)"
+    chart = BucketChart()
+    qtbot.addWidget(chart)
+    chart.resize(600, 300)
+    chart.show()
+    qtbot.waitExposed(chart)
+    one = make_snapshot(depth=1)
+    for snap in (None, one, make_snapshot(), None):
+        chart.set_snapshot(snap)
+        QApplication.processEvents()
+        for side in ("left", "bottom"):
+            axis = chart.getPlotItem().getAxis(side)
+            assert axis.autoSIPrefixScale == 1.0 and "(x" not in axis.labelString(), side
+
+
 def test_bucket_chart_click_emits_bucket(qtbot: QtBot) -> None:
     chart = BucketChart()
     qtbot.addWidget(chart)

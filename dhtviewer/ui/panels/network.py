@@ -68,6 +68,7 @@ MODE_LABELS = ((MAINLINE, "Mainline DHT"), (TESTNET, "Local testnet"),
                (SIMNET, "Simulated Mainline"), (CUSTOM, "Custom"))
 _SIMNET_PROFILES = (("realistic", "Realistic (latency, loss, dead nodes, churn)"),
                     ("friendly", "Friendly (no loss, no dead nodes, no latency)"))
+EXTERNAL_UNKNOWN = "not known yet"
 _STATE_TEXT = {
     "stopped": "Stopped",
     STARTING: "Starting…",
@@ -309,7 +310,7 @@ class NetworkPanel(QWidget):
         self.local_label = QLabel("—", self)
         self.local_label.setToolTip("The address our UDP socket is bound to")
         self.local_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
-        self.external_label = QLabel("not known yet", self)
+        self.external_label = QLabel(EXTERNAL_UNKNOWN, self)
         self.external_label.setToolTip("Our address as other nodes see it: the IP most "
                                        "responders report in their BEP 42 'ip' field")
         self.external_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
@@ -512,6 +513,9 @@ class NetworkPanel(QWidget):
         self.node_id.setCursorPosition(0)  # the start of the id, not its end
         local = c.local_address()
         self.local_label.setText(format_addr(local) if local is not None else "—")
+        if c.external_address() is None:
+            # learned anew by each run (a testnet's votes say nothing about the Mainline)
+            self.external_label.setText(EXTERNAL_UNKNOWN)
         if state == "stopped":
             self.progress.setValue(0)
             self.progress.setFormat("stopped")

@@ -23,7 +23,7 @@ from PySide6.QtWidgets import (
 from dhtviewer.dht.addresses import format_addr
 from dhtviewer.dht.messages import Addr
 from dhtviewer.dht.routing_table import NodeSnapshot, RoutingSnapshot
-from dhtviewer.ui.controller import Controller
+from dhtviewer.ui.controller import STOPPED, Controller
 from dhtviewer.ui.models.nodes import (
     COL_ADDR,
     COL_BEP42,
@@ -117,6 +117,7 @@ class RoutingPanel(QWidget):
         layout.setContentsMargins(4, 4, 4, 4)
         layout.addWidget(self.splitter)
         controller.routing_changed.connect(self.set_snapshot)
+        controller.state_changed.connect(self._state_changed)
 
     def resizeEvent(self, event: QResizeEvent) -> None:
         super().resizeEvent(event)
@@ -137,6 +138,19 @@ class RoutingPanel(QWidget):
             f"{snapshot.size} nodes in {snapshot.depth} buckets · {good} good · "
             f"K = {snapshot.k}"
         )
+
+    def clear(self, why: str) -> None:
+        """Show no table (``why`` in the summary line)."""
+        self.snapshot = None
+        self.chart.set_snapshot(None)
+        self.model.clear()
+        self.ring.set_nodes(None)
+        self.summary.setText(why)
+
+    def _state_changed(self, state: str, _detail: str) -> None:
+        # a stopped node has no table: the last snapshot would contradict the status bar
+        if state == STOPPED and self.snapshot is not None:
+            self.clear("No routing table: the node is stopped.")
 
     def set_target(self, target: bytes | None) -> None:
         self.ring.set_target(target)

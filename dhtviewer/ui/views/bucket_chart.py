@@ -50,6 +50,10 @@ class BucketChart(ThemedPlotWidget):
         plot.setMouseEnabled(x=False, y=False)
         plot.setLabel("bottom", "bucket (bits shared with our id)")
         plot.setLabel("left", "nodes")
+        for side in ("left", "bottom"):
+            # whole buckets and nodes: pyqtgraph's SI prefixes would label a near-empty chart
+            # "(x0.001)"
+            plot.getAxis(side).enableAutoSIPrefix(False)
         plot.showGrid(y=True, alpha=0.25)
         self._legend = plot.addLegend(offset=(-8, 6), colCount=4)
         self._stacks = [

@@ -67,6 +67,8 @@ class LookupGraph(ThemedPlotWidget):
         plot.setMenuEnabled(False)
         plot.setLabel("bottom", "hop")
         plot.setLabel("left", "bits shared with the target")
+        for side in ("left", "bottom"):
+            plot.getAxis(side).enableAutoSIPrefix(False)  # whole hops and bits, never "(x0.001)"
         plot.showGrid(x=False, y=True, alpha=0.12)
         plot.getAxis("bottom").setTickSpacing(1, 1)
         self._legend = plot.addLegend(offset=(8, 6), colCount=3)
