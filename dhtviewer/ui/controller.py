@@ -70,6 +70,9 @@ MAX_PENDING = 50_000
 """Traffic events queued between two ticks beyond this are dropped (counted): a flood must not
 grow memory without bound while the UI is busy."""
 LOOKUP_TIMEOUT = 60.0
+BOOTSTRAP_WAIT = 30.0
+"""A lookup asked for while the routing table is still empty waits this long for the bootstrap
+to find a node, then gives up (with the reason)."""
 READY_GOOD_NODES = 8
 """Good nodes the session wants before it reports "ready" (shown as progress)."""
 _ROUTING = (ev.NodeAdded, ev.NodeRemoved, ev.NodeStateChanged, ev.BucketSplit)
@@ -100,6 +103,18 @@ class StartOptions:
 
     def bootstrap_spec(self) -> list[str]:
         return list(self.custom if self.mode == CUSTOM else self.routers)
+
+
+@dataclass(frozen=True, slots=True)
+class DeferredLookup:
+    """A lookup waiting for the bootstrap to put a first node in the routing table: with none,
+    it would have nobody to ask and "finish" at once. ``since``: the events' clock."""
+
+    what: str
+    kind: str
+    target: bytes
+    task: str
+    since: float
 
 
 @dataclass(frozen=True, slots=True)
@@ -158,6 +173,12 @@ class Controller(QObject):
     lookup_started = Signal(int, str, object)
     """(lookup id, kind, target) of a lookup the user asked for ("verify" for the announce
     check). Lookup ids never repeat in the app's life, across Stop/Start and mode changes."""
+    lookup_deferred = Signal(str, object)
+    """(message, target): a lookup waits for the bootstrap (the table is empty); it starts
+    with ``lookup_started`` once a node is known, or ends with ``lookup_refused``; ("", None)
+    when the user cancelled it."""
+    lookup_refused = Signal(str)
+    """Why a lookup the user asked for did not start (also sent as ``error``)."""
     lookup_finished = Signal(object)
     """LookupResult of a user lookup."""
     announce_finished = Signal(object)
@@ -196,6 +217,8 @@ class Controller(QObject):
         self._tasks: set[asyncio.Task[Any]] = set()
         self._busy: asyncio.Task[Any] | None = None
         self.current_lookup: LookupHandle | None = None
+        self.deferred_lookup: DeferredLookup | None = None
+        """A lookup waiting for the bootstrap (see ``DeferredLookup``)."""
         self._first_op_id = 1
         self._timer = QTimer(self)
         self._timer.setInterval(TICK_MS)
@@ -387,6 +410,9 @@ class Controller(QObject):
 
     async def _stop(self) -> None:
         self._stall_timer.stop()
+        if self.deferred_lookup is not None:
+            self._refuse(self.deferred_lookup.what, "the node stopped before it found a node "
+                         "to ask")
         if self.current_lookup is not None:
             self.current_lookup.cancel()
             self.current_lookup = None
@@ -468,10 +494,32 @@ class Controller(QObject):
         self, what: str, kind: str, target: bytes, task: str
     ) -> LookupHandle | None:
         """Start a ``kind`` lookup ("get_peers" or "find_node") of ``target`` and make it the
-        current one; ``what`` names the action in the not-running error, ``task`` the follower."""
+        current one; ``what`` names the action in messages, ``task`` the follower. With an empty
+        routing table the lookup waits for the bootstrap (``lookup_deferred``; None returned)
+        or, if the node is not bootstrapping, is refused with the reason."""
         session = self._running_session(what)
         if session is None:
             return None
+        if session.node is not None and session.node.routing_size() == 0:
+            if session.state != "bootstrapping":
+                self._refuse(what, "the routing table is empty and the node is not "
+                             "bootstrapping; give it bootstrap addresses and re-bootstrap")
+                return None
+            if self.current_lookup is not None:
+                self.current_lookup.cancel()
+                self.current_lookup = None
+            self.deferred_lookup = DeferredLookup(what, kind, target, task, session.now())
+            message = (f"Waiting for the bootstrap: the {kind} lookup of {target.hex()} starts "
+                       "as soon as the routing table has a node to ask.")
+            log.info("%s", message)
+            self.lookup_deferred.emit(message, target)
+            return None
+        self.deferred_lookup = None
+        return self._launch_lookup(session, what, kind, target, task)
+
+    def _launch_lookup(
+        self, session: DhtSession, what: str, kind: str, target: bytes, task: str
+    ) -> LookupHandle | None:
         try:
             if kind == "get_peers":
                 handle = session.start_find_peers(target)
@@ -480,16 +528,41 @@ class Controller(QObject):
         except LookupLimitError as err:
             # The node's cap on concurrent lookups (DhtSettings.max_lookups) is a limit the
             # user can hit by clicking fast; say so instead of failing in a Qt slot.
-            log.warning("cannot %s: %s", what, err)
-            self.error.emit(f"Cannot {what}: {err}. Wait for some to finish.")
+            self._refuse(what, f"{err}. Wait for some to finish")
             return None
         self.current_lookup = handle
         self.lookup_started.emit(handle.lookup_id, kind, target)
         self._spawn(self._follow_lookup(handle), f"{task} of {target.hex()}")
         return handle
 
+    def _refuse(self, what: str, why: str) -> None:
+        self.deferred_lookup = None
+        message = f"Cannot {what}: {why}."
+        log.warning("%s", message)
+        self.lookup_refused.emit(message)
+        self.error.emit(message)
+
+    def _run_deferred_lookup(self, session: DhtSession, now: float) -> None:
+        deferred = self.deferred_lookup
+        if deferred is None or session.node is None:
+            return
+        if session.node.routing_size() > 0:
+            self.deferred_lookup = None
+            self._launch_lookup(session, deferred.what, deferred.kind, deferred.target,
+                                deferred.task)
+        elif session.state != "bootstrapping" or now - deferred.since > BOOTSTRAP_WAIT:
+            self._refuse(deferred.what, f"the bootstrap found no node within "
+                         f"{now - deferred.since:.0f} s, so there is nobody to ask")
+
     def cancel_lookup(self) -> bool:
-        """Cancel the current lookup; False if none was running."""
+        """Cancel the current lookup (or the one waiting for the bootstrap); False if none was
+        running."""
+        if self.deferred_lookup is not None:
+            log.info("%s of %s cancelled before it started", self.deferred_lookup.what,
+                     self.deferred_lookup.target.hex())
+            self.deferred_lookup = None
+            self.lookup_deferred.emit("", None)
+            return True
         handle, self.current_lookup = self.current_lookup, None
         if handle is None or handle.done():
             return False
@@ -625,6 +698,8 @@ class Controller(QObject):
         if session is None or session.node is None or not self.running:
             return
         now = session.now()
+        if self.deferred_lookup is not None:
+            self._run_deferred_lookup(session, now)
         if self._routing_dirty or now - self._last_snapshot >= SNAPSHOT_EVERY:
             self._routing_dirty = False
             self._last_snapshot = now

@@ -17,6 +17,7 @@ from PySide6.QtWidgets import QApplication
 
 from dhtviewer.dht import events as ev
 from dhtviewer.net.session import StateChanged
+from dhtviewer.net.testnet import BackgroundTestnet, LocalTestnet
 from dhtviewer.ui import controller as controller_mod
 from dhtviewer.ui.controller import (
     CUSTOM,
@@ -283,6 +284,80 @@ def test_a_bootstrap_nobody_answers_is_reported_as_stalled(
         run(loop, scenario())
     assert ctl.state == "bootstrapping"
     assert "No bootstrap router answered" in rec.stalled[0]
+
+
+def test_a_lookup_asked_for_with_an_empty_table_waits_for_the_bootstrap(
+    loop: qasync.QEventLoop, ctl: Controller
+) -> None:
+    # Asked while no node is known, a lookup would have nobody to ask and "finish" at once
+    # having queried no one: it waits for the bootstrap and says so, then starts.
+    rec = Recorder(ctl)
+    deferred: list[tuple[str, object]] = []
+    started: list[tuple[int, str, object]] = []
+    finished: list[Any] = []
+    ctl.lookup_deferred.connect(lambda text, target: deferred.append((text, target)))
+    ctl.lookup_started.connect(lambda *args: started.append(args))
+    ctl.lookup_finished.connect(finished.append)
+    target = b"\x5a" * 20
+    net = LocalTestnet(8, "127.0.60.200", port=0, seed=3)
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as silent, BackgroundTestnet(net):
+        silent.bind(("127.0.60.251", 0))
+        where = f"127.0.60.251:{silent.getsockname()[1]}"
+
+        async def scenario() -> None:
+            await ctl.start(
+                StartOptions(mode=CUSTOM, custom=(where,), bind_host="127.0.0.1", port=0)
+            )
+            assert ctl.state == "bootstrapping"
+            assert ctl.find_peers(target) is None
+            assert ctl.deferred_lookup is not None and not started
+            await asyncio.sleep(0.5)  # ticks go by: still nobody to ask, still waiting
+            assert ctl.deferred_lookup is not None and not started
+            ctl.rebootstrap([f"{ip}:{port}" for ip, port in net.bootstrap_addrs])
+            await until(lambda: started, what="the lookup to start")
+            await until(lambda: finished, what="the lookup to finish")
+
+        run(loop, scenario())
+    assert deferred and "Waiting for the bootstrap" in deferred[0][0]
+    assert deferred[0][1] == target
+    assert started[0][1:] == ("get_peers", target) and ctl.deferred_lookup is None
+    assert finished[0].queried > 0
+    assert not rec.errors
+
+
+def test_a_lookup_with_an_empty_table_and_no_bootstrap_is_refused_with_the_reason(
+    loop: qasync.QEventLoop, ctl: Controller
+) -> None:
+    rec = Recorder(ctl)
+    refused: list[str] = []
+    ctl.lookup_refused.connect(refused.append)
+
+    async def scenario() -> None:
+        await ctl.start(StartOptions(mode=CUSTOM, custom=(), bind_host="127.0.0.1", port=0))
+        assert ctl.state == "idle"
+        assert ctl.find_node(b"\x01" * 20) is None
+
+    run(loop, scenario())
+    assert ctl.deferred_lookup is None and ctl.current_lookup is None
+    assert refused and "routing table is empty" in refused[0] and refused == rec.errors
+
+
+def test_a_waiting_lookup_can_be_cancelled(loop: qasync.QEventLoop, ctl: Controller) -> None:
+    deferred: list[tuple[str, object]] = []
+    ctl.lookup_deferred.connect(lambda text, target: deferred.append((text, target)))
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as silent:
+        silent.bind(("127.0.60.252", 0))
+        where = f"127.0.60.252:{silent.getsockname()[1]}"
+
+        async def scenario() -> None:
+            await ctl.start(
+                StartOptions(mode=CUSTOM, custom=(where,), bind_host="127.0.0.1", port=0)
+            )
+            assert ctl.find_peers(b"\x02" * 20) is None and ctl.deferred_lookup is not None
+            assert ctl.cancel_lookup() is True
+
+        run(loop, scenario())
+    assert ctl.deferred_lookup is None and deferred[-1] == ("", None)
 
 
 def test_operations_without_a_running_node_explain_instead_of_failing(

@@ -5,6 +5,7 @@ embedded testnet (127.0.62.x, ephemeral ports) for the panels that need live dat
 from __future__ import annotations
 
 import logging
+import socket
 from collections.abc import Iterator
 
 import pytest
@@ -201,6 +202,30 @@ def test_lookup_panel_follows_a_lookup_and_the_proxies_pass_the_model_tester(
     ports = [panel.peers_proxy.index(r, 1).data(SORT_ROLE)
              for r in range(panel.peers_proxy.rowCount())]
     assert ports == sorted(ports, reverse=True)
+
+
+def test_lookup_panel_says_a_lookup_waits_for_the_bootstrap_and_lets_it_be_cancelled(
+    loop: qasync.QEventLoop,
+) -> None:
+    c = Controller()
+    panel = LookupPanel(c)
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as silent:
+        silent.bind(("127.0.62.251", 0))
+        where = f"127.0.62.251:{silent.getsockname()[1]}"
+
+        async def scenario() -> None:
+            await c.start(  # type: ignore[misc]
+                StartOptions(mode=CUSTOM, custom=(where,), bind_host="127.0.0.1", port=0))
+            panel.set_query("ab" * 20)
+            assert panel.start_lookup()
+            assert "Waiting for the bootstrap" in panel.message.text()
+            assert not panel.message.isHidden() and not panel.message.is_error
+            assert panel.cancel_button.isEnabled()
+            panel.cancel_button.click()
+            assert panel.message.isHidden() and not panel.cancel_button.isEnabled()
+            await c.shutdown()
+
+        run(loop, scenario())
 
 
 # --- announce panel --------------------------------------------------------------------------

@@ -9,10 +9,10 @@ import random
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
 import pytest
-from PySide6.QtCore import QPointF, Qt
-from PySide6.QtGui import QColor, QPalette
+from PySide6.QtCore import QEvent, QPointF, Qt
+from PySide6.QtGui import QColor, QHelpEvent, QPalette
 from PySide6.QtTest import QTest
-from PySide6.QtWidgets import QApplication
+from PySide6.QtWidgets import QApplication, QToolTip, QWidget
 from pytestqt.qtbot import QtBot
 
 from dhtviewer.dht import events as ev
@@ -150,6 +150,121 @@ def test_lookup_graph_hover_finds_the_node(qtbot: QtBot, sim_lookup: LookupState
     where = graph.position_of(node)
     assert graph.node_near(where) is node
     assert graph.node_near(where + QPointF(1000.0, 0.0)) is None
+
+
+def path_lookup(target: bytes, bits: list[int]) -> LookupState:
+    """A finished find_node lookup of ``target`` whose i-th node shares ``bits[i]`` bits with it
+    (160: the target itself), each referred by the previous one."""
+    rng = random.Random(8)
+    events: list[ev.Event] = [ev.LookupStarted(1, target, "find_node", 0.0)]
+    previous = None
+    for i, b in enumerate(bits):
+        node_id = target if b == 160 else random_id_with_prefix(rng, target, b)
+        addr = (f"30.1.0.{i + 1}", 6881)
+        events.append(ev.LookupQuerySent(1, node_id, addr, previous, i // 3, i * 0.01))
+        events.append(ev.LookupResponse(1, node_id, addr, 0.05, 8, 0, i * 0.01 + 0.05))
+        previous = node_id
+    return LookupState.from_events(events)
+
+
+def shown_graph(qtbot: QtBot, width: int = 700, height: int = 400) -> LookupGraph:
+    graph = LookupGraph()
+    qtbot.addWidget(graph)
+    graph.resize(width, height)
+    graph.show()
+    qtbot.waitExposed(graph)
+    return graph
+
+
+def test_lookup_graph_of_a_known_node_stays_within_160_bits_and_keeps_the_path_readable(
+    qtbot: QtBot,
+) -> None:
+    # find_node of a node in our table: the last hop is the target itself, 160 bits shared
+    graph = shown_graph(qtbot)
+    target = random_id(random.Random(5))
+    state = path_lookup(target, [2, 3, 3, 5, 6, 8, 9, 11, 160])
+    graph.set_lookup(state)
+    QApplication.processEvents()
+    low, high = graph.getPlotItem().getViewBox().viewRange()[1]
+    assert high <= 160
+    # the other hops spread over most of the height instead of a line at the bottom
+    assert (11 - 2) / (high - low) > 0.5
+    exact = state.node_by_id(target)
+    assert exact is not None
+    y = graph.position_of(exact).y()
+    others = [graph.position_of(n).y() for n in state.nodes.values() if n is not exact]
+    assert max(others) < y <= high
+    # ... at a tick that tells the truth
+    ticks = graph.getPlotItem().getAxis("left")._tickLevels
+    assert ticks is not None and (y, "160") in ticks[0]
+    assert "160 bits shared" in LookupGraph.tooltip_for(exact)
+    # without an exact match: plain whole-bit ticks again
+    graph.set_lookup(path_lookup(target, [2, 3, 150, 160]))
+    assert graph.getPlotItem().getAxis("left")._tickLevels is None
+
+
+def test_lookup_graph_tick_labels_never_overlap_even_when_empty(qtbot: QtBot) -> None:
+    graph = shown_graph(qtbot, 500, 230)
+    target = random_id(random.Random(6))
+    for state in (path_lookup(target, [2, 4, 6]), None, path_lookup(target, range(0, 60, 3))):
+        graph.set_lookup(state)  # type: ignore[arg-type]
+        QApplication.processEvents()
+        axis = graph.getPlotItem().getAxis("left")
+        low, high = graph.getPlotItem().getViewBox().viewRange()[1]
+        pixels = graph.getPlotItem().getViewBox().height()
+        levels = axis.tickValues(low, high, pixels)
+        spacing = min(level[0] for level in levels if len(level[1]) > 1)
+        assert spacing * pixels / (high - low) >= graph.fontMetrics().height() * 1.2
+
+
+def test_lookup_graph_legend_sits_outside_the_points(qtbot: QtBot, sim_lookup: LookupState) -> None:
+    for width in (360, 700, 1400):
+        graph = shown_graph(qtbot, width, 400)
+        graph.set_lookup(sim_lookup)
+        QApplication.processEvents()
+        legend = graph._legend.sceneBoundingRect()
+        plot_area = graph.getPlotItem().getViewBox().sceneBoundingRect()
+        assert not legend.intersects(plot_area), width
+        assert legend.width() <= graph.width()  # every entry readable, wrapped into rows
+
+
+def help_event(view: object, where: QPointF) -> bool:
+    """Send Qt's tooltip event at ``where`` (scene coordinates) to a plot; True if accepted."""
+    pos = view.mapFromScene(where)  # type: ignore[attr-defined]
+    event = QHelpEvent(QEvent.Type.ToolTip, pos, view.viewport().mapToGlobal(pos))  # type: ignore[attr-defined]
+    QApplication.sendEvent(view.viewport(), event)  # type: ignore[attr-defined]
+    return event.isAccepted()
+
+
+def test_plot_tooltips_are_not_replaced_by_the_parents_tooltip(
+    qtbot: QtBot, sim_lookup: LookupState
+) -> None:
+    # a dock (here a plain parent) has a generic tooltip; Qt's tooltip event, sent after the
+    # hover, must not travel up to it
+    parent = QWidget()
+    parent.setToolTip("generic dock tooltip")
+    qtbot.addWidget(parent)
+    graph = LookupGraph(parent)
+    chart = BucketChart(parent)
+    graph.setGeometry(0, 0, 600, 350)
+    chart.setGeometry(0, 350, 600, 300)
+    parent.resize(600, 650)
+    parent.show()
+    qtbot.waitExposed(parent)
+    graph.set_lookup(sim_lookup)
+    chart.set_snapshot(make_snapshot())
+    QApplication.processEvents()
+    node = next(n for n in sim_lookup.nodes.values() if n.closest_rank == 0)
+    vb = graph.getPlotItem().getViewBox()
+    assert help_event(graph, vb.mapViewToScene(graph.position_of(node)))
+    assert QToolTip.text() == LookupGraph.tooltip_for(node)
+    cvb = chart.getPlotItem().getViewBox()
+    assert help_event(chart, cvb.mapViewToScene(QPointF(3.0, 1.0)))
+    assert QToolTip.text() == chart.tooltip_for(3)
+    # over nothing: no tooltip at all, not the dock's
+    assert help_event(graph, vb.mapViewToScene(QPointF(-0.5, 0.0)))
+    assert QToolTip.text() != "generic dock tooltip"
+    QToolTip.hideText()
 
 
 def test_lookup_graph_redraws_300_points(qtbot: QtBot) -> None:

@@ -217,6 +217,8 @@ class LookupPanel(QWidget):
 
         controller.events.connect(self.add_events)
         controller.lookup_started.connect(self._lookup_started)
+        controller.lookup_deferred.connect(lambda text, _target: self._waiting(text))
+        controller.lookup_refused.connect(self._refused)
         controller.lookup_finished.connect(lambda _result: self._update_buttons())
         controller.state_changed.connect(lambda *_: self._update_buttons())
         self._update_buttons()
@@ -244,13 +246,28 @@ class LookupPanel(QWidget):
             return False
         clear_query_error(self.query, self.message)
         handle = self.controller.find_peers(info_hash)
-        if handle is None:
+        deferred = self.controller.deferred_lookup
+        if handle is None and (deferred is None or deferred.target != info_hash):
             return False
         self.searched.emit(text)
+        self._update_buttons()
         return True
 
     # --- following lookups ---------------------------------------------------------------------
+    def _waiting(self, text: str) -> None:
+        if text:
+            self.message.show_info(text)
+        elif not self.message.is_error:
+            self.message.clear_message()  # the waiting lookup was cancelled
+        self._update_buttons()
+
+    def _refused(self, text: str) -> None:
+        self.message.show_error(text)
+        self._update_buttons()
+
     def _lookup_started(self, lookup_id: int, kind: str, target: object) -> None:
+        if not self.message.is_error:
+            self.message.clear_message()  # "waiting for the bootstrap" is over
         # the row appears with the next batch of events; select it then
         self._follow = lookup_id
         self._select_followed()
@@ -336,7 +353,8 @@ class LookupPanel(QWidget):
 
     def _update_buttons(self) -> None:
         handle = self.controller.current_lookup
-        self.cancel_button.setEnabled(handle is not None and not handle.done())
+        waiting = self.controller.deferred_lookup is not None
+        self.cancel_button.setEnabled(waiting or (handle is not None and not handle.done()))
         self.find_button.setEnabled(self.controller.running)
         has_peers = self.peers.rowCount() > 0
         self.copy_button.setEnabled(has_peers)

@@ -6,6 +6,13 @@ referred it; colour tells the outcome of the query; a ring marks the final K clo
 the same (hop, bits) are spread evenly sideways so they do not hide each other. All edges are
 one line item and each outcome one scatter item, so redrawing a few hundred nodes is a handful
 of array copies.
+
+The y axis fits the nodes and never passes 160 bits. A node that is the target itself (a
+find_node of a known id shares all 160 bits) would squash every other point into a line at the
+bottom: it is drawn just above the others instead, past a dotted axis break, at a tick that
+reads "160". The legend sits above the plot, outside the data, and tick labels are spaced by the
+plot's height in pixels so they never overlap. Hover tooltips answer Qt's tooltip event too, so
+a parent's generic tooltip does not replace them.
 """
 
 from __future__ import annotations
@@ -16,10 +23,11 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 import pyqtgraph as pg
-from PySide6.QtCore import QPointF
-from PySide6.QtGui import QCursor
-from PySide6.QtWidgets import QToolTip, QWidget
+from PySide6.QtCore import QEvent, QPoint, QPointF
+from PySide6.QtGui import QCursor, QFontMetricsF, QHelpEvent, QResizeEvent
+from PySide6.QtWidgets import QSizePolicy, QToolTip, QWidget
 
+from dhtviewer.dht.node_id import ID_BITS
 from dhtviewer.ui.lookup_state import OUTCOMES, LookupState, PathNode
 from dhtviewer.ui.views.theme import Theme, current_theme, qcolor, style_legend, style_plot
 from dhtviewer.ui.views.themed_plot import ThemedPlotWidget
@@ -27,6 +35,18 @@ from dhtviewer.ui.views.themed_plot import ThemedPlotWidget
 CLOSEST_LABEL = "final K closest"
 _SPREAD = 0.6  # sideways spread of one hop's nodes, in hops
 _HOVER_PX = 8.0  # how near (in screen pixels, scaled by the device ratio) a hover must be
+_MIN_SPAN = 8.0  # the y range shows at least this many bits
+_BREAK_GAP = 12  # an exact match this many bits above the rest goes past an axis break
+_TICK_STEPS = (1, 2, 5, 10, 20, 40)
+_EMPTY_BITS = (0.0, 20.0)  # y range of an empty graph
+_LABEL_SPACING = 1.8  # tick labels at least this many font heights apart
+
+
+def tick_step(span: float, pixels: float, label_px: float) -> int:
+    """The smallest whole-bit tick step that keeps labels ``label_px`` apart over ``pixels``
+    (at most 10 ticks when the height is not known yet)."""
+    most = pixels / label_px if pixels > 0 else 10.0
+    return next((s for s in _TICK_STEPS if span / s <= max(most, 1.0)), _TICK_STEPS[-1] * 2)
 
 
 def layout(nodes: list[PathNode]) -> npt.NDArray[np.float64]:
@@ -71,7 +91,17 @@ class LookupGraph(ThemedPlotWidget):
             plot.getAxis(side).enableAutoSIPrefix(False)  # whole hops and bits, never "(x0.001)"
         plot.showGrid(x=False, y=True, alpha=0.12)
         plot.getAxis("bottom").setTickSpacing(1, 1)
-        self._legend = plot.addLegend(offset=(8, 6), colCount=3)
+        # the legend above the plot, in the plot's own layout: never over a point
+        plot.layout.removeItem(plot.titleLabel)
+        plot.titleLabel.hide()
+        self._legend = pg.LegendItem(colCount=3, horSpacing=int(self._unit()), verSpacing=-2)
+        # its own width, not the plot's: stretched, its columns spread past the right edge
+        self._legend.setSizePolicy(QSizePolicy.Policy.Maximum, QSizePolicy.Policy.Fixed)
+        plot.layout.addItem(self._legend, 0, 1)
+        self._break_at: float | None = None
+        self._break_line = pg.InfiniteLine(angle=0, movable=False)
+        self._break_line.hide()
+        plot.addItem(self._break_line)
         self._edges = pg.PlotCurveItem(connect="pairs")
         plot.addItem(self._edges)
         self._scatters: dict[str, Any] = {}
@@ -79,8 +109,10 @@ class LookupGraph(ThemedPlotWidget):
             item = pg.ScatterPlotItem(name=outcome, symbol="o")
             self._scatters[outcome] = item
             plot.addItem(item)
+            self._legend.addItem(item, outcome)
         self._closest = pg.ScatterPlotItem(name=CLOSEST_LABEL, symbol="o")
         plot.addItem(self._closest)
+        self._legend.addItem(self._closest, CLOSEST_LABEL)
         self.scene().sigMouseMoved.connect(self._on_mouse_moved)
         self.apply_theme()
         self.set_lookup(None)
@@ -93,6 +125,9 @@ class LookupGraph(ThemedPlotWidget):
         nodes = [] if state is None else list(state.nodes.values())
         self._nodes = nodes
         xy = layout(nodes)
+        self._break_at = self._axis_break(xy[:, 1])
+        if self._break_at is not None:
+            xy[xy[:, 1] >= ID_BITS, 1] = self._break_at + 1.5
         self._xy = xy
         where = {id(n): i for i, n in enumerate(nodes)}
         pairs = [] if state is None else state.edges()
@@ -113,23 +148,63 @@ class LookupGraph(ThemedPlotWidget):
             self._closest.clear()
         self._fit()
 
+    @staticmethod
+    def _axis_break(bits: npt.NDArray[np.float64]) -> float | None:
+        """Where the axis breaks (y of the dotted line) when exact matches (160 bits) stand far
+        above every other node; None otherwise."""
+        exact = bits >= ID_BITS
+        if not exact.any() or exact.all():
+            return None
+        rest = float(bits[~exact].max())
+        return rest + 1.5 if ID_BITS - rest > _BREAK_GAP else None
+
     def _fit(self) -> None:
         plot = self.getPlotItem()
-        if not len(self._xy):
-            plot.setRange(xRange=(-0.5, 3.5), yRange=(0, 24), padding=0)
-            return
-        max_depth = float(self._xy[:, 0].max())
-        low, high = float(self._xy[:, 1].min()), float(self._xy[:, 1].max())
-        span = max(high - low, 8.0)
-        # shared bits are whole numbers: integer ticks, never 0.5 steps
-        step = next((s for s in (1, 2, 5, 10, 20) if span / s <= 10), 40)
-        plot.getAxis("left").setTickSpacing(step, step)
-        # headroom on top for the legend
-        plot.setRange(
-            xRange=(-0.6, max(max_depth, 2.0) + 0.6),
-            yRange=(low - 0.06 * span, high + 0.35 * span),  # dots on 0 stay whole
-            padding=0,
-        )
+        if len(self._xy):
+            max_depth = float(self._xy[:, 0].max())
+            low, high = float(self._xy[:, 1].min()), float(self._xy[:, 1].max())
+        else:
+            max_depth, (low, high) = 0.0, _EMPTY_BITS
+        span = max(high - low, _MIN_SPAN)
+        pad = 0.06 * span
+        bottom, top = low - pad, min(high + pad, ID_BITS + pad)  # dots on 0 stay whole
+        pixels = float(plot.getViewBox().height())
+        step = tick_step(top - bottom, pixels, self._unit() * _LABEL_SPACING)
+        axis = plot.getAxis("left")
+        if self._break_at is None:
+            axis.setTicks(None)
+            axis.setTickSpacing(step, step)  # shared bits are whole numbers: no 0.5 steps
+            self._break_line.hide()
+        else:
+            ticks = [(float(v), str(v)) for v in range(0, int(self._break_at), step)
+                     if v >= bottom and v <= self._break_at - 0.5 * step]
+            ticks.append((self._break_at + 1.5, str(ID_BITS)))
+            axis.setTicks([ticks, []])
+            self._break_line.setValue(self._break_at)
+            self._break_line.show()
+        plot.setRange(xRange=(-0.6, max(max_depth, 2.0) + 0.6), yRange=(bottom, top),
+                      padding=0)
+
+    def resizeEvent(self, event: QResizeEvent) -> None:
+        ready = getattr(self, "_ready", False)
+        if ready:
+            self._fit_legend(event.size().width())  # before the layout runs for the new size
+        super().resizeEvent(event)
+        if ready:
+            self._fit()  # tick spacing follows the height
+
+    def _unit(self) -> float:
+        return QFontMetricsF(self.font()).height()
+
+    def _fit_legend(self, width: int) -> None:
+        """As many legend columns as ``width`` holds (the legend sits above the plot)."""
+        fm = QFontMetricsF(self.font())
+        names = [*self._scatters, CLOSEST_LABEL]
+        # a column: the sample (20 px in pyqtgraph), the widest label, the spacing
+        column = max(fm.horizontalAdvance(n) for n in names) + 20 + 2 * self._unit()
+        cols = max(1, min(len(names), int(max(width - 3 * self._unit(), 0) // column)))
+        if cols != self._legend.columnCount:
+            self._legend.setColumnCount(cols)
 
     def position_of(self, node: PathNode) -> QPointF:
         """Where ``node`` is drawn (data coordinates: hop, shared bits)."""
@@ -175,15 +250,25 @@ class LookupGraph(ThemedPlotWidget):
             lines.append(f"#{node.closest_rank + 1} closest")
         return "\n".join(lines)
 
-    def _on_mouse_moved(self, scene_pos: QPointF) -> None:
+    def tooltip_at(self, scene_pos: QPointF) -> str | None:
+        """The tooltip of the node drawn at ``scene_pos``, if any."""
         vb = self.getPlotItem().getViewBox()
-        node = None
-        if vb.sceneBoundingRect().contains(scene_pos):
-            node = self.node_near(vb.mapSceneToView(scene_pos))
-        if node is None:
-            QToolTip.hideText()
-        else:
-            QToolTip.showText(QCursor.pos(), self.tooltip_for(node), self)
+        if not vb.sceneBoundingRect().contains(scene_pos):
+            return None
+        node = self.node_near(vb.mapSceneToView(scene_pos))
+        return None if node is None else self.tooltip_for(node)
+
+    def _on_mouse_moved(self, scene_pos: QPointF) -> None:
+        _show_tooltip(self, self.tooltip_at(scene_pos), QCursor.pos())
+
+    def viewportEvent(self, event: QEvent) -> bool:
+        # Qt's tooltip event: answered here, whether over a node or not, or it would travel up
+        # to the dock and its generic tooltip would replace the node's
+        if event.type() == QEvent.Type.ToolTip and isinstance(event, QHelpEvent):
+            _show_tooltip(self, self.tooltip_at(self.mapToScene(event.pos())), event.globalPos())
+            event.accept()
+            return True
+        return bool(super().viewportEvent(event))
 
     # --- palette -------------------------------------------------------------------------------
     def apply_theme(self, theme: Theme | None = None) -> None:
@@ -191,6 +276,7 @@ class LookupGraph(ThemedPlotWidget):
         self.setBackground(t.background)
         style_plot(self.getPlotItem(), t)
         self._edges.setPen(pg.mkPen(qcolor(t.muted, 150), width=1))
+        self._break_line.setPen(pg.mkPen(t.muted, width=1, style=pg.QtCore.Qt.PenStyle.DotLine))
         size = 9
         for outcome, item in self._scatters.items():
             color = t.outcome_color(outcome)
@@ -201,3 +287,10 @@ class LookupGraph(ThemedPlotWidget):
         self._closest.setBrush(pg.mkBrush(None))
         self._closest.setSize(size * 2)
         style_legend(self._legend, t)
+
+
+def _show_tooltip(widget: QWidget, text: str | None, where: QPoint) -> None:
+    if text is None:
+        QToolTip.hideText()
+    else:
+        QToolTip.showText(where, text, widget)
