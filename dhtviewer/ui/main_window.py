@@ -23,21 +23,25 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from PySide6.QtCore import QSize, Qt, QTimer, Signal
+from PySide6.QtCore import QEvent, QObject, QSize, Qt, QTimer, Signal
 from PySide6.QtGui import (
     QAction,
     QCloseEvent,
     QKeySequence,
     QPaintEvent,
+    QResizeEvent,
     QShowEvent,
 )
 from PySide6.QtWidgets import (
     QDockWidget,
+    QFrame,
     QLabel,
     QMainWindow,
     QMessageBox,
+    QScrollArea,
     QStyle,
     QToolBar,
+    QWidget,
 )
 
 from dhtviewer import __version__
@@ -70,6 +74,34 @@ STATUS_MESSAGE_MS = 8000
 VIEWS_FALLBACK_MS = 1000
 """Build the plots this long after the first show even if no paint was reported (a window
 shown minimized, a platform that paints late)."""
+
+
+SCROLLED_DOCKS = frozenset({"network", "announce"})
+
+
+class VerticalScrollArea(QScrollArea):
+    """Scrolls its widget vertically when too short; never narrower than the widget needs
+    (a horizontal scroll bar in a side panel only hides half of every row)."""
+
+    def minimumSizeHint(self) -> QSize:
+        inner = self.widget()
+        hint = super().minimumSizeHint()
+        if inner is None:
+            return hint
+        bar = self.style().pixelMetric(QStyle.PixelMetric.PM_ScrollBarExtent)
+        return QSize(inner.minimumSizeHint().width() + bar + 2 * self.frameWidth(),
+                     hint.height())
+
+
+def scrollable(widget: QWidget) -> QScrollArea:
+    """``widget`` in a frameless ``VerticalScrollArea``."""
+    area = VerticalScrollArea()
+    area.setObjectName(f"scroll_{widget.objectName() or type(widget).__name__}")
+    area.setWidget(widget)
+    area.setWidgetResizable(True)
+    area.setFrameShape(QFrame.Shape.NoFrame)
+    area.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+    return area
 
 
 def _format_uptime(seconds: float) -> str:
@@ -156,19 +188,29 @@ class MainWindow(QMainWindow):
         ):
             dock = QDockWidget(title, self)
             dock.setObjectName(f"dock_{name}")
-            dock.setWidget(widget)
+            # forms scroll when the window is short rather than set its minimum height (or,
+            # below it, paint over each other)
+            dock.setWidget(scrollable(widget) if name in SCROLLED_DOCKS else widget)
             dock.setToolTip(tip)
             dock.toggleViewAction().setToolTip(f"Show or hide the {title} panel")
             self.docks[name] = dock
         self._default_layout()
-        self._default_state = self.saveState()
 
         self._build_banner()
         self._build_actions()
         self._build_menus()
         self._build_toolbar()
         self._build_status_bar()
+        # after the toolbars, or "Reset layout" would lose them (and the banner's own row)
+        self._default_state = self.saveState()
         self._connect()
+        # what the user made of the split between the side panels and the views, and between
+        # the views and the log: kept in pixels as the window is resized (see resizeEvent)
+        self._split: tuple[int, int] | None = None
+        self._split_room = QSize()
+        self._split_pending = False
+        for name in ("network", "lookup", "log"):
+            self.docks[name].installEventFilter(self)
         unit = self.fontMetrics().height()
         self.resize(unit * 95, unit * 58)
         self._restore()
@@ -190,27 +232,109 @@ class MainWindow(QMainWindow):
         """Dock proportions for the window's current size (docks only take sizes once the
         window is laid out, hence after the first show)."""
         d = self.docks
-        w, h = max(self.width(), 800), max(self.height(), 600)
-        left = min(max(int(w * 0.3), self.fontMetrics().height() * 24), w // 2)
-        self.resizeDocks([d["network"], d["lookup"]], [left, w - left], Qt.Orientation.Horizontal)
-        self.resizeDocks([d["network"], d["announce"]], [int(h * 0.52), int(h * 0.48)],
+        w, h = max(self.width(), 800), max(self.height(), 500)
+        unit = self.fontMetrics().height()
+        # the network panel as tall as it wants (Start/Stop and the state in view), up to 62 %
+        network = min(self.network.sizeHint().height() + unit * 5, int(h * 0.62))
+        self.resizeDocks([d["network"], d["announce"]], [network, h - network],
                          Qt.Orientation.Vertical)
-        self.resizeDocks([d["lookup"], d["log"]], [int(h * 0.78), int(h * 0.22)],
-                         Qt.Orientation.Vertical)
+        if self._split_applies():
+            self._set_split(min(int(w * 0.26), unit * 34), int(h * 0.2))
+
+    def _first_sizes(self) -> None:
+        """The default proportions, or the restored layout if it is a sound one: a layout
+        saved while the views were squeezed (the log or the side panels taking most of the
+        window) is not worth keeping."""
+        d = self.docks
+        if self._layout_restored and self._split_applies():
+            views = d["lookup"].height() + d["log"].height()
+            squeezed = (d["log"].height() > 0.45 * views
+                        or d["network"].width() > 0.5 * self.width())
+            if not squeezed:
+                self._remember_split()
+                return
+            log.info("restored layout squeezed the views; using the default proportions")
+        elif self._layout_restored:
+            self._remember_split()
+            return
+        self._default_sizes()
 
     def reset_layout(self) -> None:
+        showing = self.banner.showing
         self.restoreState(self._default_state)
+        self._place_banner(showing)
         for dock in self.docks.values():
             dock.show()
         self.docks["lookup"].raise_()
         self._default_sizes()
 
+    # The dock layout hands a bigger window's extra height to the bottom area (the log) and its
+    # width to the side panels evenly, so a window made larger showed a 40 px lookup graph over
+    # a huge log. The side panels' width and the log's height are kept in pixels instead (as the
+    # user set them, within bounds) whenever the room for the docks changes (window resized,
+    # banner shown or hidden); the views get the rest.
+    def _docked(self, name: str, area: Qt.DockWidgetArea) -> bool:
+        dock = self.docks[name]
+        return (dock.isVisible() and not dock.isFloating()
+                and self.dockWidgetArea(dock) == area)
+
+    def _split_applies(self) -> bool:
+        a = Qt.DockWidgetArea
+        return (self._docked("network", a.LeftDockWidgetArea)
+                and self._docked("lookup", a.RightDockWidgetArea)
+                and self._docked("log", a.BottomDockWidgetArea))
+
+    def _dock_room(self) -> QSize:
+        """The room the side panels and views share across, and the views and the log share
+        down (a tabbed area's tab bar included, separators not)."""
+        d = self.docks
+        sep = self.style().pixelMetric(QStyle.PixelMetric.PM_DockWidgetSeparatorExtent)
+        net, views, log = (d[n].geometry() for n in ("network", "lookup", "log"))
+        return QSize(views.right() - net.left() + 1 - sep, log.bottom() - views.top() + 1 - sep)
+
+    def _set_split(self, left: int, log: int) -> None:
+        """Side panels ``left`` px wide, log ``log`` px high (within bounds), views the rest."""
+        d = self.docks
+        room = self._dock_room()
+        left = max(d["network"].minimumSizeHint().width(), min(left, int(room.width() * 0.45)))
+        self.resizeDocks([d["network"], d["lookup"]], [left, room.width() - left],
+                         Qt.Orientation.Horizontal)
+        log = max(d["log"].minimumSizeHint().height(), min(log, int(room.height() * 0.4)))
+        self.resizeDocks([d["lookup"], d["log"]], [room.height() - log, log],
+                         Qt.Orientation.Vertical)
+        self._split = (left, log)
+        self._split_room = room
+
+    def _remember_split(self) -> None:
+        if self._split_applies():
+            self._split = (self.docks["network"].width(), self.docks["log"].height())
+            self._split_room = self._dock_room()
+
+    def eventFilter(self, watched: QObject, event: QEvent) -> bool:
+        if event.type() == QEvent.Type.Resize and not self._split_pending:
+            # after the layout pass that resized the dock has finished
+            self._split_pending = True
+            QTimer.singleShot(0, self, self._keep_split)
+        return super().eventFilter(watched, event)
+
+    def _keep_split(self) -> None:
+        self._split_pending = False
+        if self._split is None or not self._split_applies():
+            self._remember_split()
+        elif self._dock_room() == self._split_room:
+            self._remember_split()  # the user moved a separator: that is the split to keep
+        else:
+            self._set_split(*self._split)
+
+    def resizeEvent(self, event: QResizeEvent) -> None:
+        super().resizeEvent(event)
+        self.banner.updateGeometry()  # its text wraps to the window's width
+
     def showEvent(self, event: QShowEvent) -> None:
         super().showEvent(event)
         if not self._shown_once:
             self._shown_once = True
-            if not self._layout_restored:
-                QTimer.singleShot(0, self._default_sizes)
+            QTimer.singleShot(0, self._first_sizes)
             QTimer.singleShot(VIEWS_FALLBACK_MS, self, self._realize_next_view)
 
     def paintEvent(self, event: QPaintEvent) -> None:
@@ -252,10 +376,19 @@ class MainWindow(QMainWindow):
         bar.setFloatable(False)
         bar.toggleViewAction().setVisible(False)
         bar.addWidget(self.banner)
-        self.addToolBarBreak()
         self.addToolBar(Qt.ToolBarArea.TopToolBarArea, bar)
         self.banner.toolbar = bar
         bar.hide()
+
+    def _place_banner(self, showing: bool) -> None:
+        """The banner in a row of its own under the main toolbar (a restored layout may have
+        put it beside the toolbar, where it wraps over many lines), shown or not."""
+        bar = self.banner.toolbar
+        assert bar is not None
+        self.removeToolBar(bar)
+        self.addToolBarBreak(Qt.ToolBarArea.TopToolBarArea)
+        self.addToolBar(Qt.ToolBarArea.TopToolBarArea, bar)
+        bar.setVisible(showing)
 
     # ======================================================================= actions ==
     def _action(self, text: str, tip: str, slot: object,
@@ -349,8 +482,8 @@ class MainWindow(QMainWindow):
         bar.addAction(self.preferences_action)
         assert self.banner.toolbar is not None
         self.insertToolBar(self.banner.toolbar, bar)
-        self.insertToolBarBreak(self.banner.toolbar)  # the banner spans a row of its own
         self.toolbar = bar
+        self._place_banner(False)
 
     def _build_status_bar(self) -> None:
         sb = self.statusBar()
@@ -403,6 +536,7 @@ class MainWindow(QMainWindow):
             self._layout_restored = self.restoreState(state)
             if not self._layout_restored:
                 log.info("saved window layout not restored; using the default one")
+            self._place_banner(False)  # a notice of the last run does not come back
         self.network.set_options(self.store.network())
         self.lookup.set_recent(self.store.recent_infohashes())
 

@@ -27,8 +27,10 @@ log = logging.getLogger(__name__)
 ORGANIZATION = "dhtviewer"
 APPLICATION = "dhtviewer"
 MAX_RECENT = 20
-LAYOUT_VERSION = 1
-"""Bumped when the docks change, so an old saved layout is not restored onto new docks."""
+LAYOUT_VERSION = 2
+"""Bumped when the docks change, so an old saved layout is not restored onto new docks.
+2: the side panels scroll, the banner has a row of its own (layouts saved by version 1 could
+hold the banner beside the toolbar, or views squeezed under a grown log)."""
 
 
 class SettingsStore:

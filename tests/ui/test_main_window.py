@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 import qasync
-from PySide6.QtCore import QSettings, Qt
+from PySide6.QtCore import QSettings, QSize, Qt
 from PySide6.QtGui import QKeySequence
 from PySide6.QtWidgets import (
     QAbstractButton,
@@ -473,6 +473,146 @@ def test_the_stalled_bootstrap_banner_goes_when_the_node_stops(
             assert not window.banner.showing  # it no longer "keeps trying"
         finally:
             run(loop, close(window))
+
+
+def settle(loop: qasync.QEventLoop, seconds: float = 0.3) -> None:
+    run(loop, asyncio.sleep(seconds))
+
+
+def fully_visible(widget: QWidget) -> bool:
+    return widget.isVisible() and widget.visibleRegion().boundingRect().size() == widget.size()
+
+
+def test_every_view_is_usable_at_1024x700(loop: qasync.QEventLoop, window: MainWindow) -> None:
+    async def scenario() -> None:
+        await started(window)
+        info_hash = next(iter(window.controller.testnet.announced))  # type: ignore[union-attr]
+        window.lookup.set_query(info_hash.hex())
+        window.lookup.start_lookup()  # a long progress line: the 40-hex target and counters
+        await until(lambda: window.lookup.shown is not None and window.lookup.shown.finished
+                    and window.lookup.peers.rowCount() > 0, what="the lookup")
+
+    run(loop, scenario())
+    window.resize(1024, 700)
+    settle(loop)
+    # the window takes the size asked for (its minimum used to be 1275x857) and leaves room
+    # for a title bar and a panel on a 1024x700 screen
+    assert window.size() == QSize(1024, 700)
+    assert window.minimumSizeHint().width() <= 1000 and window.minimumSizeHint().height() <= 640
+    # the docks on screen (a tab behind another is "visible" but off the window)
+    docked = [d for d in window.docks.values()
+              if d.isVisible() and not d.isFloating() and not d.visibleRegion().isEmpty()]
+    for dock in docked:
+        # no dock is squeezed below what it needs, which is when docks paint over each other
+        assert dock.width() >= dock.minimumSizeHint().width(), dock.objectName()
+        assert dock.height() >= dock.minimumSizeHint().height(), dock.objectName()
+    rects = [(d.objectName(), d.geometry()) for d in docked]
+    for i, (a, ra) in enumerate(rects):
+        for b, rb in rects[i + 1:]:
+            assert not ra.intersects(rb), (a, b)
+    lookup = window.lookup
+    for button in (lookup.find_button, lookup.cancel_button, lookup.copy_button,
+                   lookup.export_button):
+        assert fully_visible(button), button.text()
+    # every column of the peers table in view
+    header = lookup.peers_table.horizontalHeader()
+    last = lookup.peers.columnCount() - 1
+    right = header.sectionViewportPosition(last) + header.sectionSize(last)
+    assert right <= lookup.peers_table.viewport().width()
+    assert header.sectionSize(last) >= header.fontMetrics().horizontalAdvance("First seen (s)")
+    assert lookup.graph.height() >= 150
+    # every tab of the views, in turn
+    for name in ("routing", "traffic", "packets", "lookup"):
+        window.raise_dock(name)
+        settle(loop, 0.1)
+        assert window.size() == QSize(1024, 700), name
+        dock = window.docks[name]
+        assert dock.widget().width() >= dock.widget().minimumSizeHint().width(), name
+
+
+def test_the_window_keeps_its_size_and_the_views_get_the_room(
+    loop: qasync.QEventLoop, idle_window: MainWindow
+) -> None:
+    window = idle_window
+    window.reset_layout()
+    window.resize(1024, 700)
+    settle(loop)
+    lookup, log = window.docks["lookup"], window.docks["log"]
+    banner_bar, toolbar = window.banner.toolbar, window.toolbar
+    assert banner_bar is not None
+    text = ("<b>Cannot reach the DHT.</b> No bootstrap router answered within 6 seconds. You "
+            "may be offline, or a firewall may block UDP traffic. The node keeps trying in the "
+            "background.")
+    window.banner.show_message(text, "Start a local testnet instead", lambda: None)
+    settle(loop)
+    assert window.size() == QSize(1024, 700)  # it grew by 100 px, and never shrank back
+
+    def banner_in_its_own_row() -> None:
+        assert banner_bar.isVisible()
+        assert banner_bar.geometry().top() >= toolbar.geometry().bottom()
+        # not wrapped over five lines beside the toolbar
+        assert banner_bar.height() <= 4 * window.fontMetrics().height()
+
+    banner_in_its_own_row()
+    window.reset_layout()  # with the banner showing
+    settle(loop)
+    banner_in_its_own_row()
+    assert window.size() == QSize(1024, 700)
+    window.banner.hide_banner()
+    settle(loop)
+    assert window.size() == QSize(1024, 700)
+    window.raise_dock("routing")
+    settle(loop, 0.1)
+    assert window.size() == QSize(1024, 700)  # opening the Routing tab widened it by 43 px
+    window.raise_dock("lookup")
+    # a larger window: the views get the extra room, not the log
+    before_lookup, before_log = lookup.height(), log.height()
+    window.resize(1600, 1000)
+    settle(loop)
+    assert abs(log.height() - before_log) <= 2
+    assert lookup.height() - before_lookup >= 280
+    assert window.docks["network"].width() <= 0.45 * window.width()
+    window.resize(1024, 700)
+    settle(loop)
+    assert abs(lookup.height() - before_lookup) <= 2 and abs(log.height() - before_log) <= 2
+
+
+def test_a_relaunch_restores_a_sound_layout_without_the_last_notice(
+    loop: qasync.QEventLoop, tmp_path: Path
+) -> None:
+    ini = str(tmp_path / "settings.ini")
+
+    def launch() -> MainWindow:
+        w = MainWindow(Controller(), SettingsStore(QSettings(ini, QSettings.Format.IniFormat)))
+        w.resize(1200, 800)
+        w.show()
+        settle(loop)
+        return w
+
+    first = launch()
+    first.banner.show_message("Cannot reach the DHT.", "Start a local testnet instead",
+                              lambda: None)
+    settle(loop)
+    # the views squeezed under a log taking most of the height
+    d = first.docks
+    first.resizeDocks([d["lookup"], d["log"]], [150, 600], Qt.Orientation.Vertical)
+    settle(loop)
+    assert d["log"].height() > d["lookup"].height()
+    run(loop, close(first))
+
+    again = launch()
+    assert again._layout_restored
+    assert not again.banner.showing and again.banner.toolbar is not None
+    assert not again.banner.toolbar.isVisible()  # an empty notice beside the toolbar, before
+    d = again.docks
+    assert d["log"].height() < 0.45 * (d["lookup"].height() + d["log"].height())
+    run(loop, close(again))
+
+    # a layout saved by an older version (with the banner beside the toolbar) is dropped
+    QSettings(ini, QSettings.Format.IniFormat).setValue("window/layout_version", 1)
+    old = launch()
+    assert not old._layout_restored
+    run(loop, close(old))
 
 
 def test_every_control_has_a_tooltip(idle_window: MainWindow) -> None:

@@ -3,6 +3,7 @@ dots; and they pick their colours from the palette."""
 
 from __future__ import annotations
 
+import math
 import os
 import random
 
@@ -22,6 +23,7 @@ from dhtviewer.sim import SimNetwork
 from dhtviewer.ui.lookup_state import LookupState
 from dhtviewer.ui.traffic_stats import TrafficStats
 from dhtviewer.ui.views import BucketChart, IdSpaceRing, LookupGraph, TrafficPlot
+from dhtviewer.ui.views.id_space_ring import bucket_start_angle
 from dhtviewer.ui.views.theme import DARK, LIGHT, current_theme
 
 pytestmark = pytest.mark.qt
@@ -332,6 +334,45 @@ def test_id_space_ring_dots_tooltips_and_own_marker(qtbot: QtBot) -> None:
     assert ring.tooltip_at(marker) == f"our id\n{snap.own_id.hex()}"
     ring.set_nodes(None)
     assert ring.node_count() == 0 and ring.node_at(first) is None
+
+
+def test_id_space_ring_spreads_a_real_table_by_bucket(qtbot: QtBot) -> None:
+    # drawn linearly, every node of bucket 8 or deeper sat within 1.4 degrees of our id
+    ring = IdSpaceRing()
+    qtbot.addWidget(ring)
+    ring.resize(500, 500)
+    snap = make_snapshot(depth=20)
+    ring.set_nodes(snap)
+    nodes = [n for b in snap.buckets for n in b.nodes]
+    angles = {n.id: ring.angle_of(n.id) for n in nodes}
+    deep = [angles[n.id] for n in nodes if n.bucket >= 8]
+    assert max(deep) - min(deep) > 120  # a real table spreads over the ring
+    # every bucket its own arc, in order: the deepest right after us, bucket 0 last
+    for n in nodes:
+        end = 360.0 if n.bucket == 0 else bucket_start_angle(n.bucket - 1, len(snap.buckets))
+        assert bucket_start_angle(n.bucket, len(snap.buckets)) <= angles[n.id] < end, n.bucket
+    assert ring.angle_of(snap.own_id) == 0.0
+    # and the dots are drawn where the angles say
+    center = QPointF(ring.rect().center())
+    first = ring.dot_positions()[0]
+    drawn = math.degrees(math.atan2(first.x() - center.x(), center.y() - first.y())) % 360
+    assert abs(drawn - angles[nodes[0].id]) < 0.5
+
+
+def test_id_space_ring_writes_target_beside_its_line(qtbot: QtBot) -> None:
+    ring = IdSpaceRing()
+    qtbot.addWidget(ring)
+    snap = make_snapshot(depth=16)
+    ring.set_nodes(snap)
+    rng = random.Random(2)
+    for size in ((420, 420), (300, 560), (700, 380)):
+        ring.resize(*size)
+        for bits in range(0, 16):
+            target = random_id_with_prefix(rng, snap.own_id, bits)
+            line, at = ring.target_geometry(target)
+            box = ring.label_rect(at, "target", bold=True)
+            on_line = [line.pointAt(i / 40) for i in range(41)]
+            assert not any(box.contains(p) for p in on_line), (size, bits)
 
 
 # --- theme -------------------------------------------------------------------------------------

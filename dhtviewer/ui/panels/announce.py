@@ -39,6 +39,7 @@ from dhtviewer.ui.panels.common import (
 )
 from dhtviewer.ui.views.theme import current_theme
 
+MIN_RESULT_ROWS = 5
 IDLE, ANNOUNCING, VERIFYING, VERIFIED, NOT_FOUND = (
     "idle", "announcing", "verifying", "verified", "not found"
 )
@@ -87,6 +88,10 @@ class AnnouncePanel(QWidget):
                               "stored it")
         self.nodes.setFont(monospace_font())
         self.nodes.setColumnWidth(0, self.fontMetrics().horizontalAdvance("0") * 24)
+        # room for a few results at least (a short window scrolls the panel instead)
+        rows = self.nodes.fontMetrics().height() * 1.3 * MIN_RESULT_ROWS
+        self.nodes.setMinimumHeight(int(rows + self.nodes.header().sizeHint().height()
+                                        + 2 * self.nodes.frameWidth()))
 
         row = QHBoxLayout()
         row.addWidget(self.port)

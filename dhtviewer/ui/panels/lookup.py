@@ -22,6 +22,7 @@ from PySide6.QtCore import (
     Qt,
     Signal,
 )
+from PySide6.QtGui import QResizeEvent
 from PySide6.QtWidgets import (
     QCheckBox,
     QCompleter,
@@ -30,6 +31,7 @@ from PySide6.QtWidgets import (
     QLabel,
     QPushButton,
     QSplitter,
+    QStyle,
     QTableView,
     QVBoxLayout,
     QWidget,
@@ -126,6 +128,8 @@ class LookupPanel(QWidget):
         self.progress.setToolTip("The lookup shown: nodes queried, answered, still in flight, "
                                  "timed out; peers found; time taken")
         self.progress.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        # wraps rather than set the dock's minimum width (the target alone is 40 characters)
+        self.progress.setWordWrap(True)
 
         # --- graph, peers, history -------------------------------------------------------------
         # built after the window's first frame (pyqtgraph is slow to import)
@@ -143,6 +147,13 @@ class LookupPanel(QWidget):
         unit = self.fontMetrics().horizontalAdvance("0")
         for col, chars in enumerate((15, 7, 7)):
             self.peers_table.setColumnWidth(col, unit * chars)
+        # every column in view (the last one stretches over what is left): the table asks for
+        # their width rather than being squeezed by the graph beside it
+        header = self.peers_table.horizontalHeader()
+        last = header.fontMetrics().horizontalAdvance(self.peers.HEADERS[-1]) + unit * 3
+        bar = self.style().pixelMetric(QStyle.PixelMetric.PM_ScrollBarExtent)
+        self.peers_table.setMinimumWidth(unit * (15 + 7 + 7) + last + bar
+                                         + 2 * self.peers_table.frameWidth())
         self.peers_title = QLabel("Peers", self)
         self.copy_button = QPushButton("Copy", self)
         self.copy_button.setToolTip("Copy the selected peers (all if none selected) as IP:PORT")
@@ -194,14 +205,18 @@ class LookupPanel(QWidget):
         vbox = QVBoxLayout(graph_box)
         vbox.setContentsMargins(0, 0, 0, 0)
         vbox.addWidget(self.graph, 1)
-        vbox.addWidget(muted_label("x: hop (who referred whom) · y: bits shared with the target · "
-                                   "hover a point for the node", self))
+        vbox.addWidget(muted_label("Lines: who referred whom · hover a point for the node", self))
         # graph and peers side by side; the history (a wide table) as a strip under both
         upper = QSplitter(Qt.Orientation.Horizontal, self)
         upper.addWidget(graph_box)
         upper.addWidget(peers_box)
         upper.setStretchFactor(0, 5)
-        upper.setStretchFactor(1, 2)
+        upper.setStretchFactor(1, 0)  # the graph takes the spare width; the peers their columns
+        upper.setCollapsible(0, False)
+        upper.setCollapsible(1, False)
+        self.upper = upper
+        self._peers_width_set = False
+        upper.splitterMoved.connect(lambda *_: setattr(self, "_peers_width_set", True))
         self.splitter = QSplitter(Qt.Orientation.Vertical, self)
         self.splitter.addWidget(upper)
         self.splitter.addWidget(history_box)
@@ -222,6 +237,15 @@ class LookupPanel(QWidget):
         controller.lookup_finished.connect(lambda _result: self._update_buttons())
         controller.state_changed.connect(lambda *_: self._update_buttons())
         self._update_buttons()
+
+    def resizeEvent(self, event: QResizeEvent) -> None:
+        super().resizeEvent(event)
+        if not self._peers_width_set:
+            # the peers table as wide as its columns, the graph the rest (the splitter would
+            # split by size hints), until the user moves the splitter
+            w = self.upper.width()
+            peers = self.peers_table.minimumWidth()
+            self.upper.setSizes([max(w - peers, 0), peers])
 
     # --- input ---------------------------------------------------------------------------------
     def set_query(self, text: str) -> None:

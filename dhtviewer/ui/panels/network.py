@@ -176,6 +176,8 @@ class NetworkPanel(QWidget):
         self.testnet_list.setToolTip("Info-hashes announced in the testnet: click one to look "
                                      "it up")
         self.testnet_list.setFont(mono)
+        self.testnet_list.setTextElideMode(Qt.TextElideMode.ElideMiddle)  # the tooltip has it all
+        self.testnet_list.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
         self.testnet_list.setMaximumHeight(self.fontMetrics().height() * 6)
         self.testnet_list.itemActivated.connect(self._infohash_activated)
         self.testnet_list.itemClicked.connect(self._infohash_activated)
@@ -202,6 +204,10 @@ class NetworkPanel(QWidget):
         self.simnet_profile = QComboBox(simnet)
         for key, label in _SIMNET_PROFILES:
             self.simnet_profile.addItem(label, key)
+        # the labels are long: the combo elides them rather than widen the whole panel
+        self.simnet_profile.setSizeAdjustPolicy(
+            QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
+        self.simnet_profile.setMinimumContentsLength(14)
         self.simnet_profile.setToolTip("Realistic: RTT median 80 ms, 1% loss, about 20% of "
                                        "contacts never answer, churn, a client mix.\n"
                                        "Friendly: none of it.")
@@ -216,6 +222,8 @@ class NetworkPanel(QWidget):
         self.simnet_list = QListWidget(simnet)
         self.simnet_list.setToolTip("The most popular seeded swarms: click one to look it up")
         self.simnet_list.setFont(mono)
+        self.simnet_list.setTextElideMode(Qt.TextElideMode.ElideMiddle)  # the tooltip has it all
+        self.simnet_list.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
         self.simnet_list.setMaximumHeight(self.fontMetrics().height() * 6)
         self.simnet_list.itemActivated.connect(self._infohash_activated)
         self.simnet_list.itemClicked.connect(self._infohash_activated)
@@ -314,12 +322,15 @@ class NetworkPanel(QWidget):
         self.external_label.setToolTip("Our address as other nodes see it: the IP most "
                                        "responders report in their BEP 42 'ip' field")
         self.external_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.external_label.setWordWrap(True)  # "ip (n votes) · our id matches it (BEP 42)"
         self.nodes_label = QLabel("—", self)
         self.nodes_label.setToolTip("Nodes in the routing table (good ones answered recently)")
         status = QGroupBox("Node", self)
         form = QFormLayout(status)
-        form.addRow("State", self.state_label)
-        form.addRow(self.progress)
+        state_row = QHBoxLayout()  # one row: a short side panel keeps Start/Stop in view
+        state_row.addWidget(self.state_label)
+        state_row.addWidget(self.progress, 1)
+        form.addRow("State", state_row)
         form.addRow(self.detail)
         form.addRow("Id", id_row)
         form.addRow("Local", self.local_label)
@@ -446,6 +457,14 @@ class NetworkPanel(QWidget):
 
     def _mode_changed(self) -> None:
         self.pages.setCurrentIndex(self.mode.currentIndex())
+        # the stack takes the size of the page shown, not of the tallest and widest of all
+        for i in range(self.pages.count()):
+            policy = (QSizePolicy.Policy.Preferred if i == self.pages.currentIndex()
+                      else QSizePolicy.Policy.Ignored)
+            page = self.pages.widget(i)
+            if page is not None:
+                page.setSizePolicy(policy, policy)
+        self.pages.adjustSize()
         self._validate()
         self._update_buttons()
 

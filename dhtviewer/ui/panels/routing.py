@@ -76,8 +76,11 @@ class RoutingPanel(QWidget):
         for col, chars in widths.items():
             self.table.setColumnWidth(col, unit * chars)
         self.ring = IdSpaceRing(self)
-        self.ring.setToolTip("The 160-bit id space as a ring: every known node by id, our id "
-                             "and the lookup target marked")
+        self.ring.setToolTip("Every known node by its XOR distance from our id, on a log scale: "
+                             "from us at the top, clockwise through the buckets from the "
+                             "deepest (closest) to bucket 0 (the far half of the id space).\n"
+                             "Ticks start each bucket; the lookup target is marked. Hover a dot "
+                             "for the node.")
 
         self.summary = QLabel("No routing table yet: start the node.", self)
         self.summary.setToolTip("Size of the routing table")

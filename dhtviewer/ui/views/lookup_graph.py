@@ -200,9 +200,15 @@ class LookupGraph(ThemedPlotWidget):
         """As many legend columns as ``width`` holds (the legend sits above the plot)."""
         fm = QFontMetricsF(self.font())
         names = [*self._scatters, CLOSEST_LABEL]
-        # a column: the sample (20 px in pyqtgraph), the widest label, the spacing
-        column = max(fm.horizontalAdvance(n) for n in names) + 20 + 2 * self._unit()
-        cols = max(1, min(len(names), int(max(width - 3 * self._unit(), 0) // column)))
+        room = width - 4 * self._unit()  # the left axis's width, roughly
+
+        def needed(cols: int) -> float:
+            # entries fill rows left to right; each column as wide as its widest label, plus
+            # the sample (20 px in pyqtgraph) and the spacing
+            return sum(max(fm.horizontalAdvance(n) for n in names[c::cols]) + 20
+                       + 1.6 * self._unit() for c in range(cols))
+
+        cols = next((c for c in range(len(names), 0, -1) if needed(c) <= room), 1)
         if cols != self._legend.columnCount:
             self._legend.setColumnCount(cols)
 
