@@ -4,11 +4,14 @@ Subcommands: ``lookup`` (``--scrape``: BEP 33 swarm estimate), ``announce``, ``p
 ``put`` (BEP 44 items), ``sample`` (BEP 51: one node, or ``--crawl``) (one operation, human or
 ``--json`` output; ``get``/``put``/``sample`` are in ``cli_items.py``),
 ``node`` (a headless node until interrupted), ``testnet`` (a local test network until
-interrupted), ``simnet`` (a simulated internet-scale Mainline until interrupted) and
-``selftest`` (the whole application, checked offline in a few seconds).
+interrupted), ``simnet`` (a simulated internet-scale Mainline until interrupted),
+``selftest`` (the whole application, checked offline in a few seconds) and ``settings`` (every
+DHT setting with its range and default, or a TOML template).
+Every command that runs a node takes ``--config FILE.toml`` and ``--set KEY=VALUE`` (see
+``config.py``).
 Exit codes: 0 success, 1 the operation failed (no answer, stored nowhere, bootstrap timed out),
-2 bad arguments (malformed info-hash or address, busy port) with a one-line message on stderr,
-130 interrupted.
+2 bad arguments (malformed info-hash or address, busy port, a setting out of range) with a
+one-line message on stderr, 130 interrupted.
 
 The one-shot commands run a BEP 43 read-only node: it queries the DHT but answers nothing and
 stays out of other nodes' routing tables, as befits a node that exits a moment later.
@@ -28,11 +31,12 @@ import time
 from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
-from typing import NoReturn
+from typing import Any, NoReturn
 
 from dhtviewer import __version__
+from dhtviewer.config import ConfigError, setting_changes, toml_template
 from dhtviewer.dht.addresses import format_addr, is_loopback, parse_hostport
-from dhtviewer.dht.settings import DhtSettings
+from dhtviewer.dht.settings import DhtSettings, editable_specs
 from dhtviewer.infohash import InfohashError, parse_infohash
 from dhtviewer.net.session import (
     DEFAULT_BOOTSTRAP,
@@ -148,9 +152,19 @@ def build_parser() -> argparse.ArgumentParser:
                      help="give up each phase (bootstrap, lookup) after S seconds (default 30)")
     out = _Parser(add_help=False)
     out.add_argument("--json", action="store_true", help="one JSON object on stdout")
+    cfg = _Parser(add_help=False)
+    dht = cfg.add_argument_group("DHT settings (list them with: dhtviewer settings)")
+    dht.add_argument("--config", metavar="FILE.toml",
+                     help="read DHT settings from a TOML file (dhtviewer settings --toml "
+                     "writes a template)")
+    dht.add_argument("--set", action="append", default=[], dest="set_values",
+                     metavar="KEY=VALUE",
+                     help="change one DHT setting, e.g. --set k=20 --set rate_limit=off "
+                     "(repeatable; wins over --config)")
 
     sub = p.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
-    lk = sub.add_parser("lookup", parents=[verbose, net, out], help="find peers for an info-hash",
+    lk = sub.add_parser("lookup", parents=[verbose, net, out, cfg],
+                        help="find peers for an info-hash",
                         description="Bootstrap, then find peers for an info-hash.")
     lk.add_argument("info_hash", type=_info_hash, metavar="INFOHASH_OR_MAGNET")
     lk.add_argument("--scrape", action="store_true",
@@ -159,9 +173,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     from dhtviewer.cli_items import add_item_commands
 
-    add_item_commands(sub, [verbose, net, out])
+    add_item_commands(sub, [verbose, net, out, cfg])
 
-    an = sub.add_parser("announce", parents=[verbose, net, out],
+    an = sub.add_parser("announce", parents=[verbose, net, out, cfg],
                         help="announce that we have an info-hash",
                         description="Bootstrap, then announce an info-hash to the nodes "
                         "closest to it. Exit 1 if no node stored it.")
@@ -170,7 +184,7 @@ def build_parser() -> argparse.ArgumentParser:
     an.add_argument("--implied-port", action="store_true",
                     help="peers use our UDP source port instead of --port")
 
-    pg = sub.add_parser("ping", parents=[verbose, out], help="ping one DHT node",
+    pg = sub.add_parser("ping", parents=[verbose, out, cfg], help="ping one DHT node",
                         description="Send one KRPC ping and report the answer.")
     pg.add_argument("target", type=_hostport, metavar="HOST:PORT")
     pg.add_argument("--bind", type=_bind, metavar="HOST:PORT",
@@ -178,7 +192,8 @@ def build_parser() -> argparse.ArgumentParser:
     pg.add_argument("--timeout", type=_positive(float), default=5.0, metavar="S",
                     help="wait this long for the answer (default 5)")
 
-    nd = sub.add_parser("node", parents=[verbose], help="run a headless node until interrupted",
+    nd = sub.add_parser("node", parents=[verbose, cfg],
+                        help="run a headless node until interrupted",
                         description="Run a DHT node without the GUI until SIGINT/SIGTERM, "
                         "printing a stats line every few seconds; the state is saved on exit.")
     nd.add_argument("--bootstrap", type=_hostport, action="append", metavar="HOST:PORT",
@@ -195,7 +210,7 @@ def build_parser() -> argparse.ArgumentParser:
     nd.add_argument("--stats-interval", type=_positive(float), default=5.0, metavar="S",
                     help="seconds between stats lines (default 5)")
 
-    tn = sub.add_parser("testnet", parents=[verbose], help="run a local test network",
+    tn = sub.add_parser("testnet", parents=[verbose, cfg], help="run a local test network",
                         description="Run N DHT nodes on consecutive loopback addresses with a "
                         "few info-hashes announced, until interrupted.")
     tn.add_argument("--nodes", type=_positive(int), required=True, metavar="N")
@@ -229,6 +244,12 @@ def build_parser() -> argparse.ArgumentParser:
     st.add_argument("--json", action="store_true", help="one JSON object instead of the line")
     st.add_argument("--screenshot", metavar="PNG",
                     help="save a picture of the window as it looks at the end")
+
+    se = sub.add_parser("settings", parents=[verbose], help="list the DHT settings",
+                        description="Print every DHT setting that --set and --config accept, "
+                        "with its default, range and unit.")
+    se.add_argument("--toml", action="store_true",
+                    help="print a commented TOML file with every default instead")
     return p
 
 
@@ -238,6 +259,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     _setup_logging(args.verbose)
     if args.command is None:
         return _gui(args)
+    if args.command == "settings":
+        print(toml_template() if args.toml else _settings_table())
+        return EXIT_OK
+    if hasattr(args, "set_values"):
+        # Checked before anything starts: a bad setting is exit 2, not a node half started.
+        try:
+            args.setting_changes = setting_changes(args.config, args.set_values)
+        except ConfigError as err:
+            _error(str(err))
+            return EXIT_USAGE
     if args.command == "selftest":
         # Runs the Qt event loop itself (qasync), not asyncio.run.
         from dhtviewer.selftest import run as selftest
@@ -298,6 +329,28 @@ def _print_json(doc: object) -> None:
 
 
 # --- shared setup ----------------------------------------------------------------------------
+def node_settings(args: argparse.Namespace, **command_defaults: Any) -> DhtSettings:
+    """The command's own defaults (``read_only=True`` for one-shot commands...), then what
+    ``--config`` and ``--set`` asked for (already checked in ``main``)."""
+    settings = DhtSettings(**command_defaults)
+    changes = getattr(args, "setting_changes", {})
+    return replace(settings, **changes) if changes else settings
+
+
+def _settings_table() -> str:
+    rows = [("KEY", "DEFAULT", "RANGE", "MEANING")]
+    for spec in editable_specs():
+        default = spec.default
+        shown = str(default).lower() if isinstance(default, bool) else f"{default:g}"
+        unit = f" {spec.info.unit}" if spec.info.unit and spec.range_text() else ""
+        rows.append((spec.name, shown, spec.range_text() + unit, spec.info.label))
+    widths = [max(len(r[i]) for r in rows) for i in range(3)]
+    return "\n".join(
+        "  ".join(cell.ljust(w) for cell, w in zip(r[:3], widths, strict=True)) + "  " + r[3]
+        for r in rows
+    ).rstrip()
+
+
 async def _start_session(
     args: argparse.Namespace, default_port: int, state_path: Path | str | None = None
 ) -> DhtSession:
@@ -322,13 +375,14 @@ async def _start_session(
         local = bool(addrs) and all(is_loopback(a[0]) for a in addrs)
         host = ("::1" if six else "127.0.0.1") if local else ("::" if six else "0.0.0.0")
         bind = (host, default_port)
-    settings = DhtSettings()
+    defaults: dict[str, bool] = {}
     if getattr(args, "allow_local", False):
-        settings = replace(settings, allow_local=True)
+        defaults["allow_local"] = True
     if getattr(args, "read_only", True):
         # One-shot commands are BEP 43 read-only nodes: gone a second later, they must not
         # leave a dead entry in other nodes' routing tables (which would slow their lookups).
-        settings = replace(settings, read_only=True)
+        defaults["read_only"] = True
+    settings = node_settings(args, **defaults)
     session = DhtSession(settings, bind=bind, state_path=state_path)
     try:
         await session.start(addrs or spec, wait=False)
@@ -460,7 +514,7 @@ async def _ping(args: argparse.Namespace) -> int:
         bind = ("::1" if six else "127.0.0.1", 0)
     else:
         bind = ("::" if six else "0.0.0.0", 0)
-    session = DhtSession(DhtSettings(read_only=True), bind=bind)
+    session = DhtSession(node_settings(args, read_only=True), bind=bind)
     try:
         await session.start([], wait=False)
     except BindError as err:
@@ -545,7 +599,7 @@ def _stats_line(session: DhtSession) -> str:
 async def _testnet(args: argparse.Namespace) -> int:
     try:
         net = LocalTestnet(args.nodes, args.bind_base, args.port, seed=args.seed,
-                           announced=args.announced)
+                           announced=args.announced, settings=node_settings(args))
     except ValueError as err:
         raise UsageError(str(err)) from None
     t0 = time.perf_counter()

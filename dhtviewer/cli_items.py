@@ -36,6 +36,7 @@ from dhtviewer.cli import (
     _print_json,
     _start_session,
     _wait_ready,
+    node_settings,
 )
 from dhtviewer.dht.addresses import format_addr, is_loopback
 from dhtviewer.dht.item_lookup import PutRequest
@@ -256,7 +257,7 @@ async def _sample(args: argparse.Namespace) -> int:
         bind = ("::1" if six else "127.0.0.1", 0)
     else:
         bind = ("::" if six else "0.0.0.0", 0)
-    session = DhtSession(DhtSettings(read_only=True), bind=bind)
+    session = DhtSession(node_settings(args, read_only=True), bind=bind)
     try:
         await session.start([], wait=False)
     except BindError as err:

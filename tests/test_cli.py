@@ -14,7 +14,7 @@ import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import pytest
 
@@ -285,3 +285,115 @@ def test_timings_are_reasonable(testnet: LocalTestnet) -> None:
     wall = time.perf_counter() - t0
     assert doc["bootstrap_s"] + doc["elapsed_s"] < 5
     assert wall < 30  # interpreter start included, on a loaded machine
+
+
+# --- DHT settings: --config / --set on every command that runs a node ---------------------------
+class _SessionSpy:
+    """Stands in for DhtSession: records the settings, then refuses to bind (exit 2)."""
+
+    seen: ClassVar[list[Any]] = []
+
+    def __init__(self, settings: Any, **_kw: Any) -> None:
+        _SessionSpy.seen.append(settings)
+
+    async def start(self, *_a: Any, **_kw: Any) -> None:
+        from dhtviewer.net.session import BindError
+
+        raise BindError("spy: not binding", "127.0.0.1", 1)
+
+    async def stop(self) -> None:
+        pass
+
+
+@pytest.mark.parametrize(("argv", "read_only"), [
+    (["node", "--bootstrap", "127.0.0.1:1"], False),
+    (["lookup", "ab" * 20, "--bootstrap", "127.0.0.1:1"], True),
+    (["announce", "ab" * 20, "--port", "1", "--bootstrap", "127.0.0.1:1"], True),
+    (["get", "ab" * 20, "--bootstrap", "127.0.0.1:1"], True),
+    (["put", "--immutable", "v", "--bootstrap", "127.0.0.1:1"], True),
+    (["sample", "127.0.0.1:1"], True),
+    (["sample", "--crawl", "--bootstrap", "127.0.0.1:1"], True),
+    (["ping", "127.0.0.1:1"], True),
+])
+def test_every_node_command_applies_config_then_set(
+    argv: list[str], read_only: bool, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import dhtviewer.cli_items
+
+    monkeypatch.setattr(cli, "DhtSession", _SessionSpy)
+    monkeypatch.setattr(dhtviewer.cli_items, "DhtSession", _SessionSpy)
+    _SessionSpy.seen = []
+    config = tmp_path / "node.toml"
+    config.write_text("k = 12\nalpha = 2\n")
+    extra = ["--db", str(tmp_path / "s.db")] if "--crawl" in argv else []
+    if argv[0] == "node":
+        extra = ["--state-file", str(tmp_path / "st.json")]
+    code = cli.main([*argv, *extra, "--config", str(config), "--set", "alpha=3",
+                     "--set", "rate_limit=off"])
+    assert code == 2
+    (settings,) = _SessionSpy.seen
+    assert settings.read_only is read_only
+    assert (settings.k, settings.alpha, settings.rate_limit) == (12, 3, False)
+
+
+def test_set_overrides_a_command_default(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(cli, "DhtSession", _SessionSpy)
+    _SessionSpy.seen = []
+    assert cli.main(["lookup", "ab" * 20, "--bootstrap", "127.0.0.1:1",
+                     "--set", "read_only=false", "--allow-local"]) == 2
+    assert _SessionSpy.seen[0].read_only is False and _SessionSpy.seen[0].allow_local is True
+
+
+def test_testnet_takes_the_settings_too(monkeypatch: pytest.MonkeyPatch) -> None:
+    got: list[Any] = []
+
+    class Spy:
+        def __init__(self, *_a: Any, settings: Any, **_kw: Any) -> None:
+            got.append(settings)
+            raise ValueError("spy: no testnet")
+
+    monkeypatch.setattr(cli, "LocalTestnet", Spy)
+    assert cli.main(["testnet", "--nodes", "2", "--set", "k=4"]) == 2
+    assert got[0].k == 4
+
+
+@pytest.mark.parametrize(("argv", "message"), [
+    (["node", "--set", "k=0"], "dhtviewer: error: --set k=0: k must be 1..64 nodes (got 0)"),
+    (["lookup", "ab" * 20, "--set", "alpha=-3"], "alpha must be 1..64 queries (got -3)"),
+    (["ping", "127.0.0.1:1", "--set", "nope=1"], "unknown setting 'nope'"),
+    (["testnet", "--nodes", "2", "--set", "per_ip_burst=0"], "per_ip_burst must be 1..1000000"),
+    (["get", "ab" * 20, "--set", "rate_limit=2"], "rate_limit must be true or false"),
+    (["node", "--set", "hard_timeout=0.5"], "must not exceed hard_timeout"),
+    (["node", "--config", "no-such-file.toml"], "cannot read config no-such-file.toml"),
+])
+def test_bad_settings_exit_2_with_one_line(
+    argv: list[str], message: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert cli.main(argv) == 2
+    err = capsys.readouterr().err
+    assert len(err.strip().splitlines()) == 1 and message in err
+
+
+def test_settings_command_lists_every_setting(capsys: pytest.CaptureFixture[str]) -> None:
+    from dhtviewer.dht.settings import editable_specs
+
+    assert cli.main(["settings"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].split() == ["KEY", "DEFAULT", "RANGE", "MEANING"]
+    assert [line.split()[0] for line in lines[1:]] == [s.name for s in editable_specs()]
+    k = next(line for line in lines if line.startswith("k "))
+    assert k.split()[:4] == ["k", "8", "1..64", "nodes"] and "Bucket size (K)" in k
+    assert cli.main(["settings", "--toml"]) == 0
+    assert "# k = 8" in capsys.readouterr().out
+
+
+def test_lookup_with_settings_from_a_file_and_set(testnet: LocalTestnet, tmp_path: Path) -> None:
+    info_hash, peers = next(iter(testnet.announced.items()))
+    config = tmp_path / "lookup.toml"
+    config.write_text("alpha = 2\nk = 8\n")
+    result = dhtviewer("lookup", info_hash.hex(), *bootstrap_args(testnet), "--json",
+                       "--config", str(config), "--set", "hard_timeout=4")
+    assert result.returncode == 0, result.stderr
+    assert {format_addr(p) for p in peers} <= set(json.loads(result.stdout)["peers"])
+    bad = dhtviewer("node", "--set", "k=0")
+    assert one_line_error(bad) == "dhtviewer: error: --set k=0: k must be 1..64 nodes (got 0)"

@@ -7,10 +7,7 @@ A limit added to the core therefore shows up here without touching this file.
 
 from __future__ import annotations
 
-import ast
-import inspect
-import re
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass, replace
 from typing import Any
 
 from PySide6.QtCore import Qt
@@ -31,9 +28,7 @@ from PySide6.QtWidgets import (
 )
 
 from dhtviewer import __version__
-from dhtviewer.dht.settings import DhtSettings
-
-_SECTION = re.compile(r"^\s*#\s*-+\s*(.+?)\s*-+\s*$")
+from dhtviewer.dht.settings import DhtSettings, SettingSpec, setting_specs, spec_of
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,34 +39,8 @@ class FieldDoc:
 
 
 def settings_docs() -> list[FieldDoc]:
-    """Every DhtSettings field with its section and docstring (read from the source; when the
-    source is not available, as in a frozen build, sections and docs are empty)."""
-    names = [f.name for f in fields(DhtSettings)]
-    try:
-        source = inspect.getsource(DhtSettings)
-    except (OSError, TypeError):
-        return [FieldDoc(n, "Limits", "") for n in names]
-    lines = source.splitlines()
-    sections = [(i + 1, m.group(1)) for i, line in enumerate(lines) if (m := _SECTION.match(line))]
-    docs: dict[str, str] = {}
-    where: dict[str, int] = {}
-    body = ast.parse(source).body[0]
-    assert isinstance(body, ast.ClassDef)
-    for stmt, after in zip(body.body, [*body.body[1:], None], strict=True):
-        if isinstance(stmt, ast.AnnAssign) and isinstance(stmt.target, ast.Name):
-            where[stmt.target.id] = stmt.lineno
-            if (
-                isinstance(after, ast.Expr)
-                and isinstance(after.value, ast.Constant)
-                and isinstance(after.value.value, str)
-            ):
-                docs[stmt.target.id] = " ".join(after.value.value.split())
-    out = []
-    for name in names:
-        line = where.get(name, 0)
-        section = next((s for ln, s in reversed(sections) if ln < line), "Other")
-        out.append(FieldDoc(name, section[:1].upper() + section[1:], docs.get(name, "")))
-    return out
+    """Every DhtSettings field with its group and help text (field metadata)."""
+    return [FieldDoc(s.name, s.info.group.value, s.info.help) for s in setting_specs()]
 
 
 def _label(name: str) -> str:
@@ -93,7 +62,7 @@ class PreferencesDialog(QDialog):
         groups: dict[str, QFormLayout] = {}
         for fd in settings_docs():
             value = getattr(settings, fd.name)
-            editor = self._editor(fd.name, value)
+            editor = self._editor(spec_of(fd.name), value)
             if editor is None:
                 continue
             form = groups.get(fd.section)
@@ -133,20 +102,23 @@ class PreferencesDialog(QDialog):
         self.resize(unit * 34, unit * 40)
 
     @staticmethod
-    def _editor(name: str, value: Any) -> QWidget | None:
+    def _editor(spec: SettingSpec, value: Any) -> QWidget | None:
+        if not spec.info.editable:
+            return None  # bytes: the client version is not a user setting
+        low, high = spec.info.low or 0, spec.info.high or 0
         if isinstance(value, bool):
             box = QCheckBox()
             box.setChecked(value)
             return box
         if isinstance(value, int):
             spin = QSpinBox()
-            spin.setRange(0, 1_000_000_000)
+            spin.setRange(int(low), int(high))
             spin.setValue(value)
             spin.setGroupSeparatorShown(True)
             return spin
         if isinstance(value, float):
             dspin = QDoubleSpinBox()
-            dspin.setRange(0.0, 1e9)
+            dspin.setRange(low, high)
             dspin.setDecimals(2)
             dspin.setValue(value)
             dspin.setGroupSeparatorShown(True)

@@ -17,7 +17,7 @@ from typing import Any
 
 from PySide6.QtCore import QByteArray, QSettings
 
-from dhtviewer.dht.settings import DhtSettings
+from dhtviewer.dht.settings import DhtSettings, SettingsError, check_value, spec_of
 from dhtviewer.net.session import DEFAULT_BOOTSTRAP, DEFAULT_PORT
 from dhtviewer.ui.capture.store import MB, MB_RANGE, PACKETS_RANGE, CaptureLimits
 from dhtviewer.ui.controller import MAINLINE, MAX_SIMNET_NODES, MODES, SIMNET_NODES, StartOptions
@@ -138,6 +138,9 @@ class SettingsStore:
 
     # --- DHT limits ----------------------------------------------------------------------------
     def dht_settings(self) -> DhtSettings:
+        """The stored DHT limits over the defaults. A stored value that is unknown, of the wrong
+        type or out of range (an edited file, a range narrowed by a later version) is logged as
+        a warning and its default used: it must not stop the node from starting."""
         defaults = DhtSettings()
         raw = self._get("dht/overrides")
         if not isinstance(raw, str):
@@ -145,29 +148,33 @@ class SettingsStore:
         try:
             stored = json.loads(raw)
         except ValueError:
+            log.warning("ignoring the stored DHT settings: not JSON")
             return defaults
         if not isinstance(stored, dict):
+            log.warning("ignoring the stored DHT settings: not a JSON object")
             return defaults
         changes: dict[str, Any] = {}
-        for f in fields(DhtSettings):
-            if f.name not in stored:
-                continue
-            value, default = stored[f.name], getattr(defaults, f.name)
-            # only values of the field's own type: an edited file must not crash the node
-            if isinstance(default, bool):
-                ok = isinstance(value, bool)
-            elif isinstance(default, int):
-                ok = isinstance(value, int) and not isinstance(value, bool)
-            elif isinstance(default, float):
-                ok = isinstance(value, int | float) and not isinstance(value, bool)
-                value = float(value) if ok else value
-            else:
-                ok = False  # bytes (client version) are not user settings
-            if ok:
-                changes[f.name] = value
-            else:
-                log.warning("ignoring stored DHT setting %s=%r", f.name, value)
-        return replace(defaults, **changes)
+        for name, value in stored.items():
+            try:
+                spec = spec_of(name)
+                if not spec.info.editable:
+                    raise SettingsError([(name, f"{name} is not a user setting")])
+                changes[name] = check_value(spec, value)
+            except SettingsError as err:
+                log.warning("ignoring stored DHT setting %s=%r: %s; the default is used",
+                            name, value, err)
+        while True:
+            try:
+                return replace(defaults, **changes)
+            except SettingsError as err:
+                # values fine alone but not together: drop those named, keep the others
+                bad = {name for name, _why in err.problems if name in changes}
+                log.warning("ignoring stored DHT settings %s: %s; the defaults are used",
+                            ", ".join(sorted(bad)) or "(all)", err)
+                if not bad:
+                    return defaults
+                for name in bad:
+                    del changes[name]
 
     def save_dht_settings(self, settings: DhtSettings) -> None:
         defaults = DhtSettings()

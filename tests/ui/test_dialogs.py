@@ -17,7 +17,8 @@ pytestmark = pytest.mark.qt
 def test_settings_docs_cover_every_field_with_its_section_and_docstring() -> None:
     docs = {d.name: d for d in settings_docs()}
     assert list(docs) == [f.name for f in fields(DhtSettings)]
-    assert docs["k"].section == "Routing table" and "Bucket size" in docs["k"].doc
+    assert docs["k"].section == "Routing table"
+    assert "Nodes per routing-table bucket" in docs["k"].doc
     assert docs["alpha"].section == "Queries and lookups"
     assert docs["per_ip_rate"].section == "Abuse protection"
     documented = [d for d in docs.values() if d.doc]
@@ -30,7 +31,7 @@ def test_preferences_has_an_editor_per_limit_and_returns_the_edits(qapp: QApplic
                if isinstance(getattr(DhtSettings(), f.name), bool | int | float)]
     assert sorted(dialog.editors) == sorted(numeric)
     assert "client_version" not in dialog.editors
-    assert "Bucket size" in dialog.editors["k"].toolTip()
+    assert "Nodes per routing-table bucket" in dialog.editors["k"].toolTip()
     k = dialog.editors["k"]
     timeout = dialog.editors["hard_timeout"]
     limit = dialog.editors["rate_limit"]

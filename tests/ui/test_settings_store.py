@@ -4,6 +4,7 @@ and whatever a hand-edited or damaged file holds never breaks the start-up."""
 from __future__ import annotations
 
 import json
+import logging
 from dataclasses import replace
 from pathlib import Path
 
@@ -85,6 +86,36 @@ def test_dht_settings_keep_only_changes_and_ignore_bad_values(tmp_path: Path) ->
     assert loaded.hard_timeout == 3.0
     s.q.setValue("dht/overrides", "not json")
     assert s.dht_settings() == DhtSettings()
+
+
+def test_stored_dht_settings_out_of_range_or_unknown_warn_and_use_the_default(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    s = store_at(tmp_path / "s.ini")
+    s.q.setValue("dht/overrides", json.dumps({
+        "k": 0, "alpha": 3, "per_ip_burst": 0.0, "max_reply_bytes": 10,
+        "client_version": "XX", "no_such_limit": 5, "hard_timeout": 2.0,
+    }))
+    with caplog.at_level(logging.WARNING):
+        loaded = s.dht_settings()
+    assert loaded == replace(DhtSettings(), alpha=3, hard_timeout=2.0)
+    text = caplog.text
+    assert "k=0: k must be 1..64 nodes (got 0); the default is used" in text
+    assert "per_ip_burst must be 1..1000000 queries" in text
+    assert "max_reply_bytes must be 576..65507 bytes (got 10)" in text
+    assert "unknown setting 'no_such_limit'" in text
+    assert "client_version is not a user setting" in text
+
+
+def test_stored_dht_settings_that_contradict_each_other_fall_back(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    s = store_at(tmp_path / "s.ini")
+    s.q.setValue("dht/overrides", json.dumps({"hard_timeout": 0.5, "k": 10}))
+    with caplog.at_level(logging.WARNING):
+        loaded = s.dht_settings()
+    assert loaded == replace(DhtSettings(), k=10)
+    assert "must not exceed hard_timeout" in caplog.text
 
 
 def test_damaged_values_fall_back_to_defaults(tmp_path: Path) -> None:
