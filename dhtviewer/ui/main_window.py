@@ -36,8 +36,10 @@ from PySide6.QtWidgets import (
     QDockWidget,
     QFrame,
     QLabel,
+    QLineEdit,
     QMainWindow,
     QMessageBox,
+    QPlainTextEdit,
     QScrollArea,
     QStyle,
     QToolBar,
@@ -65,6 +67,7 @@ from dhtviewer.ui.panels.packets import PacketLogPanel
 from dhtviewer.ui.panels.routing import RoutingPanel
 from dhtviewer.ui.panels.traffic import TrafficPanel
 from dhtviewer.ui.settings_store import SettingsStore
+from dhtviewer.ui.shortcuts import WindowShortcuts
 from dhtviewer.ui.views.lazy import LazyView
 from dhtviewer.ui.views.theme import current_theme
 from dhtviewer.ui.window_chrome import Banner, app_icon
@@ -167,7 +170,7 @@ class MainWindow(QMainWindow):
         self.network = NetworkPanel(controller)
         self.announce = AnnouncePanel(controller)
         self.routing = RoutingPanel(controller)
-        self.lookup = LookupPanel(controller)
+        self.lookup = LookupPanel(controller, store=store)
         self.traffic = TrafficPanel(controller)
         # the packet capture file lives beside the node state (deleted when the window closes)
         self.packets = PacketLogPanel(
@@ -204,6 +207,12 @@ class MainWindow(QMainWindow):
         # after the toolbars, or "Reset layout" would lose them (and the banner's own row)
         self._default_state = self.saveState()
         self._connect()
+        # Export, Find, Pause and Quit work from inside a text field too (Ctrl+E is a line
+        # edit's "end of line" on X11)
+        self.shortcuts = WindowShortcuts(
+            [self.export_action, self.find_action, self.pause_action, self.quit_action,
+             self.preferences_action], self)
+        self.shortcuts.watch([*self.findChildren(QLineEdit), *self.findChildren(QPlainTextEdit)])
         # what the user made of the split between the side panels and the views, and between
         # the views and the log: kept in pixels as the window is resized (see resizeEvent)
         self._split: tuple[int, int] | None = None

@@ -2,8 +2,9 @@
 
 Window geometry and dock layout, the network panel (mode, routers, custom list, testnet size,
 simulated Mainline size, profile and scenarios, bind address, port), recent info-hashes, the
-packet log's limits and the DHT limits changed in the preferences (only the ones that differ
-from the defaults are stored, so a new default in a later version applies).
+folder of the last export, the packet log's limits and the DHT limits changed in the
+preferences (only the ones that differ from the defaults are stored, so a new default in a
+later version applies).
 Lists are stored as JSON text: QSettings' own list handling differs between back ends (an INI
 file gives back a plain string for a one-element list).
 """
@@ -13,9 +14,10 @@ from __future__ import annotations
 import json
 import logging
 from dataclasses import fields, replace
+from pathlib import Path
 from typing import Any
 
-from PySide6.QtCore import QByteArray, QSettings
+from PySide6.QtCore import QByteArray, QSettings, QStandardPaths
 
 from dhtviewer.dht.settings import DhtSettings, SettingsError, check_value, spec_of
 from dhtviewer.net.session import DEFAULT_BOOTSTRAP, DEFAULT_PORT
@@ -135,6 +137,22 @@ class SettingsStore:
         recent = recent[:MAX_RECENT]
         self._set_list("lookup/recent", recent)
         return recent
+
+    # --- exports -------------------------------------------------------------------------------
+    def export_dir(self) -> Path:
+        """Where the next export's save dialog opens: the folder of the last export, else the
+        user's Documents folder, else the home folder."""
+        last = self._str("export/dir", "")
+        if last and Path(last).is_dir():
+            return Path(last)
+        documents = QStandardPaths.writableLocation(
+            QStandardPaths.StandardLocation.DocumentsLocation)
+        if documents and Path(documents).is_dir():
+            return Path(documents)
+        return Path.home()
+
+    def save_export_dir(self, folder: Path) -> None:
+        self.q.setValue("export/dir", str(folder))
 
     # --- DHT limits ----------------------------------------------------------------------------
     def dht_settings(self) -> DhtSettings:

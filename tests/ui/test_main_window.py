@@ -10,13 +10,24 @@ import csv
 import io
 import json
 import socket
+import time
 from collections.abc import Iterator
+from datetime import datetime
 from pathlib import Path
 
 import pytest
 import qasync
-from PySide6.QtCore import QSettings, QSize, Qt
-from PySide6.QtGui import QKeySequence
+from PySide6.QtCore import (
+    QEvent,
+    QKeyCombination,
+    QObject,
+    QSettings,
+    QSize,
+    QStandardPaths,
+    Qt,
+)
+from PySide6.QtGui import QKeyEvent, QKeySequence
+from PySide6.QtTest import QTest
 from PySide6.QtWidgets import (
     QAbstractButton,
     QAbstractItemView,
@@ -29,6 +40,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from dhtviewer.dht import events as ev
 from dhtviewer.net.state_store import load_state
 from dhtviewer.ui import controller as controller_mod
 from dhtviewer.ui.controller import CUSTOM, TESTNET, Controller, StartOptions
@@ -336,17 +348,115 @@ def test_shortcuts_focus_the_lookup_cancel_and_export(
         await until(lambda: window.lookup.shown is not None and window.lookup.shown.finished
                     and window.lookup.peers.rowCount() > 0)
 
+    before = time.time()
     run(loop, scenario())
-    assert window.lookup.shown is not None
+    shown = window.lookup.shown
+    assert shown is not None
     window.lookup.export(tmp_path / "peers.csv")
     window.lookup.export(tmp_path / "peers.json")
     rows = list(csv.DictReader(io.StringIO((tmp_path / "peers.csv").read_text())))
-    records = json.loads((tmp_path / "peers.json").read_text())
+    doc = json.loads((tmp_path / "peers.json").read_text())
+    records = doc["peers"]
     assert len(rows) == len(records) == window.lookup.peers.rowCount()
     assert {(r["ip"], int(r["port"])) for r in rows} == {(r["ip"], r["port"]) for r in records}
+    # the files say which lookup found the peers, when, and with which parameters
+    settings = window.dht_settings
+    assert doc["info_hash"] == shown.target.hex() and doc["kind"] == "get_peers"
+    assert doc["parameters"] == {"k": settings.k, "alpha": settings.alpha}
+    assert doc["queried"] == shown.queried and doc["state"] == "done"
+    began = datetime.fromisoformat(doc["started_utc"].replace("Z", "+00:00"))
+    assert before - 1 <= began.timestamp() <= time.time()
+    assert all(r["info_hash"] == shown.target.hex() and r["kind"] == "get_peers"
+               and int(r["k"]) == settings.k and int(r["alpha"]) == settings.alpha
+               and r["lookup_started_utc"] == doc["started_utc"] for r in rows)
+    assert all(r["first_seen_utc"] >= doc["started_utc"] for r in rows)
     copied = window.lookup.copy_peers()
     assert copied.count("\n") == len(rows) - 1
     assert QApplication.clipboard().text() == copied
+
+
+def test_the_export_dialog_opens_in_the_last_export_folder(
+    loop: qasync.QEventLoop, idle_window: MainWindow, tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    window = idle_window
+    lookup = window.lookup
+    lookup.peers.add_events([ev.PeersFound(7, b"\x01" * 20, (("192.0.2.7", 6881),), 1.0)])
+    offered: list[str] = []
+    answers = iter([str(tmp_path / "first" / "peers"), str(tmp_path / "second.json")])
+
+    def dialog(_parent: object, _title: str, suggested: str, _filters: str) -> tuple[str, str]:
+        offered.append(suggested)
+        return next(answers), "CSV (*.csv)"
+
+    monkeypatch.setattr("dhtviewer.ui.panels.lookup.QFileDialog.getSaveFileName", dialog)
+    (tmp_path / "first").mkdir()
+    try:
+        assert lookup.export_dialog() == tmp_path / "first" / "peers.csv"
+        assert lookup.export_dialog() == tmp_path / "second.json"
+    finally:
+        lookup.peers.clear()
+    documents = QStandardPaths.writableLocation(QStandardPaths.StandardLocation.DocumentsLocation)
+    # first in the user's documents (or home), never the working folder; then where the last
+    # export went, also after a relaunch
+    assert Path(offered[0]).parent in (Path(documents), Path.home())
+    assert Path(offered[1]).parent == tmp_path / "first"
+    assert Path(offered[0]).name == "peers-lookup.csv"
+    again = SettingsStore(window.store.q)
+    assert again.export_dir() == tmp_path
+
+
+class ClaimsCtrlE(QObject):
+    """What QLineEdit does on X11: it claims Ctrl+E (move to the end of the line) when Qt asks
+    the focused widget whether a key is its own (the offscreen platform has no such binding)."""
+
+    def eventFilter(self, watched: QObject, event: QEvent) -> bool:
+        if (event.type() == QEvent.Type.ShortcutOverride and isinstance(event, QKeyEvent)
+                and event.keyCombination() == QKeyCombination(
+                    Qt.KeyboardModifier.ControlModifier, Qt.Key.Key_E)):
+            event.accept()
+            return True
+        return False
+
+
+@pytest.mark.parametrize("claimed_first", [False, True])
+def test_ctrl_e_exports_while_the_lookup_field_has_the_focus(
+    loop: qasync.QEventLoop, idle_window: MainWindow, claimed_first: bool
+) -> None:
+    window = idle_window
+    field = window.lookup.query
+    claimer = ClaimsCtrlE()
+    if claimed_first:
+        # the field's claim comes before the window's filter sees the key
+        field.installEventFilter(claimer)
+    else:
+        field.removeEventFilter(window.shortcuts)
+        field.installEventFilter(claimer)
+        field.installEventFilter(window.shortcuts)
+    triggered: list[bool] = []
+
+    def seen() -> None:
+        triggered.append(True)
+
+    window.export_action.triggered.connect(seen)
+    try:
+        window.raise_dock("lookup")
+        window.activateWindow()
+        field.setFocus()
+        run(loop, until(lambda: field.hasFocus() and window.isActiveWindow(), what="focus"))
+        QTest.keyClick(field, Qt.Key.Key_E, Qt.KeyboardModifier.ControlModifier)
+        assert triggered, "Ctrl+E did not reach Export"
+        # no peers yet: the export says so instead of opening a dialog
+        assert "No peers to export" in window.lookup.message.text()
+        # the field's other keys are its own
+        field.setText("abc")
+        field.setCursorPosition(0)
+        QTest.keyClick(field, Qt.Key.Key_End)
+        assert field.cursorPosition() == 3
+    finally:
+        field.removeEventFilter(claimer)
+        window.export_action.triggered.disconnect(seen)
+        window.lookup.set_query("")
 
 
 def test_closing_stops_the_node_and_saves_state_and_settings(

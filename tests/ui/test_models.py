@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import csv
 import dataclasses
+import io
 import json
 import os
 import random
+from datetime import datetime, timezone
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
@@ -26,6 +29,7 @@ from dhtviewer.ui.models import (
 )
 from dhtviewer.ui.models import nodes as nodes_mod
 from dhtviewer.ui.models.nodes import format_version
+from dhtviewer.ui.models.peers import ExportContext
 
 pytestmark = pytest.mark.qt
 DISPLAY = Qt.ItemDataRole.DisplayRole
@@ -193,6 +197,25 @@ def test_peers_model_from_lookup_state_with_counts_and_exports(qtmodeltester: Mo
     assert lines[0] == "ip,port,nodes,first_seen" and lines[2] == "2001:db8::1,2000,1,0.1"
     model.set_lookup(None)
     assert model.rowCount() == 0
+
+
+def test_peers_exports_name_the_lookup_its_time_and_parameters() -> None:
+    model = PeersModel()
+    model.set_lookup(LookupState.from_events(lookup_events()))
+    started = datetime(2024, 5, 6, 7, 8, 9, tzinfo=timezone.utc)
+    context = ExportContext(TARGET, "get_peers", started, 0.5, "done", 2, 2,
+                            {"k": 8, "alpha": 4}, "dhtviewer test")
+    doc = json.loads(model.to_json(context))
+    assert doc["info_hash"] == TARGET.hex() and doc["started_utc"] == "2024-05-06T07:08:09.000Z"
+    assert doc["parameters"] == {"k": 8, "alpha": 4} and doc["generator"] == "dhtviewer test"
+    assert doc["peers"][0] == {"ip": "5.0.0.1", "port": 1000, "nodes": 2, "first_seen": 0.1,
+                               "first_seen_utc": "2024-05-06T07:08:09.100Z"}
+    rows = list(csv.DictReader(io.StringIO(model.to_csv(context))))
+    assert len(rows) == 3
+    assert rows[2] == {"info_hash": TARGET.hex(), "ip": "5.0.0.3", "port": "3000", "nodes": "1",
+                       "first_seen": "0.4", "first_seen_utc": "2024-05-06T07:08:09.400Z",
+                       "kind": "get_peers", "lookup_started_utc": "2024-05-06T07:08:09.000Z",
+                       "k": "8", "alpha": "4"}
 
 
 def test_peers_model_from_events_of_one_lookup() -> None:

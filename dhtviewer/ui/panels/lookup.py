@@ -10,6 +10,8 @@ lookups (bootstrap, bucket refresh) are hidden from the history unless asked for
 
 from __future__ import annotations
 
+import time
+from datetime import datetime, timezone
 from pathlib import Path
 
 from PySide6.QtCore import (
@@ -37,6 +39,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from dhtviewer import __version__
 from dhtviewer.dht import events as ev
 from dhtviewer.dht.addresses import format_addr
 from dhtviewer.ui.controller import Controller
@@ -44,6 +47,7 @@ from dhtviewer.ui.lookup_state import LookupState
 from dhtviewer.ui.models import SORT_ROLE, LookupsModel, PeersModel
 from dhtviewer.ui.models.lookups import COL_KIND, COL_STARTED
 from dhtviewer.ui.models.nodes import filter_change
+from dhtviewer.ui.models.peers import ExportContext
 from dhtviewer.ui.panels.common import (
     InlineMessage,
     clear_query_error,
@@ -53,6 +57,7 @@ from dhtviewer.ui.panels.common import (
     query_field,
     setup_table,
 )
+from dhtviewer.ui.settings_store import SettingsStore
 from dhtviewer.ui.views.lazy import LazyLookupGraph
 
 Index = QModelIndex | QPersistentModelIndex
@@ -95,10 +100,15 @@ class LookupPanel(QWidget):
     target_changed = Signal(object)
     """Target (bytes) of the lookup shown, or None."""
 
-    def __init__(self, controller: Controller, parent: QWidget | None = None) -> None:
+    def __init__(self, controller: Controller, parent: QWidget | None = None,
+                 store: SettingsStore | None = None) -> None:
+        """``store``: where the export folder is remembered (None: not remembered)."""
         super().__init__(parent)
         self.controller = controller
+        self.store = store
         self.shown: LookupState | None = None
+        self._params: dict[int, dict[str, int | float]] = {}
+        """Lookup id -> the parameters (k, alpha) of the node it ran on, noted at its start."""
         self._follow: int | None = None
 
         # --- input -----------------------------------------------------------------------------
@@ -290,6 +300,9 @@ class LookupPanel(QWidget):
         self._update_buttons()
 
     def _lookup_started(self, lookup_id: int, kind: str, target: object) -> None:
+        options = self.controller.options
+        if options is not None:
+            self._params[lookup_id] = {"k": options.settings.k, "alpha": options.settings.alpha}
         if not self.message.is_error:
             self.message.clear_message()  # "waiting for the bootstrap" is over
         # the row appears with the next batch of events; select it then
@@ -394,18 +407,54 @@ class LookupPanel(QWidget):
         copy_text(text)
         return text
 
+    def export_context(self) -> ExportContext | None:
+        """What an export says about the lookup shown (None when none is)."""
+        state = self.shown
+        if state is None:
+            return None
+        s = state.summary(None if state.finished else self.controller.now())
+        # the core's clock is monotonic; the file wants a date
+        started = datetime.fromtimestamp(state.started_at + self.wall_offset(), timezone.utc)
+        return ExportContext(
+            info_hash=state.target, kind=state.kind, started=started, elapsed=s.elapsed,
+            state=s.state, queried=s.queried, answered=s.answered,
+            params=dict(self.lookup_params(state)), generator=f"dhtviewer {__version__}")
+
+    def lookup_params(self, state: LookupState) -> dict[str, int | float]:
+        """The parameters ``state`` ran with: those noted when it started, else the ones of
+        the node running now."""
+        noted = self._params.get(state.lookup_id)
+        if noted is not None:
+            return noted
+        options = self.controller.options
+        if options is None:
+            return {}
+        return {"k": options.settings.k, "alpha": options.settings.alpha}
+
+    def wall_offset(self) -> float:
+        """Wall-clock time minus the events' clock."""
+        return time.time() - self.controller.now()
+
+    def default_export_path(self) -> Path:
+        """The save dialog's suggestion: the last export's folder (else Documents, else home)
+        and a name after the info-hash."""
+        folder = self.store.export_dir() if self.store is not None else Path.home()
+        target = self.shown.target.hex()[:12] if self.shown is not None else "lookup"
+        return folder / f"peers-{target}.csv"
+
     def export(self, path: Path) -> None:
         """Write the peers shown to ``path``: JSON for a .json name, CSV otherwise."""
-        data = self.peers.to_json() if path.suffix.lower() == ".json" else self.peers.to_csv()
+        context = self.export_context()
+        data = (self.peers.to_json(context) if path.suffix.lower() == ".json"
+                else self.peers.to_csv(context))
         path.write_text(data, encoding="utf-8")
 
     def export_dialog(self) -> Path | None:
         if self.peers.rowCount() == 0:
             self.message.show_info("No peers to export: run a lookup first.")
             return None
-        target = self.shown.target.hex()[:12] if self.shown is not None else "peers"
         name, chosen = QFileDialog.getSaveFileName(
-            self, "Export peers", f"peers-{target}.csv",
+            self, "Export peers", str(self.default_export_path()),
             "CSV (*.csv);;JSON (*.json)",
         )
         if not name:
@@ -418,5 +467,7 @@ class LookupPanel(QWidget):
         except OSError as err:
             self.message.show_error(f"cannot write {path}: {err}")
             return None
+        if self.store is not None:
+            self.store.save_export_dir(path.parent)
         self.message.show_info(f"{self.peers.rowCount()} peers written to {path}")
         return path
