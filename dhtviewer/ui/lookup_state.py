@@ -315,6 +315,13 @@ class LookupTracker:
                 victim = next(iter(self.lookups))
             self._evicted.append(self.lookups.pop(victim))
 
+    def add_oldest(self, states: Iterable[LookupState]) -> None:
+        """Take finished lookups of an earlier run as the oldest (the first to be evicted)."""
+        for state in reversed(list(states)):
+            self.lookups[state.lookup_id] = state
+            self.lookups.move_to_end(state.lookup_id, last=False)
+        self._trim()
+
     def take_evicted(self) -> list[LookupState]:
         """Lookups dropped since the last call (so a model can remove their rows)."""
         out, self._evicted = self._evicted, []

@@ -49,6 +49,7 @@ from PySide6.QtWidgets import (
 from dhtviewer import __version__
 from dhtviewer.dht.settings import DhtSettings
 from dhtviewer.ui.controller import (
+    CUSTOM,
     MAINLINE,
     SIMNET,
     STARTING,
@@ -60,6 +61,7 @@ from dhtviewer.ui.controller import (
 )
 from dhtviewer.ui.dialogs import PortBusyDialog, PreferencesDialog, about_text
 from dhtviewer.ui.log_panel import LogPanel
+from dhtviewer.ui.lookup_history import FILE_NAME as HISTORY_FILE_NAME
 from dhtviewer.ui.panels.announce import AnnouncePanel
 from dhtviewer.ui.panels.lookup import LookupPanel
 from dhtviewer.ui.panels.network import MODE_LABELS, NetworkPanel
@@ -142,12 +144,16 @@ class MainWindow(QMainWindow):
         self.store = store
         self.state_path = state_path
         self.testnet_state_path = testnet_state_path
+        self.history_path = (state_path.parent / HISTORY_FILE_NAME if state_path is not None
+                             else None)
+        """The lookup history kept between runs, beside the node state (None: not kept)."""
         self.testnet_base = testnet_base
         self.testnet_seed = testnet_seed
         self.node_id = node_id
         self.forced_mode = ""
         """The mode chosen on the command line, if any (not remembered as the user's)."""
         self.forced_bind = False
+        self._command_line: StartOptions | None = None
         self._banner_error = False
         self._shown_once = False
         self._painted = False
@@ -548,6 +554,9 @@ class MainWindow(QMainWindow):
             self._place_banner(False)  # a notice of the last run does not come back
         self.network.set_options(self.store.network())
         self.lookup.set_recent(self.store.recent_infohashes())
+        self.log_panel.set_level(self.store.log_level())
+        if self.history_path is not None:
+            self.lookup.restore_history(self.history_path)
 
     def save_settings(self) -> None:
         self.store.save_window(self.saveGeometry(), self.saveState())
@@ -557,16 +566,39 @@ class MainWindow(QMainWindow):
                               port=self.network.port.value())
         # a mode chosen on the command line (--testnet) is not the user's saved choice
         save_mode = options.mode != self.forced_mode
-        self.store.save_network(options, save_mode=save_mode, save_bind=not self.forced_bind)
+        self.store.save_network(self._without_command_line(options), save_mode=save_mode,
+                                save_bind=not self.forced_bind)
         self.store.save_dht_settings(self.dht_settings)
+        self.store.save_log_level(self.log_panel.current_level())
         self.store.sync()
+        if self.history_path is not None:
+            try:
+                self.lookup.save_history(self.history_path)
+            except OSError as err:
+                log.warning("cannot save the lookup history to %s: %s", self.history_path, err)
 
     def apply_command_line(self, options: StartOptions, *, mode: bool, bind: bool) -> None:
         """Show ``options`` (given on the command line) in the network panel. What the command
-        line chose (the ``mode``, the ``bind`` address) is not saved as the user's choice."""
+        line chose (the ``mode`` and its size or list, the ``bind`` address) is not saved as
+        the user's choice; what the user edits in the panel meanwhile is."""
         self.network.set_options(options)
         self.forced_mode = options.mode if mode else ""
         self.forced_bind = bind
+        self._command_line = options
+
+    def _without_command_line(self, options: StartOptions) -> StartOptions:
+        """``options`` with the stored values back where they are the command line's."""
+        cli, stored = self._command_line, self.store.network()
+        if cli is None or not self.forced_mode:
+            return options
+        changes: dict[str, Any] = {}
+        if self.forced_mode == TESTNET and options.testnet_nodes == cli.testnet_nodes:
+            changes["testnet_nodes"] = stored.testnet_nodes
+        elif self.forced_mode == SIMNET and options.simnet_nodes == cli.simnet_nodes:
+            changes["simnet_nodes"] = stored.simnet_nodes
+        elif self.forced_mode == CUSTOM and options.custom == cli.custom:
+            changes["custom"] = stored.custom
+        return replace(options, **changes)
 
     # ======================================================================= node ==
     def start_options(self) -> StartOptions | None:

@@ -2,9 +2,10 @@
 
 Window geometry and dock layout, the network panel (mode, routers, custom list, testnet size,
 simulated Mainline size, profile and scenarios, bind address, port), recent info-hashes, the
-folder of the last export, the packet log's limits and the DHT limits changed in the
-preferences (only the ones that differ from the defaults are stored, so a new default in a
-later version applies).
+folder of the last export, the log panel's level, the packet log's limits and the DHT limits
+changed in the preferences (only the ones that differ from the defaults are stored, so a new
+default in a later version applies). The lookup history is a file of its own
+(``lookup_history``), beside the node state.
 Lists are stored as JSON text: QSettings' own list handling differs between back ends (an INI
 file gives back a plain string for a one-element list).
 """
@@ -113,14 +114,16 @@ class SettingsStore:
     def save_network(self, options: StartOptions, *, save_mode: bool = True,
                      save_bind: bool = True) -> None:
         """``save_mode``/``save_bind`` False keep the stored mode / bind address (when the
-        command line chose them for this run only)."""
+        command line chose them for this run only). Everything else is saved as given: a
+        Custom list edited during a ``--testnet`` run is the user's (the caller passes the
+        stored values for what the command line set, see ``MainWindow.save_settings``)."""
         if save_mode:
             self.q.setValue("network/mode", options.mode)
-            self.q.setValue("network/testnet_nodes", options.testnet_nodes)
-            self.q.setValue("network/simnet_nodes", options.simnet_nodes)
-            self.q.setValue("network/simnet_profile", options.simnet_profile)
-            self._set_list("network/simnet_scenarios", list(options.simnet_scenarios))
-            self._set_list("network/custom", list(options.custom))
+        self.q.setValue("network/testnet_nodes", options.testnet_nodes)
+        self.q.setValue("network/simnet_nodes", options.simnet_nodes)
+        self.q.setValue("network/simnet_profile", options.simnet_profile)
+        self._set_list("network/simnet_scenarios", list(options.simnet_scenarios))
+        self._set_list("network/custom", list(options.custom))
         self._set_list("network/routers", list(options.routers))
         if save_bind:
             self.q.setValue("network/bind_host", options.bind_host)
@@ -137,6 +140,16 @@ class SettingsStore:
         recent = recent[:MAX_RECENT]
         self._set_list("lookup/recent", recent)
         return recent
+
+    # --- log panel -----------------------------------------------------------------------------
+    def log_level(self) -> int:
+        """The log panel's level (a ``logging`` level; INFO unless another was saved)."""
+        level = self._int("log/level", logging.INFO)
+        return level if level in (logging.DEBUG, logging.INFO, logging.WARNING,
+                                  logging.ERROR) else logging.INFO
+
+    def save_log_level(self, level: int) -> None:
+        self.q.setValue("log/level", level)
 
     # --- exports -------------------------------------------------------------------------------
     def export_dir(self) -> Path:

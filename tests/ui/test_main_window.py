@@ -9,6 +9,7 @@ import asyncio
 import csv
 import io
 import json
+import logging
 import socket
 import time
 from collections.abc import Iterator
@@ -277,7 +278,8 @@ def test_a_lookup_after_stop_and_start_shows_its_own_path_and_peers(
         first = next(iter(net.announced))
         await look_up(first)
         window.stop_action.trigger()
-        await until(lambda: window.controller.state == "stopped", what="stopped")
+        await until(lambda: window.controller.state == "stopped"
+                    and window.start_action.isEnabled(), what="stopped")
         await started(window)
         net = window.controller.testnet
         assert net is not None
@@ -489,6 +491,54 @@ def test_closing_stops_the_node_and_saves_state_and_settings(
     assert again.lookup.recent.stringList() == ["cd" * 20]
     again.close()
     run(loop, until(lambda: again.is_closed))
+
+
+def test_a_relaunch_keeps_the_lookup_history_the_log_level_and_an_edited_custom_list(
+    loop: qasync.QEventLoop, tmp_path: Path
+) -> None:
+    window = make_window(tmp_path)  # --testnet on the command line
+    window.store.save_network(StartOptions(mode=CUSTOM, custom=("192.0.2.1:6881",)))
+
+    async def scenario() -> tuple[bytes, list[tuple[str, int]]]:
+        await started(window)
+        net = window.controller.testnet
+        assert net is not None
+        info_hash, peers = next(iter(net.announced.items()))
+        window.lookup.set_query(info_hash.hex())
+        assert window.lookup.start_lookup()
+        await until(lambda: window.lookup.shown is not None and window.lookup.shown.finished
+                    and window.lookup.peers.rowCount() >= len(peers), what="the lookup")
+        return info_hash, peers
+
+    info_hash, peers = run(loop, scenario())
+    shown = window.lookup.shown
+    assert shown is not None
+    queried = shown.queried
+    # edited during the --testnet run, while the mode stays the command line's
+    window.network.custom.setPlainText("198.51.100.7:6881\n198.51.100.8:7000")
+    window.log_panel.level.setCurrentIndex(window.log_panel.level.findData(logging.DEBUG))
+    run(loop, close(window))
+
+    store = SettingsStore(QSettings(str(tmp_path / "settings.ini"), QSettings.Format.IniFormat))
+    again = MainWindow(Controller(), store, state_path=tmp_path / "state.json")
+    try:
+        saved = store.network()
+        assert saved.custom == ("198.51.100.7:6881", "198.51.100.8:7000")
+        assert saved.mode == CUSTOM  # the command line's testnet is not the user's mode
+        assert again.log_panel.current_level() == logging.DEBUG
+        lookups = again.lookup.lookups
+        rows = [r for r in range(lookups.rowCount()) if lookups.state(r).target == info_hash]
+        assert len(rows) == 1
+        again.lookup.select_lookup_row(rows[0])
+        restored = again.lookup.shown
+        assert restored is not None and restored.finished and restored.lookup_id < 0
+        assert restored.queried == queried
+        listed = {again.lookup.peers.peer(r).addr for r in range(again.lookup.peers.rowCount())}
+        assert set(peers) <= listed
+        assert again.lookup.graph.point_count() == queried
+    finally:
+        again.close()
+        run(loop, until(lambda: again.is_closed))
 
 
 def test_network_settings_chosen_in_the_panel_persist(

@@ -230,12 +230,16 @@ def test_peers_model_from_events_of_one_lookup() -> None:
 def test_lookups_model_history_rows(qtmodeltester: ModelTester) -> None:
     model = LookupsModel(capacity=3)
     check_model(qtmodeltester, model)
+    noon = datetime.now().replace(hour=12, minute=0, second=0, microsecond=0).timestamp()
+    model.wall_offset = noon - 50.0  # the lookup started at 50.0 on the events' clock
     model.add_events(lookup_events())
     assert model.rowCount() == 1
     assert cell(model, 0, 0) == TARGET.hex()
     assert [cell(model, 0, c) for c in range(1, 7)] == [
-        "get_peers", "0.0", "running", "3", "2", "0.40"
+        "get_peers", "12:00:00", "running", "3", "2", "0.40"
     ]
+    model.wall_offset -= 3 * 86400  # a lookup of another day shows its date
+    assert cell(model, 0, 2).endswith(" 12:00") and len(cell(model, 0, 2)) == 16
     model.set_now(52.0)
     assert cell(model, 0, 6) == "2.00"
     spy = SignalLog(model)

@@ -3,8 +3,9 @@
 The input takes a 40-hex or 32-base32 info-hash or a magnet link; anything else gets an inline
 message and starts nothing. Enter or "Find peers" starts the lookup, Esc (a window shortcut)
 cancels it. The lookup path graph and a progress line (queried / answered / in flight / elapsed)
-follow it live; the peers table lists what it found (copy, export CSV or JSON); the history keeps
-earlier lookups, and selecting one redraws its graph and peers. The node's own maintenance
+follow it live; the peers table lists what it found (copy, export CSV or JSON, with the lookup's
+info-hash, time and parameters); the history keeps earlier lookups, also those of earlier runs
+(``lookup_history``), and selecting one redraws its graph and peers. The node's own maintenance
 lookups (bootstrap, bucket refresh) are hidden from the history unless asked for.
 """
 
@@ -43,6 +44,7 @@ from dhtviewer import __version__
 from dhtviewer.dht import events as ev
 from dhtviewer.dht.addresses import format_addr
 from dhtviewer.ui.controller import Controller
+from dhtviewer.ui.lookup_history import load_history, save_history
 from dhtviewer.ui.lookup_state import LookupState
 from dhtviewer.ui.models import SORT_ROLE, LookupsModel, PeersModel
 from dhtviewer.ui.models.lookups import COL_KIND, COL_STARTED
@@ -434,6 +436,21 @@ class LookupPanel(QWidget):
     def wall_offset(self) -> float:
         """Wall-clock time minus the events' clock."""
         return time.time() - self.controller.now()
+
+    # --- history kept between runs --------------------------------------------------------------
+    def restore_history(self, path: Path) -> int:
+        """List the lookups saved in ``path`` by an earlier run; returns how many."""
+        restored = load_history(path, self.wall_offset())
+        for state, params in restored:
+            self._params[state.lookup_id] = params
+        self.lookups.add_restored(state for state, _ in restored)
+        return len(restored)
+
+    def save_history(self, path: Path) -> int:
+        """Write the finished user lookups (the newest, bounded) to ``path``; how many."""
+        states = self.lookups.states()
+        params = {s.lookup_id: self.lookup_params(s) for s in states}
+        return save_history(path, states, self.wall_offset(), params)
 
     def default_export_path(self) -> Path:
         """The save dialog's suggestion: the last export's folder (else Documents, else home)

@@ -1,0 +1,206 @@
+"""The lookup history kept between runs: a bounded JSON file beside the node state.
+
+The user's finished lookups (not the node's own bootstrap and refresh lookups) are written when
+the window closes, the newest ``MAX_SAVED`` of them, each with its path graph and peers (capped,
+so one huge lookup cannot make the file huge), and read back at the next launch, so a lookup
+history row selected after a relaunch redraws its graph and lists its peers as before.
+
+Times are stored as wall-clock seconds: the core's clock restarts with the process. Restored
+lookups get negative ids, which no live lookup ever has, so they can never be confused with
+one. A restored record is rebuilt by replaying the events that made it, through the same code
+that follows a live lookup. How many nodes returned a peer is kept as a count, replayed as that
+many stand-in sources (the ids themselves would be most of the file, and only their number is
+ever shown). A missing file is an empty history; an unreadable one is logged and skipped, the
+app starts all the same. Writes are atomic (temporary file, fsync, rename).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import os
+import tempfile
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+from dhtviewer.dht import events as ev
+from dhtviewer.dht.kinds import LookupKind
+from dhtviewer.ui.lookup_state import OUTCOMES, RETURNED_PEERS, TIMED_OUT, LookupState
+
+log = logging.getLogger(__name__)
+
+FORMAT_VERSION = 1
+FILE_NAME = "lookup-history.json"
+MAX_SAVED = 50
+"""Lookups kept: the newest finished ones."""
+MAX_NODES = 500
+"""Queried nodes kept per lookup (the first ones: the path as it was walked)."""
+MAX_PEERS = 1000
+"""Peers kept per lookup (the first found)."""
+SAVED_KINDS = frozenset({"get_peers", "find_node", "announce"})
+
+Params = dict[str, int | float]
+
+
+def _hex(value: bytes | None) -> str | None:
+    return None if value is None else value.hex()
+
+
+def _unhex(value: object) -> bytes | None:
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise ValueError(f"expected hex text, got {value!r}")
+    data = bytes.fromhex(value)
+    if len(data) != 20:
+        raise ValueError(f"expected a 20-byte id, got {len(data)} bytes")
+    return data
+
+
+def encode(state: LookupState, wall_offset: float, params: Params) -> dict[str, Any]:
+    """``state`` as JSON-ready data; times in wall-clock seconds (``at + wall_offset``)."""
+    start = state.started_at
+    nodes = [
+        [n.addr[0], n.addr[1], _hex(n.node_id), n.depth, _hex(n.referrer),
+         round(n.sent_at - start, 4), n.outcome, n.rtt, n.nodes_returned, n.peers_returned,
+         n.error, None]
+        for n in list(state.nodes.values())[:MAX_NODES]
+    ]
+    peers = [[p.addr[0], p.addr[1], round(p.first_seen - start, 4), p.count]
+             for p in list(state.peers.values())[:MAX_PEERS]]
+    return {
+        "target": state.target.hex(),
+        "kind": state.kind,
+        "started": start + wall_offset,
+        "elapsed": state.elapsed(),
+        "cancelled": state.cancelled,
+        "announce_done": state.announce_done,
+        "stored_at": [list(a) for a in state.stored_at],
+        "announce_failed": [list(a) for a in state.announce_failed],
+        "closest": [[i.hex(), a[0], a[1]] for i, a in state.closest],
+        "params": dict(params),
+        "nodes": nodes,
+        "peers": peers,
+    }
+
+
+def _addr(value: object) -> tuple[str, int]:
+    if (not isinstance(value, list) or len(value) != 2 or not isinstance(value[0], str)
+            or not isinstance(value[1], int)):
+        raise ValueError(f"expected [ip, port], got {value!r}")
+    return (value[0], value[1])
+
+
+_STAND_IN = b"\xff" * 18
+"""Prefix of the stand-in source ids of restored peers (see the module docstring)."""
+
+
+def decode(doc: Mapping[str, Any], lookup_id: int, wall_offset: float) -> tuple[LookupState,
+                                                                               Params]:
+    """A finished ``LookupState`` (id ``lookup_id``) from ``encode``'s data, and its
+    parameters. The record is rebuilt by replaying the events that made it, so it is folded by
+    the same code as a live lookup. Raises ``ValueError`` (or ``KeyError``/``TypeError``) on
+    malformed data."""
+    target = _unhex(doc["target"])
+    assert target is not None
+    kind = LookupKind(str(doc["kind"]))  # ValueError if unknown
+    start = float(doc["started"]) - wall_offset
+    elapsed = float(doc["elapsed"])
+    events: list[ev.Event] = [ev.LookupStarted(lookup_id, target, kind, start)]
+    answers: list[ev.Event] = []
+    for raw in doc["nodes"]:
+        ip, port, node_id, depth, referrer, sent, outcome, rtt, returned, peers, error, _ = raw
+        if outcome not in OUTCOMES:
+            raise ValueError(f"unknown outcome {outcome!r}")
+        addr, ident, at = (str(ip), int(port)), _unhex(node_id), start + float(sent)
+        events.append(ev.LookupQuerySent(lookup_id, ident, addr, _unhex(referrer), int(depth),
+                                         at))
+        if ident is not None and rtt is not None:
+            answers.append(ev.LookupResponse(lookup_id, ident, addr, float(rtt), int(returned),
+                                             int(peers), at + float(rtt)))
+            if outcome == RETURNED_PEERS and not peers:
+                answers.append(ev.PeersFound(lookup_id, ident, (), at + float(rtt)))
+        elif outcome == TIMED_OUT:
+            answers.append(ev.LookupTimeout(lookup_id, ident, addr,
+                                            None if error is None else str(error), at))
+    events.extend(answers)
+    # each peer first found when it was, then returned again by as many stand-in sources as
+    # the nodes that returned it
+    counts: list[tuple[tuple[str, int], int]] = []
+    for ip, port, first, count in doc["peers"]:
+        addr = (str(ip), int(port))
+        events.append(ev.PeersFound(lookup_id, _STAND_IN + (0).to_bytes(2, "big"), (addr,),
+                                    start + float(first)))
+        counts.append((addr, int(count)))
+    for i in range(1, max((c for _, c in counts), default=1)):
+        again = tuple(a for a, c in counts if c > i)
+        events.append(ev.PeersFound(lookup_id, _STAND_IN + i.to_bytes(2, "big"), again,
+                                    start + elapsed))
+    closest = tuple((_unhex(i) or b"", (str(ip), int(port))) for i, ip, port in doc["closest"])
+    events.append(ev.LookupFinished(lookup_id, target, kind, (), closest, 0, 0, elapsed,
+                                    bool(doc["cancelled"]), start + elapsed))
+    if doc["announce_done"]:
+        events.append(ev.AnnounceFinished(
+            lookup_id, target, 0, tuple(_addr(a) for a in doc["stored_at"]),
+            tuple(_addr(a) for a in doc["announce_failed"]), start + elapsed))
+    state = LookupState.from_events(events)
+    params = doc.get("params") or {}
+    if not isinstance(params, dict):
+        raise ValueError("params is not an object")
+    return state, {str(k): v for k, v in params.items() if isinstance(v, int | float)}
+
+
+def save_history(path: Path, lookups: Iterable[LookupState], wall_offset: float,
+                 params: Mapping[int, Params]) -> int:
+    """Write the newest ``MAX_SAVED`` finished user lookups of ``lookups`` (oldest first);
+    returns how many. Raises ``OSError`` if the file cannot be written (the old one stays)."""
+    kept = [s for s in lookups if s.finished and s.kind in SAVED_KINDS][-MAX_SAVED:]
+    doc = {"version": FORMAT_VERSION,
+           "lookups": [encode(s, wall_offset, params.get(s.lookup_id, {})) for s in kept]}
+    data = json.dumps(doc, separators=(",", ":")).encode("utf-8")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    tmp = Path(tmp_name)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+        raise
+    return len(kept)
+
+
+def load_history(path: Path, wall_offset: float) -> list[tuple[LookupState, Params]]:
+    """The lookups saved in ``path`` (oldest first), with ids -1, -2, ... from the newest; []
+    if there is no file. A malformed file or record is logged and skipped, never raised."""
+    try:
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        return []
+    except OSError as err:
+        log.warning("cannot read the lookup history %s: %s", path, err)
+        return []
+    try:
+        doc = json.loads(raw)
+        if not isinstance(doc, dict) or doc.get("version") != FORMAT_VERSION:
+            raise ValueError(f"not a version {FORMAT_VERSION} lookup history")
+        records = doc["lookups"]
+        if not isinstance(records, list):
+            raise ValueError("'lookups' is not a list")
+    except (ValueError, KeyError) as err:
+        log.warning("lookup history %s not restored: %s", path, err)
+        return []
+    out: list[tuple[LookupState, Params]] = []
+    records = records[-MAX_SAVED:]
+    for n, record in enumerate(records):
+        try:
+            out.append(decode(record, -(len(records) - n), wall_offset))
+        except (ValueError, KeyError, TypeError, AssertionError) as err:
+            log.warning("lookup history %s: record %d skipped: %s", path, n + 1, err)
+    return out

@@ -1,0 +1,123 @@
+"""The lookup history kept between runs: real lookups (simulated network) written and read back
+with their paths and peers, bounded, and a damaged file skipped without losing the app."""
+
+from __future__ import annotations
+
+import json
+import logging
+import random
+from pathlib import Path
+
+import pytest
+
+from dhtviewer.dht import events as ev
+from dhtviewer.dht.node_id import random_id
+from dhtviewer.sim import SimNetwork
+from dhtviewer.ui import lookup_history as history
+from dhtviewer.ui.lookup_history import MAX_SAVED, load_history, save_history
+from dhtviewer.ui.lookup_state import LookupState, LookupTracker
+
+OFFSET = 1_700_000_000.0  # wall clock minus the events' clock, as the panel passes it
+
+
+@pytest.fixture(scope="module")
+def lookups() -> list[LookupState]:
+    """Finished lookups of a simulated network with dead nodes: get_peers of announced
+    info-hashes (peers returned by several nodes), find_node, and an announce."""
+    net = SimNetwork(23, loss=0.05)
+    net.add_nodes(150)
+    net.bootstrap_all()
+    net.kill_random(0.2)
+    live = net.live_nodes()
+    rng = random.Random(4)
+    out = []
+    for i in range(3):
+        info_hash = random_id(rng)
+        for j in range(3):
+            net.announce(live[j + i], info_hash, 6881 + j)
+        out.append(LookupState.from_events(net.lookup(live[10 + i], info_hash).events))
+    out.append(LookupState.from_events(net.lookup(live[20], random_id(rng), kind="find_node")
+                                       .events))
+    return out
+
+
+def same(a: LookupState, b: LookupState, shift: float) -> None:
+    """``b`` is ``a`` read back on a clock ``shift`` seconds behind."""
+    assert (a.target, a.kind, a.state) == (b.target, b.kind, b.state)
+    sa, sb = a.summary(), b.summary()
+    assert (sa.queried, sa.answered, sa.timed_out, sa.peers, sa.closest) == (
+        sb.queried, sb.answered, sb.timed_out, sb.peers, sb.closest)
+    assert sa.elapsed == pytest.approx(sb.elapsed)
+    assert b.started_at + shift == pytest.approx(a.started_at)
+    for node in a.nodes.values():
+        back = b.nodes[node.addr]
+        assert (back.node_id, back.depth, back.referrer, back.prefix_bits, back.outcome,
+                back.closest_rank, back.nodes_returned) == (
+            node.node_id, node.depth, node.referrer, node.prefix_bits, node.outcome,
+            node.closest_rank, node.nodes_returned)
+    assert len(b.edges()) == len(a.edges())
+    assert list(b.peers) == list(a.peers)
+    for addr, peer in a.peers.items():
+        assert b.peers[addr].count == peer.count
+        assert b.peers[addr].first_seen + shift == pytest.approx(peer.first_seen, abs=1e-3)
+
+
+def test_lookups_come_back_with_their_paths_and_peers(
+    lookups: list[LookupState], tmp_path: Path
+) -> None:
+    path = tmp_path / "state" / history.FILE_NAME
+    params = {lk.lookup_id: {"k": 8, "alpha": 4} for lk in lookups}
+    assert save_history(path, lookups, OFFSET, params) == len(lookups)
+    # a later run: another clock, the same wall-clock times
+    back = load_history(path, OFFSET + 500.0)
+    assert [s.lookup_id for s, _ in back] == [-4, -3, -2, -1]  # never a live lookup's id
+    assert all(p == {"k": 8, "alpha": 4} for _, p in back)
+    assert any(peer.count > 1 for s, _ in back for peer in s.peers.values())
+    for original, (restored, _) in zip(lookups, back, strict=True):
+        same(original, restored, 500.0)
+
+
+def test_only_the_newest_finished_user_lookups_are_kept(
+    lookups: list[LookupState], tmp_path: Path
+) -> None:
+    target = lookups[0].target
+    tracker = LookupTracker(capacity=500)
+    for i in range(MAX_SAVED + 10):
+        tracker.apply(ev.LookupStarted(i + 1, target, "get_peers", float(i)))
+        tracker.apply(ev.LookupFinished(i + 1, target, "get_peers", (), (), 0, 0, 0.5, False,
+                                        i + 0.5))
+    tracker.apply(ev.LookupStarted(900, target, "refresh", 99.0))  # maintenance
+    tracker.apply(ev.LookupFinished(900, target, "refresh", (), (), 0, 0, 0.1, False, 99.1))
+    tracker.apply(ev.LookupStarted(901, target, "get_peers", 100.0))  # still running
+    path = tmp_path / history.FILE_NAME
+    assert save_history(path, tracker.lookups.values(), OFFSET, {}) == MAX_SAVED
+    back = load_history(path, OFFSET)
+    assert [s.started_at for s, _ in back] == [float(i) for i in range(10, MAX_SAVED + 10)]
+    # a huge lookup is capped
+    big = LookupState.from_events([ev.LookupStarted(1, target, "get_peers", 0.0)] + [
+        ev.LookupQuerySent(1, random_id(random.Random(i)), (f"10.0.{i // 250}.{i % 250}", 1),
+                           None, 0, 0.0) for i in range(history.MAX_NODES + 50)] + [
+        ev.LookupFinished(1, target, "get_peers", (), (), 0, 0, 1.0, False, 1.0)])
+    save_history(path, [big], OFFSET, {})
+    assert len(load_history(path, OFFSET)[0][0].nodes) == history.MAX_NODES
+
+
+def test_a_missing_or_damaged_history_is_an_empty_one(
+    lookups: list[LookupState], tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    path = tmp_path / history.FILE_NAME
+    assert load_history(path, OFFSET) == []
+    caplog.set_level(logging.WARNING)
+    for text in ("{not json", json.dumps({"version": 99, "lookups": []}), "[]"):
+        path.write_text(text)
+        assert load_history(path, OFFSET) == []
+    assert len(caplog.records) == 3
+    # one bad record among good ones: the others come back
+    save_history(path, lookups[:2], OFFSET, {})
+    doc = json.loads(path.read_text())
+    doc["lookups"][0]["nodes"][0][6] = "exploded"
+    doc["lookups"][1]["kind"] = "bootstrap"  # still a valid kind
+    path.write_text(json.dumps(doc))
+    back = load_history(path, OFFSET)
+    assert [s.target for s, _ in back] == [lookups[1].target]
+    assert "record 1 skipped" in caplog.text
