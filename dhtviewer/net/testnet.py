@@ -6,6 +6,11 @@ to the public DHT, over real UDP. Nodes join in waves, each bootstrapping from n
 earlier nodes, so the network ends up connected the way a real one grows. Then a few random
 info-hashes are announced by some of the nodes, with made-up TCP ports, so lookups have peers to
 find. Deterministic node ids and info-hashes for a given seed.
+
+A thousand nodes take seconds to join, so ``start`` reports its progress (``TestnetProgress``:
+nodes bound, nodes joined, announces done) to an optional callback. The callback runs in the
+testnet's own thread when the testnet runs in one (``BackgroundTestnet``): it must hand the
+report over to its own thread itself (the desktop app posts it to the GUI's loop).
 """
 
 from __future__ import annotations
@@ -19,6 +24,7 @@ import socket
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
+from enum import Enum
 
 from dhtviewer.dht import events as ev
 from dhtviewer.dht.messages import Addr
@@ -55,6 +61,49 @@ def loopback_range(bind_base: str, n: int) -> list[str]:
             out.append(str(a))
         a += 1
     return out
+
+
+class Phase(str, Enum):
+    BINDING = "binding"
+    """Opening the nodes' sockets."""
+    JOINING = "joining"
+    """Bootstrapping the nodes, wave after wave."""
+    ANNOUNCING = "announcing"
+    """Announcing the test info-hashes."""
+
+    def __str__(self) -> str:
+        return str(self.value)
+
+
+_PHASE_SHARE = {Phase.BINDING: (0.0, 0.1), Phase.JOINING: (0.1, 0.95),
+                Phase.ANNOUNCING: (0.95, 1.0)}
+"""Where each phase sits in the overall progress (joining is most of the time)."""
+
+
+@dataclass(frozen=True, slots=True)
+class TestnetProgress:
+    """How far ``LocalTestnet.start`` is: ``done`` of ``total`` in ``phase`` (nodes bound,
+    nodes joined, or announces finished)."""
+
+    __test__ = False  # not a pytest test class, despite the name
+
+    phase: Phase
+    done: int
+    total: int
+
+    @property
+    def fraction(self) -> float:
+        """Overall progress of the start, 0 to 1."""
+        low, high = _PHASE_SHARE[self.phase]
+        return low + (high - low) * (self.done / self.total if self.total else 1.0)
+
+    def describe(self) -> str:
+        what = {Phase.BINDING: "nodes started", Phase.JOINING: "nodes bootstrapped",
+                Phase.ANNOUNCING: "test announces done"}[self.phase]
+        return f"{self.done:,} of {self.total:,} {what}"
+
+
+ProgressCallback = Callable[[TestnetProgress], None]
 
 
 @dataclass(eq=False)
@@ -108,6 +157,7 @@ class LocalTestnet:
         announced: int = 3,
         settings: DhtSettings | None = None,
         announcers: int = 3,
+        on_progress: ProgressCallback | None = None,
     ) -> None:
         if n < 1:
             raise ValueError(f"a testnet needs at least 1 node, got {n}")
@@ -129,6 +179,8 @@ class LocalTestnet:
         self._members: list[_Member] = []
         self.announced: dict[bytes, list[Addr]] = {}
         self.started = False
+        self.on_progress = on_progress
+        """Called with a ``TestnetProgress`` as ``start`` goes (see the module docstring)."""
 
     @property
     def addrs(self) -> list[Addr]:
@@ -164,15 +216,25 @@ class LocalTestnet:
                 member = _Member((ip, port), node, proto)
                 proto.subscribe(member.on_event)
                 self._members.append(member)
+                self._report(Phase.BINDING, len(self._members))
             self.started = True
             await asyncio.wait_for(self._join_and_announce(), timeout)
         except BaseException:
             await self.stop()
             raise
 
+    def _report(self, phase: Phase, done: int, total: int | None = None) -> None:
+        if self.on_progress is None:
+            return
+        try:
+            self.on_progress(TestnetProgress(phase, done, self.n if total is None else total))
+        except Exception:  # a broken progress display must not break the testnet
+            log.exception("testnet progress callback failed")
+
     async def _join_and_announce(self) -> None:
         members = self._members
         addrs = self.addrs
+        self._report(Phase.JOINING, 1)  # node 0 is the first contact, it joins no one
         for start in range(1, len(members), WAVE):
             wave = []
             for i in range(start, min(start + WAVE, len(members))):
@@ -181,6 +243,7 @@ class LocalTestnet:
                 seeds = [addrs[0], *picked]
                 wave.append(members[i].bootstrap(seeds))
             await asyncio.gather(*wave)
+            self._report(Phase.JOINING, min(start + WAVE, len(members)))
         # The first nodes joined a nearly empty network and, full of each other, they do not
         # take in the queriers that came later (only answers earn a place in a full bucket).
         # A second bootstrap through random later nodes fills their tables.
@@ -203,8 +266,10 @@ class LocalTestnet:
             for k, m in enumerate(self._members[i] for i in picks):
                 port = ANNOUNCE_PORT_BASE + j * 100 + k
                 jobs.append((info_hash, (m.addr[0], port), m.announce(info_hash, port)))
-        for info_hash, peer, fut in jobs:
+        self._report(Phase.ANNOUNCING, 0, len(jobs))
+        for n, (info_hash, peer, fut) in enumerate(jobs, start=1):
             done = await fut
+            self._report(Phase.ANNOUNCING, n, len(jobs))
             if isinstance(done, ev.AnnounceFinished) and done.stored_at:
                 self.announced[info_hash].append(peer)
             else:

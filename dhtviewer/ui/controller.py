@@ -43,7 +43,7 @@ from dhtviewer.net.session import (
     SessionEvent,
     StateChanged,
 )
-from dhtviewer.net.testnet import BackgroundTestnet, LocalTestnet
+from dhtviewer.net.testnet import BackgroundTestnet, LocalTestnet, Phase, TestnetProgress
 from dhtviewer.simnet.child import SimnetChild, SimnetChildError
 
 log = logging.getLogger(__name__)
@@ -70,6 +70,9 @@ MAX_PENDING = 50_000
 """Traffic events queued between two ticks beyond this are dropped (counted): a flood must not
 grow memory without bound while the UI is busy."""
 LOOKUP_TIMEOUT = 60.0
+PROGRESS_EVERY = 0.1
+"""Seconds between two progress reports of a starting testnet (each phase's first and last
+are always shown)."""
 BOOTSTRAP_WAIT = 30.0
 """A lookup asked for while the routing table is still empty waits this long for the bootstrap
 to find a node, then gives up (with the reason)."""
@@ -219,6 +222,11 @@ class Controller(QObject):
         self.current_lookup: LookupHandle | None = None
         self.deferred_lookup: DeferredLookup | None = None
         """A lookup waiting for the bootstrap (see ``DeferredLookup``)."""
+        self.start_progress: float | None = None
+        """How far the start is (0 to 1) while a testnet starts; None otherwise."""
+        self._starting_testnet: LocalTestnet | None = None
+        self._progress_phase: Phase | None = None
+        self._progress_at = -1e9
         self._first_op_id = 1
         self._timer = QTimer(self)
         self._timer.setInterval(TICK_MS)
@@ -343,16 +351,27 @@ class Controller(QObject):
                 # a testnet lives on loopback; its client has no business on the LAN
                 host = "127.0.0.1"
             self._set_state(STARTING, f"starting a local testnet of {options.testnet_nodes} nodes")
+            loop = _loop()
+
+            def progress(report: TestnetProgress) -> None:
+                # called in the testnet's thread: handed over to ours (a thousand nodes take
+                # a while, the user sees how far they are)
+                loop.call_soon_threadsafe(self._testnet_progress, report)
+
             net = LocalTestnet(options.testnet_nodes, options.testnet_base, port=0,
-                               seed=options.testnet_seed)
+                               seed=options.testnet_seed, on_progress=progress)
             # The testnet runs on its own loop in a thread: its nodes' traffic must not load
             # the Qt thread, which belongs to our node and the window.
             runner = BackgroundTestnet(net)
+            self._starting_testnet = net
             try:
-                await _loop().run_in_executor(None, runner.__enter__)
+                await loop.run_in_executor(None, runner.__enter__)
             except (BindError, ValueError, TimeoutError) as err:
                 self._fail(f"cannot start the local testnet: {err}")
                 return False
+            finally:
+                self._starting_testnet = None
+                self.start_progress = None
             self.testnet, self._testnet_runner = net, runner
             self.testnet_changed.emit(dict(net.announced))
             spec = list(net.bootstrap_addrs)
@@ -468,6 +487,20 @@ class Controller(QObject):
         if runner is not None:
             await _loop().run_in_executor(None, runner.__exit__, None, None, None)
             self.testnet_changed.emit(None)
+
+    def _testnet_progress(self, progress: TestnetProgress) -> None:
+        """A progress report of the testnet being started (posted from its thread)."""
+        if self._starting_testnet is None or self._state != STARTING:
+            return  # late: the start is over
+        now = _loop().time()
+        changed = progress.phase != self._progress_phase or progress.done == progress.total
+        if not changed and now - self._progress_at < PROGRESS_EVERY:
+            return  # a thousand binds in a second: a few redraws are enough
+        self._progress_phase, self._progress_at = progress.phase, now
+        self.start_progress = progress.fraction
+        n = self._starting_testnet.n
+        self._set_state(STARTING, f"starting a local testnet of {n:,} nodes: "
+                        f"{progress.describe()}")
 
     def _next_op_id(self) -> int:
         """Where the next session's lookup ids start: after every id handed out so far, so

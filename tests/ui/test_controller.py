@@ -27,6 +27,7 @@ from dhtviewer.ui.controller import (
     StartOptions,
     find_free_port,
 )
+from dhtviewer.ui.panels.network import NetworkPanel
 from tests.support.qt_async import qasync_loop, run, until
 
 pytestmark = pytest.mark.qt
@@ -103,6 +104,29 @@ def test_start_runs_the_testnet_and_reaches_ready_then_stop_tears_both_down(
     seen = [s for s, _ in rec.states]
     assert seen[0] == "starting" and "bootstrapping" in seen and "ready" in seen
     assert seen[-1] == "stopped"
+
+
+def test_a_starting_testnet_shows_its_progress(loop: qasync.QEventLoop, ctl: Controller) -> None:
+    # a large testnet sat on "Starting..." for seconds; now: nodes started, then bootstrapped
+    panel = NetworkPanel(ctl)
+    shown: list[tuple[str, int, str]] = []
+    ctl.state_changed.connect(
+        lambda state, detail: shown.append((detail, panel.progress.value(),
+                                            panel.progress.text())) if state == "starting"
+        else None)
+
+    async def scenario() -> None:
+        await ctl.start(tn_options(80, testnet_base="127.0.60.110"))
+
+    run(loop, scenario())
+    details = [d for d, _, _ in shown]
+    assert any("nodes started" in d for d in details)
+    assert any("80 of 80 nodes bootstrapped" in d for d in details)
+    assert any("test announces done" in d for d in details)
+    values = [v for _, v, _ in shown]
+    assert values == sorted(values) and values[-1] >= 95
+    assert any("%" in text for _, _, text in shown)
+    assert ctl.start_progress is None and ctl.state in ("bootstrapping", "ready")
 
 
 def test_events_arrive_in_order_and_in_at_most_ten_batches_a_second(

@@ -541,6 +541,10 @@ class NetworkPanel(QWidget):
         elif state == "ready":
             self.progress.setValue(100)
             self.progress.setFormat("ready")
+        elif state == STARTING and c.start_progress is not None:
+            # a testnet being built: nodes started, then bootstrapped (the detail says which)
+            self.progress.setValue(int(100 * c.start_progress))
+            self.progress.setFormat(f"{_STATE_TEXT[state]} %p%")
         elif state in (STARTING, STOPPING):
             self.progress.setValue(0)
             self.progress.setFormat(_STATE_TEXT[state])
