@@ -534,6 +534,7 @@ class MainWindow(QMainWindow):
         self.network.stop_requested.connect(self.stop_node)
         self.network.rebootstrap_requested.connect(self.rebootstrap)
         self.network.infohash_chosen.connect(self._infohash_chosen)
+        self.network.infohash_lookup_requested.connect(self._infohash_lookup)
         self.routing.ping_requested.connect(c.ping)
         self.routing.find_node_requested.connect(self._find_node)
         self.lookup.target_changed.connect(self.routing.set_target)
@@ -728,6 +729,10 @@ class MainWindow(QMainWindow):
         if not self.announce.query.text():
             self.announce.set_query(text)
         self.focus_lookup()
+
+    def _infohash_lookup(self, text: str) -> None:
+        self._infohash_chosen(text)
+        self.lookup.start_lookup()  # a refusal (node stopped) shows in the lookup panel
 
     def _find_node(self, target: bytes) -> None:
         if self.controller.find_node(target) is not None:

@@ -145,7 +145,7 @@ def test_lookup_of_preannounced_info_hashes_draws_the_path_and_lists_the_peers(
             # the testnet list fills the lookup field, Enter starts the lookup
             window.network.set_testnet(net.announced)
             row = list(net.announced).index(info_hash)
-            window.network._infohash_activated(window.network.testnet_list.item(row))
+            window.network._infohash_clicked(window.network.testnet_list.item(row))
             assert window.lookup.query.text() == info_hash.hex()
             window.lookup.query.returnPressed.emit()
             await until(lambda ih=info_hash: window.lookup.shown is not None
@@ -168,6 +168,33 @@ def test_lookup_of_preannounced_info_hashes_draws_the_path_and_lists_the_peers(
     # we knew already, so not every lookup has them
     assert max(edges) > 0
     assert window.store.recent_infohashes()[0] == window.lookup.query.text()
+
+
+def test_double_clicking_a_testnet_info_hash_looks_it_up(
+    loop: qasync.QEventLoop, window: MainWindow
+) -> None:
+    async def scenario() -> bytes:
+        await started(window)
+        await until(lambda: window.network.testnet_list.count() > 0, what="the testnet list")
+        item = window.network.testnet_list.item(1)
+        target = bytes.fromhex(item.data(Qt.ItemDataRole.UserRole))
+        rect = window.network.testnet_list.visualItemRect(item)
+        window.raise_dock("network")
+        window.docks["network"].widget().ensureWidgetVisible(window.network.testnet_list)
+        # a double-click is a click, then the second press (as a mouse sends them)
+        viewport = window.network.testnet_list.viewport()
+        for click in (QTest.mouseClick, QTest.mouseDClick):
+            click(viewport, Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier,
+                  rect.center())
+        await until(lambda: window.lookup.shown is not None
+                    and window.lookup.shown.target == target and window.lookup.shown.finished,
+                    what="the lookup of the double-clicked info-hash")
+        return target
+
+    target = run(loop, scenario())
+    assert window.lookup.query.text() == target.hex()
+    assert window.store.recent_infohashes()[0] == target.hex()
+    assert window.lookup.peers.rowCount() > 0
 
 
 def test_history_reselection_redraws_graph_and_peers(

@@ -111,9 +111,13 @@ def test_network_panel_lists_testnet_info_hashes_and_emits_the_clicked_one(
     announced = {b"\xaa" * 20: [("127.0.0.5", 40000)], b"\xbb" * 20: []}
     panel.set_testnet(announced)
     assert panel.testnet_list.count() == 2
+    # a click fills the lookup field, a double-click (activation) asks for the lookup
     with qtbot.waitSignal(panel.infohash_chosen) as blocker:
-        panel._infohash_activated(panel.testnet_list.item(1))
+        panel.testnet_list.itemClicked.emit(panel.testnet_list.item(1))
     assert blocker.args == ["bb" * 20]
+    with qtbot.waitSignal(panel.infohash_lookup_requested) as blocker:
+        panel.testnet_list.itemActivated.emit(panel.testnet_list.item(0))
+    assert blocker.args == ["aa" * 20]
     panel.set_testnet(None)
     assert panel.testnet_list.count() == 0
 

@@ -65,7 +65,7 @@ from dhtviewer.ui.views.lazy import LazyLookupGraph
 Index = QModelIndex | QPersistentModelIndex
 MAINTENANCE_KINDS = frozenset({"bootstrap", "refresh"})
 EMPTY_HINT = ("No lookup yet: paste an info-hash or a magnet link above and press Enter "
-              "(on a local testnet, click one of its info-hashes in the Network panel).")
+              "(on a local testnet, double-click one of its info-hashes in the Network panel).")
 
 
 class LookupsProxy(QSortFilterProxyModel):

@@ -1,12 +1,13 @@
 """NetworkPanel: where the node is started (bootstrap) and what it is doing.
 
 Four modes: the public Mainline DHT (the well-known routers, as an editable list), a local
-testnet run inside the app (its pre-announced info-hashes are listed; activating one fills the
-lookup field), a simulated Mainline of up to millions of nodes (``dhtviewer simnet`` in a child
-process: size, profile and attack scenarios; its most popular seeded swarms are listed), and a
-custom HOST:PORT list validated as typed. Bind address and port, Start /
-Stop / Re-bootstrap, then the node's identity and state: id (with copy), local and external
-address (BEP 42 votes), and a progress bar toward "ready".
+testnet run inside the app (its pre-announced info-hashes are listed: a click fills the lookup
+field, a double-click or Enter looks it up), a simulated Mainline of up to millions of nodes
+(``dhtviewer simnet`` in a child process: size, profile and attack scenarios; its most popular
+seeded swarms are listed, likewise), and a custom HOST:PORT list validated as typed. Bind
+address and port, Start / Stop / Re-bootstrap, then the node's identity and state: id (with
+copy), local and external address (BEP 42 votes), and a progress bar toward "ready" (or, while
+a testnet is built, through its start).
 
 The panel only asks; the main window turns ``start_requested`` into a controller call with the
 panel's ``options()`` (plus preferences and state file).
@@ -117,7 +118,9 @@ class NetworkPanel(QWidget):
     stop_requested = Signal()
     rebootstrap_requested = Signal()
     infohash_chosen = Signal(str)
-    """Hex info-hash picked from the testnet list."""
+    """Hex info-hash picked (clicked) in the testnet or swarm list: fills the lookup field."""
+    infohash_lookup_requested = Signal(str)
+    """Hex info-hash activated (double-click, Enter) in those lists: look it up now."""
 
     def __init__(self, controller: Controller, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -173,14 +176,15 @@ class NetworkPanel(QWidget):
         self.testnet_nodes.setSuffix(" nodes")
         self.testnet_nodes.setToolTip("How many DHT nodes the local testnet runs (on 127.0.1.x)")
         self.testnet_list = QListWidget(testnet)
-        self.testnet_list.setToolTip("Info-hashes announced in the testnet: click one to look "
-                                     "it up")
+        self.testnet_list.setToolTip("Info-hashes announced in the testnet: double-click one "
+                                     "(or press Enter) to look it up; a click fills the lookup "
+                                     "field")
         self.testnet_list.setFont(mono)
         self.testnet_list.setTextElideMode(Qt.TextElideMode.ElideMiddle)  # the tooltip has it all
         self.testnet_list.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
         self.testnet_list.setMaximumHeight(self.fontMetrics().height() * 6)
         self.testnet_list.itemActivated.connect(self._infohash_activated)
-        self.testnet_list.itemClicked.connect(self._infohash_activated)
+        self.testnet_list.itemClicked.connect(self._infohash_clicked)
         self.testnet_hint = muted_label("Start the node to create the testnet; a few info-hashes "
                                         "are announced in it to try lookups at once.", testnet)
         form = QFormLayout()
@@ -220,13 +224,14 @@ class NetworkPanel(QWidget):
         self.simnet_scenarios.textChanged.connect(self._validate)
         self.simnet_message = InlineMessage(simnet)
         self.simnet_list = QListWidget(simnet)
-        self.simnet_list.setToolTip("The most popular seeded swarms: click one to look it up")
+        self.simnet_list.setToolTip("The most popular seeded swarms: double-click one (or press "
+                                    "Enter) to look it up; a click fills the lookup field")
         self.simnet_list.setFont(mono)
         self.simnet_list.setTextElideMode(Qt.TextElideMode.ElideMiddle)  # the tooltip has it all
         self.simnet_list.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
         self.simnet_list.setMaximumHeight(self.fontMetrics().height() * 6)
         self.simnet_list.itemActivated.connect(self._infohash_activated)
-        self.simnet_list.itemClicked.connect(self._infohash_activated)
+        self.simnet_list.itemClicked.connect(self._infohash_clicked)
         self.simnet_hint = muted_label(_SIMNET_HINT, simnet)
         form = QFormLayout()
         form.setContentsMargins(0, 0, 0, 0)
@@ -490,7 +495,7 @@ class NetworkPanel(QWidget):
             self.testnet_hint.setText("Start the node to create the testnet; a few info-hashes "
                                       "are announced in it to try lookups at once.")
             return
-        self.testnet_hint.setText("Announced info-hashes — click one to look it up:")
+        self.testnet_hint.setText("Announced info-hashes — double-click one to look it up:")
         for info_hash, peers in announced.items():
             item = QListWidgetItem(info_hash.hex(), self.testnet_list)
             item.setData(Qt.ItemDataRole.UserRole, info_hash.hex())
@@ -508,15 +513,18 @@ class NetworkPanel(QWidget):
         self.simnet_hint.setText(
             f"{nodes:,} nodes built in {float(str(info.get('build_s', 0))):.1f} s "
             f"({float(str(info.get('rss_mb', 0))):.0f} MB) · ground truth at "
-            f"http://{info.get('control')}/ · popular swarms, click one to look it up:")
+            f"http://{info.get('control')}/ · popular swarms, double-click one to look it up:")
         swarms = info.get("swarms")
         for info_hash, peers in swarms if isinstance(swarms, list) else []:
             item = QListWidgetItem(f"{info_hash}  {peers} peers", self.simnet_list)
             item.setData(Qt.ItemDataRole.UserRole, info_hash)
             item.setToolTip(f"{info_hash}\nseeded with {peers} peers")
 
-    def _infohash_activated(self, item: QListWidgetItem) -> None:
+    def _infohash_clicked(self, item: QListWidgetItem) -> None:
         self.infohash_chosen.emit(str(item.data(Qt.ItemDataRole.UserRole)))
+
+    def _infohash_activated(self, item: QListWidgetItem) -> None:
+        self.infohash_lookup_requested.emit(str(item.data(Qt.ItemDataRole.UserRole)))
 
     # --- status --------------------------------------------------------------------------------
     def _state_changed(self, state: str, detail: str) -> None:
