@@ -142,7 +142,7 @@ def test_network_panel_shows_the_running_node(node: Controller) -> None:
         ("z" * 40, "invalid hex character 'z' at position 1"),
         ("z" * 12, "expected 40 hex or 32 base32"),
         ("magnet:?dn=name", "no xt parameter"),
-        ("magnet:?xt=urn:btmh:1220" + "ab" * 32, "v2 only"),
+        ("magnet:?xt=urn:btmh:1220" + "ab" * 31, "expected 64 hex characters after 1220"),
     ],
 )
 def test_lookup_panel_explains_bad_input_and_starts_nothing(
@@ -230,6 +230,23 @@ def test_lookup_panel_says_a_lookup_waits_for_the_bootstrap_and_lets_it_be_cance
             await c.shutdown()
 
         run(loop, scenario())
+
+
+def test_lookup_panel_looks_up_a_v2_magnet_by_its_truncated_hash_and_says_so(
+    loop: qasync.QEventLoop, node: Controller
+) -> None:
+    panel = LookupPanel(node)
+    v2 = bytes(range(100, 132))
+
+    async def scenario() -> None:
+        panel.set_query(f"magnet:?xt=urn:btmh:1220{v2.hex()}&dn=a+v2+torrent")
+        assert panel.start_lookup()
+        await until(lambda: panel.shown is not None and panel.shown.target == v2[:20])
+
+    run(loop, scenario())
+    assert not panel.message.is_error and not panel.message.isHidden()
+    assert "BitTorrent v2" in panel.message.text() and v2[:20].hex() in panel.message.text()
+    node.cancel_lookup()
 
 
 # --- announce panel --------------------------------------------------------------------------

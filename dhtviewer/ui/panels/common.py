@@ -16,7 +16,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from dhtviewer.infohash import InfohashError, parse_infohash
+from dhtviewer.infohash import InfohashError, parse_infohash_note
 from dhtviewer.ui.views.theme import current_theme
 
 
@@ -81,9 +81,10 @@ def clear_query_error(query: QLineEdit, message: InlineMessage) -> None:
 
 def parse_query(query: QLineEdit, message: InlineMessage, running: bool) -> bytes | None:
     """The info-hash in ``query`` if it parses and the node is ``running``; else None, with the
-    reason in ``message`` (and ``query`` framed red when it does not parse)."""
+    reason in ``message`` (and ``query`` framed red when it does not parse). A hash that is not
+    the text's own (a v2 magnet's truncated SHA-256 hash) is accepted with a note saying so."""
     try:
-        info_hash = parse_infohash(query.text())
+        info_hash, note = parse_infohash_note(query.text())
     except InfohashError as err:
         message.show_error(str(err))
         mark_invalid(query, True)
@@ -91,6 +92,9 @@ def parse_query(query: QLineEdit, message: InlineMessage, running: bool) -> byte
     if not running:
         message.show_error("The node is not running: start it in the Network panel.")
         return None
+    clear_query_error(query, message)
+    if note is not None:
+        message.show_info(f"{note}: {info_hash.hex()}.")
     return info_hash
 
 

@@ -1,7 +1,8 @@
 """LookupPanel: find the peers of a torrent and watch the lookup find its way.
 
-The input takes a 40-hex or 32-base32 info-hash or a magnet link; anything else gets an inline
-message and starts nothing. Enter or "Find peers" starts the lookup, Esc (a window shortcut)
+The input takes a 40-hex or 32-base32 info-hash or a magnet link (a BitTorrent v2 one is looked
+up by its truncated SHA-256 hash, and the panel says so); anything else gets an inline message
+and starts nothing. Enter or "Find peers" starts the lookup, Esc (a window shortcut)
 cancels it. The lookup path graph and a progress line (queried / answered / in flight / elapsed)
 follow it live; the peers table lists what it found (copy, export CSV or JSON, with the lookup's
 info-hash, time and parameters); the history keeps earlier lookups, also those of earlier runs
@@ -109,6 +110,7 @@ class LookupPanel(QWidget):
         self.controller = controller
         self.store = store
         self.shown: LookupState | None = None
+        self._waiting_shown = False
         self._params: dict[int, dict[str, int | float]] = {}
         """Lookup id -> the parameters (k, alpha) of the node it ran on, noted at its start."""
         self._follow: int | None = None
@@ -280,7 +282,6 @@ class LookupPanel(QWidget):
         info_hash = parse_query(self.query, self.message, self.controller.running)
         if info_hash is None:
             return False
-        clear_query_error(self.query, self.message)
         handle = self.controller.find_peers(info_hash)
         deferred = self.controller.deferred_lookup
         if handle is None and (deferred is None or deferred.target != info_hash):
@@ -293,11 +294,13 @@ class LookupPanel(QWidget):
     def _waiting(self, text: str) -> None:
         if text:
             self.message.show_info(text)
-        elif not self.message.is_error:
+        elif self._waiting_shown:
             self.message.clear_message()  # the waiting lookup was cancelled
+        self._waiting_shown = bool(text)
         self._update_buttons()
 
     def _refused(self, text: str) -> None:
+        self._waiting_shown = False
         self.message.show_error(text)
         self._update_buttons()
 
@@ -305,7 +308,8 @@ class LookupPanel(QWidget):
         options = self.controller.options
         if options is not None:
             self._params[lookup_id] = {"k": options.settings.k, "alpha": options.settings.alpha}
-        if not self.message.is_error:
+        if self._waiting_shown:
+            self._waiting_shown = False
             self.message.clear_message()  # "waiting for the bootstrap" is over
         # the row appears with the next batch of events; select it then
         self._follow = lookup_id
