@@ -5,9 +5,9 @@ testnet run inside the app (its pre-announced info-hashes are listed: a click fi
 field, a double-click or Enter looks it up), a simulated Mainline of up to millions of nodes
 (``dhtviewer simnet`` in a child process: size, profile and attack scenarios; its most popular
 seeded swarms are listed, likewise), and a custom HOST:PORT list validated as typed. Bind
-address and port, Start / Stop / Re-bootstrap, then the node's identity and state: id (with
-copy), local and external address (BEP 42 votes), and a progress bar toward "ready" (or, while
-a testnet is built, through its start).
+address and port, Start / Stop / Re-bootstrap. On top, the state with a progress bar toward
+"ready" (or, while a testnet is built, through its start); below, the node's identity: id (with
+copy), local and external address (BEP 42 votes), routing table size.
 
 The panel only asks; the main window turns ``start_requested`` into a controller call with the
 panel's ``options()`` (plus preferences and state file).
@@ -35,7 +35,6 @@ from PySide6.QtWidgets import (
     QPushButton,
     QSizePolicy,
     QSpinBox,
-    QStackedWidget,
     QToolButton,
     QVBoxLayout,
     QWidget,
@@ -137,7 +136,11 @@ class NetworkPanel(QWidget):
                              "Simulated Mainline: an internet-scale DHT of simulated nodes on "
                              "loopback, in a child process (offline).\n"
                              "Custom: bootstrap from the nodes you list.")
-        self.pages = QStackedWidget(self)
+        # the page of the mode shown, the others hidden (a QStackedWidget would be as tall as
+        # its tallest page, wrapped hints included, leaving gaps in a short side panel)
+        self.pages = QWidget(self)
+        pages_layout = QVBoxLayout(self.pages)
+        pages_layout.setContentsMargins(0, 0, 0, 0)
 
         mainline = QWidget()
         self.routers = QListWidget(mainline)
@@ -187,6 +190,7 @@ class NetworkPanel(QWidget):
         self.testnet_list.itemClicked.connect(self._infohash_clicked)
         self.testnet_hint = muted_label("Start the node to create the testnet; a few info-hashes "
                                         "are announced in it to try lookups at once.", testnet)
+        self.testnet_hint.setAlignment(Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignTop)
         form = QFormLayout()
         form.setContentsMargins(0, 0, 0, 0)
         form.addRow("Size", self.testnet_nodes)
@@ -233,6 +237,7 @@ class NetworkPanel(QWidget):
         self.simnet_list.itemActivated.connect(self._infohash_activated)
         self.simnet_list.itemClicked.connect(self._infohash_clicked)
         self.simnet_hint = muted_label(_SIMNET_HINT, simnet)
+        self.simnet_hint.setAlignment(Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignTop)
         form = QFormLayout()
         form.setContentsMargins(0, 0, 0, 0)
         form.addRow("Size", self.simnet_nodes)
@@ -259,7 +264,8 @@ class NetworkPanel(QWidget):
         vbox.addWidget(self.custom_message)
 
         for page in (mainline, testnet, simnet, custom):
-            self.pages.addWidget(page)
+            pages_layout.addWidget(page)
+        self._pages = [mainline, testnet, simnet, custom]  # in MODE_LABELS order
         self.mode.currentIndexChanged.connect(self._mode_changed)
 
         # --- bind ------------------------------------------------------------------------------
@@ -332,17 +338,19 @@ class NetworkPanel(QWidget):
         self.nodes_label.setToolTip("Nodes in the routing table (good ones answered recently)")
         status = QGroupBox("Node", self)
         form = QFormLayout(status)
-        state_row = QHBoxLayout()  # one row: a short side panel keeps Start/Stop in view
-        state_row.addWidget(self.state_label)
-        state_row.addWidget(self.progress, 1)
-        form.addRow("State", state_row)
-        form.addRow(self.detail)
         form.addRow("Id", id_row)
         form.addRow("Local", self.local_label)
         form.addRow("External", self.external_label)
         form.addRow("Routing", self.nodes_label)
 
+        # the state and its progress first: in view however short the window (the panel
+        # scrolls), through a long start too
+        state_row = QHBoxLayout()
+        state_row.addWidget(self.state_label)
+        state_row.addWidget(self.progress, 1)
         layout = QVBoxLayout(self)
+        layout.addLayout(state_row)
+        layout.addWidget(self.detail)
         layout.addWidget(setup)
         layout.addWidget(status)
         layout.addStretch(1)
@@ -461,15 +469,9 @@ class NetworkPanel(QWidget):
         return ok and not bad_host
 
     def _mode_changed(self) -> None:
-        self.pages.setCurrentIndex(self.mode.currentIndex())
-        # the stack takes the size of the page shown, not of the tallest and widest of all
-        for i in range(self.pages.count()):
-            policy = (QSizePolicy.Policy.Preferred if i == self.pages.currentIndex()
-                      else QSizePolicy.Policy.Ignored)
-            page = self.pages.widget(i)
-            if page is not None:
-                page.setSizePolicy(policy, policy)
-        self.pages.adjustSize()
+        current = self.mode.currentIndex()
+        for i, page in enumerate(self._pages):
+            page.setVisible(i == current)
         self._validate()
         self._update_buttons()
 
