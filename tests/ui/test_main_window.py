@@ -701,6 +701,10 @@ def test_every_view_is_usable_at_1024x700(loop: qasync.QEventLoop, window: MainW
     for button in (lookup.find_button, lookup.cancel_button, lookup.copy_button,
                    lookup.export_button):
         assert fully_visible(button), button.text()
+    # the node's state and its controls without scrolling the side panel
+    network = window.network
+    for widget in (network.progress, network.start_button, network.stop_button):
+        assert fully_visible(widget), widget
     # every column of the peers table in view
     header = lookup.peers_table.horizontalHeader()
     last = lookup.peers.columnCount() - 1
