@@ -208,7 +208,9 @@ class LookupGraph(ThemedPlotWidget):
             return sum(max(fm.horizontalAdvance(n) for n in names[c::cols]) + 20
                        + 1.6 * self._unit() for c in range(cols))
 
-        cols = next((c for c in range(len(names), 0, -1) if needed(c) <= room), 1)
+        most = next((c for c in range(len(names), 0, -1) if needed(c) <= room), 1)
+        rows = -(-len(names) // most)
+        cols = -(-len(names) // rows)  # as few rows as fit, evenly filled (no orphan entry)
         if cols != self._legend.columnCount:
             self._legend.setColumnCount(cols)
 
