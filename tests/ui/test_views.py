@@ -352,6 +352,12 @@ def test_id_space_ring_spreads_a_real_table_by_bucket(qtbot: QtBot) -> None:
         end = 360.0 if n.bucket == 0 else bucket_start_angle(n.bucket - 1, len(snap.buckets))
         assert bucket_start_angle(n.bucket, len(snap.buckets)) <= angles[n.id] < end, n.bucket
     assert ring.angle_of(snap.own_id) == 0.0
+    # the deepest bucket also holds every closer id: they spread toward us, not pile up
+    rng = random.Random(1)
+    deepest = [ring.angle_of(random_id_with_prefix(rng, snap.own_id, bits))
+               for bits in (19, 20, 21, 24, 40)]
+    assert deepest == sorted(deepest, reverse=True) and len(set(deepest)) == 5
+    assert deepest[-1] > 0.0 and deepest[0] >= bucket_start_angle(19, 20)
     # and the dots are drawn where the angles say
     center = QPointF(ring.rect().center())
     first = ring.dot_positions()[0]

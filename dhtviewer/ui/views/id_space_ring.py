@@ -42,13 +42,15 @@ def closeness(ident: bytes, own: bytes) -> float:
 
 def distance_angle(ident: bytes, own: bytes, depth: int) -> float:
     """Angle (degrees, 0 at the top, growing clockwise) of ``ident`` on a ring of ``depth``
-    buckets: bucket b spans [b, b + 1) arcs of the ``depth + _US_GAP`` that make a turn, from
-    the deepest (right after us) to bucket 0 (just before us); ids closer than the deepest
-    bucket's start stay in its arc."""
+    buckets: each bucket gets one of the ``depth + _US_GAP`` equal arcs of a turn, from the
+    deepest (right after us) to bucket 0 (just before us). The deepest bucket holds every id
+    closer than its start too: its arc is halved again for each further bit shared with us, so
+    those spread toward us instead of piling up."""
     depth = max(depth, 1)
     span = depth + _US_GAP
-    # into [0, depth): 0 = as close as the deepest bucket holds, depth = the far end
-    level = depth - min(closeness(ident, own), float(depth))
+    near = closeness(ident, own) - (depth - 1)  # > 0 in the deepest bucket
+    # level in [0, depth): 0 = next to us, depth = the far end of bucket 0
+    level = depth - (depth - 1 + near) if near <= 0 else 2.0 ** -near
     return 360.0 * (_US_GAP / 2 + level) / span
 
 
@@ -252,10 +254,14 @@ class IdSpaceRing(QWidget):
         if self._own_id is not None:
             self._marker(painter, fm, center, radius, self._own_id, "us", t.own_id, True)
 
-        # centre: how many nodes, what the angle means, and a small legend
+        # centre: how many nodes, and when the ring is large enough for them (clear of the
+        # markers' labels), what the angle means and a small legend
         painter.setPen(qcolor(t.foreground))
-        self._label(painter, fm, QPointF(center.x(), center.y() - 1.3 * unit),
+        roomy = radius >= 8 * unit
+        self._label(painter, fm, QPointF(center.x(), center.y() - (1.3 * unit if roomy else 0)),
                     f"{len(self._nodes)} nodes", t.foreground)
+        if not roomy:
+            return
         caption = "clockwise: farther (bucket)"
         if fm.horizontalAdvance(caption) < 1.4 * radius:  # inside the dots' lanes
             self._label(painter, fm, center, caption, t.muted)
