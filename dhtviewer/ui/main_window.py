@@ -23,7 +23,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from PySide6.QtCore import QEvent, QObject, QSize, Qt, QTimer, Signal
+from PySide6.QtCore import QSize, Qt, QTimer, Signal
 from PySide6.QtGui import (
     QAction,
     QCloseEvent,
@@ -34,16 +34,13 @@ from PySide6.QtGui import (
 )
 from PySide6.QtWidgets import (
     QDockWidget,
-    QFrame,
     QLabel,
     QLineEdit,
     QMainWindow,
     QMessageBox,
     QPlainTextEdit,
-    QScrollArea,
     QStyle,
     QToolBar,
-    QWidget,
 )
 
 from dhtviewer import __version__
@@ -60,6 +57,7 @@ from dhtviewer.ui.controller import (
     StartOptions,
 )
 from dhtviewer.ui.dialogs import PortBusyDialog, PreferencesDialog, about_text
+from dhtviewer.ui.dock_split import DockSplit
 from dhtviewer.ui.log_panel import LogPanel
 from dhtviewer.ui.lookup_history import FILE_NAME as HISTORY_FILE_NAME
 from dhtviewer.ui.panels.announce import AnnouncePanel
@@ -72,7 +70,7 @@ from dhtviewer.ui.settings_store import SettingsStore
 from dhtviewer.ui.shortcuts import WindowShortcuts
 from dhtviewer.ui.views.lazy import LazyView
 from dhtviewer.ui.views.theme import current_theme
-from dhtviewer.ui.window_chrome import Banner, app_icon
+from dhtviewer.ui.window_chrome import Banner, app_icon, scrollable
 
 log = logging.getLogger(__name__)
 STATUS_MESSAGE_MS = 8000
@@ -82,31 +80,6 @@ shown minimized, a platform that paints late)."""
 
 
 SCROLLED_DOCKS = frozenset({"network", "announce"})
-
-
-class VerticalScrollArea(QScrollArea):
-    """Scrolls its widget vertically when too short; never narrower than the widget needs
-    (a horizontal scroll bar in a side panel only hides half of every row)."""
-
-    def minimumSizeHint(self) -> QSize:
-        inner = self.widget()
-        hint = super().minimumSizeHint()
-        if inner is None:
-            return hint
-        bar = self.style().pixelMetric(QStyle.PixelMetric.PM_ScrollBarExtent)
-        return QSize(inner.minimumSizeHint().width() + bar + 2 * self.frameWidth(),
-                     hint.height())
-
-
-def scrollable(widget: QWidget) -> QScrollArea:
-    """``widget`` in a frameless ``VerticalScrollArea``."""
-    area = VerticalScrollArea()
-    area.setObjectName(f"scroll_{widget.objectName() or type(widget).__name__}")
-    area.setWidget(widget)
-    area.setWidgetResizable(True)
-    area.setFrameShape(QFrame.Shape.NoFrame)
-    area.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
-    return area
 
 
 def _format_uptime(seconds: float) -> str:
@@ -219,13 +192,9 @@ class MainWindow(QMainWindow):
             [self.export_action, self.find_action, self.pause_action, self.quit_action,
              self.preferences_action], self)
         self.shortcuts.watch([*self.findChildren(QLineEdit), *self.findChildren(QPlainTextEdit)])
-        # what the user made of the split between the side panels and the views, and between
-        # the views and the log: kept in pixels as the window is resized (see resizeEvent)
-        self._split: tuple[int, int] | None = None
-        self._split_room = QSize()
-        self._split_pending = False
-        for name in ("network", "lookup", "log"):
-            self.docks[name].installEventFilter(self)
+        # the side panels' width and the log's height kept in pixels as the room changes
+        self.split = DockSplit(self, self.docks["network"], self.docks["lookup"],
+                               self.docks["log"])
         unit = self.fontMetrics().height()
         self.resize(unit * 95, unit * 58)
         self._restore()
@@ -253,25 +222,18 @@ class MainWindow(QMainWindow):
         network = min(self.network.sizeHint().height() + unit * 5, int(h * 0.62))
         self.resizeDocks([d["network"], d["announce"]], [network, h - network],
                          Qt.Orientation.Vertical)
-        if self._split_applies():
-            self._set_split(min(int(w * 0.26), unit * 34), int(h * 0.2))
+        if self.split.applies():
+            self.split.set(min(int(w * 0.26), unit * 34), int(h * 0.2))
 
     def _first_sizes(self) -> None:
         """The default proportions, or the restored layout if it is a sound one: a layout
         saved while the views were squeezed (the log or the side panels taking most of the
         window) is not worth keeping."""
-        d = self.docks
-        if self._layout_restored and self._split_applies():
-            views = d["lookup"].height() + d["log"].height()
-            squeezed = (d["log"].height() > 0.45 * views
-                        or d["network"].width() > 0.5 * self.width())
-            if not squeezed:
-                self._remember_split()
+        if self._layout_restored:
+            if not (self.split.applies() and self.split.squeezed()):
+                self.split.remember()
                 return
             log.info("restored layout squeezed the views; using the default proportions")
-        elif self._layout_restored:
-            self._remember_split()
-            return
         self._default_sizes()
 
     def reset_layout(self) -> None:
@@ -282,64 +244,6 @@ class MainWindow(QMainWindow):
             dock.show()
         self.docks["lookup"].raise_()
         self._default_sizes()
-
-    # The dock layout hands a bigger window's extra height to the bottom area (the log) and its
-    # width to the side panels evenly, so a window made larger showed a 40 px lookup graph over
-    # a huge log. The side panels' width and the log's height are kept in pixels instead (as the
-    # user set them, within bounds) whenever the room for the docks changes (window resized,
-    # banner shown or hidden); the views get the rest.
-    def _docked(self, name: str, area: Qt.DockWidgetArea) -> bool:
-        dock = self.docks[name]
-        return (dock.isVisible() and not dock.isFloating()
-                and self.dockWidgetArea(dock) == area)
-
-    def _split_applies(self) -> bool:
-        a = Qt.DockWidgetArea
-        return (self._docked("network", a.LeftDockWidgetArea)
-                and self._docked("lookup", a.RightDockWidgetArea)
-                and self._docked("log", a.BottomDockWidgetArea))
-
-    def _dock_room(self) -> QSize:
-        """The room the side panels and views share across, and the views and the log share
-        down (a tabbed area's tab bar included, separators not)."""
-        d = self.docks
-        sep = self.style().pixelMetric(QStyle.PixelMetric.PM_DockWidgetSeparatorExtent)
-        net, views, log = (d[n].geometry() for n in ("network", "lookup", "log"))
-        return QSize(views.right() - net.left() + 1 - sep, log.bottom() - views.top() + 1 - sep)
-
-    def _set_split(self, left: int, log: int) -> None:
-        """Side panels ``left`` px wide, log ``log`` px high (within bounds), views the rest."""
-        d = self.docks
-        room = self._dock_room()
-        left = max(d["network"].minimumSizeHint().width(), min(left, int(room.width() * 0.45)))
-        self.resizeDocks([d["network"], d["lookup"]], [left, room.width() - left],
-                         Qt.Orientation.Horizontal)
-        log = max(d["log"].minimumSizeHint().height(), min(log, int(room.height() * 0.4)))
-        self.resizeDocks([d["lookup"], d["log"]], [room.height() - log, log],
-                         Qt.Orientation.Vertical)
-        self._split = (left, log)
-        self._split_room = room
-
-    def _remember_split(self) -> None:
-        if self._split_applies():
-            self._split = (self.docks["network"].width(), self.docks["log"].height())
-            self._split_room = self._dock_room()
-
-    def eventFilter(self, watched: QObject, event: QEvent) -> bool:
-        if event.type() == QEvent.Type.Resize and not self._split_pending:
-            # after the layout pass that resized the dock has finished
-            self._split_pending = True
-            QTimer.singleShot(0, self, self._keep_split)
-        return super().eventFilter(watched, event)
-
-    def _keep_split(self) -> None:
-        self._split_pending = False
-        if self._split is None or not self._split_applies():
-            self._remember_split()
-        elif self._dock_room() == self._split_room:
-            self._remember_split()  # the user moved a separator: that is the split to keep
-        else:
-            self._set_split(*self._split)
 
     def resizeEvent(self, event: QResizeEvent) -> None:
         super().resizeEvent(event)

@@ -1,4 +1,5 @@
-"""Window chrome: the notice banner shown under the toolbar, and the application icon."""
+"""Window chrome: the notice banner shown under the toolbar, the application icon, and the
+scroll area the side panels sit in."""
 
 from __future__ import annotations
 
@@ -9,9 +10,11 @@ from pathlib import Path
 from PySide6.QtCore import QPointF, QRectF, QSize, Qt
 from PySide6.QtGui import QColor, QIcon, QPainter, QPen, QPixmap
 from PySide6.QtWidgets import (
+    QFrame,
     QHBoxLayout,
     QLabel,
     QPushButton,
+    QScrollArea,
     QSizePolicy,
     QStyle,
     QToolBar,
@@ -154,3 +157,28 @@ class Banner(QWidget):
         self.hide_banner()
         if self._on_action is not None:
             self._on_action()
+
+
+class VerticalScrollArea(QScrollArea):
+    """Scrolls its widget vertically when too short; never narrower than the widget needs
+    (a horizontal scroll bar in a side panel only hides half of every row)."""
+
+    def minimumSizeHint(self) -> QSize:
+        inner = self.widget()
+        hint = super().minimumSizeHint()
+        if inner is None:
+            return hint
+        bar = self.style().pixelMetric(QStyle.PixelMetric.PM_ScrollBarExtent)
+        return QSize(inner.minimumSizeHint().width() + bar + 2 * self.frameWidth(),
+                     hint.height())
+
+
+def scrollable(widget: QWidget) -> QScrollArea:
+    """``widget`` in a frameless ``VerticalScrollArea``."""
+    area = VerticalScrollArea()
+    area.setObjectName(f"scroll_{widget.objectName() or type(widget).__name__}")
+    area.setWidget(widget)
+    area.setWidgetResizable(True)
+    area.setFrameShape(QFrame.Shape.NoFrame)
+    area.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+    return area
