@@ -108,6 +108,16 @@ def _positive(kind: type[int] | type[float]) -> argparse._ActionType:
     return convert
 
 
+def _metrics_addr(text: str) -> tuple[str, int]:
+    """``PORT`` (on 127.0.0.1) or ``HOST:PORT``."""
+    if text.isdigit():
+        return "127.0.0.1", _port(text)
+    try:
+        return parse_hostport(text, allow_port_zero=True)
+    except ValueError as err:
+        raise argparse.ArgumentTypeError(str(err)) from None
+
+
 def _simnet_size(text: str) -> int:
     if not text.isdigit() or not 1000 <= int(text) <= 10_000_000:
         raise argparse.ArgumentTypeError(f"invalid size {text!r} (expected 1000-10000000 nodes)")
@@ -212,6 +222,9 @@ def build_parser() -> argparse.ArgumentParser:
                     help="accept private and loopback contacts")
     nd.add_argument("--stats-interval", type=_positive(float), default=5.0, metavar="S",
                     help="seconds between stats lines (default 5)")
+    nd.add_argument("--metrics", type=_metrics_addr, metavar="[HOST:]PORT",
+                    help="serve Prometheus metrics at http://HOST:PORT/metrics (HOST defaults "
+                    "to 127.0.0.1: give 0.0.0.0 to let other machines scrape)")
 
     tn = sub.add_parser("testnet", parents=[verbose, cfg], help="run a local test network",
                         description="Run N DHT nodes on consecutive loopback addresses with a "
@@ -574,6 +587,18 @@ async def _node(args: argparse.Namespace) -> int:
     local = session.local_address
     print(f"node {session.node_id.hex()} on {format_addr(local) if local else '?'}; "
           f"state file {state_path}", flush=True)
+    metrics = None
+    if args.metrics is not None:
+        from dhtviewer.net.metrics import MetricsServer
+
+        metrics = MetricsServer(session, *args.metrics)
+        try:
+            where = metrics.start()
+        except OSError as err:
+            await session.stop()
+            raise UsageError(f"cannot serve metrics on {format_addr(args.metrics)}: "
+                             f"{err.strerror or err}") from None
+        print(f"metrics on http://{format_addr(where)}/metrics", flush=True)
     try:
         waiter = asyncio.ensure_future(_until_signalled())
         while not waiter.done():
@@ -582,6 +607,8 @@ async def _node(args: argparse.Namespace) -> int:
             if not waiter.done():
                 print(_stats_line(session), flush=True)
     finally:
+        if metrics is not None:
+            metrics.close()
         await session.stop()
         print(f"state saved to {state_path}", flush=True)
     return EXIT_OK

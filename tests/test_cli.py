@@ -406,3 +406,50 @@ def test_lookup_with_settings_from_a_file_and_set(testnet: LocalTestnet, tmp_pat
     assert {format_addr(p) for p in peers} <= set(json.loads(result.stdout)["peers"])
     bad = dhtviewer("node", "--set", "k=0")
     assert one_line_error(bad) == "dhtviewer: error: --set k=0: k must be 1..64 nodes (got 0)"
+
+
+# --- node --metrics ------------------------------------------------------------------------------
+@pytest.mark.skipif(not POSIX, reason="sends SIGTERM")
+def test_node_serves_prometheus_metrics_on_loopback(testnet: LocalTestnet,
+                                                    tmp_path: Path) -> None:
+    import re
+    import urllib.request
+
+    proc = popen("node", "--bind", "127.0.20.241:0", *bootstrap_args(testnet),
+                 "--state-file", str(tmp_path / "state.json"), "--metrics", "0",
+                 "--stats-interval", "0.2")
+    try:
+        line = read_line(proc, 60, "metrics on ")
+        m = re.search(r"http://127\.0\.0\.1:(\d+)/metrics", line)
+        assert m, line
+        read_line(proc, 60, "] ready")
+        with urllib.request.urlopen(m.group(0), timeout=10) as response:
+            text = response.read().decode()
+        assert re.search(r'^dhtviewer_routing_nodes\{family="4",state="good"\} [1-9]', text,
+                         re.MULTILINE), text[:2000]
+        assert "dhtviewer_query_rtt_seconds_bucket" in text
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(20) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(10)
+
+
+def test_metrics_address_errors_exit_2(capsys: pytest.CaptureFixture[str],
+                                       tmp_path: Path) -> None:
+    import socket
+
+    with pytest.raises(SystemExit) as info:
+        cli.main(["node", "--metrics", "localhost:notaport"])
+    assert info.value.code == 2 and "invalid port 'notaport'" in capsys.readouterr().err
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        code = cli.main(["node", "--bind", "127.0.20.242:0", "--bootstrap", "127.0.20.1:1",
+                         "--state-file", str(tmp_path / "state.json"), "--metrics",
+                         str(port)])
+    assert code == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[-1].startswith(f"dhtviewer: error: cannot serve metrics on 127.0.0.1:{port}")

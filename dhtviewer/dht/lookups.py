@@ -191,6 +191,7 @@ class LookupManager:
         for a in seeds:
             if self._addr_ok(a):
                 lk.add_seed(a)
+        self.rpc.counters.lookups_started += 1
         self.outbox.emit(ev.LookupStarted(lid, target, kind, now))
         self.step(lk, now)
         return lk
@@ -296,6 +297,9 @@ class LookupManager:
             return
         lk.finished = True
         lk.finished_at = now
+        counters = self.rpc.counters
+        counters.lookups_finished += 1
+        counters.lookups_cancelled += cancelled
         self.rpc.cancel(self._owners[lk.id])
         closest = tuple((c.id, c.addr) for c in lk.closest() if c.id is not None)
         self.outbox.emit(

@@ -39,7 +39,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dhtviewer.dht import events as ev
 from dhtviewer.dht import krpc
 from dhtviewer.dht.addresses import acceptable_address, ip_family
-from dhtviewer.dht.counters import Counters
+from dhtviewer.dht.counters import Counters, Direction
 from dhtviewer.dht.crawler import UNKNOWN_ID, Crawl, DirectSample
 from dhtviewer.dht.external_ip import ExternalIpVoter
 from dhtviewer.dht.item_lookup import PutRequest, start_get, start_put
@@ -647,6 +647,7 @@ class DhtNode:
         s = self._settings
         c.queries_in += 1
         method = method_of(q)
+        c.messages.add(Direction.IN, "q", method)
         if self._outbox.traffic_events:
             self._outbox.emit(
                 ev.MessageReceived(addr, "q", method, q.tid, len(data), q.sender_id, data, now)

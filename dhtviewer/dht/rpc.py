@@ -19,7 +19,7 @@ from collections.abc import Callable
 from dhtviewer.dht import events as ev
 from dhtviewer.dht import krpc
 from dhtviewer.dht.addresses import ip_family
-from dhtviewer.dht.counters import Counters
+from dhtviewer.dht.counters import Counters, Direction
 from dhtviewer.dht.kinds import OwnerKind
 from dhtviewer.dht.messages import (
     Addr,
@@ -193,6 +193,7 @@ class Rpc:
         traffic = self.outbox.traffic_events
         if isinstance(msg, ErrorMessage):
             c.errors_in += 1
+            c.messages.add(Direction.IN, "e", p.method)
             if traffic:
                 self.outbox.emit(
                     ev.MessageReceived(
@@ -202,6 +203,7 @@ class Rpc:
             p.owner.on_error(p, f"error {msg.code}: {msg.message}", now)
             return
         c.responses_in += 1
+        c.messages.add(Direction.IN, "r", p.method)
         if traffic:
             self.outbox.emit(
                 ev.MessageReceived(
@@ -215,6 +217,7 @@ class Rpc:
                 table.remove(p.node_id, now, reason="id-changed")
         rtt = now - p.sent_at
         self.timeout.record(rtt)
+        c.rtt.observe(rtt)
         if table is not None and msg.sender_id != self.node_id:
             to_ping = table.heard_from(
                 msg.sender_id,

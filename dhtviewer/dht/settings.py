@@ -13,6 +13,7 @@ tests and benchmarks build variants with ``dataclasses.replace`` (validated too)
 
 from __future__ import annotations
 
+import contextlib
 import difflib
 import enum
 import math
@@ -394,6 +395,34 @@ def check_value(spec: SettingSpec, value: object) -> Any:
         raise SettingsError([(name, f"{name} must be {spec.range_text()}{unit} "
                                     f"(got {_number(value)})")])
     return value
+
+
+_TRUE = frozenset({"true", "yes", "on", "1"})
+_FALSE = frozenset({"false", "no", "off", "0"})
+
+
+def parse_value(spec: SettingSpec, text: str) -> Any:
+    """The value typed as ``text`` ("20", "0.5", "off"...), checked against ``spec`` (type and
+    range); SettingsError saying what was expected. For the command line's ``--set`` and the
+    preferences' text fields alike."""
+    raw = text.strip()
+    value: object = raw
+    if spec.kind is bool:
+        low = raw.lower()
+        value = True if low in _TRUE else False if low in _FALSE else raw
+    elif spec.kind in (int, float):
+        with contextlib.suppress(ValueError):  # unparsed, check_value says what was expected
+            value = int(raw, 10) if spec.kind is int else float(raw)
+    return check_value(spec, value)
+
+
+def format_value(value: object) -> str:
+    """A value as people type it back: 8, 0.25, 900 (not 900.0 or 9e+02), true/false."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, float):
+        return str(int(value)) if value.is_integer() and abs(value) < 1e15 else repr(value)
+    return str(value)
 
 
 def editable_specs() -> tuple[SettingSpec, ...]:

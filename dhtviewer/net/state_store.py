@@ -68,6 +68,9 @@ def save_state(path: str | os.PathLike[str], state: Mapping[str, object]) -> Non
     ``external_ip``, ``nodes`` as ``[[id_hex, ip, port], ...]``). Creates the directory.
     Raises ``OSError`` if the file cannot be written; the previous file is then untouched."""
     target = Path(path)
+    if target.exists() and not target.is_file():
+        # /dev/null, a FIFO...: replacing it with our file would break it for everyone
+        raise OSError(f"{target} is not a regular file; not replaced")
     target.parent.mkdir(parents=True, exist_ok=True)
     doc = {"version": FORMAT_VERSION, "saved_at": time.time(), **state}
     data = json.dumps(doc, indent=1, sort_keys=True).encode("utf-8")
@@ -120,6 +123,9 @@ def load_state(path: str | os.PathLike[str]) -> tuple[SavedState, StateLoadWarni
     unreadable or corrupt file yields an empty state and a warning; a corrupt file is moved
     aside so the next save does not destroy the evidence."""
     p = Path(path)
+    if p.exists() and not p.is_file():
+        # /dev/null and the like hold no state, and are never moved aside
+        return SavedState(), _warn(f"cannot read state file {p}: not a regular file", p, None)
     try:
         size = p.stat().st_size
         if size > _MAX_FILE_BYTES:

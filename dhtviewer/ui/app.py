@@ -5,7 +5,8 @@ no locks. The order of shutdown matters: the loop only turns while Qt's does, so
 stopped (and its state saved) while the window is closing, and the application quits after.
 
 Without a display, Qt would abort with a long trace; on Linux and the BSDs the environment is
-checked first, and one clear line says what to do instead.
+checked first, and one clear line says what to do instead. The same when Qt's xcb plugin lacks
+system libraries (``platform_check.py``): one line names them and the packages to install.
 """
 
 from __future__ import annotations
@@ -178,6 +179,12 @@ def main(args: argparse.Namespace | None = None) -> int:
     if problem is not None:
         print(problem, file=sys.stderr)
         return EXIT_NO_DISPLAY
+    from dhtviewer.ui.platform_check import EXIT_MISSING_LIBRARIES, xcb_problem
+
+    problem = xcb_problem()
+    if problem is not None:
+        print(problem, file=sys.stderr)
+        return EXIT_MISSING_LIBRARIES
     import qasync
     from PySide6.QtCore import Qt
     from PySide6.QtGui import QGuiApplication

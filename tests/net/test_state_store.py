@@ -176,3 +176,17 @@ def test_save_removes_temp_files_left_by_a_killed_save(tmp_path: Path) -> None:
     assert not orphan.exists()
     assert fresh.exists()
     assert target.exists()
+
+
+def test_a_device_given_as_state_file_is_neither_moved_nor_replaced(tmp_path: Path) -> None:
+    """``--state-file /dev/null`` (no persistence, as many tools take it) must leave the device
+    alone: moving it aside or replacing it (as root) would break it for the whole machine. A
+    FIFO stands in for the device here."""
+    fifo = tmp_path / "null"
+    os.mkfifo(fifo)
+    saved, warning = load_state(fifo)
+    assert saved.nodes == [] and warning is not None and warning.backup is None
+    assert "not a regular file" in str(warning)
+    with pytest.raises(OSError, match="not a regular file"):
+        save_state(fifo, {"node_id": "00" * 20, "external_ip": None, "nodes": []})
+    assert fifo.is_fifo() and list(tmp_path.iterdir()) == [fifo]
