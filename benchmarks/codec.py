@@ -104,7 +104,7 @@ def _serving_node(rng: random.Random, info_hashes: list[bytes]) -> DhtNode:
     """A node as a busy public one looks: a full routing table, a peer store with swarms."""
     settings = DhtSettings(rate_limit=False)
     node = DhtNode(rng=rng, now=0.0, settings=settings)
-    table = node.tables[4]
+    table = node.table
     for _ in range(400):
         table.heard_from(random_id(rng), (_public_ip(rng), rng.randrange(1024, 65536)), 0.0,
                          responded=True)

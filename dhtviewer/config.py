@@ -10,6 +10,7 @@ with TOML's own types. Later wins: the command's own defaults, then the file, th
 
 from __future__ import annotations
 
+import enum
 import sys
 import textwrap
 from collections.abc import Iterable, Mapping
@@ -119,4 +120,7 @@ def toml_template() -> str:
 def _toml_value(value: object) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
+    if isinstance(value, enum.Enum):
+        return f'"{value.value}"'
+
     return repr(value)

@@ -20,6 +20,7 @@ import pytest
 
 from dhtviewer import __version__, cli
 from dhtviewer.dht.addresses import format_addr
+from dhtviewer.net.binds import ipv6_loopback_available
 from dhtviewer.net.testnet import BackgroundTestnet, LocalTestnet
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -107,7 +108,11 @@ def test_lookup_json_finds_the_announced_peers(testnet: LocalTestnet) -> None:
     doc = json.loads(result.stdout)
     assert set(doc) == {
         "info_hash", "peers", "queried", "responded", "bootstrap_s", "elapsed_s", "closest",
+        "families",
     }
+    # An IPv4 testnet: the IPv6 lookup (on ::1, with nobody to ask) finds nothing.
+    assert set(doc["families"]) <= {"4", "6"} and doc["families"]["4"]["peers"] >= len(peers)
+    assert doc["families"]["4"]["responded"] == doc["responded"]
     assert doc["info_hash"] == info_hash.hex()
     assert {format_addr(p) for p in peers} <= set(doc["peers"])
     assert doc["queried"] >= doc["responded"] >= 1
@@ -132,9 +137,10 @@ def test_announce_json_reports_stored_at_and_the_peer_is_then_found(
     result = dhtviewer("announce", info_hash, "--port", "45001", *bootstrap_args(testnet), "--json")
     assert result.returncode == 0, result.stderr
     doc = json.loads(result.stdout)
-    assert set(doc) == {"info_hash", "stored_at"}
+    assert set(doc) == {"info_hash", "stored_at", "stored_by_family"}
     assert doc["info_hash"] == info_hash
     assert doc["stored_at"]
+    assert doc["stored_by_family"]["4"] == len(doc["stored_at"])  # an IPv4 testnet
     assert set(doc["stored_at"]) <= {format_addr(a) for a in testnet.addrs}
     found = json.loads(dhtviewer("lookup", info_hash, *bootstrap_args(testnet), "--json").stdout)
     # No bind given and a loopback testnet: the client bound 127.0.0.1.
@@ -208,7 +214,7 @@ def test_node_command_runs_until_sigterm_and_saves_its_state(
         if proc.poll() is None:
             proc.kill()
             proc.wait(10)
-    saved = json.loads(state.read_text())
+    saved = json.loads(state.read_text())["families"]["4"]
     assert len(saved["node_id"]) == 40 and len(saved["nodes"]) >= 8
 
 
@@ -406,6 +412,38 @@ def test_lookup_with_settings_from_a_file_and_set(testnet: LocalTestnet, tmp_pat
     assert {format_addr(p) for p in peers} <= set(json.loads(result.stdout)["peers"])
     bad = dhtviewer("node", "--set", "k=0")
     assert one_line_error(bad) == "dhtviewer: error: --set k=0: k must be 1..64 nodes (got 0)"
+
+
+# --- dual stack (BEP 32) -----------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def dual_testnet() -> Iterator[LocalTestnet]:
+    if not ipv6_loopback_available():
+        pytest.skip("no IPv6 loopback")
+    with BackgroundTestnet(LocalTestnet(16, "127.0.22.1", port=0, seed=22, ipv6=True)) as net:
+        yield net
+
+
+def test_lookup_and_announce_report_each_family(dual_testnet: LocalTestnet) -> None:
+    net = dual_testnet
+    info_hash, peers = next(iter(net.announced.items()))
+    boot = bootstrap_args(net)  # both families' addresses
+    assert any("[::1]" in a for a in boot)
+    text = dhtviewer("lookup", info_hash.hex(), *boot)
+    assert text.returncode == 0, text.stderr
+    lines = text.stdout.splitlines()
+    assert any(ln.startswith("  IPv4 ") and " peers, " in ln for ln in lines)
+    assert any(ln.startswith("  IPv6 ") and " peers, " in ln for ln in lines)
+    assert all(format_addr(p) in text.stdout for p in peers)  # "[::1]:40000" and "127.0.22.x"
+    doc = json.loads(dhtviewer("lookup", info_hash.hex(), *boot, "--json").stdout)
+    assert doc["families"]["4"]["peers"] >= 1 and doc["families"]["6"]["peers"] >= 1
+    # --set keeps to one DHT.
+    only4 = json.loads(dhtviewer("lookup", info_hash.hex(), *boot, "--json",
+                                 "--set", "address_families=ipv4").stdout)
+    assert set(only4["families"]) == {"4"} and all("[" not in p for p in only4["peers"])
+    announced = dhtviewer("announce", "cd" * 20, "--port", "45002", *boot)
+    assert announced.returncode == 0, announced.stderr
+    first = announced.stdout.splitlines()[0]
+    assert "(IPv4 " in first and ", IPv6 " in first
 
 
 # --- node --metrics ------------------------------------------------------------------------------

@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from dhtviewer.dht.kinds import LookupKind, NodeState
-from dhtviewer.dht.messages import Addr
+from dhtviewer.dht.messages import Addr, NodeInfo
 
 
 # --- routing table ------------------------------------------------------------------------------
@@ -118,6 +118,18 @@ class ResponseDropped:
 
 
 @dataclass(frozen=True, slots=True)
+class OtherFamilyContacts:
+    """A reply to one of our queries carried contacts of the other address family (we asked for
+    them with BEP 32 ``want`` while bootstrapping, or while our sibling was short of contacts).
+    The lookup does not use them (the two DHTs are separate); a dual-stack driver offers them to
+    its node of ``family`` (``DhtNode.offer_contacts``), which pings them before using them."""
+
+    family: int
+    nodes: tuple[NodeInfo, ...]
+    at: float
+
+
+@dataclass(frozen=True, slots=True)
 class ExternalAddressChanged:
     """BEP 42 ``ip`` votes from responders now agree on a new external address for us."""
 
@@ -130,12 +142,15 @@ class ExternalAddressChanged:
 @dataclass(frozen=True, slots=True)
 class LookupStarted:
     """``kind``: "get_peers", "find_node", "announce" (a get_peers lookup followed by announces),
-    or the node's own maintenance: "bootstrap" (find_node of our id) and "refresh" (a bucket)."""
+    or the node's own maintenance: "bootstrap" (find_node of our id) and "refresh" (a bucket).
+    ``family``: the address family (4 or 6) of the node, hence of the DHT, the lookup runs in
+    (BEP 32: a dual-stack session runs one lookup per family)."""
 
     lookup_id: int
     target: bytes
     kind: LookupKind
     at: float
+    family: int = 4
 
 
 @dataclass(frozen=True, slots=True)
@@ -191,7 +206,8 @@ class PeersFound:
 @dataclass(frozen=True, slots=True)
 class LookupFinished:
     """The lookup settled (or was cancelled). ``closest``: the K closest that answered, nearest
-    first, as (id, addr). ``queried``/``responded`` count distinct nodes. ``elapsed`` in seconds."""
+    first, as (id, addr). ``queried``/``responded`` count distinct nodes. ``elapsed`` in seconds.
+    ``family``: the address family of the DHT it ran in, as in its ``LookupStarted``."""
 
     lookup_id: int
     target: bytes
@@ -203,6 +219,7 @@ class LookupFinished:
     elapsed: float
     cancelled: bool
     at: float
+    family: int = 4
 
 
 @dataclass(frozen=True, slots=True)
@@ -376,6 +393,7 @@ Event = (
     | MalformedReceived
     | ResponseDropped
     | ExternalAddressChanged
+    | OtherFamilyContacts
     | LookupStarted
     | LookupQuerySent
     | LookupResponse

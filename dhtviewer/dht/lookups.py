@@ -12,6 +12,12 @@ to the ``on_response`` hook given at ``start`` (which may also end the lookup ea
 second phase after the lookup settles (announce_peer, BEP 44 put, BEP 33 scrape) is started by
 the ``then`` hook: it returns a ``Phase``, a transaction owner that reports its own end through
 the callback it was given, and is cancelled with the lookup.
+
+A lookup runs in the node's address family only (BEP 32: the IPv4 and IPv6 DHTs are separate):
+it is seeded from that family's table and follows only that family's contacts (``nodes`` for
+IPv4, ``nodes6`` for IPv6). A dual-stack node asks for the other family's contacts too while it
+bootstraps, or while its sibling is short of them (``want``); those it hands over as an
+``OtherFamilyContacts`` event, never to the lookup.
 """
 
 from __future__ import annotations
@@ -22,6 +28,7 @@ from typing import Protocol
 
 from dhtviewer.dht import events as ev
 from dhtviewer.dht.announce import AnnounceRound
+from dhtviewer.dht.families import WANT_OF, Sibling, other_family
 from dhtviewer.dht.kinds import LookupKind, OwnerKind
 from dhtviewer.dht.lookup import Candidate, Lookup
 from dhtviewer.dht.messages import Addr, FindNodeQuery, GetPeersQuery, GetQuery, Query, Response
@@ -102,19 +109,26 @@ class LookupManager:
         *,
         node_id: bytes,
         settings: DhtSettings,
-        tables: dict[int, RoutingTable],
+        table: RoutingTable,
         rpc: Rpc,
         outbox: Outbox,
         ids: Callable[[], int],
         addr_ok: Callable[[Addr], bool],
         subnet_of: Callable[[str], bytes | None] | None = None,
+        sibling: Sibling | None = None,
     ) -> None:
-        """``ids()``: the next operation id (shared with pings). ``addr_ok(addr)``: whether a
-        contact's address may be used at all. ``subnet_of(ip)``: the subnet rule for lookups
-        (``RoutingPolicy.subnet``; None: no rule)."""
+        """``table``: the node's routing table; its family is the lookups'. ``ids()``: the next
+        operation id (shared with pings). ``addr_ok(addr)``: whether a contact's address may be
+        used at all. ``subnet_of(ip)``: the subnet rule for lookups (``RoutingPolicy.subnet``;
+        None: no rule). ``sibling``: the other family's node (dual stack), whose need for
+        contacts decides ``want``."""
         self.node_id = node_id
         self.settings = settings
-        self.tables = tables
+        self.table = table
+        self.family = table.family
+        self._other = other_family(table.family)
+        self._sibling = sibling
+        self._want_both = frozenset({WANT_OF[4], WANT_OF[6]})
         self.rpc = rpc
         self.outbox = outbox
         self._ids = ids
@@ -186,13 +200,12 @@ class LookupManager:
             self._then[lid] = then
         if on_response is not None:
             self._on_response_hooks[lid] = on_response
-        for table in self.tables.values():
-            lk.add_nodes(table.closest(target, s.k * 2, now), None, 0)
+        lk.add_nodes(self.table.closest(target, s.k * 2, now), None, 0)
         for a in seeds:
             if self._addr_ok(a):
                 lk.add_seed(a)
         self.rpc.counters.lookups_started += 1
-        self.outbox.emit(ev.LookupStarted(lid, target, kind, now))
+        self.outbox.emit(ev.LookupStarted(lid, target, kind, now, self.family))
         self.step(lk, now)
         return lk
 
@@ -202,7 +215,9 @@ class LookupManager:
         if lk.finished:
             return
         qtype, key = QUERY_OF_KIND[lk.kind]
-        args = {key: lk.target}
+        args: dict[str, object] = {key: lk.target}
+        if self._asks_both(lk):
+            args["want"] = self._want_both
         owner = self._owners[lk.id]
         emit = self.outbox.emit
         while True:
@@ -234,6 +249,15 @@ class LookupManager:
         if lk.is_done():
             self._finish(lk, now)
 
+    def _asks_both(self, lk: Lookup) -> bool:
+        """BEP 32: a dual-stack node asks for both families' contacts while it bootstraps, or
+        while its sibling is short of contacts (after an outage of that family, say); otherwise
+        only for its own, which a query implies by the family it travels over (no ``want``)."""
+        sib = self._sibling
+        if sib is None or not sib.bound:
+            return False
+        return lk.kind == LookupKind.BOOTSTRAP or sib.needs_contacts()
+
     def step_all(self, now: float) -> None:
         """Give every lookup a chance to send (those blocked by a full transaction table)."""
         for lk in list(self.lookups.values()):
@@ -257,8 +281,15 @@ class LookupManager:
             return
         own = self.node_id
         addr_ok = self._addr_ok
-        contacts = [n for n in (*r.nodes, *r.nodes6) if n.id != own and addr_ok(n.addr)]
+        mine, theirs = (r.nodes, r.nodes6) if self.family == 4 else (r.nodes6, r.nodes)
+        contacts = [n for n in mine if n.id != own and addr_ok(n.addr)]
         new_nodes = lk.add_nodes(contacts, r.sender_id, cand.depth + 1)
+        if theirs and self._sibling is not None and self._sibling.bound:
+            # Never into this lookup: the other family's DHT is another network. At most K,
+            # as an honest reply carries (a hostile one cannot make the event large).
+            self.outbox.emit(
+                ev.OtherFamilyContacts(self._other, tuple(theirs[: self.settings.k]), now)
+            )
         peers = [a for a in r.values if a[1] != 0]
         room = self.settings.max_peers_per_lookup - len(lk.peers)
         if len(peers) > room:
@@ -314,6 +345,7 @@ class LookupManager:
                 now - lk.started_at,
                 cancelled,
                 now,
+                self.family,
             )
         )
         then = self._then.pop(lk.id, None)

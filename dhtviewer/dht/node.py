@@ -1,5 +1,9 @@
 """DhtNode: the sans-IO Mainline DHT node (BEP 5, with BEP 32, 33, 42, 43, 44 and 51).
 
+One node speaks one address family (BEP 32 runs two independent DHTs): one socket, one routing
+table, lookups through that family's nodes only. A dual-stack host runs one node per family; the
+two share nothing but what ``families.Sibling`` shows (see ``families``).
+
 The node wires its parts together and drives them; each part is its own module:
 
 * ``rpc.Rpc``: our queries, reply matching, timeouts, and what every answer teaches;
@@ -42,6 +46,7 @@ from dhtviewer.dht.addresses import acceptable_address, ip_family
 from dhtviewer.dht.counters import Counters, Direction
 from dhtviewer.dht.crawler import UNKNOWN_ID, Crawl, DirectSample
 from dhtviewer.dht.external_ip import ExternalIpVoter
+from dhtviewer.dht.families import FAMILIES, Sibling
 from dhtviewer.dht.item_lookup import PutRequest, start_get, start_put
 from dhtviewer.dht.item_service import ItemService
 from dhtviewer.dht.item_store import ItemStore
@@ -63,6 +68,7 @@ from dhtviewer.dht.messages import (
     method_of,
 )
 from dhtviewer.dht.node_id import ID_BYTES, bep42_id, bep42_valid, random_id
+from dhtviewer.dht.op_ids import OpIds
 from dhtviewer.dht.outbox import Outbox
 from dhtviewer.dht.peer_store import PeerStore
 from dhtviewer.dht.rate_limit import RateLimiter
@@ -111,34 +117,46 @@ class DhtNode:
         now: float,
         node_id: bytes | None = None,
         settings: DhtSettings | None = None,
-        families: tuple[int, ...] = (4,),
+        family: int = 4,
+        sibling: Sibling | None = None,
+        op_ids: OpIds | None = None,
         traffic_events: bool = True,
         external_ip: str | None = None,
         routing_policy: RoutingPolicy | None = None,
-        first_op_id: int = 1,
+        first_op_id: int | None = None,
     ) -> None:
-        """``families``: address families this node speaks (4, 6 or both); one routing table
-        each. ``traffic_events``: emit MessageSent/MessageReceived (``set_traffic_events``
-        switches it later). ``external_ip``: our address as last known (restored state), until
-        votes say otherwise. ``routing_policy``: the routing tables' rules (default: from
-        ``settings``). ``first_op_id``: the id of the first operation (lookup, ping, ...); a
-        program that runs nodes one after another passes the previous node's ``next_op_id`` so
-        that ids never repeat within its life."""
+        """``family``: the address family (4 or 6) this node speaks: its socket's, its routing
+        table's, its lookups'. ``sibling``: the read-only view of the host's node of the other
+        family (dual stack, BEP 32); None for a single-stack node. ``op_ids``: where operation
+        ids (lookups, pings, samples) come from; the nodes of one session share one, so that an
+        id names one operation across families (and ``next_op_id`` is the pair's).
+        ``traffic_events``: emit MessageSent/MessageReceived (``set_traffic_events`` switches it
+        later). ``external_ip``: our address as last known (restored state), until votes say
+        otherwise.
+        ``routing_policy``: the routing table's rules (default: from ``settings``).
+        ``first_op_id``: where a node without ``op_ids`` starts its ids; a program that runs
+        nodes one after another passes the previous node's ``next_op_id`` so that ids never
+        repeat within its life."""
         if node_id is not None and len(node_id) != ID_BYTES:
             raise ValueError("node_id must be 20 bytes")
+        if family not in FAMILIES:
+            raise ValueError(f"family must be 4 or 6, got {family!r}")
+        if sibling is not None and sibling.family == family:
+            raise ValueError(f"the sibling of an IPv{family} node must be of the other family")
+        if op_ids is not None and first_op_id is not None:
+            # the shared source decides; a first id beside it would silently be ignored
+            raise ValueError("give op_ids or first_op_id, not both")
         s = self._settings = settings or DhtSettings()
         self._rng = rng
         self._node_id = node_id if node_id is not None else random_id(rng)
-        self._families = tuple(sorted(set(families)))
+        self._family = family
+        self._sibling = sibling
         self._started_at = now
         c = self._counters = Counters()
         self._outbox = Outbox(c, s.max_queued_events, traffic_events)
         emit = self._outbox.emit
         policy = routing_policy or RoutingPolicy.from_settings(s)
-        self._tables = {
-            fam: RoutingTable(self._node_id, s, fam, emit=emit, policy=policy, counters=c)
-            for fam in self._families
-        }
+        self._table = RoutingTable(self._node_id, s, family, emit=emit, policy=policy, counters=c)
         self._tokens = TokenIssuer(rng, now, s.token_rotation)
         self._store = PeerStore(
             max_info_hashes=s.max_info_hashes,
@@ -160,32 +178,36 @@ class DhtNode:
         self._rpc = Rpc(
             node_id=self._node_id,
             settings=s,
-            tables=self._tables,
+            table=self._table,
             outbox=self._outbox,
             counters=c,
             rng=rng,
             limiter=self._limiter,
             on_external_ip=self._vote_external_ip,
         )
-        self._next_op = first_op_id
+        self._ops = op_ids if op_ids is not None else OpIds(
+            1 if first_op_id is None else first_op_id
+        )
         self._lookups = LookupManager(
             node_id=self._node_id,
             settings=s,
-            tables=self._tables,
+            table=self._table,
             rpc=self._rpc,
             outbox=self._outbox,
             ids=self._new_op,
             addr_ok=self._addr_ok,
             subnet_of=policy.subnet if policy.restrict_subnets else None,
+            sibling=sibling,
         )
         self._refresher = Refresher(
-            settings=s, tables=self._tables, lookups=self._lookups, rng=rng
+            settings=s, table=self._table, lookups=self._lookups, rng=rng
         )
         self._tasks = Scheduler(on_error=self._task_failed)
         self._responder = Responder(
             node_id=self._node_id,
             settings=s,
-            tables=self._tables,
+            table=self._table,
+            sibling=sibling,
             store=self._store,
             tokens=self._tokens,
             rng=rng,
@@ -373,7 +395,7 @@ class DhtNode:
             schedule=lambda when, fn: self._tasks.call_at(when, fn, name="crawl"),
             contact_ok=lambda n: n.id != own and self._addr_ok(n.addr),
         )
-        contacts = [n for t in self._tables.values() for n in t.export_nodes()]
+        contacts = list(self._table.export_nodes())
         # Seeds have unknown ids: a placeholder until they answer (the sampler keys by
         # address, and the reply's id replaces it).
         contacts += [NodeInfo(UNKNOWN_ID, a) for a in seeds if self._addr_ok(a)]
@@ -471,19 +493,31 @@ class DhtNode:
         return self._tasks.call_every(interval, fn, first=first, name=name)
 
     def add_contacts(self, nodes: Sequence[NodeInfo], now: float) -> None:
-        """Known contacts (restored state): pinged, and entered into the table when they answer."""
+        """Known contacts (restored state): pinged, and entered into the table when they answer.
+        Contacts of the other family are ignored."""
         for n in nodes:
             if self._addr_ok(n.addr) and n.id != self._node_id:
                 self._rpc.send(PingQuery, n.addr, n.id, now, self._rpc.verification)
+
+    def offer_contacts(self, nodes: Sequence[NodeInfo], now: float) -> None:
+        """Contacts of our family that the host's other node learned (``OtherFamilyContacts``,
+        BEP 32): unverified, so they are pinged within the verification budget (as anyone who
+        queries us) and enter the table only if they answer."""
+        fresh = [
+            n for n in nodes
+            if self._addr_ok(n.addr) and n.id != self._node_id
+            and self._table.get_by_addr(n.addr) is None
+        ]
+        self._rpc.verify(fresh, now)
 
     def preload_contacts(self, nodes: Sequence[NodeInfo], answered_at: float) -> None:
         """Fill the routing table with ``nodes`` as if each had answered us at ``answered_at``,
         and count the node as bootstrapped: for simulations that seed tables from global
         knowledge instead of running millions of bootstrap queries. Not for the real network
         (nothing is verified)."""
+        table = self._table
         for n in nodes:
-            table = self._tables.get(ip_family(n.addr[0]))
-            if table is not None and n.id != self._node_id:
+            if ip_family(n.addr[0]) == self._family and n.id != self._node_id:
                 table.heard_from(n.id, n.addr, answered_at, responded=True)
         self._refresher.mark_bootstrapped()
 
@@ -498,12 +532,14 @@ class DhtNode:
 
     @property
     def next_op_id(self) -> int:
-        """The id the next operation (lookup, ping, ...) will get."""
-        return self._next_op
+        """The id the next operation (lookup, ping, ...) will get (in a dual-stack pair, by
+        either node: they share their ids)."""
+        return self._ops.next_id
 
     @property
-    def families(self) -> tuple[int, ...]:
-        return self._families
+    def family(self) -> int:
+        """The address family (4 or 6) this node speaks."""
+        return self._family
 
     @property
     def external_ip(self) -> str | None:
@@ -528,8 +564,9 @@ class DhtNode:
         return self._counters
 
     @property
-    def tables(self) -> Mapping[int, RoutingTable]:
-        return self._tables
+    def table(self) -> RoutingTable:
+        """The routing table (read-only use: ``snapshot``, ``closest``, iteration)."""
+        return self._table
 
     @property
     def lookups(self) -> Mapping[int, Lookup]:
@@ -565,20 +602,29 @@ class DhtNode:
     def voter(self) -> ExternalIpVoter:
         return self._voter
 
-    def routing_snapshot(self, now: float, family: int = 4) -> RoutingSnapshot:
-        return self._tables[family].snapshot(now)
+    def routing_snapshot(self, now: float) -> RoutingSnapshot:
+        return self._table.snapshot(now)
 
     def routing_size(self) -> int:
-        return sum(len(t) for t in self._tables.values())
+        return len(self._table)
 
     def good_node_count(self, now: float) -> int:
         s = self._settings
         return sum(
             1
-            for t in self._tables.values()
-            for e in t
+            for e in self._table
             if e.state(now, s.good_period, s.bad_after_failures) == NodeState.GOOD
         )
+
+    def closest_contacts(self, target: bytes, count: int, now: float) -> list[NodeInfo]:
+        """The ``count`` verified contacts closest to ``target`` (what a ``find_node`` reply
+        carries): what the other family's node reads through its ``Sibling``."""
+        return self._table.closest(target, count, now)
+
+    def needs_contacts(self) -> bool:
+        """Short of contacts (fewer than K in the table): the sibling's lookups then ask for our
+        family's contacts too (BEP 32), to feed us."""
+        return len(self._table) < self._settings.k
 
     def stats(self, now: float) -> dict[str, int]:
         """Every counter (``Counters``) and the sizes of things at ``now``."""
@@ -600,13 +646,15 @@ class DhtNode:
         return out
 
     def export_state(self) -> dict[str, object]:
-        """JSON-able: {"node_id": hex, "external_ip": str|None, "nodes": [[hex, ip, port], ...]}."""
-        nodes = [
-            [n.id.hex(), n.addr[0], n.addr[1]]
-            for t in self._tables.values()
-            for n in t.export_nodes()
-        ]
-        return {"node_id": self._node_id.hex(), "external_ip": self.external_ip, "nodes": nodes}
+        """JSON-able: {"family": 4|6, "node_id": hex, "external_ip": str|None,
+        "nodes": [[hex, ip, port], ...]}."""
+        nodes = [[n.id.hex(), n.addr[0], n.addr[1]] for n in self._table.export_nodes()]
+        return {
+            "family": self._family,
+            "node_id": self._node_id.hex(),
+            "external_ip": self.external_ip,
+            "nodes": nodes,
+        }
 
     def bep42_ok(self) -> bool | None:
         """Whether our id is valid for our external address (None while it is unknown)."""
@@ -629,16 +677,14 @@ class DhtNode:
         return round_
 
     def _new_op(self) -> int:
-        op = self._next_op
-        self._next_op += 1
-        return op
+        return next(self._ops)
 
     def _addr_ok(self, addr: Addr) -> bool:
         try:
             fam = ip_family(addr[0])
         except ValueError:
             return False
-        if fam not in self._tables:
+        if fam != self._family:
             return False
         return acceptable_address(addr, allow_local=self._settings.allow_local) is None
 
@@ -666,9 +712,8 @@ class DhtNode:
             reply = ErrorMessage(q.tid, SERVER_ERROR, "server error")
         self._send_reply(reply, addr, method, now)
         # Only after answering: the querier becomes a routing candidate (verified by a ping).
-        table = self._tables.get(ip_family(addr[0]))
-        if table is not None and q.sender_id != self._node_id:
-            to_ping = table.heard_from(
+        if q.sender_id != self._node_id and ip_family(addr[0]) == self._family:
+            to_ping = self._table.heard_from(
                 q.sender_id,
                 addr,
                 now,

@@ -29,20 +29,20 @@ class Refresher:
         self,
         *,
         settings: DhtSettings,
-        tables: dict[int, RoutingTable],
+        table: RoutingTable,
         lookups: LookupManager,
         rng: random.Random,
     ) -> None:
         """``rng``: draws the refresh targets (they are visible on the wire: not a secret)."""
         self.settings = settings
-        self.tables = tables
+        self.table = table
         self.lookups = lookups
         self.rng = rng
         self.bootstrapped = False
         """A bootstrap lookup finished with a non-empty routing table (or ``mark_bootstrapped``
         was called)."""
         self._bootstrap: int | None = None
-        self._refreshing: dict[int, tuple[int, int]] = {}  # lookup id -> (family, bucket)
+        self._refreshing: dict[int, int] = {}  # lookup id -> bucket
 
     def bootstrap(self, node_id: bytes, addrs: Sequence[Addr], now: float) -> int:
         """Start the bootstrap lookup (find_node of ``node_id``); returns its id. Only the latest
@@ -63,23 +63,19 @@ class Refresher:
 
     def tick(self, now: float) -> None:
         """Start refreshes of stale buckets (from the node's timer)."""
-        if not self.bootstrapped:
+        table = self.table
+        if not self.bootstrapped or not len(table):
             return
-        for fam, table in self.tables.items():
-            if not len(table):
-                continue
-            for idx in table.stale_buckets(now):
-                if len(self._refreshing) >= MAX_CONCURRENT:
-                    return
-                self._start(fam, idx, now)
+        for idx in table.stale_buckets(now):
+            if len(self._refreshing) >= MAX_CONCURRENT:
+                return
+            self._start(idx, now)
 
     def next_deadline(self) -> float | None:
         if not self.bootstrapped or len(self._refreshing) >= MAX_CONCURRENT:
             # With refreshes at their cap, the next one starts when one finishes, not by timer.
             return None
-        times = [t.next_refresh_deadline() for t in self.tables.values() if len(t)]
-        due = [t for t in times if t is not None]
-        return min(due) if due else None
+        return self.table.next_refresh_deadline() if len(self.table) else None
 
     # --- internals -----------------------------------------------------------------------------
     def _bootstrap_done(
@@ -88,35 +84,32 @@ class Refresher:
         if cancelled or not (latest or lk.id == self._bootstrap):
             return
         self._bootstrap = None
-        self.bootstrapped = any(len(t) for t in self.tables.values())
+        self.bootstrapped = len(self.table) > 0
         if self.bootstrapped:
             self._fill(now)
 
     def _fill(self, now: float) -> None:
-        for fam, table in self.tables.items():
-            snap = table.snapshot(now)
-            for b in snap.buckets[:-1]:
-                if len(b.nodes) < b.capacity:
-                    self._start(fam, b.index, now)
+        for b in self.table.snapshot(now).buckets[:-1]:
+            if len(b.nodes) < b.capacity:
+                self._start(b.index, now)
 
-    def _start(self, fam: int, idx: int, now: float) -> None:
-        table = self.tables[fam]
+    def _start(self, idx: int, now: float) -> None:
+        table = self.table
         # Touched even when no refresh can start now (all lookup slots taken): the bucket is
         # then simply due again one refresh interval later, instead of spinning the timer.
         table.touch_bucket(idx, now)
-        if (fam, idx) in self._refreshing.values():
+        if idx in self._refreshing.values():
             return
         if len(self.lookups) >= self.settings.max_lookups:
             return
         target = table.refresh_target(idx, self.rng)
         lk = self.lookups.start(target, LookupKind.REFRESH, now, on_finished=self._refresh_done)
         if not lk.finished:
-            self._refreshing[lk.id] = (fam, idx)
+            self._refreshing[lk.id] = idx
         else:
             table.touch_bucket(idx, now)
 
     def _refresh_done(self, lk: Lookup, now: float, cancelled: bool) -> None:
-        where = self._refreshing.pop(lk.id, None)
-        if where is not None:
-            fam, idx = where
-            self.tables[fam].touch_bucket(idx, now)
+        idx = self._refreshing.pop(lk.id, None)
+        if idx is not None:
+            self.table.touch_bucket(idx, now)

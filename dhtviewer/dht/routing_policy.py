@@ -64,6 +64,17 @@ class RoutingPolicy:
         """Whether a node at ``addr`` may be stored at all (and handed to others)."""
         return acceptable_address(addr, allow_local=self.allow_local) is None
 
+    def host(self, addr: Addr) -> object:
+        """What counts as one host for the table's one-entry-per-IP rule: the IP, except the
+        IPv6 loopback address while local networks are exempt from the subnet rule: a loopback
+        testnet gives each IPv4 node an address of its own in 127/8, but every IPv6 node shares
+        ::1, and only the port tells them apart (libtorrent needs ``dht_restrict_routing_ips``
+        off there for the same reason)."""
+        ip = addr[0]
+        if ip == "::1" and not self.restrict_local_subnets:
+            return addr
+        return ip
+
     def accepts_id(self, node_id: bytes, ip: str) -> bool:
         """Whether ``node_id`` may enter from ``ip`` (BEP 42 when enforced)."""
         return not self.enforce_bep42 or bep42_valid(node_id, ip)

@@ -11,10 +11,12 @@ Who gets in is the main defence against a poisoned table:
   spoofed, an answer to our transaction id from the address we queried may not. A querier waits
   in the replacement cache and is handed back to be pinged (verified) when an answer could get
   it a place; a candidate that never answered is never promoted;
-* one entry per IP (a second id from a known IP is ignored), at most one per /24 (IPv4) or /64
-  (IPv6) in a bucket (the policy's subnet rule), never our own id, never a read-only node
-  (BEP 43), never an address :func:`~dhtviewer.dht.addresses.acceptable_address` refuses, and,
-  when ``enforce_bep42`` is set, never an id that does not match its IP (BEP 42);
+* one entry per IP (a second id from a known IP is ignored; the policy's ``host`` says what
+  counts as one IP: on a loopback testnet every IPv6 node shares ::1), at most one per /24
+  (IPv4) or /64 (IPv6) in a bucket (the policy's subnet rule), never our own id, never a
+  read-only node (BEP 43), never an address
+  :func:`~dhtviewer.dht.addresses.acceptable_address` refuses, and, when ``enforce_bep42`` is
+  set, never an id that does not match its IP (BEP 42);
 * a node that answered replaces a bad node, or splits our own bucket (with ``prefer_bep42``
   only a BEP 42 id, into a mostly BEP 42 bucket); otherwise it waits in the replacement cache
   while the bucket's questionable nodes are handed back for pinging ("ping before evict").
@@ -113,9 +115,12 @@ class RoutingTable:
         self._own_int = int.from_bytes(own_id, "big")
         self._buckets: list[_Bucket] = [_Bucket(0.0)]
         self._by_id: dict[bytes, NodeEntry] = {}
-        self._by_ip: dict[str, NodeEntry] = {}
+        # Both keyed by ``policy.host(addr)``: the IP, or the whole address where it stands for
+        # one host (::1 on a loopback testnet).
+        self._by_ip: dict[object, NodeEntry] = {}
         self._cand_by_id: dict[bytes, NodeEntry] = {}
-        self._cand_by_ip: dict[str, NodeEntry] = {}
+        self._cand_by_ip: dict[object, NodeEntry] = {}
+        self._host = self.policy.host
         self.counters = counters if counters is not None else Counters()
 
     # --- container protocol -------------------------------------------------------------------
@@ -133,7 +138,7 @@ class RoutingTable:
         return self._by_id.get(node_id)
 
     def get_by_addr(self, addr: Addr) -> NodeEntry | None:
-        e = self._by_ip.get(addr[0])
+        e = self._by_ip.get(self._host(addr))
         return e if e is not None and e.addr[1] == addr[1] else None
 
     def bucket_index(self, node_id: bytes) -> int:
@@ -174,7 +179,8 @@ class RoutingTable:
         if known is not None:
             return self._update_known(known, addr, now, responded, rtt, version)
         cand = self._cand_by_id.get(node_id)
-        if cand is not None and cand.addr == addr and addr[0] not in self._by_ip:
+        host = self._host(addr)
+        if cand is not None and cand.addr == addr and host not in self._by_ip:
             # A waiting candidate heard again from the same address passed the checks below
             # when it was cached; a querier that keeps querying takes this path every time.
             record(cand, now, responded, rtt, version)
@@ -193,7 +199,7 @@ class RoutingTable:
         if not policy.accepts_address(addr) or ip_family(ip) != self.family:
             c.refused_address += 1
             return []
-        if ip in self._by_ip:
+        if host in self._by_ip:
             # First come keeps the IP: one machine cannot fill buckets with made-up ids.
             c.id_conflicts += 1
             return []
@@ -204,7 +210,7 @@ class RoutingTable:
         if not policy.accepts_id(node_id, ip):
             c.refused_bep42 += 1
             return []
-        other = self._cand_by_ip.get(ip)
+        other = self._cand_by_ip.get(host)
         if other is not None:
             if other.answered and not responded:
                 c.id_conflicts += 1  # an unproven id cannot push out one that answered
@@ -228,7 +234,7 @@ class RoutingTable:
         handed back for pinging (returned), and the first to answer takes the place."""
         e = self.get_by_addr(addr)
         if e is None:
-            cand = self._cand_by_ip.get(addr[0])
+            cand = self._cand_by_ip.get(self._host(addr))
             if cand is not None and cand.addr == addr:
                 self._drop_candidate(cand)  # a candidate that does not answer is worthless
             elif node_id is not None:
@@ -280,11 +286,11 @@ class RoutingTable:
                 if e.id != own_id:
                     self._place(e, now)
             for e in waiting:
-                if e.id == own_id or e.id in self._by_id or e.addr[0] in self._by_ip:
+                if e.id == own_id or e.id in self._by_id or self._host(e.addr) in self._by_ip:
                     continue
                 if e.answered:
                     self._place(e, now)
-                elif e.addr[0] not in self._cand_by_ip:
+                elif self._host(e.addr) not in self._cand_by_ip:
                     self._add_candidate(e, self._buckets[self._index_of(e.id_int)])
         finally:
             self._emit = emit
@@ -433,6 +439,13 @@ class RoutingTable:
                 and self.policy.accepts_address(addr)
             ):
                 # It answered our query at the new port: a NAT rebinding, the address is proven.
+                old_host, new_host = self._host(e.addr), self._host(addr)
+                if old_host != new_host:  # one host per address (::1): re-key, if free
+                    if new_host in self._by_ip:
+                        self.counters.addr_conflicts += 1
+                        return []
+                    del self._by_ip[old_host]
+                    self._by_ip[new_host] = e
                 e.move(addr)
             else:
                 # A query from elsewhere proves nothing and may be spoofed: keep what we know.
@@ -582,7 +595,7 @@ class RoutingTable:
         bucket.nodes.append(e)
         bucket.last_changed = now
         self._by_id[e.id] = e
-        self._by_ip[e.addr[0]] = e
+        self._by_ip[self._host(e.addr)] = e
         self.counters.nodes_inserted += 1
         if self._emit is not None:
             self._emit(NodeAdded(e.id, e.addr, idx, self.family, now))
@@ -592,7 +605,7 @@ class RoutingTable:
     ) -> None:
         bucket.nodes.remove(e)
         del self._by_id[e.id]
-        del self._by_ip[e.addr[0]]
+        del self._by_ip[self._host(e.addr)]
         if reason in ("bad", "replaced"):
             bucket.last_changed = now
             self.counters.nodes_evicted += 1
@@ -606,7 +619,7 @@ class RoutingTable:
             return
         bucket.replacements.append(e)
         self._cand_by_id[e.id] = e
-        self._cand_by_ip[e.addr[0]] = e
+        self._cand_by_ip[self._host(e.addr)] = e
         while len(bucket.replacements) > size:
             self._drop_candidate(bucket.replacements[0], bucket)
 
@@ -615,7 +628,7 @@ class RoutingTable:
             bucket = self._buckets[self._index_of(e.id_int)]
         bucket.replacements.remove(e)
         del self._cand_by_id[e.id]
-        del self._cand_by_ip[e.addr[0]]
+        del self._cand_by_ip[self._host(e.addr)]
 
     def _state(self, e: NodeEntry, now: float) -> NodeState:
         return e.state(now, self.settings.good_period, self.policy.bad_after_failures)

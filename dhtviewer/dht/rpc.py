@@ -24,14 +24,10 @@ from dhtviewer.dht.kinds import OwnerKind
 from dhtviewer.dht.messages import (
     Addr,
     ErrorMessage,
-    FindNodeQuery,
-    GetPeersQuery,
-    GetQuery,
     NodeInfo,
     PingQuery,
     Query,
     Response,
-    SampleInfohashesQuery,
     method_of,
 )
 from dhtviewer.dht.outbox import Outbox
@@ -40,8 +36,6 @@ from dhtviewer.dht.routing_table import RoutingTable
 from dhtviewer.dht.settings import DhtSettings
 from dhtviewer.dht.timeouts import AdaptiveTimeout
 from dhtviewer.dht.transactions import Pending, TransactionOwner, TransactionTable
-
-_WANTS_NODES = (FindNodeQuery, GetPeersQuery, GetQuery, SampleInfohashesQuery)
 
 
 class Verification(TransactionOwner):
@@ -99,7 +93,7 @@ class Rpc:
         *,
         node_id: bytes,
         settings: DhtSettings,
-        tables: dict[int, RoutingTable],
+        table: RoutingTable,
         outbox: Outbox,
         counters: Counters,
         rng: random.Random,
@@ -110,7 +104,7 @@ class Rpc:
         a responder reported the address our query came from."""
         self.node_id = node_id
         self.settings = settings
-        self.tables = tables
+        self.table = table
         self.outbox = outbox
         self.counters = counters
         self.limiter = limiter
@@ -119,8 +113,6 @@ class Rpc:
         self.verification = Verification()
         self.budget = VerificationBudget(settings.verify_interval, settings.verify_rate)
         self._on_external_ip = on_external_ip
-        # BEP 32: a node with both tables asks for both families' contacts.
-        self._want = frozenset({b"n4", b"n6"}) if len(tables) > 1 else frozenset()
 
     # --- sending ---------------------------------------------------------------------------------
     def send(
@@ -151,8 +143,6 @@ class Rpc:
         except OverflowError:
             self.counters.txn_overflow += 1
             return None
-        if self._want and qtype in _WANTS_NODES:
-            args["want"] = self._want
         msg = qtype(p.tid, self.node_id, version=s.client_version, read_only=s.read_only, **args)
         data = krpc.encode(msg)
         p.method = method_of(msg)
@@ -165,9 +155,9 @@ class Rpc:
         checked before anyone replaces them) always, the others (never answered us) within the
         verification budget."""
         c = self.counters
+        table = self.table
         for n in nodes:
-            table = self.tables.get(ip_family(n.addr[0]))
-            if table is None:
+            if ip_family(n.addr[0]) != table.family:
                 continue
             if table.get_by_addr(n.addr) is None:
                 if not self.budget.allow(n.addr, now):
@@ -210,7 +200,7 @@ class Rpc:
                     addr, "r", p.method, msg.tid, len(data), msg.sender_id, data, now
                 )
             )
-        table = self.tables.get(ip_family(addr[0]))
+        table = self.table if ip_family(addr[0]) == self.table.family else None
         if p.node_id is not None and p.node_id != msg.sender_id:
             c.id_mismatch += 1  # the node at that address changed its id between contacts
             if table is not None and table.get(p.node_id) is not None:
@@ -241,9 +231,8 @@ class Rpc:
             p.owner.on_slow(p, now)
         for p in failed:
             self.counters.timeouts += 1
-            table = self.tables.get(ip_family(p.addr[0]))
-            if table is not None:
-                self.verify(table.failed(p.node_id, p.addr, now), now)
+            if ip_family(p.addr[0]) == self.table.family:
+                self.verify(self.table.failed(p.node_id, p.addr, now), now)
             p.owner.on_timeout(p, now)
 
     def next_deadline(self) -> float | None:

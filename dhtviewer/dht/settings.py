@@ -7,8 +7,10 @@ are all built from it, and the help survives packaging (no source parsing). ``Dh
 checks every value against it when built, so a bad limit fails at once with a message naming
 the field, not later inside the node.
 
-A new field is declared with ``setting(default, label, group, help, unit=..., low=..., high=...)``;
-tests and benchmarks build variants with ``dataclasses.replace`` (validated too).
+A new field is declared with ``setting(default, label, group, help, unit=..., low=..., high=...)``,
+or ``choice(default, label, group, help)`` for one of an enum's members (given as the member or
+its value: ``address_families="ipv6"``); tests and benchmarks build variants with
+``dataclasses.replace`` (validated too).
 """
 
 from __future__ import annotations
@@ -21,6 +23,8 @@ from dataclasses import Field, dataclass, field, fields, replace
 from functools import cache
 from typing import Any, TypeVar
 
+from dhtviewer.dht.families import AddressFamilies
+
 #: Our client code and version for the KRPC ``v`` key: 2 letters + 2 version bytes.
 CLIENT_VERSION = b"DV\x00\x01"
 
@@ -28,6 +32,7 @@ _META = "dhtviewer"
 """Key of a field's ``SettingInfo`` in its dataclass metadata."""
 
 T = TypeVar("T", bool, int, float, bytes)
+E = TypeVar("E", bound=enum.Enum)
 Value = bool | int | float
 
 
@@ -40,6 +45,7 @@ class SettingGroup(enum.Enum):
     CRAWLER = "BEP 51 crawler"
     ABUSE = "Abuse protection"
     INPUT = "Input"
+    FAMILIES = "Address families"
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,12 +73,22 @@ class SettingSpec:
 
     name: str
     kind: type
-    """bool, int, float (or bytes for the non-editable client version)."""
+    """bool, int, float, an ``enum.Enum`` for a choice (or bytes for the non-editable client
+    version)."""
     default: Any
     info: SettingInfo
 
+    @property
+    def choices(self) -> tuple[enum.Enum, ...]:
+        """The members a choice may take (empty for other settings)."""
+        kind = self.kind
+        return tuple(kind) if issubclass(kind, enum.Enum) else ()
+
     def range_text(self) -> str:
-        """"1..64" (integers), "0.01..60" (floats), "" for flags."""
+        """"1..64" (integers), "0.01..60" (floats), "ipv4|ipv6|both" (a choice), "" for
+        flags."""
+        if self.choices:
+            return "|".join(str(m.value) for m in self.choices)
         if self.info.low is None or self.info.high is None:
             return ""
         return f"{_number(self.info.low)}..{_number(self.info.high)}"
@@ -96,6 +112,13 @@ def setting(default: T, label: str, group: SettingGroup, help: str, *, unit: str
     if not isinstance(default, bool | bytes) and (low is None or high is None):
         raise TypeError(f"a numeric setting needs low and high (label {label!r})")
     info = SettingInfo(label, group, " ".join(help.split()), unit, low, high, editable)
+    return field(default=default, metadata={_META: info})
+
+
+def choice(default: E, label: str, group: SettingGroup, help: str) -> E:
+    """A ``DhtSettings`` field that takes one member of ``default``'s enum (checked like the
+    others; text and TOML give the member's value)."""
+    info = SettingInfo(label, group, " ".join(help.split()))
     return field(default=default, metadata={_META: info})
 
 
@@ -158,6 +181,15 @@ class DhtSettings:
         10.0, "Verification pings", G.ROUTING, unit="/s", low=0.1, high=10_000,
         help="Verification pings per second over all addresses (bursts of up to this many): "
              "a flood of spoofed queries cannot make us send more.")
+
+    # --- address families (BEP 32) -------------------------------------------------------------
+    # (choice(), like setting(), returns a dataclass field: nothing is called per instance)
+    address_families: AddressFamilies = choice(  # noqa: RUF009
+        AddressFamilies.BOTH, "DHTs to join", G.FAMILIES,
+        help="ipv4, ipv6 or both: the IPv4 and the IPv6 DHT are two independent networks "
+             "(BEP 32), each with its own node, socket and routing table; lookups and "
+             "announces run in every DHT joined and their results are merged. With both, "
+             "IPv6 is left out when the host cannot open an IPv6 socket.")
 
     # --- queries and lookups -------------------------------------------------------------------
     alpha: int = setting(
@@ -330,8 +362,9 @@ def setting_specs() -> tuple[SettingSpec, ...]:
     out = []
     for f in fields(DhtSettings):
         # The annotation, not the default's type: ``good_period: float = setting(15 * 60, ...)``.
-        kind = _KINDS[f.type if isinstance(f.type, str) else f.type.__name__]
         default: Any = f.default
+        name = f.type if isinstance(f.type, str) else f.type.__name__
+        kind = type(default) if isinstance(default, enum.Enum) else _KINDS[name]
         default = float(default) if kind is float else default
         out.append(SettingSpec(f.name, kind, default, _info(f)))
     return tuple(out)
@@ -369,6 +402,12 @@ def check_value(spec: SettingSpec, value: object) -> Any:
     """``value`` if it has the field's type and lies in its range (an int is accepted, as a
     float, for a float field); else SettingsError with one line saying what is expected."""
     name, kind = spec.name, spec.kind
+    if spec.choices:
+        try:
+            return kind(value)  # a member, or a member's value
+        except ValueError:
+            raise SettingsError([(name, f"{name} must be one of {spec.range_text()} "
+                                        f"(got {value!r})")]) from None
     if kind is bool:
         if not isinstance(value, bool):
             raise SettingsError([(name, f"{name} must be true or false (got {value!r})")])

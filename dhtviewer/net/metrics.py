@@ -101,8 +101,9 @@ def session_metrics(session: DhtSession) -> list[Metric]:
                                      "Replacement candidates waiting.", labels=["family"])
     buckets = GaugeMetricFamily("dhtviewer_routing_buckets", "Buckets of the routing table.",
                                 labels=["family"])
-    for family in sorted(node.tables):
-        snap = node.routing_snapshot(now, family)
+    nodes_by_family = session.nodes  # one node per address family (BEP 32)
+    for family, fam_node in sorted(nodes_by_family.items()):
+        snap = fam_node.routing_snapshot(now)
         fam = str(family)
         for state in _STATES:
             count = sum(1 for b in snap.buckets for n in b.nodes if n.state == state)
@@ -111,10 +112,15 @@ def session_metrics(session: DhtSession) -> list[Metric]:
         buckets.add_metric([fam], snap.depth)
     out += [nodes, replacements, buckets]
 
-    counters = node.counters
+    # Counts of every family's node added up (the other figures come summed in ``stats``).
+    all_counters = [n.counters for n in nodes_by_family.values()]
+    by_message: dict[tuple[Any, Any, str], int] = {}
+    for counters in all_counters:
+        for message, count in counters.messages.counts.items():
+            by_message[message] = by_message.get(message, 0) + count
     messages = CounterMetricFamily("dhtviewer_messages", "KRPC messages.",
                                    labels=["direction", "type", "method"])
-    for (direction, kind, method), count in sorted(counters.messages.counts.items()):
+    for (direction, kind, method), count in sorted(by_message.items()):
         messages.add_metric([str(direction), str(kind), method], count)
     out.append(messages)
     for key, name in (("packets", "packets"), ("bytes", "bytes")):
@@ -128,14 +134,15 @@ def session_metrics(session: DhtSession) -> list[Metric]:
     for key, name, text in _GAUGES:
         out.append(GaugeMetricFamily(f"dhtviewer_{name}", text, value=stats.get(key, 0)))
 
-    rtt = counters.rtt
+    rtt_counts = [sum(c.rtt.counts[i] for c in all_counters)
+                  for i in range(len(RTT_BUCKETS) + 1)]
     cumulative, running = [], 0
-    for bound, count in zip((*map(str, RTT_BUCKETS), "+Inf"), rtt.counts, strict=True):
+    for bound, count in zip((*map(str, RTT_BUCKETS), "+Inf"), rtt_counts, strict=True):
         running += count
         cumulative.append((bound, running))
     hist = HistogramMetricFamily("dhtviewer_query_rtt_seconds",
                                  "Round-trip times of our answered queries.")
-    hist.add_metric([], cumulative, sum_value=rtt.total)
+    hist.add_metric([], cumulative, sum_value=sum(c.rtt.total for c in all_counters))
     out.append(hist)
     return out
 

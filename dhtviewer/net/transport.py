@@ -276,8 +276,13 @@ def bind_udp(host: str, port: int, family: int) -> socket.socket:
 
 async def open_udp(node: DrivenNode, host: str, port: int, family: int) -> DhtProtocol:
     """Bind ``(host, port)`` and start driving ``node`` on it, reading datagrams in batches."""
+    return await serve_udp(node, bind_udp(host, port, family))
+
+
+async def serve_udp(node: DrivenNode, sock: socket.socket) -> DhtProtocol:
+    """Start driving ``node`` on the bound socket ``sock`` (``bind_udp``), reading datagrams
+    in batches. The socket is closed if that fails."""
     loop = asyncio.get_running_loop()
-    sock = bind_udp(host, port, family)
     proto = DhtProtocol(node, loop)
     try:
         await create_batched_endpoint(loop, lambda: proto, sock)

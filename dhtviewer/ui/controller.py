@@ -6,7 +6,8 @@ thread of its own, so its many nodes do not load the Qt thread); in simulated-Ma
 ended with it). Session
 events are queued as they happen and handed to the widgets in batches by a 100 ms ``QTimer``:
 whatever the packet rate, the UI sees at most ten ``events`` signals a second, and the routing
-table snapshot is taken at most that often (only when it changed, and once a second so ages
+table snapshots (one per address family the session runs, BEP 32; routing events say which
+family changed) are taken at most that often (only when one changed, and once a second so ages
 tick). Every operation the UI can ask for is a plain method that starts an asyncio task; a task
 that fails logs its exception (the log panel shows it) and emits ``error``, so nothing is lost.
 
@@ -30,9 +31,11 @@ from PySide6.QtCore import QObject, QTimer, Signal
 
 from dhtviewer.dht import events as ev
 from dhtviewer.dht.addresses import format_addr
+from dhtviewer.dht.families import family_name
 from dhtviewer.dht.messages import Addr
 from dhtviewer.dht.node import LookupLimitError
 from dhtviewer.dht.settings import DhtSettings
+from dhtviewer.net.binds import ipv6_loopback_available
 from dhtviewer.net.handles import AnnounceResult, LookupHandle, LookupResult
 from dhtviewer.net.session import (
     DEFAULT_BOOTSTRAP,
@@ -76,6 +79,8 @@ are always shown)."""
 BOOTSTRAP_WAIT = 30.0
 """A lookup asked for while the routing table is still empty waits this long for the bootstrap
 to find a node, then gives up (with the reason)."""
+MAX_REMEMBERED_LOOKUPS = 1000
+"""User lookups whose family parts ``lookup_parts`` still knows (the views keep 200)."""
 READY_GOOD_NODES = 8
 """Good nodes the session wants before it reports "ready" (shown as progress)."""
 _ROUTING = (ev.NodeAdded, ev.NodeRemoved, ev.NodeStateChanged, ev.BucketSplit)
@@ -163,7 +168,8 @@ class Controller(QObject):
     events = Signal(list)
     """A batch of session events, in order (at most one batch per tick)."""
     routing_changed = Signal(object)
-    """A RoutingSnapshot (after changes, at most once per tick; once a second otherwise)."""
+    """A RoutingSnapshot of one address family (``snapshot.family``), after changes to that
+    family's table, at most once per tick; once a second otherwise."""
     stats_changed = Signal(dict)
     """``DhtSession.stats()`` plus "now" (the events' clock), twice a second while running."""
     testnet_changed = Signal(object)
@@ -211,11 +217,12 @@ class Controller(QObject):
         self._unsubscribe: Any = None
         self._pending: list[SessionEvent] = []
         self.dropped_events = 0
-        self._routing_dirty = False
+        self._routing_dirty: set[int] = set()
         self._last_snapshot = -1e9
         self._last_stats = -1e9
-        self._external: tuple[str, int] | None = None
-        self._external_dirty = False
+        # family -> (ip, votes): each family's node learns its own external address
+        self._external: dict[int, tuple[str, int]] = {}
+        self._external_dirty: set[int] = set()
         self._responses = 0
         self._tasks: set[asyncio.Task[Any]] = set()
         self._busy: asyncio.Task[Any] | None = None
@@ -228,6 +235,7 @@ class Controller(QObject):
         self._progress_phase: Phase | None = None
         self._progress_at = -1e9
         self._first_op_id = 1
+        self._parts: dict[int, tuple[int, ...]] = {}  # first lookup id -> every family's
         self._timer = QTimer(self)
         self._timer.setInterval(TICK_MS)
         self._timer.timeout.connect(self._tick)
@@ -267,7 +275,11 @@ class Controller(QObject):
 
     def external_address(self) -> tuple[str, int] | None:
         """(ip, votes) once the network told us how it sees us."""
-        return self._external
+        return next(iter(self._external.values()), None)
+
+    def local_addresses(self) -> dict[int, Addr]:
+        """family -> the bound (ip, port) of each running family's socket."""
+        return self.session.local_addresses if self.session is not None else {}
 
     def bep42_ok(self) -> bool | None:
         node = self.session.node if self.session is not None else None
@@ -342,7 +354,7 @@ class Controller(QObject):
 
     async def _start(self, options: StartOptions) -> bool:
         self.options = options
-        self._external, self._external_dirty = None, False
+        self._external, self._external_dirty = {}, set()
         self._set_state(STARTING, "starting")
         host = options.bind_host.strip() or "0.0.0.0"
         spec: list[Any] = options.bootstrap_spec()
@@ -350,7 +362,6 @@ class Controller(QObject):
             if _unspecified(host):
                 # a testnet lives on loopback; its client has no business on the LAN
                 host = "127.0.0.1"
-            self._set_state(STARTING, f"starting a local testnet of {options.testnet_nodes} nodes")
             loop = _loop()
 
             def progress(report: TestnetProgress) -> None:
@@ -358,8 +369,11 @@ class Controller(QObject):
                 # a while, the user sees how far they are)
                 loop.call_soon_threadsafe(self._testnet_progress, report)
 
+            # Dual stack (an IPv6 node per host on ::1) when the node joins IPv6 too.
+            ipv6 = 6 in options.settings.address_families.families and ipv6_loopback_available()
             net = LocalTestnet(options.testnet_nodes, options.testnet_base, port=0,
-                               seed=options.testnet_seed, on_progress=progress)
+                               seed=options.testnet_seed, ipv6=ipv6, on_progress=progress)
+            self._set_state(STARTING, f"starting a local testnet of {_testnet_size(net)}")
             # The testnet runs on its own loop in a thread: its nodes' traffic must not load
             # the Qt thread, which belongs to our node and the window.
             runner = BackgroundTestnet(net)
@@ -375,7 +389,7 @@ class Controller(QObject):
             self.testnet, self._testnet_runner = net, runner
             self.testnet_changed.emit(dict(net.announced))
             spec = list(net.bootstrap_addrs)
-            log.info("local testnet: %d nodes from %s", net.n, format_addr(net.addrs[0]))
+            log.info("local testnet: %s from %s", _testnet_size(net), format_addr(net.addrs[0]))
         elif options.mode == SIMNET:
             if _unspecified(host):
                 host = "127.0.0.1"
@@ -414,7 +428,9 @@ class Controller(QObject):
         log.info("node %s listening on %s", session.node_id.hex(),
                  format_addr(local) if local else "?")
         if session.external_ip is not None:
-            self._external, self._external_dirty = (session.external_ip, 0), True
+            for fam, ip in session.external_ips.items():
+                self._external[fam] = (ip, 0)
+                self._external_dirty.add(fam)
         self._set_state(session.state, session.state_detail)
         if session.state == "bootstrapping":
             self._stall_timer.start(int(STALL_SECONDS * 1000))
@@ -446,7 +462,7 @@ class Controller(QObject):
             self._unsubscribe = None
         await self._stop_testnet()
         await self._stop_simnet()
-        self._external, self._external_dirty = None, False  # the next run learns it anew
+        self._external, self._external_dirty = {}, set()  # the next run learns them anew
         self._set_state(STOPPED, "stopped")
 
     async def _start_simnet(self, options: StartOptions) -> list[Any] | None:
@@ -498,8 +514,8 @@ class Controller(QObject):
             return  # a thousand binds in a second: a few redraws are enough
         self._progress_phase, self._progress_at = progress.phase, now
         self.start_progress = progress.fraction
-        n = self._starting_testnet.n
-        self._set_state(STARTING, f"starting a local testnet of {n:,} nodes: "
+        net = self._starting_testnet
+        self._set_state(STARTING, f"starting a local testnet of {_testnet_size(net)}: "
                         f"{progress.describe()}")
 
     def _next_op_id(self) -> int:
@@ -533,9 +549,9 @@ class Controller(QObject):
         session = self._running_session(what)
         if session is None:
             return None
-        if session.node is not None and session.node.routing_size() == 0:
+        if session.node is not None and _known_nodes(session) == 0:
             if session.state != "bootstrapping":
-                self._refuse(what, "the routing table is empty and the node is not "
+                self._refuse(what, f"{_tables(session)} empty and the node is not "
                              "bootstrapping; give it bootstrap addresses and re-bootstrap")
                 return None
             if self.current_lookup is not None:
@@ -564,7 +580,7 @@ class Controller(QObject):
             self._refuse(what, f"{err}. Wait for some to finish")
             return None
         self.current_lookup = handle
-        self.lookup_started.emit(handle.lookup_id, kind, target)
+        self._started(handle, kind, target)
         self._spawn(self._follow_lookup(handle), f"{task} of {target.hex()}")
         return handle
 
@@ -579,7 +595,7 @@ class Controller(QObject):
         deferred = self.deferred_lookup
         if deferred is None or session.node is None:
             return
-        if session.node.routing_size() > 0:
+        if _known_nodes(session) > 0:
             self.deferred_lookup = None
             self._launch_lookup(session, deferred.what, deferred.kind, deferred.target,
                                 deferred.task)
@@ -611,7 +627,7 @@ class Controller(QObject):
         if session is None:
             return None
         handle = session.start_announce(info_hash, port, implied_port)
-        self.lookup_started.emit(handle.lookup_id, "announce", info_hash)
+        self._started(handle, "announce", info_hash)
         return self._spawn(
             self._announce(session, handle, info_hash, port, implied_port),
             f"announce of {info_hash.hex()}",
@@ -622,6 +638,18 @@ class Controller(QObject):
         if session is None:
             return None
         return self._spawn(self._ping(session, addr), f"ping of {format_addr(addr)}")
+
+    def lookup_parts(self, lookup_id: int) -> tuple[int, ...]:
+        """The lookup ids of every address family's part of the user lookup ``lookup_id``
+        (what ``lookup_started`` named), first one first; just ``(lookup_id,)`` if unknown."""
+        return self._parts.get(lookup_id, (lookup_id,))
+
+    def _started(self, handle: LookupHandle, kind: str, target: bytes) -> None:
+        parts = handle.lookup_ids
+        self._parts[handle.lookup_id] = parts
+        while len(self._parts) > MAX_REMEMBERED_LOOKUPS:
+            del self._parts[next(iter(self._parts))]
+        self.lookup_started.emit(handle.lookup_id, kind, target)
 
     def _running_session(self, what: str) -> DhtSession | None:
         if self.session is None or not self.running:
@@ -658,7 +686,7 @@ class Controller(QObject):
         ips = {ip for ip in (session.external_ip, local[0] if local else None)
                if ip is not None and not _unspecified(ip)}
         verify = session.start_find_peers(info_hash)
-        self.lookup_started.emit(verify.lookup_id, "verify", info_hash)
+        self._started(verify, "verify", info_hash)
         found = await verify.result(LOOKUP_TIMEOUT)
         matched = tuple(p for p in found.peers
                         if p[1] == expected_port and (not ips or p[0] in ips))
@@ -702,9 +730,11 @@ class Controller(QObject):
             if isinstance(event, ev.MessageReceived) and event.kind == "r":
                 self._responses += 1
         elif isinstance(event, _ROUTING):
-            self._routing_dirty = True
+            self._routing_dirty.add(event.family)
         elif isinstance(event, ev.ExternalAddressChanged):
-            self._external, self._external_dirty = (event.ip, event.votes), True
+            fam = 6 if ":" in event.ip else 4
+            self._external[fam] = (event.ip, event.votes)
+            self._external_dirty.add(fam)
         elif isinstance(event, StateChanged):
             if event.new != "bootstrapping":
                 self._stall_timer.stop()
@@ -724,19 +754,23 @@ class Controller(QObject):
         batch, self._pending = self._pending, []
         if batch:
             self.events.emit(batch)
-        if self._external_dirty and self._external is not None:
-            self._external_dirty = False
-            self.external_address_changed.emit(*self._external)
+        dirty, self._external_dirty = self._external_dirty, set()
+        for fam in sorted(dirty):
+            self.external_address_changed.emit(*self._external[fam])
         session = self.session
         if session is None or session.node is None or not self.running:
             return
         now = session.now()
         if self.deferred_lookup is not None:
             self._run_deferred_lookup(session, now)
-        if self._routing_dirty or now - self._last_snapshot >= SNAPSHOT_EVERY:
-            self._routing_dirty = False
-            self._last_snapshot = now
-            self.routing_changed.emit(session.routing_snapshot())
+        periodic = now - self._last_snapshot >= SNAPSHOT_EVERY
+        if periodic or self._routing_dirty:
+            dirty, self._routing_dirty = self._routing_dirty, set()
+            if periodic:
+                self._last_snapshot = now
+            for family in session.families:
+                if periodic or family in dirty:
+                    self.routing_changed.emit(session.routing_snapshot(family))
         if now - self._last_stats >= STATS_EVERY:
             self._last_stats = now
             stats = session.stats()
@@ -781,6 +815,25 @@ class Controller(QObject):
             log.exception("%s failed", what)
             self.error.emit(f"{what[0].upper()}{what[1:]} failed: {err}")
             return None
+
+
+def _known_nodes(session: DhtSession) -> int:
+    """Nodes in the routing tables of every family: a lookup has someone to ask in at least
+    one DHT (a family still empty is seeded by its bootstrap addresses, if any)."""
+    return sum(node.routing_size() for node in session.nodes.values())
+
+
+def _tables(session: DhtSession) -> str:
+    if len(session.families) > 1:
+        names = " and ".join(family_name(f) for f in session.families)
+        return f"the routing tables ({names}) are"
+    return "the routing table is"
+
+
+def _testnet_size(net: LocalTestnet) -> str:
+    if len(net.families) > 1:
+        return f"{net.n:,} dual-stack hosts ({net.node_count:,} nodes)"
+    return f"{net.n:,} nodes"
 
 
 def _loop() -> asyncio.AbstractEventLoop:

@@ -45,17 +45,24 @@ class DockSplit(QObject):
                                       (self.views, a.RightDockWidgetArea),
                                       (self.bottom, a.BottomDockWidgetArea)))
 
+    def shown_views(self) -> QDockWidget:
+        """The views dock on top of its tabs: one behind another tab keeps the geometry it had
+        when last shown, which says nothing of the room now."""
+        tabs = [self.views, *self.window.tabifiedDockWidgets(self.views)]
+        return next((d for d in tabs if d.isVisible() and not d.visibleRegion().isEmpty()),
+                    self.views)
+
     def room(self) -> QSize:
         """The room the side panels and the views share across, and the views and the log
         share down (a tabbed area's tab bar included, separators not)."""
         sep = self.window.style().pixelMetric(QStyle.PixelMetric.PM_DockWidgetSeparatorExtent)
-        side, views, bottom = (d.geometry() for d in (self.side, self.views, self.bottom))
+        side, views, bottom = (d.geometry() for d in (self.side, self.shown_views(), self.bottom))
         return QSize(views.right() - side.left() + 1 - sep,
                      bottom.bottom() - views.top() + 1 - sep)
 
     def squeezed(self) -> bool:
         """The log or the side panels take most of the room (a layout not worth keeping)."""
-        views = self.views.height() + self.bottom.height()
+        views = self.shown_views().height() + self.bottom.height()
         return (self.bottom.height() > 0.45 * views
                 or self.side.width() > 0.5 * self.window.width())
 
@@ -64,11 +71,14 @@ class DockSplit(QObject):
         rest; kept from now on."""
         w = self.window
         room = self.room()
+        views = self.shown_views()
         side = max(self.side.minimumSizeHint().width(), min(side, int(room.width() * MAX_SIDE)))
-        w.resizeDocks([self.side, self.views], [side, room.width() - side],
-                      Qt.Orientation.Horizontal)
         log = max(self.bottom.minimumSizeHint().height(), min(log, int(room.height() * MAX_LOG)))
-        w.resizeDocks([self.views, self.bottom], [room.height() - log, log],
+        if room.width() <= side or room.height() <= log:
+            return  # a layout pass half done: the next resize brings the real room
+        w.resizeDocks([self.side, views], [side, room.width() - side],
+                      Qt.Orientation.Horizontal)
+        w.resizeDocks([views, self.bottom], [room.height() - log, log],
                       Qt.Orientation.Vertical)
         self.split = (side, log)
         self._room = room

@@ -10,7 +10,10 @@ lookups get negative ids, which no live lookup ever has, so they can never be co
 one. A restored record is rebuilt by replaying the events that made it, through the same code
 that follows a live lookup. How many nodes returned a peer is kept as a count, replayed as that
 many stand-in sources (the ids themselves would be most of the file, and only their number is
-ever shown). A missing file is an empty history; an unreadable one is logged and skipped, the
+ever shown). A lookup run in both address families (BEP 32: one row for the IPv4 and the IPv6
+lookup) is saved as one record naming its families and comes back as one record with a part per
+family, each node and peer replayed in its own family's part (so the graph never joins the two
+DHTs). A missing file is an empty history; an unreadable one is logged and skipped, the
 app starts all the same. Writes are atomic (temporary file, fsync, rename).
 """
 
@@ -21,11 +24,12 @@ import json
 import logging
 import os
 import tempfile
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 from dhtviewer.dht import events as ev
+from dhtviewer.dht.families import FAMILIES
 from dhtviewer.dht.kinds import LookupKind
 from dhtviewer.ui.lookup_state import OUTCOMES, RETURNED_PEERS, TIMED_OUT, LookupState
 
@@ -73,6 +77,8 @@ def encode(state: LookupState, wall_offset: float, params: Params) -> dict[str, 
     return {
         "target": state.target.hex(),
         "kind": state.kind,
+        # the first lookup's family first (a record's id is its first lookup's)
+        "families": [state.family, *(f for f in state.families if f != state.family)],
         "started": start + wall_offset,
         "elapsed": state.elapsed(),
         "cancelled": state.cancelled,
@@ -97,55 +103,89 @@ _STAND_IN = b"\xff" * 18
 """Prefix of the stand-in source ids of restored peers (see the module docstring)."""
 
 
-def decode(doc: Mapping[str, Any], lookup_id: int, wall_offset: float) -> tuple[LookupState,
-                                                                               Params]:
-    """A finished ``LookupState`` (id ``lookup_id``) from ``encode``'s data, and its
-    parameters. The record is rebuilt by replaying the events that made it, so it is folded by
-    the same code as a live lookup. Raises ``ValueError`` (or ``KeyError``/``TypeError``) on
-    malformed data."""
+def _family(addr: tuple[str, int]) -> int:
+    return 6 if ":" in addr[0] else 4
+
+
+def _families(doc: Mapping[str, Any]) -> list[int]:
+    raw = doc.get("families", [4])
+    if (not isinstance(raw, list) or not raw or len(set(raw)) != len(raw)
+            or any(f not in FAMILIES for f in raw)):
+        raise ValueError(f"families must list 4 and/or 6, got {raw!r}")
+    return [int(f) for f in raw]
+
+
+def decode(doc: Mapping[str, Any], lookup_ids: Sequence[int], wall_offset: float) -> tuple[
+        LookupState, Params]:
+    """A finished ``LookupState`` from ``encode``'s data, and its parameters. ``lookup_ids``:
+    the id of its lookup in each of its families, in the order saved (the record's id is the
+    first); give at least as many as the record has families. The record is rebuilt by
+    replaying the events that made it, so it is folded by the same code as a live lookup.
+    Raises ``ValueError`` (or ``KeyError``/``TypeError``) on malformed data."""
     target = _unhex(doc["target"])
     assert target is not None
     kind = LookupKind(str(doc["kind"]))  # ValueError if unknown
+    families = _families(doc)
+    if len(lookup_ids) < len(families):
+        raise ValueError(f"{len(families)} families need as many lookup ids")
+    part = dict(zip(families, lookup_ids, strict=False))
+    first = lookup_ids[0]
+
+    def lid(addr: tuple[str, int]) -> int:
+        # a node or peer of a family the record does not name goes to the first lookup
+        return part.get(_family(addr), first)
+
     start = float(doc["started"]) - wall_offset
     elapsed = float(doc["elapsed"])
-    events: list[ev.Event] = [ev.LookupStarted(lookup_id, target, kind, start)]
+    state = LookupState(first, target, kind, start, families[0])
+    for fam in families[1:]:
+        state.add_part(part[fam], fam, start)
+    events: list[ev.Event] = []
     answers: list[ev.Event] = []
     for raw in doc["nodes"]:
         ip, port, node_id, depth, referrer, sent, outcome, rtt, returned, peers, error, _ = raw
         if outcome not in OUTCOMES:
             raise ValueError(f"unknown outcome {outcome!r}")
         addr, ident, at = (str(ip), int(port)), _unhex(node_id), start + float(sent)
-        events.append(ev.LookupQuerySent(lookup_id, ident, addr, _unhex(referrer), int(depth),
+        events.append(ev.LookupQuerySent(lid(addr), ident, addr, _unhex(referrer), int(depth),
                                          at))
         if ident is not None and rtt is not None:
-            answers.append(ev.LookupResponse(lookup_id, ident, addr, float(rtt), int(returned),
+            answers.append(ev.LookupResponse(lid(addr), ident, addr, float(rtt), int(returned),
                                              int(peers), at + float(rtt)))
             if outcome == RETURNED_PEERS and not peers:
-                answers.append(ev.PeersFound(lookup_id, ident, (), at + float(rtt)))
+                answers.append(ev.PeersFound(lid(addr), ident, (), at + float(rtt)))
         elif outcome == TIMED_OUT:
-            answers.append(ev.LookupTimeout(lookup_id, ident, addr,
+            answers.append(ev.LookupTimeout(lid(addr), ident, addr,
                                             None if error is None else str(error), at))
     events.extend(answers)
     # each peer first found when it was, then returned again by as many stand-in sources as
     # the nodes that returned it
     counts: list[tuple[tuple[str, int], int]] = []
-    for ip, port, first, count in doc["peers"]:
+    for ip, port, seen, count in doc["peers"]:
         addr = (str(ip), int(port))
-        events.append(ev.PeersFound(lookup_id, _STAND_IN + (0).to_bytes(2, "big"), (addr,),
-                                    start + float(first)))
+        events.append(ev.PeersFound(lid(addr), _STAND_IN + (0).to_bytes(2, "big"), (addr,),
+                                    start + float(seen)))
         counts.append((addr, int(count)))
     for i in range(1, max((c for _, c in counts), default=1)):
-        again = tuple(a for a, c in counts if c > i)
-        events.append(ev.PeersFound(lookup_id, _STAND_IN + i.to_bytes(2, "big"), again,
-                                    start + elapsed))
+        for lookup_id in lookup_ids[:len(families)]:
+            again = tuple(a for a, c in counts if c > i and lid(a) == lookup_id)
+            if again:
+                events.append(ev.PeersFound(lookup_id, _STAND_IN + i.to_bytes(2, "big"), again,
+                                            start + elapsed))
     closest = tuple((_unhex(i) or b"", (str(ip), int(port))) for i, ip, port in doc["closest"])
-    events.append(ev.LookupFinished(lookup_id, target, kind, (), closest, 0, 0, elapsed,
-                                    bool(doc["cancelled"]), start + elapsed))
-    if doc["announce_done"]:
-        events.append(ev.AnnounceFinished(
-            lookup_id, target, 0, tuple(_addr(a) for a in doc["stored_at"]),
-            tuple(_addr(a) for a in doc["announce_failed"]), start + elapsed))
-    state = LookupState.from_events(events)
+    stored_at = tuple(_addr(a) for a in doc["stored_at"])
+    failed = tuple(_addr(a) for a in doc["announce_failed"])
+    for fam in families:
+        mine = part[fam]
+        events.append(ev.LookupFinished(
+            mine, target, kind, (), tuple(c for c in closest if lid(c[1]) == mine), 0, 0,
+            elapsed, bool(doc["cancelled"]), start + elapsed, fam))
+        if doc["announce_done"]:
+            events.append(ev.AnnounceFinished(
+                mine, target, 0, tuple(a for a in stored_at if lid(a) == mine),
+                tuple(a for a in failed if lid(a) == mine), start + elapsed))
+    for event in events:
+        state.apply(event)
     params = doc.get("params") or {}
     if not isinstance(params, dict):
         raise ValueError("params is not an object")
@@ -177,8 +217,9 @@ def save_history(path: Path, lookups: Iterable[LookupState], wall_offset: float,
 
 
 def load_history(path: Path, wall_offset: float) -> list[tuple[LookupState, Params]]:
-    """The lookups saved in ``path`` (oldest first), with ids -1, -2, ... from the newest; []
-    if there is no file. A malformed file or record is logged and skipped, never raised."""
+    """The lookups saved in ``path`` (oldest first), with ids -1, -2, ... from the newest (the
+    parts of a lookup of both families: ids after every record's); [] if there is no file. A
+    malformed file or record is logged and skipped, never raised."""
     try:
         raw = path.read_bytes()
     except FileNotFoundError:
@@ -199,8 +240,9 @@ def load_history(path: Path, wall_offset: float) -> list[tuple[LookupState, Para
     out: list[tuple[LookupState, Params]] = []
     records = records[-MAX_SAVED:]
     for n, record in enumerate(records):
+        ids = (-(len(records) - n), -(2 * len(records) - n))
         try:
-            out.append(decode(record, -(len(records) - n), wall_offset))
+            out.append(decode(record, ids, wall_offset))
         except (ValueError, KeyError, TypeError, AssertionError) as err:
             log.warning("lookup history %s: record %d skipped: %s", path, n + 1, err)
     return out

@@ -87,6 +87,19 @@ def _format_uptime(seconds: float) -> str:
     return f"{s // 3600:d}:{s // 60 % 60:02d}:{s % 60:02d}"
 
 
+def _nodes_text(stats: dict[str, float]) -> str:
+    """"good nodes 40 / 60", or per family when both run: "IPv4 40 / 60 · IPv6 38 / 55"."""
+    families = [f for f in (4, 6) if f"routing_nodes_v{f}" in stats]
+    if len(families) < 2:
+        good, size = int(stats.get("good_nodes", 0)), int(stats.get("routing_nodes", 0))
+        return f"good nodes {good} / {size}"
+    parts = [
+        f"IPv{f} {int(stats.get(f'good_nodes_v{f}', 0))} / {int(stats[f'routing_nodes_v{f}'])}"
+        for f in families
+    ]
+    return "good nodes " + " · ".join(parts)
+
+
 def _format_count(n: float) -> str:
     for factor, suffix in ((1e9, " billion"), (1e6, " million"), (1e3, "k")):
         if n >= factor:
@@ -409,7 +422,8 @@ class MainWindow(QMainWindow):
         self.status_state = QLabel(self)
         self.status_state.setToolTip("Node state")
         self.status_nodes = QLabel(self)
-        self.status_nodes.setToolTip("Good nodes / nodes in the routing table")
+        self.status_nodes.setToolTip("Good nodes / nodes in the routing table, per address "
+                                     "family (the IPv4 and IPv6 DHTs are separate networks)")
         self.status_rate = QLabel(self)
         self.status_rate.setToolTip("Messages per second received / sent (5 s average)")
         self.status_size = QLabel(self)
@@ -570,9 +584,7 @@ class MainWindow(QMainWindow):
                  STOPPING: t.questionable}.get(c.state, t.muted)
         self.status_state.setText(f"<span style='color:{color}'>●</span> {c.state}")
         s = self._stats if c.running else {}
-        self.status_nodes.setText(
-            f"good nodes {int(s.get('good_nodes', 0))} / {int(s.get('routing_nodes', 0))}"
-        )
+        self.status_nodes.setText(_nodes_text(s))
         rin, rout = self.traffic.messages_per_second()
         self.status_rate.setText(f"↓ {rin:.0f} ↑ {rout:.0f} msg/s")
         size = self.traffic.network_size()

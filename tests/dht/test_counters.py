@@ -75,7 +75,7 @@ def test_a_node_counts_messages_rtts_and_lookups() -> None:
 
 def test_node_parts_count_on_the_same_object() -> None:
     node = DhtNode(rng=random.Random(1), now=0.0, settings=DhtSettings(allow_local=True))
-    assert node.tables[4].counters is node.counters
+    assert node.table.counters is node.counters
     assert node.limiter.counters is node.counters and node.store.counters is node.counters
     node.receive(krpc.encode(PingQuery(b"aa", b"\x11" * 20)), ("127.0.0.2", 5000), 1.0)
     bad = AnnouncePeerQuery(b"ab", b"\x11" * 20, info_hash=b"i" * 20, port=1, token=b"x" * 8)

@@ -9,11 +9,14 @@ import pytest
 
 from dhtviewer.dht import events as ev
 from dhtviewer.dht import krpc
+from dhtviewer.dht.families import dual_stack
 from dhtviewer.dht.kinds import LookupKind
 from dhtviewer.dht.lookups import QUERY_OF_KIND
-from dhtviewer.dht.messages import FindNodeQuery, GetPeersQuery
+from dhtviewer.dht.messages import FindNodeQuery, GetPeersQuery, NodeInfo, Response
 from dhtviewer.dht.node import DhtNode
 from dhtviewer.dht.node_id import random_id
+from dhtviewer.dht.op_ids import OpIds
+from dhtviewer.dht.settings import DhtSettings
 from tests.support.wire import LOCAL, Wire, build_network
 
 SEEDS = [(f"127.0.9.{i}", 6881) for i in range(1, 21)]
@@ -73,3 +76,86 @@ def test_a_lookup_reaches_the_closest_nodes_of_a_small_network() -> None:
     others = [n.node_id for a, n in wire.nodes.items() if a != addrs[20]]
     truth = sorted(others, key=lambda x: int.from_bytes(x, "big") ^ int.from_bytes(target, "big"))
     assert [c[0] for c in done.closest] == truth[: LOCAL.k]
+
+
+# --- one family per lookup (BEP 32) --------------------------------------------------------------
+V4_CONTACTS = tuple(NodeInfo(bytes([0x10 + i]) * 20, (f"127.0.8.{i + 1}", 6881)) for i in range(4))
+V6_CONTACTS = tuple(NodeInfo(bytes([0x20 + i]) * 20, ("::1", 7000 + i)) for i in range(4))
+
+
+def answer(node: DhtNode, to: tuple[str, int], query: bytes, now: float, **fields: object) -> None:
+    """Answer our ``query`` (as sent to ``to``) with a reply carrying ``fields``."""
+    q = krpc.decode(query)
+    node.receive(krpc.encode(Response(q.tid, b"\x77" * 20, **fields)), to, now)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("family", [4, 6])
+def test_a_lookup_follows_only_the_contacts_of_its_family(family: int) -> None:
+    seed = ("127.0.9.1", 6881) if family == 4 else ("::1", 6999)
+    node = DhtNode(rng=random.Random(1), now=0.0, settings=LOCAL, family=family)
+    lid = node.start_lookup(b"\x11" * 20, 0.0, seeds=[seed])
+    ((query, to),) = node.datagrams_to_send()
+    answer(node, to, query, 0.1, nodes=V4_CONTACTS, nodes6=V6_CONTACTS)
+    asked = {a for _, a in node.datagrams_to_send()}
+    mine = V4_CONTACTS if family == 4 else V6_CONTACTS
+    assert asked == {n.addr for n in mine}  # never the other family's contacts
+    events = node.drain_events()
+    assert not any(isinstance(e, ev.OtherFamilyContacts) for e in events)  # no sibling
+    started = next(e for e in events if isinstance(e, ev.LookupStarted))
+    assert started.family == family
+    node.cancel_lookup(lid, 0.2)
+    (done,) = [e for e in node.drain_events() if isinstance(e, ev.LookupFinished)]
+    assert done.family == family
+
+
+def dual(settings: DhtSettings = LOCAL) -> dict[int, DhtNode]:
+    ops = OpIds()
+    return dual_stack(lambda family, sibling: DhtNode(
+        rng=random.Random(family), now=0.0, settings=settings, family=family, sibling=sibling,
+        op_ids=ops,
+    ))
+
+
+def test_a_dual_stack_node_asks_for_both_families_while_bootstrapping_and_hands_over() -> None:
+    pair = dual()
+    four = pair[4]
+    four.bootstrap([("127.0.9.1", 6881)], 0.0)
+    ((query, to),) = four.datagrams_to_send()
+    q = krpc.decode(query)
+    assert isinstance(q, FindNodeQuery) and q.want == {b"n4", b"n6"}
+    answer(four, to, query, 0.1, nodes=V4_CONTACTS, nodes6=V6_CONTACTS)
+    asked = {a for _, a in four.datagrams_to_send()}
+    assert asked == {n.addr for n in V4_CONTACTS}
+    handed = [e for e in four.drain_events() if isinstance(e, ev.OtherFamilyContacts)]
+    assert handed == [ev.OtherFamilyContacts(6, V6_CONTACTS, 0.1)]
+    # The driver offers them to the IPv6 node: pinged, and in its table only once they answer.
+    six = pair[6]
+    six.offer_contacts(handed[0].nodes, 0.1)
+    pings = six.datagrams_to_send()
+    assert {a for _, a in pings} == {n.addr for n in V6_CONTACTS} and len(six.table) == 0
+    data, addr = pings[0]
+    answer(six, addr, data, 0.2)
+    assert len(six.table) == 1 and six.table.get(b"\x77" * 20) is not None
+
+
+def test_want_only_while_the_sibling_is_short_of_contacts() -> None:
+    pair = dual()
+    four, six = pair[4], pair[6]
+    four.start_lookup(b"\x11" * 20, 0.0, seeds=[("127.0.9.1", 6881)])
+    (q_short,) = [krpc.decode(d) for d, _ in four.datagrams_to_send()]
+    assert isinstance(q_short, GetPeersQuery) and q_short.want == {b"n4", b"n6"}
+    six.preload_contacts([NodeInfo(bytes([0x30 + i]) * 20, ("::1", 8000 + i))
+                          for i in range(LOCAL.k)], 0.0)
+    assert not six.needs_contacts()
+    four.start_lookup(b"\x12" * 20, 0.0, seeds=[("127.0.9.2", 6881)])
+    (q_full,) = [krpc.decode(d) for d, _ in four.datagrams_to_send()]
+    assert isinstance(q_full, GetPeersQuery) and q_full.want == frozenset()
+    assert b"want" not in krpc.encode(q_full)  # the family of the query says it all
+
+
+def test_the_nodes_of_a_pair_share_operation_ids() -> None:
+    pair = dual()
+    a = pair[4].start_lookup(b"\x11" * 20, 0.0)
+    b = pair[6].start_lookup(b"\x11" * 20, 0.0)
+    c = pair[4].ping(("127.0.9.1", 6881), 0.0)
+    assert len({a, b, c}) == 3

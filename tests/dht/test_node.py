@@ -21,6 +21,7 @@ from dhtviewer.dht.messages import (
     GetPeersQuery,
     GetQuery,
     Message,
+    NodeInfo,
     PingQuery,
     Query,
     Response,
@@ -80,7 +81,7 @@ def test_find_node_returns_closest_known_nodes() -> None:
     r = ask(node, FindNodeQuery(b"fn", OTHER_ID, target=target))
     assert isinstance(r, Response)
     assert 1 <= len(r.nodes) <= 8
-    in_table = {e.id for e in node.tables[4]}
+    in_table = {e.id for e in node.table}
     expected = sorted(in_table, key=lambda x: distance(x, target))[: len(r.nodes)]
     assert [n.id for n in r.nodes] == expected
 
@@ -236,7 +237,7 @@ def test_read_only_node_does_not_answer_and_marks_queries() -> None:
 def test_read_only_querier_not_added_to_table() -> None:
     node = make_node()
     ask(node, PingQuery(b"aa", OTHER_ID, read_only=True))
-    assert len(node.tables[4]) == 0
+    assert len(node.table) == 0
 
 
 def test_every_libtorrent_capture_query_gets_a_correct_answer() -> None:
@@ -407,10 +408,23 @@ def test_export_state_lists_table_nodes() -> None:
     wire = Wire()
     addrs = build_network(wire, 12)
     state = wire.nodes[addrs[3]].export_state()
-    assert state["node_id"] == wire.nodes[addrs[3]].node_id.hex()
+    assert state["node_id"] == wire.nodes[addrs[3]].node_id.hex() and state["family"] == 4
     nodes = state["nodes"]
     assert isinstance(nodes, list) and len(nodes) >= 8
     assert all(len(bytes.fromhex(n[0])) == 20 for n in nodes)
+
+
+def test_offered_contacts_are_pinged_within_the_budget_and_of_our_family_only() -> None:
+    """Contacts the other family's node learned (BEP 32) are unverified: the node pings them
+    as it would pings anyone who queried it, within the verification budget."""
+    node = make_node(replace(LOCAL, verify_rate=5.0))
+    mine = [NodeInfo(bytes([i + 1]) * 20, (f"127.0.5.{i + 1}", 6881)) for i in range(20)]
+    other = [NodeInfo(b"\x66" * 20, ("::1", 6881)), NodeInfo(node.node_id, ("127.0.5.99", 1))]
+    node.offer_contacts([*mine, *other], 0.0)
+    pinged = [a for _, a in node.datagrams_to_send()]
+    assert len(pinged) == 5 and set(pinged) <= {n.addr for n in mine}  # the budget: 5/s
+    assert node.counters.verify_pings_skipped == 15
+    assert len(node.table) == 0  # nobody enters before answering
 
 
 def answer_pings(node: DhtNode, rtt: float, start: float, count: int) -> float:
@@ -474,7 +488,7 @@ def test_custom_method_between_two_nodes() -> None:
     assert client.send_query(b, b"echo", {b"say": b"hello"}, wire.now, owner) is not None
     wire.run(1.0)
     assert owner.outcomes == [{b"echo": b"hello"}]
-    assert client.tables[4].get(server.node_id) is not None  # an answer is an answer
+    assert client.table.get(server.node_id) is not None  # an answer is an answer
     server.unregister_handler(b"echo")
     client.send_query(b, b"echo", {b"say": b"again"}, wire.now, owner)
     wire.run(2.0)

@@ -44,7 +44,7 @@ def make() -> tuple[Rpc, RoutingTable, Outbox, list[tuple[str, str, float]]]:
     table = RoutingTable(OWN, S, 4, counters=c)
     votes: list[tuple[str, str, float]] = []
     rpc = Rpc(
-        node_id=OWN, settings=S, tables={4: table}, outbox=box, counters=c,
+        node_id=OWN, settings=S, table=table, outbox=box, counters=c,
         rng=random.Random(1), limiter=RateLimiter(counters=c),
         on_external_ip=lambda voter, ip, now: votes.append((voter, ip, now)),
     )

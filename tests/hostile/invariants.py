@@ -30,38 +30,39 @@ def check_invariants(node: DhtNode, now: float) -> None:
 
 def _check_routing(node: DhtNode, now: float) -> None:
     s = node.settings
-    ips_all: set[str] = set()
-    for fam, table in node.tables.items():
-        snap = table.snapshot(now)
-        assert snap.k == s.k and snap.own_id == node.node_id
-        assert 1 <= len(snap.buckets) <= ID_BITS
-        ids: set[bytes] = set()
-        for b in snap.buckets:
-            assert len(b.nodes) <= b.capacity == table.policy.bucket_size(b.index), b.index
-            assert b.replacements <= max(0, s.replacement_cache_size)
-            for n in b.nodes:
-                assert n.id != node.node_id, "our own id is in the routing table"
-                assert len(n.id) == ID_BYTES
-                assert n.id not in ids, "an id is in the table twice"
-                assert n.addr[0] not in ips_all, f"two entries for IP {n.addr[0]}"
-                ids.add(n.id)
-                ips_all.add(n.addr[0])
-                assert table.bucket_index(n.id) == b.index, "entry in the wrong bucket"
-                assert ip_family(n.addr[0]) == fam
-                assert 0 < n.addr[1] < 65536
-                assert acceptable_address(n.addr, allow_local=s.allow_local) is None
-                assert n.bep42_ok == bep42_valid(n.id, n.addr[0])
-                if s.enforce_bep42:
-                    assert n.bep42_ok, "a non-BEP 42 id entered while enforcement is on"
-                assert table.get(n.id) is not None
-                assert table.get_by_addr(n.addr) is not None
-                entry = table.get(n.id)
-                assert entry is not None and entry.answered, "an unverified node is live"
-            keys = [table.policy.subnet(n.addr[0]) for n in b.nodes]
-            keys += [table.policy.subnet(c.addr[0]) for c in table.replacement_candidates(b.index)]
-            keys = [k for k in keys if k is not None]
-            assert len(keys) == len(set(keys)), f"two nodes of one subnet in bucket {b.index}"
-        assert len(table) == snap.size == len(ids)
+    hosts: set[object] = set()
+    fam, table = node.family, node.table
+    snap = table.snapshot(now)
+    assert snap.k == s.k and snap.own_id == node.node_id
+    assert 1 <= len(snap.buckets) <= ID_BITS
+    ids: set[bytes] = set()
+    for b in snap.buckets:
+        assert len(b.nodes) <= b.capacity == table.policy.bucket_size(b.index), b.index
+        assert b.replacements <= max(0, s.replacement_cache_size)
+        for n in b.nodes:
+            assert n.id != node.node_id, "our own id is in the routing table"
+            assert len(n.id) == ID_BYTES
+            assert n.id not in ids, "an id is in the table twice"
+            host = table.policy.host(n.addr)  # the IP (the address for ::1 on a testnet)
+            assert host not in hosts, f"two entries for IP {n.addr[0]}"
+            ids.add(n.id)
+            hosts.add(host)
+            assert table.bucket_index(n.id) == b.index, "entry in the wrong bucket"
+            assert ip_family(n.addr[0]) == fam
+            assert 0 < n.addr[1] < 65536
+            assert acceptable_address(n.addr, allow_local=s.allow_local) is None
+            assert n.bep42_ok == bep42_valid(n.id, n.addr[0])
+            if s.enforce_bep42:
+                assert n.bep42_ok, "a non-BEP 42 id entered while enforcement is on"
+            assert table.get(n.id) is not None
+            assert table.get_by_addr(n.addr) is not None
+            entry = table.get(n.id)
+            assert entry is not None and entry.answered, "an unverified node is live"
+        keys = [table.policy.subnet(n.addr[0]) for n in b.nodes]
+        keys += [table.policy.subnet(c.addr[0]) for c in table.replacement_candidates(b.index)]
+        keys = [k for k in keys if k is not None]
+        assert len(keys) == len(set(keys)), f"two nodes of one subnet in bucket {b.index}"
+    assert len(table) == snap.size == len(ids)
 
 
 def _check_transactions(node: DhtNode) -> None:

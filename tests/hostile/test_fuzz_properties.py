@@ -52,7 +52,7 @@ from dhtviewer.dht.settings import DhtSettings
 from fuzz.harness import check_codec, one_input
 from fuzz.seed_corpus import record, seeds
 from tests.hostile.invariants import check_invariants, drain
-from tests.hostile.samples import NODE_ID, SOURCES, T0, primed_node, valid_messages
+from tests.hostile.samples import NODE_ID, SOURCES, T0, dual_pair, primed_node, valid_messages
 
 FUZZ_DIR = Path(__file__).resolve().parents[2] / "fuzz"
 VALID = valid_messages()
@@ -358,15 +358,15 @@ class HostileNetwork(RuleBasedStateMachine):
         self.now = T0
         self.crawl_started: float | None = None
 
-    @initialize(enforce=st.booleans(), families=st.sampled_from([(4,), (6,), (4, 6)]))
-    def setup(self, enforce: bool, families: tuple[int, ...]) -> None:
-        self.node = DhtNode(
-            rng=random.Random(7),
-            now=T0,
-            node_id=NODE_ID,
-            settings=replace(TINY, enforce_bep42=enforce),
-            families=families,
-        )
+    @initialize(enforce=st.booleans(), family=st.sampled_from([4, 6]), dual=st.booleans())
+    def setup(self, enforce: bool, family: int, dual: bool) -> None:
+        settings = replace(TINY, enforce_bep42=enforce)
+        if dual:  # one node of a dual-stack host: it answers want for its sibling's family
+            self.node = dual_pair(settings, 7)[family]
+        else:
+            self.node = DhtNode(
+                rng=random.Random(7), now=T0, node_id=NODE_ID, settings=settings, family=family
+            )
         # Something to answer from the start: a bootstrap toward public and local addresses.
         self.node.bootstrap(ADDRS[::3], T0)
         drain(self.node)
@@ -588,7 +588,7 @@ class HostileNetwork(RuleBasedStateMachine):
         if not matches:
             assert p.tid in {q.tid for q in self.node.txns}
         if self.node.settings.enforce_bep42 and not error:
-            for b in self.node.routing_snapshot(self.now, self.node.families[0]).buckets:
+            for b in self.node.routing_snapshot(self.now).buckets:
                 assert all(n.bep42_ok for n in b.nodes)
 
     @rule(src=st.sampled_from(ADDRS), count=st.integers(5, 30), garbage=st.booleans())
@@ -683,7 +683,7 @@ class ItemFlood(RuleBasedStateMachine):
         self.now = T0
         self.node = DhtNode(
             rng=random.Random(9), now=T0, node_id=NODE_ID,
-            settings=replace(TINY, rate_limit=False), families=(4, 6),
+            settings=replace(TINY, rate_limit=False),
         )
         self.seqs: dict[bytes, int] = {}
         self.puts = self.accepted = 0

@@ -12,6 +12,7 @@ from typing import TypeVar
 
 import pytest
 
+from dhtviewer.net.binds import ipv6_loopback_available
 from dhtviewer.net.testnet import (
     WAVE,
     BackgroundTestnet,
@@ -118,6 +119,28 @@ def test_a_single_node_testnet_works() -> None:
     run(go)
 
 
+@pytest.mark.skipif(not ipv6_loopback_available(), reason="no IPv6 loopback")
+def test_a_dual_stack_testnet_runs_two_separate_dhts() -> None:
+    async def go() -> None:
+        net = LocalTestnet(16, "127.0.13.60", port=0, seed=6, ipv6=True)
+        await net.start()
+        try:
+            assert len(net.addrs6) == 16 and all(a[0] == "::1" for a in net.addrs6)
+            assert len({a[1] for a in net.addrs6}) == 16  # one port per IPv6 node on ::1
+            assert net.bootstrap_addrs == [*net.addrs[:3], *net.addrs6[:3]]
+            for four, six in zip(net.nodes, net.nodes6, strict=True):
+                assert four.node_id == six.node_id  # BEP 32: one id in both DHTs
+                assert all(":" not in e.addr[0] for e in four.table) and len(four.table) >= 8
+                assert all(e.addr[0] == "::1" for e in six.table) and len(six.table) >= 8
+            for peers in net.announced.values():  # each announcer announced in both
+                assert sum(p[0] == "::1" for p in peers) == sum(":" not in p[0] for p in peers)
+                assert peers
+        finally:
+            await net.stop()
+
+    run(go)
+
+
 def test_busy_address_fails_cleanly_and_releases_what_it_bound() -> None:
     holder = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     holder.bind(("127.0.13.33", 0))
@@ -185,3 +208,22 @@ def test_a_failing_progress_callback_does_not_stop_the_testnet() -> None:
     with BackgroundTestnet(LocalTestnet(5, "127.0.13.90", port=0, seed=1,
                                         on_progress=broken)) as net:
         assert len(net.addrs) == 5 and net.announced
+
+
+@pytest.mark.skipif(not ipv6_loopback_available(), reason="no IPv6 loopback")
+def test_a_dual_stack_start_counts_the_ipv6_nodes_in_its_progress() -> None:
+    reports: list[TestnetProgress] = []
+    net = LocalTestnet(10, "127.0.13.120", port=0, seed=4, announced=2, announcers=2,
+                       ipv6=True, on_progress=reports.append)
+    with BackgroundTestnet(net):
+        pass
+    assert net.node_count == 20
+    bound = [(p.done, p.total) for p in reports if p.phase == Phase.BINDING]
+    assert bound == [(i, 20) for i in range(1, 21)]  # each host's IPv4 and IPv6 socket
+    joined = [(p.done, p.total) for p in reports if p.phase == Phase.JOINING]
+    # both families join side by side: one count over both, to every node of each
+    assert joined == sorted(joined) and joined[-1] == (20, 20)
+    announced = [(p.done, p.total) for p in reports if p.phase == Phase.ANNOUNCING]
+    assert announced[-1] == (8, 8)  # 2 info-hashes x 2 announcers x 2 DHTs
+    fractions = [p.fraction for p in reports]
+    assert fractions == sorted(fractions) and fractions[-1] == 1.0

@@ -5,6 +5,7 @@ from the default places are left alone."""
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 from PySide6.QtCore import Qt
@@ -91,3 +92,24 @@ def test_squeezed_views_and_docks_moved_elsewhere(
     w.resize(1300, 800)
     settle(qtbot)
     assert split.split == before  # nothing kept or forced while the log floats
+
+
+def test_a_view_raised_over_the_first_keeps_the_split_when_the_window_grows(
+    qtbot: QtBot, window: tuple[QMainWindow, DockSplit], qtlog: Any
+) -> None:
+    # the views area holds tabs (Lookup, Routing table, ...): with another tab raised, the
+    # first view's dock sits behind it with a stale geometry, which must not be the room
+    w, split = window
+    other = QDockWidget("routing", w)
+    other.setObjectName("routing")
+    other.setWidget(QTextEdit())
+    w.tabifyDockWidget(split.views, other)
+    split.set(300, 150)
+    settle(qtbot)
+    other.raise_()
+    settle(qtbot)
+    for size in ((1600, 1000), (1100, 720)):
+        w.resize(*size)
+        settle(qtbot)
+        assert (split.side.width(), split.bottom.height()) == (300, 150), size
+    assert not [r for r in qtlog.records if "resizeDocks" in r.message]

@@ -121,3 +121,54 @@ def test_a_missing_or_damaged_history_is_an_empty_one(
     back = load_history(path, OFFSET)
     assert [s.target for s, _ in back] == [lookups[1].target]
     assert "record 1 skipped" in caplog.text
+
+
+def test_a_lookup_of_both_families_comes_back_as_one_record_with_each_familys_path(
+    lookups: list[LookupState], tmp_path: Path
+) -> None:
+    """BEP 32: the IPv4 and IPv6 lookups of one user lookup are one record; restored, it keeps
+    both parts, and a host with one id in both DHTs joins no edge across them."""
+    a, c = b"\x01" * 20, b"\x02" * 20
+    a4, c4, a6, c6 = ("10.0.0.1", 1), ("10.0.0.3", 3), ("::1", 7001), ("::1", 7003)
+    target, peer4, peer6 = b"\x03" * 20, ("10.9.9.9", 99), ("::1", 40000)
+    tracker = LookupTracker()
+    tracker.group((7, 8))
+    for e in [
+        ev.LookupStarted(7, target, "announce", 10.0, 4),
+        ev.LookupStarted(8, target, "announce", 10.0, 6),
+        ev.LookupQuerySent(7, a, a4, None, 0, 10.0),
+        ev.LookupQuerySent(8, a, a6, None, 0, 10.0),
+        ev.LookupResponse(8, a, a6, 0.1, 1, 0, 10.1),
+        ev.LookupQuerySent(8, c, c6, a, 1, 10.1),
+        ev.LookupResponse(7, a, a4, 0.1, 1, 0, 10.1),
+        ev.LookupQuerySent(7, c, c4, a, 1, 10.1),
+        ev.LookupResponse(8, c, c6, 0.1, 0, 1, 10.2),
+        ev.PeersFound(8, c, (peer6,), 10.2),
+        ev.LookupTimeout(7, c, c4, "timeout", 12.1),
+        ev.LookupFinished(8, target, "announce", (peer6,), ((c, c6), (a, a6)), 2, 2, 0.3,
+                          False, 10.3, 6),
+        ev.PeersFound(7, a, (peer4,), 10.4),
+        ev.LookupFinished(7, target, "announce", (peer4,), ((a, a4),), 2, 1, 2.5, False,
+                          12.5, 4),
+        ev.AnnounceFinished(8, target, 6881, (c6,), (), 12.6),
+        ev.AnnounceFinished(7, target, 6881, (a4,), (), 12.7),
+    ]:
+        tracker.apply(e)
+    (dual,) = tracker.lookups.values()
+    assert dual.finished and dual.families == (4, 6)
+    path = tmp_path / history.FILE_NAME
+    save_history(path, [lookups[0], dual], OFFSET, {})
+    (single, _), (back, _) = load_history(path, OFFSET + 500.0)
+    assert single.families == (4,) and single.lookup_id == -2
+    assert back.lookup_id == -1 and sorted(back.parts) == [-3, -1]
+    assert back.parts[-1] == 4 and back.families_text == "IPv4+IPv6"
+    same(dual, back, 500.0)
+    assert {(p.addr, n.addr) for p, n in back.edges()} == {(a4, c4), (a6, c6)}
+    c_six, c_four = back.node_by_id(c, 6), back.node_by_id(c, 4)
+    assert c_six is not None and c_six.addr == c6 and c_six.outcome == "returned peers"
+    assert c_four is not None and c_four.addr == c4 and c_four.outcome == "timed out"
+    assert back.announce_done and set(back.stored_at) == {a4, c6}
+    # the restored record takes every part's events in the tracker, under its one row
+    restored = LookupTracker()
+    restored.add_oldest([back])
+    assert restored.get(-3) is back and restored.get(-1) is back

@@ -183,3 +183,44 @@ def test_real_lookup_on_simulated_network_matches_its_finish_event() -> None:
     # every non-seed node was referred by a node the lookup asked
     assert len(state.edges()) == sum(1 for n in state.nodes.values() if n.depth > 0)
     assert state.in_flight == 0
+
+
+def test_a_lookup_in_both_families_is_one_record_with_each_familys_paths() -> None:
+    """A dual-stack lookup (BEP 32): one record for the IPv4 and the IPv6 lookup. The hosts use
+    one id in both DHTs, yet each node's referrer is found in its own family."""
+    a6, c6 = ("::1", 7001), ("::1", 7003)
+    tracker = LookupTracker()
+    tracker.group((LID, LID + 1))
+    events: list[ev.Event] = [
+        ev.LookupStarted(LID, TARGET, "get_peers", 10.0, 4),
+        ev.LookupStarted(LID + 1, TARGET, "get_peers", 10.0, 6),
+        ev.LookupQuerySent(LID, A, ADDR[A], None, 0, 10.0),
+        ev.LookupQuerySent(LID + 1, A, a6, None, 0, 10.0),
+        ev.LookupResponse(LID + 1, A, a6, 0.1, 1, 0, 10.1),
+        ev.LookupQuerySent(LID + 1, C, c6, A, 1, 10.1),  # referred by A over IPv6
+        ev.LookupResponse(LID, A, ADDR[A], 0.1, 1, 0, 10.1),
+        ev.LookupQuerySent(LID, C, ADDR[C], A, 1, 10.1),  # referred by A over IPv4
+        ev.LookupResponse(LID + 1, C, c6, 0.1, 0, 1, 10.2),
+        ev.PeersFound(LID + 1, C, (("::1", 40000),), 10.2),
+        ev.LookupFinished(LID + 1, TARGET, "get_peers", (("::1", 40000),), ((C, c6), (A, a6)),
+                          2, 2, 0.3, False, 10.3, 6),
+    ]
+    for e in events:
+        assert tracker.apply(e) is not None
+    assert len(tracker) == 1
+    state = tracker.get(LID + 1)
+    assert state is tracker.get(LID) and state is not None
+    assert state.families == (4, 6) and state.families_text == "IPv4+IPv6"
+    assert state.state == RUNNING  # the IPv4 lookup has not finished
+    edges = {(p.addr, n.addr) for p, n in state.edges()}
+    assert edges == {(ADDR[A], ADDR[C]), (a6, c6)}  # never across families
+    six_c = state.node_by_id(C, 6)
+    assert six_c is not None and six_c.outcome == RETURNED_PEERS
+    four_c = state.node_by_id(C, 4)
+    assert four_c is not None and four_c.outcome not in (RETURNED_PEERS, ANSWERED)
+    tracker.apply(ev.LookupFinished(LID, TARGET, "get_peers", (P1,), ((C, ADDR[C]),),
+                                    2, 1, 0.5, False, 10.5, 4))
+    assert state.state == DONE and state.elapsed() == 0.5
+    assert set(state.peers) == {P1, ("::1", 40000)}
+    assert [n.addr for n in state.closest_nodes()][:1] == [ADDR[C]]  # C (IPv4 and IPv6)
+    assert {n.addr for n in state.closest_nodes()} == {ADDR[C], c6, a6}

@@ -45,7 +45,7 @@ from dhtviewer.dht import events as ev
 from dhtviewer.net.state_store import load_state
 from dhtviewer.ui import controller as controller_mod
 from dhtviewer.ui.controller import CUSTOM, TESTNET, Controller, StartOptions
-from dhtviewer.ui.main_window import MainWindow
+from dhtviewer.ui.main_window import MainWindow, _nodes_text
 from dhtviewer.ui.settings_store import SettingsStore
 from tests.support.qt_async import qasync_loop, run, until
 
@@ -128,6 +128,20 @@ def test_start_fills_the_routing_views_and_the_bars_sum_to_the_table_size(
     assert window.network.node_id.text() == window.controller.node_id().hex()
     assert window.network.progress.value() == 100
     assert "ready" in window.windowTitle()
+    # Two DHTs (a dual-stack testnet, BEP 32): the status bar counts each family's nodes.
+    stats = window._stats
+    text = window.status_nodes.text()
+    assert text.startswith("good nodes IPv4 ") and " · IPv6 " in text
+    assert f"/ {int(stats['routing_nodes_v6'])}" in text.split(" · ")[1]
+
+
+def test_status_bar_node_counts_per_family() -> None:
+    one = {"good_nodes": 3.0, "routing_nodes": 5.0, "routing_nodes_v4": 5.0, "good_nodes_v4": 3.0}
+    assert _nodes_text(one) == "good nodes 3 / 5"
+    both = {**one, "good_nodes": 5.0, "routing_nodes": 9.0, "routing_nodes_v6": 4.0,
+            "good_nodes_v6": 2.0}
+    assert _nodes_text(both) == "good nodes IPv4 3 / 5 · IPv6 2 / 4"
+    assert _nodes_text({}) == "good nodes 0 / 0"
 
 
 def test_lookup_of_preannounced_info_hashes_draws_the_path_and_lists_the_peers(
@@ -319,8 +333,13 @@ def test_a_lookup_after_stop_and_start_shows_its_own_path_and_peers(
     lookups = window.lookup.lookups
     ids = [lookups.state(r).lookup_id for r in range(lookups.rowCount())]
     assert len(ids) == len(set(ids)), "a lookup id came twice in the history"
+    # dual stack: each family's lookup has its own id, from the one space across Stop/Start
+    parts = [p for r in range(lookups.rowCount()) for p in lookups.state(r).parts]
+    assert len(parts) == len(set(parts)), "a family's lookup id came twice in the history"
     shown = window.lookup.shown
     assert shown is not None and shown.target == second
+    session = window.controller.session
+    assert session is not None and shown.families == session.families
     table = window.lookup.peers
     listed = {table.peer(r).addr for r in range(table.rowCount())}
     assert listed == set(shown.peers) and set(peers) <= listed
@@ -346,6 +365,10 @@ def test_stop_clears_the_routing_views_and_the_external_address(
     run(loop, scenario())
     routing = window.routing
     assert routing.model.rowCount() == 0 and routing.ring.node_count() == 0
+    # no family's table is kept, and the switch shows no count of a stopped node
+    assert not routing.snapshots
+    assert [b.text() for b in routing.family_buttons.values()] == ["IPv4", "IPv6"]
+    assert not any(b.isEnabled() for b in routing.family_buttons.values())
     assert routing.chart.stack_heights().size == 0
     assert "0 nodes" not in routing.summary.text() and "stopped" in routing.summary.text()
     assert window.status_nodes.text() == "good nodes 0 / 0"

@@ -220,7 +220,7 @@ def test_peers_exports_name_the_lookup_its_time_and_parameters() -> None:
 
 def test_peers_model_from_events_of_one_lookup() -> None:
     model = PeersModel()
-    model.lookup_id = 3
+    model.set_lookup(LookupState(3, TARGET, "get_peers", 50.0))
     model.add_events([*lookup_events(), ev.PeersFound(4, N1, (("9.9.9.9", 9),), 51.0)])
     assert model.rowCount() == 3
     assert model.peer(0).count == 2
@@ -236,7 +236,7 @@ def test_lookups_model_history_rows(qtmodeltester: ModelTester) -> None:
     assert model.rowCount() == 1
     assert cell(model, 0, 0) == TARGET.hex()
     assert [cell(model, 0, c) for c in range(1, 7)] == [
-        "get_peers", "12:00:00", "running", "3", "2", "0.40"
+        "get_peers · IPv4", "12:00:00", "running", "3", "2", "0.40"
     ]
     model.wall_offset -= 3 * 86400  # a lookup of another day shows its date
     assert cell(model, 0, 2).endswith(" 12:00") and len(cell(model, 0, 2)) == 16
@@ -264,3 +264,24 @@ def test_lookups_model_keeps_one_row_per_lookup_id() -> None:
     assert [(model.state(r).lookup_id, model.state(r).target) for r in range(2)] == [
         (4, TARGET), (3, N1)]
     assert model.row_of(3) == 1 and not model.state(1).peers
+
+
+def test_a_lookup_in_both_families_is_one_row(qtmodeltester: ModelTester) -> None:
+    model = LookupsModel()
+    check_model(qtmodeltester, model)
+    model.group((20, 21))  # the IPv4 and the IPv6 lookup of one user lookup
+    model.add_events([
+        ev.LookupStarted(20, TARGET, "get_peers", 1.0, 4),
+        ev.LookupStarted(21, TARGET, "get_peers", 1.0, 6),
+        ev.PeersFound(21, b"\x01" * 20, (("::1", 7),), 1.1),
+        ev.LookupFinished(20, TARGET, "get_peers", (P1,), (), 2, 2, 0.3, False, 1.3, 4),
+    ])
+    assert model.rowCount() == 1 and model.row_of(21) == 0
+    assert cell(model, 0, 1) == "get_peers · IPv4+IPv6"
+    assert cell(model, 0, 3) == "running"  # the IPv6 lookup has not finished
+    model.add_events([
+        ev.LookupFinished(21, TARGET, "get_peers", (("::1", 7),), (), 3, 3, 0.6, False, 1.6, 6)
+    ])
+    state = model.state(0)
+    assert cell(model, 0, 3) == "done" and cell(model, 0, 4) == "2" and cell(model, 0, 6) == "0.60"
+    assert set(state.peers) == {P1, ("::1", 7)} and state.families == (4, 6)

@@ -17,7 +17,7 @@ from pytestqt.qtbot import QtBot
 
 from dhtviewer.net.session import DEFAULT_BOOTSTRAP
 from dhtviewer.ui.controller import CUSTOM, MAINLINE, TESTNET, Controller, StartOptions
-from dhtviewer.ui.models.nodes import COL_BUCKET, SORT_ROLE
+from dhtviewer.ui.models.nodes import COL_ADDR, COL_BUCKET, SORT_ROLE
 from dhtviewer.ui.panels.announce import AnnouncePanel
 from dhtviewer.ui.panels.lookup import LookupPanel
 from dhtviewer.ui.panels.network import NetworkPanel, validate_hostports
@@ -122,16 +122,46 @@ def test_network_panel_lists_testnet_info_hashes_and_emits_the_clicked_one(
     assert panel.testnet_list.count() == 0
 
 
+def test_network_panel_wraps_long_addresses_instead_of_widening(
+    idle: Controller, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # a dual-stack node lists two sockets, two external addresses and per-family counts; the
+    # side panel keeps its width (at 1024x700 it has no more)
+    panel = NetworkPanel(idle)
+    panel.show()
+    narrow = panel.minimumSizeHint().width()
+    monkeypatch.setattr(idle, "local_addresses", lambda: {
+        4: ("203.0.113.200", 6881), 6: ("2001:db8:1234:5678:9abc:def0:1234:5678", 6881)})
+    panel._state_changed("ready", "IPv4 ready: 16 good nodes after 0.1 s; IPv6 ready: 16 good "
+                                  "nodes after 0.1 s")
+    assert "[2001:db8:1234:5678:9abc:def0:1234:5678]:6881" in panel.local_label.text()
+    panel._stats_changed({"routing_nodes": 12345, "good_nodes": 12000,
+                          "routing_nodes_v4": 6000, "routing_nodes_v6": 6345})
+    panel._external_changed("203.0.113.200", 12)
+    panel._external_changed("2001:db8:1234:5678:9abc:def0:1234:5678", 9)
+    for label in (panel.local_label, panel.external_label, panel.nodes_label):
+        # each line wraps: it asks for less than its text's width on one line
+        one_line = label.fontMetrics().horizontalAdvance(label.text())
+        assert label.minimumSizeHint().width() < one_line, label.text()
+    assert panel.minimumSizeHint().width() <= narrow
+
+
 def test_network_panel_shows_the_running_node(node: Controller) -> None:
     panel = NetworkPanel(node)
     panel._state_changed(node.state, node.detail)
     assert panel.node_id.text() == node.node_id().hex()
     assert "127.0.0.1:" in panel.local_label.text()
     assert not panel.start_button.isEnabled() and panel.stop_button.isEnabled()
+    assert "[::1]:" in panel.local_label.text()  # the IPv6 socket of a dual-stack node
     panel._stats_changed({"routing_nodes": 12, "good_nodes": 9})
     assert panel.nodes_label.text() == "12 nodes, 9 good"
+    panel._stats_changed({"routing_nodes": 12, "good_nodes": 9, "routing_nodes_v4": 7,
+                          "routing_nodes_v6": 5})
+    assert panel.nodes_label.text() == "12 nodes, 9 good (IPv4 7, IPv6 5)"
     panel._external_changed("203.0.113.9", 5)
     assert panel.external_label.text().startswith("203.0.113.9 (5 votes)")
+    panel._external_changed("2001:db8::9", 2)  # each family's own address
+    assert panel.external_label.text().startswith("203.0.113.9 (5 votes) · 2001:db8::9 (2 votes)")
 
 
 # --- lookup panel ----------------------------------------------------------------------------
@@ -193,10 +223,16 @@ def test_lookup_panel_follows_a_lookup_and_the_proxies_pass_the_model_tester(
     assert panel.peers.rowCount() == len(node.testnet.announced[info_hash])
     assert panel.peers_title.text() == f"Peers ({panel.peers.rowCount()})"
     assert "done" in panel.progress.text() and "queried" in panel.progress.text()
-    kinds = {panel.history_proxy.index(r, 1).data() for r in range(panel.history_proxy.rowCount())}
+    # One row for the lookup in both families (a dual-stack testnet: BEP 32).
+    kinds = {panel.history_proxy.index(r, 1).data().split(" · ")[0]
+             for r in range(panel.history_proxy.rowCount())}
     assert "bootstrap" not in kinds and "get_peers" in kinds
+    assert panel.history_proxy.rowCount() == 1
+    assert panel.history_proxy.index(0, 1).data() == "get_peers · IPv4+IPv6"
+    assert panel.shown is not None and panel.shown.families == (4, 6)
     panel.show_maintenance.setChecked(True)
-    kinds = {panel.history_proxy.index(r, 1).data() for r in range(panel.history_proxy.rowCount())}
+    kinds = {panel.history_proxy.index(r, 1).data().split(" · ")[0]
+             for r in range(panel.history_proxy.rowCount())}
     assert "bootstrap" in kinds
     # newest first
     started = [panel.history_proxy.index(r, 2).data(SORT_ROLE)
@@ -356,3 +392,37 @@ def test_logging_does_not_need_a_panel(caplog: pytest.LogCaptureFixture) -> None
     with caplog.at_level(logging.INFO, logger="dhtviewer"):
         logging.getLogger("dhtviewer.ui.controller").info("hello")
     assert caplog.records[-1].getMessage() == "hello"
+
+
+def test_routing_panel_switches_between_the_ipv4_and_ipv6_tables(
+    loop: qasync.QEventLoop, node: Controller, qtbot: QtBot
+) -> None:
+    """A dual-stack node has two routing tables (BEP 32); the switch picks the one drawn."""
+    panel = RoutingPanel(node)
+    qtbot.addWidget(panel)
+
+    async def scenario() -> None:
+        await until(lambda: {4, 6} <= set(panel.snapshots)
+                    and all(s.size > 0 for s in panel.snapshots.values()))
+
+    run(loop, scenario())
+    assert panel.family == 4 and panel.family_buttons[4].isChecked()
+    assert all(b.isEnabled() for b in panel.family_buttons.values())
+    four = panel.snapshot
+    assert four is not None and four.family == 4
+    assert panel.summary.text().startswith("IPv4:")
+    assert panel.family_buttons[6].text() == f"IPv6 · {panel.snapshots[6].size}"
+    panel.chart.bucket_clicked.emit(0)
+    panel.family_buttons[6].click()
+    six = panel.snapshot
+    assert six is not None and six.family == 6 and panel.family == 6
+    assert panel.summary.text().startswith(f"IPv6: {six.size} nodes")
+    assert panel.model.rowCount() == six.size and panel.ring.node_count() == six.size
+    addrs = {panel.model.index(r, COL_ADDR).data() for r in range(panel.model.rowCount())}
+    assert addrs and all(a.startswith("[::1]:") for a in addrs)
+    assert not panel.show_all.isVisibleTo(panel)  # a bucket filter of one table is dropped
+    # A new IPv4 snapshot is kept for later but does not replace what is shown.
+    node.routing_changed.emit(four)
+    assert panel.snapshot is six and panel.snapshots[4] is four
+    panel.family_buttons[4].click()
+    assert panel.snapshot is four and panel.model.rowCount() == four.size

@@ -10,6 +10,7 @@ import inspect
 import pytest
 from PySide6.QtWidgets import QApplication, QCheckBox, QLineEdit
 
+from dhtviewer.dht.families import AddressFamilies
 from dhtviewer.dht.settings import DhtSettings, SettingGroup, editable_specs, spec_of
 from dhtviewer.ui.preferences import PreferencesDialog, first_sentence
 
@@ -177,3 +178,15 @@ def test_first_sentence() -> None:
     assert first_sentence("Candidates kept (0: none kept).") == "Candidates kept (0: none kept)."
     assert first_sentence("One thing. Then another.") == "One thing."
     assert first_sentence("Queries (e.g. pings) count. More.") == "Queries (e.g. pings) count."
+
+
+def test_the_address_families_are_a_choice_checked_as_typed(qapp: QApplication) -> None:
+    dialog = PreferencesDialog(DhtSettings())
+    field = text_field(dialog, "address_families")
+    assert field.text() == "both"
+    field.setText("dual")
+    assert dialog.error_of("address_families") == (
+        "Must be one of ipv4|ipv6|both (got 'dual')")
+    assert not dialog.ok_button.isEnabled()
+    field.setText("ipv6")
+    assert dialog.errors == {} and dialog.settings().address_families is AddressFamilies.IPV6

@@ -311,7 +311,9 @@ class LookupPanel(QWidget):
         if self._waiting_shown:
             self._waiting_shown = False
             self.message.clear_message()  # "waiting for the bootstrap" is over
-        # the row appears with the next batch of events; select it then
+        # One row for the lookup of every family; it appears with the next batch of events:
+        # select it then.
+        self.lookups.group(self.controller.lookup_parts(lookup_id))
         self._follow = lookup_id
         self._select_followed()
         self._update_buttons()
@@ -328,7 +330,7 @@ class LookupPanel(QWidget):
             self._select_followed()
         shown = self.shown
         if shown is not None and any(
-            getattr(e, "lookup_id", None) == shown.lookup_id for e in events
+            getattr(e, "lookup_id", None) in shown.parts for e in events
         ):
             self._redraw()
 
@@ -388,7 +390,8 @@ class LookupPanel(QWidget):
         if state.kind == "announce" and state.announce_done:
             extra = f" · stored at {len(state.stored_at)} nodes"
         self.progress.setText(
-            f"<b>{kind}</b> {s.target.hex()} · {s.state} · queried {s.queried} · "
+            f"<b>{kind}</b> ({state.families_text}) {s.target.hex()} · {s.state} · "
+            f"queried {s.queried} · "
             f"answered {s.answered} · in flight {s.in_flight} · timed out {s.timed_out} · "
             f"<b>{s.peers} peers</b> · {s.elapsed:.2f} s{extra}"
         )

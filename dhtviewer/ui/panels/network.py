@@ -125,6 +125,7 @@ class NetworkPanel(QWidget):
         super().__init__(parent)
         self.controller = controller
         self._stats: dict[str, float] = {}
+        self._externals: dict[int, tuple[str, int]] = {}  # family -> (ip, votes)
         mono = monospace_font()
 
         # --- mode and its options ------------------------------------------------------------
@@ -327,8 +328,12 @@ class NetworkPanel(QWidget):
         id_row.addWidget(self.node_id, 1)
         id_row.addWidget(self.copy_id)
         self.local_label = QLabel("—", self)
-        self.local_label.setToolTip("The address our UDP socket is bound to")
+        self.local_label.setToolTip("The addresses our UDP sockets are bound to (one per address "
+                                    "family)")
         self.local_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        # a dual-stack node's two sockets (and counts, below) wrap rather than widen the side
+        # panel past its room at 1024x700
+        self.local_label.setWordWrap(True)
         self.external_label = QLabel(EXTERNAL_UNKNOWN, self)
         self.external_label.setToolTip("Our address as other nodes see it: the IP most "
                                        "responders report in their BEP 42 'ip' field")
@@ -336,6 +341,7 @@ class NetworkPanel(QWidget):
         self.external_label.setWordWrap(True)  # "ip (n votes) · our id matches it (BEP 42)"
         self.nodes_label = QLabel("—", self)
         self.nodes_label.setToolTip("Nodes in the routing table (good ones answered recently)")
+        self.nodes_label.setWordWrap(True)
         status = QGroupBox("Node", self)
         form = QFormLayout(status)
         form.addRow("Id", id_row)
@@ -536,14 +542,17 @@ class NetworkPanel(QWidget):
         self.state_label.setText(f"<span style='color:{color}'>●</span> "
                                  f"{_STATE_TEXT.get(state, state)}")
         self.detail.setText(detail)
+        if state == STARTING:
+            self._externals.clear()  # a new run learns its addresses anew
         c = self.controller
         node_id = c.node_id()
         self.node_id.setText(node_id.hex() if node_id is not None else "")
         self.node_id.setCursorPosition(0)  # the start of the id, not its end
-        local = c.local_address()
-        self.local_label.setText(format_addr(local) if local is not None else "—")
+        local = c.local_addresses()  # one socket per address family (BEP 32)
+        self.local_label.setText(" · ".join(format_addr(a) for a in local.values()) or "—")
         if c.external_address() is None:
             # learned anew by each run (a testnet's votes say nothing about the Mainline)
+            self._externals.clear()
             self.external_label.setText(EXTERNAL_UNKNOWN)
         if state == "stopped":
             self.progress.setValue(0)
@@ -574,7 +583,10 @@ class NetworkPanel(QWidget):
     def _stats_changed(self, stats: dict[str, float]) -> None:
         self._stats = stats
         nodes, good = int(stats.get("routing_nodes", 0)), int(stats.get("good_nodes", 0))
-        self.nodes_label.setText(f"{nodes} nodes, {good} good")
+        per = [f"IPv{f} {int(stats[f'routing_nodes_v{f}'])}" for f in (4, 6)
+               if f"routing_nodes_v{f}" in stats]
+        both = f" ({', '.join(per)})" if len(per) > 1 else ""
+        self.nodes_label.setText(f"{nodes} nodes, {good} good{both}")
         self._update_progress()
 
     def _update_progress(self) -> None:
@@ -589,5 +601,8 @@ class NetworkPanel(QWidget):
         ok = self.controller.bep42_ok()
         bep42 = ("" if ok is None else " · our id matches it (BEP 42)" if ok
                  else " · our id does not match it (BEP 42)")
-        who = f" ({votes} votes)" if votes else " (saved)"
-        self.external_label.setText(f"{ip}{who}{bep42}")
+        # One address per family (each DHT tells its node how it sees it).
+        self._externals[6 if ":" in ip else 4] = (ip, votes)
+        parts = [f"{a}" + (f" ({n} votes)" if n else " (saved)")
+                 for _, (a, n) in sorted(self._externals.items())]
+        self.external_label.setText(" · ".join(parts) + bep42)
