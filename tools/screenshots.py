@@ -1,11 +1,17 @@
 """Screenshots of the real application, for the README: ``make screenshots``.
 
-Starts the main window offscreen on an embedded local testnet of 64 nodes, looks up one of the
-pre-announced info-hashes, announces one of our own and lets traffic accumulate for a few
-seconds, then saves PNGs of the whole window and of each view into resources/screenshots/.
-Settings go to a temporary file, so the user's own are neither read nor changed.
+Starts the main window offscreen on a network, looks up the network's info-hashes, announces
+one of our own and lets traffic accumulate for a few seconds, then saves PNGs of the whole
+window and of each view into resources/screenshots/. Settings go to a temporary file, so the
+user's own are neither read nor changed.
+
+The network is the simulated Mainline (``--simnet N``, default 1,000,000 nodes, realistic
+profile: what the README shows, a network at the real one's scale; building it takes a few
+seconds in a child process) or an embedded local testnet of 64 nodes (``--testnet``: quick,
+and all it needs is loopback).
 
 Usage: QT_QPA_PLATFORM=offscreen python tools/screenshots.py [OUTPUT_DIR] [--dark]
+       [--simnet N | --testnet] [--size WxH]
 """
 
 from __future__ import annotations
@@ -29,14 +35,19 @@ from PySide6.QtGui import QColor, QPalette
 from PySide6.QtWidgets import QApplication, QStyleFactory
 
 from dhtviewer.ui.app import collect_garbage_in_gui_thread
-from dhtviewer.ui.controller import TESTNET, Controller, StartOptions
+from dhtviewer.ui.controller import SIMNET, TESTNET, Controller, StartOptions
 from dhtviewer.ui.main_window import MainWindow
 from dhtviewer.ui.settings_store import SettingsStore
 
 WIDTH, HEIGHT = 1600, 1000
 NODES = 64
+SIMNET_NODES = 1_000_000
 TESTNET_BASE = "127.0.90.1"
 TRAFFIC_SECONDS = 25.0
+SIMNET_READY = 300.0
+"""Seconds the simulated network (a million nodes: build and bootstrap) may take to be ready."""
+SIMNET_SWARMS = 12
+"""Seeded swarms of the simulated network looked up (the most popular ones)."""
 NODE_ID = "5d1f0c7a3b9e48f2a6c1d0e9b8a7f6e5d4c3b2a1"  # fixed, so the pictures are reproducible
 
 
@@ -67,24 +78,34 @@ async def until(predicate: Callable[[], bool], timeout: float, what: str) -> Non
         await asyncio.sleep(0.05)
 
 
-async def shoot(out: Path, suffix: str) -> list[Path]:
+async def shoot(out: Path, suffix: str, simnet: int, size: tuple[int, int]) -> list[Path]:
     settings_file = Path(tempfile.mkdtemp(prefix="dhtviewer-shots-")) / "settings.ini"
     store = SettingsStore(QSettings(str(settings_file), QSettings.Format.IniFormat))
     controller = Controller()
     window = MainWindow(controller, store, testnet_base=TESTNET_BASE, testnet_seed=7,
                         node_id=bytes.fromhex(NODE_ID))
-    window.apply_command_line(
-        StartOptions(mode=TESTNET, testnet_nodes=NODES, bind_host="127.0.0.1", port=0),
-        mode=True, bind=True,
-    )
-    window.resize(WIDTH, HEIGHT)
+    if simnet:
+        options = StartOptions(mode=SIMNET, simnet_nodes=simnet, bind_host="127.0.0.1", port=0)
+    else:
+        options = StartOptions(mode=TESTNET, testnet_nodes=NODES, bind_host="127.0.0.1", port=0)
+    window.apply_command_line(options, mode=True, bind=True)
+    window.resize(*size)
     window.show()
     saved: list[Path] = []
+    lookup_timeout = 40.0 if simnet else 10.0
     try:
         window.start_node()
-        await until(lambda: controller.state == "ready", 30, "the node to be ready")
-        assert controller.testnet is not None
-        announced = list(controller.testnet.announced)
+        await until(lambda: controller.state == "ready", SIMNET_READY if simnet else 30,
+                    "the node to be ready")
+        if simnet:
+            assert controller.simnet is not None
+            listing = await controller.simnet.fetch(f"/swarms?limit={SIMNET_SWARMS}")
+            announced = [bytes.fromhex(s["info_hash"]) for s in listing["swarms"]]
+            network_list = window.network.simnet_list
+        else:
+            assert controller.testnet is not None
+            announced = list(controller.testnet.announced)
+            network_list = window.network.testnet_list
         rng = random.Random(5)
 
         # some traffic for the plots: lookups of random targets (network-size estimates)
@@ -99,8 +120,8 @@ async def shoot(out: Path, suffix: str) -> list[Path]:
         window.announce.set_query(announced[1].hex())
         window.announce.port.setValue(51413)
         window.announce.start_announce()
-        await until(lambda: window.announce.status in ("verified", "not found"), 20,
-                    "the announce to be verified")
+        await until(lambda: window.announce.status in ("verified", "not found"),
+                    2 * lookup_timeout, "the announce to be verified")
 
         # one lookup per pre-announced info-hash, as a user clicking through them would;
         # the picture shows the one whose path has the most hops
@@ -110,7 +131,7 @@ async def shoot(out: Path, suffix: str) -> list[Path]:
             window.lookup.start_lookup()
             await until(lambda ih=info_hash: window.lookup.shown is not None  # type: ignore[misc]
                         and window.lookup.shown.finished and window.lookup.shown.target == ih,
-                        10, "the lookup")
+                        lookup_timeout, "the lookup")
             shown = window.lookup.shown
             assert shown is not None
             score = (window.lookup.graph.view.edge_count(), shown.max_depth)
@@ -125,7 +146,7 @@ async def shoot(out: Path, suffix: str) -> list[Path]:
         assert row is not None
         window.lookup.select_lookup_row(row)
         window.lookup.set_query(announced[best[2]].hex())
-        window.network.testnet_list.setCurrentRow(best[2])
+        network_list.setCurrentRow(best[2])
         await asyncio.sleep(0.6)
 
         # the window builds its plots right after its first frame; make sure, as a grab of a
@@ -159,10 +180,24 @@ async def shoot(out: Path, suffix: str) -> list[Path]:
     return saved
 
 
+def _size(text: str) -> tuple[int, int]:
+    w, _, h = text.partition("x")
+    if not (w.isdigit() and h.isdigit() and 640 <= int(w) <= 4000 and 480 <= int(h) <= 3000):
+        raise argparse.ArgumentTypeError(f"invalid size {text!r} (expected WxH, e.g. 1600x1000)")
+    return int(w), int(h)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("out", nargs="?", default="resources/screenshots")
     parser.add_argument("--dark", action="store_true", help="dark palette (files get -dark)")
+    network = parser.add_mutually_exclusive_group()
+    network.add_argument("--simnet", type=int, default=SIMNET_NODES, metavar="N",
+                         help=f"on a simulated Mainline of N nodes (default {SIMNET_NODES:,})")
+    network.add_argument("--testnet", action="store_true",
+                         help=f"on a local testnet of {NODES} nodes instead")
+    parser.add_argument("--size", type=_size, default=(WIDTH, HEIGHT), metavar="WxH",
+                        help=f"window size (default {WIDTH}x{HEIGHT})")
     args = parser.parse_args()
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -175,7 +210,8 @@ def main() -> int:
     asyncio.set_event_loop(loop)
     gc_timer = collect_garbage_in_gui_thread()
     with loop:
-        saved = loop.run_until_complete(shoot(out, "-dark" if args.dark else ""))
+        saved = loop.run_until_complete(shoot(out, "-dark" if args.dark else "",
+                                              0 if args.testnet else args.simnet, args.size))
     gc_timer.stop()
     for path in saved:
         print(path)

@@ -88,7 +88,6 @@ def test_generated_queries_decode_the_same_either_way(q: Query) -> None:
         isinstance(q, (PingQuery, FindNodeQuery, GetPeersQuery))
         and 1 <= len(q.tid) <= 4
         and (q.version is None or len(q.version) == 4)
-        and not q.read_only
         and not getattr(q, "want", None)
         and not getattr(q, "bootstrap", False)
     )
@@ -143,6 +142,9 @@ def test_libtorrent_queries_take_the_fast_path_and_decode_identically() -> None:
         b"1:t4:wxyz1:v4:LT\x02\x111:y1:qe",
         b"d1:ad2:id20:aaaaaaaaaaaaaaaaaaaa9:info_hash20:bbbbbbbbbbbbbbbbbbbbe1:q9:get_peers"
         b"1:t1:x1:y1:qe",
+        # BEP 43: a read-only node's query (crawlers, mobile clients)
+        b"d1:ad2:id20:aaaaaaaaaaaaaaaaaaaa6:target20:bbbbbbbbbbbbbbbbbbbbe1:q9:find_node"
+        b"2:roi1e1:t2:xy1:v4:LT\x02\x111:y1:qe",
     ],
 )
 def test_the_usual_layouts(data: bytes) -> None:
