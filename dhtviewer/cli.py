@@ -40,7 +40,13 @@ from typing import Any, NoReturn
 
 from dhtviewer import __version__
 from dhtviewer.config import ConfigError, setting_changes, toml_template
-from dhtviewer.dht.addresses import format_addr, ip_family, is_loopback, parse_hostport
+from dhtviewer.dht.addresses import (
+    format_addr,
+    ip_family,
+    is_loopback,
+    parse_hostport,
+    socket_family,
+)
 from dhtviewer.dht.families import AddressFamilies, family_name
 from dhtviewer.dht.settings import DhtSettings, editable_specs
 from dhtviewer.infohash import InfohashError, parse_infohash_note
@@ -541,12 +547,12 @@ def format_version(version: bytes | None) -> str | None:
 async def _ping(args: argparse.Namespace) -> int:
     family = socket.AF_UNSPEC
     if args.bind is not None:
-        family = socket.AF_INET6 if ":" in args.bind[0] else socket.AF_INET
+        family = socket_family(args.bind[0])
     targets, errors = await resolve_addrs([args.target], family)
     if not targets:
         raise UsageError(errors[0])
     target = targets[0]
-    six = ":" in target[0]
+    six = ip_family(target[0]) == 6
     if args.bind is not None:
         bind = args.bind
     elif is_loopback(target[0]):

@@ -1,9 +1,10 @@
 """Counters: every event count of one DHT node, in one mutable dataclass shared by its parts.
 
-The node, its routing table, its rate limiter, its peer store and its query machinery each
-count what they see on the same ``Counters`` object (a part built on its own gets a fresh one),
-so ``DhtNode.stats(now)`` is one flat, typed view and nothing is counted twice. Counters only
-grow; gauges (sizes, what is in flight) are not here, ``stats`` reads them from their owners.
+The node, its routing table, its rate limiter, its peer and item stores and its query
+machinery each count what they see on the same ``Counters`` object (a part built on its own
+gets a fresh one), so ``DhtNode.stats(now)`` is one flat, typed view and nothing is counted
+twice. Counters only grow; gauges (sizes, what is in flight) are not here, ``stats`` reads them
+from their owners.
 
 Two counts are not flat integers, for the Prometheus metrics of a headless node
 (``net/metrics.py``): ``messages``, KRPC messages by direction, type and method (methods outside
@@ -120,6 +121,10 @@ class Counters:
     """Queries whose registered handler raised (answered with error 202)."""
     task_errors: int = 0
     """Scheduled tasks (``DhtNode.call_at``/``call_every``) that raised."""
+    owner_errors: int = 0
+    """Callbacks of a query's owner (``TransactionOwner``) that raised (``OwnerFailed``)."""
+    node_id_changes: int = 0
+    """Times our id changed to match a newly voted external address (BEP 42)."""
 
     # --- routing table -------------------------------------------------------------------------
     nodes_inserted: int = 0
@@ -182,6 +187,18 @@ class Counters:
     """Puts answered with an error (size, salt, token, signature, cas, seq)."""
     item_gets_served: int = 0
     """get queries answered with a stored item."""
+    items_new: int = 0
+    """Items stored that were not stored before."""
+    items_updated: int = 0
+    """Mutable items replaced by a put with a higher seq."""
+    items_refreshed: int = 0
+    """Puts of an item already stored (its expiry starts over)."""
+    items_refused: int = 0
+    """Puts the item store refused (invalid item, cas mismatch, old seq): part of
+    ``puts_refused``."""
+    items_evicted: int = 0
+    """Items dropped before their expiry, to make room."""
+    items_expired: int = 0
 
     # --- lookups -------------------------------------------------------------------------------
     lookups_started: int = 0

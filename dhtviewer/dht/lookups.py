@@ -3,8 +3,10 @@ back, finishes them (and hands an announce over to its ``AnnounceRound``).
 
 Each running lookup has a ``Lookup`` (whom to ask next, when it is done: ``lookup.py``) and is
 the owner of its queries through a small ``TransactionOwner``. Every lookup emits
-``LookupStarted``, then ``LookupQuerySent``/``LookupResponse``/``PeersFound``/``LookupTimeout`` as
-it goes, and exactly one ``LookupFinished``; an announce then one ``AnnounceFinished``.
+``LookupStarted``, then ``LookupQuerySent``/``LookupResponse``/``PeersFound`` and, for queries
+that go wrong, ``LookupQuerySlow`` (past the short timeout), ``LookupTimeout`` (past the hard
+one) or ``LookupQueryError`` (an error reply) as it goes, and exactly one ``LookupFinished``; an
+announce then exactly one ``AnnounceFinished``, even when cancelled before its second phase.
 
 What a lookup of each kind asks is ``QUERY_OF_KIND``; a new kind (BEP 44 ``get``, say) adds its
 member to ``LookupKind`` and its query here. What a kind collects beyond contacts and peers goes
@@ -24,11 +26,12 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from functools import partial
-from typing import Protocol
+from typing import Any, Protocol
 
 from dhtviewer.dht import events as ev
 from dhtviewer.dht.announce import AnnounceRound
 from dhtviewer.dht.families import WANT_OF, Sibling, other_family
+from dhtviewer.dht.identity import NodeIdentity
 from dhtviewer.dht.kinds import LookupKind, OwnerKind
 from dhtviewer.dht.lookup import Candidate, Lookup
 from dhtviewer.dht.messages import Addr, FindNodeQuery, GetPeersQuery, GetQuery, Query, Response
@@ -107,7 +110,7 @@ class LookupManager:
     def __init__(
         self,
         *,
-        node_id: bytes,
+        identity: NodeIdentity,
         settings: DhtSettings,
         table: RoutingTable,
         rpc: Rpc,
@@ -117,12 +120,14 @@ class LookupManager:
         subnet_of: Callable[[str], bytes | None] | None = None,
         sibling: Sibling | None = None,
     ) -> None:
-        """``table``: the node's routing table; its family is the lookups'. ``ids()``: the next
-        operation id (shared with pings). ``addr_ok(addr)``: whether a contact's address may be
-        used at all. ``subnet_of(ip)``: the subnet rule for lookups (``RoutingPolicy.subnet``;
-        None: no rule). ``sibling``: the other family's node (dual stack), whose need for
+        """``identity``: ours (our id is never a lookup's contact). ``table``: the node's
+        routing table; its family is the lookups'. ``ids()``: the next operation id (shared
+        with pings). ``addr_ok(addr)``: whether a contact's address may be used at all.
+        ``subnet_of(ip)``: the subnet rule for lookups, the routing policy's
+        ``RoutingPolicy.subnet`` (which says None where the rule does not apply); None: no
+        rule at all. ``sibling``: the other family's node (dual stack), whose need for
         contacts decides ``want``."""
-        self.node_id = node_id
+        self.identity = identity
         self.settings = settings
         self.table = table
         self.family = table.family
@@ -141,6 +146,13 @@ class LookupManager:
         self._hooks: dict[int, FinishHook] = {}
         self._then: dict[int, PhaseStarter] = {}
         self._on_response_hooks: dict[int, ResponseHook] = {}
+        self._announces: dict[int, tuple[int, bool, bool | None]] = {}
+        """Announces not finished yet: (port, implied_port, seed), for the AnnounceFinished of
+        one cancelled before its second phase."""
+
+    @property
+    def node_id(self) -> bytes:
+        return self.identity.node_id
 
     def __len__(self) -> int:
         return len(self.lookups)
@@ -196,6 +208,8 @@ class LookupManager:
             self._hooks[lid] = on_finished
         if announce is not None:
             then = partial(self._start_announce, announce)
+            seed = announce[2] if len(announce) > 2 else None
+            self._announces[lid] = (announce[0], announce[1], seed)
         if then is not None:
             self._then[lid] = then
         if on_response is not None:
@@ -215,7 +229,7 @@ class LookupManager:
         if lk.finished:
             return
         qtype, key = QUERY_OF_KIND[lk.kind]
-        args: dict[str, object] = {key: lk.target}
+        args: dict[str, Any] = {key: lk.target}
         if self._asks_both(lk):
             args["want"] = self._want_both
         owner = self._owners[lk.id]
@@ -312,12 +326,16 @@ class LookupManager:
 
     def _on_failure(self, lk: Lookup, p: Pending, error: str | None, now: float) -> None:
         if lk.on_failure(p.addr, error) is not None:
-            self.outbox.emit(ev.LookupTimeout(lk.id, p.node_id, p.addr, error, now))
+            if error is None:
+                self.outbox.emit(ev.LookupTimeout(lk.id, p.node_id, p.addr, now))
+            else:
+                self.outbox.emit(ev.LookupQueryError(lk.id, p.node_id, p.addr, error, now))
             self.step(lk, now)
 
     def _on_slow(self, lk: Lookup, p: Pending, now: float) -> None:
-        lk.on_slow(p.addr)
-        self.step(lk, now)
+        if lk.on_slow(p.addr) is not None:
+            self.outbox.emit(ev.LookupQuerySlow(lk.id, p.node_id, p.addr, now))
+            self.step(lk, now)
 
     # --- finishing ---------------------------------------------------------------------------
     def _finish(self, lk: Lookup, now: float, cancelled: bool = False) -> None:
@@ -350,6 +368,13 @@ class LookupManager:
         )
         then = self._then.pop(lk.id, None)
         self._on_response_hooks.pop(lk.id, None)
+        announce = self._announces.pop(lk.id, None)
+        if cancelled and announce is not None:
+            # Cancelled before its second phase: the announce still ends with its own event,
+            # so whoever waits for it is never left waiting.
+            self.outbox.emit(
+                ev.AnnounceFinished(lk.id, lk.target, announce[0], (), (), now, cancelled=True)
+            )
         if then is not None and not cancelled:
             # The lookup stays registered (it counts toward max_lookups, and can be cancelled)
             # until its phase reports its end through _phase_done.
@@ -391,6 +416,7 @@ class LookupManager:
 
     def _forget(self, lookup_id: int) -> None:
         self.lookups.pop(lookup_id, None)
+        self._announces.pop(lookup_id, None)
         self._owners.pop(lookup_id, None)
         self._phases.pop(lookup_id, None)
         self._then.pop(lookup_id, None)

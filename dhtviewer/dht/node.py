@@ -6,7 +6,10 @@ two share nothing but what ``families.Sibling`` shows (see ``families``).
 
 The node wires its parts together and drives them; each part is its own module:
 
+* ``intake.Intake``: every incoming datagram: admission (size, blocked senders, read-only
+  mode, rate limits), decoding, and the query path (answer, then learn about the querier);
 * ``rpc.Rpc``: our queries, reply matching, timeouts, and what every answer teaches;
+* ``identity.NodeIdentity``: our id and external address (BEP 42 votes and ids);
 * ``responder.Responder``: what each query gets back (a method -> handler registry);
 * ``lookups.LookupManager`` and ``announce.AnnounceRound``: lookups and announces;
 * ``item_lookup`` (BEP 44 get and put), ``scrape_round`` (BEP 33), ``crawler`` (BEP 51 crawl
@@ -14,18 +17,22 @@ The node wires its parts together and drives them; each part is its own module:
   ``item_store.ItemStore``) on the storage side;
 * ``refresh.Refresher``: bootstrap and bucket refresh;
 * ``routing_table.RoutingTable`` (with its ``RoutingPolicy``), ``peer_store.PeerStore``,
-  ``tokens.TokenIssuer``, ``rate_limit.RateLimiter``, ``external_ip.ExternalIpVoter``;
+  ``tokens.TokenIssuer``, ``rate_limit.RateLimiter``;
 * ``tasks.Scheduler``: tasks on the node's clock; ``outbox.Outbox``: datagrams and events out;
   ``counters.Counters``: every count, shared by all of them.
 
-Here stays what no single part owns: admission of incoming datagrams (size, blocked senders,
-read-only mode, rate limits), the query path (answer, then learn about the querier), the
-public API, and the read-only views. The node never touches a socket or a clock, and takes its
-settings once, at construction.
+Here stays what no single part owns: the public API (checking its arguments), what follows a
+change of our id, and the read-only views. The node never touches a socket or a clock, and
+takes its settings once, at construction.
+
+Two sources of randomness are injected: ``rng`` for what others see anyway (refresh targets,
+samples, which peers to return) and ``secrets`` for what nobody may predict (transaction ids,
+token secrets, our node id). By default ``secrets`` is the operating system's generator; a
+simulation passes a seeded one to stay deterministic.
 
 Driving contract (the asyncio transport and the simulator follow exactly this)::
 
-    node = DhtNode(rng=random.Random(), now=clock(), settings=DhtSettings(...))
+    node = DhtNode(rng=random.Random(), now=clock(), settings=DhtSettings(...))  # secrets: OS
     node.receive(data, addr, now)         # every datagram that arrives
     node.handle_timer(now)                # whenever now >= node.next_deadline()
     node.start_lookup(...), node.announce(...), node.ping(...), node.bootstrap(...)   # API calls
@@ -41,31 +48,25 @@ import random
 from collections.abc import Callable, Mapping, Sequence
 
 from dhtviewer.dht import events as ev
-from dhtviewer.dht import krpc
-from dhtviewer.dht.addresses import acceptable_address, ip_family
-from dhtviewer.dht.counters import Counters, Direction
+from dhtviewer.dht.addresses import acceptable_address, destination_problem, ip_family
+from dhtviewer.dht.counters import Counters
 from dhtviewer.dht.crawler import UNKNOWN_ID, Crawl, DirectSample
 from dhtviewer.dht.external_ip import ExternalIpVoter
 from dhtviewer.dht.families import FAMILIES, Sibling
+from dhtviewer.dht.identity import NodeIdentity
+from dhtviewer.dht.intake import Intake
 from dhtviewer.dht.item_lookup import PutRequest, start_get, start_put
 from dhtviewer.dht.item_service import ItemService
 from dhtviewer.dht.item_store import ItemStore
-from dhtviewer.dht.kinds import LookupKind, NodeState, OwnerKind
+from dhtviewer.dht.kinds import LookupKind, NodeState
 from dhtviewer.dht.lookup import Lookup
 from dhtviewer.dht.lookups import LookupLimitError, LookupManager, Phase
 from dhtviewer.dht.messages import (
-    PROTOCOL_ERROR,
-    SERVER_ERROR,
     Addr,
-    ErrorMessage,
-    Message,
     NodeInfo,
     PingQuery,
-    Query,
-    Response,
     SampleInfohashesQuery,
     UnknownQuery,
-    method_of,
 )
 from dhtviewer.dht.node_id import ID_BYTES, bep42_id, bep42_valid, random_id
 from dhtviewer.dht.op_ids import OpIds
@@ -76,7 +77,7 @@ from dhtviewer.dht.refresh import Refresher
 from dhtviewer.dht.responder import Handler, Responder
 from dhtviewer.dht.routing_policy import RoutingPolicy
 from dhtviewer.dht.routing_table import RoutingSnapshot, RoutingTable
-from dhtviewer.dht.rpc import Rpc
+from dhtviewer.dht.rpc import DirectPing, Rpc
 from dhtviewer.dht.sampler import Sampler
 from dhtviewer.dht.scrape_round import ScrapeRound
 from dhtviewer.dht.settings import DhtSettings
@@ -87,26 +88,6 @@ from dhtviewer.dht.transactions import Pending, TransactionOwner, TransactionTab
 __all__ = ["DhtNode", "LookupLimitError"]
 
 _USER_KINDS = (LookupKind.GET_PEERS, LookupKind.FIND_NODE)
-
-
-class _DirectPing(TransactionOwner):
-    """A ping asked for through ``DhtNode.ping``: ends with one ``PingFinished``."""
-
-    kind = OwnerKind.PING
-    __slots__ = ("emit", "op")
-
-    def __init__(self, op: int, emit: Callable[[ev.Event], None]) -> None:
-        self.op = op
-        self.emit = emit
-
-    def on_response(self, p: Pending, r: Response, now: float) -> None:
-        self.emit(ev.PingFinished(self.op, p.addr, r.sender_id, now - p.sent_at, r.version, now))
-
-    def on_error(self, p: Pending, reason: str, now: float) -> None:
-        self.emit(ev.PingFinished(self.op, p.addr, None, None, None, now))
-
-    def on_timeout(self, p: Pending, now: float) -> None:
-        self.emit(ev.PingFinished(self.op, p.addr, None, None, None, now))
 
 
 class DhtNode:
@@ -124,19 +105,22 @@ class DhtNode:
         external_ip: str | None = None,
         routing_policy: RoutingPolicy | None = None,
         first_op_id: int | None = None,
+        secrets: random.Random | None = None,
     ) -> None:
-        """``family``: the address family (4 or 6) this node speaks: its socket's, its routing
-        table's, its lookups'. ``sibling``: the read-only view of the host's node of the other
-        family (dual stack, BEP 32); None for a single-stack node. ``op_ids``: where operation
-        ids (lookups, pings, samples) come from; the nodes of one session share one, so that an
-        id names one operation across families (and ``next_op_id`` is the pair's).
-        ``traffic_events``: emit MessageSent/MessageReceived (``set_traffic_events`` switches it
-        later). ``external_ip``: our address as last known (restored state), until votes say
-        otherwise.
-        ``routing_policy``: the routing table's rules (default: from ``settings``).
-        ``first_op_id``: where a node without ``op_ids`` starts its ids; a program that runs
-        nodes one after another passes the previous node's ``next_op_id`` so that ids never
-        repeat within its life."""
+        """``rng``: randomness others may see (refresh targets, samples). ``secrets``: what
+        nobody may predict (transaction ids, token secrets, our id when none is given; default:
+        the operating system's ``random.SystemRandom``). ``family``: the address family (4 or
+        6) this node speaks: its socket's, its routing table's, its lookups'. ``sibling``: the
+        read-only view of the host's node of the other family (dual stack, BEP 32); None for a
+        single-stack node. ``op_ids``: where operation ids (lookups, pings, samples) come
+        from; the nodes of one session share one, so that an id names one operation across
+        families (and ``next_op_id`` is the pair's). ``traffic_events``: emit
+        MessageSent/MessageReceived (``set_traffic_events`` switches it later).
+        ``external_ip``: our address as last known (restored state), until votes say
+        otherwise. ``routing_policy``: the routing table's and lookups' rules (default: from
+        ``settings``). ``first_op_id``: where a node without ``op_ids`` starts its ids; a
+        program that runs nodes one after another passes the previous node's ``next_op_id`` so
+        that ids never repeat within its life."""
         if node_id is not None and len(node_id) != ID_BYTES:
             raise ValueError("node_id must be 20 bytes")
         if family not in FAMILIES:
@@ -148,7 +132,13 @@ class DhtNode:
             raise ValueError("give op_ids or first_op_id, not both")
         s = self._settings = settings or DhtSettings()
         self._rng = rng
-        self._node_id = node_id if node_id is not None else random_id(rng)
+        secret_rng = secrets if secrets is not None else random.SystemRandom()
+        self._identity = identity = NodeIdentity(
+            node_id if node_id is not None else random_id(secret_rng),
+            secrets=secret_rng,
+            external_ip=external_ip,
+            derive=s.derive_node_id,
+        )
         self._family = family
         self._sibling = sibling
         self._started_at = now
@@ -156,8 +146,10 @@ class DhtNode:
         self._outbox = Outbox(c, s.max_queued_events, traffic_events)
         emit = self._outbox.emit
         policy = routing_policy or RoutingPolicy.from_settings(s)
-        self._table = RoutingTable(self._node_id, s, family, emit=emit, policy=policy, counters=c)
-        self._tokens = TokenIssuer(rng, now, s.token_rotation)
+        self._table = RoutingTable(
+            identity.node_id, s, family, emit=emit, policy=policy, counters=c
+        )
+        self._tokens = TokenIssuer(secret_rng, now, s.token_rotation)
         self._store = PeerStore(
             max_info_hashes=s.max_info_hashes,
             max_peers_per_info_hash=s.max_peers_per_info_hash,
@@ -174,14 +166,13 @@ class DhtNode:
             global_burst=s.global_reply_burst,
             counters=c,
         )
-        self._voter = ExternalIpVoter(external_ip)
         self._rpc = Rpc(
-            node_id=self._node_id,
+            identity=identity,
             settings=s,
             table=self._table,
             outbox=self._outbox,
             counters=c,
-            rng=rng,
+            secrets=secret_rng,
             limiter=self._limiter,
             on_external_ip=self._vote_external_ip,
         )
@@ -189,14 +180,16 @@ class DhtNode:
             1 if first_op_id is None else first_op_id
         )
         self._lookups = LookupManager(
-            node_id=self._node_id,
+            identity=identity,
             settings=s,
             table=self._table,
             rpc=self._rpc,
             outbox=self._outbox,
             ids=self._new_op,
             addr_ok=self._addr_ok,
-            subnet_of=policy.subnet if policy.restrict_subnets else None,
+            # The policy's rule, whatever it is: a policy that overrides ``subnet`` governs
+            # lookups as it governs the table (it answers None where the rule is off).
+            subnet_of=policy.subnet,
             sibling=sibling,
         )
         self._refresher = Refresher(
@@ -204,7 +197,7 @@ class DhtNode:
         )
         self._tasks = Scheduler(on_error=self._task_failed)
         self._responder = Responder(
-            node_id=self._node_id,
+            identity=identity,
             settings=s,
             table=self._table,
             sibling=sibling,
@@ -214,50 +207,27 @@ class DhtNode:
             counters=c,
             emit=emit,
         )
-        self._items = ItemStore(max_items=s.max_items, ttl=s.item_ttl)
+        self._items = ItemStore(max_items=s.max_items, ttl=s.item_ttl, counters=c)
         ItemService(
             responder=self._responder, store=self._items, tokens=self._tokens, counters=c,
             emit=emit,
         ).register()
+        self._intake = Intake(
+            identity=identity,
+            settings=s,
+            table=self._table,
+            rpc=self._rpc,
+            responder=self._responder,
+            limiter=self._limiter,
+            outbox=self._outbox,
+            counters=c,
+        )
         self._crawl: Crawl | None = None
 
     # ============================================================================== driving ==
     def receive(self, data: bytes, addr: Addr, now: float) -> None:
         """Handle one incoming datagram. Never raises on any input."""
-        c = self._counters
-        s = self._settings
-        c.packets_in += 1
-        c.bytes_in += len(data)
-        if (
-            s.rate_limit
-            and self._limiter.is_blocked(addr[0], now)
-            and b"1:y1:r" not in data
-            and b"1:y1:e" not in data
-        ):
-            # A flood is shed before parsing. Whatever could be a reply (valid ones always hold
-            # one of those two byte runs) still goes through: it is matched to our queries, and
-            # a flood spoofing a node's address must not make that node look dead to us.
-            c.dropped_blocked += 1
-            return
-        if len(data) > s.max_datagram_size:
-            c.oversized += 1
-            c.malformed += 1
-            self._outbox.emit(
-                ev.MalformedReceived(
-                    addr, len(data), PROTOCOL_ERROR, "datagram too large", False, now,
-                    data[: ev.MALFORMED_PREFIX],
-                )
-            )
-            return
-        try:
-            msg = krpc.decode(data, max_depth=s.max_bencode_depth)
-        except krpc.KrpcError as err:
-            self._on_malformed(err, data, addr, now)
-            return
-        if isinstance(msg, Query):
-            self._on_query(msg, data, addr, now)
-        else:
-            self._rpc.on_reply(msg, data, addr, now)
+        self._intake.receive(data, addr, now)
 
     def handle_timer(self, now: float) -> None:
         self._rpc.expire(now)
@@ -299,7 +269,7 @@ class DhtNode:
     def bootstrap(self, addrs: Sequence[Addr], now: float) -> int:
         """find_node lookup of our own id seeded with ``addrs`` (ids unknown) and the routing
         table. When it finishes, the node counts as bootstrapped and refreshes its buckets."""
-        return self._refresher.bootstrap(self._node_id, addrs, now)
+        return self._refresher.bootstrap(self._identity.node_id, addrs, now)
 
     def start_lookup(
         self,
@@ -360,6 +330,7 @@ class DhtNode:
     def sample(self, addr: Addr, now: float, *, target: bytes | None = None) -> int:
         """One BEP 51 sample_infohashes to ``addr``; ends with SamplesReceived(op_id=returned
         id)."""
+        self._check_destination(addr)
         op = self._new_op()
         owner = DirectSample(op, self._outbox.emit)
         aim = target if target is not None else random_id(self._rng)
@@ -386,14 +357,14 @@ class DhtNode:
             max_known=s.crawl_max_known,
             max_visits=s.crawl_max_visits,
         )
-        own = self._node_id
+        identity = self._identity
         crawl = self._crawl = Crawl(
             self._new_op(),
             sampler,
             send=self._rpc.send,
             emit=self._outbox.emit,
             schedule=lambda when, fn: self._tasks.call_at(when, fn, name="crawl"),
-            contact_ok=lambda n: n.id != own and self._addr_ok(n.addr),
+            contact_ok=lambda n: n.id != identity.node_id and self._addr_ok(n.addr),
         )
         contacts = list(self._table.export_nodes())
         # Seeds have unknown ids: a placeholder until they answer (the sampler keys by
@@ -412,17 +383,7 @@ class DhtNode:
     def crawl_stats(self) -> dict[str, int] | None:
         """The running (or last) crawl's counts: queried, replied, failed, supported,
         unsupported, dropped_contacts, known, pending, inflight (None before any crawl)."""
-        crawl = self._crawl
-        if crawl is None:
-            return None
-        out = dict(crawl.sampler.stats)
-        out.update(
-            known=crawl.sampler.known(),
-            pending=crawl.sampler.pending(),
-            inflight=crawl.sampler.inflight,
-            running=int(not crawl.stopped),
-        )
-        return out
+        return None if self._crawl is None else self._crawl.stats()
 
     def announce(
         self,
@@ -447,9 +408,11 @@ class DhtNode:
         self._lookups.cancel(lookup_id, now)
 
     def ping(self, addr: Addr, now: float) -> int:
-        """Direct ping; ends with PingFinished(op_id=returned id)."""
+        """Direct ping; ends with PingFinished(op_id=returned id). Raises ValueError for an
+        address that cannot be queried (see ``addresses.destination_problem``)."""
+        self._check_destination(addr)
         op = self._new_op()
-        owner = _DirectPing(op, self._outbox.emit)
+        owner = DirectPing(op, self._outbox.emit)
         if self._rpc.send(PingQuery, addr, None, now, owner) is None:
             self._outbox.emit(ev.PingFinished(op, addr, None, None, None, now))
         return op
@@ -463,16 +426,34 @@ class DhtNode:
         owner: TransactionOwner,
         *,
         node_id: bytes | None = None,
+        short_timeout: float | None = None,
+        hard_timeout: float | None = None,
     ) -> Pending | None:
         """Send a query of any ``method`` with ``args`` (the ``a`` dict without ``id``) to
         ``addr``; ``owner`` is told of its answer, error or timeouts, with the core's matching
-        (exact address and transaction id) and deadlines. None when ``max_inflight_queries``
-        are outstanding (nothing sent)."""
+        (exact address and transaction id) and deadlines: ``short_timeout`` and
+        ``hard_timeout`` for this query (default: the adaptive short timeout and the
+        ``hard_timeout`` setting). None when ``max_inflight_queries`` are outstanding (nothing
+        sent). Raises ValueError, with nothing sent or registered, for a bad address, method
+        or timeout, or ``args`` that cannot be bencoded."""
         if not isinstance(method, bytes) or not method:
             raise ValueError(f"method must be a non-empty byte string, got {method!r}")
-        return self._rpc.send(
-            UnknownQuery, addr, node_id, now, owner, name=method, args=dict(args)
-        )
+        self._check_destination(addr)
+        for name, value in (("short_timeout", short_timeout), ("hard_timeout", hard_timeout)):
+            if value is not None and not (type(value) in (int, float) and value > 0):
+                raise ValueError(f"{name} must be a positive number of seconds, got {value!r}")
+        try:
+            return self._rpc.send(
+                UnknownQuery, addr, node_id, now, owner, name=method, args=dict(args),
+                short_timeout=short_timeout, hard_timeout=hard_timeout,
+            )
+        except ValueError as err:
+            raise ValueError(f"cannot encode the {method!r} query: {err}") from None
+
+    def cancel_queries(self, owner: TransactionOwner) -> int:
+        """Forget ``owner``'s queries in flight (how many): it hears nothing more of them, and
+        late replies are dropped as unsolicited."""
+        return self._rpc.cancel(owner)
 
     def register_handler(self, method: bytes, handler: Handler) -> None:
         """Answer queries for ``method`` with ``handler(query, addr, now) -> reply`` (see
@@ -496,7 +477,7 @@ class DhtNode:
         """Known contacts (restored state): pinged, and entered into the table when they answer.
         Contacts of the other family are ignored."""
         for n in nodes:
-            if self._addr_ok(n.addr) and n.id != self._node_id:
+            if self._addr_ok(n.addr) and n.id != self._identity.node_id:
                 self._rpc.send(PingQuery, n.addr, n.id, now, self._rpc.verification)
 
     def offer_contacts(self, nodes: Sequence[NodeInfo], now: float) -> None:
@@ -505,7 +486,7 @@ class DhtNode:
         queries us) and enter the table only if they answer."""
         fresh = [
             n for n in nodes
-            if self._addr_ok(n.addr) and n.id != self._node_id
+            if self._addr_ok(n.addr) and n.id != self._identity.node_id
             and self._table.get_by_addr(n.addr) is None
         ]
         self._rpc.verify(fresh, now)
@@ -517,14 +498,16 @@ class DhtNode:
         (nothing is verified)."""
         table = self._table
         for n in nodes:
-            if ip_family(n.addr[0]) == self._family and n.id != self._node_id:
+            if ip_family(n.addr[0]) == self._family and n.id != self._identity.node_id:
                 table.heard_from(n.id, n.addr, answered_at, responded=True)
         self._refresher.mark_bootstrapped()
 
     # ====================================================================== read-only views ==
     @property
     def node_id(self) -> bytes:
-        return self._node_id
+        """Ours now: it changes when our voted external address needs a BEP 42 id
+        (``NodeIdChanged``)."""
+        return self._identity.node_id
 
     @property
     def settings(self) -> DhtSettings:
@@ -544,7 +527,7 @@ class DhtNode:
     @property
     def external_ip(self) -> str | None:
         """Our address as responders see it (BEP 42 votes), once known."""
-        return self._voter.external_ip
+        return self._identity.external_ip
 
     @property
     def bootstrapped(self) -> bool:
@@ -600,7 +583,7 @@ class DhtNode:
 
     @property
     def voter(self) -> ExternalIpVoter:
-        return self._voter
+        return self._identity.voter
 
     def routing_snapshot(self, now: float) -> RoutingSnapshot:
         return self._table.snapshot(now)
@@ -651,7 +634,7 @@ class DhtNode:
         nodes = [[n.id.hex(), n.addr[0], n.addr[1]] for n in self._table.export_nodes()]
         return {
             "family": self._family,
-            "node_id": self._node_id.hex(),
+            "node_id": self.node_id.hex(),
             "external_ip": self.external_ip,
             "nodes": nodes,
         }
@@ -661,7 +644,7 @@ class DhtNode:
         ip = self.external_ip
         if ip is None:
             return None
-        return bep42_valid(self._node_id, ip)
+        return bep42_valid(self.node_id, ip)
 
     @staticmethod
     def id_for_ip(ip: str, rng: random.Random) -> bytes:
@@ -679,6 +662,13 @@ class DhtNode:
     def _new_op(self) -> int:
         return next(self._ops)
 
+    def _check_destination(self, addr: Addr) -> None:
+        why = destination_problem(addr)
+        if why is None and ip_family(addr[0]) != self._family:
+            why = f"this node speaks IPv{self._family} only"
+        if why is not None:
+            raise ValueError(f"cannot query {addr!r}: {why}")
+
     def _addr_ok(self, addr: Addr) -> bool:
         try:
             fam = ip_family(addr[0])
@@ -688,73 +678,20 @@ class DhtNode:
             return False
         return acceptable_address(addr, allow_local=self._settings.allow_local) is None
 
-    def _on_query(self, q: Query, data: bytes, addr: Addr, now: float) -> None:
-        c = self._counters
-        s = self._settings
-        c.queries_in += 1
-        method = method_of(q)
-        c.messages.add(Direction.IN, "q", method)
-        if self._outbox.traffic_events:
-            self._outbox.emit(
-                ev.MessageReceived(addr, "q", method, q.tid, len(data), q.sender_id, data, now)
-            )
-        if s.read_only:
-            c.read_only_dropped += 1  # BEP 43: a read-only node does not answer
-            return
-        if s.rate_limit and not self._limiter.allow(addr[0], now):
-            c.rate_limited += 1
-            return
-        try:
-            reply = self._responder.answer(q, addr, now)
-        except Exception:
-            # Only a registered custom handler can get here; it must not take the node down.
-            c.handler_errors += 1
-            reply = ErrorMessage(q.tid, SERVER_ERROR, "server error")
-        self._send_reply(reply, addr, method, now)
-        # Only after answering: the querier becomes a routing candidate (verified by a ping).
-        if q.sender_id != self._node_id and ip_family(addr[0]) == self._family:
-            to_ping = self._table.heard_from(
-                q.sender_id,
-                addr,
-                now,
-                responded=False,
-                version=q.version,
-                read_only=q.read_only,
-            )
-            self._rpc.verify(to_ping, now)
-
-    def _send_reply(self, reply: Message, addr: Addr, method: bytes, now: float) -> None:
-        data = self._responder.encode(reply)
-        if isinstance(reply, ErrorMessage):
-            self._counters.errors_out += 1
-            kind = "e"
-        else:
-            self._counters.responses_out += 1
-            kind = "r"
-        self._outbox.transmit(data, addr, kind, method, reply.tid, now)
-
-    def _on_malformed(self, err: krpc.KrpcError, data: bytes, addr: Addr, now: float) -> None:
-        self._counters.malformed += 1
-        replied = False
-        s = self._settings
-        # Only a recognisable query gets an error reply, and only within the rate budget, so
-        # garbage cannot be used to make us send traffic to a spoofed address. Any garbage is
-        # charged to its sender, so a garbage flood gets the IP blocked like a query flood.
-        answerable = err.query and err.tid is not None and not s.read_only
-        allowed = not s.rate_limit or self._limiter.allow(addr[0], now, reply=answerable)
-        if answerable and allowed and err.tid is not None:
-            self._send_reply(ErrorMessage(err.tid, err.code, err.reason), addr, b"", now)
-            replied = True
-        self._outbox.emit(
-            ev.MalformedReceived(
-                addr, len(data), err.code, err.reason, replied, now, data[: ev.MALFORMED_PREFIX]
-            )
-        )
-
     def _vote_external_ip(self, voter: str, ip: str, now: float) -> None:
-        changed = self._voter.vote(voter, ip)
-        if changed is not None:
-            self._outbox.emit(ev.ExternalAddressChanged(changed[0], changed[1], now))
+        settled = self._identity.vote(voter, ip)
+        if settled is None:
+            return
+        emit = self._outbox.emit
+        emit(ev.ExternalAddressChanged(settled.ip, settled.votes, now))
+        new_id = settled.new_id
+        if new_id is None:
+            return
+        # BEP 42: our address needs another id. Keep every contact, re-sorted around it.
+        self._counters.node_id_changes += 1
+        self._rpc.verify(self._table.update_node_id(new_id, now), now)
+        emit(ev.NodeIdChanged(settled.old_id, new_id, settled.ip, self._family, now))
+        self._refresher.node_id_changed(new_id, now)
 
     def _task_failed(self, task: ScheduledTask, err: Exception, now: float) -> None:
         self._counters.task_errors += 1

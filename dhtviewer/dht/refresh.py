@@ -4,8 +4,11 @@ buckets after it, and refreshing buckets that went stale.
 * ``bootstrap(addrs)``: a find_node lookup of our own id seeded with ``addrs``. When it finishes
   with a non-empty table the node counts as bootstrapped and every bucket that is not full gets
   a refresh lookup, so the table covers the whole id space and not only our neighbourhood.
-* Afterwards, a bucket unchanged for ``bucket_refresh_interval`` gets a find_node lookup of a
-  random id in its range (BEP 5), at most ``MAX_CONCURRENT`` at a time.
+* Afterwards, a bucket unchanged for its ``RoutingPolicy.refresh_interval`` (by default
+  ``bucket_refresh_interval``) gets a find_node lookup of a random id in its range (BEP 5), at
+  most ``max_refresh_lookups`` at a time.
+* When our id changes (BEP 42), a find_node lookup of the new id lets our new neighbours learn
+  of us and fills the buckets around it.
 """
 
 from __future__ import annotations
@@ -19,9 +22,6 @@ from dhtviewer.dht.lookups import LookupManager
 from dhtviewer.dht.messages import Addr
 from dhtviewer.dht.routing_table import RoutingTable
 from dhtviewer.dht.settings import DhtSettings
-
-MAX_CONCURRENT = 2
-"""Refresh lookups running at once."""
 
 
 class Refresher:
@@ -42,7 +42,9 @@ class Refresher:
         """A bootstrap lookup finished with a non-empty routing table (or ``mark_bootstrapped``
         was called)."""
         self._bootstrap: int | None = None
-        self._refreshing: dict[int, int] = {}  # lookup id -> bucket
+        self._refreshing: dict[int, int | None] = {}
+        """Running refresh lookups: lookup id -> bucket, or None once our id changed (the
+        buckets were laid out anew: that index means nothing any more)."""
 
     def bootstrap(self, node_id: bytes, addrs: Sequence[Addr], now: float) -> int:
         """Start the bootstrap lookup (find_node of ``node_id``); returns its id. Only the latest
@@ -56,6 +58,15 @@ class Refresher:
             self._bootstrap_done(lk, now, False, latest=True)
         return lk.id
 
+    def node_id_changed(self, node_id: bytes, now: float) -> None:
+        """Our id is now ``node_id``: look it up (once bootstrapped, if a lookup slot is free)
+        so that the nodes nearest to it, our new neighbourhood, hear of us."""
+        for lookup_id in self._refreshing:
+            self._refreshing[lookup_id] = None  # they still run (and count), their bucket is gone
+        if not self.bootstrapped or len(self.lookups) >= self.settings.max_lookups:
+            return
+        self.lookups.start(node_id, LookupKind.REFRESH, now)
+
     def mark_bootstrapped(self) -> None:
         """The table was filled by other means (a simulation seeding it from global knowledge):
         maintenance starts now."""
@@ -67,12 +78,12 @@ class Refresher:
         if not self.bootstrapped or not len(table):
             return
         for idx in table.stale_buckets(now):
-            if len(self._refreshing) >= MAX_CONCURRENT:
+            if len(self._refreshing) >= self.settings.max_refresh_lookups:
                 return
             self._start(idx, now)
 
     def next_deadline(self) -> float | None:
-        if not self.bootstrapped or len(self._refreshing) >= MAX_CONCURRENT:
+        if not self.bootstrapped or len(self._refreshing) >= self.settings.max_refresh_lookups:
             # With refreshes at their cap, the next one starts when one finishes, not by timer.
             return None
         return self.table.next_refresh_deadline() if len(self.table) else None

@@ -30,6 +30,7 @@ from dhtviewer.dht import krpc
 from dhtviewer.dht.addresses import ip_family
 from dhtviewer.dht.counters import Counters
 from dhtviewer.dht.families import Sibling, wanted_families
+from dhtviewer.dht.identity import NodeIdentity
 from dhtviewer.dht.messages import (
     METHOD_UNKNOWN,
     PROTOCOL_ERROR,
@@ -64,7 +65,7 @@ class Responder:
     def __init__(
         self,
         *,
-        node_id: bytes,
+        identity: NodeIdentity,
         settings: DhtSettings,
         table: RoutingTable,
         store: PeerStore,
@@ -74,9 +75,11 @@ class Responder:
         emit: Callable[[ev.Event], None],
         sibling: Sibling | None = None,
     ) -> None:
-        """``table``: our routing table (our family's contacts); ``sibling``: the other family's
-        contacts, for queries whose ``want`` asks for them (None: a single-stack node)."""
-        self.node_id = node_id
+        """``identity``: whose id the replies carry. ``table``: our routing table (our
+        family's contacts); ``sibling``: the other family's contacts, for queries whose
+        ``want`` asks for them (None: a single-stack node). ``rng``: draws what is sampled
+        (peers, BEP 51 info-hashes), which is visible on the wire anyway: not a secret."""
+        self.identity = identity
         self.settings = settings
         self.table = table
         self.sibling = sibling
@@ -94,6 +97,10 @@ class Responder:
             AnnouncePeerQuery.method: self._announce_reply,
             SampleInfohashesQuery.method: self._sample_reply,
         }
+
+    @property
+    def node_id(self) -> bytes:
+        return self.identity.node_id
 
     def register(self, method: bytes, handler: Handler) -> None:
         """Answer queries for ``method`` with ``handler`` (replacing any handler it had)."""

@@ -39,6 +39,7 @@ class RoutingPolicy:
     prefer_bep42: bool = True
     restrict_subnets: bool = True
     restrict_local_subnets: bool = False
+    bucket_refresh_interval: float = 15 * 60
 
     @classmethod
     def from_settings(cls, settings: DhtSettings) -> RoutingPolicy:
@@ -51,6 +52,7 @@ class RoutingPolicy:
             prefer_bep42=settings.prefer_bep42,
             restrict_subnets=settings.restrict_subnets,
             restrict_local_subnets=settings.restrict_local_subnets,
+            bucket_refresh_interval=settings.bucket_refresh_interval,
         )
 
     # --- sizes ---------------------------------------------------------------------------------
@@ -58,6 +60,12 @@ class RoutingPolicy:
         """Live nodes bucket ``index`` (bits shared with our id) may hold. At least 1. A policy
         may give far buckets (small ``index``) more room: they cover most of the id space."""
         return self.k
+
+    def refresh_interval(self, index: int) -> float:
+        """Seconds bucket ``index`` may go unchanged before a refresh lookup (BEP 5: 15
+        minutes for all). A policy may refresh some buckets more often (those near our id,
+        whose few nodes matter most to lookups of our neighbourhood) or less."""
+        return self.bucket_refresh_interval
 
     # --- admission -----------------------------------------------------------------------------
     def accepts_address(self, addr: Addr) -> bool:

@@ -122,6 +122,8 @@ class RoutingTable:
         self._cand_by_ip: dict[object, NodeEntry] = {}
         self._host = self.policy.host
         self.counters = counters if counters is not None else Counters()
+        self._rebuilding = False
+        """Inside ``update_node_id``: entries keep their history, and nothing is counted."""
 
     # --- container protocol -------------------------------------------------------------------
     def __len__(self) -> int:
@@ -264,16 +266,22 @@ class RoutingTable:
         self._ping_unverified(bucket, 1, now, to_ping)
         return to_ping
 
-    def update_node_id(self, own_id: bytes, now: float) -> None:
-        """Our id changed (BEP 42, our external address changed): rebuild the buckets around
-        ``own_id`` keeping every contact, those that answered first, each placed by the usual
-        rules (libtorrent's ``update_node_id``). No per-node events: the caller announces the
-        new id and views take a new snapshot."""
+    def update_node_id(self, own_id: bytes, now: float) -> list[NodeInfo]:
+        """Our id changed (BEP 42: our external address changed): rebuild the buckets around
+        ``own_id``, keeping the contacts, as libtorrent's ``update_node_id`` does: the live
+        nodes first, then the waiting candidates, each placed by the usual rules (the subnet
+        rule included: two nodes of one /24 that sat in different buckets may now meet in one,
+        and the second then goes). Nodes keep what we knew of them (first seen, answers,
+        failures). Returns the nodes to ping, as ``heard_from`` does. No per-node events and
+        no counts (the same contacts, re-sorted): the caller announces the new id and views
+        take a new snapshot."""
         if len(own_id) != ID_BYTES:
             raise ValueError("own_id must be 20 bytes")
         live = list(self)
         waiting = [e for b in self._buckets for e in b.replacements]
+        to_ping: list[NodeInfo] = []
         emit, self._emit = self._emit, None
+        self._rebuilding = True
         try:
             self.own_id = own_id
             self._own_int = int.from_bytes(own_id, "big")
@@ -282,18 +290,28 @@ class RoutingTable:
             self._by_ip.clear()
             self._cand_by_id.clear()
             self._cand_by_ip.clear()
-            for e in live:
-                if e.id != own_id:
-                    self._place(e, now)
-            for e in waiting:
-                if e.id == own_id or e.id in self._by_id or self._host(e.addr) in self._by_ip:
+            for e in live + waiting:
+                if e.id == own_id:
+                    continue
+                if e.subnet is not None and not self._subnet_free(e, e.answered):
                     continue
                 if e.answered:
-                    self._place(e, now)
-                elif self._host(e.addr) not in self._cand_by_ip:
+                    to_ping.extend(self._place(e, now))
+                else:
                     self._add_candidate(e, self._buckets[self._index_of(e.id_int)])
         finally:
             self._emit = emit
+            self._rebuilding = False
+        return to_ping
+
+    def answered_with_error(self, addr: Addr, now: float, version: bytes | None = None) -> None:
+        """The live node at ``addr`` answered one of our queries with a KRPC error. It is there
+        (an answer to our transaction from the address we asked is not spoofed), so its
+        failures reset and it counts as heard from now. An error carries no id, so a candidate
+        at that address learns nothing: it stays unverified."""
+        e = self.get_by_addr(addr)
+        if e is not None:
+            self._update_known(e, addr, now, True, None, version)
 
     def remove(self, node_id: bytes, now: float, reason: str = "cleared") -> bool:
         """Drop ``node_id`` from the table (and from the replacement caches). True if it was a
@@ -355,12 +373,12 @@ class RoutingTable:
 
     # --- bucket refresh -----------------------------------------------------------------------
     def stale_buckets(self, now: float) -> list[int]:
-        """Buckets unchanged for ``bucket_refresh_interval`` (none while the table is empty:
-        a refresh lookup would have nobody to ask)."""
+        """Buckets unchanged for their ``policy.refresh_interval`` (none while the table is
+        empty: a refresh lookup would have nobody to ask)."""
         if not self._by_id:
             return []
-        interval = self.settings.bucket_refresh_interval
-        return [i for i, b in enumerate(self._buckets) if now - b.last_changed >= interval]
+        interval = self.policy.refresh_interval
+        return [i for i, b in enumerate(self._buckets) if now - b.last_changed >= interval(i)]
 
     def refresh_target(self, index: int, rng: random.Random) -> bytes:
         """A random id that falls in bucket ``index``."""
@@ -376,8 +394,8 @@ class RoutingTable:
         """When the first bucket becomes stale; None while the table is empty."""
         if not self._by_id:
             return None
-        oldest = min(b.last_changed for b in self._buckets)
-        return oldest + self.settings.bucket_refresh_interval
+        interval = self.policy.refresh_interval
+        return min(b.last_changed + interval(i) for i, b in enumerate(self._buckets))
 
     # --- read-only views ----------------------------------------------------------------------
     def snapshot(self, now: float) -> RoutingSnapshot:
@@ -570,7 +588,8 @@ class RoutingTable:
         old.nodes, new.nodes = _partition(old.nodes, own, limit)
         old.replacements, new.replacements = _partition(old.replacements, own, limit)
         old.last_changed = now
-        self.counters.bucket_splits += 1
+        if not self._rebuilding:
+            self.counters.bucket_splits += 1
         if self._emit is not None:
             self._emit(BucketSplit(self.family, len(self._buckets), now))
 
@@ -587,15 +606,18 @@ class RoutingTable:
             cand = self.policy.promotion_choice(answered)
             self._drop_candidate(cand, bucket)
             self._add_live(cand, bucket, idx, now)
-            self.counters.nodes_replaced += 1
+            if not self._rebuilding:
+                self.counters.nodes_replaced += 1
 
     def _add_live(self, e: NodeEntry, bucket: _Bucket, idx: int, now: float) -> None:
-        e.added_at = now
-        e.bep42_ok = bep42_valid(e.id, e.addr[0])
         bucket.nodes.append(e)
         bucket.last_changed = now
         self._by_id[e.id] = e
         self._by_ip[self._host(e.addr)] = e
+        e.bep42_ok = bep42_valid(e.id, e.addr[0])
+        if self._rebuilding:
+            return
+        e.added_at = now
         self.counters.nodes_inserted += 1
         if self._emit is not None:
             self._emit(NodeAdded(e.id, e.addr, idx, self.family, now))
@@ -608,13 +630,15 @@ class RoutingTable:
         del self._by_ip[self._host(e.addr)]
         if reason in ("bad", "replaced"):
             bucket.last_changed = now
-            self.counters.nodes_evicted += 1
+            if not self._rebuilding:
+                self.counters.nodes_evicted += 1
         if self._emit is not None:
             self._emit(NodeRemoved(e.id, e.addr, idx, self.family, reason, now))
 
     def _add_candidate(self, e: NodeEntry, bucket: _Bucket) -> None:
         size = self.policy.replacement_cache_size
-        self.counters.candidates_cached += 1
+        if not self._rebuilding:
+            self.counters.candidates_cached += 1
         if size <= 0:
             return
         bucket.replacements.append(e)

@@ -150,6 +150,9 @@ class DhtSettings:
         15 * 60, "Refresh idle buckets after", G.ROUTING, unit="s", low=1, high=86_400,
         help="A bucket unchanged for this long is refreshed with a lookup of a random id in "
              "its range.")
+    max_refresh_lookups: int = setting(
+        2, "Refresh lookups at once", G.ROUTING, unit="lookups", low=1, high=64,
+        help="Bucket refresh lookups running at once; more stale buckets wait their turn.")
     allow_local: bool = setting(
         False, "Accept local addresses", G.ROUTING,
         help="Accept loopback, private and reserved addresses in the routing table (local "
@@ -158,6 +161,12 @@ class DhtSettings:
         False, "Enforce BEP 42 node ids", G.ROUTING,
         help="Refuse routing entries whose id does not match their IP (BEP 42). Whether an id "
              "matches is always recorded anyway.")
+    derive_node_id: bool = setting(
+        True, "Derive our id from our address", G.ROUTING,
+        help="BEP 42: once responders in several networks agree on our public address, "
+             "and whenever it changes, take a node id derived from it if ours does not "
+             "match (loopback and private addresses are exempt). Off: keep the id we "
+             "were given.")
     prefer_bep42: bool = setting(
         True, "Prefer BEP 42 node ids", G.ROUTING,
         help="Prefer nodes whose id matches their IP (BEP 42) when promoting a replacement "

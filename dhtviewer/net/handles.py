@@ -6,10 +6,11 @@ DHTs are separate networks), each a *part* of one handle. The session feeds the 
 parts' events; it keeps them (so any number of ``async for`` loops can replay them from the
 start while it runs) and resolves each part from its terminal events: ``LookupFinished`` for a
 lookup; for a lookup with a second phase its final event (``FINAL_EVENT``): ``AnnounceFinished``,
-``ItemGetFinished``, ``ItemPutFinished`` or ``ScrapeFinished``. An announce or scrape cancelled
-before its phase started ends at its cancelled ``LookupFinished`` (that part is then empty and
-marked cancelled). Results merge the parts for the user (peers once each, nodes of every
-family) and keep each family's own figures (``LookupResult.by_family``).
+``ItemGetFinished``, ``ItemPutFinished`` or ``ScrapeFinished``, which the node sends even when
+cancelled (then empty and marked so), except a scrape cancelled before its phase started: it
+ends at its cancelled ``LookupFinished`` (that part is then empty and marked cancelled).
+Results merge the parts for the user (peers once each, nodes of every family) and keep each
+family's own figures (``LookupResult.by_family``).
 """
 
 from __future__ import annotations
@@ -161,7 +162,9 @@ LOOKUP_EVENTS = (
     ev.LookupStarted,
     ev.LookupQuerySent,
     ev.LookupResponse,
+    ev.LookupQuerySlow,
     ev.LookupTimeout,
+    ev.LookupQueryError,
     ev.PeersFound,
     ev.LookupFinished,
     ev.AnnounceFinished,
@@ -179,7 +182,7 @@ FINAL_EVENT: dict[str, type] = {
     "scrape": ev.ScrapeFinished,
 }
 """The event that ends a handle of each kind with a second phase."""
-_ALWAYS_SENT = (ev.ItemGetFinished, ev.ItemPutFinished)
+_ALWAYS_SENT = (ev.AnnounceFinished, ev.ItemGetFinished, ev.ItemPutFinished)
 """Final events the node sends even when the lookup is cancelled before its phase."""
 
 

@@ -149,7 +149,12 @@ class DhtSession:
         rng: random.Random | None = None,
         bind6: tuple[str, int] | None = None,
         first_op_id: int = 1,
+        secrets: random.Random | None = None,
     ) -> None:
+        """``rng``: the node's randomness others may see; ``secrets``: what nobody may predict
+        (transaction ids, token secrets, node ids); default: the operating system's.
+        ``first_op_id``: the first operation id of this session; the app passes the last
+        session's ``next_op_id`` so that ids stay unique for the program's life."""
         if node_id is not None and len(node_id) != ID_BYTES:
             raise ValueError(f"node_id must be {ID_BYTES} bytes, got {len(node_id)}")
         self.settings = settings or DhtSettings()
@@ -157,13 +162,14 @@ class DhtSession:
         self.bind6 = bind6
         self.state_path = state_path
         self.rng = rng or random.Random()
+        self.secrets = secrets or random.SystemRandom()
         self.load_warning: StateLoadWarning | None = None
         saved = SavedState()
         if state_path is not None:
             saved, self.load_warning = load_state(state_path)
         self._saved = saved
         self._forced_id = node_id
-        self._node_id = node_id or saved.node_id or random_id(self.rng)
+        self._node_id = node_id or saved.node_id or random_id(self.secrets)
         self._stacks: dict[int, FamilyStack] = {}
         self._nodes: dict[int, DhtNode] = {}
         self._state: State = "stopped"
@@ -265,6 +271,7 @@ class DhtSession:
         saved = self._saved.family(family)
         return DhtNode(
             rng=self.rng,
+            secrets=self.secrets,
             now=now,
             node_id=self._forced_id or saved.node_id or self._node_id,
             settings=settings,
@@ -337,21 +344,7 @@ class DhtSession:
                     fut.exception()
             waiters.clear()
         self.stop_crawl()
-        # Families that did not run this time keep what was saved for them.
-        exports = {fam: node.export_state() for fam, node in self._nodes.items()}
-        for fam, kept in self._saved.families.items():
-            if fam not in exports:
-                exports[fam] = _export_of(fam, kept.node_id, kept.external_ip, kept.nodes)
-        document = state_document(exports[fam] for fam in sorted(exports))
-        try:
-            self._saved = parse_state(document)
-        except ValueError:
-            log.exception("nodes exported an invalid state")
-        if self.state_path is not None:
-            try:
-                save_state(self.state_path, document)
-            except OSError as err:
-                log.warning("cannot save DHT state to %s: %s", self.state_path, err)
+        self._save_state()
         for unsubscribe in self._unsubscribe_protos:
             unsubscribe()
         self._unsubscribe_protos.clear()
@@ -674,6 +667,24 @@ class DhtSession:
         return out
 
     # ======================================================================= internals ==
+    def _save_state(self) -> None:
+        """Keep every family's state for a restart, and write it to ``state_path`` if set.
+        Families that did not run this time keep what was saved for them."""
+        exports = {fam: node.export_state() for fam, node in self._nodes.items()}
+        for fam, kept in self._saved.families.items():
+            if fam not in exports:
+                exports[fam] = _export_of(fam, kept.node_id, kept.external_ip, kept.nodes)
+        document = state_document(exports[fam] for fam in sorted(exports))
+        try:
+            self._saved = parse_state(document)
+        except ValueError:
+            log.exception("nodes exported an invalid state")
+        if self.state_path is not None:
+            try:
+                save_state(self.state_path, document)
+            except OSError as err:
+                log.warning("cannot save DHT state to %s: %s", self.state_path, err)
+
     def _require_node(self) -> DhtNode:
         node = self.node
         if node is None:
@@ -757,10 +768,10 @@ class DhtSession:
         stack = self._stacks.get(family) if family is not None else None
         if handle is None or stack is None:
             return
+        # The node ends the lookup with its final events (LookupFinished and, for a lookup with
+        # a second phase, that phase's end), which end this part of the handle as they come.
         stack.proto.run(lambda now: stack.node.cancel_lookup(lookup_id, now))
         self._handles.pop(lookup_id, None)
-        # An announce cancelled after its lookup phase has no LookupFinished left to emit.
-        handle.abort_part(lookup_id, SessionClosedError("lookup cancelled"))
 
     def _on_event(self, stack: FamilyStack, event: ev.Event) -> None:
         if isinstance(event, LOOKUP_EVENTS):
@@ -784,6 +795,12 @@ class DhtSession:
                 sample = self._samples.pop(event.op_id, None)
                 if sample is not None and not sample.done():
                     sample.set_result(event)
+        elif isinstance(event, ev.NodeIdChanged):
+            # BEP 42: this family's voted address needed another id. A restart must keep it
+            # (over an id given at construction too), and so must the state file even if we
+            # never stop cleanly: the saved state now holds every running family's id.
+            self._save_state()
+            self._forced_id = None
         elif (
             isinstance(event, ev.NodeRemoved)
             and stack.state == "ready"

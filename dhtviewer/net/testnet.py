@@ -283,6 +283,9 @@ class LocalTestnet:
         def make(family: int, sibling: Sibling | None) -> DhtNode:
             return DhtNode(
                 rng=rng if family == 4 else random.Random(rng.getrandbits(64)),
+                # Seeded like the rest, so a seed gives the same network (a real node's
+                # secrets come from the operating system).
+                secrets=random.Random(f"secrets:{node_seed}:{family}"),
                 now=loop.time(),
                 node_id=node_id,
                 settings=self.settings if family == 4 else v6,

@@ -20,7 +20,7 @@ import socket
 from collections.abc import Callable
 from typing import Protocol, TypeVar, cast
 
-from dhtviewer.dht.addresses import sockaddr_to_addr
+from dhtviewer.dht.addresses import format_host, sockaddr_to_addr
 from dhtviewer.dht.events import Event
 from dhtviewer.dht.messages import Addr
 from dhtviewer.net.batched_udp import Batch, create_batched_endpoint
@@ -258,7 +258,7 @@ def bind_udp(host: str, port: int, family: int) -> socket.socket:
         sock.setblocking(False)
     except OSError as err:
         sock.close()
-        where = f"[{host}]" if ":" in host else host
+        where = format_host(host)
         code = err.errno
         if code == errno.EADDRINUSE or getattr(err, "winerror", None) == _WSAEADDRINUSE:
             raise PortInUseError(

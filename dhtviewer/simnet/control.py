@@ -2,8 +2,9 @@
 
 ``GET /stats`` (sizes, rates, reply lateness, counters, memory), ``GET /closest?target=HEX&k=8``
 (the true K closest answering nodes), ``GET /swarms`` (the seeded info-hashes), ``GET
-/swarm?info_hash=HEX`` (its true peers and the nodes that hold it), ``GET /size``, ``GET
-/members`` (joined clients and their background traffic) and ``GET /routers``. Anything else
+/swarm?info_hash=HEX`` (its true peers, its seeds and downloaders as BEP 33 counts them, and
+the nodes that hold it), ``GET /size``, ``GET /members`` (joined clients and their background
+traffic) and ``GET /routers``. Anything else
 gets a JSON error: 400 for a bad parameter, 404 for an unknown path, 405 for another method,
 503 when the network does not answer in time. A handler never raises into the server: whatever
 goes wrong becomes a 500 with a JSON error.
@@ -251,6 +252,11 @@ class ControlApi:
             "pss_mb": round(sum(p["pss_mb"] for p in parts), 1),
             "counters": Counters.total([p["counters"] for p in parts]),
             "announced_peers": sum(p["announced_peers"] for p in parts),
+            # BEP 44 gets and puts, BEP 33 answers with filters, served by every process
+            "items": {key: sum(p.get("items", {}).get(key, 0) for p in parts)
+                      for key in ("gets", "served", "puts", "stored", "refused",
+                                  "stores_dropped")},
+            "scrapes": sum(p.get("scrapes", 0) for p in parts),
             "queries_in_per_s": round(total("queries_in_per_s"), 1),
             "datagrams_out_per_s": round(total("datagrams_out_per_s"), 1),
             "background_per_s": round(total("background_per_s"), 1),
@@ -285,15 +291,18 @@ class ControlApi:
         net = self.net
         index = net.index
 
-        def seeded() -> tuple[list[str], list[str]]:
+        def seeded() -> tuple[list[str], list[str], set[str], set[str]]:
             sw = net.swarms
             rank = sw.rank_of(info_hash)
             if rank < 0:
-                return [], []
-            return ([f"{h}:{p}" for h, p in sw.peers(rank)],
-                    [f"{ip_text(index.ip(j))}:{index.port(j)}" for j in sw.storers(rank)])
+                return [], [], set(), set()
+            peers = sw.peers(rank)
+            seeds, downloaders = net.scrape.seeded_ips(info_hash, peers)
+            return ([f"{h}:{p}" for h, p in peers],
+                    [f"{ip_text(index.ip(j))}:{index.port(j)}" for j in sw.storers(rank)],
+                    seeds, downloaders)
 
-        peers, stored_at = self.backend.run(seeded)
+        peers, stored_at, seeds, downloaders = self.backend.run(seeded)
         known = set(peers)
         for part in self.backend.ask(Question.SWARM, info_hash):
             for peer in part["peers"]:
@@ -301,9 +310,13 @@ class ControlApi:
                     known.add(peer)
                     peers.append(peer)
             stored_at += [f"{ip_text(index.ip(j))}:{index.port(j)}" for j in part["holders"]]
+            seeds.update(part.get("seed_ips", ()))
+            downloaders.update(part.get("downloader_ips", ()))
         if not peers and not stored_at:
             raise BadRequest(f"no swarm has info_hash {info_hash.hex()}")
         return {"info_hash": info_hash.hex(), "peers": peers,
+                # distinct IP addresses, as BEP 33 counts them
+                "seeds": len(seeds), "downloaders": len(downloaders),
                 "stored_at": list(dict.fromkeys(stored_at))}
 
     def size(self, query: dict[str, list[str]]) -> dict[str, Any]:

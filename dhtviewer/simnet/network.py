@@ -11,10 +11,11 @@ the (asker, node) pair, with the handler of the query's type (``HANDLERS``): ``p
 ``find_node`` (the 8 contacts of its derived table closest to the target, joined clients
 included), ``get_peers`` (a token bound to the asker and to this node, ``values`` when it
 stores the swarm, and nodes), ``announce_peer`` (token checked, peer stored),
-``sample_infohashes`` (when its client supports BEP 51, else error 204), with the BEP 42 ``ip``
-of the asker and the ``v`` of its client. A few nodes answer with errors or malformed
-datagrams, scenario Sybils lie (``scenarios.py``). Datagrams that are not KRPC are counted and
-dropped; a query whose fields are wrong gets error 203, as from a real node.
+``sample_infohashes`` (when its client supports BEP 51, else error 204), BEP 44 ``get`` and
+``put`` (``items.py``) and BEP 33 ``scrape=1`` (``scrape.py``) where its client supports them,
+with the BEP 42 ``ip`` of the asker and the ``v`` of its client. A few nodes answer with errors
+or malformed datagrams, scenario Sybils lie (``scenarios.py``). Datagrams that are not KRPC are
+counted and dropped; a query whose fields are wrong gets error 203, as from a real node.
 
 A network runs in one of three roles (``Role``): ``WHOLE`` does everything in one process;
 when several processes serve it (``workers.py``), each ``SERVER`` answers the queries to its
@@ -36,6 +37,7 @@ from typing import NamedTuple
 import numpy as np
 
 from dhtviewer.dht import krpc
+from dhtviewer.dht.items import ItemError
 from dhtviewer.dht.messages import (
     METHOD_UNKNOWN,
     PROTOCOL_ERROR,
@@ -44,7 +46,9 @@ from dhtviewer.dht.messages import (
     ErrorMessage,
     FindNodeQuery,
     GetPeersQuery,
+    GetQuery,
     PingQuery,
+    PutQuery,
     Query,
     SampleInfohashesQuery,
 )
@@ -55,6 +59,7 @@ from dhtviewer.simnet.addresses import DEFAULT_BASE, AddressPlan, ip_text
 from dhtviewer.simnet.churn import Churn
 from dhtviewer.simnet.counters import Counters
 from dhtviewer.simnet.index import NODE_LEN, ExtraNode, NodeIndex
+from dhtviewer.simnet.items import NodeItems
 from dhtviewer.simnet.links import Heard, MemberJoined, MemberLeft, Reply
 from dhtviewer.simnet.members import MAX_MEMBERS, Members
 from dhtviewer.simnet.options import Scenarios
@@ -67,6 +72,7 @@ from dhtviewer.simnet.scenarios import (
     spoof_subnet,
     sybil_nodes,
 )
+from dhtviewer.simnet.scrape import SwarmScrape
 from dhtviewer.simnet.swarms import Swarms, seeded_info_hashes
 from dhtviewer.simnet.traffic import Traffic
 
@@ -231,8 +237,12 @@ class Simnet:
         self.flooders = [index.at_ip(ip) for ip in flooder_ips]
         self.routers = self._pick_routers(config.routers, gen)
         self.swarms = Swarms(index, hashes, zipf, p.swarm_max_peers, p.storers, gen)
+        self.items = NodeItems(index.clients)  # BEP 44 (items.py)
+        self.scrape = SwarmScrape(self.swarms, index.clients)  # BEP 33 (scrape.py)
         # --- behaviour ---
-        self.tokens = TokenIssuer(self.rng, now)
+        # Token secrets from a generator of their own, seeded so that a run is reproducible
+        # (a real node's come from the operating system).
+        self.tokens = TokenIssuer(random.Random(f"simnet-tokens:{config.seed}"), now)
         self.latency = LogNormalLatency(p.rtt_median, p.rtt_sigma, 0.05, salt=config.seed)
         self.members = Members(
             config.member_rate if config.member_rate is not None else p.member_rate,
@@ -268,7 +278,9 @@ class Simnet:
         # Each process draws its own losses and delays, and issues its own tokens (a node's
         # get_peers and the announce that follows reach the same process: the node's port's).
         self.rng = random.Random(f"{self.config.seed}/{worker}")
-        self.tokens = TokenIssuer(self.rng, self.started)
+        self.tokens = TokenIssuer(
+            random.Random(f"simnet-tokens:{self.config.seed}/{worker}"), self.started
+        )
         self.members = Members(0.0, self.profile.member_timeout)
 
     def become_coordinator(self) -> None:
@@ -536,8 +548,10 @@ def answer_get_peers(net: Simnet, a: Asked) -> bytes | Refusal:
         values = net.fake_peers(ih) if a.cluster[0].kind is ClusterKind.POISON else []
     else:
         values = net.swarms.values(a.pos, ih, a.now, net.rng)
+    scrape = (net.scrape.filters(a.pos, ih, a.now)
+              if q.scrape and a.cluster is None and net.scrape.supports(a.pos) else None)
     return response(q.tid, a.node_id, a.ext, a.version, nodes=net.nodes_for(a.pos, ih, a.cluster),
-                    token=token, values=values)
+                    token=token, values=values, scrape=scrape)
 
 
 def answer_announce_peer(net: Simnet, a: Asked) -> bytes | Refusal:
@@ -563,12 +577,39 @@ def answer_sample_infohashes(net: Simnet, a: Asked) -> bytes | Refusal:
                     samples=b"".join(samples))
 
 
+def answer_get(net: Simnet, a: Asked) -> bytes | Refusal:
+    q = a.q
+    assert isinstance(q, GetQuery)
+    if not net.items.supports(a.pos):
+        return Refusal(METHOD_UNKNOWN, "method unknown")
+    found = net.items.get(a.pos, q.target, q.seq, a.now) if a.cluster is None else {}
+    return response(q.tid, a.node_id, a.ext, a.version,
+                    nodes=net.nodes_for(a.pos, q.target, a.cluster),
+                    token=net.items.token(net.tokens, a.src[0], q.target, a.node_id, a.now),
+                    **found)
+
+
+def answer_put(net: Simnet, a: Asked) -> bytes | Refusal:
+    q = a.q
+    assert isinstance(q, PutQuery)
+    if not net.items.supports(a.pos):
+        return Refusal(METHOD_UNKNOWN, "method unknown")
+    if a.cluster is None:  # Sybils swallow puts
+        try:
+            net.items.put(a.pos, a.node_id, q, a.src[0], a.now, net.tokens)
+        except ItemError as err:
+            return Refusal(err.code, err.reason)
+    return response(q.tid, a.node_id, a.ext, a.version)
+
+
 HANDLERS: dict[type[Query], Handler] = {
     PingQuery: answer_ping,
     FindNodeQuery: answer_find_node,
     GetPeersQuery: answer_get_peers,
     AnnouncePeerQuery: answer_announce_peer,
     SampleInfohashesQuery: answer_sample_infohashes,
+    GetQuery: answer_get,
+    PutQuery: answer_put,
 }
 """What simulated nodes answer, by query type. To teach them another query, add its handler
 here (a function of the network and the ``Asked`` query, returning the response datagram or a

@@ -3,8 +3,8 @@
 A network served by one process has one part; served by workers (``workers.py``), it has one
 per serving process and one in the coordinator. Each answers for itself (``answer``); the
 control API adds the answers up. The questions are about what only that process knows: its
-counters, its I/O, the lateness of its replies, its memory, and the peers announced to its
-nodes.
+counters (BEP 44 items and BEP 33 scrapes served among them), its I/O, the lateness of its
+replies, its memory, and the peers announced to its nodes.
 """
 
 from __future__ import annotations
@@ -24,7 +24,8 @@ class Question(Enum):
     STATS = "stats"
     """Counters, I/O counters, rates, the lateness histogram, memory, announced peers."""
     SWARM = "swarm"
-    """args: (info_hash,): the peers announced to this part's nodes, and those nodes."""
+    """args: (info_hash,): the peers announced to this part's nodes, those nodes, and the
+    addresses of the seeds and downloaders among them (BEP 33)."""
 
 
 def memory_mb(pid: int | None = None) -> dict[str, float]:
@@ -56,6 +57,8 @@ def answer(net: Simnet, part: Sender | None, question: Question, args: tuple[Any
             "pid": os.getpid(),
             "counters": net.counters.to_json(),
             "announced_peers": net.swarms.announced.peer_count(),
+            "items": dict(net.items.stats),
+            "scrapes": net.scrape.scrapes,
             **memory_mb(),
         }
         if part is not None:
@@ -65,5 +68,7 @@ def answer(net: Simnet, part: Sender | None, question: Question, args: tuple[Any
     if question is Question.SWARM:
         (info_hash,) = args
         peers, holders = net.swarms.announced_peers(info_hash, now)
-        return {"peers": [f"{h}:{p}" for h, p in peers], "holders": holders}
+        seeds, downloaders = net.scrape.announced_ips(info_hash, now)
+        return {"peers": [f"{h}:{p}" for h, p in peers], "holders": holders,
+                "seed_ips": sorted(seeds), "downloader_ips": sorted(downloaders)}
     raise ValueError(f"unknown question {question!r}")

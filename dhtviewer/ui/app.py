@@ -110,6 +110,7 @@ async def run_window(args: argparse.Namespace | None) -> int:
 
     from PySide6.QtWidgets import QApplication
 
+    from dhtviewer.dht.addresses import format_addr
     from dhtviewer.net.state_store import default_state_path
     from dhtviewer.ui.controller import CUSTOM, SIMNET, TESTNET, Controller
     from dhtviewer.ui.main_window import MainWindow
@@ -144,7 +145,7 @@ async def run_window(args: argparse.Namespace | None) -> int:
     elif simnet_n:
         options, forced = replace(options, mode=SIMNET, simnet_nodes=int(simnet_n)), True
     elif bootstrap:
-        custom = tuple(f"[{h}]:{p}" if ":" in h else f"{h}:{p}" for h, p in bootstrap)
+        custom = tuple(format_addr(hp) for hp in bootstrap)
         options, forced = replace(options, mode=CUSTOM, custom=custom), True
     if bind is not None:
         options = replace(options, bind_host=bind[0], port=bind[1])

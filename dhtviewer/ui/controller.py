@@ -23,20 +23,22 @@ import contextlib
 import logging
 import socket
 from collections.abc import Coroutine, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, TypeVar
 
 from PySide6.QtCore import QObject, QTimer, Signal
 
 from dhtviewer.dht import events as ev
-from dhtviewer.dht.addresses import format_addr
+from dhtviewer.dht.addresses import format_addr, host_family, socket_family
 from dhtviewer.dht.families import family_name
+from dhtviewer.dht.item_lookup import PutRequest
+from dhtviewer.dht.item_store import StoredItem
 from dhtviewer.dht.messages import Addr
 from dhtviewer.dht.node import LookupLimitError
 from dhtviewer.dht.settings import DhtSettings
 from dhtviewer.net.binds import ipv6_loopback_available
-from dhtviewer.net.handles import AnnounceResult, LookupHandle, LookupResult
+from dhtviewer.net.handles import AnnounceResult, ItemResult, LookupHandle, LookupResult, PutResult
 from dhtviewer.net.session import (
     DEFAULT_BOOTSTRAP,
     DEFAULT_PORT,
@@ -83,7 +85,8 @@ MAX_REMEMBERED_LOOKUPS = 1000
 """User lookups whose family parts ``lookup_parts`` still knows (the views keep 200)."""
 READY_GOOD_NODES = 8
 """Good nodes the session wants before it reports "ready" (shown as progress)."""
-_ROUTING = (ev.NodeAdded, ev.NodeRemoved, ev.NodeStateChanged, ev.BucketSplit)
+_ROUTING = (ev.NodeAdded, ev.NodeRemoved, ev.NodeStateChanged, ev.BucketSplit, ev.NodeIdChanged)
+"""Events after which the routing views need a new snapshot (a new id re-sorts every bucket)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -143,7 +146,7 @@ class AnnounceVerification:
 def find_free_port(host: str, near: int, tries: int = 20) -> int:
     """A UDP port free on ``host``: the first of ``near+1 .. near+tries`` that binds, else any
     ephemeral one (0 if even that fails)."""
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    family = socket_family(host)
     candidates = [p for p in range(near + 1, near + 1 + tries) if 0 < p < 65536] + [0]
     for port in candidates:
         with socket.socket(family, socket.SOCK_DGRAM) as sock:
@@ -194,6 +197,10 @@ class Controller(QObject):
     """AnnounceResult (stored_at / failed)."""
     announce_verified = Signal(object)
     """AnnounceVerification."""
+    scrape_finished = Signal(object)
+    """ScrapeResult of a lookup started with ``find_peers(scrape=True)`` (BEP 33)."""
+    item_finished = Signal(object)
+    """ItemResult of a ``get_item`` or PutResult of a ``put_item`` (BEP 44)."""
     ping_finished = Signal(str, bool, str)
     """(address, answered, one-line text)."""
     bootstrap_stalled = Signal(str)
@@ -390,14 +397,19 @@ class Controller(QObject):
             self.testnet_changed.emit(dict(net.announced))
             spec = list(net.bootstrap_addrs)
             log.info("local testnet: %s from %s", _testnet_size(net), format_addr(net.addrs[0]))
-        elif options.mode == SIMNET:
+        settings = options.settings
+        if options.mode == SIMNET:
             if _unspecified(host):
                 host = "127.0.0.1"
             started = await self._start_simnet(options)
             if started is None:
                 return False
             spec = started
-        session = DhtSession(options.settings, bind=(host, options.port),
+            # The simulated Mainline spreads its nodes over many /24s of loopback, as the
+            # Internet does: the subnet rule applies there as on the real network (a local
+            # testnet, whose nodes share 127.0.0.0/24, relaxes it).
+            settings = replace(settings, restrict_local_subnets=True)
+        session = DhtSession(settings, bind=(host, options.port),
                              state_path=options.state_path, node_id=options.node_id,
                              first_op_id=self._next_op_id())
         if session.load_warning is not None:
@@ -532,9 +544,11 @@ class Controller(QObject):
         self.error.emit(message)
 
     # ====================================================================== operations ==
-    def find_peers(self, info_hash: bytes) -> LookupHandle | None:
-        """Start a get_peers lookup; it becomes the current one (what Esc cancels)."""
-        return self._start_lookup("find peers", "get_peers", info_hash, "lookup")
+    def find_peers(self, info_hash: bytes, scrape: bool = False) -> LookupHandle | None:
+        """Start a get_peers lookup; it becomes the current one (what Esc cancels). ``scrape``:
+        then estimate the swarm from the closest nodes' BEP 33 filters (``scrape_finished``)."""
+        kind = "scrape" if scrape else "get_peers"
+        return self._start_lookup("find peers", kind, info_hash, "lookup")
 
     def find_node(self, target: bytes) -> LookupHandle | None:
         return self._start_lookup("find node", "find_node", target, "find_node")
@@ -542,10 +556,10 @@ class Controller(QObject):
     def _start_lookup(
         self, what: str, kind: str, target: bytes, task: str
     ) -> LookupHandle | None:
-        """Start a ``kind`` lookup ("get_peers" or "find_node") of ``target`` and make it the
-        current one; ``what`` names the action in messages, ``task`` the follower. With an empty
-        routing table the lookup waits for the bootstrap (``lookup_deferred``; None returned)
-        or, if the node is not bootstrapping, is refused with the reason."""
+        """Start a ``kind`` lookup ("get_peers", "scrape" or "find_node") of ``target`` and make
+        it the current one; ``what`` names the action in messages, ``task`` the follower. With
+        an empty routing table the lookup waits for the bootstrap (``lookup_deferred``; None
+        returned) or, if the node is not bootstrapping, is refused with the reason."""
         session = self._running_session(what)
         if session is None:
             return None
@@ -570,8 +584,8 @@ class Controller(QObject):
         self, session: DhtSession, what: str, kind: str, target: bytes, task: str
     ) -> LookupHandle | None:
         try:
-            if kind == "get_peers":
-                handle = session.start_find_peers(target)
+            if kind in ("get_peers", "scrape"):
+                handle = session.start_find_peers(target, scrape=kind == "scrape")
             else:
                 handle = session.start_find_node(target)
         except LookupLimitError as err:
@@ -667,7 +681,59 @@ class Controller(QObject):
         if self.current_lookup is handle:
             self.current_lookup = None
         self.lookup_finished.emit(result)
+        if handle.kind == "scrape":
+            scrape = await handle.scrape_result(LOOKUP_TIMEOUT)
+            log.info("scrape of %s: about %.0f seeds and %.0f downloaders (BEP 33 filters of "
+                     "%d nodes, %d without)", result.info_hash.hex(), scrape.seeds,
+                     scrape.downloaders, scrape.nodes, scrape.legacy)
+            self.scrape_finished.emit(scrape)
         return result
+
+    # --- BEP 44 ------------------------------------------------------------------------------
+    def get_item(self, target: bytes, salt: bytes = b"") -> LookupHandle | None:
+        """Start a BEP 44 get; ``item_finished`` gets its ItemResult."""
+        return self._start_item("get", target, salt=salt)
+
+    def put_item(self, request: PutRequest) -> LookupHandle | None:
+        """Start a BEP 44 put; ``item_finished`` gets its PutResult."""
+        return self._start_item("put", request.target, request=request)
+
+    def stored_items(self) -> list[tuple[bytes, StoredItem]]:
+        """The items other nodes put on our node (empty while it is not running)."""
+        if self.session is None or not self.running:
+            return []
+        return self.session.stored_items()
+
+    def _start_item(self, kind: str, target: bytes, *, salt: bytes = b"",
+                    request: PutRequest | None = None) -> LookupHandle | None:
+        session = self._running_session(f"{kind} the item")
+        if session is None:
+            return None
+        try:
+            if request is not None:
+                handle = session.start_put_item(request)
+            else:
+                handle = session.start_get_item(target, salt)
+        except LookupLimitError as err:
+            log.warning("cannot %s the item: %s", kind, err)
+            self.error.emit(f"Cannot {kind} the item: {err}. Wait for some to finish.")
+            return None
+        self._started(handle, kind, target)
+        self._spawn(self._follow_item(handle), f"{kind} of {target.hex()}")
+        return handle
+
+    async def _follow_item(self, handle: LookupHandle) -> None:
+        result: ItemResult | PutResult
+        if handle.kind == "put":
+            result = await handle.put_result(LOOKUP_TIMEOUT)
+            log.info("put of %s stored at %d nodes, refused or unanswered by %d",
+                     result.target.hex(), len(result.stored_at), len(result.failed))
+        else:
+            result = await handle.item_result(LOOKUP_TIMEOUT)
+            log.info("get of %s: %s", result.target.hex(),
+                     f"found (seq {result.seq}, {len(result.holders)} holders)" if result.found
+                     else f"nothing found ({result.rejected} copies rejected)")
+        self.item_finished.emit(result)
 
     async def _announce(
         self, session: DhtSession, handle: LookupHandle, info_hash: bytes, port: int,
@@ -732,7 +798,7 @@ class Controller(QObject):
         elif isinstance(event, _ROUTING):
             self._routing_dirty.add(event.family)
         elif isinstance(event, ev.ExternalAddressChanged):
-            fam = 6 if ":" in event.ip else 4
+            fam = host_family(event.ip)
             self._external[fam] = (event.ip, event.votes)
             self._external_dirty.add(fam)
         elif isinstance(event, StateChanged):

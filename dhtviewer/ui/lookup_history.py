@@ -3,7 +3,9 @@
 The user's finished lookups (not the node's own bootstrap and refresh lookups) are written when
 the window closes, the newest ``MAX_SAVED`` of them, each with its path graph and peers (capped,
 so one huge lookup cannot make the file huge), and read back at the next launch, so a lookup
-history row selected after a relaunch redraws its graph and lists its peers as before.
+history row selected after a relaunch redraws its graph and lists its peers as before: every
+query's outcome (slow ones, error replies and their text included) and a scrape's BEP 33
+estimate. BEP 44 get/put lookups are not kept: their results live in the Items panel.
 
 Times are stored as wall-clock seconds: the core's clock restarts with the process. Restored
 lookups get negative ids, which no live lookup ever has, so they can never be confused with
@@ -31,7 +33,7 @@ from typing import Any
 from dhtviewer.dht import events as ev
 from dhtviewer.dht.families import FAMILIES
 from dhtviewer.dht.kinds import LookupKind
-from dhtviewer.ui.lookup_state import OUTCOMES, RETURNED_PEERS, TIMED_OUT, LookupState
+from dhtviewer.ui.lookup_state import ERROR, OUTCOMES, RETURNED_PEERS, TIMED_OUT, LookupState
 
 log = logging.getLogger(__name__)
 
@@ -69,9 +71,10 @@ def encode(state: LookupState, wall_offset: float, params: Params) -> dict[str, 
     nodes = [
         [n.addr[0], n.addr[1], _hex(n.node_id), n.depth, _hex(n.referrer),
          round(n.sent_at - start, 4), n.outcome, n.rtt, n.nodes_returned, n.peers_returned,
-         n.error, None]
+         n.error, n.slow]
         for n in list(state.nodes.values())[:MAX_NODES]
     ]
+    scrape = state.scrape
     peers = [[p.addr[0], p.addr[1], round(p.first_seen - start, 4), p.count]
              for p in list(state.peers.values())[:MAX_PEERS]]
     return {
@@ -86,6 +89,10 @@ def encode(state: LookupState, wall_offset: float, params: Params) -> dict[str, 
         "stored_at": [list(a) for a in state.stored_at],
         "announce_failed": [list(a) for a in state.announce_failed],
         "closest": [[i.hex(), a[0], a[1]] for i, a in state.closest],
+        # the BEP 33 estimate of a lookup started with "Scrape" (every family's added up)
+        "scrape": None if scrape is None else [
+            scrape.seeds, scrape.downloaders, scrape.nodes, scrape.legacy, scrape.saturated,
+            scrape.cancelled],
         "params": dict(params),
         "nodes": nodes,
         "peers": peers,
@@ -143,20 +150,27 @@ def decode(doc: Mapping[str, Any], lookup_ids: Sequence[int], wall_offset: float
     events: list[ev.Event] = []
     answers: list[ev.Event] = []
     for raw in doc["nodes"]:
-        ip, port, node_id, depth, referrer, sent, outcome, rtt, returned, peers, error, _ = raw
+        ip, port, node_id, depth, referrer, sent, outcome, rtt, returned, peers, error, slow = raw
         if outcome not in OUTCOMES:
             raise ValueError(f"unknown outcome {outcome!r}")
+        if slow not in (None, False, True):  # None: a file written before slow queries
+            raise ValueError(f"slow must be true or false, got {slow!r}")
         addr, ident, at = (str(ip), int(port)), _unhex(node_id), start + float(sent)
         events.append(ev.LookupQuerySent(lid(addr), ident, addr, _unhex(referrer), int(depth),
                                          at))
-        if ident is not None and rtt is not None:
+        if slow:
+            # before its answer or its end: a slow query may still answer
+            answers.append(ev.LookupQuerySlow(lid(addr), ident, addr, at))
+        if outcome == ERROR:
+            answers.append(ev.LookupQueryError(lid(addr), ident, addr,
+                                               "" if error is None else str(error), at))
+        elif ident is not None and rtt is not None:
             answers.append(ev.LookupResponse(lid(addr), ident, addr, float(rtt), int(returned),
                                              int(peers), at + float(rtt)))
             if outcome == RETURNED_PEERS and not peers:
                 answers.append(ev.PeersFound(lid(addr), ident, (), at + float(rtt)))
         elif outcome == TIMED_OUT:
-            answers.append(ev.LookupTimeout(lid(addr), ident, addr,
-                                            None if error is None else str(error), at))
+            answers.append(ev.LookupTimeout(lid(addr), ident, addr, at))
     events.extend(answers)
     # each peer first found when it was, then returned again by as many stand-in sources as
     # the nodes that returned it
@@ -184,6 +198,13 @@ def decode(doc: Mapping[str, Any], lookup_ids: Sequence[int], wall_offset: float
             events.append(ev.AnnounceFinished(
                 mine, target, 0, tuple(a for a in stored_at if lid(a) == mine),
                 tuple(a for a in failed if lid(a) == mine), start + elapsed))
+    scrape = doc.get("scrape")
+    if scrape is not None:
+        seeds, downloaders, nodes, legacy, saturated, cancelled = scrape
+        # the sum over the families, as the record shows it: replayed as the first's report
+        events.append(ev.ScrapeFinished(first, target, float(seeds), float(downloaders),
+                                        int(nodes), int(legacy), bool(saturated),
+                                        bool(cancelled), start + elapsed))
     for event in events:
         state.apply(event)
     params = doc.get("params") or {}

@@ -3,8 +3,10 @@
 Pure Python (no Qt), so it is tested on scripted event sequences. One record per lookup holds the
 path graph (every queried node with its hop depth, the bits it shares with the target, who
 referred it, its outcome and RTT), the peers found with how many nodes returned each and when,
-and the summary counters. ``LookupTracker`` keeps a bounded history of them, which the lookup
-history list re-selects from.
+and the summary counters, and what a second phase reported: where an announce or a BEP 44 put
+was stored, the item a get found (and the copies it rejected, with why), the BEP 33 estimate of
+a scrape. ``LookupTracker`` keeps a bounded history of them, which the lookup history list
+re-selects from.
 
 Queried nodes are keyed by address, as in the core: a bootstrap seed is asked before its id is
 known, and only its answer tells us the id.
@@ -22,18 +24,23 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from dhtviewer.dht import events as ev
+from dhtviewer.dht.addresses import host_family
 from dhtviewer.dht.families import family_name
 from dhtviewer.dht.messages import Addr
 from dhtviewer.dht.node_id import distance, shared_prefix_bits
 
 # Outcome of one query of a lookup.
 IN_FLIGHT = "in flight"
+SLOW = "slow"
+"""Past the short timeout, still unanswered: the lookup asked someone else meanwhile."""
 ANSWERED = "answered"
 RETURNED_PEERS = "returned peers"
 TIMED_OUT = "timed out"
+ERROR = "error reply"
+"""Answered with a KRPC error (or a reply that did not decode): alive, but nothing to use."""
 ABANDONED = "abandoned"
 """Still unanswered when the lookup settled; the core forgets such queries."""
-OUTCOMES = (IN_FLIGHT, ANSWERED, RETURNED_PEERS, TIMED_OUT, ABANDONED)
+OUTCOMES = (IN_FLIGHT, SLOW, ANSWERED, RETURNED_PEERS, TIMED_OUT, ERROR, ABANDONED)
 
 # State of a whole lookup.
 RUNNING = "running"
@@ -41,6 +48,10 @@ DONE = "done"
 CANCELLED = "cancelled"
 ANNOUNCING = "announcing"
 ANNOUNCED = "announced"
+PUTTING = "putting"
+"""A BEP 44 put whose lookup settled: the put round is under way."""
+STORED = "stored"
+NOT_STORED = "not stored"
 
 
 @dataclass(slots=True)
@@ -60,6 +71,8 @@ class PathNode:
     peers_returned: int = 0
     error: str | None = None
     closest_rank: int | None = None
+    slow: bool = False
+    """It passed the short timeout (whether or not it answered later)."""
 
     @property
     def answered(self) -> bool:
@@ -96,7 +109,7 @@ class LookupSummary:
 
 
 def _family(addr: Addr) -> int:
-    return 6 if ":" in addr[0] else 4
+    return host_family(addr[0])
 
 
 class LookupState:
@@ -130,6 +143,12 @@ class LookupState:
         self.announce_done = False
         self.stored_at: tuple[Addr, ...] = ()
         self.announce_failed: tuple[Addr, ...] = ()
+        # the second phase of a scrape, get or put: one final event per part (family)
+        self._scrapes: dict[int, ev.ScrapeFinished] = {}
+        self._gets: dict[int, ev.ItemGetFinished] = {}
+        self._puts: dict[int, ev.ItemPutFinished] = {}
+        self.rejections: dict[Addr, str] = {}
+        """Nodes whose item copy a get or put lookup rejected, and why."""
 
     def add_part(self, lookup_id: int, family: int, started_at: float | None = None) -> None:
         """Follow ``lookup_id`` (the lookup of ``family``) in this record too."""
@@ -142,6 +161,47 @@ class LookupState:
         self.finished = False
         if started_at is not None:
             self.started_at = min(self.started_at, started_at)
+
+    # --- second phases (every family's added up, as the session's handle does) ----------------
+    @property
+    def scrape(self) -> ev.ScrapeFinished | None:
+        """The BEP 33 estimate of a get_peers lookup started with scrape, over the families
+        that reported so far (each DHT holds its own family's peers: they add up)."""
+        done = list(self._scrapes.values())
+        if not done:
+            return None
+        made = [e for e in done if not e.cancelled]
+        if not made:
+            return done[-1]
+        last = made[-1]
+        return ev.ScrapeFinished(
+            self.lookup_id, last.info_hash, sum(e.seeds for e in made),
+            sum(e.downloaders for e in made), sum(e.nodes for e in made),
+            sum(e.legacy for e in made), any(e.saturated for e in made), False,
+            max(e.at for e in made))
+
+    @property
+    def item(self) -> ev.ItemGetFinished | None:
+        """What a BEP 44 get found: the newest valid item of any family (else the last
+        report)."""
+        done = list(self._gets.values())
+        found = [e for e in done if e.value is not None]
+        if found:
+            return max(found, key=lambda e: -1 if e.seq is None else e.seq)
+        return done[-1] if done else None
+
+    @property
+    def put(self) -> ev.ItemPutFinished | None:
+        """Where a BEP 44 put stored the item, and why not elsewhere, once every family's put
+        round ended (None before)."""
+        if not self._puts or set(self._puts) != set(self.parts):
+            return None
+        done = list(self._puts.values())
+        first = done[0]
+        return ev.ItemPutFinished(
+            self.lookup_id, first.target, first.public_key, first.seq,
+            tuple(a for e in done for a in e.stored_at),
+            tuple(f for e in done for f in e.failed), max(e.at for e in done))
 
     @property
     def family(self) -> int:
@@ -182,11 +242,23 @@ class LookupState:
         elif isinstance(event, ev.LookupResponse):
             if not self._response(event):
                 return False
+        elif isinstance(event, ev.LookupQuerySlow):
+            node = self.nodes.get(event.addr)
+            if node is None:
+                return False
+            node.slow = True
+            if node.outcome == IN_FLIGHT:
+                node.outcome = SLOW
         elif isinstance(event, ev.LookupTimeout):
             node = self.nodes.get(event.addr)
             if node is None:
                 return False
             node.outcome = TIMED_OUT
+        elif isinstance(event, ev.LookupQueryError):
+            node = self.nodes.get(event.addr)
+            if node is None:
+                return False
+            node.outcome = ERROR
             node.error = event.error
         elif isinstance(event, ev.PeersFound):
             self._peers_found(event.node_id, event.returned or event.peers, event.at,
@@ -198,6 +270,15 @@ class LookupState:
             self.announce_done = not self._unannounced
             self.stored_at += event.stored_at
             self.announce_failed += event.failed
+        elif isinstance(event, ev.ScrapeFinished):
+            self._scrapes[event.lookup_id] = event
+        elif isinstance(event, ev.ItemRejected):
+            self.rejections[event.addr] = event.reason
+        elif isinstance(event, ev.ItemGetFinished):
+            self._gets[event.lookup_id] = event
+        elif isinstance(event, ev.ItemPutFinished):
+            self._puts[event.lookup_id] = event
+            self.stored_at += event.stored_at
         else:
             return False
         self.last_event_at = max(self.last_event_at, event.at)
@@ -262,7 +343,7 @@ class LookupState:
         self.finished_elapsed = max(self._elapsed.values())
         for node in self.nodes.values():
             node.closest_rank = None
-            if node.outcome == IN_FLIGHT:
+            if node.outcome in (IN_FLIGHT, SLOW):
                 node.outcome = ABANDONED
         for rank, (node_id, addr) in enumerate(self.closest):
             ranked = self._by_id.get((_family(addr), node_id))
@@ -300,6 +381,10 @@ class LookupState:
             return CANCELLED
         if self.kind == "announce":
             return ANNOUNCED if self.announce_done else ANNOUNCING
+        if self.kind == "put":
+            if self.put is None:
+                return PUTTING
+            return STORED if self.put.stored_at else NOT_STORED
         return DONE
 
     @property
@@ -312,7 +397,8 @@ class LookupState:
 
     @property
     def in_flight(self) -> int:
-        return sum(1 for n in self.nodes.values() if n.outcome == IN_FLIGHT)
+        """Queries not answered yet, slow ones included."""
+        return sum(1 for n in self.nodes.values() if n.outcome in (IN_FLIGHT, SLOW))
 
     @property
     def timed_out(self) -> int:

@@ -1,10 +1,11 @@
 """MainWindow: the docks, menus, toolbar and status bar around the panels.
 
-Layout: the network (bootstrap) and announce panels on the left; routing table, lookup, traffic
-and packet log as tabbed docks filling the rest; the log panel below them. Every dock can be
-moved, floated, closed and brought back from the View menu; the layout, the window geometry and
-the network settings persist with QSettings. A banner under the toolbar tells, in plain words,
-when the node cannot reach the DHT, and offers the local testnet instead.
+Layout: the network (bootstrap) and announce panels on the left; routing table, lookup, traffic,
+packet log, items (BEP 44) and activity (BEP 51) as tabbed docks filling the rest; the log panel
+below them. Every dock can be moved, floated, closed and brought back from the View menu; the
+layout, the window geometry and the network settings persist with QSettings. A banner under
+the toolbar tells, in plain words, when the node cannot reach the DHT, and offers the local
+testnet instead.
 
 The plots (pyqtgraph, slow to import) are placeholders when the window first paints; they are
 built right after that first frame, one per turn of the event loop, the visible one first.
@@ -45,6 +46,8 @@ from PySide6.QtWidgets import (
 
 from dhtviewer import __version__
 from dhtviewer.dht.settings import DhtSettings
+from dhtviewer.net.keys import default_key_dir
+from dhtviewer.net.sample_store import SAMPLE_DB_NAME, default_sample_db_path
 from dhtviewer.ui.controller import (
     CUSTOM,
     MAINLINE,
@@ -60,7 +63,9 @@ from dhtviewer.ui.dialogs import PortBusyDialog, PreferencesDialog, about_text
 from dhtviewer.ui.dock_split import DockSplit
 from dhtviewer.ui.log_panel import LogPanel
 from dhtviewer.ui.lookup_history import FILE_NAME as HISTORY_FILE_NAME
+from dhtviewer.ui.panels.activity import ActivityPanel
 from dhtviewer.ui.panels.announce import AnnouncePanel
+from dhtviewer.ui.panels.items import ItemsPanel
 from dhtviewer.ui.panels.lookup import LookupPanel
 from dhtviewer.ui.panels.network import MODE_LABELS, NetworkPanel
 from dhtviewer.ui.panels.packets import PacketLogPanel
@@ -164,6 +169,14 @@ class MainWindow(QMainWindow):
         self.routing = RoutingPanel(controller)
         self.lookup = LookupPanel(controller, store=store)
         self.traffic = TrafficPanel(controller)
+        # BEP 44 keys and the BEP 51 sample database live beside the node state
+        state_dir = state_path.parent if state_path is not None else None
+        self.items = ItemsPanel(
+            controller, key_dir=state_dir / "keys" if state_dir else default_key_dir())
+        self.activity = ActivityPanel(
+            controller,
+            db_path=state_dir / SAMPLE_DB_NAME if state_dir else default_sample_db_path(),
+            rate=self.dht_settings.crawl_rate)
         # the packet capture file lives beside the node state (deleted when the window closes)
         self.packets = PacketLogPanel(
             controller, capture_dir=state_path.parent if state_path is not None else None,
@@ -179,6 +192,9 @@ class MainWindow(QMainWindow):
             ("lookup", "Lookup", self.lookup, "Find peers and watch the lookup's path"),
             ("traffic", "Traffic", self.traffic, "Message rates, bytes, RTTs, network size"),
             ("packets", "Packet log", self.packets, "Every datagram, decoded"),
+            ("items", "Items", self.items, "Store and fetch data in the DHT (BEP 44)"),
+            ("activity", "Activity", self.activity,
+             "Crawl the DHT for the info-hashes nodes store (BEP 51)"),
             ("log", "Log", self.log_panel, "Messages and errors of the application"),
         ):
             dock = QDockWidget(title, self)
@@ -218,7 +234,7 @@ class MainWindow(QMainWindow):
         self.addDockWidget(Qt.DockWidgetArea.LeftDockWidgetArea, d["network"])
         self.splitDockWidget(d["network"], d["announce"], Qt.Orientation.Vertical)
         self.addDockWidget(Qt.DockWidgetArea.RightDockWidgetArea, d["lookup"])
-        for name in ("routing", "traffic", "packets"):
+        for name in ("routing", "traffic", "packets", "items", "activity"):
             self.tabifyDockWidget(d["lookup"], d[name])
         self.addDockWidget(Qt.DockWidgetArea.BottomDockWidgetArea, d["log"])
         for dock in d.values():
@@ -457,6 +473,7 @@ class MainWindow(QMainWindow):
         self.routing.find_node_requested.connect(self._find_node)
         self.lookup.target_changed.connect(self.routing.set_target)
         self.lookup.searched.connect(self._searched)
+        self.activity.lookup_requested.connect(self._lookup_requested)
         self.log_panel.errors_changed.connect(self._log_errors)
         self.docks["log"].visibilityChanged.connect(self._log_visibility)
         self._state_changed(c.state, c.detail)
@@ -650,12 +667,17 @@ class MainWindow(QMainWindow):
         self._infohash_chosen(text)
         self.lookup.start_lookup()  # a refusal (node stopped) shows in the lookup panel
 
+    def _lookup_requested(self, text: str) -> None:
+        self.lookup.set_query(text)
+        self.focus_lookup()
+        self.lookup.start_lookup()  # a refusal (node stopped) shows in the lookup panel
+
     def _find_node(self, target: bytes) -> None:
         if self.controller.find_node(target) is not None:
             self.raise_dock("lookup")
 
     def _lookup_started(self, _lookup_id: int, kind: str, _target: object) -> None:
-        if kind in ("get_peers", "find_node"):
+        if kind in ("get_peers", "scrape", "find_node"):
             self.raise_dock("lookup")
 
     def _searched(self, text: str) -> None:
@@ -705,6 +727,7 @@ class MainWindow(QMainWindow):
         finally:
             log.info("shut down in %.2f s", time.monotonic() - started)
             self.packets.close_capture()
+            self.activity.crawl.shutdown()
             self.log_panel.uninstall()
             self._closed = True
             self.close()

@@ -12,7 +12,14 @@ from dhtviewer.dht import krpc
 from dhtviewer.dht.families import dual_stack
 from dhtviewer.dht.kinds import LookupKind
 from dhtviewer.dht.lookups import QUERY_OF_KIND
-from dhtviewer.dht.messages import FindNodeQuery, GetPeersQuery, NodeInfo, Response
+from dhtviewer.dht.messages import (
+    AnnouncePeerQuery,
+    ErrorMessage,
+    FindNodeQuery,
+    GetPeersQuery,
+    NodeInfo,
+    Response,
+)
 from dhtviewer.dht.node import DhtNode
 from dhtviewer.dht.node_id import random_id
 from dhtviewer.dht.op_ids import OpIds
@@ -76,6 +83,68 @@ def test_a_lookup_reaches_the_closest_nodes_of_a_small_network() -> None:
     others = [n.node_id for a, n in wire.nodes.items() if a != addrs[20]]
     truth = sorted(others, key=lambda x: int.from_bytes(x, "big") ^ int.from_bytes(target, "big"))
     assert [c[0] for c in done.closest] == truth[: LOCAL.k]
+
+
+def sent_queries(node: DhtNode) -> dict[tuple[str, int], bytes]:
+    """Address -> tid of each query the node just sent."""
+    return {dst: krpc.decode(d).tid for d, dst in node.datagrams_to_send()}
+
+
+def test_slow_queries_error_replies_and_timeouts_are_three_different_events() -> None:
+    node = make()
+    lid = node.start_lookup(b"\x01" * 20, 0.0, seeds=SEEDS[:3], short_timeout=0.4)
+    tids = sent_queries(node)
+    a, b, c = SEEDS[:3]
+    node.receive(krpc.encode(ErrorMessage(tids[a], 202, "server busy")), a, 0.1)
+    node.handle_timer(0.4)  # b and c pass the short timeout
+    node.receive(krpc.encode(Response(tids[b], b"\x22" * 20)), b, 0.5)  # b answers late
+    node.handle_timer(LOCAL.hard_timeout)  # c never does
+    events = [e for e in node.drain_events() if getattr(e, "lookup_id", None) == lid]
+    kinds = [(type(e).__name__, e.addr) for e in events
+             if isinstance(e, ev.LookupQueryError | ev.LookupQuerySlow | ev.LookupTimeout)]
+    assert kinds == [
+        ("LookupQueryError", a), ("LookupQuerySlow", b), ("LookupQuerySlow", c),
+        ("LookupTimeout", c),
+    ]
+    (err,) = [e for e in events if isinstance(e, ev.LookupQueryError)]
+    assert err.error == "error 202: server busy"
+    assert any(isinstance(e, ev.LookupResponse) and e.addr == b for e in events)
+    assert node.counters.slow_queries == 2 and node.counters.timeouts == 1
+
+
+@pytest.mark.parametrize("phase", ["lookup", "announce"])
+def test_a_cancelled_announce_ends_with_one_lookup_finished_and_one_announce_finished(
+    phase: str,
+) -> None:
+    node = make()
+    lid = node.announce(b"\x03" * 20, 7000, 0.0, seeds=SEEDS[:2])
+    if phase == "announce":
+        # Both seeds answer with a token: the lookup settles, announce_peer goes out.
+        for i, (addr, tid) in enumerate(sent_queries(node).items()):
+            reply = Response(tid, bytes([0x40 + i]) * 20, token=b"tk")
+            node.receive(krpc.encode(reply), addr, 0.1)
+        assert any(isinstance(krpc.decode(d), AnnouncePeerQuery)
+                   for d, _ in node.datagrams_to_send())
+    node.cancel_lookup(lid, 0.2)
+    node.cancel_lookup(lid, 0.3)
+    node.handle_timer(30.0)
+    events = [e for e in node.drain_events() if getattr(e, "lookup_id", None) == lid]
+    finished = [e for e in events if isinstance(e, ev.LookupFinished)]
+    announced = [e for e in events if isinstance(e, ev.AnnounceFinished)]
+    assert len(finished) == 1 and len(announced) == 1
+    assert announced[0].cancelled and announced[0].stored_at == ()
+    assert finished[0].cancelled == (phase == "lookup")
+    assert events[-1] is announced[0]
+    assert not node.lookups and len(node.txns) == 0
+
+
+def test_an_announce_not_cancelled_is_not_marked_cancelled() -> None:
+    node = make()
+    lid = node.announce(b"\x03" * 20, 7000, 0.0, seeds=SEEDS[:1])
+    node.handle_timer(LOCAL.hard_timeout)  # the seed never answers: nobody to announce to
+    (done,) = [e for e in node.drain_events()
+               if isinstance(e, ev.AnnounceFinished) and e.lookup_id == lid]
+    assert not done.cancelled and done.stored_at == ()
 
 
 # --- one family per lookup (BEP 32) --------------------------------------------------------------

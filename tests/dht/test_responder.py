@@ -9,6 +9,7 @@ from dhtviewer.dht import events as ev
 from dhtviewer.dht import krpc
 from dhtviewer.dht.counters import Counters
 from dhtviewer.dht.families import Sibling
+from dhtviewer.dht.identity import NodeIdentity
 from dhtviewer.dht.messages import (
     METHOD_UNKNOWN,
     PROTOCOL_ERROR,
@@ -69,7 +70,8 @@ class Setup:
 
         def responder(family: int, sibling: Sibling | None) -> Responder:
             return Responder(
-                node_id=OWN, settings=s, table=self.tables[family], store=self.store,
+                identity=NodeIdentity(OWN, secrets=random.Random(2)), settings=s,
+                table=self.tables[family], store=self.store,
                 tokens=TokenIssuer(rng, 0.0), rng=rng, counters=self.counters,
                 emit=self.events.append, sibling=sibling,
             )

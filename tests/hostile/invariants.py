@@ -11,7 +11,7 @@ from dhtviewer.dht import krpc
 from dhtviewer.dht.addresses import acceptable_address, ip_family
 from dhtviewer.dht.messages import Addr
 from dhtviewer.dht.node import DhtNode
-from dhtviewer.dht.node_id import ID_BITS, ID_BYTES, bep42_valid
+from dhtviewer.dht.node_id import ID_BITS, ID_BYTES, bep42_exempt, bep42_valid
 
 # Bounds the node keeps as module constants rather than settings.
 MAX_IP_VOTERS = 64
@@ -20,12 +20,22 @@ MAX_TIDS = 60000  # TransactionTable caps max_inflight here (2-byte tids)
 
 def check_invariants(node: DhtNode, now: float) -> None:
     """Assert every structural invariant and bound of ``node`` at time ``now``."""
+    _check_identity(node)
     _check_routing(node, now)
     _check_transactions(node)
     _check_store(node, now)
     _check_items(node, now)
     _check_bounds(node)
     _check_counters(node)
+
+
+def _check_identity(node: DhtNode) -> None:
+    # One id everywhere: the table is laid out around the id the node sends.
+    assert node.table.own_id == node.node_id, "the table kept an old id"
+    # BEP 42: once votes settle on a public address, our id matches it (unless told not to).
+    ip = node.voter.external_ip
+    if node.settings.derive_node_id and node.voter.confirmed and ip is not None:
+        assert bep42_exempt(ip) or bep42_valid(node.node_id, ip), "id does not match our address"
 
 
 def _check_routing(node: DhtNode, now: float) -> None:
@@ -129,6 +139,10 @@ def _check_counters(node: DhtNode) -> None:
     ), c
     assert c.packets_out == c.queries_out + c.responses_out + c.errors_out, c
     assert c.oversized <= c.malformed
+    assert c.malformed_replies <= c.malformed
+    assert c.slow_queries + c.timeouts <= 2 * c.queries_out
+    # The node's own owners (lookups, announce rounds, pings, crawls...) never raise.
+    assert c.owner_errors == 0, "a built-in transaction owner raised"
     assert c.rate_limited + c.read_only_dropped <= c.queries_in
 
 

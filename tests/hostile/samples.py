@@ -73,8 +73,9 @@ def dual_pair(settings: DhtSettings = SETTINGS, seed: int = 0) -> dict[int, DhtN
 
     def make(family: int, sibling: Sibling) -> DhtNode:
         return DhtNode(
-            rng=random.Random(seed * 2 + family), now=T0, node_id=NODE_ID, settings=settings,
-            family=family, sibling=sibling, op_ids=ops,
+            rng=random.Random(seed * 2 + family), secrets=random.Random(~(seed * 2 + family)),
+            now=T0, node_id=NODE_ID, settings=settings, family=family, sibling=sibling,
+            op_ids=ops,
         )
 
     return dual_stack(make)

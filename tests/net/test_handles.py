@@ -84,7 +84,9 @@ def test_cancelled_announce_stored_nowhere() -> None:
     async def go() -> None:
         h = LookupHandle("announce", TARGET, lambda lid: None)
         h.add_part(4, 7)
-        assert h.on_event(finished("announce", cancelled=True))
+        # What the node emits for an announce cancelled before its second phase.
+        assert not h.on_event(finished("announce", cancelled=True))
+        assert h.on_event(ev.AnnounceFinished(7, TARGET, 51413, (), (), 1.0, cancelled=True))
         a = await h.announce_result()
         assert a.stored_at == () and a.lookup.cancelled
 

@@ -16,8 +16,10 @@ from typing import TypeVar
 import pytest
 
 from dhtviewer.dht import events as ev
+from dhtviewer.dht import krpc
 from dhtviewer.dht.families import AddressFamilies
 from dhtviewer.dht.messages import FindNodeQuery, NodeInfo, Response
+from dhtviewer.dht.node_id import bep42_valid
 from dhtviewer.dht.routing_table import RoutingTable
 from dhtviewer.dht.settings import DhtSettings
 from dhtviewer.net import stack as stack_mod
@@ -464,6 +466,50 @@ def test_sample_and_crawl_the_testnet(testnet: LocalTestnet, tmp_path: Path) -> 
             store.close()
 
     run(go)
+
+
+def test_a_new_bep42_id_is_saved_at_once_and_kept_across_restarts(tmp_path: Path) -> None:
+    """Three responders (over real UDP) agree that our address is a public one our id does not
+    match: the node takes a BEP 42 id for it, and the session writes it to the state file at
+    once (not only at a clean stop) and restarts with it."""
+    path = tmp_path / "state.json"
+    public = "81.4.19.7"
+
+    async def answer(sock: socket.socket) -> None:
+        loop = asyncio.get_running_loop()
+        data, addr = await loop.sock_recvfrom(sock, 2048)
+        query = krpc.decode(data)
+        reply = Response(query.tid, bytes([sock.getsockname()[1] % 251]) * 20,
+                         external_ip=(public, addr[1]))
+        await loop.sock_sendto(sock, krpc.encode(reply), addr)
+
+    async def go() -> None:
+        socks = []
+        for i in range(3):
+            sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+            sock.bind((f"127.0.11.{230 + i}", 0))
+            sock.setblocking(False)
+            socks.append(sock)
+        try:
+            s = DhtSession(QUICK, bind=("127.0.11.229", 0), state_path=path)
+            old = s.node_id
+            await s.start([], wait=False)
+            for sock in socks:
+                responder = asyncio.create_task(answer(sock))
+                await s.ping(sock.getsockname(), timeout=5)
+                await responder
+            new = s.node_id
+            assert new != old and bep42_valid(new, public) and s.external_ip == public
+            saved = json.loads(path.read_text())["families"]["4"]
+            assert saved["node_id"] == new.hex()  # saved already
+            await s.stop()
+            await s.start([], wait=False)
+            assert s.node_id == new
+            await s.stop()
+            assert DhtSession(QUICK, state_path=path).node_id == new
+        finally:
+            for sock in socks:
+                sock.close()
 
 
 # --- dual stack (BEP 32): an IPv4 and an IPv6 DHT side by side on loopback -----------------------

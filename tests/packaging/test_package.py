@@ -246,6 +246,32 @@ def test_installed_program_passes_its_selftest(installed: Path,
 
 
 @e2e
+def test_installed_program_puts_and_gets_items(installed: Path, tmp_path: Path) -> None:
+    """BEP 44 from the bundle: ed25519 (``cryptography``'s compiled part) signs and verifies,
+    the key file is made 0600, and a get finds both items on a local testnet."""
+    from dhtviewer.net.testnet import BackgroundTestnet, LocalTestnet
+    from tests.test_cli import bootstrap_args
+
+    program = installed / "opt" / "dhtviewer" / "dhtviewer"
+    key = tmp_path / "k.key"
+    with BackgroundTestnet(LocalTestnet(12, "127.0.74.1", port=0, seed=74)) as net:
+        boot = bootstrap_args(net)
+        docs = []
+        for args in (["put", "--immutable", "packaged"],
+                     ["put", "--mutable", "--key", str(key), "--salt", "s", "signed"]):
+            result = run(program, *args, *boot, "--json", timeout=60)
+            assert result.returncode == 0, result.stdout + result.stderr
+            docs.append(json.loads(result.stdout))
+        for doc, salt, value in ((docs[0], [], "packaged"), (docs[1], ["--salt", "s"], "signed")):
+            assert doc["stored_at"] >= 1
+            got = run(program, "get", doc["target"], *salt, *boot, "--json", timeout=60)
+            assert got.returncode == 0, got.stdout + got.stderr
+            assert json.loads(got.stdout)["value"] == value
+    assert key.stat().st_size == 32 and (key.stat().st_mode & 0o777) == 0o600
+    assert docs[1]["seq"] == 1 and len(docs[1]["public_key"]) == 64
+
+
+@e2e
 @pytest.mark.skipif(shutil.which("ldd") is None, reason="the check runs ldd")
 def test_installed_program_names_every_missing_xcb_library(installed: Path,
                                                            tmp_path: Path) -> None:

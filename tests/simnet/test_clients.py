@@ -1,7 +1,7 @@
 """Real clients join the simulated Mainline over UDP: two libtorrent nodes find a seeded swarm
 (and each other's announce), our own lookup reaches the true closest nodes (recall 8/8 on the
-friendly profile, checked against ``/closest``), and with the subnet rule on loopback it
-resists the eclipse scenario."""
+friendly profile, checked against ``/closest``), with the subnet rule on loopback it resists
+the eclipse scenario, and our BEP 44 puts and gets and BEP 33 scrapes work on its nodes."""
 
 from __future__ import annotations
 
@@ -85,6 +85,45 @@ def test_two_libtorrent_nodes_join_and_find_a_seeded_swarm(friendly: SimnetProce
         assert (LT_BASE, 51413) in found
         members = {m["addr"].rsplit(":", 1)[0] for m in friendly.get("/members")["members"]}
         assert set(net.ips) <= members
+
+
+def test_our_puts_gets_and_scrapes_on_the_simulated_nodes(friendly: SimnetProcess) -> None:
+    """BEP 44 and BEP 33 over UDP: an immutable and a salted mutable put land on simulated
+    nodes that speak BEP 44, a get finds them, and a scrape of a seeded swarm estimates its
+    true seeds and downloaders (``/swarm``) within the filters' error."""
+    from dhtviewer.dht.item_lookup import PutRequest
+
+    swarm = friendly.get("/swarms?limit=1")["swarms"][0]
+    info_hash = bytes.fromhex(swarm["info_hash"])
+    truth = friendly.get(f"/swarm?info_hash={swarm['info_hash']}")
+
+    async def run() -> tuple[object, ...]:
+        session = DhtSession(bind=(OUR_IP, 0), rng=random.Random(2))
+        await session.start(bootstrap=friendly.routers, timeout=20)
+        try:
+            immutable = await session.put_item(PutRequest(b"simnet item"), timeout=20)
+            mutable = await session.put_item(
+                PutRequest(b"simnet mutable", seed=bytes(range(32)), salt=b"s", seq=3),
+                timeout=20)
+            got_i = await session.get_item(immutable.target, timeout=20)
+            got_m = await session.get_item(mutable.target, b"s", timeout=20)
+            scrape = await session.scrape(info_hash, timeout=20)
+            return immutable, mutable, got_i, got_m, scrape
+        finally:
+            await session.stop()
+
+    immutable, mutable, got_i, got_m, scrape = asyncio.run(asyncio.wait_for(run(), 90))
+    assert len(immutable.stored_at) >= 6 and not [f for f in immutable.failed
+                                                    if "timeout" in f[1]]
+    assert len(mutable.stored_at) >= 6
+    assert got_i.value == b"11:simnet item" and got_i.holders
+    assert got_m.value == b"14:simnet mutable" and got_m.seq == 3
+    assert scrape.nodes >= 1
+    # 2,048-bit filters of a few hundred addresses: within a few percent, plus rounding
+    assert abs(scrape.seeds - truth["seeds"]) <= 0.1 * truth["seeds"] + 2
+    assert abs(scrape.downloaders - truth["downloaders"]) <= 0.1 * truth["downloaders"] + 2
+    stats = friendly.get("/stats")
+    assert stats["items"]["stored"] >= 12 and stats["scrapes"] >= 1
 
 
 @pytest.mark.timeout(180)

@@ -19,11 +19,14 @@ def test_stats_and_swarm_answers() -> None:
     net.counters.queries = 12
     ih = bytes(range(20))
     net.swarms.announce(5, ih, ("127.0.0.9", 6881), 1.0, None)
+    net.swarms.announce(5, ih, ("127.0.0.10", 6881), 1.0, True)
     stats = answer(net, None, Question.STATS, (), 2.0)
-    assert stats["counters"]["queries"] == 12 and stats["announced_peers"] == 1
+    assert stats["counters"]["queries"] == 12 and stats["announced_peers"] == 2
     assert stats["role"] == "whole" and stats["pid"] == os.getpid() and stats["pss_mb"] > 0
-    assert answer(net, None, Question.SWARM, (ih,), 2.0) == {"peers": ["127.0.0.9:6881"],
-                                                             "holders": [5]}
+    assert stats["items"]["puts"] == 0 and stats["scrapes"] == 0
+    doc = answer(net, None, Question.SWARM, (ih,), 2.0)
+    assert sorted(doc.pop("peers")) == ["127.0.0.10:6881", "127.0.0.9:6881"]
+    assert doc == {"holders": [5], "seed_ips": ["127.0.0.10"], "downloader_ips": ["127.0.0.9"]}
 
 
 def test_memory_of_another_process() -> None:

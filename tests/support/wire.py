@@ -32,7 +32,13 @@ class Wire:
     def add(
         self, addr: tuple[str, int], seed: int, settings: DhtSettings = LOCAL, **kwargs: object
     ) -> DhtNode:
-        node = DhtNode(rng=random.Random(seed), now=self.now, settings=settings, **kwargs)  # type: ignore[arg-type]
+        node = DhtNode(
+            rng=random.Random(seed),
+            secrets=random.Random(~seed),
+            now=self.now,
+            settings=settings,
+            **kwargs,  # type: ignore[arg-type]
+        )
         self.nodes[addr] = node
         self.events[addr] = []
         return node

@@ -144,7 +144,7 @@ def test_a_lookup_of_both_families_comes_back_as_one_record_with_each_familys_pa
         ev.LookupQuerySent(7, c, c4, a, 1, 10.1),
         ev.LookupResponse(8, c, c6, 0.1, 0, 1, 10.2),
         ev.PeersFound(8, c, (peer6,), 10.2),
-        ev.LookupTimeout(7, c, c4, "timeout", 12.1),
+        ev.LookupTimeout(7, c, c4, 12.1),
         ev.LookupFinished(8, target, "announce", (peer6,), ((c, c6), (a, a6)), 2, 2, 0.3,
                           False, 10.3, 6),
         ev.PeersFound(7, a, (peer4,), 10.4),
@@ -172,3 +172,52 @@ def test_a_lookup_of_both_families_comes_back_as_one_record_with_each_familys_pa
     restored = LookupTracker()
     restored.add_oldest([back])
     assert restored.get(-3) is back and restored.get(-1) is back
+
+
+def test_slow_queries_error_replies_and_the_scrape_estimate_come_back(tmp_path: Path) -> None:
+    """Every outcome the graph draws survives a relaunch: a slow query that answered late, one
+    that then timed out, one still slow when the lookup settled (abandoned), an error reply
+    with its text; and a scrape's BEP 33 estimate beside the peers."""
+    target, rng = b"\x05" * 20, random.Random(9)
+    late, lost, abandoned, erring, giver = (random_id(rng) for _ in range(5))
+    addr = {n: (f"10.1.0.{i + 1}", 6881) for i, n in enumerate(
+        (late, lost, abandoned, erring, giver))}
+    peer = ("10.9.0.1", 51413)
+    original = LookupState.from_events([
+        ev.LookupStarted(3, target, "get_peers", 20.0),
+        *(ev.LookupQuerySent(3, n, addr[n], None, 0, 20.0) for n in addr),
+        ev.LookupQuerySlow(3, late, addr[late], 20.8),
+        ev.LookupQuerySlow(3, lost, addr[lost], 20.8),
+        ev.LookupQuerySlow(3, abandoned, addr[abandoned], 20.8),
+        ev.LookupQueryError(3, erring, addr[erring], "error 202: Server Error", 20.1),
+        ev.LookupResponse(3, giver, addr[giver], 0.05, 0, 1, 20.05),
+        ev.PeersFound(3, giver, (peer,), 20.05),
+        ev.LookupResponse(3, late, addr[late], 1.5, 3, 0, 21.5),
+        ev.LookupTimeout(3, lost, addr[lost], 22.0),
+        ev.LookupFinished(3, target, "get_peers", (peer,), ((giver, addr[giver]),), 5, 2, 2.1,
+                          False, 22.1),
+        ev.ScrapeFinished(3, target, 12.4, 30.7, 8, 1, False, False, 22.4),
+    ])
+    outcomes = {n: original.nodes[a].outcome for n, a in addr.items()}
+    assert outcomes == {late: "answered", lost: "timed out", abandoned: "abandoned",
+                        erring: "error reply", giver: "returned peers"}
+    path = tmp_path / history.FILE_NAME
+    save_history(path, [original], OFFSET, {})
+    ((back, _),) = load_history(path, OFFSET + 60.0)
+    same(original, back, 60.0)
+    assert {n: back.nodes[a].slow for n, a in addr.items()} == {
+        n: original.nodes[a].slow for n, a in addr.items()}
+    assert back.nodes[addr[late]].slow and not back.nodes[addr[giver]].slow
+    assert back.nodes[addr[erring]].error == "error 202: Server Error"
+    assert back.scrape is not None and original.scrape is not None
+    assert (back.scrape.seeds, back.scrape.downloaders, back.scrape.nodes, back.scrape.legacy,
+            back.scrape.saturated, back.scrape.cancelled) == (12.4, 30.7, 8, 1, False, False)
+    # a record written before slow queries existed (its last node field null) still loads
+    doc = json.loads(path.read_text())
+    for node in doc["lookups"][0]["nodes"]:
+        node[11] = None
+    del doc["lookups"][0]["scrape"]
+    path.write_text(json.dumps(doc))
+    ((old, _),) = load_history(path, OFFSET)
+    assert not any(n.slow for n in old.nodes.values()) and old.scrape is None
+    assert old.nodes[addr[erring]].outcome == "error reply"

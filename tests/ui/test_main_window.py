@@ -736,7 +736,7 @@ def test_every_view_is_usable_at_1024x700(loop: qasync.QEventLoop, window: MainW
     assert header.sectionSize(last) >= header.fontMetrics().horizontalAdvance("First seen (s)")
     assert lookup.graph.height() >= 150
     # every tab of the views, in turn
-    for name in ("routing", "traffic", "packets", "lookup"):
+    for name in ("routing", "traffic", "packets", "items", "activity", "lookup"):
         window.raise_dock(name)
         settle(loop, 0.1)
         assert window.size() == QSize(1024, 700), name
@@ -833,7 +833,7 @@ def test_every_control_has_a_tooltip(idle_window: MainWindow) -> None:
     window = idle_window
     missing = []
     panels = [window.network, window.announce, window.routing, window.lookup, window.traffic,
-              window.packets, window.log_panel]
+              window.packets, window.items, window.activity, window.log_panel]
     kinds = (QAbstractButton, QLineEdit, QComboBox, QAbstractSpinBox, QAbstractItemView)
     for panel in panels:
         for widget in panel.findChildren(QWidget):
@@ -859,9 +859,32 @@ def test_menus_hold_the_actions_the_issue_names(idle_window: MainWindow) -> None
     assert {"File", "View", "Node", "Help"} <= set(menus)
     assert "Export peers…" in menus["File"] and "Quit" in menus["File"]
     assert {"Start", "Stop", "Re-bootstrap", "Preferences…"} <= set(menus["Node"])
-    assert {"Network", "Routing table", "Lookup", "Traffic", "Packet log", "Log"} <= set(
-        menus["View"])
+    assert {"Network", "Routing table", "Lookup", "Traffic", "Packet log", "Items", "Activity",
+            "Log"} <= set(menus["View"])
     assert any(t.startswith("About") for t in menus["Help"])
+
+
+def test_keys_and_samples_live_beside_the_node_state(idle_window: MainWindow) -> None:
+    window = idle_window
+    assert window.state_path is not None
+    assert window.items.key.key_dir == window.state_path.parent / "keys"
+    assert window.activity.crawl.db_path == window.state_path.parent / "samples.sqlite3"
+    assert window.activity.rate.value() == window.dht_settings.crawl_rate
+
+
+def test_an_info_hash_chosen_in_the_activity_view_is_looked_up(
+    loop: qasync.QEventLoop, window: MainWindow
+) -> None:
+    async def scenario() -> None:
+        await started(window)
+        assert window.controller.testnet is not None
+        info_hash = next(iter(window.controller.testnet.announced))
+        window.activity.lookup_requested.emit(info_hash.hex())
+        await until(lambda: window.lookup.shown is not None
+                    and window.lookup.shown.target == info_hash, what="the lookup")
+
+    run(loop, scenario())
+    assert window.docks["lookup"].widget().isVisible()
 
 
 def test_view_menu_toggles_docks(idle_window: MainWindow) -> None:

@@ -285,6 +285,57 @@ def test_lookup_panel_looks_up_a_v2_magnet_by_its_truncated_hash_and_says_so(
     node.cancel_lookup()
 
 
+def test_lookup_panel_scrape_shows_the_swarm_estimate_beside_the_peers(
+    loop: qasync.QEventLoop, node: Controller
+) -> None:
+    panel = LookupPanel(node)
+    assert node.testnet is not None
+    info_hash, peers = list(node.testnet.announced.items())[1]
+    scrapes: list[object] = []
+    node.scrape_finished.connect(scrapes.append)
+
+    async def scenario() -> None:
+        panel.scrape.setChecked(True)
+        panel.set_query(info_hash.hex())
+        assert panel.start_lookup()
+        await until(lambda: panel.shown is not None and panel.shown.target == info_hash
+                    and panel.shown.scrape is not None)
+        await until(lambda: bool(scrapes))
+
+    run(loop, scenario())
+    assert panel.shown is not None and panel.shown.scrape is not None
+    estimate = panel.shown.scrape
+    assert not estimate.cancelled and estimate.nodes >= 1
+    # a testnet's peers announce without seed=1: all downloaders, one per distinct address
+    assert round(estimate.seeds) == 0
+    assert round(estimate.downloaders) == len({ip for ip, _ in peers})
+    title = panel.peers_title.text()
+    assert title.startswith(f"Peers ({len(peers)}) · swarm ≈ 0 seeds, ")
+    assert "downloaders (BEP 33" in panel.progress.text()
+    assert getattr(scrapes[0], "info_hash", None) == info_hash
+    # the title wraps rather than widen the peers side; with room, it holds on one line
+    title_line = panel.peers_title.fontMetrics().height()
+    panel.resize(1600, 700)
+    panel.show()
+    QApplication.processEvents()
+    assert panel.peers_title.height() < 2 * title_line
+    assert panel.graph.width() >= 1600 // 2
+    panel.resize(700, 600)
+    QApplication.processEvents()
+    assert panel.minimumSizeHint().width() <= 700
+    panel.hide()
+    # without the box ticked, a plain get_peers lookup: no estimate
+    panel.scrape.setChecked(False)
+
+    async def plain() -> None:
+        assert panel.start_lookup()
+        await until(lambda: panel.shown is not None and panel.shown.finished
+                    and panel.shown.scrape is None)
+
+    run(loop, plain())
+    assert "BEP 33" not in panel.peers_title.text()
+
+
 # --- announce panel --------------------------------------------------------------------------
 def test_announce_panel_validates_and_implied_port_disables_the_port(idle: Controller) -> None:
     panel = AnnouncePanel(idle)

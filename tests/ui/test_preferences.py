@@ -82,7 +82,7 @@ def test_search_filters_every_page(qapp: QApplication) -> None:
     assert visible_groups == ["Queries and lookups (5)"]
     assert dialog.stack.currentWidget() is dialog.pages[SettingGroup.QUERIES]
     dialog.search.setText("bep 42")  # words of the label, in any order
-    assert set(dialog.visible_settings()) == {"enforce_bep42", "prefer_bep42"}
+    assert set(dialog.visible_settings()) == {"enforce_bep42", "prefer_bep42", "derive_node_id"}
     dialog.search.setText("max_reply_bytes")  # the key of --set
     assert dialog.visible_settings() == ["max_reply_bytes"]
     dialog.search.setText("nothing like this")

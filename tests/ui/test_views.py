@@ -20,10 +20,11 @@ from dhtviewer.dht import events as ev
 from dhtviewer.dht.node_id import random_id, random_id_with_prefix
 from dhtviewer.dht.routing_table import BucketSnapshot, NodeSnapshot, RoutingSnapshot
 from dhtviewer.sim import SimNetwork
-from dhtviewer.ui.lookup_state import LookupState
+from dhtviewer.ui.lookup_state import ANSWERED, ERROR, OUTCOMES, SLOW, LookupState
 from dhtviewer.ui.traffic_stats import TrafficStats
 from dhtviewer.ui.views import BucketChart, IdSpaceRing, LookupGraph, TrafficPlot
 from dhtviewer.ui.views.id_space_ring import bucket_start_angle
+from dhtviewer.ui.views.lookup_graph import SHORT_Y_LABEL, Y_LABEL
 from dhtviewer.ui.views.theme import DARK, LIGHT, current_theme
 
 pytestmark = pytest.mark.qt
@@ -220,14 +221,65 @@ def test_lookup_graph_tick_labels_never_overlap_even_when_empty(qtbot: QtBot) ->
 
 
 def test_lookup_graph_legend_sits_outside_the_points(qtbot: QtBot, sim_lookup: LookupState) -> None:
-    for width in (360, 700, 1400):
+    for width in (360, 520, 700, 940, 1400):
         graph = shown_graph(qtbot, width, 400)
         graph.set_lookup(sim_lookup)
         QApplication.processEvents()
         legend = graph._legend.sceneBoundingRect()
         plot_area = graph.getPlotItem().getViewBox().sceneBoundingRect()
         assert not legend.intersects(plot_area), width
-        assert legend.width() <= graph.width()  # every entry readable, wrapped into rows
+        # every entry readable, wrapped into rows: none past the right edge
+        assert legend.right() <= graph.width(), width
+
+
+def test_lookup_graph_legend_names_every_outcome_with_its_marker(qtbot: QtBot) -> None:
+    """The legend is built from the outcomes the lookup state knows: slow queries (triangles)
+    and error replies (diamonds) appear in it as they do in the plot."""
+    graph = shown_graph(qtbot, 520, 360)
+    labels = [label.text for _sample, label in graph._legend.items]
+    assert labels == [*OUTCOMES, "final K closest"]
+    markers = {label.text: sample.item.opts["symbol"] for sample, label in graph._legend.items}
+    assert markers[SLOW] == "t" and markers[ERROR] == "d" and markers[ANSWERED] == "o"
+    target, rng = b"\x07" * 20, random.Random(2)
+    slow, erring = random_id(rng), random_id(rng)
+    state = LookupState.from_events([
+        ev.LookupStarted(1, target, "get_peers", 0.0),
+        ev.LookupQuerySent(1, slow, ("30.2.0.1", 1), None, 0, 0.0),
+        ev.LookupQuerySent(1, erring, ("30.2.0.2", 1), None, 0, 0.0),
+        ev.LookupQuerySlow(1, slow, ("30.2.0.1", 1), 0.8),
+        ev.LookupQueryError(1, erring, ("30.2.0.2", 1), "error 203: Protocol Error", 0.1),
+    ])
+    graph.set_lookup(state)
+    QApplication.processEvents()
+    assert len(graph._scatters[SLOW].data) == 1 and len(graph._scatters[ERROR].data) == 1
+    erring_node = state.node_by_id(erring)
+    assert erring_node is not None
+    assert "error 203: Protocol Error" in LookupGraph.tooltip_for(erring_node)
+    legend = graph._legend.sceneBoundingRect()
+    assert not legend.intersects(graph.getPlotItem().getViewBox().sceneBoundingRect())
+
+
+def test_lookup_graph_drops_its_legend_when_too_short_for_it(
+    qtbot: QtBot, sim_lookup: LookupState
+) -> None:
+    """A small panel's graph (the Items panel at 1024x700) keeps its plot: the legend, several
+    rows tall when narrow, goes when it would leave the plot a sliver, and comes back."""
+    graph = shown_graph(qtbot, 360, 150)
+    graph.set_lookup(sim_lookup)
+    QApplication.processEvents()
+    unit = graph.fontMetrics().height()
+    assert not graph.legend_shown and not graph._legend.isVisible()
+    assert graph.getPlotItem().getViewBox().height() >= 5 * unit
+    # ... and a y title that fits its height
+    axis = graph.getPlotItem().getAxis("left")
+    assert axis.labelText == SHORT_Y_LABEL
+    graph.resize(360, 420)
+    QApplication.processEvents()
+    assert graph.legend_shown and graph._legend.isVisible()
+    assert axis.labelText == Y_LABEL
+    legend = graph._legend.sceneBoundingRect()
+    assert not legend.intersects(graph.getPlotItem().getViewBox().sceneBoundingRect())
+    assert graph.getPlotItem().getViewBox().height() >= 7 * unit
 
 
 def help_event(view: object, where: QPointF) -> bool:

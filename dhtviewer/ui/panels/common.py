@@ -1,5 +1,5 @@
-"""Small helpers shared by the panels: inline messages, info-hash inputs, copy to clipboard,
-compact tables."""
+"""Small helpers shared by the panels: inline messages, info-hash inputs, fields showing a long
+value to copy, copy to clipboard, compact tables."""
 
 from __future__ import annotations
 
@@ -17,6 +17,7 @@ from PySide6.QtWidgets import (
 )
 
 from dhtviewer.infohash import InfohashError, parse_infohash_note
+from dhtviewer.ui.models.nodes import monospace_font
 from dhtviewer.ui.views.theme import current_theme
 
 
@@ -49,6 +50,25 @@ class InlineMessage(QLabel):
         self.is_error = False
         self.setText("")
         self.hide()
+
+
+class ValueField(QLineEdit):
+    """A long value to read and copy (a target, a public key): read-only, frameless, fixed-width
+    font. Unlike a label, whose longest word sets the panel's minimum width (64 hex digits are
+    wider than a 1024-pixel window's side of a panel), it scrolls when short, and copying it
+    gives the value exactly."""
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setReadOnly(True)
+        self.setFrame(False)
+        self.setFont(monospace_font())
+        self.setStyleSheet("QLineEdit { background: transparent; }")
+        self.setMinimumWidth(self.fontMetrics().horizontalAdvance("0") * 12)
+
+    def setText(self, text: str | None, /) -> None:
+        super().setText(text)
+        self.setCursorPosition(0)  # the start in view when it does not fit
 
 
 def mark_invalid(widget: QWidget, invalid: bool) -> None:

@@ -8,6 +8,9 @@ follow it live; the peers table lists what it found (copy, export CSV or JSON, w
 info-hash, time and parameters); the history keeps earlier lookups, also those of earlier runs
 (``lookup_history``), and selecting one redraws its graph and peers. The node's own maintenance
 lookups (bootstrap, bucket refresh) are hidden from the history unless asked for.
+
+With "Scrape" the lookup also asks the closest nodes for their BEP 33 filters, and the estimated
+seeds and downloaders of the swarm appear beside the peers found.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from PySide6.QtCore import (
+    QEvent,
     QItemSelectionModel,
     QModelIndex,
     QObject,
@@ -26,7 +30,6 @@ from PySide6.QtCore import (
     Qt,
     Signal,
 )
-from PySide6.QtGui import QResizeEvent
 from PySide6.QtWidgets import (
     QCheckBox,
     QCompleter,
@@ -67,6 +70,17 @@ Index = QModelIndex | QPersistentModelIndex
 MAINTENANCE_KINDS = frozenset({"bootstrap", "refresh"})
 EMPTY_HINT = ("No lookup yet: paste an info-hash or a magnet link above and press Enter "
               "(on a local testnet, double-click one of its info-hashes in the Network panel).")
+
+
+def swarm_estimate(scrape: ev.ScrapeFinished) -> str:
+    """The BEP 33 estimate in a few words, beside the peers found."""
+    if scrape.cancelled:
+        return "scrape cancelled"
+    if scrape.nodes == 0:
+        return "no node answered the scrape"
+    more = "more than " if scrape.saturated else "≈ "
+    return (f"swarm {more}{scrape.seeds:.0f} seeds, {scrape.downloaders:.0f} downloaders "
+            f"(BEP 33, {scrape.nodes} nodes)")
 
 
 class LookupsProxy(QSortFilterProxyModel):
@@ -133,6 +147,9 @@ class LookupPanel(QWidget):
         self.find_button.setToolTip("Start a get_peers lookup (Enter)")
         self.find_button.setDefault(True)
         self.find_button.clicked.connect(self.start_lookup)
+        self.scrape = QCheckBox("Scrape", self)
+        self.scrape.setToolTip("BEP 33: also estimate how many seeds and downloaders the swarm "
+                               "has, from the Bloom filters of the closest nodes")
         self.cancel_button = QPushButton("Cancel", self)
         self.cancel_button.setToolTip("Stop the running lookup (Esc)")
         self.cancel_button.setEnabled(False)
@@ -169,6 +186,8 @@ class LookupPanel(QWidget):
         self.peers_table.setMinimumWidth(unit * (15 + 7 + 7) + last + bar
                                          + 2 * self.peers_table.frameWidth())
         self.peers_title = QLabel("Peers", self)
+        # wraps rather than widen the peers side (a scrape adds the swarm's estimate to it)
+        self.peers_title.setWordWrap(True)
         self.copy_button = QPushButton("Copy", self)
         self.copy_button.setToolTip("Copy the selected peers (all if none selected) as IP:PORT")
         self.copy_button.clicked.connect(self.copy_peers)
@@ -195,6 +214,7 @@ class LookupPanel(QWidget):
 
         top = QHBoxLayout()
         top.addWidget(self.query, 1)
+        top.addWidget(self.scrape)
         top.addWidget(self.find_button)
         top.addWidget(self.cancel_button)
 
@@ -231,6 +251,7 @@ class LookupPanel(QWidget):
         self.upper = upper
         self._peers_width_set = False
         upper.splitterMoved.connect(lambda *_: setattr(self, "_peers_width_set", True))
+        upper.installEventFilter(self)
         self.splitter = QSplitter(Qt.Orientation.Vertical, self)
         self.splitter.addWidget(upper)
         self.splitter.addWidget(history_box)
@@ -252,13 +273,23 @@ class LookupPanel(QWidget):
         controller.state_changed.connect(lambda *_: self._update_buttons())
         self._update_buttons()
 
-    def resizeEvent(self, event: QResizeEvent) -> None:
-        super().resizeEvent(event)
-        if not self._peers_width_set:
-            # the peers table as wide as its columns, the graph the rest (the splitter would
-            # split by size hints), until the user moves the splitter
-            w = self.upper.width()
-            peers = self.peers_table.minimumWidth()
+    def eventFilter(self, watched: QObject, event: QEvent) -> bool:
+        if watched is self.upper and event.type() == QEvent.Type.Resize:
+            self._fit_peers()  # the splitter's own size (the panel's is known before it)
+        return super().eventFilter(watched, event)
+
+    def _fit_peers(self) -> None:
+        """The peers table as wide as its columns, or wider (up to 40 % of the room) so that
+        its title row, with a scrape's estimate, holds on one line; the graph the rest (the
+        splitter would split by size hints). Until the user moves the splitter."""
+        if self._peers_width_set:
+            return
+        w = self.upper.width()
+        title = (self.peers_title.fontMetrics().horizontalAdvance(self.peers_title.text())
+                 + self.copy_button.sizeHint().width() + self.export_button.sizeHint().width()
+                 + 4 * self.fontMetrics().horizontalAdvance("0"))
+        peers = max(self.peers_table.minimumWidth(), min(title, int(w * 0.4)))
+        if self.upper.sizes()[1:] != [peers]:
             self.upper.setSizes([max(w - peers, 0), peers])
 
     # --- input ---------------------------------------------------------------------------------
@@ -282,7 +313,8 @@ class LookupPanel(QWidget):
         info_hash = parse_query(self.query, self.message, self.controller.running)
         if info_hash is None:
             return False
-        handle = self.controller.find_peers(info_hash)
+        # parse_query cleared the last error and may have left a note (a v2 magnet's hash)
+        handle = self.controller.find_peers(info_hash, scrape=self.scrape.isChecked())
         deferred = self.controller.deferred_lookup
         if handle is None and (deferred is None or deferred.target != info_hash):
             return False
@@ -320,8 +352,9 @@ class LookupPanel(QWidget):
 
     def add_events(self, batch: list[ev.Event]) -> None:
         events = [e for e in batch if isinstance(e, ev.LookupStarted | ev.LookupQuerySent |
-                  ev.LookupResponse | ev.LookupTimeout | ev.PeersFound | ev.LookupFinished |
-                  ev.AnnounceFinished)]
+                  ev.LookupResponse | ev.LookupQuerySlow | ev.LookupTimeout |
+                  ev.LookupQueryError | ev.PeersFound | ev.LookupFinished |
+                  ev.AnnounceFinished | ev.ScrapeFinished)]
         if not events:
             return
         self.lookups.add_events(events)
@@ -375,7 +408,13 @@ class LookupPanel(QWidget):
         self.graph.set_lookup(state)
         self.peers.set_lookup(state)
         n = self.peers.rowCount()
-        self.peers_title.setText(f"Peers ({n})" if state is not None else "Peers")
+        swarm = swarm_estimate(state.scrape) if state is not None and state.scrape else ""
+        self.peers_title.setText(f"Peers ({n}){' · ' + swarm if swarm else ''}"
+                                 if state is not None else "Peers")
+        self._fit_peers()
+        self.peers_title.setToolTip(
+            "BEP 33 estimate of the whole swarm, from the merged Bloom filters of the closest "
+            "nodes (each peer counted once per IP address)" if swarm else "")
         self._update_progress()
 
     def _update_progress(self) -> None:
@@ -389,6 +428,8 @@ class LookupPanel(QWidget):
         extra = ""
         if state.kind == "announce" and state.announce_done:
             extra = f" · stored at {len(state.stored_at)} nodes"
+        if state.scrape is not None:
+            extra += f" · <b>{swarm_estimate(state.scrape)}</b>"
         self.progress.setText(
             f"<b>{kind}</b> ({state.families_text}) {s.target.hex()} · {s.state} · "
             f"queried {s.queried} · "

@@ -40,7 +40,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from dhtviewer.dht.addresses import format_addr, parse_hostport
+from dhtviewer.dht.addresses import format_addr, host_family, parse_hostport
 from dhtviewer.dht.messages import Addr
 from dhtviewer.net.session import DEFAULT_BOOTSTRAP, DEFAULT_PORT
 from dhtviewer.simnet.options import ScenarioError, parse_scenarios
@@ -602,7 +602,7 @@ class NetworkPanel(QWidget):
         bep42 = ("" if ok is None else " · our id matches it (BEP 42)" if ok
                  else " · our id does not match it (BEP 42)")
         # One address per family (each DHT tells its node how it sees it).
-        self._externals[6 if ":" in ip else 4] = (ip, votes)
+        self._externals[host_family(ip)] = (ip, votes)
         parts = [f"{a}" + (f" ({n} votes)" if n else " (saved)")
                  for _, (a, n) in sorted(self._externals.items())]
         self.external_label.setText(" · ".join(parts) + bep42)

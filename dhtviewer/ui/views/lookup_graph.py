@@ -2,7 +2,8 @@
 
 x is the hop depth (seeds from our table are hop 0), y the number of leading bits a node shares
 with the target, so a good lookup climbs to the right. An edge joins each node to the node that
-referred it; colour tells the outcome of the query; a ring marks the final K closest. Nodes at
+referred it; colour tells the outcome of the query (slow queries are also triangles, error
+replies diamonds); a ring marks the final K closest. Nodes at
 the same (hop, bits) are spread evenly sideways so they do not hide each other. All edges are
 one line item and each outcome one scatter item, so redrawing a few hundred nodes is a handful
 of array copies.
@@ -10,9 +11,11 @@ of array copies.
 The y axis fits the nodes and never passes 160 bits. A node that is the target itself (a
 find_node of a known id shares all 160 bits) would squash every other point into a line at the
 bottom: it is drawn just above the others instead, past a dotted axis break, at a tick that
-reads "160". The legend sits above the plot, outside the data, and tick labels are spaced by the
-plot's height in pixels so they never overlap. Hover tooltips answer Qt's tooltip event too, so
-a parent's generic tooltip does not replace them.
+reads "160". The legend sits above the plot, outside the data, in as many columns as fit; a
+graph too short for it and a readable plot (a small panel's) drops it, and each point's tooltip
+names its outcome. Tick labels are spaced by the plot's height in pixels so they never
+overlap. Hover tooltips answer Qt's tooltip event too, so a parent's generic tooltip does not
+replace them.
 """
 
 from __future__ import annotations
@@ -27,12 +30,19 @@ from PySide6.QtCore import QEvent, QPoint, QPointF
 from PySide6.QtGui import QCursor, QFontMetricsF, QHelpEvent, QResizeEvent
 from PySide6.QtWidgets import QSizePolicy, QToolTip, QWidget
 
+from dhtviewer.dht.addresses import format_addr
 from dhtviewer.dht.node_id import ID_BITS
-from dhtviewer.ui.lookup_state import OUTCOMES, LookupState, PathNode
+from dhtviewer.ui.lookup_state import ERROR, OUTCOMES, SLOW, LookupState, PathNode
 from dhtviewer.ui.views.theme import Theme, current_theme, qcolor, style_legend, style_plot
 from dhtviewer.ui.views.themed_plot import ThemedPlotWidget
 
 CLOSEST_LABEL = "final K closest"
+Y_LABEL = "bits shared with the target"
+SHORT_Y_LABEL = "shared bits"
+"""The y axis's title where the plot is too short for the long one."""
+_SYMBOLS = {SLOW: "t", ERROR: "d"}
+"""Outcomes with a marker of their own (beside their colour): slow and erring queries stand
+out from those merely in flight or timed out."""
 _SPREAD = 0.6  # sideways spread of one hop's nodes, in hops
 _HOVER_PX = 8.0  # how near (in screen pixels, scaled by the device ratio) a hover must be
 _MIN_SPAN = 8.0  # the y range shows at least this many bits
@@ -40,6 +50,8 @@ _BREAK_GAP = 12  # an exact match this many bits above the rest goes past an axi
 _TICK_STEPS = (1, 2, 5, 10, 20, 40)
 _EMPTY_BITS = (0.0, 20.0)  # y range of an empty graph
 _LABEL_SPACING = 1.8  # tick labels at least this many font heights apart
+_LEGEND_ROW = 1.45  # height of a legend row, in font heights
+_MIN_PLOT = 7.0  # the legend shows only if the plot keeps this many font heights
 
 
 def tick_step(span: float, pixels: float, label_px: float) -> int:
@@ -86,7 +98,8 @@ class LookupGraph(ThemedPlotWidget):
         plot.hideButtons()
         plot.setMenuEnabled(False)
         plot.setLabel("bottom", "hop")
-        plot.setLabel("left", "bits shared with the target")
+        plot.setLabel("left", Y_LABEL)
+        self._y_label = Y_LABEL
         for side in ("left", "bottom"):
             plot.getAxis(side).enableAutoSIPrefix(False)  # whole hops and bits, never "(x0.001)"
         plot.showGrid(x=False, y=True, alpha=0.12)
@@ -98,6 +111,7 @@ class LookupGraph(ThemedPlotWidget):
         # its own width, not the plot's: stretched, its columns spread past the right edge
         self._legend.setSizePolicy(QSizePolicy.Policy.Maximum, QSizePolicy.Policy.Fixed)
         plot.layout.addItem(self._legend, 0, 1)
+        self._legend_shown = True
         self._break_at: float | None = None
         self._break_line = pg.InfiniteLine(angle=0, movable=False)
         self._break_line.hide()
@@ -106,7 +120,7 @@ class LookupGraph(ThemedPlotWidget):
         plot.addItem(self._edges)
         self._scatters: dict[str, Any] = {}
         for outcome in OUTCOMES:
-            item = pg.ScatterPlotItem(name=outcome, symbol="o")
+            item = pg.ScatterPlotItem(name=outcome, symbol=_SYMBOLS.get(outcome, "o"))
             self._scatters[outcome] = item
             plot.addItem(item)
             self._legend.addItem(item, outcome)
@@ -186,33 +200,68 @@ class LookupGraph(ThemedPlotWidget):
                       padding=0)
 
     def resizeEvent(self, event: QResizeEvent) -> None:
-        ready = getattr(self, "_ready", False)
+        # (not once pyqtgraph's close() dropped the plot)
+        ready = getattr(self, "_ready", False) and self.plotItem is not None
         if ready:
-            self._fit_legend(event.size().width())  # before the layout runs for the new size
+            # before the layout runs for the new size
+            self._fit_legend(event.size().width(), event.size().height())
         super().resizeEvent(event)
         if ready:
             self._fit()  # tick spacing follows the height
+            self._fit_y_label()
+
+    def _fit_y_label(self) -> None:
+        fm = QFontMetricsF(self.font())
+        room = float(self.getPlotItem().getViewBox().height())
+        label = Y_LABEL if fm.horizontalAdvance(Y_LABEL) * 1.1 <= room else SHORT_Y_LABEL
+        if label != self._y_label:
+            self._y_label = label
+            self.getPlotItem().setLabel("left", label)
 
     def _unit(self) -> float:
         return QFontMetricsF(self.font()).height()
 
-    def _fit_legend(self, width: int) -> None:
-        """As many legend columns as ``width`` holds (the legend sits above the plot)."""
-        fm = QFontMetricsF(self.font())
-        names = [*self._scatters, CLOSEST_LABEL]
-        room = width - 4 * self._unit()  # the left axis's width, roughly
+    def _fit_legend(self, width: int, height: int) -> None:
+        """As many legend columns as ``width`` holds (the legend sits above the plot); no
+        legend if it would leave the plot too short in ``height``."""
+        # the widths the legend's own items take (a label is its text plus the text item's
+        # margins; a sample is 20 px in pyqtgraph)
+        entries = [(sample.boundingRect().width(), label.item.boundingRect().width())
+                   for sample, label in self._legend.items]
+        names = [label.text for _sample, label in self._legend.items]
+        spacing = self._legend.layout.horizontalSpacing()
+        left, _top, right, _bottom = self._legend.layout.getContentsMargins()
+        room = width - 3.5 * self._unit()  # the left axis (ticks and title) and a margin
 
         def needed(cols: int) -> float:
-            # entries fill rows left to right; each column as wide as its widest label, plus
-            # the sample (20 px in pyqtgraph) and the spacing
-            return sum(max(fm.horizontalAdvance(n) for n in names[c::cols]) + 20
-                       + 1.6 * self._unit() for c in range(cols))
+            # entries fill rows left to right; each column as wide as its widest entry
+            widths = sum(max(s for s, _ in entries[c::cols]) + max(w for _, w in entries[c::cols])
+                         for c in range(cols))
+            return float(widths + (2 * cols - 1) * spacing + left + right)
 
         most = next((c for c in range(len(names), 0, -1) if needed(c) <= room), 1)
         rows = -(-len(names) // most)
         cols = -(-len(names) // rows)  # as few rows as fit, evenly filled (no orphan entry)
         if cols != self._legend.columnCount:
             self._legend.setColumnCount(cols)
+        self._show_legend(height - rows * _LEGEND_ROW * self._unit() >= _MIN_PLOT * self._unit())
+
+    def _show_legend(self, show: bool) -> None:
+        # out of the plot's layout when hidden (a hidden layout item still takes its room)
+        if show == self._legend_shown:
+            return
+        self._legend_shown = show
+        layout = self.getPlotItem().layout
+        if show:
+            layout.addItem(self._legend, 0, 1)
+        else:
+            layout.removeItem(self._legend)
+        self._legend.setVisible(show)
+
+    @property
+    def legend_shown(self) -> bool:
+        """Whether the legend is drawn (it is dropped when the graph is too short for it)."""
+        return self._legend_shown
 
     def position_of(self, node: PathNode) -> QPointF:
         """Where ``node`` is drawn (data coordinates: hop, shared bits)."""
@@ -245,8 +294,7 @@ class LookupGraph(ThemedPlotWidget):
     @staticmethod
     def tooltip_for(node: PathNode) -> str:
         ident = node.node_id.hex() if node.node_id is not None else "(id not known yet)"
-        ip, port = node.addr
-        addr = f"[{ip}]:{port}" if ":" in ip else f"{ip}:{port}"
+        addr = format_addr(node.addr)
         bits = "id unknown" if node.prefix_bits is None else f"{node.prefix_bits} bits shared"
         rtt = _fmt_rtt(node.rtt)
         lines = [ident, addr, f"hop {node.depth}, {bits}", f"{node.outcome}, RTT {rtt}"]
