@@ -91,12 +91,15 @@ def cell(model: NodesModel | PeersModel | LookupsModel, row: int, col: int) -> s
 
 
 # --- nodes -------------------------------------------------------------------------------------
-def test_format_version_letters_then_dotted_numbers() -> None:
+def test_format_version_letters_then_the_clients_version() -> None:
     assert format_version(b"LT\x02\x01") == "LT 2.1"
-    assert format_version(b"UT\x03\x05") == "UT 3.5"
+    # uTorrent's two bytes are one 16-bit build number (seen as "UT 180.69" before).
+    assert format_version(b"UT\xb4\x45") == "UT 46149"
+    assert format_version(b"TR\x00\x05") == "TR 5"
+    assert format_version(b"XX\x01\x02\x03") == "XX 1.2.3"
     assert format_version(None) == "—"
     assert format_version(b"L") == "—"
-    assert format_version(b"\x00\x01\x02\x03") == "0001 2.3"
+    assert format_version(b"\x00\x01\x02\x03") == "0001 515"
 
 
 def test_nodes_model_passes_model_tester_with_readable_cells(qtmodeltester: ModelTester) -> None:
