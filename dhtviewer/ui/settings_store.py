@@ -24,7 +24,7 @@ from PySide6.QtCore import QByteArray, QSettings, QStandardPaths
 from dhtviewer.dht.settings import DhtSettings, SettingsError, check_value, spec_of
 from dhtviewer.net.session import DEFAULT_BOOTSTRAP, DEFAULT_PORT
 from dhtviewer.ui.capture.store import MB, MB_RANGE, PACKETS_RANGE, CaptureLimits
-from dhtviewer.ui.controller import MAINLINE, MAX_SIMNET_NODES, MODES, SIMNET_NODES, StartOptions
+from dhtviewer.ui.start_options import MAINLINE, MAX_SIMNET_NODES, MODES, SIMNET_NODES, StartOptions
 
 log = logging.getLogger(__name__)
 

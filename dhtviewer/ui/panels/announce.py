@@ -28,7 +28,8 @@ from PySide6.QtWidgets import (
 from dhtviewer.dht.addresses import format_addr
 from dhtviewer.net.handles import AnnounceResult
 from dhtviewer.net.session import DEFAULT_PORT
-from dhtviewer.ui.controller import AnnounceVerification, Controller
+from dhtviewer.ui.announce_check import AnnounceVerification
+from dhtviewer.ui.controller import Controller
 from dhtviewer.ui.models.nodes import monospace_font
 from dhtviewer.ui.panels.common import (
     InlineMessage,
