@@ -12,12 +12,13 @@ from collections.abc import Sequence
 
 import numpy as np
 import pyqtgraph as pg
-from PySide6.QtWidgets import QWidget
+from PySide6.QtGui import QFontMetricsF
+from PySide6.QtWidgets import QSizePolicy, QWidget
 
 from dhtviewer.ui.views.theme import Theme, current_theme, qcolor, style_legend, style_plot
 from dhtviewer.ui.views.themed_plot import ThemedPlotWidget
 
-_HEADROOM = 1.35
+_HEADROOM = 1.1
 
 
 class ActivityPlot(ThemedPlotWidget):
@@ -29,11 +30,20 @@ class ActivityPlot(ThemedPlotWidget):
         plot.setLabel("bottom", "minutes ago")
         plot.setLabel("left", "per minute")
         plot.showGrid(y=True, alpha=0.15)
-        self._legend = plot.addLegend(offset=(8, 6), colCount=2)
+        # the legend above the plot, in the plot's own layout: inside it, it covered the oldest
+        # minutes' bars (the plot is short in a 1024x700 window)
+        plot.layout.removeItem(plot.titleLabel)
+        plot.titleLabel.hide()
+        unit = QFontMetricsF(self.font()).height()
+        self._legend = pg.LegendItem(colCount=2, horSpacing=int(unit), verSpacing=-2)
+        self._legend.setSizePolicy(QSizePolicy.Policy.Maximum, QSizePolicy.Policy.Fixed)
+        plot.layout.addItem(self._legend, 0, 1)
         self._bars = pg.BarGraphItem(x=[], height=[], width=0.8, name="sampled")
         plot.addItem(self._bars)
         self._new = pg.PlotDataItem(name="new (first seen)", symbol="o", symbolSize=5)
         plot.addItem(self._new)
+        self._legend.addItem(self._bars, "sampled")
+        self._legend.addItem(self._new, "new (first seen)")
         self._x = np.zeros(0)
         self._samples = np.zeros(0)
         self._fresh = np.zeros(0)

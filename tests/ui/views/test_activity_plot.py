@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+from PySide6.QtWidgets import QApplication
 from pytestqt.qtbot import QtBot
 
 from dhtviewer.ui.views.activity_plot import ActivityPlot
@@ -22,3 +23,20 @@ def test_bars_sit_at_minutes_before_now(qtbot: QtBot) -> None:
     assert x_range[0] <= -10 and x_range[1] > 0 and y_range[1] >= 40
     plot.set_minutes([], now)
     assert plot.bar_count() == 0
+
+
+def test_the_legend_sits_above_the_bars_even_when_short(qtbot: QtBot) -> None:
+    """At 1024x700 the plot is a short strip: a legend inside it covered the oldest bars."""
+    plot = ActivityPlot()
+    qtbot.addWidget(plot)
+    plot.resize(640, 110)
+    plot.show()
+    qtbot.waitExposed(plot)
+    plot.set_minutes([(6000.0 - 60 * i, 50, 10) for i in range(10, -1, -1)], 6030.0)
+    QApplication.processEvents()
+    legend = plot._legend.sceneBoundingRect()
+    bars = plot.getPlotItem().getViewBox().sceneBoundingRect()
+    assert [label.text for _sample, label in plot._legend.items] == ["sampled",
+                                                                      "new (first seen)"]
+    assert not legend.intersects(bars) and legend.right() <= plot.width()
+    assert bars.height() >= 30
