@@ -285,6 +285,17 @@ def test_lookup_panel_looks_up_a_v2_magnet_by_its_truncated_hash_and_says_so(
     node.cancel_lookup()
 
 
+def test_lookup_panel_lists_items_lookups_without_switching_to_them(idle: Controller) -> None:
+    # a get or put started in the Items panel is shown there; the lookup the user had in this
+    # panel stays in view (it is listed in the history all the same)
+    panel = LookupPanel(idle)
+    for lookup_id, kind in ((7, "get"), (8, "put")):
+        idle.lookup_started.emit(lookup_id, kind, b"\x11" * 20)
+        assert panel._follow is None, kind
+    idle.lookup_started.emit(9, "get_peers", b"\x22" * 20)
+    assert panel._follow == 9
+
+
 def test_lookup_panel_scrape_shows_the_swarm_estimate_beside_the_peers(
     loop: qasync.QEventLoop, node: Controller
 ) -> None:

@@ -68,6 +68,8 @@ from dhtviewer.ui.views.lazy import LazyLookupGraph
 
 Index = QModelIndex | QPersistentModelIndex
 MAINTENANCE_KINDS = frozenset({"bootstrap", "refresh"})
+_NOT_FOLLOWED = frozenset({"get", "put"})
+"""Kinds of lookup the panel lists but does not switch to (BEP 44: the Items panel shows them)."""
 EMPTY_HINT = ("No lookup yet: paste an info-hash or a magnet link above and press Enter "
               "(on a local testnet, double-click one of its info-hashes in the Network panel).")
 
@@ -344,10 +346,12 @@ class LookupPanel(QWidget):
             self._waiting_shown = False
             self.message.clear_message()  # "waiting for the bootstrap" is over
         # One row for the lookup of every family; it appears with the next batch of events:
-        # select it then.
+        # select it then. A BEP 44 get or put is listed but not followed: the Items panel
+        # shows it, and the lookup the user had here stays in view.
         self.lookups.group(self.controller.lookup_parts(lookup_id))
-        self._follow = lookup_id
-        self._select_followed()
+        if kind not in _NOT_FOLLOWED:
+            self._follow = lookup_id
+            self._select_followed()
         self._update_buttons()
 
     def add_events(self, batch: list[ev.Event]) -> None:

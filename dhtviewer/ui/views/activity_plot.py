@@ -12,13 +12,16 @@ from collections.abc import Sequence
 
 import numpy as np
 import pyqtgraph as pg
-from PySide6.QtGui import QFontMetricsF
+from PySide6.QtGui import QFontMetricsF, QResizeEvent
 from PySide6.QtWidgets import QSizePolicy, QWidget
 
 from dhtviewer.ui.views.theme import Theme, current_theme, qcolor, style_legend, style_plot
 from dhtviewer.ui.views.themed_plot import ThemedPlotWidget
 
 _HEADROOM = 1.1
+_MIN_PLOT = 6.0
+"""The legend shows only if the bars keep this many font heights below it; a shorter plot (the
+view in a 1024x700 window) drops it: the caption under the plot says what bars and line are."""
 
 
 class ActivityPlot(ThemedPlotWidget):
@@ -31,13 +34,14 @@ class ActivityPlot(ThemedPlotWidget):
         plot.setLabel("left", "per minute")
         plot.showGrid(y=True, alpha=0.15)
         # the legend above the plot, in the plot's own layout: inside it, it covered the oldest
-        # minutes' bars (the plot is short in a 1024x700 window)
+        # minutes' bars
         plot.layout.removeItem(plot.titleLabel)
         plot.titleLabel.hide()
-        unit = QFontMetricsF(self.font()).height()
-        self._legend = pg.LegendItem(colCount=2, horSpacing=int(unit), verSpacing=-2)
+        self._unit = QFontMetricsF(self.font()).height()
+        self._legend = pg.LegendItem(colCount=2, horSpacing=int(self._unit), verSpacing=-2)
         self._legend.setSizePolicy(QSizePolicy.Policy.Maximum, QSizePolicy.Policy.Fixed)
         plot.layout.addItem(self._legend, 0, 1)
+        self._legend_shown = True
         self._bars = pg.BarGraphItem(x=[], height=[], width=0.8, name="sampled")
         plot.addItem(self._bars)
         self._new = pg.PlotDataItem(name="new (first seen)", symbol="o", symbolSize=5)
@@ -65,6 +69,31 @@ class ActivityPlot(ThemedPlotWidget):
         high = float(self._samples.max()) if len(self._samples) else 0.0
         self.getPlotItem().setRange(xRange=(low, 0.6), yRange=(0, max(10.0, high) * _HEADROOM),
                                     padding=0)
+
+    def resizeEvent(self, event: QResizeEvent) -> None:
+        if getattr(self, "_ready", False) and self.plotItem is not None:
+            # before the layout runs for the new size: the legend's row and the bars below it
+            legend = self._legend.boundingRect().height() if self._legend_shown else 0.0
+            axis = 3.0 * self._unit  # the bottom axis: ticks and title
+            self._show_legend(event.size().height() - legend - axis >= _MIN_PLOT * self._unit)
+        super().resizeEvent(event)
+
+    def _show_legend(self, show: bool) -> None:
+        # out of the plot's layout when hidden (a hidden layout item still takes its room)
+        if show == self._legend_shown:
+            return
+        self._legend_shown = show
+        layout = self.getPlotItem().layout
+        if show:
+            layout.addItem(self._legend, 0, 1)
+        else:
+            layout.removeItem(self._legend)
+        self._legend.setVisible(show)
+
+    @property
+    def legend_shown(self) -> bool:
+        """Whether the legend is drawn (it is dropped when the plot is too short for it)."""
+        return self._legend_shown
 
     def bar_count(self) -> int:
         return len(self._x)
