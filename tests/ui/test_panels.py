@@ -15,6 +15,7 @@ from PySide6.QtWidgets import QApplication
 from pytestqt.modeltest import ModelTester
 from pytestqt.qtbot import QtBot
 
+from dhtviewer.dht import events as ev
 from dhtviewer.net.session import DEFAULT_BOOTSTRAP
 from dhtviewer.ui.controller import CUSTOM, MAINLINE, TESTNET, Controller, StartOptions
 from dhtviewer.ui.models.nodes import COL_ADDR, COL_BUCKET, SORT_ROLE
@@ -294,6 +295,14 @@ def test_lookup_panel_lists_items_lookups_without_switching_to_them(idle: Contro
         assert panel._follow is None, kind
     idle.lookup_started.emit(9, "get_peers", b"\x22" * 20)
     assert panel._follow == 9
+    # the put's row ends as the put does, not at its lookup phase ("putting" for ever)
+    target, stored = b"\x11" * 20, ("127.0.0.9", 6881)
+    panel.add_events([ev.LookupStarted(8, target, "put", 1.0),
+                      ev.LookupFinished(8, target, "put", (), (), 4, 4, 0.1, False, 1.1)])
+    row = panel.lookups.row_of(8)
+    assert row is not None and panel.lookups.state(row).state == "putting"
+    panel.add_events([ev.ItemPutFinished(8, target, None, None, (stored,), (), 1.3)])
+    assert panel.lookups.state(row).state == "stored"
 
 
 def test_lookup_panel_scrape_shows_the_swarm_estimate_beside_the_peers(

@@ -355,10 +355,11 @@ class LookupPanel(QWidget):
         self._update_buttons()
 
     def add_events(self, batch: list[ev.Event]) -> None:
+        # (a put's row says "putting" until its put round ends: ItemPutFinished)
         events = [e for e in batch if isinstance(e, ev.LookupStarted | ev.LookupQuerySent |
                   ev.LookupResponse | ev.LookupQuerySlow | ev.LookupTimeout |
                   ev.LookupQueryError | ev.PeersFound | ev.LookupFinished |
-                  ev.AnnounceFinished | ev.ScrapeFinished)]
+                  ev.AnnounceFinished | ev.ScrapeFinished | ev.ItemPutFinished)]
         if not events:
             return
         self.lookups.add_events(events)
