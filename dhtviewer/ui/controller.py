@@ -2,13 +2,13 @@
 
 It owns the ``DhtSession`` and, in local-testnet mode, the embedded ``LocalTestnet`` (run in a
 thread of its own, so its many nodes do not load the Qt thread); in simulated-Mainline mode, the
-``dhtviewer simnet`` child process (``simnet.child.SimnetChild``: never a thread of the GUI,
-ended with it). It starts and stops them (``StartOptions`` says how, ``start_options``), and
-turns session events into Qt signals: they are queued as they happen (``EventBatcher``) and
-handed to the widgets in batches by a 100 ms ``QTimer``: whatever the packet rate, the UI sees
-at most ten ``events`` signals a second, and the routing table snapshots (one per address family
-the session runs, BEP 32; routing events say which family changed) are taken at most that often
-(only when one changed, and once a second so ages tick). The lookups the user asks for live in
+``dhtviewer simnet`` child process (both in ``LocalNetworks``). It starts and stops them
+(``StartOptions`` says how, ``start_options``), and turns session events into Qt signals: they
+are queued as they happen (``EventBatcher``) and handed to the widgets in batches by a 100 ms
+``QTimer``: whatever the packet rate, the UI sees at most ten ``events`` signals a second, and
+the routing table snapshots (one per address family the session runs, BEP 32; routing events
+say which family changed) are taken at most that often (only when one changed, and once a
+second so ages tick). The lookups the user asks for live in
 ``UserLookups``, the announce check in ``announce_check``; their signals are the controller's.
 Every operation the UI can ask for is a plain method that starts an asyncio task; a task that
 fails logs its exception (the log panel shows it) and emits ``error``, so nothing is lost.
@@ -33,7 +33,6 @@ from dhtviewer.dht.addresses import format_addr
 from dhtviewer.dht.item_lookup import PutRequest
 from dhtviewer.dht.item_store import StoredItem
 from dhtviewer.dht.messages import Addr
-from dhtviewer.net.binds import ipv6_loopback_available
 from dhtviewer.net.handles import AnnounceResult, LookupHandle
 from dhtviewer.net.session import (
     BindError,
@@ -42,10 +41,11 @@ from dhtviewer.net.session import (
     SessionEvent,
     StateChanged,
 )
-from dhtviewer.net.testnet import BackgroundTestnet, LocalTestnet, Phase, TestnetProgress
-from dhtviewer.simnet.child import SimnetChild, SimnetChildError
+from dhtviewer.net.testnet import LocalTestnet
+from dhtviewer.simnet.child import SimnetChild
 from dhtviewer.ui.announce_check import AnnounceVerification, verify_announce
 from dhtviewer.ui.event_batcher import TICK_MS, EventBatcher
+from dhtviewer.ui.local_networks import LocalNetworkError, LocalNetworks
 from dhtviewer.ui.start_options import (
     CUSTOM,
     MAINLINE,
@@ -88,9 +88,6 @@ STARTING, STOPPING, STOPPED = "starting", "stopping", "stopped"
 
 STALL_SECONDS = 6.0
 """A bootstrap with no answer at all after this long is reported as stalled."""
-PROGRESS_EVERY = 0.1
-"""Seconds between two progress reports of a starting testnet (each phase's first and last
-are always shown)."""
 READY_GOOD_NODES = 8
 """Good nodes the session wants before it reports "ready" (shown as progress)."""
 
@@ -146,11 +143,10 @@ class Controller(QObject):
     def __init__(self, parent: QObject | None = None) -> None:
         super().__init__(parent)
         self.session: DhtSession | None = None
-        self.testnet: LocalTestnet | None = None
-        """The embedded testnet (it runs in its own thread: read its addresses only)."""
-        self._testnet_runner: BackgroundTestnet | None = None
-        self.simnet: SimnetChild | None = None
-        """The simulated Mainline child process (SIMNET mode)."""
+        self.networks = LocalNetworks(self._starting, self)
+        """The local testnet or simulated Mainline the node joins (TESTNET, SIMNET modes)."""
+        self.networks.testnet_changed.connect(self.testnet_changed)
+        self.networks.simnet_changed.connect(self.simnet_changed)
         self.options: StartOptions | None = None
         self._state = STOPPED
         self._detail = "not started"
@@ -171,11 +167,6 @@ class Controller(QObject):
             (self.lookups.error, self.error),
         ):
             mine.connect(theirs)
-        self.start_progress: float | None = None
-        """How far the start is (0 to 1) while a testnet starts; None otherwise."""
-        self._starting_testnet: LocalTestnet | None = None
-        self._progress_phase: Phase | None = None
-        self._progress_at = -1e9
         self._first_op_id = 1
         self._timer = QTimer(self)
         self._timer.setInterval(TICK_MS)
@@ -203,6 +194,21 @@ class Controller(QObject):
     def busy(self) -> bool:
         """Starting or stopping."""
         return self._busy is not None and not self._busy.done()
+
+    @property
+    def testnet(self) -> LocalTestnet | None:
+        """The embedded testnet (it runs in its own thread: read its addresses only)."""
+        return self.networks.testnet
+
+    @property
+    def simnet(self) -> SimnetChild | None:
+        """The simulated Mainline child process (SIMNET mode)."""
+        return self.networks.simnet
+
+    @property
+    def start_progress(self) -> float | None:
+        """How far the start is (0 to 1) while a testnet starts; None otherwise."""
+        return self.networks.start_progress
 
     @property
     def current_lookup(self) -> LookupHandle | None:
@@ -318,42 +324,20 @@ class Controller(QObject):
             if unspecified(host):
                 # a testnet lives on loopback; its client has no business on the LAN
                 host = "127.0.0.1"
-            loop = _loop()
-
-            def progress(report: TestnetProgress) -> None:
-                # called in the testnet's thread: handed over to ours (a thousand nodes take
-                # a while, the user sees how far they are)
-                loop.call_soon_threadsafe(self._testnet_progress, report)
-
-            # Dual stack (an IPv6 node per host on ::1) when the node joins IPv6 too.
-            ipv6 = 6 in options.settings.address_families.families and ipv6_loopback_available()
-            net = LocalTestnet(options.testnet_nodes, options.testnet_base, port=0,
-                               seed=options.testnet_seed, ipv6=ipv6, on_progress=progress)
-            self._set_state(STARTING, f"starting a local testnet of {_testnet_size(net)}")
-            # The testnet runs on its own loop in a thread: its nodes' traffic must not load
-            # the Qt thread, which belongs to our node and the window.
-            runner = BackgroundTestnet(net)
-            self._starting_testnet = net
             try:
-                await loop.run_in_executor(None, runner.__enter__)
-            except (BindError, ValueError, TimeoutError) as err:
-                self._fail(f"cannot start the local testnet: {err}")
+                spec = await self.networks.start_testnet(options)
+            except LocalNetworkError as err:
+                self._fail(str(err))
                 return False
-            finally:
-                self._starting_testnet = None
-                self.start_progress = None
-            self.testnet, self._testnet_runner = net, runner
-            self.testnet_changed.emit(dict(net.announced))
-            spec = list(net.bootstrap_addrs)
-            log.info("local testnet: %s from %s", _testnet_size(net), format_addr(net.addrs[0]))
         settings = options.settings
         if options.mode == SIMNET:
             if unspecified(host):
                 host = "127.0.0.1"
-            started = await self._start_simnet(options)
-            if started is None:
+            try:
+                spec = await self.networks.start_simnet(options)
+            except LocalNetworkError as err:
+                self._fail(str(err))
                 return False
-            spec = started
             # The simulated Mainline spreads its nodes over many /24s of loopback, as the
             # Internet does: the subnet rule applies there as on the real network (a local
             # testnet, whose nodes share 127.0.0.0/24, relaxes it).
@@ -371,8 +355,7 @@ class Controller(QObject):
         except PortInUseError as err:
             self._unsubscribe()
             self.session = None
-            await self._stop_testnet()
-            await self._stop_simnet()
+            await self.networks.stop()
             free = find_free_port(host, options.port)
             log.warning("%s", err)
             self._set_state(STOPPED, f"UDP port {options.port} is in use")
@@ -381,8 +364,7 @@ class Controller(QObject):
         except (BindError, OSError) as err:
             self._unsubscribe()
             self.session = None
-            await self._stop_testnet()
-            await self._stop_simnet()
+            await self.networks.stop()
             self._fail(str(err))
             return False
         local = session.local_address
@@ -415,63 +397,9 @@ class Controller(QObject):
         if self._unsubscribe is not None:
             self._unsubscribe()
             self._unsubscribe = None
-        await self._stop_testnet()
-        await self._stop_simnet()
+        await self.networks.stop()
         self.batcher.forget_external()  # the next run learns them anew
         self._set_state(STOPPED, "stopped")
-
-    async def _start_simnet(self, options: StartOptions) -> list[Any] | None:
-        """Start the simulated Mainline child; its routers, or None (reported) on failure."""
-        scen = f", {' '.join(options.simnet_scenarios)}" if options.simnet_scenarios else ""
-        self._set_state(STARTING, f"building a simulated Mainline of {options.simnet_nodes:,} "
-                        f"nodes ({options.simnet_profile}{scen})")
-        child = SimnetChild(options.simnet_nodes, options.simnet_scenarios,
-                            options.simnet_profile)
-        try:
-            doc = await child.start()
-        except (SimnetChildError, OSError) as err:
-            self._fail(f"cannot start the simulated Mainline: {err}")
-            return None
-        self.simnet = child
-        info = dict(doc)
-        try:
-            swarms = await child.fetch("/swarms?limit=50")
-            info["swarms"] = [(s["info_hash"], s["peers"]) for s in swarms["swarms"]]
-        except (OSError, ValueError, KeyError) as err:
-            log.warning("simulated Mainline: no swarm list (%s)", err)
-            info["swarms"] = []
-        self.simnet_changed.emit(info)
-        log.info("simulated Mainline: %s nodes built in %.1f s (%.0f MB), control API %s",
-                 f"{doc.get('nodes', 0):,}", doc.get("build_s", 0.0), doc.get("rss_mb", 0.0),
-                 doc.get("control"))
-        return list(child.routers)
-
-    async def _stop_simnet(self) -> None:
-        child, self.simnet = self.simnet, None
-        if child is not None:
-            await child.stop()
-            self.simnet_changed.emit(None)
-
-    async def _stop_testnet(self) -> None:
-        runner, self._testnet_runner = self._testnet_runner, None
-        self.testnet = None
-        if runner is not None:
-            await _loop().run_in_executor(None, runner.__exit__, None, None, None)
-            self.testnet_changed.emit(None)
-
-    def _testnet_progress(self, progress: TestnetProgress) -> None:
-        """A progress report of the testnet being started (posted from its thread)."""
-        if self._starting_testnet is None or self._state != STARTING:
-            return  # late: the start is over
-        now = _loop().time()
-        changed = progress.phase != self._progress_phase or progress.done == progress.total
-        if not changed and now - self._progress_at < PROGRESS_EVERY:
-            return  # a thousand binds in a second: a few redraws are enough
-        self._progress_phase, self._progress_at = progress.phase, now
-        self.start_progress = progress.fraction
-        net = self._starting_testnet
-        self._set_state(STARTING, f"starting a local testnet of {_testnet_size(net)}: "
-                        f"{progress.describe()}")
 
     def _next_op_id(self) -> int:
         """Where the next session's lookup ids start: after every id handed out so far, so
@@ -480,6 +408,11 @@ class Controller(QObject):
         if self.session is not None:
             self._first_op_id = max(self._first_op_id, self.session.next_op_id)
         return self._first_op_id
+
+    def _starting(self, detail: str) -> None:
+        """How a local network's start goes (late reports, after the start, are dropped)."""
+        if self._state == STARTING:
+            self._set_state(STARTING, detail)
 
     def _fail(self, message: str) -> None:
         log.error("%s", message)
@@ -662,12 +595,6 @@ class Controller(QObject):
             log.exception("%s failed", what)
             self.error.emit(f"{what[0].upper()}{what[1:]} failed: {err}")
             return None
-
-
-def _testnet_size(net: LocalTestnet) -> str:
-    if len(net.families) > 1:
-        return f"{net.n:,} dual-stack hosts ({net.node_count:,} nodes)"
-    return f"{net.n:,} nodes"
 
 
 def _loop() -> asyncio.AbstractEventLoop:
