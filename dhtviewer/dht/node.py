@@ -639,6 +639,12 @@ class DhtNode:
             "nodes": nodes,
         }
 
+    @property
+    def id_change_held_until(self) -> float | None:
+        """While our id does not match our settled external address because it changed less
+        than ``identity.ID_CHANGE_INTERVAL`` ago: when it may change again (None otherwise)."""
+        return self._identity.change_held_until
+
     def bep42_ok(self) -> bool | None:
         """Whether our id is valid for our external address (None while it is unknown)."""
         ip = self.external_ip
