@@ -24,7 +24,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
-import itertools
 import logging
 import math
 import os
@@ -42,6 +41,7 @@ from dhtviewer.dht.item_store import StoredItem
 from dhtviewer.dht.messages import Addr, NodeInfo, Response
 from dhtviewer.dht.node import DhtNode
 from dhtviewer.dht.node_id import ID_BYTES, random_id
+from dhtviewer.dht.op_ids import OpIds
 from dhtviewer.dht.responder import Handler
 from dhtviewer.dht.routing_table import RoutingSnapshot
 from dhtviewer.dht.settings import DhtSettings
@@ -155,6 +155,9 @@ class DhtSession:
     restarts with its contacts). ``node_id``: our id in every family (BEP 32 advises one id
     for both), instead of the saved ones. ``routing_policy``: ``factory(settings, family)``
     making each node's ``RoutingPolicy`` at every start (None: the default rules).
+    ``first_op_id``: the first lookup (operation) id; ids then never repeat, across the
+    families and restarts of this session too, so a program running sessions one after another
+    passes the previous one's ``next_op_id`` and can key its records of lookups by id.
 
     What the session keeps across stop/start and installs on every node it makes: subscribers,
     custom method handlers (``register_handler``), tasks (``call_at``/``call_every``) and the
@@ -172,6 +175,7 @@ class DhtSession:
         secrets: random.Random | None = None,
         *,
         routing_policy: RoutingPolicyFactory | None = None,
+        first_op_id: int = 1,
     ) -> None:
         """``rng``: the node's randomness others may see; ``secrets``: what nobody may predict
         (transaction ids, token secrets, node ids); default: the operating system's."""
@@ -203,7 +207,8 @@ class DhtSession:
         self._pending = Operations(lambda: self._stacks, self._require_running)
         """Lookups, pings, samples, queries and the crawl in flight (``net.operations``)."""
         self._bootstrap_spec: list[HostPort] = []
-        self._ops = itertools.count(1)
+        # one source for every family and every start: an id names one operation
+        self._ops = OpIds(first_op_id)
         self._started_at = 0.0
 
     # ======================================================================= life cycle ==
@@ -653,6 +658,11 @@ class DhtSession:
         """Our id (the IPv4 node's when both run with different saved ids)."""
         node = self.node
         return node.node_id if node is not None else self._node_id
+
+    @property
+    def next_op_id(self) -> int:
+        """The id the next lookup (or other operation) will get, in either family."""
+        return self._ops.next_id
 
     @property
     def node(self) -> DhtNode | None:
