@@ -503,12 +503,17 @@ def encode_common_response(
     nodes6: tuple[NodeInfo, ...] = (),
     values: tuple[Addr, ...] = (),
     token: bytes | None = None,
+    *,
+    nodes_packed: bytes | None = None,
+    nodes6_packed: bytes | None = None,
 ) -> bytes:
     """The bytes of ``Response(tid, sender_id, nodes=..., nodes6=..., values=..., token=...,
     external_ip=..., version=...)`` with every other field unset: what a node answers to
     ping, find_node and get_peers, written without building the ``Response`` (a serving node's
     hottest path). Byte-identical to ``encode`` of that Response, errors included (the tests
-    check both); anything unusual goes through ``encode`` itself."""
+    check both); anything unusual goes through ``encode`` itself. ``nodes_packed`` /
+    ``nodes6_packed``: ``nodes`` / ``nodes6`` already packed (what the routing table keeps,
+    ``RoutingTable.closest_packed``), used instead of encoding them again."""
     if type(tid) is not bytes or type(sender_id) is not bytes:
         raise bencoding.BencodeError("tid and id must be bytes")
     out = [b"d"]
@@ -522,10 +527,11 @@ def encode_common_response(
             out += (b"2:ip", _bstr(compact.encode_peer(external_ip)))
     out += (b"1:rd2:id", b"%d:%s" % (len(sender_id), sender_id))
     if nodes:
-        packed = compact.encode_nodes(nodes)
+        packed = compact.encode_nodes(nodes) if nodes_packed is None else nodes_packed
         out += (b"5:nodes", b"%d:%s" % (len(packed), packed))
     if nodes6:
-        out += (b"6:nodes6", _bstr(compact.encode_nodes6(nodes6)))
+        packed = compact.encode_nodes6(nodes6) if nodes6_packed is None else nodes6_packed
+        out += (b"6:nodes6", b"%d:%s" % (len(packed), packed))
     if token is not None:
         token = bytes(token)
         out += (b"5:token", b"%d:%s" % (len(token), token))

@@ -148,16 +148,18 @@ class Responder:
         if isinstance(q, FindNodeQuery):
             if handler is not self._wire_find_node:
                 return None
-            v4, v6 = self.closest_nodes(q.target, q.want, addr, now)
+            v4, v6, packed4, packed6 = self._closest_wire(q.target, q.want, addr, now)
         elif isinstance(q, GetPeersQuery):
             if q.scrape or handler is not self._wire_get_peers:
                 return None
-            token, values, v4, v6 = self._get_peers_parts(q, addr, now)
+            token, values = self._get_peers_parts(q, addr, now)
+            v4, v6, packed4, packed6 = self._closest_wire(q.info_hash, q.want, addr, now)
         else:
             return None
         version = self.settings.client_version
         data = krpc.encode_common_response(
-            q.tid, self.node_id, addr, version, v4, v6, values, token
+            q.tid, self.node_id, addr, version, v4, v6, values, token,
+            nodes_packed=packed4, nodes6_packed=packed6,
         )
         if len(data) > self.settings.max_reply_bytes:
             data = self._shrink(
@@ -202,6 +204,22 @@ class Responder:
                 out[fam] = tuple(self.sibling.closest(target, k, now))
         return out[4], out[6]
 
+    def _closest_wire(
+        self, target: bytes, want: frozenset[bytes], addr: Addr, now: float
+    ) -> tuple[tuple[NodeInfo, ...], tuple[NodeInfo, ...], bytes | None, bytes | None]:
+        """``closest_nodes``, plus our own family's contacts already packed (``nodes``,
+        ``nodes6``; None for a family whose contacts must be encoded)."""
+        k = self.settings.k
+        out: dict[int, tuple[NodeInfo, ...]] = {4: (), 6: ()}
+        packed: dict[int, bytes | None] = {4: None, 6: None}
+        for fam in wanted_families(want, ip_family(addr[0])):
+            if fam == self.table.family:
+                infos, packed[fam] = self.table.closest_packed(target, k, now)
+                out[fam] = tuple(infos)
+            elif self.sibling is not None and self.sibling.family == fam:
+                out[fam] = tuple(self.sibling.closest(target, k, now))
+        return out[4], out[6], packed[4], packed[6]
+
     def _shrink(self, r: Response) -> bytes:
         """Amplification guard: no reply may exceed max_reply_bytes, whatever a small query
         asked for. Sheds peers first (a quarter at a time), then samples, then contacts."""
@@ -223,8 +241,8 @@ class Responder:
 
     def _get_peers_parts(
         self, q: GetPeersQuery, addr: Addr, now: float
-    ) -> tuple[bytes, tuple[Addr, ...], tuple[NodeInfo, ...], tuple[NodeInfo, ...]]:
-        """(token, peers, nodes, nodes6) of a get_peers reply, drawn in this order."""
+    ) -> tuple[bytes, tuple[Addr, ...]]:
+        """(token, peers) of a get_peers reply, drawn in this order."""
         token = self.tokens.issue(addr[0], q.info_hash, now)
         peers = self.store.get(
             q.info_hash,
@@ -234,11 +252,11 @@ class Responder:
             family=ip_family(addr[0]),
             noseed=q.noseed,
         )
-        v4, v6 = self.closest_nodes(q.info_hash, q.want, addr, now)
-        return token, tuple(peers), v4, v6
+        return token, tuple(peers)
 
     def _get_peers_reply(self, q: GetPeersQuery, addr: Addr, now: float) -> Response:
-        token, peers, v4, v6 = self._get_peers_parts(q, addr, now)
+        token, peers = self._get_peers_parts(q, addr, now)
+        v4, v6 = self.closest_nodes(q.info_hash, q.want, addr, now)
         # BEP 33: the filters (512 bytes) come with the peers; a reply too large for
         # max_reply_bytes sheds peers first (``_shrink``), never the filters.
         filters = self.store.scrape_filters(q.info_hash, now) if q.scrape else None

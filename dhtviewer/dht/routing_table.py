@@ -37,6 +37,7 @@ from collections.abc import Callable, Iterator
 from operator import attrgetter, itemgetter
 
 from dhtviewer.dht.addresses import ip_family
+from dhtviewer.dht.compact import encode_nodes, encode_nodes6
 from dhtviewer.dht.counters import Counters
 from dhtviewer.dht.events import BucketSplit, Event, NodeAdded, NodeRemoved, NodeStateChanged
 from dhtviewer.dht.kinds import NodeState
@@ -70,6 +71,7 @@ _ID_INT = attrgetter("id_int")
 _INFO = attrgetter("info")
 _FAILURES = attrgetter("failures")
 _SUBNET = attrgetter("subnet")
+_PACKED = attrgetter("packed")
 _ENTRY = itemgetter(1)
 
 MAX_BUCKETS = ID_BITS
@@ -348,11 +350,21 @@ class RoutingTable:
         """The ``count`` nodes nearest to ``target`` by XOR, nearest first; bad nodes only fill up
         what good and questionable ones cannot. Buckets are visited nearest first (see
         :func:`_visit_order`), so only the few buckets needed are sorted."""
+        return list(map(_INFO, self._closest_entries(target, count)))
+
+    def closest_packed(self, target: bytes, count: int, now: float) -> tuple[list[NodeInfo], bytes]:
+        """:meth:`closest`, and the same contacts as a compact node string (``nodes`` for an
+        IPv4 table, ``nodes6`` for IPv6), joined from records packed when each node entered
+        the table or moved: a reply need not encode them again."""
+        entries = self._closest_entries(target, count)
+        return list(map(_INFO, entries)), b"".join(map(_PACKED, entries))
+
+    def _closest_entries(self, target: bytes, count: int) -> list[NodeEntry]:
         if count <= 0:
             return []
         t = int.from_bytes(target, "big")
         buckets = self._buckets
-        out: list[NodeInfo] = []
+        out: list[NodeEntry] = []
         bad: list[NodeEntry] = []
         group: list[NodeEntry] = []
         # Consecutive buckets are pooled until they can fill the answer, then sorted together
@@ -371,11 +383,11 @@ class RoutingTable:
         if group:
             self._take_nearest(group, t, count, out, bad)
         # Bad nodes were collected nearest first too.
-        out.extend([e.info for e in bad[: count - len(out)]])
+        out += bad[: count - len(out)]
         return out
 
     def _take_nearest(
-        self, group: list[NodeEntry], t: int, count: int, out: list[NodeInfo],
+        self, group: list[NodeEntry], t: int, count: int, out: list[NodeEntry],
         bad: list[NodeEntry],
     ) -> bool:
         """Append the nodes of ``group`` to ``out`` nearest to ``t`` first, bad ones to ``bad``
@@ -388,13 +400,13 @@ class RoutingTable:
             ba = self.policy.bad_after_failures
             if max(map(_FAILURES, group)) < ba:
                 # No bad node (the usual case): the nearest ones, as they come.
-                out += map(_INFO, map(_ENTRY, ranked[:need]))
+                out += map(_ENTRY, ranked[:need])
                 return len(out) == count
             for _, e in ranked:
                 if e.failures >= ba:
                     bad.append(e)
                 else:
-                    out.append(e.info)
+                    out.append(e)
                     need -= 1
                     if not need:
                         return True
@@ -404,7 +416,7 @@ class RoutingTable:
             if is_bad(e):
                 bad.append(e)
             else:
-                out.append(e.info)
+                out.append(e)
                 need -= 1
                 if not need:
                     return True
@@ -504,6 +516,7 @@ class RoutingTable:
                     del self._by_ip[old_host]
                     self._by_ip[new_host] = e
                 e.move(addr)
+                self._pack(e)
             else:
                 # A query from elsewhere proves nothing and may be spoofed: keep what we know.
                 self.counters.addr_conflicts += 1
@@ -671,12 +684,18 @@ class RoutingTable:
         self._by_id[e.id] = e
         self._by_ip[self._host(e.addr)] = e
         e.bep42_ok = bep42_valid(e.id, e.addr[0])
+        self._pack(e)
         if self._rebuilding:
             return
         e.added_at = now
         self.counters.nodes_inserted += 1
         if self._emit is not None:
             self._emit(NodeAdded(e.id, e.addr, idx, self.family, now))
+
+    def _pack(self, e: NodeEntry) -> None:
+        """``e.packed``: its compact record, for :meth:`closest_packed`."""
+        encode = encode_nodes if self.family == 4 else encode_nodes6
+        e.packed = encode((e.info,))
 
     def _remove_live(
         self, e: NodeEntry, bucket: _Bucket, idx: int, reason: str, now: float

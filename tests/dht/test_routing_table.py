@@ -11,6 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
 
+from dhtviewer.dht.compact import encode_nodes, encode_nodes6
 from dhtviewer.dht.events import BucketSplit, Event, NodeAdded, NodeRemoved, NodeStateChanged
 from dhtviewer.dht.kinds import NodeState
 from dhtviewer.dht.messages import Addr, NodeInfo
@@ -784,7 +785,12 @@ class RoutingMachine(RuleBasedStateMachine):
     @invariant()
     def closest_is_exact(self) -> None:
         for target in (OWN, self.ids[0]):
-            assert self.table.closest(target, 5, self.now) == brute_closest(self.table, target, 5)
+            expected = brute_closest(self.table, target, 5)
+            assert self.table.closest(target, 5, self.now) == expected
+            # The records packed when nodes entered or moved are never stale.
+            assert self.table.closest_packed(target, 5, self.now) == (
+                expected, encode_nodes(expected)
+            )
 
 
 TestRoutingMachine = RoutingMachine.TestCase
@@ -854,3 +860,19 @@ def test_invariants_under_a_long_random_sequence() -> None:
         elif isinstance(ev, NodeRemoved):
             live.remove(ev.node_id)
     assert live == {e.id for e in table}
+
+
+def test_closest_packed_in_an_ipv6_table_follows_a_moved_node() -> None:
+    table = RoutingTable(OWN, DEFAULTS, family=6)
+    rng = random.Random(4)
+    ids = [random_id(rng) for _ in range(12)]
+    for i, node_id in enumerate(ids):
+        table.heard_from(node_id, (f"2a01:4f8:{i:x}::1", 6881), 0.0, responded=True)
+    e = table.get(ids[0])
+    assert e is not None
+    table.heard_from(ids[0], (e.addr[0], 7000), 1.0, responded=True)  # NAT rebinding: moved
+    for target in (ids[0], OWN, random_id(rng)):
+        infos, packed = table.closest_packed(target, 8, 2.0)
+        assert infos == table.closest(target, 8, 2.0)
+        assert packed == encode_nodes6(infos)
+    assert (e.addr[0], 7000) in [n.addr for n in table.closest(ids[0], 8, 2.0)]
