@@ -41,7 +41,15 @@ from dhtviewer.dht.messages import (
     method_of,
 )
 
-__all__ = ["MAX_TID_LEN", "KrpcError", "decode", "describe", "encode", "encode_common_response"]
+__all__ = [
+    "MAX_TID_LEN",
+    "KrpcError",
+    "decode",
+    "describe",
+    "encode",
+    "encode_common_response",
+    "value_entry",
+]
 
 MAX_TID_LEN = 32
 """Longest accepted transaction id. Clients use 2 to 4 bytes; a longer one is refused (and not
@@ -506,6 +514,7 @@ def encode_common_response(
     *,
     nodes_packed: bytes | None = None,
     nodes6_packed: bytes | None = None,
+    values_packed: bytes | None = None,
 ) -> bytes:
     """The bytes of ``Response(tid, sender_id, nodes=..., nodes6=..., values=..., token=...,
     external_ip=..., version=...)`` with every other field unset: what a node answers to
@@ -513,7 +522,8 @@ def encode_common_response(
     hottest path). Byte-identical to ``encode`` of that Response, errors included (the tests
     check both); anything unusual goes through ``encode`` itself. ``nodes_packed`` /
     ``nodes6_packed``: ``nodes`` / ``nodes6`` already packed (what the routing table keeps,
-    ``RoutingTable.closest_packed``), used instead of encoding them again."""
+    ``RoutingTable.closest_packed``), used instead of encoding them again; ``values_packed``
+    likewise: the ``value_entry`` of each of ``values``, joined (``PeerStore.get_encoded``)."""
     if type(tid) is not bytes or type(sender_id) is not bytes:
         raise bencoding.BencodeError("tid and id must be bytes")
     out = [b"d"]
@@ -537,12 +547,15 @@ def encode_common_response(
         out += (b"5:token", b"%d:%s" % (len(token), token))
     if values:
         out.append(b"6:valuesl")
-        try:
-            out += list(starmap(_value_entry, values))
-        except (TypeError, ValueError) as err:
-            if isinstance(err, compact.CompactError):
-                raise
-            out += [_bstr(p) for p in compact.encode_values(values)]
+        if values_packed is not None:
+            out.append(values_packed)
+        else:
+            try:
+                out += list(starmap(_value_entry, values))
+            except (TypeError, ValueError) as err:
+                if isinstance(err, compact.CompactError):
+                    raise
+                out += [_bstr(p) for p in compact.encode_values(values)]
         out.append(b"e")
     out += (b"e1:t", b"%d:%s" % (len(tid), tid))
     if version is not None:
@@ -550,6 +563,12 @@ def encode_common_response(
         out += (b"1:v", b"%d:%s" % (len(version), version))
     out.append(b"1:y1:re")
     return b"".join(out)
+
+
+def value_entry(host: str, port: int) -> bytes:
+    """One ``values`` entry as the wire carries it (``6:`` + the compact peer, or ``18:``
+    for IPv6); ``compact.CompactError`` for an address that cannot be encoded."""
+    return _value_entry(host, port)
 
 
 def _encode_response(msg: Response, v: bytes | None) -> bytes:

@@ -145,6 +145,7 @@ class Responder:
         handler = self._handlers.get(type(q).method)
         token: bytes | None = None
         values: tuple[Addr, ...] = ()
+        values_packed: bytes | None = None
         if isinstance(q, FindNodeQuery):
             if handler is not self._wire_find_node:
                 return None
@@ -152,14 +153,20 @@ class Responder:
         elif isinstance(q, GetPeersQuery):
             if q.scrape or handler is not self._wire_get_peers:
                 return None
-            token, values = self._get_peers_parts(q, addr, now)
+            # What _get_peers_reply draws, in the same order; the peers with their entries.
+            token = self.tokens.issue(addr[0], q.info_hash, now)
+            peers, entries = self.store.get_encoded(
+                q.info_hash, now, self.rng, self.settings.max_peers_per_reply,
+                ip_family(addr[0]), krpc.value_entry, noseed=q.noseed,
+            )
+            values, values_packed = tuple(peers), b"".join(entries)
             v4, v6, packed4, packed6 = self._closest_wire(q.info_hash, q.want, addr, now)
         else:
             return None
         version = self.settings.client_version
         data = krpc.encode_common_response(
             q.tid, self.node_id, addr, version, v4, v6, values, token,
-            nodes_packed=packed4, nodes6_packed=packed6,
+            nodes_packed=packed4, nodes6_packed=packed6, values_packed=values_packed,
         )
         if len(data) > self.settings.max_reply_bytes:
             data = self._shrink(

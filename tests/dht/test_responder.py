@@ -293,6 +293,11 @@ def test_replies_written_directly_are_those_of_answer_and_encode() -> None:
             q = GetPeersQuery(b"x", asker, info_hash=random_id(rng), want=want)
         else:
             q = PingQuery(b"p", asker)
+        if i % 7 == 0:  # swarms change between replies: a cached encoding must follow
+            ih = rng.choice(hashes)
+            peer = (f"8.8.{i % 200}.{i % 250}", 2000 + i) if i % 2 else (f"2a01:4f8:9::{i:x}", 1)
+            for setup in (a, b):
+                setup.store.add(ih, peer, 1.0 + i, seed=i % 3 == 0)
         for name in ("r", "r6"):
             addr = V4 if name == "r" else V6
             now = 1.0 + i
