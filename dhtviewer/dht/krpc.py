@@ -516,10 +516,9 @@ def encode_common_response(
     nodes6_packed: bytes | None = None,
     values_packed: bytes | None = None,
 ) -> bytes:
-    """The bytes of ``Response(tid, sender_id, nodes=..., nodes6=..., values=..., token=...,
-    external_ip=..., version=...)`` with every other field unset: what a node answers to
-    ping, find_node and get_peers, written without building the ``Response`` (a serving node's
-    hottest path). Byte-identical to ``encode`` of that Response, errors included (the tests
+    """The bytes of the ``Response`` with these fields (every other field unset): what a node
+    answers to find_node and get_peers, written without building the ``Response`` (a serving
+    node's hottest path). Byte-identical to ``encode`` of that Response, errors included (the tests
     check both); anything unusual goes through ``encode`` itself. ``nodes_packed`` /
     ``nodes6_packed``: ``nodes`` / ``nodes6`` already packed (what the routing table keeps,
     ``RoutingTable.closest_packed``), used instead of encoding them again; ``values_packed``

@@ -98,8 +98,10 @@ class Responder:
             SampleInfohashesQuery.method: self._sample_reply,
         }
         self._builtin = dict(self._handlers)
-        self._wire_find_node = self._handlers[FindNodeQuery.method]
-        self._wire_get_peers = self._handlers[GetPeersQuery.method]
+        # A subclass may change how replies are made (any method): it gets no direct path.
+        plain = type(self) is Responder
+        self._wire_find_node = self._handlers[FindNodeQuery.method] if plain else None
+        self._wire_get_peers = self._handlers[GetPeersQuery.method] if plain else None
         """The built-in handlers whose replies ``answer_wire`` writes directly."""
 
     @property
@@ -146,6 +148,8 @@ class Responder:
         token: bytes | None = None
         values: tuple[Addr, ...] = ()
         values_packed: bytes | None = None
+        if handler is None:
+            return None
         if isinstance(q, FindNodeQuery):
             if handler is not self._wire_find_node:
                 return None

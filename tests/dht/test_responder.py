@@ -320,3 +320,24 @@ def test_a_replaced_handler_is_not_bypassed() -> None:
     assert st.r.answer_wire(q, V4, 1.0) is None
     st.r.unregister(FindNodeQuery.method)
     assert st.r.answer_wire(q, V4, 1.0) == st.r.encode(st.r.answer(q, V4, 1.0))
+
+
+def test_a_subclass_gets_no_direct_path() -> None:
+    """A Responder subclass may change any step of a reply: it is always asked (answer)."""
+
+    class Quiet(Responder):
+        def closest_nodes(
+            self, target: bytes, want: frozenset[bytes], addr: Addr, now: float
+        ) -> tuple[tuple[NodeInfo, ...], tuple[NodeInfo, ...]]:
+            return (), ()
+
+    st = Setup()
+    quiet = Quiet(
+        identity=NodeIdentity(OWN, secrets=random.Random(2)), settings=DhtSettings(),
+        table=st.tables[4], store=st.store, tokens=TokenIssuer(random.Random(1), 0.0),
+        rng=random.Random(1), counters=Counters(), emit=st.events.append,
+    )
+    q = FindNodeQuery(b"t", random_id(random.Random(1)), target=OWN)
+    assert quiet.answer_wire(q, V4, 1.0) is None
+    reply = quiet.answer(q, V4, 1.0)
+    assert isinstance(reply, Response) and reply.nodes == ()
