@@ -74,7 +74,8 @@ icons: $(STAMP)
 	$(BIN)/python packaging/render_icons.py
 
 # PNGs of every view of the real window on a 64-node local testnet (offscreen), for the README:
-# resources/screenshots/{main-window,routing,lookup,traffic,packets}.png and -dark variants.
+# resources/screenshots/{main-window,routing,lookup,traffic,packets,items,activity}.png and -dark
+# variants (the Activity view crawls a simulated Mainline for 3 minutes: about 4 minutes each).
 .PHONY: screenshots
 screenshots: $(STAMP)
 	QT_QPA_PLATFORM=offscreen $(BIN)/python tools/screenshots.py resources/screenshots

@@ -39,6 +39,7 @@ BENCHMARKS: dict[str, str] = {
     "resources": "benchmarks.resources",
     "gui": "benchmarks.gui",
     "simnet": "benchmarks.simnet",
+    "dht_extensions": "benchmarks.dht_extensions",
 }
 """Benchmark name -> module (imported only when it runs)."""
 

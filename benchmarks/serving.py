@@ -80,7 +80,7 @@ def fill_node(node: DhtNode, rng: random.Random, now: float, contacts: int = 400
     """Give ``node`` what a busy node holds: ``contacts`` routing entries (loopback addresses,
     answered recently) and ``swarms`` info-hashes with ``peers`` peers each. Returns the
     info-hashes. Used by the GUI benchmark too."""
-    table = node.tables[4]
+    table = node.table
     for i in range(contacts):
         ip = f"127.0.{200 + i // 250}.{1 + i % 250}"
         table.heard_from(random_id(rng), (ip, 6881), now, responded=True)

@@ -182,7 +182,7 @@ def chain_bounds(net: SimNetwork, latency: LogNormalLatency, seeker: SimNode, ta
     truth = {sn.index for sn in truth_nodes}
     dist: dict[int, float] = {}
     heap: list[tuple[float, int, int]] = []
-    for info in seeker.dht.tables[4].closest(target, 2 * k, now):
+    for info in seeker.dht.table.closest(target, 2 * k, now):
         sn = net.node_at(info.addr)
         if sn is not None and sn.alive:
             heapq.heappush(heap, (rtt(sn.index), 1, sn.index))
@@ -201,7 +201,7 @@ def chain_bounds(net: SimNetwork, latency: LogNormalLatency, seeker: SimNode, ta
             settled_truth.append(d)
             if len(settled_truth) == len(truth) and first is not None:
                 break
-        for info in net.nodes[u].dht.tables[4].closest(target, k, now):
+        for info in net.nodes[u].dht.table.closest(target, k, now):
             sn = net.node_at(info.addr)
             if sn is not None and sn.alive and sn.index not in dist and sn.index != s:
                 heapq.heappush(heap, (d + rtt(sn.index), hops + 1, sn.index))

@@ -11,8 +11,10 @@ of the build come from its JSON line and ``/stats``.
   this client (a reply arrives after the node's simulated round trip, median 80 ms); the
   server's figures per point come from ``/stats``: queries it handled per second, and the
   lateness of its replies (when a reply left, minus when it was due: kernel arrival time of the
-  query plus the pair's simulated RTT), p50/p99/max over the point. CPU: the simnet process's
-  user+system time over the point (/proc), and this client's.
+  query plus the pair's simulated RTT), p50/p99/max of the replies sent during that point alone
+  (the difference of the lateness histograms before and after it; bucket upper edges, 12%
+  wide). CPU: the simnet's processes' user+system time over the point (/proc: the coordinator
+  and its serving processes), and this client's; and the machine's load average.
 - **Lookups**: our ``DhtSession`` (127.0.141.1) and one libtorrent node (127.0.142.1) join the
   same simnet through its routers; for each of H seeded swarms (the most popular first), ours
   looks it up, then libtorrent does. Per lookup: time to first peer, completion, queries sent,
@@ -23,6 +25,11 @@ of the build come from its JSON line and ``/stats``.
   traversal (where it would announce).
 - **Size estimate**: our per-lookup estimate (``ui.traffic_stats.estimate_network_size`` over
   the closest nodes) against ``/size``: the estimator counts nodes that answer.
+- **Eclipse**: a second network of the same size with the ``eclipse`` scenario on E seeded
+  swarms (16 Sybils of one /24 around each); our node looks each up twice, with the subnet
+  rule applied to loopback (``restrict_local_subnets``, as a client joined to the simulated
+  Mainline runs) and without it: Sybils among the 8 closest it ends with, how many of the 8
+  closest honest nodes (``/closest``) it reached, and whether it found the swarm's peers.
 """
 
 from __future__ import annotations
@@ -42,6 +49,7 @@ from benchmarks.common import (
     check_size,
     cpu_seconds,
     cpu_ticks,
+    load_average,
     ms,
     percentile,
     raise_fd_limit,
@@ -52,6 +60,7 @@ from benchmarks.common import (
 from dhtviewer.dht import events as ev
 from dhtviewer.dht import krpc
 from dhtviewer.dht.messages import Addr, FindNodeQuery, GetPeersQuery
+from dhtviewer.simnet.lateness import LatenessHistogram
 from tests.support.simnet_proc import SimnetProcess
 
 NAME = "simnet"
@@ -74,19 +83,38 @@ class _Params:
     lt_timeout: float
 
 
+    eclipsed: int
+
+
 _PARAMS = {
-    "tiny": _Params(20_000, (1000.0,), 1.0, 2000, 2, 10.0),
-    "medium": _Params(200_000, (5000.0, 10000.0), 3.0, 10_000, 8, 20.0),
+    "tiny": _Params(20_000, (1000.0,), 1.0, 2000, 2, 10.0, 1),
+    "medium": _Params(200_000, (5000.0, 10000.0), 3.0, 10_000, 8, 20.0, 3),
     "full": _Params(1_000_000, (2500.0, 5000.0, 10000.0, 15000.0, 20000.0, 25000.0), 6.0,
-                    20_000, 20, 30.0),
+                    20_000, 20, 30.0, 5),
 }
+ECLIPSE_IP = {True: "127.0.143.1", False: "127.0.143.2"}
 
 
 def proc_cpu_seconds(pid: int) -> float:
-    """User + system CPU seconds of process ``pid`` (Linux /proc)."""
-    with open(f"/proc/{pid}/stat") as f:
-        fields = f.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    """User + system CPU seconds of process ``pid`` and its children, the serving processes
+    (Linux /proc)."""
+    total = 0.0
+    for p in [pid, *children(pid)]:
+        try:
+            with open(f"/proc/{p}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return total
+
+
+def children(pid: int) -> list[int]:
+    try:
+        with open(f"/proc/{pid}/task/{pid}/children") as f:
+            return [int(x) for x in f.read().split()]
+    except OSError:
+        return []
 
 
 # --- serving --------------------------------------------------------------------------------------
@@ -214,17 +242,20 @@ def serve_point(sn: SimnetProcess, client: PacedClient, rate: float,
     cpu1, mine1, ticks1 = proc_cpu_seconds(pid), cpu_seconds(), cpu_ticks()
     s1 = sn.get("/stats")
     c0, c1 = s0["counters"], s1["counters"]
-    late = s1["late_ms"]
+    # This point's replies only: the histogram now minus the histogram before it.
+    late = LatenessHistogram.from_json(s1["lateness"]).since(
+        LatenessHistogram.from_json(s0["lateness"])).summary_ms()
     r.update({
         "rate": rate,
         "server_queries_per_s": (c1["queries"] - c0["queries"]) / r["seconds"],
         "server_answered_per_s": (c1["answered"] - c0["answered"]) / r["seconds"],
         "late_p50_ms": late["p50"], "late_p99_ms": late["p99"], "late_max_ms": late["max"],
-        "late_over_5ms": late["over_5ms_total"] - s0["late_ms"]["over_5ms_total"],
-        "replies_measured": late["measured_total"] - s0["late_ms"]["measured_total"],
+        "late_over_5ms": late["over_5ms_total"],
+        "replies_measured": late["measured_total"],
         "simnet_cpu_percent": 100.0 * (cpu1 - cpu0) / wall,
         "client_cpu_percent": 100.0 * (mine1 - mine0) / wall,
         "steal_percent": steal_percent(ticks0, ticks1),
+        "load_average": load_average(),
     })
     return r
 
@@ -290,6 +321,64 @@ def libtorrent_lookups(sn: SimnetProcess, hashes: list[bytes], timeout: float,
     return out
 
 
+async def eclipse_lookups(sn: SimnetProcess, hashes: list[bytes], restricted: bool,
+                          timeout: float) -> list[dict[str, Any]]:
+    from dhtviewer.dht.settings import DhtSettings
+    from dhtviewer.net.session import DhtSession
+
+    session = DhtSession(DhtSettings(restrict_local_subnets=restricted),
+                         bind=(ECLIPSE_IP[restricted], 0), rng=random.Random(6))
+    await session.start(bootstrap=sn.routers, timeout=30)
+    out = []
+    try:
+        await asyncio.sleep(1.0)
+        for ih in hashes:
+            truth = sn.get(f"/closest?target={ih.hex()}&k=40")["nodes"]
+            sybils = {n["id"] for n in truth if n["sybil"]}
+            honest = [n["id"] for n in truth if not n["sybil"]][:8]
+            true_peers = set(sn.get(f"/swarm?info_hash={ih.hex()}")["peers"])
+            result = await session.find_peers(ih, timeout=timeout)
+            closest = [i.hex() for i, _ in result.closest]
+            peers = {f"{h}:{p}" for h, p in result.peers}
+            out.append({"sybils": sum(1 for i in closest if i in sybils),
+                        "honest": len(set(closest) & set(honest)),
+                        "peers": len(peers & true_peers), "fake": len(peers - true_peers)})
+    finally:
+        await session.stop()
+    return out
+
+
+def eclipse(p: _Params) -> tuple[Table, dict[str, Any]]:
+    """Our lookups with and without the subnet rule on loopback, on eclipsed swarms."""
+    from dhtviewer.simnet.swarms import seeded_info_hashes
+
+    seed = 17
+    hashes = [h.tobytes() for h in seeded_info_hashes(seed, p.eclipsed)]
+    args = ["--nodes", str(p.nodes), "--seed", str(seed)]
+    for ih in hashes:
+        args += ["--scenario", f"eclipse:{ih.hex()}"]
+    with SimnetProcess(args) as sn:
+        runs = {r: asyncio.run(eclipse_lookups(sn, hashes, r, p.lt_timeout))
+                for r in (True, False)}
+    table = Table(
+        f"Eclipse: {p.eclipsed} seeded swarms each surrounded by 16 Sybils of one /24 "
+        f"({p.nodes:,} nodes, realistic); our lookup with the subnet rule on loopback and "
+        "without it",
+        ["our node", "Sybils among its 8 closest (mean)", "of the 8 closest honest reached "
+         "(mean)", "lookups that found the swarm's peers", "fake peers"],
+    )
+    for restricted, rows in runs.items():
+        n = max(1, len(rows))
+        table.add("restrict_local_subnets on" if restricted else "off (loopback exempt)",
+                  sum(r["sybils"] for r in rows) / n, sum(r["honest"] for r in rows) / n,
+                  f"{sum(1 for r in rows if r['peers'])}/{len(rows)}",
+                  sum(r["fake"] for r in rows))
+    table.notes.append("the Sybils answer every get_peers with each other and no peers; honest "
+                       "nodes near the target list them (they are its nearest neighbours), so "
+                       "some honest nodes hide behind them in every answer")
+    return table, {"restricted": runs[True], "unrestricted": runs[False]}
+
+
 def run(size: str = "full") -> BenchResult:
     check_size(size)
     p = _PARAMS[size]
@@ -301,9 +390,14 @@ def run(size: str = "full") -> BenchResult:
             f"Building {p.nodes:,} simulated nodes (realistic profile)",
             ["measure", "value"],
         )
-        build.add("build time, s (to the JSON line)", doc["build_s"])
-        build.add("RSS at the JSON line, MB", doc["rss_mb"])
+        build.add("build time, s (process start to the JSON line)", doc["build_s"])
+        build.add("of which building the network, s", doc["network_s"])
+        build.add("RSS of the coordinator at the JSON line, MB", doc["rss_mb"])
+        build.add("its peak while building, MB", doc.get("peak_rss_mb"))
+        build.add("memory of all its processes (PSS), MB", doc["pss_mb"])
+        build.add("serving processes", doc["workers"])
         build.add("answering nodes", stats["responsive"])
+        build.add("seeded swarms", doc["swarms"])
         build.add("addresses", doc["addresses"])
         data["build"] = {"json_line": doc, "stats": stats}
         # --- serving ---
@@ -313,8 +407,8 @@ def run(size: str = "full") -> BenchResult:
             f"Serving, paced queries to {len(targets):,} random answering nodes "
             f"(64 source IPs, find_node/get_peers, {p.seconds:g} s per point)",
             ["offered/s", "served/s", "answered/s (client)", "RTT p50 ms", "late p50 ms",
-             "late p99 ms", "late max ms", "unanswered %", "simnet CPU %", "client CPU %",
-             "steal %"],
+             "late p99 ms", "late > 5 ms %", "late max ms", "unanswered %", "simnet CPU %",
+             "client CPU %", "steal %", "load"],
         )
         client = PacedClient(targets)
         try:
@@ -325,16 +419,26 @@ def run(size: str = "full") -> BenchResult:
         for r in points:
             serving.add(r["offered_per_s"], r["server_queries_per_s"], r["answered_per_s"],
                         ms(r["rtt"]["median"]), r["late_p50_ms"], r["late_p99_ms"],
+                        100.0 * r["late_over_5ms"] / max(1, r["replies_measured"]),
                         r["late_max_ms"], 100.0 * r["unanswered"] / max(1, r["sent"]),
-                        r["simnet_cpu_percent"], r["client_cpu_percent"], r["steal_percent"])
-        ok = [r for r in points if (r["late_p99_ms"] or 1e9) <= 5.0]
+                        r["simnet_cpu_percent"], r["client_cpu_percent"], r["steal_percent"],
+                        r["load_average"])
+        # The target holds where at most 1% of the replies left more than 5 ms off (exact,
+        # unlike the p99 column, which is a histogram bucket's upper edge).
+        ok = [r for r in points
+              if r["replies_measured"] and r["late_over_5ms"] <= 0.01 * r["replies_measured"]]
         best = max(ok, key=lambda r: r["server_queries_per_s"]) if ok else None
         serving.notes.append(
             "target: >= 10,000 queries/s served with replies leaving within 5 ms (p99) of "
             "their scheduled time; best here: "
-            + (f"{best['server_queries_per_s']:,.0f}/s at late p99 {best['late_p99_ms']} ms"
+            + (f"{best['server_queries_per_s']:,.0f}/s with "
+               f"{100.0 * best['late_over_5ms'] / best['replies_measured']:.2f}% over 5 ms"
                if best else "none within 5 ms")
         )
+        serving.notes.append(
+            "late: how far from its due time (query arrival + the pair's RTT) each reply left; "
+            "p50/p99/max are histogram bucket upper edges (12% wide), > 5 ms % is exact. The "
+            "load is the machine's 1-minute average: other jobs take CPU time from the simnet")
         serving.notes.append(
             "served/s: queries the simnet handled (answered, or silent: dead/away nodes are "
             "never targeted here, so the gap to answered/s is the 1% loss and misbehaving nodes)"
@@ -394,4 +498,5 @@ def run(size: str = "full") -> BenchResult:
              f"{final['counters']['queries']:,} queries, {final['counters']['malformed']} "
              f"malformed, {final['server']['non_loopback']} non-loopback dropped; "
              f"members {final['members']}"]
-    return BenchResult(NAME, size, [build, serving, side, size_t], data, notes)
+    eclipse_t, data["eclipse"] = eclipse(p)
+    return BenchResult(NAME, size, [build, serving, side, size_t, eclipse_t], data, notes)

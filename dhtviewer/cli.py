@@ -15,6 +15,10 @@ one-line message on stderr, 130 interrupted.
 
 The one-shot commands run a BEP 43 read-only node: it queries the DHT but answers nothing and
 stays out of other nodes' routing tables, as befits a node that exits a moment later.
+
+Every command but ``ping`` joins the IPv4 and the IPv6 DHT (BEP 32; ``--set
+address_families=ipv4`` keeps to one) and reports per family where the figures differ (lookup,
+announce, node); ``ping`` uses one socket, of the target's family.
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import enum
 import json
 import logging
 import signal
@@ -35,7 +40,14 @@ from typing import Any, NoReturn
 
 from dhtviewer import __version__
 from dhtviewer.config import ConfigError, setting_changes, toml_template
-from dhtviewer.dht.addresses import format_addr, is_loopback, parse_hostport
+from dhtviewer.dht.addresses import (
+    format_addr,
+    ip_family,
+    is_loopback,
+    parse_hostport,
+    socket_family,
+)
+from dhtviewer.dht.families import AddressFamilies, family_name
 from dhtviewer.dht.settings import DhtSettings, editable_specs
 from dhtviewer.infohash import InfohashError, parse_infohash
 from dhtviewer.net.session import (
@@ -103,6 +115,16 @@ def _positive(kind: type[int] | type[float]) -> argparse._ActionType:
         return value
 
     return convert
+
+
+def _metrics_addr(text: str) -> tuple[str, int]:
+    """``PORT`` (on 127.0.0.1) or ``HOST:PORT``."""
+    if text.isdigit():
+        return "127.0.0.1", _port(text)
+    try:
+        return parse_hostport(text, allow_port_zero=True)
+    except ValueError as err:
+        raise argparse.ArgumentTypeError(str(err)) from None
 
 
 def _simnet_size(text: str) -> int:
@@ -209,6 +231,9 @@ def build_parser() -> argparse.ArgumentParser:
                     help="accept private and loopback contacts")
     nd.add_argument("--stats-interval", type=_positive(float), default=5.0, metavar="S",
                     help="seconds between stats lines (default 5)")
+    nd.add_argument("--metrics", type=_metrics_addr, metavar="[HOST:]PORT",
+                    help="serve Prometheus metrics at http://HOST:PORT/metrics (HOST defaults "
+                    "to 127.0.0.1: give 0.0.0.0 to let other machines scrape)")
 
     tn = sub.add_parser("testnet", parents=[verbose, cfg], help="run a local test network",
                         description="Run N DHT nodes on consecutive loopback addresses with a "
@@ -341,7 +366,12 @@ def _settings_table() -> str:
     rows = [("KEY", "DEFAULT", "RANGE", "MEANING")]
     for spec in editable_specs():
         default = spec.default
-        shown = str(default).lower() if isinstance(default, bool) else f"{default:g}"
+        if isinstance(default, bool):
+            shown = str(default).lower()
+        elif isinstance(default, enum.Enum):  # a choice (address families)
+            shown = str(default.value)
+        else:
+            shown = f"{default:g}"
         unit = f" {spec.info.unit}" if spec.info.unit and spec.range_text() else ""
         rows.append((spec.name, shown, spec.range_text() + unit, spec.info.label))
     widths = [max(len(r[i]) for r in rows) for i in range(3)]
@@ -358,23 +388,16 @@ async def _start_session(
     it to be ready). Raises UsageError for a bad or busy address."""
     given = args.bootstrap
     spec: list[str | tuple[str, int]] = list(given) if given else list(DEFAULT_BOOTSTRAP)
-    family = socket.AF_UNSPEC
-    if args.bind is not None:
-        family = socket.AF_INET6 if ":" in args.bind[0] else socket.AF_INET
-    addrs, errors = await resolve_addrs(spec, family)
+    addrs, errors = await resolve_addrs(spec, socket.AF_UNSPEC)
     if not addrs and state_path is None:
         msg = "cannot resolve any bootstrap address: " + "; ".join(errors)
         raise UsageError(msg) if given else Failure(msg)
-    # One socket speaks one family: IPv4 when the bootstrap list has any.
-    v4 = [a for a in addrs if ":" not in a[0]]
-    addrs = v4 or addrs
     if args.bind is not None:
         bind = args.bind
     else:
-        six = bool(addrs) and ":" in addrs[0][0]
+        # The session binds the other family to the matching address (::1 for 127.0.0.1).
         local = bool(addrs) and all(is_loopback(a[0]) for a in addrs)
-        host = ("::1" if six else "127.0.0.1") if local else ("::" if six else "0.0.0.0")
-        bind = (host, default_port)
+        bind = ("127.0.0.1" if local else "0.0.0.0", default_port)
     defaults: dict[str, bool] = {}
     if getattr(args, "allow_local", False):
         defaults["allow_local"] = True
@@ -385,7 +408,8 @@ async def _start_session(
     settings = node_settings(args, **defaults)
     session = DhtSession(settings, bind=bind, state_path=state_path)
     try:
-        await session.start(addrs or spec, wait=False)
+        # The names, not their addresses: each family resolves them for itself.
+        await session.start(spec, wait=False)
     except (BindError, BootstrapError) as err:
         raise UsageError(str(err)) from None
     return session
@@ -419,6 +443,16 @@ async def _lookup(args: argparse.Namespace) -> int:
             "bootstrap_s": round(bootstrap_s, 4),
             "elapsed_s": round(result.elapsed, 4),
             "closest": [{"id": i.hex(), "addr": format_addr(a)} for i, a in result.closest],
+            "families": {
+                str(f.family): {
+                    "peers": len(f.peers),
+                    "queried": f.queried,
+                    "responded": f.responded,
+                    "elapsed_s": round(f.elapsed, 4),
+                    "cancelled": f.cancelled,
+                }
+                for f in result.by_family
+            },
             **({} if scrape is None else {"scrape": {
                 "seeds": round(scrape.seeds, 1),
                 "downloaders": round(scrape.downloaders, 1),
@@ -434,6 +468,10 @@ async def _lookup(args: argparse.Namespace) -> int:
     print(f"lookup     {result.elapsed:.2f} s, {result.queried} nodes queried, "
           f"{result.responded} responded")
     print(f"peers      {len(result.peers)}")
+    if len(result.by_family) > 1:
+        for f in result.by_family:
+            print(f"  {family_name(f.family)}     {len(f.peers)} peers, {f.queried} queried, "
+                  f"{f.responded} responded, {f.elapsed:.2f} s")
     if scrape is not None:
         if scrape.cancelled or scrape.nodes == 0:
             print("swarm      no scrape answer (BEP 33)")
@@ -465,11 +503,15 @@ async def _announce(args: argparse.Namespace) -> int:
     finally:
         await session.stop()
     stored = [format_addr(a) for a in result.stored_at]
+    by_family = result.stored_by_family()
     if args.json:
-        _print_json({"info_hash": result.info_hash.hex(), "stored_at": stored})
+        _print_json({"info_hash": result.info_hash.hex(), "stored_at": stored,
+                     "stored_by_family": {str(f): n for f, n in by_family.items()}})
     else:
         what = "our UDP port" if args.implied_port else f"port {port}"
-        print(f"announced {result.info_hash.hex()} ({what}) to {len(stored)} nodes")
+        per = ", ".join(f"{family_name(f)} {n}" for f, n in by_family.items())
+        print(f"announced {result.info_hash.hex()} ({what}) to {len(stored)} nodes"
+              + (f" ({per})" if len(by_family) > 1 else ""))
         for a in stored:
             print(f"  {a}")
     if not stored:
@@ -502,19 +544,22 @@ def format_version(version: bytes | None) -> str | None:
 async def _ping(args: argparse.Namespace) -> int:
     family = socket.AF_UNSPEC
     if args.bind is not None:
-        family = socket.AF_INET6 if ":" in args.bind[0] else socket.AF_INET
+        family = socket_family(args.bind[0])
     targets, errors = await resolve_addrs([args.target], family)
     if not targets:
         raise UsageError(errors[0])
     target = targets[0]
-    six = ":" in target[0]
+    six = ip_family(target[0]) == 6
     if args.bind is not None:
         bind = args.bind
     elif is_loopback(target[0]):
         bind = ("::1" if six else "127.0.0.1", 0)
     else:
         bind = ("::" if six else "0.0.0.0", 0)
-    session = DhtSession(node_settings(args, read_only=True), bind=bind)
+    # One socket, of the target's family: a ping needs no other.
+    only = AddressFamilies.IPV6 if ip_family(target[0]) == 6 else AddressFamilies.IPV4
+    settings = replace(node_settings(args, read_only=True), address_families=only)
+    session = DhtSession(settings, bind=bind)
     try:
         await session.start([], wait=False)
     except BindError as err:
@@ -568,9 +613,20 @@ async def _node(args: argparse.Namespace) -> int:
             print(f"state: {event.new} ({event.detail})", flush=True)
 
     session.subscribe(on_event, traffic=False)
-    local = session.local_address
-    print(f"node {session.node_id.hex()} on {format_addr(local) if local else '?'}; "
-          f"state file {state_path}", flush=True)
+    local = " and ".join(format_addr(a) for a in session.local_addresses.values()) or "?"
+    print(f"node {session.node_id.hex()} on {local}; state file {state_path}", flush=True)
+    metrics = None
+    if args.metrics is not None:
+        from dhtviewer.net.metrics import MetricsServer
+
+        metrics = MetricsServer(session, *args.metrics)
+        try:
+            where = metrics.start()
+        except OSError as err:
+            await session.stop()
+            raise UsageError(f"cannot serve metrics on {format_addr(args.metrics)}: "
+                             f"{err.strerror or err}") from None
+        print(f"metrics on http://{format_addr(where)}/metrics", flush=True)
     try:
         waiter = asyncio.ensure_future(_until_signalled())
         while not waiter.done():
@@ -579,6 +635,8 @@ async def _node(args: argparse.Namespace) -> int:
             if not waiter.done():
                 print(_stats_line(session), flush=True)
     finally:
+        if metrics is not None:
+            metrics.close()
         await session.stop()
         print(f"state saved to {state_path}", flush=True)
     return EXIT_OK
@@ -586,10 +644,17 @@ async def _node(args: argparse.Namespace) -> int:
 
 def _stats_line(session: DhtSession) -> str:
     s = session.stats()
-    ext = session.external_ip or "?"
+    ext = " ".join(session.external_ips.values()) or "?"
+    families = session.families
+    per = ""
+    if len(families) > 1:
+        per = " [" + " ".join(
+            f"v{f} {int(s.get(f'routing_nodes_v{f}', 0))}/{int(s.get(f'good_nodes_v{f}', 0))}"
+            for f in families
+        ) + "]"
     return (
         f"[{s.get('uptime', 0):7.0f}s] {session.state:<13} "
-        f"nodes {int(s.get('routing_nodes', 0))} (good {int(s.get('good_nodes', 0))})  "
+        f"nodes {int(s.get('routing_nodes', 0))} (good {int(s.get('good_nodes', 0))}){per}  "
         f"in {int(s.get('packets_in', 0))}  out {int(s.get('packets_out', 0))}  "
         f"lookups {int(s.get('lookups', 0))}  stored {int(s.get('stored_peers', 0))} peers  "
         f"external {ext}"

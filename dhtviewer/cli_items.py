@@ -2,12 +2,14 @@
 command line.
 
     dhtviewer get TARGET_HEX [--salt S] [--json]
-    dhtviewer put --immutable VALUE
-    dhtviewer put --mutable --key FILE [--salt S] [--seq N] VALUE
+    dhtviewer put --immutable [--format F] VALUE
+    dhtviewer put --mutable --key FILE [--salt S] [--seq N] [--format F] VALUE
     dhtviewer sample HOST:PORT | --crawl --minutes M [--rate R] [--db PATH] [--csv PATH]
 
 ``VALUE`` and ``--salt`` are taken as the bytes typed (a value is stored as a bencoded string,
-as libtorrent's ``dht_put_mutable_item`` stores its data). ``--key FILE`` holds a 32-byte
+as libtorrent's ``dht_put_mutable_item`` stores its data); ``--format hex`` reads VALUE as hex
+digits, ``--format json`` as JSON (integers, lists and dicts stay themselves; the GUI's Items
+panel reads values the same way, ``item_format.parse_value``). ``--key FILE`` holds a 32-byte
 ed25519 seed and is created (mode 0600) when missing. Output is a few lines for people, or one
 JSON object (``--json``): ``target`` and ``public_key`` in hex, ``seq``, ``stored_at`` (how
 many nodes stored it), ``value`` (text; hex with ``"value_encoding": "hex"`` when it is not
@@ -38,11 +40,19 @@ from dhtviewer.cli import (
     _wait_ready,
     node_settings,
 )
-from dhtviewer.dht.addresses import format_addr, is_loopback
+from dhtviewer.dht.addresses import format_addr, ip_family, is_loopback
 from dhtviewer.dht.item_lookup import PutRequest
 from dhtviewer.dht.items import MAX_SEQ, ItemError
 from dhtviewer.dht.settings import DhtSettings
-from dhtviewer.item_format import TargetError, parse_target, value_json, value_text
+from dhtviewer.item_format import (
+    TargetError,
+    ValueFormat,
+    ValueFormatError,
+    parse_target,
+    parse_value,
+    value_json,
+    value_text,
+)
 from dhtviewer.net.keys import KeyFileError, load_or_create_key
 from dhtviewer.net.resolve import resolve_addrs
 from dhtviewer.net.sample_store import SampleStore, default_sample_db_path
@@ -103,6 +113,9 @@ def add_item_commands(sub: Any, parents: Sequence[argparse.ArgumentParser]) -> N
                    help="up to 64 bytes: one key can publish several items")
     p.add_argument("--seq", type=_seq, metavar="N",
                    help="sequence number (default: the newest found + 1)")
+    p.add_argument("--format", choices=[str(f) for f in ValueFormat], default="text",
+                   help="how VALUE is read: text (default: the bytes typed, stored as a "
+                   "string), hex (the bytes the digits spell) or json")
     p.add_argument("value", type=_raw, metavar="VALUE")
 
     s = sub.add_parser(
@@ -176,12 +189,22 @@ async def _get(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _value(args: argparse.Namespace) -> object:
+    if args.format == ValueFormat.TEXT:
+        return args.value  # the bytes typed, undecodable ones included
+    try:
+        return parse_value(os.fsdecode(args.value), args.format)
+    except ValueFormatError as err:
+        raise UsageError(f"VALUE ({args.format}): {err}") from None
+
+
 def _put_request(args: argparse.Namespace) -> tuple[PutRequest, str | None]:
+    value = _value(args)
     if args.immutable:
         if args.key or args.salt or args.seq is not None:
             raise UsageError("--key, --salt and --seq are for --mutable items")
         try:
-            return PutRequest(args.value), None
+            return PutRequest(value), None
         except ItemError as err:
             raise UsageError(err.reason) from None
     if not args.key:
@@ -193,7 +216,7 @@ def _put_request(args: argparse.Namespace) -> tuple[PutRequest, str | None]:
     except OSError as err:
         raise UsageError(f"cannot create key file {args.key}: {err.strerror or err}") from None
     try:
-        request = PutRequest(args.value, seed=seed, salt=args.salt, seq=args.seq)
+        request = PutRequest(value, seed=seed, salt=args.salt, seq=args.seq)
     except ValueError as err:
         raise UsageError(str(err)) from None
     return request, (args.key if created else None)
@@ -250,7 +273,7 @@ async def _sample(args: argparse.Namespace) -> int:
     if not targets:
         raise UsageError(errors[0])
     target = targets[0]
-    six = ":" in target[0]
+    six = ip_family(target[0]) == 6
     if args.bind is not None:
         bind = args.bind
     elif is_loopback(target[0]):

@@ -10,6 +10,7 @@ with TOML's own types. Later wins: the command's own defaults, then the file, th
 
 from __future__ import annotations
 
+import enum
 import sys
 import textwrap
 from collections.abc import Iterable, Mapping
@@ -22,6 +23,7 @@ from dhtviewer.dht.settings import (
     SettingSpec,
     check_value,
     editable_specs,
+    parse_value,
     spec_of,
 )
 
@@ -31,10 +33,6 @@ else:  # pragma: no cover - Python 3.10
     import tomli as tomllib
 
 __all__ = ["ConfigError", "load_config", "parse_assignment", "setting_changes", "toml_template"]
-
-_TRUE = {"true", "yes", "on", "1"}
-_FALSE = {"false", "no", "off", "0"}
-
 
 class ConfigError(ValueError):
     """A bad ``--config`` file or ``--set`` value; ``str()`` is the one line to print."""
@@ -54,22 +52,9 @@ def parse_assignment(text: str) -> tuple[str, Any]:
     if not sep or not name:
         raise ConfigError(f"--set {text!r}: expected KEY=VALUE (e.g. --set k=20)")
     try:
-        spec = _editable(name)
-        return name, check_value(spec, _from_text(spec, raw))
+        return name, parse_value(_editable(name), raw)
     except SettingsError as err:
         raise ConfigError(f"--set {text}: {err}") from None
-
-
-def _from_text(spec: SettingSpec, raw: str) -> object:
-    """The typed value of ``raw``, or ``raw`` itself when it does not parse (check_value then
-    says what was expected)."""
-    if spec.kind is bool:
-        low = raw.lower()
-        return True if low in _TRUE else False if low in _FALSE else raw
-    try:
-        return int(raw, 10) if spec.kind is int else float(raw)
-    except ValueError:
-        return raw
 
 
 def load_config(path: str | Path) -> dict[str, Any]:
@@ -135,4 +120,7 @@ def toml_template() -> str:
 def _toml_value(value: object) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
+    if isinstance(value, enum.Enum):
+        return f'"{value.value}"'
+
     return repr(value)

@@ -156,11 +156,19 @@ def run(timeout: float = TIME_LIMIT, offscreen: bool = False, as_json: bool = Fa
     if chosen is not None:
         os.environ["QT_QPA_PLATFORM"] = chosen
     qt_messages: list[str] = []
-    watchdog = _start_watchdog(timeout + WATCHDOG_GRACE)
-    try:
-        report = _run_in_qt(timeout, qt_messages, verbose, screenshot)
-    finally:
-        watchdog.cancel()
+    from dhtviewer.ui.platform_check import xcb_problem
+
+    problem = xcb_problem()
+    if problem is not None:
+        # Qt would abort the process on the missing libraries: say which, and fail cleanly.
+        report = Report()
+        report.fail(problem.removeprefix("dhtviewer: "))
+    else:
+        watchdog = _start_watchdog(timeout + WATCHDOG_GRACE)
+        try:
+            report = _run_in_qt(timeout, qt_messages, verbose, screenshot)
+        finally:
+            watchdog.cancel()
     if as_json:
         print(json.dumps(report.as_dict()), flush=True)
     else:

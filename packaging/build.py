@@ -9,10 +9,12 @@ Steps (``make package`` runs them all):
    bundle: the ``dhtviewer`` program and its ``_internal`` folder). On Linux the Python runtime's
    debug symbols are stripped (the pyenv/python.org builds ship them; Qt's wheels do not).
 2. ``DIST/dhtviewer-<version>-linux-x86_64.tar.gz``: the bundle in ``dhtviewer-<version>/``, with
-   ``share/`` holding the desktop entry, AppStream metainfo and icons, for a per-user install.
+   ``share/`` holding the desktop entry, AppStream metainfo, icons and ``doc/dhtviewer/copyright``
+   (every bundled component's licence, ``notices.py``), for a per-user install.
 3. ``DIST/dhtviewer_<version>_amd64.deb`` (``dpkg-deb --build --root-owner-group``): the bundle in
-   ``/opt/dhtviewer``, ``/usr/bin/dhtviewer`` (a symlink to it), the desktop entry, hicolor icons
-   and metainfo under ``/usr/share``, maintainer scripts from ``packaging/debian``.
+   ``/opt/dhtviewer``, ``/usr/bin/dhtviewer`` (a symlink to it), the desktop entry, hicolor icons,
+   metainfo and ``doc/dhtviewer/copyright`` under ``/usr/share``, maintainer scripts from
+   ``packaging/debian``.
 
 The version comes from ``dhtviewer.__version__`` and nowhere else. Sizes and the build time are
 printed and written to ``DIST/dhtviewer-<version>-build.json``. ``--bundle-only`` stops after
@@ -34,6 +36,9 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from notices import copyright_text  # noqa: E402  (packaging/ is no package)
+
 PACKAGING = ROOT / "packaging"
 RESOURCES = ROOT / "resources"
 APP_ID = "io.github.dhtviewer.DhtViewer"
@@ -121,6 +126,10 @@ def install_share(share: Path, ver: str, date: datetime) -> None:
     d = hicolor / "scalable" / "apps"
     d.mkdir(parents=True, exist_ok=True)
     shutil.copyfile(RESOURCES / "dhtviewer.svg", d / f"{APP_ID}.svg")
+    # Our licence and every bundled component's, with the texts of the versions bundled.
+    doc = share / "doc" / "dhtviewer"
+    doc.mkdir(parents=True, exist_ok=True)
+    (doc / "copyright").write_text(copyright_text(), encoding="utf-8")
 
 
 def normalise_modes(root: Path) -> None:

@@ -7,9 +7,10 @@ where this machine has it, and ``dpkg -S`` which package installed that file. Th
 set of packages the bundle links directly, which is what ``Depends:`` must cover (their own
 dependencies follow from their own packages, as with ``dpkg-shlibdeps``).
 
-A library this machine lacks cannot be looked up with ``dpkg -S``; ``KNOWN_SONAMES`` maps the few
+A library this machine lacks cannot be looked up with ``dpkg -S``; ``KNOWN_SONAMES`` maps the ones
 the Qt plugins need on a desktop but a server image may not have, as established on a machine
-that had them installed.
+that had them installed (the Debian column of ``dhtviewer/system_libs.py``, which the app's own
+start-up check uses too).
 
     python packaging/find_depends.py BUNDLE_DIR [--control CONTROL_FILE] [--json]
 
@@ -32,21 +33,17 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
-KNOWN_SONAMES = {
-    "ld-linux-x86-64.so.2": "libc6",  # ldd names the loader without "=>"
-    "libxcb-icccm.so.4": "libxcb-icccm4",
-    "libxcb-keysyms.so.1": "libxcb-keysyms1",
-    "libxcb-image.so.0": "libxcb-image0",
-    "libxcb-render-util.so.0": "libxcb-render-util0",
-    "libxcb-cursor.so.0": "libxcb-cursor0",
-    "libxkbcommon-x11.so.0": "libxkbcommon-x11-0",
-    "libwayland-cursor.so.0": "libwayland-cursor0",
-    "libwayland-egl.so.1": "libwayland-egl1",
-    "libwayland-client.so.0": "libwayland-client0",
-    "libEGL.so.1": "libegl1",
-    "libGL.so.1": "libgl1",
-    "libOpenGL.so.0": "libopengl0",
-}
+
+def _known_sonames() -> dict[str, str]:
+    # One table with the start-up check of the app (dhtviewer/system_libs.py), which names the
+    # same libraries to a user who lacks them.
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+    from dhtviewer.system_libs import PACKAGES
+
+    return {soname: p.apt for soname, p in PACKAGES.items()}
+
+
+KNOWN_SONAMES = _known_sonames()
 """Sonames -> Debian packages, for libraries the build machine may not have installed."""
 
 

@@ -17,7 +17,7 @@ from benchmarks.run import BENCHMARKS, main, run_one
 
 _NEEDS = {"libtorrent": "libtorrent", "gui": "PySide6", "simnet": "libtorrent"}
 # These bind many 127.0.x.y addresses, which only Linux routes without configuration.
-_LOOPBACK_RANGE = {"serving", "libtorrent", "resources", "gui", "simnet"}
+_LOOPBACK_RANGE = {"serving", "libtorrent", "resources", "gui", "simnet", "dht_extensions"}
 
 
 @pytest.mark.slow

@@ -20,6 +20,7 @@ import pytest
 
 from dhtviewer import __version__, cli
 from dhtviewer.dht.addresses import format_addr
+from dhtviewer.net.binds import ipv6_loopback_available
 from dhtviewer.net.testnet import BackgroundTestnet, LocalTestnet
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -98,7 +99,11 @@ def test_lookup_json_finds_the_announced_peers(testnet: LocalTestnet) -> None:
     doc = json.loads(result.stdout)
     assert set(doc) == {
         "info_hash", "peers", "queried", "responded", "bootstrap_s", "elapsed_s", "closest",
+        "families",
     }
+    # An IPv4 testnet: the IPv6 lookup (on ::1, with nobody to ask) finds nothing.
+    assert set(doc["families"]) <= {"4", "6"} and doc["families"]["4"]["peers"] >= len(peers)
+    assert doc["families"]["4"]["responded"] == doc["responded"]
     assert doc["info_hash"] == info_hash.hex()
     assert {format_addr(p) for p in peers} <= set(doc["peers"])
     assert doc["queried"] >= doc["responded"] >= 1
@@ -123,9 +128,10 @@ def test_announce_json_reports_stored_at_and_the_peer_is_then_found(
     result = dhtviewer("announce", info_hash, "--port", "45001", *bootstrap_args(testnet), "--json")
     assert result.returncode == 0, result.stderr
     doc = json.loads(result.stdout)
-    assert set(doc) == {"info_hash", "stored_at"}
+    assert set(doc) == {"info_hash", "stored_at", "stored_by_family"}
     assert doc["info_hash"] == info_hash
     assert doc["stored_at"]
+    assert doc["stored_by_family"]["4"] == len(doc["stored_at"])  # an IPv4 testnet
     assert set(doc["stored_at"]) <= {format_addr(a) for a in testnet.addrs}
     found = json.loads(dhtviewer("lookup", info_hash, *bootstrap_args(testnet), "--json").stdout)
     # No bind given and a loopback testnet: the client bound 127.0.0.1.
@@ -199,7 +205,7 @@ def test_node_command_runs_until_sigterm_and_saves_its_state(
         if proc.poll() is None:
             proc.kill()
             proc.wait(10)
-    saved = json.loads(state.read_text())
+    saved = json.loads(state.read_text())["families"]["4"]
     assert len(saved["node_id"]) == 40 and len(saved["nodes"]) >= 8
 
 
@@ -397,3 +403,82 @@ def test_lookup_with_settings_from_a_file_and_set(testnet: LocalTestnet, tmp_pat
     assert {format_addr(p) for p in peers} <= set(json.loads(result.stdout)["peers"])
     bad = dhtviewer("node", "--set", "k=0")
     assert one_line_error(bad) == "dhtviewer: error: --set k=0: k must be 1..64 nodes (got 0)"
+
+
+# --- dual stack (BEP 32) -----------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def dual_testnet() -> Iterator[LocalTestnet]:
+    if not ipv6_loopback_available():
+        pytest.skip("no IPv6 loopback")
+    with BackgroundTestnet(LocalTestnet(16, "127.0.22.1", port=0, seed=22, ipv6=True)) as net:
+        yield net
+
+
+def test_lookup_and_announce_report_each_family(dual_testnet: LocalTestnet) -> None:
+    net = dual_testnet
+    info_hash, peers = next(iter(net.announced.items()))
+    boot = bootstrap_args(net)  # both families' addresses
+    assert any("[::1]" in a for a in boot)
+    text = dhtviewer("lookup", info_hash.hex(), *boot)
+    assert text.returncode == 0, text.stderr
+    lines = text.stdout.splitlines()
+    assert any(ln.startswith("  IPv4 ") and " peers, " in ln for ln in lines)
+    assert any(ln.startswith("  IPv6 ") and " peers, " in ln for ln in lines)
+    assert all(format_addr(p) in text.stdout for p in peers)  # "[::1]:40000" and "127.0.22.x"
+    doc = json.loads(dhtviewer("lookup", info_hash.hex(), *boot, "--json").stdout)
+    assert doc["families"]["4"]["peers"] >= 1 and doc["families"]["6"]["peers"] >= 1
+    # --set keeps to one DHT.
+    only4 = json.loads(dhtviewer("lookup", info_hash.hex(), *boot, "--json",
+                                 "--set", "address_families=ipv4").stdout)
+    assert set(only4["families"]) == {"4"} and all("[" not in p for p in only4["peers"])
+    announced = dhtviewer("announce", "cd" * 20, "--port", "45002", *boot)
+    assert announced.returncode == 0, announced.stderr
+    first = announced.stdout.splitlines()[0]
+    assert "(IPv4 " in first and ", IPv6 " in first
+
+
+# --- node --metrics ------------------------------------------------------------------------------
+@pytest.mark.skipif(not POSIX, reason="sends SIGTERM")
+def test_node_serves_prometheus_metrics_on_loopback(testnet: LocalTestnet,
+                                                    tmp_path: Path) -> None:
+    import re
+    import urllib.request
+
+    proc = popen("node", "--bind", "127.0.20.241:0", *bootstrap_args(testnet),
+                 "--state-file", str(tmp_path / "state.json"), "--metrics", "0",
+                 "--stats-interval", "0.2")
+    try:
+        line = read_line(proc, 60, "metrics on ")
+        m = re.search(r"http://127\.0\.0\.1:(\d+)/metrics", line)
+        assert m, line
+        read_line(proc, 60, "] ready")
+        with urllib.request.urlopen(m.group(0), timeout=10) as response:
+            text = response.read().decode()
+        assert re.search(r'^dhtviewer_routing_nodes\{family="4",state="good"\} [1-9]', text,
+                         re.MULTILINE), text[:2000]
+        assert "dhtviewer_query_rtt_seconds_bucket" in text
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(20) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(10)
+
+
+def test_metrics_address_errors_exit_2(capsys: pytest.CaptureFixture[str],
+                                       tmp_path: Path) -> None:
+    import socket
+
+    with pytest.raises(SystemExit) as info:
+        cli.main(["node", "--metrics", "localhost:notaport"])
+    assert info.value.code == 2 and "invalid port 'notaport'" in capsys.readouterr().err
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        code = cli.main(["node", "--bind", "127.0.20.242:0", "--bootstrap", "127.0.20.1:1",
+                         "--state-file", str(tmp_path / "state.json"), "--metrics",
+                         str(port)])
+    assert code == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[-1].startswith(f"dhtviewer: error: cannot serve metrics on 127.0.0.1:{port}")

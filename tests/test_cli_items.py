@@ -84,6 +84,17 @@ def test_binary_values_are_shown_as_hex(testnet: LocalTestnet) -> None:
     assert got["value"] == value.hex() and got["value_encoding"] == "hex"
 
 
+def test_hex_and_json_values(testnet: LocalTestnet) -> None:
+    boot = bootstrap_args(testnet)
+    put = run_json("put", "--immutable", "--format", "hex", "ff00ff", *boot)
+    assert put["value"] == "ff00ff" and put["value_encoding"] == "hex"
+    assert put["target"] == Item.immutable(b"\xff\x00\xff").target.hex()
+    put = run_json("put", "--immutable", "--format", "json", '{"n": 7, "tags": ["a"]}', *boot)
+    assert put["value"] == {"n": 7, "tags": ["a"]} and put["value_encoding"] == "json"
+    got = run_json("get", str(put["target"]), *boot)
+    assert got["value"] == {"n": 7, "tags": ["a"]}
+
+
 def test_lookup_scrape(testnet: LocalTestnet) -> None:
     info_hash, peers = next(iter(testnet.announced.items()))
     doc = run_json("lookup", info_hash.hex(), "--scrape", *bootstrap_args(testnet))
@@ -122,6 +133,8 @@ def test_sample_one_node_and_crawl(testnet: LocalTestnet, tmp_path: Path) -> Non
         (["put", "--immutable", "x" * 1000], "more than 1000"),
         (["put", "--mutable", "--key", "/k", "--seq", "-1", "v"], "seq must be"),
         (["sample"], "either HOST:PORT"),
+        (["put", "--immutable", "--format", "json", "[1.5]"], "VALUE (json): the value[0] is a"),
+        (["put", "--immutable", "--format", "hex", "abc"], "even number of digits"),
     ],
 )
 def test_bad_arguments_exit_2(args: list[str], says: str) -> None:

@@ -13,6 +13,7 @@ from dhtviewer.config import (
     setting_changes,
     toml_template,
 )
+from dhtviewer.dht.families import AddressFamilies
 from dhtviewer.dht.settings import DhtSettings, editable_specs
 
 
@@ -24,6 +25,7 @@ from dhtviewer.dht.settings import DhtSettings, editable_specs
     ("hard_timeout=2", ("hard_timeout", 2.0)),
     ("short_timeout=0.5", ("short_timeout", 0.5)),
     ("max_stored_peers=100_000", ("max_stored_peers", 100_000)),
+    ("address_families=ipv6", ("address_families", AddressFamilies.IPV6)),
 ])
 def test_set_parses_the_field_type(text: str, expected: tuple[str, object]) -> None:
     name, value = parse_assignment(text)
@@ -42,6 +44,8 @@ def test_set_parses_the_field_type(text: str, expected: tuple[str, object]) -> N
     ("client_version=XX", "client_version is not a setting that can be changed"),
     ("hard_timeout=inf", "hard_timeout must be a finite number"),
     ("per_ip_burst=0", "per_ip_burst must be 1..1000000 queries (got 0)"),
+    ("address_families=ipv5",
+     "address_families must be one of ipv4|ipv6|both (got 'ipv5')"),
 ])
 def test_bad_set_values_are_one_line(text: str, message: str) -> None:
     with pytest.raises(ConfigError) as err:

@@ -1,11 +1,18 @@
 """Screenshots of the real application, for the README: ``make screenshots``.
 
-Starts the main window offscreen on an embedded local testnet of 64 nodes, looks up one of the
-pre-announced info-hashes, announces one of our own and lets traffic accumulate for a few
-seconds, then saves PNGs of the whole window and of each view into resources/screenshots/.
-Settings go to a temporary file, so the user's own are neither read nor changed.
+Starts the main window offscreen on a network, crawls it with BEP 51 (the Activity view) while
+it looks up the network's info-hashes with a BEP 33 scrape, announces one of our own, puts and
+gets a BEP 44 item (and has another node put one on ours) and lets traffic accumulate, then
+saves PNGs of the whole window and of each view into resources/screenshots/. Settings, keys and
+the sample database go to a temporary folder, so the user's own are neither read nor changed.
+
+The network is the simulated Mainline (``--simnet N``, default 1,000,000 nodes, realistic
+profile: what the README shows, a network at the real one's scale; building it takes a few
+seconds in a child process) or an embedded local testnet of 64 nodes (``--testnet``: quick,
+and all it needs is loopback).
 
 Usage: QT_QPA_PLATFORM=offscreen python tools/screenshots.py [OUTPUT_DIR] [--dark]
+       [--simnet N | --testnet] [--size WxH] [--crawl-minutes M]
 """
 
 from __future__ import annotations
@@ -29,15 +36,24 @@ from PySide6.QtGui import QColor, QPalette
 from PySide6.QtWidgets import QApplication, QStyleFactory
 
 from dhtviewer.ui.app import collect_garbage_in_gui_thread
-from dhtviewer.ui.controller import TESTNET, Controller, StartOptions
+from dhtviewer.ui.controller import SIMNET, TESTNET, Controller, StartOptions
 from dhtviewer.ui.main_window import MainWindow
 from dhtviewer.ui.settings_store import SettingsStore
 
 WIDTH, HEIGHT = 1600, 1000
 NODES = 64
+SIMNET_NODES = 1_000_000
 TESTNET_BASE = "127.0.90.1"
 TRAFFIC_SECONDS = 25.0
+SIMNET_READY = 300.0
+"""Seconds the simulated network (a million nodes: build and bootstrap) may take to be ready."""
+SIMNET_SWARMS = 12
+"""Seeded swarms of the simulated network looked up (the most popular ones)."""
 NODE_ID = "5d1f0c7a3b9e48f2a6c1d0e9b8a7f6e5d4c3b2a1"  # fixed, so the pictures are reproducible
+NEIGHBOUR_IP = "127.0.90.250"
+CRAWL_RATE = 40.0
+CRAWL_MINUTES = 3.0
+"""How long the Activity view's crawl runs before its picture (it starts with the node)."""
 
 
 def dark_palette() -> QPalette:
@@ -67,25 +83,80 @@ async def until(predicate: Callable[[], bool], timeout: float, what: str) -> Non
         await asyncio.sleep(0.05)
 
 
-async def shoot(out: Path, suffix: str) -> list[Path]:
-    settings_file = Path(tempfile.mkdtemp(prefix="dhtviewer-shots-")) / "settings.ini"
-    store = SettingsStore(QSettings(str(settings_file), QSettings.Format.IniFormat))
+async def neighbour_puts(controller: Controller, nodes: int) -> None:
+    """Another node joins and puts an item whose target is near our id, so that our node is
+    among the closest and stores it (the Items view's "stored on this node")."""
+    from dhtviewer.dht.item_lookup import PutRequest
+    from dhtviewer.dht.items import Item
+    from dhtviewer.dht.node_id import distance
+    from dhtviewer.net.session import DhtSession
+
+    ours, local = controller.node_id(), controller.local_address()
+    assert ours is not None and local is not None
+    tries = min(1 << 19, 64 * max(nodes, 64))  # closer than the K-th closest node, about
+    value = min((b"hello from a neighbour, note %d" % i for i in range(tries)),
+                key=lambda v: distance(Item.immutable(v).target, ours))
+    other = DhtSession(bind=(NEIGHBOUR_IP, 0), rng=random.Random(9))
+    await other.start(bootstrap=[local], timeout=30)
+    try:
+        await other.put_item(PutRequest(value), timeout=30)
+    finally:
+        await other.stop()
+
+
+async def items_view(window: MainWindow, controller: Controller, nodes: int,
+                     timeout: float) -> None:
+    """A salted mutable item put, then got (the Items view shows the get)."""
+    items = window.items
+    items.mutable.setChecked(True)
+    items.salt.setText("status")
+    items.value_format.setCurrentIndex(items.value_format.findData("json"))
+    items.value.setPlainText('{"name": "dhtviewer", "tags": ["bep44", "demo"], "version": 1}')
+    items.start_put()
+    await until(lambda: items.handle is not None and items.handle.done(), timeout, "the put")
+    items._get_put_target()
+    items.start_get()
+    await until(lambda: items.handle is not None and items.handle.done(), timeout, "the get")
+    await neighbour_puts(controller, nodes)
+    await until(lambda: items.stored.rowCount() > 0, 10, "the neighbour's item")
+
+
+async def shoot(out: Path, suffix: str, simnet: int, size: tuple[int, int],
+                crawl_minutes: float = CRAWL_MINUTES) -> list[Path]:
+    scratch = Path(tempfile.mkdtemp(prefix="dhtviewer-shots-"))
+    store = SettingsStore(QSettings(str(scratch / "settings.ini"), QSettings.Format.IniFormat))
     controller = Controller()
-    window = MainWindow(controller, store, testnet_base=TESTNET_BASE, testnet_seed=7,
+    window = MainWindow(controller, store, state_path=scratch / "state.json",
+                        testnet_base=TESTNET_BASE, testnet_seed=7,
                         node_id=bytes.fromhex(NODE_ID))
-    window.apply_command_line(
-        StartOptions(mode=TESTNET, testnet_nodes=NODES, bind_host="127.0.0.1", port=0),
-        mode=True, bind=True,
-    )
-    window.resize(WIDTH, HEIGHT)
+    if simnet:
+        options = StartOptions(mode=SIMNET, simnet_nodes=simnet, bind_host="127.0.0.1", port=0)
+    else:
+        options = StartOptions(mode=TESTNET, testnet_nodes=NODES, bind_host="127.0.0.1", port=0)
+    window.apply_command_line(options, mode=True, bind=True)
+    window.resize(*size)
     window.show()
     saved: list[Path] = []
+    lookup_timeout = 40.0 if simnet else 10.0
     try:
         window.start_node()
-        await until(lambda: controller.state == "ready", 30, "the node to be ready")
-        assert controller.testnet is not None
-        announced = list(controller.testnet.announced)
+        await until(lambda: controller.state == "ready", SIMNET_READY if simnet else 30,
+                    "the node to be ready")
+        if simnet:
+            assert controller.simnet is not None
+            listing = await controller.simnet.fetch(f"/swarms?limit={SIMNET_SWARMS}")
+            announced = [bytes.fromhex(s["info_hash"]) for s in listing["swarms"]]
+            network_list = window.network.simnet_list
+        else:
+            assert controller.testnet is not None
+            announced = list(controller.testnet.announced)
+            network_list = window.network.testnet_list
         rng = random.Random(5)
+        # BEP 51: the Activity view crawls from the start; its picture is taken last
+        window.activity.rate.setValue(CRAWL_RATE)
+        crawl_started = time.monotonic()
+        if crawl_minutes > 0 and not window.activity.start_crawl():
+            raise RuntimeError(window.activity.message.text())
 
         # some traffic for the plots: lookups of random targets (network-size estimates)
         started = time.monotonic()
@@ -99,18 +170,20 @@ async def shoot(out: Path, suffix: str) -> list[Path]:
         window.announce.set_query(announced[1].hex())
         window.announce.port.setValue(51413)
         window.announce.start_announce()
-        await until(lambda: window.announce.status in ("verified", "not found"), 20,
-                    "the announce to be verified")
+        await until(lambda: window.announce.status in ("verified", "not found"),
+                    2 * lookup_timeout, "the announce to be verified")
+        await items_view(window, controller, simnet or NODES, 2 * lookup_timeout)
 
         # one lookup per pre-announced info-hash, as a user clicking through them would;
         # the picture shows the one whose path has the most hops
         best: tuple[int, int, int] | None = None
+        window.lookup.scrape.setChecked(True)  # BEP 33: the swarm's estimate beside the peers
         for i, info_hash in enumerate(announced):
             window.lookup.set_query(info_hash.hex())
             window.lookup.start_lookup()
             await until(lambda ih=info_hash: window.lookup.shown is not None  # type: ignore[misc]
-                        and window.lookup.shown.finished and window.lookup.shown.target == ih,
-                        10, "the lookup")
+                        and window.lookup.shown.target == ih
+                        and window.lookup.shown.scrape is not None, lookup_timeout, "the lookup")
             shown = window.lookup.shown
             assert shown is not None
             score = (window.lookup.graph.view.edge_count(), shown.max_depth)
@@ -125,7 +198,7 @@ async def shoot(out: Path, suffix: str) -> list[Path]:
         assert row is not None
         window.lookup.select_lookup_row(row)
         window.lookup.set_query(announced[best[2]].hex())
-        window.network.testnet_list.setCurrentRow(best[2])
+        network_list.setCurrentRow(best[2])
         await asyncio.sleep(0.6)
 
         # the window builds its plots right after its first frame; make sure, as a grab of a
@@ -146,12 +219,23 @@ async def shoot(out: Path, suffix: str) -> list[Path]:
         await asyncio.sleep(0.4)
         grab("main-window", window)
         grab("lookup", window.docks["lookup"].widget())
-        for name in ("routing", "traffic", "packets"):
+        for name in ("routing", "traffic", "packets", "items"):
             window.raise_dock(name)
             if name == "traffic":
                 window.traffic.refresh(force=True)
             await asyncio.sleep(0.5)
             grab(name, window.docks[name].widget())
+        if crawl_minutes > 0:
+            window.raise_dock("activity")
+            left = crawl_started + crawl_minutes * 60 - time.monotonic()
+            await asyncio.sleep(max(0.0, left))
+            window.activity.crawl.request_snapshot()
+            await asyncio.sleep(2.0)
+            rows = window.activity.top_proxy.rowCount()
+            if rows:
+                window.activity.top_table.selectRow(min(2, rows - 1))
+            await asyncio.sleep(0.5)
+            grab("activity", window.docks["activity"].widget())
         window.raise_dock("lookup")
     finally:
         window.close()
@@ -159,10 +243,27 @@ async def shoot(out: Path, suffix: str) -> list[Path]:
     return saved
 
 
+def _size(text: str) -> tuple[int, int]:
+    w, _, h = text.partition("x")
+    if not (w.isdigit() and h.isdigit() and 640 <= int(w) <= 4000 and 480 <= int(h) <= 3000):
+        raise argparse.ArgumentTypeError(f"invalid size {text!r} (expected WxH, e.g. 1600x1000)")
+    return int(w), int(h)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("out", nargs="?", default="resources/screenshots")
     parser.add_argument("--dark", action="store_true", help="dark palette (files get -dark)")
+    network = parser.add_mutually_exclusive_group()
+    network.add_argument("--simnet", type=int, default=SIMNET_NODES, metavar="N",
+                         help=f"on a simulated Mainline of N nodes (default {SIMNET_NODES:,})")
+    network.add_argument("--testnet", action="store_true",
+                         help=f"on a local testnet of {NODES} nodes instead")
+    parser.add_argument("--size", type=_size, default=(WIDTH, HEIGHT), metavar="WxH",
+                        help=f"window size (default {WIDTH}x{HEIGHT})")
+    parser.add_argument("--crawl-minutes", type=float, default=CRAWL_MINUTES, metavar="M",
+                        help=f"how long the Activity view crawls before its picture (default "
+                        f"{CRAWL_MINUTES:g}; 0: no crawl, no Activity picture)")
     args = parser.parse_args()
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -175,7 +276,9 @@ def main() -> int:
     asyncio.set_event_loop(loop)
     gc_timer = collect_garbage_in_gui_thread()
     with loop:
-        saved = loop.run_until_complete(shoot(out, "-dark" if args.dark else ""))
+        saved = loop.run_until_complete(shoot(out, "-dark" if args.dark else "",
+                                              0 if args.testnet else args.simnet, args.size,
+                                              args.crawl_minutes))
     gc_timer.stop()
     for path in saved:
         print(path)

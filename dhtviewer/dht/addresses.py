@@ -171,6 +171,16 @@ def acceptable_address(addr: Addr, *, allow_local: bool) -> str | None:
     return None
 
 
+def destination_problem(addr: object) -> str | None:
+    """Why we cannot send a query to ``addr``, or None: it must be an ``(ip, port)`` pair of an
+    IP literal (no host name: the core does not resolve) and a port in 1..65535, and not an
+    address nothing answers from or that reaches many hosts (unspecified, multicast,
+    broadcast, IPv4-mapped). Local addresses are fine: a user may query a node on the LAN."""
+    if not isinstance(addr, tuple) or len(addr) != 2:
+        return "not an (ip, port) pair"
+    return acceptable_address(addr, allow_local=True)
+
+
 def subnet_key(ip: str) -> bytes:
     """The network an address belongs to for the subnet-diversity rule: its /24 for IPv4, its
     /64 for IPv6 (what one host, or one hosting customer, typically controls). ValueError for
@@ -179,11 +189,32 @@ def subnet_key(ip: str) -> bytes:
     return packed[:3] if len(packed) == 4 else packed[:8]
 
 
+_V4_MAPPED_PREFIX = bytes(10) + b"\xff\xff"
+
+
+def pack_ip_unmapped(ip: str) -> bytes:
+    """``pack_ip``, except that an IPv4-mapped IPv6 address (``::ffff:1.2.3.4``, however it is
+    written) gives the 4 bytes of its IPv4 address. A dual-stack socket reports an IPv4 host
+    that way, and it is still that one host: one token, one scrape-filter entry, the same
+    address rules. This is the one place that rule lives. ValueError for anything that is not
+    an IP literal."""
+    packed = pack_ip(ip)
+    if len(packed) == 16 and packed[:12] == _V4_MAPPED_PREFIX:
+        return packed[12:]
+    return packed
+
+
+@lru_cache(maxsize=_CACHE_SIZE)
 def _unmapped(ip: str) -> str:
-    """The IPv4 address inside an IPv4-mapped IPv6 one (``::ffff:a.b.c.d``), else ``ip``."""
-    if ip[:7].lower() == "::ffff:" and "." in ip:
-        return ip[7:]
-    return ip
+    """The IPv4 address inside an IPv4-mapped IPv6 one, as text; else ``ip`` unchanged (host
+    names and garbage included)."""
+    if ":" not in ip:
+        return ip
+    try:
+        packed = pack_ip_unmapped(ip)
+    except ValueError:
+        return ip
+    return socket.inet_ntop(socket.AF_INET, packed) if len(packed) == 4 else ip
 
 
 def is_loopback(ip: str) -> bool:
@@ -210,10 +241,28 @@ _LABEL = r"(?!-)[A-Za-z0-9-]{1,63}(?<!-)"
 _HOSTNAME = re.compile(rf"^{_LABEL}(\.{_LABEL})*\.?$")
 
 
+def format_host(host: str) -> str:
+    """``host`` as written before ``:PORT``: an IPv6 literal in brackets."""
+    return f"[{host}]" if ":" in host else host
+
+
 def format_addr(addr: Addr | Sequence[object]) -> str:
     """``"ip:port"``, or ``"[v6]:port"`` for IPv6 (so the port cannot be mistaken for a group)."""
-    host, port = str(addr[0]), addr[1]
-    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+    return f"{format_host(str(addr[0]))}:{addr[1]}"
+
+
+def host_family(host: str) -> int:
+    """4 or 6: how a host as given is reached: 6 for an IPv6 literal, 4 for an IPv4 literal and
+    for a host name (names are resolved to IPv4 unless an IPv6 socket asks otherwise)."""
+    try:
+        return ip_family(host)
+    except ValueError:
+        return 4
+
+
+def socket_family(host: str) -> socket.AddressFamily:
+    """The socket family (``AF_INET``/``AF_INET6``) for binding or reaching ``host``."""
+    return socket.AF_INET6 if host_family(host) == 6 else socket.AF_INET
 
 
 def parse_hostport(

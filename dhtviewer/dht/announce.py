@@ -109,6 +109,7 @@ class AnnounceRound(TransactionOwner):
                 tuple(self.stored_at),
                 tuple(self.failed),
                 now,
+                cancelled=cancelled,
             )
         )
         self._on_done(self)

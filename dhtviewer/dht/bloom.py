@@ -15,9 +15,10 @@ It breaks down near 8,000 inserted addresses (every bit set); ``saturated`` says
 from __future__ import annotations
 
 import hashlib
-import ipaddress
 import math
 from collections.abc import Iterable
+
+from dhtviewer.dht.addresses import pack_ip_unmapped
 
 __all__ = ["FILTER_BITS", "FILTER_BYTES", "HASHES", "SATURATION", "BloomFilter"]
 
@@ -32,15 +33,13 @@ _LOG_KEEP = math.log1p(-1.0 / FILTER_BITS)  # log(1 - 1/m)
 
 def packed_ip(ip: str | bytes) -> bytes:
     """The raw address bytes a filter hashes: 4 for IPv4, 16 for IPv6 (IPv4-mapped IPv6
-    addresses count as the IPv4 address, as the peer would on an IPv4 socket)."""
+    addresses count as the IPv4 address, as the peer would on an IPv4 socket:
+    ``addresses.pack_ip_unmapped``). ValueError for anything else."""
     if isinstance(ip, bytes):
         if len(ip) not in (4, 16):
             raise ValueError(f"a packed IP address is 4 or 16 bytes, got {len(ip)}")
         return ip
-    addr = ipaddress.ip_address(ip)
-    if isinstance(addr, ipaddress.IPv6Address) and addr.ipv4_mapped is not None:
-        addr = addr.ipv4_mapped
-    return addr.packed
+    return pack_ip_unmapped(ip)
 
 
 class BloomFilter:

@@ -2,7 +2,8 @@
 
 Almost every query a node receives is a ping, find_node or get_peers written exactly as the
 common clients write it: canonical bencode with the keys ``a`` (``id`` and the target or
-info-hash), ``q``, ``t``, optionally ``v``, and ``y``, nothing else. For those, reading the
+info-hash), ``q``, optionally ``ro`` (BEP 43 read-only, as 1), ``t``, optionally ``v``, and
+``y``, nothing else. For those, reading the
 fields at their fixed offsets is several times cheaper than the general decoder (which builds
 a dict tree, then validates it); decoding was the largest single cost of serving a query.
 
@@ -32,6 +33,7 @@ _LAYOUT = re.compile(
     rb"(?:6:target20:(.{20})e1:q9:find_node"
     rb"|9:info_hash20:(.{20})e1:q9:get_peers"
     rb"|e1:q4:ping)"
+    rb"(2:roi1e)?"
     rb"1:t(?:2:(..)|4:(....)|1:(.)|3:(...))"
     rb"(?:1:v4:(....))?"
     rb"1:y1:qe",
@@ -44,10 +46,12 @@ def decode_common_query(data: bytes) -> Query | None:
     m = _LAYOUT.fullmatch(data)
     if m is None:
         return None
-    sender, target, info_hash, t2, t4, t1, t3, version = m.groups()
+    sender, target, info_hash, ro, t2, t4, t1, t3, version = m.groups()
     tid = t2 or t4 or t1 or t3  # exactly one matched, and none is empty
+    read_only = ro is not None
     if target is not None:
-        return FindNodeQuery(tid, sender, target=target, version=version)
+        return FindNodeQuery(tid, sender, target=target, version=version, read_only=read_only)
     if info_hash is not None:
-        return GetPeersQuery(tid, sender, info_hash=info_hash, version=version)
-    return PingQuery(tid, sender, version=version)
+        return GetPeersQuery(tid, sender, info_hash=info_hash, version=version,
+                             read_only=read_only)
+    return PingQuery(tid, sender, version=version, read_only=read_only)

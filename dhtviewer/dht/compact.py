@@ -6,7 +6,15 @@ IPv6. A compact node is a 20-byte node id followed by a compact peer: 26 bytes (
 
 Addresses are ``(text_ip, port)`` pairs. Decoded text is canonical (dotted quad; the compressed
 ``ipaddress`` form for IPv6) so that equal addresses compare equal as strings, which the routing
-table and the peer store rely on. Every failure raises ``CompactError`` (a ``ValueError``).
+table and the peer store rely on. An address that cannot be encoded, or a value that cannot be
+decoded at all (a peer of the wrong length, a ``values`` entry that is not a byte string),
+raises ``CompactError`` (a ``ValueError``).
+
+Decoding is as liberal as deployed clients (libtorrent reads whole records and ignores the
+rest): a ``nodes``/``nodes6`` string with a trailing partial record gives its complete records,
+and a ``values`` entry of a length no peer has is skipped. ``partial_records`` counts such
+oddities in a field, so the caller can count them instead of dropping a whole reply. Only a
+value of the wrong *type* is an error.
 """
 
 from __future__ import annotations
@@ -33,6 +41,7 @@ __all__ = [
     "encode_nodes6",
     "encode_peer",
     "encode_values",
+    "partial_records",
 ]
 
 PEER4_LEN = 6
@@ -116,7 +125,9 @@ def encode_values(peers: Iterable[Addr]) -> list[bytes]:
 
 
 def decode_values(values: Iterable[bytes]) -> tuple[Addr, ...]:
-    """Decode a ``values`` list; each entry's length (6 or 18) says its family."""
+    """Decode a ``values`` list; each entry's length (6 or 18) says its family. An entry of
+    another length is skipped (see ``partial_records``); one that is not a byte string raises
+    ``CompactError``."""
     out: list[Addr] = []
     o = _OCTET
     for i, v in enumerate(values):
@@ -128,8 +139,6 @@ def decode_values(values: Iterable[bytes]) -> tuple[Addr, ...]:
         elif len(v) == PEER6_LEN:
             raw, port = _PEER6.unpack(v)
             out.append((_ip6_text(raw), port))
-        else:
-            raise CompactError(f"values[{i}] must be 6 or 18 bytes, got {len(v)}")
     return tuple(out)
 
 
@@ -165,9 +174,11 @@ def encode_nodes6(nodes: Iterable[NodeInfo]) -> bytes:
 
 
 def decode_nodes(b: bytes) -> tuple[NodeInfo, ...]:
-    """Decode a ``nodes`` string (IPv4, 26 bytes per contact)."""
-    if len(b) % NODE4_LEN:
-        raise CompactError(f"'nodes' length must be a multiple of 26, got {len(b)}")
+    """Decode a ``nodes`` string (IPv4, 26 bytes per contact); a trailing partial record is
+    ignored."""
+    tail = len(b) % NODE4_LEN
+    if tail:
+        b = b[:-tail]
     o = _OCTET
     return tuple(
         [
@@ -178,9 +189,28 @@ def decode_nodes(b: bytes) -> tuple[NodeInfo, ...]:
 
 
 def decode_nodes6(b: bytes) -> tuple[NodeInfo, ...]:
-    """Decode a ``nodes6`` string (IPv6, 38 bytes per contact)."""
-    if len(b) % NODE6_LEN:
-        raise CompactError(f"'nodes6' length must be a multiple of 38, got {len(b)}")
+    """Decode a ``nodes6`` string (IPv6, 38 bytes per contact); a trailing partial record is
+    ignored."""
+    tail = len(b) % NODE6_LEN
+    if tail:
+        b = b[:-tail]
     return tuple(
         [NodeInfo(nid, (_ip6_text(raw), port)) for nid, raw, port in _NODE6.iter_unpack(b)]
     )
+
+
+def partial_records(
+    nodes: bytes | None = None, nodes6: bytes | None = None, values: Iterable[bytes] = ()
+) -> int:
+    """How many records the decoders above leave out: a trailing partial record of ``nodes``
+    or ``nodes6`` counts one each, and so does every ``values`` entry of neither peer length.
+    The other records are used; this says how odd the reply was."""
+    count = 0
+    if nodes is not None and len(nodes) % NODE4_LEN:
+        count += 1
+    if nodes6 is not None and len(nodes6) % NODE6_LEN:
+        count += 1
+    for v in values:
+        if type(v) is bytes and len(v) != PEER4_LEN and len(v) != PEER6_LEN:
+            count += 1
+    return count

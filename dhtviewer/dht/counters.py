@@ -1,14 +1,78 @@
 """Counters: every event count of one DHT node, in one mutable dataclass shared by its parts.
 
-The node, its routing table, its rate limiter, its peer store and its query machinery each
-count what they see on the same ``Counters`` object (a part built on its own gets a fresh one),
-so ``DhtNode.stats(now)`` is one flat, typed view and nothing is counted twice. Counters only
-grow; gauges (sizes, what is in flight) are not here, ``stats`` reads them from their owners.
+The node, its routing table, its rate limiter, its peer and item stores and its query
+machinery each count what they see on the same ``Counters`` object (a part built on its own
+gets a fresh one), so ``DhtNode.stats(now)`` is one flat, typed view and nothing is counted
+twice. Counters only grow; gauges (sizes, what is in flight) are not here, ``stats`` reads them
+from their owners.
+
+Two counts are not flat integers, for the Prometheus metrics of a headless node
+(``net/metrics.py``): ``messages``, KRPC messages by direction, type and method (methods outside
+``METHODS`` count as "other", so a peer cannot make up label values), and ``rtt``, the round-trip
+times of our answered queries in fixed buckets.
 """
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from bisect import bisect_left
+from dataclasses import dataclass, field, fields
+
+from dhtviewer.dht.kinds import TextEnum
+
+METHODS = ("ping", "find_node", "get_peers", "announce_peer", "get", "put", "sample_infohashes")
+"""The KRPC methods counted by name; anything else is "other"."""
+_METHOD_LABELS = {m.encode(): m for m in METHODS}
+
+RTT_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
+"""Upper bounds (seconds, inclusive) of the RTT histogram's buckets; one more holds the rest."""
+
+
+class Direction(TextEnum):
+    IN = "in"
+    OUT = "out"
+
+
+class MessageType(TextEnum):
+    QUERY = "query"
+    RESPONSE = "response"
+    ERROR = "error"
+
+
+_TYPES = {"q": MessageType.QUERY, "r": MessageType.RESPONSE, "e": MessageType.ERROR}
+
+
+def method_label(method: bytes) -> str:
+    """``method`` as a bounded label: one of ``METHODS``, or "other"."""
+    return _METHOD_LABELS.get(method, "other")
+
+
+@dataclass(slots=True)
+class MessageCounts:
+    """Messages by (direction, type, method label)."""
+
+    counts: dict[tuple[Direction, MessageType, str], int] = field(default_factory=dict)
+
+    def add(self, direction: Direction, kind: str, method: bytes) -> None:
+        """``kind``: "q", "r" or "e", as in the traffic events."""
+        key = (direction, _TYPES[kind], _METHOD_LABELS.get(method, "other"))
+        self.counts[key] = self.counts.get(key, 0) + 1
+
+
+@dataclass(slots=True)
+class RttHistogram:
+    """Round-trip times in the buckets of ``RTT_BUCKETS`` (not cumulative; the last count is
+    above the largest bound) and their sum."""
+
+    counts: list[int] = field(default_factory=lambda: [0] * (len(RTT_BUCKETS) + 1))
+    total: float = 0.0
+
+    def observe(self, rtt: float) -> None:
+        self.counts[bisect_left(RTT_BUCKETS, rtt)] += 1
+        self.total += rtt
+
+    @property
+    def count(self) -> int:
+        return sum(self.counts)
 
 
 @dataclass(slots=True)
@@ -57,6 +121,10 @@ class Counters:
     """Queries whose registered handler raised (answered with error 202)."""
     task_errors: int = 0
     """Scheduled tasks (``DhtNode.call_at``/``call_every``) that raised."""
+    owner_errors: int = 0
+    """Callbacks of a query's owner (``TransactionOwner``) that raised (``OwnerFailed``)."""
+    node_id_changes: int = 0
+    """Times our id changed to match a newly voted external address (BEP 42)."""
 
     # --- routing table -------------------------------------------------------------------------
     nodes_inserted: int = 0
@@ -119,6 +187,29 @@ class Counters:
     """Puts answered with an error (size, salt, token, signature, cas, seq)."""
     item_gets_served: int = 0
     """get queries answered with a stored item."""
+    items_new: int = 0
+    """Items stored that were not stored before."""
+    items_updated: int = 0
+    """Mutable items replaced by a put with a higher seq."""
+    items_refreshed: int = 0
+    """Puts of an item already stored (its expiry starts over)."""
+    items_refused: int = 0
+    """Puts the item store refused (invalid item, cas mismatch, old seq): part of
+    ``puts_refused``."""
+    items_evicted: int = 0
+    """Items dropped before their expiry, to make room."""
+    items_expired: int = 0
+
+    # --- lookups -------------------------------------------------------------------------------
+    lookups_started: int = 0
+    lookups_finished: int = 0
+    """Lookups that ended, cancelled ones included."""
+    lookups_cancelled: int = 0
+
+    # --- structured (metrics) ------------------------------------------------------------------
+    messages: MessageCounts = field(default_factory=MessageCounts)
+    rtt: RttHistogram = field(default_factory=RttHistogram)
 
     def as_dict(self) -> dict[str, int]:
-        return asdict(self)
+        """Every integer counter by name (``messages`` and ``rtt`` have their own shapes)."""
+        return {f.name: v for f in fields(self) if type(v := getattr(self, f.name)) is int}

@@ -114,6 +114,11 @@ class Crawl(TransactionOwner):
         self._report(p.addr, p.node_id, (), None, None, reason, now)
         self.pump(now)
 
+    def on_slow(self, p: Pending, now: float) -> None:
+        # past the short timeout: the slot goes to the next node (Sampler docstring)
+        self.sampler.on_slow(p.addr)
+        self.pump(now)
+
     def on_timeout(self, p: Pending, now: float) -> None:
         self.sampler.on_failure(p.addr)
         self._report(p.addr, p.node_id, (), None, None, "timeout", now)
@@ -139,10 +144,22 @@ class Crawl(TransactionOwner):
         if self._wake is not None:
             self._wake.cancel()
             self._wake = None
-        stats = dict(self.sampler.stats)
+        stats = self.sampler.counts.as_dict()
         stats["known"] = self.sampler.known()
         stats["pending"] = self.sampler.pending()
         self._emit(ev.CrawlFinished(self.op_id, stats, now))
+
+    def stats(self) -> dict[str, int]:
+        """Its counts (``SamplerCounts``), with known, pending, inflight and running."""
+        sampler = self.sampler
+        out = sampler.counts.as_dict()
+        out.update(
+            known=sampler.known(),
+            pending=sampler.pending(),
+            inflight=sampler.inflight,
+            running=int(not self.stopped),
+        )
+        return out
 
 
 class DirectSample(TransactionOwner):

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from dhtviewer.dht.kinds import LookupKind, NodeState
-from dhtviewer.dht.messages import Addr
+from dhtviewer.dht.kinds import LookupKind, NodeState, OwnerKind
+from dhtviewer.dht.messages import Addr, NodeInfo
 
 
 # --- routing table ------------------------------------------------------------------------------
@@ -118,11 +118,38 @@ class ResponseDropped:
 
 
 @dataclass(frozen=True, slots=True)
+class OtherFamilyContacts:
+    """A reply to one of our queries carried contacts of the other address family (we asked for
+    them with BEP 32 ``want`` while bootstrapping, or while our sibling was short of contacts).
+    The lookup does not use them (the two DHTs are separate); a dual-stack driver offers them to
+    its node of ``family`` (``DhtNode.offer_contacts``), which pings them before using them."""
+
+    family: int
+    nodes: tuple[NodeInfo, ...]
+    at: float
+
+
+@dataclass(frozen=True, slots=True)
 class ExternalAddressChanged:
-    """BEP 42 ``ip`` votes from responders now agree on a new external address for us."""
+    """BEP 42 ``ip`` votes from responders in ``votes`` distinct networks (/24 or /64) settled
+    on our external address: a new one, or the one restored from a previous run, confirmed."""
 
     ip: str
     votes: int
+    at: float
+
+
+@dataclass(frozen=True, slots=True)
+class NodeIdChanged:
+    """Our node id changed from ``old_id`` to ``new_id``: derived (BEP 42) from our voted
+    external address ``external_ip``, which the old id did not match. The routing tables kept
+    their contacts, re-sorted around the new id (take a new snapshot); a driver saves the id."""
+
+    old_id: bytes
+    new_id: bytes
+    external_ip: str
+    family: int
+    """The family (4 or 6) of the node whose id changed (each family's DHT has its own id)."""
     at: float
 
 
@@ -130,12 +157,15 @@ class ExternalAddressChanged:
 @dataclass(frozen=True, slots=True)
 class LookupStarted:
     """``kind``: "get_peers", "find_node", "announce" (a get_peers lookup followed by announces),
-    or the node's own maintenance: "bootstrap" (find_node of our id) and "refresh" (a bucket)."""
+    or the node's own maintenance: "bootstrap" (find_node of our id) and "refresh" (a bucket).
+    ``family``: the address family (4 or 6) of the node, hence of the DHT, the lookup runs in
+    (BEP 32: a dual-stack session runs one lookup per family)."""
 
     lookup_id: int
     target: bytes
     kind: LookupKind
     at: float
+    family: int = 4
 
 
 @dataclass(frozen=True, slots=True)
@@ -166,13 +196,36 @@ class LookupResponse:
 
 
 @dataclass(frozen=True, slots=True)
-class LookupTimeout:
-    """A lookup query failed: ``hard`` timeout reached, or an error reply (``error`` set)."""
+class LookupQuerySlow:
+    """A lookup query passed its short timeout unanswered: it no longer holds one of the
+    lookup's ``alpha`` slots (another node is asked), but its answer is still used if it
+    comes before the hard timeout."""
 
     lookup_id: int
     node_id: bytes | None
     addr: Addr
-    error: str | None
+    at: float
+
+
+@dataclass(frozen=True, slots=True)
+class LookupTimeout:
+    """A lookup query reached its hard timeout unanswered: it failed."""
+
+    lookup_id: int
+    node_id: bytes | None
+    addr: Addr
+    at: float
+
+
+@dataclass(frozen=True, slots=True)
+class LookupQueryError:
+    """A lookup query was answered with a KRPC error, or with a reply that did not decode
+    (``error`` says which and why): the node is there but gave nothing to use."""
+
+    lookup_id: int
+    node_id: bytes | None
+    addr: Addr
+    error: str
     at: float
 
 
@@ -191,7 +244,8 @@ class PeersFound:
 @dataclass(frozen=True, slots=True)
 class LookupFinished:
     """The lookup settled (or was cancelled). ``closest``: the K closest that answered, nearest
-    first, as (id, addr). ``queried``/``responded`` count distinct nodes. ``elapsed`` in seconds."""
+    first, as (id, addr). ``queried``/``responded`` count distinct nodes. ``elapsed`` in seconds.
+    ``family``: the address family of the DHT it ran in, as in its ``LookupStarted``."""
 
     lookup_id: int
     target: bytes
@@ -203,6 +257,7 @@ class LookupFinished:
     elapsed: float
     cancelled: bool
     at: float
+    family: int = 4
 
 
 @dataclass(frozen=True, slots=True)
@@ -215,6 +270,8 @@ class AnnounceFinished:
     stored_at: tuple[Addr, ...]
     failed: tuple[Addr, ...]
     at: float
+    cancelled: bool = False
+    """Cancelled, in either phase (before its get_peers lookup settled, nothing was sent)."""
 
 
 # --- server side and direct queries -------------------------------------------------------------
@@ -357,6 +414,19 @@ class CrawlFinished:
 
 
 @dataclass(frozen=True, slots=True)
+class OwnerFailed:
+    """The ``callback`` (``on_response``, ``on_error``, ``on_slow``, ``on_timeout``) of a
+    transaction owner of kind ``owner`` raised ``error`` (its ``repr``) for a query to ``addr``.
+    The node carried on; that owner may be left waiting for nothing."""
+
+    owner: OwnerKind
+    callback: str
+    addr: Addr
+    error: str
+    at: float
+
+
+@dataclass(frozen=True, slots=True)
 class TaskFailed:
     """A task scheduled on the node (``DhtNode.call_at``/``call_every``) raised ``error``
     (its ``repr``); a periodic task stays scheduled."""
@@ -376,16 +446,21 @@ Event = (
     | MalformedReceived
     | ResponseDropped
     | ExternalAddressChanged
+    | NodeIdChanged
+    | OtherFamilyContacts
     | LookupStarted
     | LookupQuerySent
     | LookupResponse
+    | LookupQuerySlow
     | LookupTimeout
+    | LookupQueryError
     | PeersFound
     | LookupFinished
     | AnnounceFinished
     | AnnounceReceived
     | PingFinished
     | TaskFailed
+    | OwnerFailed
     | ItemFound
     | ItemRejected
     | ItemGetFinished

@@ -9,15 +9,20 @@ immutable item; ``k``, ``seq``, ``sig`` and ``v`` for a mutable one, except when
 value size (205), salt size (207), the token for this target (203), then the store's rules
 (signature 206, ``cas`` 301, ``seq`` 302; ``item_store.py``). Invalid bencoding in ``v`` was
 already refused by the decoder (203). A stored item is reported as ``ItemStored``.
+
+The rules themselves are two plain functions, ``item_fields`` (what a get reply carries) and
+``accept_put`` (check and store a put), so that other storage nodes answer exactly as ours: the
+simulated Mainline's nodes (``simnet/items.py``) call them with their own stores and tokens.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import TypedDict
 
 from dhtviewer.dht import events as ev
 from dhtviewer.dht.counters import Counters
-from dhtviewer.dht.item_store import ItemStore
+from dhtviewer.dht.item_store import ItemStore, StoredItem
 from dhtviewer.dht.items import (
     PROTOCOL_ERROR,
     Item,
@@ -29,7 +34,53 @@ from dhtviewer.dht.messages import Addr, ErrorMessage, GetQuery, Message, PutQue
 from dhtviewer.dht.responder import Responder
 from dhtviewer.dht.tokens import TokenIssuer
 
-__all__ = ["ItemService"]
+__all__ = ["ItemFields", "ItemService", "accept_put", "item_fields"]
+
+
+class ItemFields(TypedDict, total=False):
+    """The BEP 44 keys of a ``get`` reply (``v`` bencoded)."""
+
+    v: bytes
+    k: bytes
+    seq: int
+    sig: bytes
+
+
+def item_fields(item: Item | None, seq: int | None) -> ItemFields:
+    """The item fields of a ``get`` reply for the stored ``item`` (None: nothing stored),
+    given the asker's ``seq`` (None: it has none)."""
+    if item is None:
+        return {}
+    if item.public_key is None:
+        return {"v": item.value}
+    if seq is not None and item.seq <= seq:
+        return {"seq": item.seq}  # "nothing newer than what you have"
+    return {"v": item.value, "k": item.public_key, "seq": item.seq, "sig": item.signature}
+
+
+def accept_put(
+    q: PutQuery,
+    ip: str,
+    now: float,
+    store: ItemStore,
+    token_ok: Callable[[bytes, bytes, str, float], bool],
+) -> tuple[Item, StoredItem | None, bool]:
+    """Check ``q`` from ``ip`` in libtorrent's order (module docstring) and store it:
+    ``(item, entry, new)``: the entry stored (None when storage is off), ``new`` when the
+    target was not stored before. ``token_ok(token, target, ip, now)`` checks the write token.
+    Raises ``ItemError`` with the BEP 44 code when the put must be refused (store unchanged)."""
+    check_value_size(q.v)
+    if q.k is not None:
+        check_salt(q.salt)
+        item = Item(q.v, q.k, q.seq or 0, q.sig or b"", q.salt)
+    else:
+        item = Item(q.v)
+    target = item.target
+    if not token_ok(q.token, target, ip, now):
+        raise ItemError(PROTOCOL_ERROR, "invalid token")
+    known = target in store
+    entry = store.put(item, now, cas=q.cas, putter=ip)
+    return item, entry, not known
 
 
 class ItemService:
@@ -59,28 +110,12 @@ class ItemService:
         fields: dict[str, object] = {"nodes": v4, "nodes6": v6, "token": token}
         if item is not None:
             self.counters.item_gets_served += 1
-            if not item.mutable:
-                fields["v"] = item.value
-            elif q.seq is not None and item.seq <= q.seq:
-                fields["seq"] = item.seq  # "nothing newer than what you have"
-            else:
-                fields.update(v=item.value, k=item.public_key, seq=item.seq, sig=item.signature)
+            fields.update(item_fields(item, q.seq))
         return self.responder.response(q, addr, **fields)
 
     def put_reply(self, q: PutQuery, addr: Addr, now: float) -> Message:
         try:
-            check_value_size(q.v)
-            if q.k is not None:
-                check_salt(q.salt)
-                item = Item(q.v, q.k, q.seq or 0, q.sig or b"", q.salt)
-            else:
-                item = Item(q.v)
-            target = item.target
-            if not self.tokens.verify(q.token, addr[0], target, now):
-                self.counters.bad_tokens += 1
-                raise ItemError(PROTOCOL_ERROR, "invalid token")
-            known = target in self.store
-            entry = self.store.put(item, now, cas=q.cas, putter=addr[0])
+            item, entry, new = accept_put(q, addr[0], now, self.store, self._token_ok)
         except ItemError as err:
             self.counters.puts_refused += 1
             return ErrorMessage(q.tid, err.code, err.reason)
@@ -89,13 +124,19 @@ class ItemService:
             stored = entry.item
             self.emit(
                 ev.ItemStored(
-                    target,
+                    item.target,
                     stored.public_key,
                     stored.seq if stored.mutable else None,
                     len(stored.value),
                     addr,
-                    not known,
+                    new,
                     now,
                 )
             )
         return self.responder.response(q, addr)
+
+    def _token_ok(self, token: bytes, target: bytes, ip: str, now: float) -> bool:
+        if self.tokens.verify(token, ip, target, now):
+            return True
+        self.counters.bad_tokens += 1
+        return False

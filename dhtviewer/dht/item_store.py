@@ -24,6 +24,7 @@ from __future__ import annotations
 from collections import OrderedDict
 from dataclasses import dataclass, field
 
+from dhtviewer.dht.counters import Counters
 from dhtviewer.dht.items import CAS_MISMATCH, SEQ_TOO_LOW, Item, ItemError
 
 __all__ = ["DEFAULT_TTL", "MAX_PUTTERS", "ItemStore", "StoredItem"]
@@ -50,7 +51,11 @@ class ItemStore:
     """Items by target (immutable and mutable share one table, as their targets are both
     SHA-1 values and a ``get`` does not say which it wants)."""
 
-    def __init__(self, *, max_items: int, ttl: float = DEFAULT_TTL) -> None:
+    def __init__(
+        self, *, max_items: int, ttl: float = DEFAULT_TTL, counters: Counters | None = None
+    ) -> None:
+        """``counters``: where puts, refusals, evictions and expiries are counted (the node's
+        ``Counters``; a fresh one if None)."""
         if max_items < 0:
             raise ValueError("max_items must not be negative")
         if not ttl > 0:
@@ -61,14 +66,7 @@ class ItemStore:
         self._expiry: OrderedDict[bytes, None] = OrderedDict()  # refresh order = expiry order
         self._levels: dict[int, OrderedDict[bytes, None]] = {}  # putter count -> targets (LRU)
         self._clock = float("-inf")
-        self.stats: dict[str, int] = {
-            "stored": 0,  # new items
-            "updated": 0,  # mutable items replaced by a higher seq
-            "refreshed": 0,  # puts of what was already stored
-            "refused": 0,  # puts refused (any ItemError)
-            "evicted": 0,  # items dropped before expiry to make room
-            "expired": 0,
-        }
+        self.counters = counters if counters is not None else Counters()
 
     # --- writing -----------------------------------------------------------------------------
     def put(
@@ -81,7 +79,7 @@ class ItemStore:
             item.validate()
             return self._put(item, now, cas, putter)
         except ItemError:
-            self.stats["refused"] += 1
+            self.counters.items_refused += 1
             raise
 
     def _put(
@@ -101,7 +99,7 @@ class ItemStore:
             self._items[target] = entry
             self._expiry[target] = None
             self._add_putter(target, entry, putter)
-            self.stats["stored"] += 1
+            self.counters.items_new += 1
             return entry
         old = entry.item
         if item.mutable:
@@ -117,11 +115,11 @@ class ItemStore:
                 )
             if item.seq > old.seq:
                 entry.item = item
-                self.stats["updated"] += 1
+                self.counters.items_updated += 1
             else:
-                self.stats["refreshed"] += 1
+                self.counters.items_refreshed += 1
         else:
-            self.stats["refreshed"] += 1
+            self.counters.items_refreshed += 1
         entry.refreshed_at = now
         entry.puts += 1
         self._expiry.move_to_end(target)
@@ -152,7 +150,7 @@ class ItemStore:
     def _evict(self) -> None:
         victim = next(iter(self._levels[min(self._levels)]))
         self._remove(victim)
-        self.stats["evicted"] += 1
+        self.counters.items_evicted += 1
 
     def expire(self, now: float) -> int:
         """Drop every item whose last put is ``ttl`` or more before ``now``."""
@@ -164,7 +162,7 @@ class ItemStore:
                 break
             self._remove(target)
             dropped += 1
-        self.stats["expired"] += dropped
+        self.counters.items_expired += dropped
         return dropped
 
     # --- reading -----------------------------------------------------------------------------

@@ -19,6 +19,7 @@ from dataclasses import replace
 from functools import lru_cache
 
 from dhtviewer.dht import bencoding, bloom, common_queries, compact, items
+from dhtviewer.dht.addresses import format_addr
 from dhtviewer.dht.messages import (
     NO_FIELDS,
     PROTOCOL_ERROR,
@@ -355,11 +356,15 @@ def _decode_response(top: _Dict, tid: bytes, version: bytes | None) -> Response:
         ip = _bytes(top, b"ip")
         if len(ip) not in (compact.PEER4_LEN, compact.PEER6_LEN):
             raise _Invalid(f"'ip' must be 6 or 18 bytes, got {len(ip)}")
+    # Cut-short records are left out and counted (``partial_records``), as deployed clients
+    # read these fields; only a wrong type is an error.
+    raw4 = _bytes(r, b"nodes") if nodes is not None else None
+    raw6 = _bytes(r, b"nodes6") if nodes6 is not None else None
     return Response(
         tid,
         sender,
-        nodes=compact.decode_nodes(_bytes(r, b"nodes")) if nodes is not None else (),
-        nodes6=compact.decode_nodes6(_bytes(r, b"nodes6")) if nodes6 is not None else (),
+        nodes=compact.decode_nodes(raw4) if raw4 is not None else (),
+        nodes6=compact.decode_nodes6(raw6) if raw6 is not None else (),
         values=compact.decode_values(values) if values else (),
         token=token,
         external_ip=compact.decode_peer(ip) if ip is not None else None,
@@ -380,6 +385,7 @@ def _decode_response(top: _Dict, tid: bytes, version: bytes | None) -> Response:
         bf_seeds=_opt_bytes(r, b"BFsd", _FILTER_LEN),
         bf_peers=_opt_bytes(r, b"BFpe", _FILTER_LEN),
         extra=extra,
+        partial_records=compact.partial_records(raw4, raw6, values or ()),
     )
 
 
@@ -636,8 +642,7 @@ def describe(msg: Message) -> str:
             seeds, peers = _filter_size(msg.bf_seeds), _filter_size(msg.bf_peers)
             parts.append(f"scrape seeds~{seeds} peers~{peers}")
         if msg.external_ip is not None:
-            host, port = msg.external_ip
-            parts.append(f"ip=[{host}]:{port}" if ":" in host else f"ip={host}:{port}")
+            parts.append(f"ip={format_addr(msg.external_ip)}")
         if msg.read_only:
             parts.append("ro")
         return " ".join(parts)

@@ -191,11 +191,15 @@ class Lookup:
         self.responded += 1
         return cand
 
-    def on_slow(self, addr: Addr) -> None:
+    def on_slow(self, addr: Addr) -> Candidate | None:
+        """The query to ``addr`` passed its short timeout: it frees its slot. Returns the
+        candidate if that changed anything."""
         cand = self._by_addr.get(addr)
-        if cand is not None and cand.state == INFLIGHT:
-            cand.state = SLOW
-            self.active -= 1
+        if cand is None or cand.state != INFLIGHT:
+            return None
+        cand.state = SLOW
+        self.active -= 1
+        return cand
 
     def on_failure(self, addr: Addr, error: str | None = None) -> Candidate | None:
         cand = self._by_addr.get(addr)

@@ -3,8 +3,10 @@ back, finishes them (and hands an announce over to its ``AnnounceRound``).
 
 Each running lookup has a ``Lookup`` (whom to ask next, when it is done: ``lookup.py``) and is
 the owner of its queries through a small ``TransactionOwner``. Every lookup emits
-``LookupStarted``, then ``LookupQuerySent``/``LookupResponse``/``PeersFound``/``LookupTimeout`` as
-it goes, and exactly one ``LookupFinished``; an announce then one ``AnnounceFinished``.
+``LookupStarted``, then ``LookupQuerySent``/``LookupResponse``/``PeersFound`` and, for queries
+that go wrong, ``LookupQuerySlow`` (past the short timeout), ``LookupTimeout`` (past the hard
+one) or ``LookupQueryError`` (an error reply) as it goes, and exactly one ``LookupFinished``; an
+announce then exactly one ``AnnounceFinished``, even when cancelled before its second phase.
 
 What a lookup of each kind asks is ``QUERY_OF_KIND``; a new kind (BEP 44 ``get``, say) adds its
 member to ``LookupKind`` and its query here. What a kind collects beyond contacts and peers goes
@@ -12,16 +14,24 @@ to the ``on_response`` hook given at ``start`` (which may also end the lookup ea
 second phase after the lookup settles (announce_peer, BEP 44 put, BEP 33 scrape) is started by
 the ``then`` hook: it returns a ``Phase``, a transaction owner that reports its own end through
 the callback it was given, and is cancelled with the lookup.
+
+A lookup runs in the node's address family only (BEP 32: the IPv4 and IPv6 DHTs are separate):
+it is seeded from that family's table and follows only that family's contacts (``nodes`` for
+IPv4, ``nodes6`` for IPv6). A dual-stack node asks for the other family's contacts too while it
+bootstraps, or while its sibling is short of them (``want``); those it hands over as an
+``OtherFamilyContacts`` event, never to the lookup.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from functools import partial
-from typing import Protocol
+from typing import Any, Protocol
 
 from dhtviewer.dht import events as ev
 from dhtviewer.dht.announce import AnnounceRound
+from dhtviewer.dht.families import WANT_OF, Sibling, other_family
+from dhtviewer.dht.identity import NodeIdentity
 from dhtviewer.dht.kinds import LookupKind, OwnerKind
 from dhtviewer.dht.lookup import Candidate, Lookup
 from dhtviewer.dht.messages import Addr, FindNodeQuery, GetPeersQuery, GetQuery, Query, Response
@@ -100,21 +110,30 @@ class LookupManager:
     def __init__(
         self,
         *,
-        node_id: bytes,
+        identity: NodeIdentity,
         settings: DhtSettings,
-        tables: dict[int, RoutingTable],
+        table: RoutingTable,
         rpc: Rpc,
         outbox: Outbox,
         ids: Callable[[], int],
         addr_ok: Callable[[Addr], bool],
         subnet_of: Callable[[str], bytes | None] | None = None,
+        sibling: Sibling | None = None,
     ) -> None:
-        """``ids()``: the next operation id (shared with pings). ``addr_ok(addr)``: whether a
-        contact's address may be used at all. ``subnet_of(ip)``: the subnet rule for lookups
-        (``RoutingPolicy.subnet``; None: no rule)."""
-        self.node_id = node_id
+        """``identity``: ours (our id is never a lookup's contact). ``table``: the node's
+        routing table; its family is the lookups'. ``ids()``: the next operation id (shared
+        with pings). ``addr_ok(addr)``: whether a contact's address may be used at all.
+        ``subnet_of(ip)``: the subnet rule for lookups, the routing policy's
+        ``RoutingPolicy.subnet`` (which says None where the rule does not apply); None: no
+        rule at all. ``sibling``: the other family's node (dual stack), whose need for
+        contacts decides ``want``."""
+        self.identity = identity
         self.settings = settings
-        self.tables = tables
+        self.table = table
+        self.family = table.family
+        self._other = other_family(table.family)
+        self._sibling = sibling
+        self._want_both = frozenset({WANT_OF[4], WANT_OF[6]})
         self.rpc = rpc
         self.outbox = outbox
         self._ids = ids
@@ -127,6 +146,13 @@ class LookupManager:
         self._hooks: dict[int, FinishHook] = {}
         self._then: dict[int, PhaseStarter] = {}
         self._on_response_hooks: dict[int, ResponseHook] = {}
+        self._announces: dict[int, tuple[int, bool, bool | None]] = {}
+        """Announces not finished yet: (port, implied_port, seed), for the AnnounceFinished of
+        one cancelled before its second phase."""
+
+    @property
+    def node_id(self) -> bytes:
+        return self.identity.node_id
 
     def __len__(self) -> int:
         return len(self.lookups)
@@ -182,16 +208,18 @@ class LookupManager:
             self._hooks[lid] = on_finished
         if announce is not None:
             then = partial(self._start_announce, announce)
+            seed = announce[2] if len(announce) > 2 else None
+            self._announces[lid] = (announce[0], announce[1], seed)
         if then is not None:
             self._then[lid] = then
         if on_response is not None:
             self._on_response_hooks[lid] = on_response
-        for table in self.tables.values():
-            lk.add_nodes(table.closest(target, s.k * 2, now), None, 0)
+        lk.add_nodes(self.table.closest(target, s.k * 2, now), None, 0)
         for a in seeds:
             if self._addr_ok(a):
                 lk.add_seed(a)
-        self.outbox.emit(ev.LookupStarted(lid, target, kind, now))
+        self.rpc.counters.lookups_started += 1
+        self.outbox.emit(ev.LookupStarted(lid, target, kind, now, self.family))
         self.step(lk, now)
         return lk
 
@@ -201,7 +229,9 @@ class LookupManager:
         if lk.finished:
             return
         qtype, key = QUERY_OF_KIND[lk.kind]
-        args = {key: lk.target}
+        args: dict[str, Any] = {key: lk.target}
+        if self._asks_both(lk):
+            args["want"] = self._want_both
         owner = self._owners[lk.id]
         emit = self.outbox.emit
         while True:
@@ -233,6 +263,15 @@ class LookupManager:
         if lk.is_done():
             self._finish(lk, now)
 
+    def _asks_both(self, lk: Lookup) -> bool:
+        """BEP 32: a dual-stack node asks for both families' contacts while it bootstraps, or
+        while its sibling is short of contacts (after an outage of that family, say); otherwise
+        only for its own, which a query implies by the family it travels over (no ``want``)."""
+        sib = self._sibling
+        if sib is None or not sib.bound:
+            return False
+        return lk.kind == LookupKind.BOOTSTRAP or sib.needs_contacts()
+
     def step_all(self, now: float) -> None:
         """Give every lookup a chance to send (those blocked by a full transaction table)."""
         for lk in list(self.lookups.values()):
@@ -256,8 +295,15 @@ class LookupManager:
             return
         own = self.node_id
         addr_ok = self._addr_ok
-        contacts = [n for n in (*r.nodes, *r.nodes6) if n.id != own and addr_ok(n.addr)]
+        mine, theirs = (r.nodes, r.nodes6) if self.family == 4 else (r.nodes6, r.nodes)
+        contacts = [n for n in mine if n.id != own and addr_ok(n.addr)]
         new_nodes = lk.add_nodes(contacts, r.sender_id, cand.depth + 1)
+        if theirs and self._sibling is not None and self._sibling.bound:
+            # Never into this lookup: the other family's DHT is another network. At most K,
+            # as an honest reply carries (a hostile one cannot make the event large).
+            self.outbox.emit(
+                ev.OtherFamilyContacts(self._other, tuple(theirs[: self.settings.k]), now)
+            )
         peers = [a for a in r.values if a[1] != 0]
         room = self.settings.max_peers_per_lookup - len(lk.peers)
         if len(peers) > room:
@@ -280,12 +326,16 @@ class LookupManager:
 
     def _on_failure(self, lk: Lookup, p: Pending, error: str | None, now: float) -> None:
         if lk.on_failure(p.addr, error) is not None:
-            self.outbox.emit(ev.LookupTimeout(lk.id, p.node_id, p.addr, error, now))
+            if error is None:
+                self.outbox.emit(ev.LookupTimeout(lk.id, p.node_id, p.addr, now))
+            else:
+                self.outbox.emit(ev.LookupQueryError(lk.id, p.node_id, p.addr, error, now))
             self.step(lk, now)
 
     def _on_slow(self, lk: Lookup, p: Pending, now: float) -> None:
-        lk.on_slow(p.addr)
-        self.step(lk, now)
+        if lk.on_slow(p.addr) is not None:
+            self.outbox.emit(ev.LookupQuerySlow(lk.id, p.node_id, p.addr, now))
+            self.step(lk, now)
 
     # --- finishing ---------------------------------------------------------------------------
     def _finish(self, lk: Lookup, now: float, cancelled: bool = False) -> None:
@@ -296,6 +346,9 @@ class LookupManager:
             return
         lk.finished = True
         lk.finished_at = now
+        counters = self.rpc.counters
+        counters.lookups_finished += 1
+        counters.lookups_cancelled += cancelled
         self.rpc.cancel(self._owners[lk.id])
         closest = tuple((c.id, c.addr) for c in lk.closest() if c.id is not None)
         self.outbox.emit(
@@ -310,10 +363,18 @@ class LookupManager:
                 now - lk.started_at,
                 cancelled,
                 now,
+                self.family,
             )
         )
         then = self._then.pop(lk.id, None)
         self._on_response_hooks.pop(lk.id, None)
+        announce = self._announces.pop(lk.id, None)
+        if cancelled and announce is not None:
+            # Cancelled before its second phase: the announce still ends with its own event,
+            # so whoever waits for it is never left waiting.
+            self.outbox.emit(
+                ev.AnnounceFinished(lk.id, lk.target, announce[0], (), (), now, cancelled=True)
+            )
         if then is not None and not cancelled:
             # The lookup stays registered (it counts toward max_lookups, and can be cancelled)
             # until its phase reports its end through _phase_done.
@@ -355,6 +416,7 @@ class LookupManager:
 
     def _forget(self, lookup_id: int) -> None:
         self.lookups.pop(lookup_id, None)
+        self._announces.pop(lookup_id, None)
         self._owners.pop(lookup_id, None)
         self._phases.pop(lookup_id, None)
         self._then.pop(lookup_id, None)

@@ -163,6 +163,9 @@ class Response:
     BEP 44 fields of a ``get`` reply: ``v`` (the value, *bencoded*), ``k``, ``seq``, ``sig``.
     BEP 33 fields of a scrape: ``bf_seeds`` (``BFsd``), ``bf_peers`` (``BFpe``), 256 bytes each.
     ``extra``: the other keys of ``r`` (custom methods, extensions), as decoded; encoded as given.
+    ``partial_records``: set by the decoder, never encoded: records of ``nodes``/``nodes6``/
+    ``values`` left out because they were cut short or had no peer's length (the others were
+    used, as deployed clients do).
     """
 
     tid: bytes
@@ -185,6 +188,7 @@ class Response:
     bf_seeds: bytes | None = None
     bf_peers: bytes | None = None
     extra: Mapping[bytes, object] = field(default_factory=_no_fields, compare=False)
+    partial_records: int = field(default=0, compare=False)
 
 
 @dataclass(frozen=True, slots=True)

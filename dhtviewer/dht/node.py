@@ -1,8 +1,15 @@
 """DhtNode: the sans-IO Mainline DHT node (BEP 5, with BEP 32, 33, 42, 43, 44 and 51).
 
+One node speaks one address family (BEP 32 runs two independent DHTs): one socket, one routing
+table, lookups through that family's nodes only. A dual-stack host runs one node per family; the
+two share nothing but what ``families.Sibling`` shows (see ``families``).
+
 The node wires its parts together and drives them; each part is its own module:
 
+* ``intake.Intake``: every incoming datagram: admission (size, blocked senders, read-only
+  mode, rate limits), decoding, and the query path (answer, then learn about the querier);
 * ``rpc.Rpc``: our queries, reply matching, timeouts, and what every answer teaches;
+* ``identity.NodeIdentity``: our id and external address (BEP 42 votes and ids);
 * ``responder.Responder``: what each query gets back (a method -> handler registry);
 * ``lookups.LookupManager`` and ``announce.AnnounceRound``: lookups and announces;
 * ``item_lookup`` (BEP 44 get and put), ``scrape_round`` (BEP 33), ``crawler`` (BEP 51 crawl
@@ -10,18 +17,22 @@ The node wires its parts together and drives them; each part is its own module:
   ``item_store.ItemStore``) on the storage side;
 * ``refresh.Refresher``: bootstrap and bucket refresh;
 * ``routing_table.RoutingTable`` (with its ``RoutingPolicy``), ``peer_store.PeerStore``,
-  ``tokens.TokenIssuer``, ``rate_limit.RateLimiter``, ``external_ip.ExternalIpVoter``;
+  ``tokens.TokenIssuer``, ``rate_limit.RateLimiter``;
 * ``tasks.Scheduler``: tasks on the node's clock; ``outbox.Outbox``: datagrams and events out;
   ``counters.Counters``: every count, shared by all of them.
 
-Here stays what no single part owns: admission of incoming datagrams (size, blocked senders,
-read-only mode, rate limits), the query path (answer, then learn about the querier), the
-public API, and the read-only views. The node never touches a socket or a clock, and takes its
-settings once, at construction.
+Here stays what no single part owns: the public API (checking its arguments), what follows a
+change of our id, and the read-only views. The node never touches a socket or a clock, and
+takes its settings once, at construction.
+
+Two sources of randomness are injected: ``rng`` for what others see anyway (refresh targets,
+samples, which peers to return) and ``secrets`` for what nobody may predict (transaction ids,
+token secrets, our node id). By default ``secrets`` is the operating system's generator; a
+simulation passes a seeded one to stay deterministic.
 
 Driving contract (the asyncio transport and the simulator follow exactly this)::
 
-    node = DhtNode(rng=random.Random(), now=clock(), settings=DhtSettings(...))
+    node = DhtNode(rng=random.Random(), now=clock(), settings=DhtSettings(...))  # secrets: OS
     node.receive(data, addr, now)         # every datagram that arrives
     node.handle_timer(now)                # whenever now >= node.next_deadline()
     node.start_lookup(...), node.announce(...), node.ping(...), node.bootstrap(...)   # API calls
@@ -35,33 +46,28 @@ from __future__ import annotations
 
 import itertools
 import random
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 
 from dhtviewer.dht import events as ev
-from dhtviewer.dht import krpc
-from dhtviewer.dht.addresses import acceptable_address, ip_family
+from dhtviewer.dht.addresses import acceptable_address, destination_problem, ip_family
 from dhtviewer.dht.counters import Counters
 from dhtviewer.dht.crawler import UNKNOWN_ID, Crawl, DirectSample
 from dhtviewer.dht.external_ip import ExternalIpVoter
+from dhtviewer.dht.families import FAMILIES, Sibling
+from dhtviewer.dht.identity import NodeIdentity
+from dhtviewer.dht.intake import Intake
 from dhtviewer.dht.item_lookup import PutRequest, start_get, start_put
 from dhtviewer.dht.item_service import ItemService
 from dhtviewer.dht.item_store import ItemStore
-from dhtviewer.dht.kinds import LookupKind, NodeState, OwnerKind
+from dhtviewer.dht.kinds import LookupKind, NodeState
 from dhtviewer.dht.lookup import Lookup
 from dhtviewer.dht.lookups import LookupLimitError, LookupManager, Phase
 from dhtviewer.dht.messages import (
-    PROTOCOL_ERROR,
-    SERVER_ERROR,
     Addr,
-    ErrorMessage,
-    Message,
     NodeInfo,
     PingQuery,
-    Query,
-    Response,
     SampleInfohashesQuery,
     UnknownQuery,
-    method_of,
 )
 from dhtviewer.dht.node_id import ID_BYTES, bep42_id, bep42_valid, random_id
 from dhtviewer.dht.outbox import Outbox
@@ -71,7 +77,7 @@ from dhtviewer.dht.refresh import Refresher
 from dhtviewer.dht.responder import Handler, Responder
 from dhtviewer.dht.routing_policy import RoutingPolicy
 from dhtviewer.dht.routing_table import RoutingSnapshot, RoutingTable
-from dhtviewer.dht.rpc import Rpc
+from dhtviewer.dht.rpc import DirectPing, Rpc
 from dhtviewer.dht.sampler import Sampler
 from dhtviewer.dht.scrape_round import ScrapeRound
 from dhtviewer.dht.settings import DhtSettings
@@ -84,26 +90,6 @@ __all__ = ["DhtNode", "LookupLimitError"]
 _USER_KINDS = (LookupKind.GET_PEERS, LookupKind.FIND_NODE)
 
 
-class _DirectPing(TransactionOwner):
-    """A ping asked for through ``DhtNode.ping``: ends with one ``PingFinished``."""
-
-    kind = OwnerKind.PING
-    __slots__ = ("emit", "op")
-
-    def __init__(self, op: int, emit: Callable[[ev.Event], None]) -> None:
-        self.op = op
-        self.emit = emit
-
-    def on_response(self, p: Pending, r: Response, now: float) -> None:
-        self.emit(ev.PingFinished(self.op, p.addr, r.sender_id, now - p.sent_at, r.version, now))
-
-    def on_error(self, p: Pending, reason: str, now: float) -> None:
-        self.emit(ev.PingFinished(self.op, p.addr, None, None, None, now))
-
-    def on_timeout(self, p: Pending, now: float) -> None:
-        self.emit(ev.PingFinished(self.op, p.addr, None, None, None, now))
-
-
 class DhtNode:
     def __init__(
         self,
@@ -112,32 +98,51 @@ class DhtNode:
         now: float,
         node_id: bytes | None = None,
         settings: DhtSettings | None = None,
-        families: tuple[int, ...] = (4,),
+        family: int = 4,
+        sibling: Sibling | None = None,
+        op_ids: Iterator[int] | None = None,
         traffic_events: bool = True,
         external_ip: str | None = None,
         routing_policy: RoutingPolicy | None = None,
+        secrets: random.Random | None = None,
     ) -> None:
-        """``families``: address families this node speaks (4, 6 or both); one routing table
-        each. ``traffic_events``: emit MessageSent/MessageReceived (``set_traffic_events``
-        switches it later). ``external_ip``: our address as last known (restored state), until
-        votes say otherwise. ``routing_policy``: the routing tables' rules (default: from
-        ``settings``)."""
+        """``rng``: randomness others may see (refresh targets, samples). ``secrets``: what
+        nobody may predict (transaction ids, token secrets, our id when none is given; default:
+        the operating system's ``random.SystemRandom``). ``family``: the address family (4 or
+        6) this node speaks: its socket's, its routing table's, its lookups'. ``sibling``: the
+        read-only view of the host's node of the other family (dual stack, BEP 32); None for a
+        single-stack node. ``op_ids``: where operation ids (lookups, pings, samples) come
+        from; the nodes of one session share one, so that an id names one operation across
+        families. ``traffic_events``: emit MessageSent/MessageReceived
+        (``set_traffic_events`` switches it later). ``external_ip``: our address as last known
+        (restored state), until votes say otherwise. ``routing_policy``: the routing table's
+        and lookups' rules (default: from ``settings``)."""
         if node_id is not None and len(node_id) != ID_BYTES:
             raise ValueError("node_id must be 20 bytes")
+        if family not in FAMILIES:
+            raise ValueError(f"family must be 4 or 6, got {family!r}")
+        if sibling is not None and sibling.family == family:
+            raise ValueError(f"the sibling of an IPv{family} node must be of the other family")
         s = self._settings = settings or DhtSettings()
         self._rng = rng
-        self._node_id = node_id if node_id is not None else random_id(rng)
-        self._families = tuple(sorted(set(families)))
+        secret_rng = secrets if secrets is not None else random.SystemRandom()
+        self._identity = identity = NodeIdentity(
+            node_id if node_id is not None else random_id(secret_rng),
+            secrets=secret_rng,
+            external_ip=external_ip,
+            derive=s.derive_node_id,
+        )
+        self._family = family
+        self._sibling = sibling
         self._started_at = now
         c = self._counters = Counters()
         self._outbox = Outbox(c, s.max_queued_events, traffic_events)
         emit = self._outbox.emit
         policy = routing_policy or RoutingPolicy.from_settings(s)
-        self._tables = {
-            fam: RoutingTable(self._node_id, s, fam, emit=emit, policy=policy, counters=c)
-            for fam in self._families
-        }
-        self._tokens = TokenIssuer(rng, now, s.token_rotation)
+        self._table = RoutingTable(
+            identity.node_id, s, family, emit=emit, policy=policy, counters=c
+        )
+        self._tokens = TokenIssuer(secret_rng, now, s.token_rotation)
         self._store = PeerStore(
             max_info_hashes=s.max_info_hashes,
             max_peers_per_info_hash=s.max_peers_per_info_hash,
@@ -154,86 +159,66 @@ class DhtNode:
             global_burst=s.global_reply_burst,
             counters=c,
         )
-        self._voter = ExternalIpVoter(external_ip)
         self._rpc = Rpc(
-            node_id=self._node_id,
+            identity=identity,
             settings=s,
-            tables=self._tables,
+            table=self._table,
             outbox=self._outbox,
             counters=c,
-            rng=rng,
+            secrets=secret_rng,
             limiter=self._limiter,
             on_external_ip=self._vote_external_ip,
         )
-        self._ops = itertools.count(1)
+        self._ops = op_ids if op_ids is not None else itertools.count(1)
         self._lookups = LookupManager(
-            node_id=self._node_id,
+            identity=identity,
             settings=s,
-            tables=self._tables,
+            table=self._table,
             rpc=self._rpc,
             outbox=self._outbox,
             ids=self._new_op,
             addr_ok=self._addr_ok,
-            subnet_of=policy.subnet if policy.restrict_subnets else None,
+            # The policy's rule, whatever it is: a policy that overrides ``subnet`` governs
+            # lookups as it governs the table (it answers None where the rule is off).
+            subnet_of=policy.subnet,
+            sibling=sibling,
         )
         self._refresher = Refresher(
-            settings=s, tables=self._tables, lookups=self._lookups, rng=rng
+            settings=s, table=self._table, lookups=self._lookups, rng=rng
         )
         self._tasks = Scheduler(on_error=self._task_failed)
         self._responder = Responder(
-            node_id=self._node_id,
+            identity=identity,
             settings=s,
-            tables=self._tables,
+            table=self._table,
+            sibling=sibling,
             store=self._store,
             tokens=self._tokens,
             rng=rng,
             counters=c,
             emit=emit,
         )
-        self._items = ItemStore(max_items=s.max_items, ttl=s.item_ttl)
+        self._items = ItemStore(max_items=s.max_items, ttl=s.item_ttl, counters=c)
         ItemService(
             responder=self._responder, store=self._items, tokens=self._tokens, counters=c,
             emit=emit,
         ).register()
+        self._intake = Intake(
+            identity=identity,
+            settings=s,
+            table=self._table,
+            rpc=self._rpc,
+            responder=self._responder,
+            limiter=self._limiter,
+            outbox=self._outbox,
+            counters=c,
+        )
         self._crawl: Crawl | None = None
 
     # ============================================================================== driving ==
     def receive(self, data: bytes, addr: Addr, now: float) -> None:
         """Handle one incoming datagram. Never raises on any input."""
-        c = self._counters
-        s = self._settings
-        c.packets_in += 1
-        c.bytes_in += len(data)
-        if (
-            s.rate_limit
-            and self._limiter.is_blocked(addr[0], now)
-            and b"1:y1:r" not in data
-            and b"1:y1:e" not in data
-        ):
-            # A flood is shed before parsing. Whatever could be a reply (valid ones always hold
-            # one of those two byte runs) still goes through: it is matched to our queries, and
-            # a flood spoofing a node's address must not make that node look dead to us.
-            c.dropped_blocked += 1
-            return
-        if len(data) > s.max_datagram_size:
-            c.oversized += 1
-            c.malformed += 1
-            self._outbox.emit(
-                ev.MalformedReceived(
-                    addr, len(data), PROTOCOL_ERROR, "datagram too large", False, now,
-                    data[: ev.MALFORMED_PREFIX],
-                )
-            )
-            return
-        try:
-            msg = krpc.decode(data, max_depth=s.max_bencode_depth)
-        except krpc.KrpcError as err:
-            self._on_malformed(err, data, addr, now)
-            return
-        if isinstance(msg, Query):
-            self._on_query(msg, data, addr, now)
-        else:
-            self._rpc.on_reply(msg, data, addr, now)
+        self._intake.receive(data, addr, now)
 
     def handle_timer(self, now: float) -> None:
         self._rpc.expire(now)
@@ -275,7 +260,7 @@ class DhtNode:
     def bootstrap(self, addrs: Sequence[Addr], now: float) -> int:
         """find_node lookup of our own id seeded with ``addrs`` (ids unknown) and the routing
         table. When it finishes, the node counts as bootstrapped and refreshes its buckets."""
-        return self._refresher.bootstrap(self._node_id, addrs, now)
+        return self._refresher.bootstrap(self._identity.node_id, addrs, now)
 
     def start_lookup(
         self,
@@ -336,6 +321,7 @@ class DhtNode:
     def sample(self, addr: Addr, now: float, *, target: bytes | None = None) -> int:
         """One BEP 51 sample_infohashes to ``addr``; ends with SamplesReceived(op_id=returned
         id)."""
+        self._check_destination(addr)
         op = self._new_op()
         owner = DirectSample(op, self._outbox.emit)
         aim = target if target is not None else random_id(self._rng)
@@ -362,16 +348,16 @@ class DhtNode:
             max_known=s.crawl_max_known,
             max_visits=s.crawl_max_visits,
         )
-        own = self._node_id
+        identity = self._identity
         crawl = self._crawl = Crawl(
             self._new_op(),
             sampler,
             send=self._rpc.send,
             emit=self._outbox.emit,
             schedule=lambda when, fn: self._tasks.call_at(when, fn, name="crawl"),
-            contact_ok=lambda n: n.id != own and self._addr_ok(n.addr),
+            contact_ok=lambda n: n.id != identity.node_id and self._addr_ok(n.addr),
         )
-        contacts = [n for t in self._tables.values() for n in t.export_nodes()]
+        contacts = list(self._table.export_nodes())
         # Seeds have unknown ids: a placeholder until they answer (the sampler keys by
         # address, and the reply's id replaces it).
         contacts += [NodeInfo(UNKNOWN_ID, a) for a in seeds if self._addr_ok(a)]
@@ -388,17 +374,7 @@ class DhtNode:
     def crawl_stats(self) -> dict[str, int] | None:
         """The running (or last) crawl's counts: queried, replied, failed, supported,
         unsupported, dropped_contacts, known, pending, inflight (None before any crawl)."""
-        crawl = self._crawl
-        if crawl is None:
-            return None
-        out = dict(crawl.sampler.stats)
-        out.update(
-            known=crawl.sampler.known(),
-            pending=crawl.sampler.pending(),
-            inflight=crawl.sampler.inflight,
-            running=int(not crawl.stopped),
-        )
-        return out
+        return None if self._crawl is None else self._crawl.stats()
 
     def announce(
         self,
@@ -423,9 +399,11 @@ class DhtNode:
         self._lookups.cancel(lookup_id, now)
 
     def ping(self, addr: Addr, now: float) -> int:
-        """Direct ping; ends with PingFinished(op_id=returned id)."""
+        """Direct ping; ends with PingFinished(op_id=returned id). Raises ValueError for an
+        address that cannot be queried (see ``addresses.destination_problem``)."""
+        self._check_destination(addr)
         op = self._new_op()
-        owner = _DirectPing(op, self._outbox.emit)
+        owner = DirectPing(op, self._outbox.emit)
         if self._rpc.send(PingQuery, addr, None, now, owner) is None:
             self._outbox.emit(ev.PingFinished(op, addr, None, None, None, now))
         return op
@@ -439,16 +417,34 @@ class DhtNode:
         owner: TransactionOwner,
         *,
         node_id: bytes | None = None,
+        short_timeout: float | None = None,
+        hard_timeout: float | None = None,
     ) -> Pending | None:
         """Send a query of any ``method`` with ``args`` (the ``a`` dict without ``id``) to
         ``addr``; ``owner`` is told of its answer, error or timeouts, with the core's matching
-        (exact address and transaction id) and deadlines. None when ``max_inflight_queries``
-        are outstanding (nothing sent)."""
+        (exact address and transaction id) and deadlines: ``short_timeout`` and
+        ``hard_timeout`` for this query (default: the adaptive short timeout and the
+        ``hard_timeout`` setting). None when ``max_inflight_queries`` are outstanding (nothing
+        sent). Raises ValueError, with nothing sent or registered, for a bad address, method
+        or timeout, or ``args`` that cannot be bencoded."""
         if not isinstance(method, bytes) or not method:
             raise ValueError(f"method must be a non-empty byte string, got {method!r}")
-        return self._rpc.send(
-            UnknownQuery, addr, node_id, now, owner, name=method, args=dict(args)
-        )
+        self._check_destination(addr)
+        for name, value in (("short_timeout", short_timeout), ("hard_timeout", hard_timeout)):
+            if value is not None and not (type(value) in (int, float) and value > 0):
+                raise ValueError(f"{name} must be a positive number of seconds, got {value!r}")
+        try:
+            return self._rpc.send(
+                UnknownQuery, addr, node_id, now, owner, name=method, args=dict(args),
+                short_timeout=short_timeout, hard_timeout=hard_timeout,
+            )
+        except ValueError as err:
+            raise ValueError(f"cannot encode the {method!r} query: {err}") from None
+
+    def cancel_queries(self, owner: TransactionOwner) -> int:
+        """Forget ``owner``'s queries in flight (how many): it hears nothing more of them, and
+        late replies are dropped as unsolicited."""
+        return self._rpc.cancel(owner)
 
     def register_handler(self, method: bytes, handler: Handler) -> None:
         """Answer queries for ``method`` with ``handler(query, addr, now) -> reply`` (see
@@ -469,39 +465,54 @@ class DhtNode:
         return self._tasks.call_every(interval, fn, first=first, name=name)
 
     def add_contacts(self, nodes: Sequence[NodeInfo], now: float) -> None:
-        """Known contacts (restored state): pinged, and entered into the table when they answer."""
+        """Known contacts (restored state): pinged, and entered into the table when they answer.
+        Contacts of the other family are ignored."""
         for n in nodes:
-            if self._addr_ok(n.addr) and n.id != self._node_id:
+            if self._addr_ok(n.addr) and n.id != self._identity.node_id:
                 self._rpc.send(PingQuery, n.addr, n.id, now, self._rpc.verification)
+
+    def offer_contacts(self, nodes: Sequence[NodeInfo], now: float) -> None:
+        """Contacts of our family that the host's other node learned (``OtherFamilyContacts``,
+        BEP 32): unverified, so they are pinged within the verification budget (as anyone who
+        queries us) and enter the table only if they answer."""
+        fresh = [
+            n for n in nodes
+            if self._addr_ok(n.addr) and n.id != self._identity.node_id
+            and self._table.get_by_addr(n.addr) is None
+        ]
+        self._rpc.verify(fresh, now)
 
     def preload_contacts(self, nodes: Sequence[NodeInfo], answered_at: float) -> None:
         """Fill the routing table with ``nodes`` as if each had answered us at ``answered_at``,
         and count the node as bootstrapped: for simulations that seed tables from global
         knowledge instead of running millions of bootstrap queries. Not for the real network
         (nothing is verified)."""
+        table = self._table
         for n in nodes:
-            table = self._tables.get(ip_family(n.addr[0]))
-            if table is not None and n.id != self._node_id:
+            if ip_family(n.addr[0]) == self._family and n.id != self._identity.node_id:
                 table.heard_from(n.id, n.addr, answered_at, responded=True)
         self._refresher.mark_bootstrapped()
 
     # ====================================================================== read-only views ==
     @property
     def node_id(self) -> bytes:
-        return self._node_id
+        """Ours now: it changes when our voted external address needs a BEP 42 id
+        (``NodeIdChanged``)."""
+        return self._identity.node_id
 
     @property
     def settings(self) -> DhtSettings:
         return self._settings
 
     @property
-    def families(self) -> tuple[int, ...]:
-        return self._families
+    def family(self) -> int:
+        """The address family (4 or 6) this node speaks."""
+        return self._family
 
     @property
     def external_ip(self) -> str | None:
         """Our address as responders see it (BEP 42 votes), once known."""
-        return self._voter.external_ip
+        return self._identity.external_ip
 
     @property
     def bootstrapped(self) -> bool:
@@ -521,8 +532,9 @@ class DhtNode:
         return self._counters
 
     @property
-    def tables(self) -> Mapping[int, RoutingTable]:
-        return self._tables
+    def table(self) -> RoutingTable:
+        """The routing table (read-only use: ``snapshot``, ``closest``, iteration)."""
+        return self._table
 
     @property
     def lookups(self) -> Mapping[int, Lookup]:
@@ -556,22 +568,31 @@ class DhtNode:
 
     @property
     def voter(self) -> ExternalIpVoter:
-        return self._voter
+        return self._identity.voter
 
-    def routing_snapshot(self, now: float, family: int = 4) -> RoutingSnapshot:
-        return self._tables[family].snapshot(now)
+    def routing_snapshot(self, now: float) -> RoutingSnapshot:
+        return self._table.snapshot(now)
 
     def routing_size(self) -> int:
-        return sum(len(t) for t in self._tables.values())
+        return len(self._table)
 
     def good_node_count(self, now: float) -> int:
         s = self._settings
         return sum(
             1
-            for t in self._tables.values()
-            for e in t
+            for e in self._table
             if e.state(now, s.good_period, s.bad_after_failures) == NodeState.GOOD
         )
+
+    def closest_contacts(self, target: bytes, count: int, now: float) -> list[NodeInfo]:
+        """The ``count`` verified contacts closest to ``target`` (what a ``find_node`` reply
+        carries): what the other family's node reads through its ``Sibling``."""
+        return self._table.closest(target, count, now)
+
+    def needs_contacts(self) -> bool:
+        """Short of contacts (fewer than K in the table): the sibling's lookups then ask for our
+        family's contacts too (BEP 32), to feed us."""
+        return len(self._table) < self._settings.k
 
     def stats(self, now: float) -> dict[str, int]:
         """Every counter (``Counters``) and the sizes of things at ``now``."""
@@ -593,20 +614,22 @@ class DhtNode:
         return out
 
     def export_state(self) -> dict[str, object]:
-        """JSON-able: {"node_id": hex, "external_ip": str|None, "nodes": [[hex, ip, port], ...]}."""
-        nodes = [
-            [n.id.hex(), n.addr[0], n.addr[1]]
-            for t in self._tables.values()
-            for n in t.export_nodes()
-        ]
-        return {"node_id": self._node_id.hex(), "external_ip": self.external_ip, "nodes": nodes}
+        """JSON-able: {"family": 4|6, "node_id": hex, "external_ip": str|None,
+        "nodes": [[hex, ip, port], ...]}."""
+        nodes = [[n.id.hex(), n.addr[0], n.addr[1]] for n in self._table.export_nodes()]
+        return {
+            "family": self._family,
+            "node_id": self.node_id.hex(),
+            "external_ip": self.external_ip,
+            "nodes": nodes,
+        }
 
     def bep42_ok(self) -> bool | None:
         """Whether our id is valid for our external address (None while it is unknown)."""
         ip = self.external_ip
         if ip is None:
             return None
-        return bep42_valid(self._node_id, ip)
+        return bep42_valid(self.node_id, ip)
 
     @staticmethod
     def id_for_ip(ip: str, rng: random.Random) -> bytes:
@@ -624,82 +647,36 @@ class DhtNode:
     def _new_op(self) -> int:
         return next(self._ops)
 
+    def _check_destination(self, addr: Addr) -> None:
+        why = destination_problem(addr)
+        if why is None and ip_family(addr[0]) != self._family:
+            why = f"this node speaks IPv{self._family} only"
+        if why is not None:
+            raise ValueError(f"cannot query {addr!r}: {why}")
+
     def _addr_ok(self, addr: Addr) -> bool:
         try:
             fam = ip_family(addr[0])
         except ValueError:
             return False
-        if fam not in self._tables:
+        if fam != self._family:
             return False
         return acceptable_address(addr, allow_local=self._settings.allow_local) is None
 
-    def _on_query(self, q: Query, data: bytes, addr: Addr, now: float) -> None:
-        c = self._counters
-        s = self._settings
-        c.queries_in += 1
-        method = method_of(q)
-        if self._outbox.traffic_events:
-            self._outbox.emit(
-                ev.MessageReceived(addr, "q", method, q.tid, len(data), q.sender_id, data, now)
-            )
-        if s.read_only:
-            c.read_only_dropped += 1  # BEP 43: a read-only node does not answer
-            return
-        if s.rate_limit and not self._limiter.allow(addr[0], now):
-            c.rate_limited += 1
-            return
-        try:
-            reply = self._responder.answer(q, addr, now)
-        except Exception:
-            # Only a registered custom handler can get here; it must not take the node down.
-            c.handler_errors += 1
-            reply = ErrorMessage(q.tid, SERVER_ERROR, "server error")
-        self._send_reply(reply, addr, method, now)
-        # Only after answering: the querier becomes a routing candidate (verified by a ping).
-        table = self._tables.get(ip_family(addr[0]))
-        if table is not None and q.sender_id != self._node_id:
-            to_ping = table.heard_from(
-                q.sender_id,
-                addr,
-                now,
-                responded=False,
-                version=q.version,
-                read_only=q.read_only,
-            )
-            self._rpc.verify(to_ping, now)
-
-    def _send_reply(self, reply: Message, addr: Addr, method: bytes, now: float) -> None:
-        data = self._responder.encode(reply)
-        if isinstance(reply, ErrorMessage):
-            self._counters.errors_out += 1
-            kind = "e"
-        else:
-            self._counters.responses_out += 1
-            kind = "r"
-        self._outbox.transmit(data, addr, kind, method, reply.tid, now)
-
-    def _on_malformed(self, err: krpc.KrpcError, data: bytes, addr: Addr, now: float) -> None:
-        self._counters.malformed += 1
-        replied = False
-        s = self._settings
-        # Only a recognisable query gets an error reply, and only within the rate budget, so
-        # garbage cannot be used to make us send traffic to a spoofed address. Any garbage is
-        # charged to its sender, so a garbage flood gets the IP blocked like a query flood.
-        answerable = err.query and err.tid is not None and not s.read_only
-        allowed = not s.rate_limit or self._limiter.allow(addr[0], now, reply=answerable)
-        if answerable and allowed and err.tid is not None:
-            self._send_reply(ErrorMessage(err.tid, err.code, err.reason), addr, b"", now)
-            replied = True
-        self._outbox.emit(
-            ev.MalformedReceived(
-                addr, len(data), err.code, err.reason, replied, now, data[: ev.MALFORMED_PREFIX]
-            )
-        )
-
     def _vote_external_ip(self, voter: str, ip: str, now: float) -> None:
-        changed = self._voter.vote(voter, ip)
-        if changed is not None:
-            self._outbox.emit(ev.ExternalAddressChanged(changed[0], changed[1], now))
+        settled = self._identity.vote(voter, ip)
+        if settled is None:
+            return
+        emit = self._outbox.emit
+        emit(ev.ExternalAddressChanged(settled.ip, settled.votes, now))
+        new_id = settled.new_id
+        if new_id is None:
+            return
+        # BEP 42: our address needs another id. Keep every contact, re-sorted around it.
+        self._counters.node_id_changes += 1
+        self._rpc.verify(self._table.update_node_id(new_id, now), now)
+        emit(ev.NodeIdChanged(settled.old_id, new_id, settled.ip, self._family, now))
+        self._refresher.node_id_changed(new_id, now)
 
     def _task_failed(self, task: ScheduledTask, err: Exception, now: float) -> None:
         self._counters.task_errors += 1

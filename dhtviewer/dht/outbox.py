@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections import deque
 
 from dhtviewer.dht import events as ev
-from dhtviewer.dht.counters import Counters
+from dhtviewer.dht.counters import Counters, Direction
 from dhtviewer.dht.messages import Addr
 
 
@@ -37,6 +37,7 @@ class Outbox:
         c = self._counters
         c.packets_out += 1
         c.bytes_out += len(data)
+        c.messages.add(Direction.OUT, kind, method)
         if self.traffic_events:
             self.emit(ev.MessageSent(addr, kind, method, tid, len(data), data, now))
 

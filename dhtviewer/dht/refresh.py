@@ -4,8 +4,11 @@ buckets after it, and refreshing buckets that went stale.
 * ``bootstrap(addrs)``: a find_node lookup of our own id seeded with ``addrs``. When it finishes
   with a non-empty table the node counts as bootstrapped and every bucket that is not full gets
   a refresh lookup, so the table covers the whole id space and not only our neighbourhood.
-* Afterwards, a bucket unchanged for ``bucket_refresh_interval`` gets a find_node lookup of a
-  random id in its range (BEP 5), at most ``MAX_CONCURRENT`` at a time.
+* Afterwards, a bucket unchanged for its ``RoutingPolicy.refresh_interval`` (by default
+  ``bucket_refresh_interval``) gets a find_node lookup of a random id in its range (BEP 5), at
+  most ``max_refresh_lookups`` at a time.
+* When our id changes (BEP 42), a find_node lookup of the new id lets our new neighbours learn
+  of us and fills the buckets around it.
 """
 
 from __future__ import annotations
@@ -20,29 +23,28 @@ from dhtviewer.dht.messages import Addr
 from dhtviewer.dht.routing_table import RoutingTable
 from dhtviewer.dht.settings import DhtSettings
 
-MAX_CONCURRENT = 2
-"""Refresh lookups running at once."""
-
 
 class Refresher:
     def __init__(
         self,
         *,
         settings: DhtSettings,
-        tables: dict[int, RoutingTable],
+        table: RoutingTable,
         lookups: LookupManager,
         rng: random.Random,
     ) -> None:
         """``rng``: draws the refresh targets (they are visible on the wire: not a secret)."""
         self.settings = settings
-        self.tables = tables
+        self.table = table
         self.lookups = lookups
         self.rng = rng
         self.bootstrapped = False
         """A bootstrap lookup finished with a non-empty routing table (or ``mark_bootstrapped``
         was called)."""
         self._bootstrap: int | None = None
-        self._refreshing: dict[int, tuple[int, int]] = {}  # lookup id -> (family, bucket)
+        self._refreshing: dict[int, int | None] = {}
+        """Running refresh lookups: lookup id -> bucket, or None once our id changed (the
+        buckets were laid out anew: that index means nothing any more)."""
 
     def bootstrap(self, node_id: bytes, addrs: Sequence[Addr], now: float) -> int:
         """Start the bootstrap lookup (find_node of ``node_id``); returns its id. Only the latest
@@ -56,6 +58,15 @@ class Refresher:
             self._bootstrap_done(lk, now, False, latest=True)
         return lk.id
 
+    def node_id_changed(self, node_id: bytes, now: float) -> None:
+        """Our id is now ``node_id``: look it up (once bootstrapped, if a lookup slot is free)
+        so that the nodes nearest to it, our new neighbourhood, hear of us."""
+        for lookup_id in self._refreshing:
+            self._refreshing[lookup_id] = None  # they still run (and count), their bucket is gone
+        if not self.bootstrapped or len(self.lookups) >= self.settings.max_lookups:
+            return
+        self.lookups.start(node_id, LookupKind.REFRESH, now)
+
     def mark_bootstrapped(self) -> None:
         """The table was filled by other means (a simulation seeding it from global knowledge):
         maintenance starts now."""
@@ -63,23 +74,19 @@ class Refresher:
 
     def tick(self, now: float) -> None:
         """Start refreshes of stale buckets (from the node's timer)."""
-        if not self.bootstrapped:
+        table = self.table
+        if not self.bootstrapped or not len(table):
             return
-        for fam, table in self.tables.items():
-            if not len(table):
-                continue
-            for idx in table.stale_buckets(now):
-                if len(self._refreshing) >= MAX_CONCURRENT:
-                    return
-                self._start(fam, idx, now)
+        for idx in table.stale_buckets(now):
+            if len(self._refreshing) >= self.settings.max_refresh_lookups:
+                return
+            self._start(idx, now)
 
     def next_deadline(self) -> float | None:
-        if not self.bootstrapped or len(self._refreshing) >= MAX_CONCURRENT:
+        if not self.bootstrapped or len(self._refreshing) >= self.settings.max_refresh_lookups:
             # With refreshes at their cap, the next one starts when one finishes, not by timer.
             return None
-        times = [t.next_refresh_deadline() for t in self.tables.values() if len(t)]
-        due = [t for t in times if t is not None]
-        return min(due) if due else None
+        return self.table.next_refresh_deadline() if len(self.table) else None
 
     # --- internals -----------------------------------------------------------------------------
     def _bootstrap_done(
@@ -88,35 +95,32 @@ class Refresher:
         if cancelled or not (latest or lk.id == self._bootstrap):
             return
         self._bootstrap = None
-        self.bootstrapped = any(len(t) for t in self.tables.values())
+        self.bootstrapped = len(self.table) > 0
         if self.bootstrapped:
             self._fill(now)
 
     def _fill(self, now: float) -> None:
-        for fam, table in self.tables.items():
-            snap = table.snapshot(now)
-            for b in snap.buckets[:-1]:
-                if len(b.nodes) < b.capacity:
-                    self._start(fam, b.index, now)
+        for b in self.table.snapshot(now).buckets[:-1]:
+            if len(b.nodes) < b.capacity:
+                self._start(b.index, now)
 
-    def _start(self, fam: int, idx: int, now: float) -> None:
-        table = self.tables[fam]
+    def _start(self, idx: int, now: float) -> None:
+        table = self.table
         # Touched even when no refresh can start now (all lookup slots taken): the bucket is
         # then simply due again one refresh interval later, instead of spinning the timer.
         table.touch_bucket(idx, now)
-        if (fam, idx) in self._refreshing.values():
+        if idx in self._refreshing.values():
             return
         if len(self.lookups) >= self.settings.max_lookups:
             return
         target = table.refresh_target(idx, self.rng)
         lk = self.lookups.start(target, LookupKind.REFRESH, now, on_finished=self._refresh_done)
         if not lk.finished:
-            self._refreshing[lk.id] = (fam, idx)
+            self._refreshing[lk.id] = idx
         else:
             table.touch_bucket(idx, now)
 
     def _refresh_done(self, lk: Lookup, now: float, cancelled: bool) -> None:
-        where = self._refreshing.pop(lk.id, None)
-        if where is not None:
-            fam, idx = where
-            self.tables[fam].touch_bucket(idx, now)
+        idx = self._refreshing.pop(lk.id, None)
+        if idx is not None:
+            self.table.touch_bucket(idx, now)

@@ -1,7 +1,9 @@
 """Responder: what a node answers to each query, and the bytes it sends back.
 
 It owns the content of replies: our id, the querier's address as we saw it (BEP 42 ``ip``) and
-our version in every one; the closest contacts of the families asked for (BEP 32 ``want``);
+our version in every one; the closest contacts of the families asked for (BEP 32 ``want``: our
+own family's from our table, the other family's from the ``Sibling`` view of the host's other
+node, none of it when we have no such node);
 peers and a write token for ``get_peers``; checking the token and storing the peer for
 ``announce_peer``; BEP 51 samples; an error for an unknown method. And the amplification
 guard: no reply leaves larger than ``max_reply_bytes``, whatever a small query asked for.
@@ -27,6 +29,8 @@ from dhtviewer.dht import events as ev
 from dhtviewer.dht import krpc
 from dhtviewer.dht.addresses import ip_family
 from dhtviewer.dht.counters import Counters
+from dhtviewer.dht.families import Sibling, wanted_families
+from dhtviewer.dht.identity import NodeIdentity
 from dhtviewer.dht.messages import (
     METHOD_UNKNOWN,
     PROTOCOL_ERROR,
@@ -61,18 +65,24 @@ class Responder:
     def __init__(
         self,
         *,
-        node_id: bytes,
+        identity: NodeIdentity,
         settings: DhtSettings,
-        tables: dict[int, RoutingTable],
+        table: RoutingTable,
         store: PeerStore,
         tokens: TokenIssuer,
         rng: random.Random,
         counters: Counters,
         emit: Callable[[ev.Event], None],
+        sibling: Sibling | None = None,
     ) -> None:
-        self.node_id = node_id
+        """``identity``: whose id the replies carry. ``table``: our routing table (our
+        family's contacts); ``sibling``: the other family's contacts, for queries whose
+        ``want`` asks for them (None: a single-stack node). ``rng``: draws what is sampled
+        (peers, BEP 51 info-hashes), which is visible on the wire anyway: not a secret."""
+        self.identity = identity
         self.settings = settings
-        self.tables = tables
+        self.table = table
+        self.sibling = sibling
         self.store = store
         self.tokens = tokens
         self.rng = rng
@@ -87,6 +97,10 @@ class Responder:
             AnnouncePeerQuery.method: self._announce_reply,
             SampleInfohashesQuery.method: self._sample_reply,
         }
+
+    @property
+    def node_id(self) -> bytes:
+        return self.identity.node_id
 
     def register(self, method: bytes, handler: Handler) -> None:
         """Answer queries for ``method`` with ``handler`` (replacing any handler it had)."""
@@ -135,18 +149,16 @@ class Responder:
         self, target: bytes, want: frozenset[bytes], addr: Addr, now: float
     ) -> tuple[tuple[NodeInfo, ...], tuple[NodeInfo, ...]]:
         """The K closest contacts to ``target`` of each family ``want`` names (BEP 32; none:
-        the family of ``addr``), for handlers of other methods too."""
-        fams = set()
-        if b"n4" in want:
-            fams.add(4)
-        if b"n6" in want:
-            fams.add(6)
-        if not fams:
-            fams.add(ip_family(addr[0]))
+        the family of ``addr``), as (``nodes``, ``nodes6``), for handlers of other methods too.
+        A family we do not run gets none."""
         k = self.settings.k
-        v4 = tuple(self.tables[4].closest(target, k, now)) if 4 in fams and 4 in self.tables else ()
-        v6 = tuple(self.tables[6].closest(target, k, now)) if 6 in fams and 6 in self.tables else ()
-        return v4, v6
+        out: dict[int, tuple[NodeInfo, ...]] = {4: (), 6: ()}
+        for fam in wanted_families(want, ip_family(addr[0])):
+            if fam == self.table.family:
+                out[fam] = tuple(self.table.closest(target, k, now))
+            elif self.sibling is not None and self.sibling.family == fam:
+                out[fam] = tuple(self.sibling.closest(target, k, now))
+        return out[4], out[6]
 
     def _shrink(self, r: Response) -> bytes:
         """Amplification guard: no reply may exceed max_reply_bytes, whatever a small query

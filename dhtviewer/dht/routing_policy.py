@@ -39,6 +39,7 @@ class RoutingPolicy:
     prefer_bep42: bool = True
     restrict_subnets: bool = True
     restrict_local_subnets: bool = False
+    bucket_refresh_interval: float = 15 * 60
 
     @classmethod
     def from_settings(cls, settings: DhtSettings) -> RoutingPolicy:
@@ -51,6 +52,7 @@ class RoutingPolicy:
             prefer_bep42=settings.prefer_bep42,
             restrict_subnets=settings.restrict_subnets,
             restrict_local_subnets=settings.restrict_local_subnets,
+            bucket_refresh_interval=settings.bucket_refresh_interval,
         )
 
     # --- sizes ---------------------------------------------------------------------------------
@@ -59,10 +61,27 @@ class RoutingPolicy:
         may give far buckets (small ``index``) more room: they cover most of the id space."""
         return self.k
 
+    def refresh_interval(self, index: int) -> float:
+        """Seconds bucket ``index`` may go unchanged before a refresh lookup (BEP 5: 15
+        minutes for all). A policy may refresh some buckets more often (those near our id,
+        whose few nodes matter most to lookups of our neighbourhood) or less."""
+        return self.bucket_refresh_interval
+
     # --- admission -----------------------------------------------------------------------------
     def accepts_address(self, addr: Addr) -> bool:
         """Whether a node at ``addr`` may be stored at all (and handed to others)."""
         return acceptable_address(addr, allow_local=self.allow_local) is None
+
+    def host(self, addr: Addr) -> object:
+        """What counts as one host for the table's one-entry-per-IP rule: the IP, except the
+        IPv6 loopback address while local networks are exempt from the subnet rule: a loopback
+        testnet gives each IPv4 node an address of its own in 127/8, but every IPv6 node shares
+        ::1, and only the port tells them apart (libtorrent needs ``dht_restrict_routing_ips``
+        off there for the same reason)."""
+        ip = addr[0]
+        if ip == "::1" and not self.restrict_local_subnets:
+            return addr
+        return ip
 
     def accepts_id(self, node_id: bytes, ip: str) -> bool:
         """Whether ``node_id`` may enter from ``ip`` (BEP 42 when enforced)."""

@@ -11,10 +11,12 @@ Who gets in is the main defence against a poisoned table:
   spoofed, an answer to our transaction id from the address we queried may not. A querier waits
   in the replacement cache and is handed back to be pinged (verified) when an answer could get
   it a place; a candidate that never answered is never promoted;
-* one entry per IP (a second id from a known IP is ignored), at most one per /24 (IPv4) or /64
-  (IPv6) in a bucket (the policy's subnet rule), never our own id, never a read-only node
-  (BEP 43), never an address :func:`~dhtviewer.dht.addresses.acceptable_address` refuses, and,
-  when ``enforce_bep42`` is set, never an id that does not match its IP (BEP 42);
+* one entry per IP (a second id from a known IP is ignored; the policy's ``host`` says what
+  counts as one IP: on a loopback testnet every IPv6 node shares ::1), at most one per /24
+  (IPv4) or /64 (IPv6) in a bucket (the policy's subnet rule), never our own id, never a
+  read-only node (BEP 43), never an address
+  :func:`~dhtviewer.dht.addresses.acceptable_address` refuses, and, when ``enforce_bep42`` is
+  set, never an id that does not match its IP (BEP 42);
 * a node that answered replaces a bad node, or splits our own bucket (with ``prefer_bep42``
   only a BEP 42 id, into a mostly BEP 42 bucket); otherwise it waits in the replacement cache
   while the bucket's questionable nodes are handed back for pinging ("ping before evict").
@@ -113,10 +115,15 @@ class RoutingTable:
         self._own_int = int.from_bytes(own_id, "big")
         self._buckets: list[_Bucket] = [_Bucket(0.0)]
         self._by_id: dict[bytes, NodeEntry] = {}
-        self._by_ip: dict[str, NodeEntry] = {}
+        # Both keyed by ``policy.host(addr)``: the IP, or the whole address where it stands for
+        # one host (::1 on a loopback testnet).
+        self._by_ip: dict[object, NodeEntry] = {}
         self._cand_by_id: dict[bytes, NodeEntry] = {}
-        self._cand_by_ip: dict[str, NodeEntry] = {}
+        self._cand_by_ip: dict[object, NodeEntry] = {}
+        self._host = self.policy.host
         self.counters = counters if counters is not None else Counters()
+        self._rebuilding = False
+        """Inside ``update_node_id``: entries keep their history, and nothing is counted."""
 
     # --- container protocol -------------------------------------------------------------------
     def __len__(self) -> int:
@@ -133,7 +140,7 @@ class RoutingTable:
         return self._by_id.get(node_id)
 
     def get_by_addr(self, addr: Addr) -> NodeEntry | None:
-        e = self._by_ip.get(addr[0])
+        e = self._by_ip.get(self._host(addr))
         return e if e is not None and e.addr[1] == addr[1] else None
 
     def bucket_index(self, node_id: bytes) -> int:
@@ -174,7 +181,8 @@ class RoutingTable:
         if known is not None:
             return self._update_known(known, addr, now, responded, rtt, version)
         cand = self._cand_by_id.get(node_id)
-        if cand is not None and cand.addr == addr and addr[0] not in self._by_ip:
+        host = self._host(addr)
+        if cand is not None and cand.addr == addr and host not in self._by_ip:
             # A waiting candidate heard again from the same address passed the checks below
             # when it was cached; a querier that keeps querying takes this path every time.
             record(cand, now, responded, rtt, version)
@@ -193,7 +201,7 @@ class RoutingTable:
         if not policy.accepts_address(addr) or ip_family(ip) != self.family:
             c.refused_address += 1
             return []
-        if ip in self._by_ip:
+        if host in self._by_ip:
             # First come keeps the IP: one machine cannot fill buckets with made-up ids.
             c.id_conflicts += 1
             return []
@@ -204,7 +212,7 @@ class RoutingTable:
         if not policy.accepts_id(node_id, ip):
             c.refused_bep42 += 1
             return []
-        other = self._cand_by_ip.get(ip)
+        other = self._cand_by_ip.get(host)
         if other is not None:
             if other.answered and not responded:
                 c.id_conflicts += 1  # an unproven id cannot push out one that answered
@@ -228,7 +236,7 @@ class RoutingTable:
         handed back for pinging (returned), and the first to answer takes the place."""
         e = self.get_by_addr(addr)
         if e is None:
-            cand = self._cand_by_ip.get(addr[0])
+            cand = self._cand_by_ip.get(self._host(addr))
             if cand is not None and cand.addr == addr:
                 self._drop_candidate(cand)  # a candidate that does not answer is worthless
             elif node_id is not None:
@@ -258,16 +266,22 @@ class RoutingTable:
         self._ping_unverified(bucket, 1, now, to_ping)
         return to_ping
 
-    def update_node_id(self, own_id: bytes, now: float) -> None:
-        """Our id changed (BEP 42, our external address changed): rebuild the buckets around
-        ``own_id`` keeping every contact, those that answered first, each placed by the usual
-        rules (libtorrent's ``update_node_id``). No per-node events: the caller announces the
-        new id and views take a new snapshot."""
+    def update_node_id(self, own_id: bytes, now: float) -> list[NodeInfo]:
+        """Our id changed (BEP 42: our external address changed): rebuild the buckets around
+        ``own_id``, keeping the contacts, as libtorrent's ``update_node_id`` does: the live
+        nodes first, then the waiting candidates, each placed by the usual rules (the subnet
+        rule included: two nodes of one /24 that sat in different buckets may now meet in one,
+        and the second then goes). Nodes keep what we knew of them (first seen, answers,
+        failures). Returns the nodes to ping, as ``heard_from`` does. No per-node events and
+        no counts (the same contacts, re-sorted): the caller announces the new id and views
+        take a new snapshot."""
         if len(own_id) != ID_BYTES:
             raise ValueError("own_id must be 20 bytes")
         live = list(self)
         waiting = [e for b in self._buckets for e in b.replacements]
+        to_ping: list[NodeInfo] = []
         emit, self._emit = self._emit, None
+        self._rebuilding = True
         try:
             self.own_id = own_id
             self._own_int = int.from_bytes(own_id, "big")
@@ -276,18 +290,28 @@ class RoutingTable:
             self._by_ip.clear()
             self._cand_by_id.clear()
             self._cand_by_ip.clear()
-            for e in live:
-                if e.id != own_id:
-                    self._place(e, now)
-            for e in waiting:
-                if e.id == own_id or e.id in self._by_id or e.addr[0] in self._by_ip:
+            for e in live + waiting:
+                if e.id == own_id:
+                    continue
+                if e.subnet is not None and not self._subnet_free(e, e.answered):
                     continue
                 if e.answered:
-                    self._place(e, now)
-                elif e.addr[0] not in self._cand_by_ip:
+                    to_ping.extend(self._place(e, now))
+                else:
                     self._add_candidate(e, self._buckets[self._index_of(e.id_int)])
         finally:
             self._emit = emit
+            self._rebuilding = False
+        return to_ping
+
+    def answered_with_error(self, addr: Addr, now: float, version: bytes | None = None) -> None:
+        """The live node at ``addr`` answered one of our queries with a KRPC error. It is there
+        (an answer to our transaction from the address we asked is not spoofed), so its
+        failures reset and it counts as heard from now. An error carries no id, so a candidate
+        at that address learns nothing: it stays unverified."""
+        e = self.get_by_addr(addr)
+        if e is not None:
+            self._update_known(e, addr, now, True, None, version)
 
     def remove(self, node_id: bytes, now: float, reason: str = "cleared") -> bool:
         """Drop ``node_id`` from the table (and from the replacement caches). True if it was a
@@ -349,12 +373,12 @@ class RoutingTable:
 
     # --- bucket refresh -----------------------------------------------------------------------
     def stale_buckets(self, now: float) -> list[int]:
-        """Buckets unchanged for ``bucket_refresh_interval`` (none while the table is empty:
-        a refresh lookup would have nobody to ask)."""
+        """Buckets unchanged for their ``policy.refresh_interval`` (none while the table is
+        empty: a refresh lookup would have nobody to ask)."""
         if not self._by_id:
             return []
-        interval = self.settings.bucket_refresh_interval
-        return [i for i, b in enumerate(self._buckets) if now - b.last_changed >= interval]
+        interval = self.policy.refresh_interval
+        return [i for i, b in enumerate(self._buckets) if now - b.last_changed >= interval(i)]
 
     def refresh_target(self, index: int, rng: random.Random) -> bytes:
         """A random id that falls in bucket ``index``."""
@@ -370,8 +394,8 @@ class RoutingTable:
         """When the first bucket becomes stale; None while the table is empty."""
         if not self._by_id:
             return None
-        oldest = min(b.last_changed for b in self._buckets)
-        return oldest + self.settings.bucket_refresh_interval
+        interval = self.policy.refresh_interval
+        return min(b.last_changed + interval(i) for i, b in enumerate(self._buckets))
 
     # --- read-only views ----------------------------------------------------------------------
     def snapshot(self, now: float) -> RoutingSnapshot:
@@ -433,6 +457,13 @@ class RoutingTable:
                 and self.policy.accepts_address(addr)
             ):
                 # It answered our query at the new port: a NAT rebinding, the address is proven.
+                old_host, new_host = self._host(e.addr), self._host(addr)
+                if old_host != new_host:  # one host per address (::1): re-key, if free
+                    if new_host in self._by_ip:
+                        self.counters.addr_conflicts += 1
+                        return []
+                    del self._by_ip[old_host]
+                    self._by_ip[new_host] = e
                 e.move(addr)
             else:
                 # A query from elsewhere proves nothing and may be spoofed: keep what we know.
@@ -557,7 +588,8 @@ class RoutingTable:
         old.nodes, new.nodes = _partition(old.nodes, own, limit)
         old.replacements, new.replacements = _partition(old.replacements, own, limit)
         old.last_changed = now
-        self.counters.bucket_splits += 1
+        if not self._rebuilding:
+            self.counters.bucket_splits += 1
         if self._emit is not None:
             self._emit(BucketSplit(self.family, len(self._buckets), now))
 
@@ -574,15 +606,18 @@ class RoutingTable:
             cand = self.policy.promotion_choice(answered)
             self._drop_candidate(cand, bucket)
             self._add_live(cand, bucket, idx, now)
-            self.counters.nodes_replaced += 1
+            if not self._rebuilding:
+                self.counters.nodes_replaced += 1
 
     def _add_live(self, e: NodeEntry, bucket: _Bucket, idx: int, now: float) -> None:
-        e.added_at = now
-        e.bep42_ok = bep42_valid(e.id, e.addr[0])
         bucket.nodes.append(e)
         bucket.last_changed = now
         self._by_id[e.id] = e
-        self._by_ip[e.addr[0]] = e
+        self._by_ip[self._host(e.addr)] = e
+        e.bep42_ok = bep42_valid(e.id, e.addr[0])
+        if self._rebuilding:
+            return
+        e.added_at = now
         self.counters.nodes_inserted += 1
         if self._emit is not None:
             self._emit(NodeAdded(e.id, e.addr, idx, self.family, now))
@@ -592,21 +627,23 @@ class RoutingTable:
     ) -> None:
         bucket.nodes.remove(e)
         del self._by_id[e.id]
-        del self._by_ip[e.addr[0]]
+        del self._by_ip[self._host(e.addr)]
         if reason in ("bad", "replaced"):
             bucket.last_changed = now
-            self.counters.nodes_evicted += 1
+            if not self._rebuilding:
+                self.counters.nodes_evicted += 1
         if self._emit is not None:
             self._emit(NodeRemoved(e.id, e.addr, idx, self.family, reason, now))
 
     def _add_candidate(self, e: NodeEntry, bucket: _Bucket) -> None:
         size = self.policy.replacement_cache_size
-        self.counters.candidates_cached += 1
+        if not self._rebuilding:
+            self.counters.candidates_cached += 1
         if size <= 0:
             return
         bucket.replacements.append(e)
         self._cand_by_id[e.id] = e
-        self._cand_by_ip[e.addr[0]] = e
+        self._cand_by_ip[self._host(e.addr)] = e
         while len(bucket.replacements) > size:
             self._drop_candidate(bucket.replacements[0], bucket)
 
@@ -615,7 +652,7 @@ class RoutingTable:
             bucket = self._buckets[self._index_of(e.id_int)]
         bucket.replacements.remove(e)
         del self._cand_by_id[e.id]
-        del self._cand_by_ip[e.addr[0]]
+        del self._cand_by_ip[self._host(e.addr)]
 
     def _state(self, e: NodeEntry, now: float) -> NodeState:
         return e.state(now, self.settings.good_period, self.policy.bad_after_failures)

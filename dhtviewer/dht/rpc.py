@@ -5,8 +5,11 @@ A query is registered in the ``TransactionTable`` under a fresh transaction id, 
 handed to the ``Outbox``. A reply is accepted only from the exact address queried with that id
 (``TransactionTable.match``); it then updates the routing table (the node answered: it is real),
 the adaptive short timeout (its RTT) and the external-address vote (its BEP 42 ``ip``), and goes
-to the query's owner (``TransactionOwner``). Timeouts go to the owner too, and to the routing
-table (a node that does not answer is failing). Nothing here decides *what* to ask: lookups,
+to the query's owner (``TransactionOwner``). A KRPC error ends the query as an error and proves
+the node alive; an undecodable reply naming the transaction ends it as an error too, and counts
+as a failure. Timeouts go to the owner too, and to the routing table (a node that does not
+answer is failing). Owners' callbacks are guarded: one that raises is counted and reported
+(``OwnerFailed``) and nothing else stops. Nothing here decides *what* to ask: lookups,
 announces, pings and custom exchanges (``DhtNode.send_query``) are owners.
 """
 
@@ -19,19 +22,16 @@ from collections.abc import Callable
 from dhtviewer.dht import events as ev
 from dhtviewer.dht import krpc
 from dhtviewer.dht.addresses import ip_family
-from dhtviewer.dht.counters import Counters
+from dhtviewer.dht.counters import Counters, Direction
+from dhtviewer.dht.identity import NodeIdentity
 from dhtviewer.dht.kinds import OwnerKind
 from dhtviewer.dht.messages import (
     Addr,
     ErrorMessage,
-    FindNodeQuery,
-    GetPeersQuery,
-    GetQuery,
     NodeInfo,
     PingQuery,
     Query,
     Response,
-    SampleInfohashesQuery,
     method_of,
 )
 from dhtviewer.dht.outbox import Outbox
@@ -41,8 +41,6 @@ from dhtviewer.dht.settings import DhtSettings
 from dhtviewer.dht.timeouts import AdaptiveTimeout
 from dhtviewer.dht.transactions import Pending, TransactionOwner, TransactionTable
 
-_WANTS_NODES = (FindNodeQuery, GetPeersQuery, GetQuery, SampleInfohashesQuery)
-
 
 class Verification(TransactionOwner):
     """The routing table's pings (a newcomer to verify, a questionable node to check). What an
@@ -50,6 +48,26 @@ class Verification(TransactionOwner):
     left to do here."""
 
     kind = OwnerKind.VERIFY
+
+
+class DirectPing(TransactionOwner):
+    """A ping asked for through ``DhtNode.ping``: ends with one ``PingFinished``."""
+
+    kind = OwnerKind.PING
+    __slots__ = ("emit", "op")
+
+    def __init__(self, op: int, emit: Callable[[ev.Event], None]) -> None:
+        self.op = op
+        self.emit = emit
+
+    def on_response(self, p: Pending, r: Response, now: float) -> None:
+        self.emit(ev.PingFinished(self.op, p.addr, r.sender_id, now - p.sent_at, r.version, now))
+
+    def on_error(self, p: Pending, reason: str, now: float) -> None:
+        self.emit(ev.PingFinished(self.op, p.addr, None, None, None, now))
+
+    def on_timeout(self, p: Pending, now: float) -> None:
+        self.emit(ev.PingFinished(self.op, p.addr, None, None, None, now))
 
 
 class VerificationBudget:
@@ -97,30 +115,34 @@ class Rpc:
     def __init__(
         self,
         *,
-        node_id: bytes,
+        identity: NodeIdentity,
         settings: DhtSettings,
-        tables: dict[int, RoutingTable],
+        table: RoutingTable,
         outbox: Outbox,
         counters: Counters,
-        rng: random.Random,
+        secrets: random.Random,
         limiter: RateLimiter,
         on_external_ip: Callable[[str, str, float], None],
     ) -> None:
-        """``rng``: draws the transaction ids. ``on_external_ip(voter_ip, claimed_ip, now)``:
-        a responder reported the address our query came from."""
-        self.node_id = node_id
+        """``identity``: whose id our queries carry. ``secrets``: draws the transaction ids (a
+        reply is only accepted with the tid we chose, so nobody may predict them).
+        ``on_external_ip(voter_ip, claimed_ip, now)``: a responder reported the address our
+        query came from."""
+        self.identity = identity
         self.settings = settings
-        self.tables = tables
+        self.table = table
         self.outbox = outbox
         self.counters = counters
         self.limiter = limiter
-        self.txns = TransactionTable(rng, settings.max_inflight_queries)
+        self.txns = TransactionTable(secrets, settings.max_inflight_queries)
         self.timeout = AdaptiveTimeout(settings)
         self.verification = Verification()
         self.budget = VerificationBudget(settings.verify_interval, settings.verify_rate)
         self._on_external_ip = on_external_ip
-        # BEP 32: a node with both tables asks for both families' contacts.
-        self._want = frozenset({b"n4", b"n6"}) if len(tables) > 1 else frozenset()
+
+    @property
+    def node_id(self) -> bytes:
+        return self.identity.node_id
 
     # --- sending ---------------------------------------------------------------------------------
     def send(
@@ -132,32 +154,37 @@ class Rpc:
         owner: TransactionOwner,
         *,
         short_timeout: float | None = None,
+        hard_timeout: float | None = None,
         **args: object,
     ) -> Pending | None:
         """Send a ``qtype`` query with ``args`` to ``addr`` (expected to be ``node_id``, None if
         unknown) for ``owner``. None (nothing sent, counted) when ``max_inflight_queries`` are
-        outstanding. ``short_timeout``: instead of the adaptive one."""
+        outstanding. ``short_timeout``/``hard_timeout``: instead of the adaptive short timeout
+        and the ``hard_timeout`` setting. Raises ValueError (nothing registered, nothing sent)
+        when the query cannot be encoded."""
         s = self.settings
         try:
-            p = self.txns.new(
-                addr,
-                node_id,
-                qtype.method,
-                now,
-                self.timeout.value if short_timeout is None else short_timeout,
-                s.hard_timeout,
-                owner,
-            )
+            tid = self.txns.fresh_tid()
         except OverflowError:
             self.counters.txn_overflow += 1
             return None
-        if self._want and qtype in _WANTS_NODES:
-            args["want"] = self._want
-        msg = qtype(p.tid, self.node_id, version=s.client_version, read_only=s.read_only, **args)
+        msg = qtype(tid, self.node_id, version=s.client_version, read_only=s.read_only, **args)
+        # Encoded before anything is registered: a query that cannot go on the wire must not
+        # leave a transaction behind.
         data = krpc.encode(msg)
-        p.method = method_of(msg)
+        method = method_of(msg)
+        p = self.txns.new(
+            addr,
+            node_id,
+            method,
+            now,
+            self.timeout.value if short_timeout is None else short_timeout,
+            s.hard_timeout if hard_timeout is None else hard_timeout,
+            owner,
+            tid=tid,
+        )
         self.counters.queries_out += 1
-        self.outbox.transmit(data, addr, "q", p.method, p.tid, now)
+        self.outbox.transmit(data, addr, "q", method, tid, now)
         return p
 
     def verify(self, nodes: list[NodeInfo], now: float) -> None:
@@ -165,9 +192,9 @@ class Rpc:
         checked before anyone replaces them) always, the others (never answered us) within the
         verification budget."""
         c = self.counters
+        table = self.table
         for n in nodes:
-            table = self.tables.get(ip_family(n.addr[0]))
-            if table is None:
+            if ip_family(n.addr[0]) != table.family:
                 continue
             if table.get_by_addr(n.addr) is None:
                 if not self.budget.allow(n.addr, now):
@@ -176,13 +203,16 @@ class Rpc:
                 c.verify_pings += 1
             self.send(PingQuery, n.addr, n.id, now, self.verification)
 
-    def cancel(self, owner: TransactionOwner) -> None:
-        """Forget ``owner``'s queries; their late replies will be dropped as unsolicited."""
-        self.txns.cancel_owner(owner)
+    def cancel(self, owner: TransactionOwner) -> int:
+        """Forget ``owner``'s queries (how many); their late replies will be dropped as
+        unsolicited."""
+        return len(self.txns.cancel_owner(owner))
 
     # --- receiving -------------------------------------------------------------------------------
     def on_reply(self, msg: Response | ErrorMessage, data: bytes, addr: Addr, now: float) -> None:
         c = self.counters
+        if isinstance(msg, Response) and msg.partial_records:
+            c.partial_records += msg.partial_records
         p, why = self.txns.match(msg.tid, addr)
         if p is None:
             c.unsolicited += 1
@@ -191,30 +221,37 @@ class Rpc:
             self.outbox.emit(ev.ResponseDropped(addr, msg.tid, why, now))
             return
         traffic = self.outbox.traffic_events
+        table = self.table if ip_family(addr[0]) == self.table.family else None
         if isinstance(msg, ErrorMessage):
             c.errors_in += 1
+            c.messages.add(Direction.IN, "e", p.method)
             if traffic:
                 self.outbox.emit(
                     ev.MessageReceived(
                         addr, "e", p.method, msg.tid, len(data), p.node_id, data, now
                     )
                 )
-            p.owner.on_error(p, f"error {msg.code}: {msg.message}", now)
+            if table is not None:
+                # It answered our transaction from the address we asked: it is there, even if
+                # it would not (or could not) do what we asked.
+                table.answered_with_error(addr, now, msg.version)
+            self._notify(p, now, p.owner.on_error, f"error {msg.code}: {msg.message}")
             return
         c.responses_in += 1
+        c.messages.add(Direction.IN, "r", p.method)
         if traffic:
             self.outbox.emit(
                 ev.MessageReceived(
                     addr, "r", p.method, msg.tid, len(data), msg.sender_id, data, now
                 )
             )
-        table = self.tables.get(ip_family(addr[0]))
         if p.node_id is not None and p.node_id != msg.sender_id:
             c.id_mismatch += 1  # the node at that address changed its id between contacts
             if table is not None and table.get(p.node_id) is not None:
                 table.remove(p.node_id, now, reason="id-changed")
         rtt = now - p.sent_at
         self.timeout.record(rtt)
+        c.rtt.observe(rtt)
         if table is not None and msg.sender_id != self.node_id:
             to_ping = table.heard_from(
                 msg.sender_id,
@@ -228,20 +265,36 @@ class Rpc:
             self.verify(to_ping, now)
         if msg.external_ip is not None:
             self._on_external_ip(addr[0], msg.external_ip[0], now)
-        p.owner.on_response(p, msg, now)
+        self._notify(p, now, p.owner.on_response, msg)
+
+    def on_malformed_reply(self, tid: bytes, reason: str, addr: Addr, now: float) -> bool:
+        """A datagram that did not decode and was no query named transaction ``tid``. From the
+        address that query went to, it ends the query at once as an error (rather than by the
+        hard timeout, seconds later) and counts as a failure of that node, as libtorrent
+        treats it: whatever sits there does not speak KRPC well enough to be of use. Returns
+        whether it matched (otherwise nothing changes: anyone can send garbage)."""
+        p = self.txns.get(tid)
+        if p is None or p.addr != addr:
+            return False
+        self.txns.match(tid, addr)
+        self.counters.malformed_replies += 1
+        if ip_family(addr[0]) == self.table.family:
+            self.verify(self.table.failed(p.node_id, addr, now), now)
+        self._notify(p, now, p.owner.on_error, f"malformed reply: {reason}")
+        return True
 
     # --- time ------------------------------------------------------------------------------------
     def expire(self, now: float) -> None:
         """Tell owners about queries that just passed their short or hard timeout."""
         slow, failed = self.txns.expire(now)
         for p in slow:
-            p.owner.on_slow(p, now)
+            self.counters.slow_queries += 1
+            self._notify(p, now, p.owner.on_slow)
         for p in failed:
             self.counters.timeouts += 1
-            table = self.tables.get(ip_family(p.addr[0]))
-            if table is not None:
-                self.verify(table.failed(p.node_id, p.addr, now), now)
-            p.owner.on_timeout(p, now)
+            if ip_family(p.addr[0]) == self.table.family:
+                self.verify(self.table.failed(p.node_id, p.addr, now), now)
+            self._notify(p, now, p.owner.on_timeout)
 
     def next_deadline(self) -> float | None:
         return self.txns.next_deadline()
@@ -249,3 +302,16 @@ class Rpc:
     def __len__(self) -> int:
         """Queries in flight."""
         return len(self.txns)
+
+    # --- internals -------------------------------------------------------------------------------
+    def _notify(self, p: Pending, now: float, callback: Callable[..., None], *args: object) -> None:
+        """Call ``callback(p, *args, now)``, one of ``p.owner``'s. An owner is code of its own
+        (a custom exchange's, say): if it raises, that is counted and reported, and the node
+        goes on with the next query, timer or datagram (other owners must not be stranded)."""
+        try:
+            callback(p, *args, now)
+        except Exception as err:
+            self.counters.owner_errors += 1
+            self.outbox.emit(
+                ev.OwnerFailed(p.owner.kind, callback.__name__, p.addr, repr(err), now)
+            )

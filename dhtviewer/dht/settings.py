@@ -7,18 +7,23 @@ are all built from it, and the help survives packaging (no source parsing). ``Dh
 checks every value against it when built, so a bad limit fails at once with a message naming
 the field, not later inside the node.
 
-A new field is declared with ``setting(default, label, group, help, unit=..., low=..., high=...)``;
-tests and benchmarks build variants with ``dataclasses.replace`` (validated too).
+A new field is declared with ``setting(default, label, group, help, unit=..., low=..., high=...)``,
+or ``choice(default, label, group, help)`` for one of an enum's members (given as the member or
+its value: ``address_families="ipv6"``); tests and benchmarks build variants with
+``dataclasses.replace`` (validated too).
 """
 
 from __future__ import annotations
 
+import contextlib
 import difflib
 import enum
 import math
 from dataclasses import Field, dataclass, field, fields, replace
 from functools import cache
 from typing import Any, TypeVar
+
+from dhtviewer.dht.families import AddressFamilies
 
 #: Our client code and version for the KRPC ``v`` key: 2 letters + 2 version bytes.
 CLIENT_VERSION = b"DV\x00\x01"
@@ -27,6 +32,7 @@ _META = "dhtviewer"
 """Key of a field's ``SettingInfo`` in its dataclass metadata."""
 
 T = TypeVar("T", bool, int, float, bytes)
+E = TypeVar("E", bound=enum.Enum)
 Value = bool | int | float
 
 
@@ -39,6 +45,7 @@ class SettingGroup(enum.Enum):
     CRAWLER = "BEP 51 crawler"
     ABUSE = "Abuse protection"
     INPUT = "Input"
+    FAMILIES = "Address families"
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,12 +73,22 @@ class SettingSpec:
 
     name: str
     kind: type
-    """bool, int, float (or bytes for the non-editable client version)."""
+    """bool, int, float, an ``enum.Enum`` for a choice (or bytes for the non-editable client
+    version)."""
     default: Any
     info: SettingInfo
 
+    @property
+    def choices(self) -> tuple[enum.Enum, ...]:
+        """The members a choice may take (empty for other settings)."""
+        kind = self.kind
+        return tuple(kind) if issubclass(kind, enum.Enum) else ()
+
     def range_text(self) -> str:
-        """"1..64" (integers), "0.01..60" (floats), "" for flags."""
+        """"1..64" (integers), "0.01..60" (floats), "ipv4|ipv6|both" (a choice), "" for
+        flags."""
+        if self.choices:
+            return "|".join(str(m.value) for m in self.choices)
         if self.info.low is None or self.info.high is None:
             return ""
         return f"{_number(self.info.low)}..{_number(self.info.high)}"
@@ -95,6 +112,13 @@ def setting(default: T, label: str, group: SettingGroup, help: str, *, unit: str
     if not isinstance(default, bool | bytes) and (low is None or high is None):
         raise TypeError(f"a numeric setting needs low and high (label {label!r})")
     info = SettingInfo(label, group, " ".join(help.split()), unit, low, high, editable)
+    return field(default=default, metadata={_META: info})
+
+
+def choice(default: E, label: str, group: SettingGroup, help: str) -> E:
+    """A ``DhtSettings`` field that takes one member of ``default``'s enum (checked like the
+    others; text and TOML give the member's value)."""
+    info = SettingInfo(label, group, " ".join(help.split()))
     return field(default=default, metadata={_META: info})
 
 
@@ -126,6 +150,9 @@ class DhtSettings:
         15 * 60, "Refresh idle buckets after", G.ROUTING, unit="s", low=1, high=86_400,
         help="A bucket unchanged for this long is refreshed with a lookup of a random id in "
              "its range.")
+    max_refresh_lookups: int = setting(
+        2, "Refresh lookups at once", G.ROUTING, unit="lookups", low=1, high=64,
+        help="Bucket refresh lookups running at once; more stale buckets wait their turn.")
     allow_local: bool = setting(
         False, "Accept local addresses", G.ROUTING,
         help="Accept loopback, private and reserved addresses in the routing table (local "
@@ -134,6 +161,12 @@ class DhtSettings:
         False, "Enforce BEP 42 node ids", G.ROUTING,
         help="Refuse routing entries whose id does not match their IP (BEP 42). Whether an id "
              "matches is always recorded anyway.")
+    derive_node_id: bool = setting(
+        True, "Derive our id from our address", G.ROUTING,
+        help="BEP 42: once responders in several networks agree on our public address, "
+             "and whenever it changes, take a node id derived from it if ours does not "
+             "match (loopback and private addresses are exempt). Off: keep the id we "
+             "were given.")
     prefer_bep42: bool = setting(
         True, "Prefer BEP 42 node ids", G.ROUTING,
         help="Prefer nodes whose id matches their IP (BEP 42) when promoting a replacement "
@@ -157,6 +190,15 @@ class DhtSettings:
         10.0, "Verification pings", G.ROUTING, unit="/s", low=0.1, high=10_000,
         help="Verification pings per second over all addresses (bursts of up to this many): "
              "a flood of spoofed queries cannot make us send more.")
+
+    # --- address families (BEP 32) -------------------------------------------------------------
+    # (choice(), like setting(), returns a dataclass field: nothing is called per instance)
+    address_families: AddressFamilies = choice(  # noqa: RUF009
+        AddressFamilies.BOTH, "DHTs to join", G.FAMILIES,
+        help="ipv4, ipv6 or both: the IPv4 and the IPv6 DHT are two independent networks "
+             "(BEP 32), each with its own node, socket and routing table; lookups and "
+             "announces run in every DHT joined and their results are merged. With both, "
+             "IPv6 is left out when the host cannot open an IPv6 socket.")
 
     # --- queries and lookups -------------------------------------------------------------------
     alpha: int = setting(
@@ -329,8 +371,9 @@ def setting_specs() -> tuple[SettingSpec, ...]:
     out = []
     for f in fields(DhtSettings):
         # The annotation, not the default's type: ``good_period: float = setting(15 * 60, ...)``.
-        kind = _KINDS[f.type if isinstance(f.type, str) else f.type.__name__]
         default: Any = f.default
+        name = f.type if isinstance(f.type, str) else f.type.__name__
+        kind = type(default) if isinstance(default, enum.Enum) else _KINDS[name]
         default = float(default) if kind is float else default
         out.append(SettingSpec(f.name, kind, default, _info(f)))
     return tuple(out)
@@ -368,6 +411,12 @@ def check_value(spec: SettingSpec, value: object) -> Any:
     """``value`` if it has the field's type and lies in its range (an int is accepted, as a
     float, for a float field); else SettingsError with one line saying what is expected."""
     name, kind = spec.name, spec.kind
+    if spec.choices:
+        try:
+            return kind(value)  # a member, or a member's value
+        except ValueError:
+            raise SettingsError([(name, f"{name} must be one of {spec.range_text()} "
+                                        f"(got {value!r})")]) from None
     if kind is bool:
         if not isinstance(value, bool):
             raise SettingsError([(name, f"{name} must be true or false (got {value!r})")])
@@ -394,6 +443,34 @@ def check_value(spec: SettingSpec, value: object) -> Any:
         raise SettingsError([(name, f"{name} must be {spec.range_text()}{unit} "
                                     f"(got {_number(value)})")])
     return value
+
+
+_TRUE = frozenset({"true", "yes", "on", "1"})
+_FALSE = frozenset({"false", "no", "off", "0"})
+
+
+def parse_value(spec: SettingSpec, text: str) -> Any:
+    """The value typed as ``text`` ("20", "0.5", "off"...), checked against ``spec`` (type and
+    range); SettingsError saying what was expected. For the command line's ``--set`` and the
+    preferences' text fields alike."""
+    raw = text.strip()
+    value: object = raw
+    if spec.kind is bool:
+        low = raw.lower()
+        value = True if low in _TRUE else False if low in _FALSE else raw
+    elif spec.kind in (int, float):
+        with contextlib.suppress(ValueError):  # unparsed, check_value says what was expected
+            value = int(raw, 10) if spec.kind is int else float(raw)
+    return check_value(spec, value)
+
+
+def format_value(value: object) -> str:
+    """A value as people type it back: 8, 0.25, 900 (not 900.0 or 9e+02), true/false."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, float):
+        return str(int(value)) if value.is_integer() and abs(value) < 1e15 else repr(value)
+    return str(value)
 
 
 def editable_specs() -> tuple[SettingSpec, ...]:

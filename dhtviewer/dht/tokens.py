@@ -17,7 +17,7 @@ import hashlib
 import hmac
 import random
 
-from dhtviewer.dht.addresses import pack_ip
+from dhtviewer.dht.addresses import pack_ip_unmapped
 
 TOKEN_SIZE = 8
 """Bytes in a token: 64 bits cannot be guessed while a secret lives, and replies stay small."""
@@ -25,21 +25,15 @@ TOKEN_SIZE = 8
 _SECRET_SIZE = 16
 
 
-_V4_MAPPED_PREFIX = bytes(10) + b"\xff\xff"
-
-
 def _pack_ip(ip: str) -> bytes:
     """The address in network byte order, so that textual variants of one IPv6 address (``::1``,
-    ``0:0::1``) get the same token. An IPv4-mapped IPv6 address counts as the IPv4 address:
-    a dual-stack socket may report the same host either way."""
+    ``0:0::1``) get the same token; an IPv4-mapped IPv6 address counts as the IPv4 address
+    (``addresses.pack_ip_unmapped``)."""
     try:
-        packed = pack_ip(ip)
+        return pack_ip_unmapped(ip)
     except ValueError:
         # Not expected from a socket; still hash something stable rather than fail the reply.
         return ip.encode("utf-8", "surrogateescape")
-    if len(packed) == 16 and packed[:12] == _V4_MAPPED_PREFIX:
-        return packed[12:]
-    return packed
 
 
 class TokenIssuer:

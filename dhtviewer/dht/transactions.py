@@ -29,7 +29,8 @@ class TransactionOwner:
     """Who waits for the answers to some of our queries. Subclasses override the callbacks they
     need; each is called at most once per query, and never after ``TransactionTable.cancel``
     forgot the owner's queries. Callbacks run inside the node (``receive``/``handle_timer``):
-    they may send further queries and emit events, and must not raise."""
+    they may send further queries and emit events. They should not raise; one that does is
+    counted (``owner_errors``) and reported (``OwnerFailed``), and the node carries on."""
 
     kind: ClassVar[OwnerKind] = OwnerKind.CUSTOM
 
@@ -42,8 +43,9 @@ class TransactionOwner:
         """``p`` was answered with ``r`` (from the address it was sent to)."""
 
     def on_error(self, p: Pending, reason: str, now: float) -> None:
-        """``p`` got a KRPC error, or a reply that did not decode but named ``p``'s transaction.
-        Either way the node is alive; ``reason`` says what it sent."""
+        """``p`` got a KRPC error, or a reply that did not decode but named ``p``'s transaction
+        (from the address it was sent to): it ended at once, with nothing usable; ``reason``
+        says what came back."""
 
     def on_slow(self, p: Pending, now: float) -> None:
         """``p`` passed its short timeout unanswered; it may still be answered."""
@@ -69,7 +71,10 @@ class Pending:
 
 
 class TransactionTable:
-    """In-flight queries keyed by transaction id (2 random bytes)."""
+    """In-flight queries keyed by transaction id (2 random bytes).
+
+    ``rng`` must be the node's *secrets* source: a reply is accepted only with the tid we
+    chose, so an off-path attacker who could predict tids could answer for the node we asked."""
 
     def __init__(self, rng: random.Random, max_inflight: int) -> None:
         self._rng = rng
@@ -88,6 +93,17 @@ class TransactionTable:
     def full(self) -> bool:
         return len(self._pending) >= self._max
 
+    def fresh_tid(self) -> bytes:
+        """An unused transaction id (not registered yet: pass it to ``new``, so a query can be
+        encoded before anything is registered for it). Raises OverflowError when
+        ``max_inflight`` are outstanding."""
+        if self.full:
+            raise OverflowError("too many queries in flight")
+        while True:
+            tid = self._rng.getrandbits(16).to_bytes(2, "big")
+            if tid not in self._pending:
+                return tid
+
     def new(
         self,
         addr: Addr,
@@ -98,14 +114,17 @@ class TransactionTable:
         hard_timeout: float,
         owner: TransactionOwner,
         extra: object = None,
+        *,
+        tid: bytes | None = None,
     ) -> Pending:
-        """Register a query; raises OverflowError when ``max_inflight`` are outstanding."""
-        if self.full:
+        """Register a query (under ``tid`` from ``fresh_tid``, or a new one); raises
+        OverflowError when ``max_inflight`` are outstanding, ValueError for a ``tid`` in use."""
+        if tid is None:
+            tid = self.fresh_tid()
+        elif self.full:
             raise OverflowError("too many queries in flight")
-        while True:
-            tid = self._rng.getrandbits(16).to_bytes(2, "big")
-            if tid not in self._pending:
-                break
+        elif tid in self._pending:
+            raise ValueError(f"transaction id {tid.hex()} is in use")
         short = now + min(short_timeout, hard_timeout)
         hard = now + hard_timeout
         p = Pending(tid, addr, node_id, method, now, short, hard, owner, extra=extra)

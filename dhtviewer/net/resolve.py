@@ -8,7 +8,7 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 import socket
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 
 from dhtviewer.dht.addresses import DEFAULT_PORT, format_addr, parse_hostport
 from dhtviewer.dht.messages import Addr
@@ -73,3 +73,30 @@ async def resolve_addrs(
 
 def _socket_family(version: int) -> int:
     return socket.AF_INET6 if version == 6 else socket.AF_INET
+
+
+
+async def resolve_families(
+    items: Iterable[HostPort], families: Sequence[int], default_port: int = DEFAULT_PORT
+) -> tuple[dict[int, list[Addr]], list[str]]:
+    """Resolve ``items`` for each address family in ``families`` (4, 6): a name that has
+    addresses of both families feeds both (BEP 32: each DHT bootstraps from its own). Returns
+    (family -> addresses without duplicates, one error message per item that gave no address
+    in any family: the first family's reason)."""
+    listed = list(items)
+    by_family: dict[int, list[Addr]] = {fam: [] for fam in families}
+    errors: list[str] = []
+    per_item = await asyncio.gather(
+        *(
+            asyncio.gather(
+                *(resolve_addrs([item], _socket_family(fam), default_port) for fam in families)
+            )
+            for item in listed
+        )
+    )
+    for results in per_item:
+        for fam, (addrs, _) in zip(families, results, strict=True):
+            by_family[fam].extend(a for a in addrs if a not in by_family[fam])
+        if not any(addrs for addrs, _ in results):
+            errors.extend(next((errs for _, errs in results if errs), []))
+    return by_family, errors

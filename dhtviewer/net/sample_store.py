@@ -132,11 +132,18 @@ class SampleTotals:
 
 
 class SampleStore:
-    """One sample database. ``path`` may be ``":memory:"`` (tests)."""
+    """One sample database. ``path`` may be ``":memory:"`` (tests). ``readonly``: open an
+    existing database for reading only (``sqlite3.OperationalError`` if there is none): what
+    the Activity view does from a worker thread while the crawl writes through another
+    connection (WAL mode lets a reader see the last commit without blocking the writer)."""
 
-    def __init__(self, path: str | os.PathLike[str]) -> None:
+    def __init__(self, path: str | os.PathLike[str], *, readonly: bool = False) -> None:
         self.path = str(path)
-        self._db = _open(self.path)
+        if readonly:
+            uri = Path(self.path).absolute().as_uri() + "?mode=ro"
+            self._db = sqlite3.connect(uri, uri=True, check_same_thread=True)
+        else:
+            self._db = _open(self.path)
 
     # --- writing -----------------------------------------------------------------------------
     def record(

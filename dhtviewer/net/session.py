@@ -1,31 +1,40 @@
-"""DhtSession: one DHT node on a UDP socket, with an async API for the CLI and the GUI.
+"""DhtSession: the DHT nodes of one host, one per address family, each on its own UDP socket,
+with an async API for the CLI and the GUI.
 
-The session owns the node's life cycle (bind, bootstrap with retries, stop with state saved),
-resolves names asynchronously, and turns the node's events into awaitable results: a lookup,
-announce or ping started here resolves when the node emits the matching ``LookupFinished``,
-``AnnounceFinished`` or ``PingFinished`` (matched by id). Every event also goes to subscribers,
-so a GUI sees exactly what the node does. ``start_find_peers`` returns a ``LookupHandle`` whose
-events can be iterated live while the lookup runs.
+BEP 32 runs two independent DHTs, IPv4 and IPv6; deployed clients join both. A session runs a
+node per family it is set to (``DhtSettings.address_families``; IPv6 only where the host can
+open an IPv6 socket), each a ``FamilyStack``: its own socket, routing table, bootstrap and state.
+The session owns their life cycle (bind, bootstrap with retries, stop with state saved), resolves
+names asynchronously (a bootstrap name with addresses of both families feeds both), and turns
+the nodes' events into awaitable results: a lookup, announce or ping started here resolves when
+the node emits the matching ``LookupFinished``, ``AnnounceFinished`` or ``PingFinished`` (matched
+by id: the nodes share operation ids). A lookup or announce runs in every family, separately,
+and its ``LookupHandle`` merges them for the user. Pings and samples go out of the socket of the
+target's family. Every event also goes to subscribers, so a GUI sees exactly what the nodes do;
+events that concern one family say which (routing events, ``LookupStarted``/``LookupFinished``),
+the others carry an address.
 
 States: "stopped" -> "bootstrapping" -> "ready"; "idle" when running with nothing to bootstrap
-from (a bare ``ping``). State changes are delivered to subscribers as ``StateChanged`` events.
+from (a bare ``ping``). The session is "ready" once one family is, and says how each family
+fares in its detail text. State changes are delivered to subscribers as ``StateChanged`` events.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import ipaddress
+import functools
+import itertools
 import logging
 import os
 import random
-import socket
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
-from typing import Literal
+from typing import TypeVar
 
 from dhtviewer.dht import events as ev
-from dhtviewer.dht.addresses import DEFAULT_PORT, format_addr, ip_family, is_local, is_loopback
+from dhtviewer.dht.addresses import DEFAULT_PORT, format_addr, is_local
+from dhtviewer.dht.families import FAMILIES, Sibling, family_name
 from dhtviewer.dht.item_lookup import PutRequest
 from dhtviewer.dht.item_store import StoredItem
 from dhtviewer.dht.messages import Addr, NodeInfo
@@ -33,6 +42,7 @@ from dhtviewer.dht.node import DhtNode
 from dhtviewer.dht.node_id import ID_BYTES, random_id
 from dhtviewer.dht.routing_table import RoutingSnapshot
 from dhtviewer.dht.settings import DhtSettings
+from dhtviewer.net.binds import family_binds, private_network
 from dhtviewer.net.crawl import CrawlRecorder
 from dhtviewer.net.handles import (
     LOOKUP_EVENTS,
@@ -45,16 +55,18 @@ from dhtviewer.net.handles import (
     SampleResult,
     ScrapeResult,
 )
-from dhtviewer.net.resolve import RESOLVE_TIMEOUT, HostPort, resolve_addrs
+from dhtviewer.net.resolve import HostPort, resolve_addrs, resolve_families
 from dhtviewer.net.sample_store import SampleStore
+from dhtviewer.net.stack import FamilyStack, State, bind_families, combined_state, make_nodes
 from dhtviewer.net.state_store import (
     SavedState,
     StateLoadWarning,
     load_state,
     parse_state,
     save_state,
+    state_document,
 )
-from dhtviewer.net.transport import BindError, DhtProtocol, PortInUseError, open_udp
+from dhtviewer.net.transport import BindError, DhtProtocol, PortInUseError, serve_udp
 
 __all__ = [
     "DEFAULT_BOOTSTRAP",
@@ -76,6 +88,7 @@ __all__ = [
 ]
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 DEFAULT_BOOTSTRAP: tuple[str, ...] = (
     "router.bittorrent.com:6881",
@@ -83,14 +96,6 @@ DEFAULT_BOOTSTRAP: tuple[str, ...] = (
     "dht.transmissionbt.com:6881",
     "dht.libtorrent.org:25401",
 )
-RETRY_FIRST = 2.0
-"""Seconds before the first bootstrap retry when nobody answered; doubles up to RETRY_MAX."""
-RETRY_MAX = 120.0
-READY_GOOD_NODES = 8
-"""Good routing entries needed to be "ready" (fewer if fewer nodes answered the bootstrap)."""
-_RESTORED_SEEDS = 32  # saved contacts that seed a bootstrap next to the bootstrap addresses
-
-State = Literal["stopped", "idle", "bootstrapping", "ready"]
 
 
 class SessionClosedError(RuntimeError):
@@ -103,12 +108,15 @@ class BootstrapError(RuntimeError):
 
 @dataclass(frozen=True, slots=True)
 class StateChanged:
-    """The session moved from ``old`` to ``new``; ``detail`` says why (shown in a status bar)."""
+    """The session moved from ``old`` to ``new``, or its ``detail`` changed; ``detail`` says why
+    (shown in a status bar; with two families, how each fares). ``families``: (family, state)
+    of each family the session runs."""
 
     old: str
     new: str
     detail: str
     at: float
+    families: tuple[tuple[int, str], ...] = ()
 
 
 SessionEvent = ev.Event | StateChanged
@@ -116,12 +124,17 @@ Subscriber = Callable[[SessionEvent], None]
 
 
 class DhtSession:
-    """A DHT node bound to a UDP socket. All methods must be called from the event loop's thread.
+    """The DHT nodes of one host (one per address family) on their UDP sockets. All methods
+    must be called from the event loop's thread.
 
-    ``settings``: core limits (``allow_local`` is switched on automatically when every bootstrap
-    address is local, or the bind address is loopback). ``bind``: ``(host, port)``; port 0 picks
-    an ephemeral port. ``state_path``: JSON file to restore from at construction and save to at
-    ``stop()``; None keeps state in memory only (a stopped session restarts with its contacts).
+    ``settings``: core limits and ``address_families`` (``allow_local`` is switched on
+    automatically when every bootstrap address is local, or the bind address is loopback).
+    ``bind``: ``(host, port)``; port 0 picks an ephemeral port. The other family binds the same
+    port on the matching address (``0.0.0.0`` <-> ``::``, ``127.0.0.1`` <-> ``::1``) unless
+    ``bind6`` gives the IPv6 one. ``state_path``: JSON file to restore from at construction and
+    save to at ``stop()`` (per family); None keeps state in memory only (a stopped session
+    restarts with its contacts). ``node_id``: our id in every family (BEP 32 advises one id
+    for both), instead of the saved ones.
     """
 
     def __init__(
@@ -131,36 +144,41 @@ class DhtSession:
         state_path: str | os.PathLike[str] | None = None,
         node_id: bytes | None = None,
         rng: random.Random | None = None,
+        bind6: tuple[str, int] | None = None,
+        secrets: random.Random | None = None,
     ) -> None:
+        """``rng``: the node's randomness others may see; ``secrets``: what nobody may predict
+        (transaction ids, token secrets, node ids); default: the operating system's."""
         if node_id is not None and len(node_id) != ID_BYTES:
             raise ValueError(f"node_id must be {ID_BYTES} bytes, got {len(node_id)}")
         self.settings = settings or DhtSettings()
         self.bind = bind
+        self.bind6 = bind6
         self.state_path = state_path
         self.rng = rng or random.Random()
+        self.secrets = secrets or random.SystemRandom()
         self.load_warning: StateLoadWarning | None = None
         saved = SavedState()
         if state_path is not None:
             saved, self.load_warning = load_state(state_path)
         self._saved = saved
-        self._node_id = node_id or saved.node_id or random_id(self.rng)
-        self._node: DhtNode | None = None
-        self._proto: DhtProtocol | None = None
+        self._forced_id = node_id
+        self._node_id = node_id or saved.node_id or random_id(self.secrets)
+        self._stacks: dict[int, FamilyStack] = {}
+        self._nodes: dict[int, DhtNode] = {}
         self._state: State = "stopped"
         self._detail = ""
         self._ready = asyncio.Event()
         # (callback, wants MessageSent/MessageReceived)
         self._subscribers: list[tuple[Subscriber, bool]] = []
-        self._unsubscribe_proto: Callable[[], None] | None = None
+        self._unsubscribe_protos: list[Callable[[], None]] = []
         self._handles: dict[int, LookupHandle] = {}
         self._pings: dict[int, asyncio.Future[ev.PingFinished]] = {}
         self._samples: dict[int, asyncio.Future[ev.SamplesReceived]] = {}
         self._crawl: CrawlRecorder | None = None
-        self._bootstrap_waiters: dict[int, asyncio.Future[ev.LookupFinished]] = {}
-        self._bootstrap_task: asyncio.Task[None] | None = None
+        self._crawl_ops: set[int] = set()
         self._bootstrap_spec: list[HostPort] = []
-        self.bootstrap_addrs: list[Addr] = []
-        self.family: int = socket.AF_INET
+        self._ops = itertools.count(1)
         self._started_at = 0.0
 
     # ======================================================================= life cycle ==
@@ -170,63 +188,106 @@ class DhtSession:
         wait: bool = True,
         timeout: float = 30.0,
     ) -> None:
-        """Bind the socket and bootstrap. ``bootstrap``: "host:port" strings or (host, port)
-        pairs; None = the public routers; empty = do not bootstrap (state "idle" unless saved
-        contacts exist). With ``wait``, return once "ready"; raise ``TimeoutError`` after
-        ``timeout`` seconds (the session keeps running and retrying; call ``stop()``), or
-        ``BootstrapError`` if no bootstrap name resolves. Raises ``PortInUseError``/``BindError``
-        when the socket cannot be bound."""
+        """Bind the sockets and bootstrap each family. ``bootstrap``: "host:port" strings or
+        (host, port) pairs; None = the public routers; empty = do not bootstrap (state "idle"
+        unless saved contacts exist). With ``wait``, return once "ready" (one family is);
+        raise ``TimeoutError`` after ``timeout`` seconds (the session keeps running and
+        retrying; call ``stop()``), or ``BootstrapError`` if no bootstrap name resolves. Raises
+        ``PortInUseError``/``BindError`` when a socket cannot be bound."""
         if self._state != "stopped":
             raise RuntimeError("session already started")
         loop = asyncio.get_running_loop()
-        host, port = self.bind
-        family, host = await _resolve_bind(host)
-        self.family = family
+        binds = await family_binds(self.bind, self.bind6, self.settings.address_families.families)
         spec = list(DEFAULT_BOOTSTRAP if bootstrap is None else bootstrap)
-        addrs, errors = await resolve_addrs(spec, family)
-        node_family = 6 if family == socket.AF_INET6 else 4
-        restored = [n for n in self._saved.nodes if ip_family(n.addr[0]) == node_family]
-        if spec and not addrs and not restored and wait:
+        by_family, errors = await resolve_families(spec, list(binds))
+        restored = {fam: self._saved.family(fam).nodes for fam in binds}
+        if spec and not any(by_family.values()) and not any(restored.values()) and wait:
             raise BootstrapError("cannot resolve any bootstrap address: " + "; ".join(errors))
         settings = self.settings
-        if not settings.allow_local and private_network(
-            host, addrs or [n.addr for n in restored]
+        contacts = [a for addrs in by_family.values() for a in addrs] or [
+            n.addr for nodes in restored.values() for n in nodes
+        ]
+        if not settings.allow_local and any(
+            private_network(host, contacts) for host, _ in binds.values()
         ):
             # A testnet or a LAN: its nodes have local addresses, which the public-DHT hygiene
             # rules would otherwise refuse.
             settings = replace(settings, allow_local=True)
-        node = DhtNode(
-            rng=self.rng,
-            now=loop.time(),
-            node_id=self._node_id,
-            settings=settings,
-            families=(node_family,),
-            external_ip=self._saved.external_ip,
-            traffic_events=self._wants_traffic(),
-        )
-        proto = await open_udp(node, host, port, family)
-        self._node, self._proto = node, proto
-        # Only now: subscriptions made while open_udp was awaited went to the previous node.
-        self._sync_traffic_events()
-        self._unsubscribe_proto = proto.subscribe(self._on_event)
+        socks = bind_families(binds)
+        nodes = make_nodes(list(socks), functools.partial(self._make_node, settings, loop.time()))
+        protos: dict[int, DhtProtocol] = {}
+        try:
+            for fam, sock in socks.items():
+                protos[fam] = await serve_udp(nodes[fam], sock)
+        except BaseException:
+            for fam, sock in socks.items():
+                if fam in protos:
+                    protos[fam].close()
+                else:
+                    sock.close()
+            raise
         self._started_at = loop.time()
-        self.bootstrap_addrs = addrs
         self._bootstrap_spec = spec
         self._ready.clear()
-        if restored:
-            proto.run(lambda now: node.add_contacts(restored, now))
-        if not (addrs or restored or spec):
-            self._set_state("idle", "no bootstrap address")
+        self._stacks = {}
+        self._nodes = {fam: nodes[fam] for fam in protos}
+        for fam, proto in protos.items():
+            stack = FamilyStack(
+                fam, nodes[fam], proto, by_family.get(fam, []), restored[fam],
+                on_state=self._family_state_changed,
+                resolve=functools.partial(self._resolve_for, fam),
+            )
+            self._stacks[fam] = stack
+            self._unsubscribe_protos.append(
+                proto.subscribe(functools.partial(self._on_event, stack))
+            )
+        # Only now: subscriptions made while the sockets were opened went to previous nodes.
+        self._sync_traffic_events()
+        for stack in self._stacks.values():
+            if stack.restored:
+                _run(stack, functools.partial(_add_contacts, stack.restored))
+        if not (any(by_family.values()) or any(restored.values()) or spec):
+            for stack in self._stacks.values():
+                stack.set_state("idle", "no bootstrap address")
             return
-        self._set_state("bootstrapping", f"bootstrapping from {len(addrs)} address(es)")
-        self._bootstrap_task = loop.create_task(self._bootstrap_loop(restored))
+        for stack in self._stacks.values():
+            stack.start_bootstrap(stack.restored, bool(spec))
         if wait:
             await self.wait_ready(timeout)
 
-    async def wait_ready(self, timeout: float | None = None) -> None:
-        """Until the state is "ready"; ``TimeoutError`` (naming the last problem) otherwise."""
+    def _make_node(
+        self, settings: DhtSettings, now: float, family: int, sibling: Sibling | None
+    ) -> DhtNode:
+        """The node of ``family``: its saved id and address (or the session's id: BEP 32 advises
+        one id for both), operation ids from the session's counter (an id names one
+        operation whichever family runs it)."""
+        saved = self._saved.family(family)
+        return DhtNode(
+            rng=self.rng,
+            secrets=self.secrets,
+            now=now,
+            node_id=self._forced_id or saved.node_id or self._node_id,
+            settings=settings,
+            family=family,
+            sibling=sibling,
+            op_ids=self._ops,
+            external_ip=saved.external_ip,
+            traffic_events=self._wants_traffic(),
+        )
+
+    async def _resolve_for(self, family: int) -> list[Addr]:
+        by_family, _ = await resolve_families(self._bootstrap_spec, [family])
+        return by_family.get(family, [])
+
+    async def wait_ready(self, timeout: float | None = None, *, every_family: bool = False) -> None:
+        """Until the state is "ready" (``every_family``: until every family's is);
+        ``TimeoutError`` (naming the last problem) otherwise."""
         try:
-            await asyncio.wait_for(self._ready.wait(), timeout)
+            if every_family:
+                waits = [s.ready.wait() for s in self._stacks.values()]
+                await asyncio.wait_for(asyncio.gather(*waits), timeout)
+            else:
+                await asyncio.wait_for(self._ready.wait(), timeout)
         except asyncio.TimeoutError:
             raise TimeoutError(
                 f"bootstrap did not finish within {timeout:g} s ({self._detail})"
@@ -234,31 +295,35 @@ class DhtSession:
 
     async def bootstrap(self, addrs: Sequence[HostPort], wait: bool = False,
                         timeout: float = 30.0) -> None:
-        """(Re)bootstrap a running session from ``addrs`` (the GUI's "Bootstrap" button)."""
-        node = self._require_node()
+        """(Re)bootstrap a running session from ``addrs``, each family from its own addresses
+        (the GUI's "Bootstrap" button)."""
+        self._require_running()
         spec = list(addrs)
-        resolved, errors = await resolve_addrs(spec, self.family)
+        by_family, errors = await resolve_families(spec, list(self._stacks))
+        resolved = [a for addrs in by_family.values() for a in addrs]
         if not resolved and errors:
             raise BootstrapError("cannot resolve any bootstrap address: " + "; ".join(errors))
-        if resolved and all(is_local(a[0]) for a in resolved) and not node.settings.allow_local:
+        allow_local = all(s.node.settings.allow_local for s in self._stacks.values())
+        if resolved and all(is_local(a[0]) for a in resolved) and not allow_local:
             log.warning("local bootstrap addresses given but the running node refuses local "
                         "contacts; restart the session to allow them")
         self._bootstrap_spec = spec
-        self.bootstrap_addrs = resolved
-        await self._cancel_bootstrap_task()
+        for stack in self._stacks.values():
+            await stack.cancel_bootstrap()
+            stack.bootstrap_addrs = by_family.get(stack.family, [])
         self._ready.clear()
-        self._set_state("bootstrapping", f"bootstrapping from {len(resolved)} address(es)")
-        self._bootstrap_task = asyncio.get_running_loop().create_task(self._bootstrap_loop([]))
+        for stack in self._stacks.values():
+            stack.start_bootstrap((), bool(spec))
         if wait:
             await self.wait_ready(timeout)
 
     async def stop(self) -> None:
-        """Cancel what is running, save the state, close the socket. Safe to call twice; the
-        session can be started again (same node id, contacts kept)."""
-        node, proto = self._node, self._proto
-        if self._state == "stopped" or node is None or proto is None:
+        """Cancel what is running, save the state of every family, close the sockets. Safe to
+        call twice; the session can be started again (same node ids, contacts kept)."""
+        if self._state == "stopped" or not self._stacks:
             return
-        await self._cancel_bootstrap_task()
+        for stack in self._stacks.values():
+            await stack.cancel_bootstrap()
         for lid in list(self._handles):
             self._cancel_lookup(lid)
         closed = SessionClosedError("the DHT session stopped")
@@ -272,25 +337,23 @@ class DhtSession:
                     fut.exception()
             waiters.clear()
         self.stop_crawl()
-        exported = node.export_state()
-        try:
-            self._saved = parse_state(exported)
-        except ValueError:
-            log.exception("node exported an invalid state")
-        if self.state_path is not None:
-            try:
-                save_state(self.state_path, exported)
-            except OSError as err:
-                log.warning("cannot save DHT state to %s: %s", self.state_path, err)
-        if self._unsubscribe_proto is not None:
-            self._unsubscribe_proto()
-            self._unsubscribe_proto = None
-        proto.close()
+        self._save_state()
+        for unsubscribe in self._unsubscribe_protos:
+            unsubscribe()
+        self._unsubscribe_protos.clear()
+        stacks = list(self._stacks.values())
+        for stack in stacks:
+            stack.proto.close()
         with contextlib.suppress(asyncio.TimeoutError):
-            await asyncio.wait_for(asyncio.shield(proto.closed), 2.0)
-        self._proto = None
+            await asyncio.wait_for(
+                asyncio.gather(*(asyncio.shield(s.proto.closed) for s in stacks)), 2.0
+            )
+        for stack in stacks:
+            stack.state, stack.detail = "stopped", "stopped"
+            stack.ready.clear()
         self._ready.clear()
         self._set_state("stopped", "stopped")
+        self._stacks = {}
 
     async def __aenter__(self) -> DhtSession:
         return self
@@ -346,19 +409,20 @@ class DhtSession:
         return await self.start_put_item(request).put_result(timeout)
 
     def stored_items(self) -> list[tuple[bytes, StoredItem]]:
-        """The BEP 44 items other nodes stored on us, least recently put first."""
-        node = self._require_node()
-        return node.items.snapshot(self.now())
+        """The BEP 44 items other nodes stored on us (every family), least recently put
+        first."""
+        self._require_node()
+        now = self.now()
+        items = [x for node in self._nodes.values() for x in node.items.snapshot(now)]
+        return items if len(self._nodes) < 2 else sorted(items, key=lambda x: x[1].refreshed_at)
 
     # --- BEP 51 ------------------------------------------------------------------------------
     async def sample(self, addr: HostPort, timeout: float | None = None) -> SampleResult:
-        """One ``sample_infohashes`` to ``addr`` (BEP 51). ``error`` set in the result when the
-        node does not speak BEP 51; ``TimeoutError`` when it does not answer."""
-        node, proto = self._require_running()
-        resolved, errors = await resolve_addrs([addr], self.family)
-        if not resolved:
-            raise ValueError(errors[0] if errors else f"cannot resolve {addr}")
-        target = resolved[0]
+        """One ``sample_infohashes`` to ``addr`` (BEP 51), from the socket of its family.
+        ``error`` set in the result when the node does not speak BEP 51; ``TimeoutError`` when
+        it does not answer."""
+        stack, target = await self._stack_for(addr)
+        node = stack.node
         fut: asyncio.Future[ev.SamplesReceived] = asyncio.get_running_loop().create_future()
 
         def call(now: float) -> int:
@@ -366,7 +430,7 @@ class DhtSession:
             self._samples[op] = fut
             return op
 
-        op = proto.run(call)
+        op = stack.proto.run(call)
         wait_s = node.settings.hard_timeout + 1.0 if timeout is None else timeout
         try:
             done = await asyncio.wait_for(asyncio.shield(fut), wait_s)
@@ -382,26 +446,28 @@ class DhtSession:
     def start_crawl(
         self, store: SampleStore | None = None, rate: float | None = None
     ) -> CrawlRecorder:
-        """Crawl the DHT with BEP 51 (one crawl at a time): every answer is recorded in
-        ``store`` (None: counted in memory only) and counted by the returned recorder, which
-        the GUI and the CLI read. ``stop_crawl`` ends it."""
-        node, proto = self._require_running()
+        """Crawl the DHT with BEP 51 (one crawl at a time, in every family, the ``rate`` shared
+        between them): every answer is recorded in ``store`` (None: counted in memory only)
+        and counted by the returned recorder, which the GUI and the CLI read. ``stop_crawl``
+        ends it."""
+        stacks = self._require_running()
         if self._crawl is not None:
             raise RuntimeError("a crawl is already running")
-        seeds = self.bootstrap_addrs
-        op = proto.run(lambda now: node.start_crawl(now, rate=rate, seeds=seeds))
-        recorder = CrawlRecorder(op, store, node.settings.crawl_rate if rate is None else rate)
-        self._crawl = recorder
+        total = stacks[0].node.settings.crawl_rate if rate is None else rate
+        share = total / len(stacks)
+        ops = [_run(s, functools.partial(_start_crawl, share, s.bootstrap_addrs)) for s in stacks]
+        recorder = CrawlRecorder(ops[0], store, total)
+        self._crawl, self._crawl_ops = recorder, set(ops)
         return recorder
 
     def stop_crawl(self) -> CrawlRecorder | None:
         """Stop the running crawl (its recorder is returned, its store committed)."""
         recorder, self._crawl = self._crawl, None
-        node, proto = self._node, self._proto
+        self._crawl_ops = set()
         if recorder is None:
             return None
-        if node is not None and proto is not None:
-            proto.run(lambda now: node.stop_crawl(now))
+        for stack in self._stacks.values():
+            _run(stack, lambda node, now: node.stop_crawl(now))
         recorder.finish()
         return recorder
 
@@ -431,13 +497,10 @@ class DhtSession:
         return await self.start_announce(info_hash, port, implied_port).announce_result(timeout)
 
     async def ping(self, addr: HostPort, timeout: float | None = None) -> PingResult:
-        """Ping one node. Raises ``TimeoutError`` if it does not answer (within ``timeout``,
-        default: the core's hard timeout)."""
-        node, proto = self._require_running()
-        resolved, errors = await resolve_addrs([addr], self.family)
-        if not resolved:
-            raise ValueError(errors[0] if errors else f"cannot resolve {addr}")
-        target = resolved[0]
+        """Ping one node, from the socket of its family. Raises ``TimeoutError`` if it does not
+        answer (within ``timeout``, default: the core's hard timeout)."""
+        stack, target = await self._stack_for(addr)
+        node = stack.node
         fut: asyncio.Future[ev.PingFinished] = asyncio.get_running_loop().create_future()
 
         def call(now: float) -> int:
@@ -445,7 +508,7 @@ class DhtSession:
             self._pings[op] = fut
             return op
 
-        op = proto.run(call)
+        op = stack.proto.run(call)
         wait_s = node.settings.hard_timeout + 1.0 if timeout is None else timeout
         try:
             done = await asyncio.wait_for(asyncio.shield(fut), wait_s)
@@ -462,7 +525,7 @@ class DhtSession:
         Returns the function that unsubscribes.
 
         ``traffic=False``: the callback does without ``MessageSent``/``MessageReceived`` (one per
-        datagram). While no subscriber wants them the node does not even build them, which is a
+        datagram). While no subscriber wants them the nodes do not even build them, which is a
         tenth of what a busy headless node spends per query."""
         entry = (callback, traffic)
         self._subscribers.append(entry)
@@ -481,8 +544,9 @@ class DhtSession:
         return any(traffic for _, traffic in self._subscribers)
 
     def _sync_traffic_events(self) -> None:
-        if self._node is not None:
-            self._node.set_traffic_events(self._wants_traffic())
+        wanted = self._wants_traffic()
+        for node in self._nodes.values():
+            node.set_traffic_events(wanted)
 
     # ======================================================================= read-only ==
     @property
@@ -494,59 +558,145 @@ class DhtSession:
         return self._detail
 
     @property
+    def families(self) -> tuple[int, ...]:
+        """The address families running (4 before 6); empty when stopped."""
+        return tuple(self._stacks)
+
+    def family_state(self, family: int) -> tuple[State, str]:
+        """(state, detail) of ``family`` ("stopped" when it does not run)."""
+        stack = self._stacks.get(family)
+        return ("stopped", "not running") if stack is None else (stack.state, stack.detail)
+
+    @property
     def node_id(self) -> bytes:
-        return self._node_id
+        """Our id (the IPv4 node's when both run with different saved ids)."""
+        node = self.node
+        return node.node_id if node is not None else self._node_id
 
     @property
     def node(self) -> DhtNode | None:
-        """The core node (for read-only views); None before the first start."""
-        return self._node
+        """The first family's node (IPv4 when it runs), for read-only views; None before the
+        first start. ``nodes`` has every family's."""
+        return next(iter(self._nodes.values()), None)
+
+    @property
+    def nodes(self) -> Mapping[int, DhtNode]:
+        """family -> core node (read-only views); the last run's after a stop."""
+        return dict(self._nodes)
 
     @property
     def local_address(self) -> Addr | None:
-        """The bound ``(ip, port)`` (the real port when bound to port 0); None when stopped."""
-        proto = self._proto
-        if proto is None or proto.transport is None:
-            return None
-        name = proto.transport.get_extra_info("sockname")
-        return (str(name[0]), int(name[1])) if name else None
+        """The first family's bound ``(ip, port)`` (the real port when bound to port 0); None
+        when stopped. ``local_addresses`` has every family's."""
+        return next(iter(self.local_addresses.values()), None)
+
+    @property
+    def local_addresses(self) -> dict[int, Addr]:
+        out: dict[int, Addr] = {}
+        for fam, stack in self._stacks.items():
+            addr = stack.local_address
+            if addr is not None:
+                out[fam] = addr
+        return out
+
+    @property
+    def bootstrap_addrs(self) -> list[Addr]:
+        """The resolved bootstrap addresses of every family (IPv4 first)."""
+        return [a for s in self._stacks.values() for a in s.bootstrap_addrs]
 
     @property
     def external_ip(self) -> str | None:
-        """Our address as other nodes see it (BEP 42 votes), once known."""
-        return self._node.external_ip if self._node is not None else self._saved.external_ip
+        """Our address as other nodes see it (BEP 42 votes), once known: the first family's
+        that knows it. ``external_ips`` has every family's."""
+        return next(iter(self.external_ips.values()), None)
+
+    @property
+    def external_ips(self) -> dict[int, str]:
+        out: dict[int, str] = {}
+        for fam in FAMILIES:
+            node = self._nodes.get(fam)
+            ip = node.external_ip if node is not None else self._saved.family(fam).external_ip
+            if ip is not None:
+                out[fam] = ip
+        return out
 
     def now(self) -> float:
         """The clock every event's ``at`` refers to."""
         return asyncio.get_running_loop().time()
 
-    def routing_snapshot(self) -> RoutingSnapshot:
-        node = self._require_node()
-        return node.routing_snapshot(self.now(), 6 if self.family == socket.AF_INET6 else 4)
+    def routing_snapshot(self, family: int | None = None) -> RoutingSnapshot:
+        """The routing table of ``family`` (default: the first family's)."""
+        node = self._require_node() if family is None else self._nodes.get(family)
+        if node is None:
+            raise RuntimeError(f"no {family_name(family or 4)} node in this session")
+        return node.routing_snapshot(self.now())
 
     def stats(self) -> dict[str, float]:
-        """Node counters, transport error counters, ``good_nodes`` and ``uptime`` seconds."""
-        node = self._node
-        if node is None:
+        """Node counters and transport error counters summed over the families,
+        ``good_nodes``, ``routing_nodes`` and ``uptime`` seconds; per family
+        ``routing_nodes_v4``, ``good_nodes_v4`` (``_v6``) and ``state_v4`` (1 when ready)."""
+        if not self._nodes:
             return {}
         now = self.now()
-        out: dict[str, float] = dict(node.stats(now))
-        if self._proto is not None:
-            out.update(self._proto.counters)
-        out["good_nodes"] = node.good_node_count(now)
+        out: dict[str, float] = {}
+        for fam, node in self._nodes.items():
+            for key, value in node.stats(now).items():
+                out[key] = out.get(key, 0) + value
+            good = node.good_node_count(now)
+            out["good_nodes"] = out.get("good_nodes", 0) + good
+            out[f"good_nodes_v{fam}"] = good
+            out[f"routing_nodes_v{fam}"] = node.routing_size()
+            stack = self._stacks.get(fam)
+            out[f"ready_v{fam}"] = 1.0 if stack is not None and stack.state == "ready" else 0.0
+        for stack in self._stacks.values():
+            for key, count in stack.proto.counters.items():
+                out[key] = out.get(key, 0) + count
         out["uptime"] = now - self._started_at if self._state != "stopped" else 0.0
         return out
 
     # ======================================================================= internals ==
-    def _require_node(self) -> DhtNode:
-        if self._node is None:
-            raise RuntimeError("the DHT session has not been started")
-        return self._node
+    def _save_state(self) -> None:
+        """Keep every family's state for a restart, and write it to ``state_path`` if set.
+        Families that did not run this time keep what was saved for them."""
+        exports = {fam: node.export_state() for fam, node in self._nodes.items()}
+        for fam, kept in self._saved.families.items():
+            if fam not in exports:
+                exports[fam] = _export_of(fam, kept.node_id, kept.external_ip, kept.nodes)
+        document = state_document(exports[fam] for fam in sorted(exports))
+        try:
+            self._saved = parse_state(document)
+        except ValueError:
+            log.exception("nodes exported an invalid state")
+        if self.state_path is not None:
+            try:
+                save_state(self.state_path, document)
+            except OSError as err:
+                log.warning("cannot save DHT state to %s: %s", self.state_path, err)
 
-    def _require_running(self) -> tuple[DhtNode, DhtProtocol]:
-        if self._node is None or self._proto is None or self._state == "stopped":
+    def _require_node(self) -> DhtNode:
+        node = self.node
+        if node is None:
+            raise RuntimeError("the DHT session has not been started")
+        return node
+
+    def _require_running(self) -> list[FamilyStack]:
+        if not self._stacks or self._state == "stopped":
             raise RuntimeError("the DHT session is not running")
-        return self._node, self._proto
+        return list(self._stacks.values())
+
+    async def _stack_for(self, addr: HostPort) -> tuple[FamilyStack, Addr]:
+        """The running family that can reach ``addr`` and its resolved address (IPv4 first
+        for a name of both families). ValueError when none can."""
+        stacks = self._require_running()
+        by_family, errors = await resolve_families([addr], [s.family for s in stacks])
+        for stack in stacks:
+            found = by_family.get(stack.family)
+            if found:
+                return stack, found[0]
+        if errors:
+            raise ValueError(errors[0])
+        names = " or ".join(s.name for s in stacks)
+        raise ValueError(f"{addr}: no {names} address, and this session runs only {names}")
 
     def _start_lookup(
         self,
@@ -558,12 +708,28 @@ class DhtSession:
         salt: bytes = b"",
         request: PutRequest | None = None,
     ) -> LookupHandle:
-        node, proto = self._require_running()
+        """Start the lookup in every family (BEP 32: each DHT on its own), one handle."""
+        stacks = self._require_running()
         if len(target) != ID_BYTES:
             raise ValueError(f"target must be {ID_BYTES} bytes, got {len(target)}")
         handle = LookupHandle(kind, target, self._cancel_lookup)
+        try:
+            for stack in stacks:
+                self._start_part(stack, handle, kind, target, port, implied_port, salt, request)
+        except Exception:
+            handle.cancel()  # a family that refused (too many lookups): none runs
+            for lid in handle.lookup_ids:
+                self._handles.pop(lid, None)
+            raise
+        return handle
+
+    def _start_part(
+        self, stack: FamilyStack, handle: LookupHandle, kind: str, target: bytes, port: int,
+        implied_port: bool, salt: bytes, request: PutRequest | None,
+    ) -> None:
+        node = stack.node
         # With a thin routing table (still bootstrapping) the bootstrap nodes seed the lookup.
-        seeds = self.bootstrap_addrs if node.routing_size() < node.settings.k else []
+        seeds = stack.bootstrap_addrs if node.routing_size() < node.settings.k else []
 
         def call(now: float) -> int:
             if kind == "announce":
@@ -578,57 +744,70 @@ class DhtSession:
             else:
                 lid = node.start_lookup(target, now, kind=kind, seeds=seeds)
             # Registered before run() flushes, so the handle sees LookupStarted too.
-            handle.lookup_id = lid
+            handle.add_part(stack.family, lid)
             self._handles[lid] = handle
             return lid
 
-        proto.run(call)
-        return handle
+        stack.proto.run(call)
 
     def _cancel_lookup(self, lookup_id: int) -> None:
-        node, proto = self._node, self._proto
-        if node is None or proto is None or lookup_id not in self._handles:
+        handle = self._handles.get(lookup_id)
+        family = handle.family_of(lookup_id) if handle is not None else None
+        stack = self._stacks.get(family) if family is not None else None
+        if handle is None or stack is None:
             return
-        proto.run(lambda now: node.cancel_lookup(lookup_id, now))
-        handle = self._handles.pop(lookup_id, None)
-        if handle is not None and not handle.finished:
-            # An announce cancelled after its lookup phase has no LookupFinished left to emit.
-            handle.abort(SessionClosedError("lookup cancelled"))
+        # The node ends the lookup with its final events (LookupFinished and, for a lookup with
+        # a second phase, that phase's end), which end this part of the handle as they come.
+        stack.proto.run(lambda now: stack.node.cancel_lookup(lookup_id, now))
+        self._handles.pop(lookup_id, None)
 
-    def _on_event(self, event: ev.Event) -> None:
+    def _on_event(self, stack: FamilyStack, event: ev.Event) -> None:
         if isinstance(event, LOOKUP_EVENTS):
             handle = self._handles.get(event.lookup_id)
-            if handle is not None and handle.on_event(event):
-                self._handles.pop(event.lookup_id, None)
-            if isinstance(event, ev.LookupFinished):
-                waiter = self._bootstrap_waiters.pop(event.lookup_id, None)
-                if waiter is not None and not waiter.done():
-                    waiter.set_result(event)
+            if handle is not None:
+                handle.on_event(event)
+                if handle.finished:
+                    for lid in handle.lookup_ids:
+                        self._handles.pop(lid, None)
+        elif isinstance(event, ev.OtherFamilyContacts):
+            self._offer(event)
         elif isinstance(event, ev.PingFinished):
             fut = self._pings.pop(event.op_id, None)
             if fut is not None and not fut.done():
                 fut.set_result(event)
         elif isinstance(event, ev.SamplesReceived):
             crawl = self._crawl
-            if crawl is not None and event.op_id == crawl.op_id:
+            if crawl is not None and event.op_id in self._crawl_ops:
                 crawl.record(event)
             else:
                 sample = self._samples.pop(event.op_id, None)
                 if sample is not None and not sample.done():
                     sample.set_result(event)
+        elif isinstance(event, ev.NodeIdChanged):
+            # BEP 42: this family's voted address needed another id. A restart must keep it
+            # (over an id given at construction too), and so must the state file even if we
+            # never stop cleanly: the saved state now holds every running family's id.
+            self._save_state()
+            self._forced_id = None
         elif (
             isinstance(event, ev.NodeRemoved)
-            and self._state == "ready"
-            and self._node is not None
-            and self._node.routing_size() == 0
+            and stack.state == "ready"
+            and stack.node.routing_size() == 0
         ):
-            # Lost every contact (network down, laptop resumed): find our way back in.
-            self._ready.clear()
-            self._set_state("bootstrapping", "routing table empty; bootstrapping again")
-            self._bootstrap_task = asyncio.get_running_loop().create_task(
-                self._bootstrap_loop([])
-            )
+            # Lost every contact of this family (network down, laptop resumed): find our way
+            # back in.
+            stack.set_state("bootstrapping", "routing table empty; bootstrapping again")
+            stack.start_bootstrap((), bool(self._bootstrap_spec))
         self._publish(event)
+
+    def _offer(self, event: ev.OtherFamilyContacts) -> None:
+        """BEP 32: contacts one family's node learned for the other go to that node (which
+        pings them before use) and, while it bootstraps, seed its next attempt."""
+        other = self._stacks.get(event.family)
+        if other is None:
+            return
+        other.proto.run(lambda now: other.node.offer_contacts(event.nodes, now))
+        other.hint(event.nodes)
 
     def _publish(self, event: SessionEvent) -> None:
         traffic = type(event) in ev.TRAFFIC_EVENTS
@@ -640,93 +819,46 @@ class DhtSession:
             except Exception:
                 log.exception("session subscriber %r failed on %s", cb, type(event).__name__)
 
+    def _family_state_changed(self, stack: FamilyStack) -> None:
+        self._set_state(*combined_state(list(self._stacks.values()) or [stack]))
+
     def _set_state(self, new: State, detail: str) -> None:
         old = self._state
         self._state = new
         self._detail = detail
         if new == "ready":
             self._ready.set()
+        else:
+            self._ready.clear()
         if old != new or detail:
             log.info("DHT session %s: %s", new, detail)
             loop = asyncio.get_running_loop()
-            self._publish(StateChanged(old, new, detail, loop.time()))
-
-    async def _cancel_bootstrap_task(self) -> None:
-        task, self._bootstrap_task = self._bootstrap_task, None
-        if task is not None and task is not asyncio.current_task() and not task.done():
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
-        for fut in self._bootstrap_waiters.values():
-            fut.cancel()
-        self._bootstrap_waiters.clear()
-
-    async def _bootstrap_loop(self, restored: Sequence[NodeInfo]) -> None:
-        """Bootstrap lookups until enough nodes answered, backing off while nobody does."""
-        delay = RETRY_FIRST
-        restored_seeds = [n.addr for n in restored][:_RESTORED_SEEDS]
-        attempt = 0
-        while True:
-            attempt += 1
-            node, proto = self._require_running()
-            if not self.bootstrap_addrs and self._bootstrap_spec:
-                # Names that did not resolve before (offline at start) may resolve now.
-                self.bootstrap_addrs, _ = await resolve_addrs(self._bootstrap_spec, self.family)
-            seeds = [*self.bootstrap_addrs, *restored_seeds]
-            fut: asyncio.Future[ev.LookupFinished] = asyncio.get_running_loop().create_future()
-
-            def call(
-                now: float,
-                node: DhtNode = node,
-                fut: asyncio.Future[ev.LookupFinished] = fut,
-                seeds: list[Addr] = seeds,
-            ) -> None:
-                self._bootstrap_waiters[node.bootstrap(seeds, now)] = fut
-
-            proto.run(call)
-            finished = await fut
-            good = node.good_node_count(self.now())
-            need = max(1, min(READY_GOOD_NODES, node.settings.k, finished.responded))
-            if node.routing_size() > 0 and good >= need:
-                self._set_state(
-                    "ready", f"{good} good nodes after {finished.elapsed:.1f} s"
-                )
-                self._bootstrap_task = None
-                return
-            why = (
-                "no bootstrap node answered"
-                if finished.responded == 0
-                else f"{finished.responded} answered but only {good} good nodes"
-            )
-            self._set_state(
-                "bootstrapping", f"{why} (attempt {attempt}); retrying in {delay:g} s"
-            )
-            await asyncio.sleep(delay)
-            delay = min(delay * 2, RETRY_MAX)
+            families = tuple((s.family, str(s.state)) for s in self._stacks.values())
+            self._publish(StateChanged(old, new, detail, loop.time(), families))
 
 
-def private_network(bind_host: str, contacts: Sequence[Addr]) -> bool:
-    """Whether a node bound to ``bind_host`` that starts from ``contacts`` (bootstrap addresses,
-    or saved contacts when there are none) runs on a private network and so must accept local
-    addresses: bound to loopback, or every contact local."""
-    return is_loopback(bind_host) or (bool(contacts) and all(is_local(a[0]) for a in contacts))
+def _run(stack: FamilyStack, call: Callable[[DhtNode, float], T]) -> T:
+    """``call(node, now)`` on ``stack``'s node through its transport (which then flushes)."""
+    node = stack.node
+    return stack.proto.run(lambda now: call(node, now))
 
 
-async def _resolve_bind(host: str) -> tuple[int, str]:
-    """Address family and literal address for the bind host (a name is resolved)."""
-    try:
-        ip = ipaddress.ip_address(host)
-    except ValueError:
-        pass
-    else:
-        return (socket.AF_INET6 if ip.version == 6 else socket.AF_INET), host
-    loop = asyncio.get_running_loop()
-    try:
-        infos = await asyncio.wait_for(
-            loop.getaddrinfo(host, None, type=socket.SOCK_DGRAM, flags=socket.AI_PASSIVE),
-            RESOLVE_TIMEOUT,
-        )
-    except (OSError, asyncio.TimeoutError) as err:
-        raise BindError(f"cannot resolve bind address {host!r}: {err}", host, 0) from None
-    fam, _, _, _, sockaddr = infos[0]
-    return int(fam), str(sockaddr[0])
+def _add_contacts(contacts: Sequence[NodeInfo], node: DhtNode, now: float) -> None:
+    node.add_contacts(contacts, now)
+
+
+def _start_crawl(rate: float, seeds: Sequence[Addr], node: DhtNode, now: float) -> int:
+    return node.start_crawl(now, rate=rate, seeds=seeds)
+
+
+def _export_of(
+    family: int, node_id: bytes | None, external_ip: str | None, nodes: Sequence[NodeInfo]
+) -> dict[str, object]:
+    """A family's saved state in ``DhtNode.export_state()`` form (kept for a family that did
+    not run this time)."""
+    return {
+        "family": family,
+        "node_id": node_id.hex() if node_id is not None else None,
+        "external_ip": external_ip,
+        "nodes": [[n.id.hex(), n.addr[0], n.addr[1]] for n in nodes],
+    }

@@ -1,7 +1,11 @@
-"""The node's persistent state: its id, its last known external address and its routing contacts.
+"""The session's persistent state: for each address family (BEP 32 runs one DHT per family), the
+node's id, its last known external address and its routing contacts.
 
 Saved as a small JSON file so that a restarted node keeps its place in the id space and can
-bootstrap from its old contacts without the public routers. Writes are atomic (temporary file in
+bootstrap from its old contacts without the public routers. Format 2 keeps each family apart
+(``{"families": {"4": {...}, "6": {...}}}``); a format 1 file (one id, one address, contacts of
+both families mixed) is still read: its id serves both families and each contact goes to the
+family of its address. Writes are atomic (temporary file in
 the same directory, fsync, ``os.replace``), so a crash mid-write leaves the previous file intact.
 Loading never raises on a bad file: a corrupt one is moved aside (``state.json.corrupt-<time>``)
 for inspection, a ``StateLoadWarning`` says what happened, and the node starts fresh.
@@ -16,16 +20,19 @@ import logging
 import os
 import tempfile
 import time
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from dhtviewer.dht.addresses import ip_family
+from dhtviewer.dht.families import FAMILIES
 from dhtviewer.dht.messages import NodeInfo
 from dhtviewer.dht.node_id import ID_BYTES
 
 log = logging.getLogger(__name__)
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
+_READABLE_VERSIONS = (1, 2)
 STATE_FILE_NAME = "state.json"
 STALE_TEMP_SECONDS = 60.0  # a save takes milliseconds; older temp files are orphans
 # A state file is a few kilobytes; anything far larger is not ours and is not parsed.
@@ -44,14 +51,48 @@ class StateLoadWarning(UserWarning):
 
 
 @dataclass(slots=True)
-class SavedState:
-    """What a session restores at start. Empty (all None / no nodes) for a first run."""
+class FamilyState:
+    """What the node of one address family restores: its id, its external address, its
+    contacts (all of that family)."""
 
     node_id: bytes | None = None
     external_ip: str | None = None
     nodes: list[NodeInfo] = field(default_factory=list)
+
+
+@dataclass(slots=True)
+class SavedState:
+    """What a session restores at start, per family. Empty for a first run."""
+
+    families: dict[int, FamilyState] = field(default_factory=dict)
     skipped: int = 0
-    """Node entries in the file that were malformed and ignored."""
+    """Node entries in the file that were malformed (or of the wrong family) and ignored."""
+
+    def family(self, family: int) -> FamilyState:
+        """The state of ``family`` (an empty one when nothing was saved for it)."""
+        return self.families.get(family) or FamilyState()
+
+    @property
+    def node_id(self) -> bytes | None:
+        """The id saved first (IPv4's, else IPv6's): the session's id when it starts fresh."""
+        return next((f.node_id for _, f in sorted(self.families.items()) if f.node_id), None)
+
+    @property
+    def nodes(self) -> list[NodeInfo]:
+        """Every saved contact, IPv4 ones first."""
+        return [n for _, f in sorted(self.families.items()) for n in f.nodes]
+
+
+def state_document(exports: Iterable[Mapping[str, object]]) -> dict[str, object]:
+    """The document ``save_state`` writes for the nodes of a session: ``exports`` are their
+    ``DhtNode.export_state()`` (each names its ``family``)."""
+    families: dict[str, object] = {}
+    for export in exports:
+        fam = export.get("family")
+        if fam not in FAMILIES:
+            raise ValueError(f"a node export without a valid family: {fam!r}")
+        families[str(fam)] = {k: v for k, v in export.items() if k != "family"}
+    return {"families": families}
 
 
 
@@ -64,10 +105,14 @@ def default_state_path() -> Path:
 
 
 def save_state(path: str | os.PathLike[str], state: Mapping[str, object]) -> None:
-    """Atomically write ``state`` (``DhtNode.export_state()`` shape: ``node_id`` hex,
-    ``external_ip``, ``nodes`` as ``[[id_hex, ip, port], ...]``). Creates the directory.
-    Raises ``OSError`` if the file cannot be written; the previous file is then untouched."""
+    """Atomically write ``state`` (``state_document(...)``: ``families`` -> per family
+    ``node_id`` hex, ``external_ip``, ``nodes`` as ``[[id_hex, ip, port], ...]``; a single
+    ``DhtNode.export_state()`` is accepted too). Creates the directory. Raises ``OSError`` if
+    the file cannot be written; the previous file is then untouched."""
     target = Path(path)
+    if target.exists() and not target.is_file():
+        # /dev/null, a FIFO...: replacing it with our file would break it for everyone
+        raise OSError(f"{target} is not a regular file; not replaced")
     target.parent.mkdir(parents=True, exist_ok=True)
     doc = {"version": FORMAT_VERSION, "saved_at": time.time(), **state}
     data = json.dumps(doc, indent=1, sort_keys=True).encode("utf-8")
@@ -120,6 +165,9 @@ def load_state(path: str | os.PathLike[str]) -> tuple[SavedState, StateLoadWarni
     unreadable or corrupt file yields an empty state and a warning; a corrupt file is moved
     aside so the next save does not destroy the evidence."""
     p = Path(path)
+    if p.exists() and not p.is_file():
+        # /dev/null and the like hold no state, and are never moved aside
+        return SavedState(), _warn(f"cannot read state file {p}: not a regular file", p, None)
     try:
         size = p.stat().st_size
         if size > _MAX_FILE_BYTES:
@@ -171,20 +219,72 @@ def _decode(raw: bytes) -> SavedState:
 
 
 def parse_state(doc: object) -> SavedState:
-    """A ``SavedState`` from the file's JSON document, or from ``DhtNode.export_state()``.
-    Raises ``ValueError`` naming the first problem with its shape."""
+    """A ``SavedState`` from the file's JSON document (format 1 or 2), from
+    ``state_document(...)`` or from one ``DhtNode.export_state()``. Raises ``ValueError``
+    naming the first problem with its shape."""
     if not isinstance(doc, dict):
         raise ValueError("top level is not a JSON object")
     version = doc.get("version", FORMAT_VERSION)
-    if version != FORMAT_VERSION:
+    if version not in _READABLE_VERSIONS:
         raise ValueError(f"unsupported format version {version!r}")
-    node_id = _node_id(doc.get("node_id"))
-    ext = doc.get("external_ip")
+    if "families" not in doc:
+        fam = doc.get("family")
+        if fam is not None:  # one node's export
+            if fam not in FAMILIES:
+                raise ValueError(f"family is not 4 or 6: {fam!r}")
+            state, skipped = _family_state(doc, fam, "")
+            return SavedState({fam: state}, skipped)
+        return _mixed_state(doc)
+    families = doc["families"]
+    if not isinstance(families, dict):
+        raise ValueError("families is not an object")
+    out: dict[int, FamilyState] = {}
+    skipped = 0
+    for key, family_doc in families.items():
+        fam = {"4": 4, "6": 6}.get(key)
+        if fam is None:
+            raise ValueError(f"unknown address family {key!r}")
+        if not isinstance(family_doc, dict):
+            raise ValueError(f"families[{key}] is not an object")
+        out[fam], bad = _family_state(family_doc, fam, f"families[{key}].")
+        skipped += bad
+    return SavedState(out, skipped)
+
+
+def _family_state(doc: dict[str, object], family: int, where: str) -> tuple[FamilyState, int]:
+    """One family's state, and how many of its contacts were skipped."""
+    node_id = _node_id(doc.get("node_id"), where)
+    ext = _external_ip(doc.get("external_ip"), where)
+    if ext is not None and ip_family(ext) != family:
+        raise ValueError(f"{where}external_ip is not an IPv{family} address: {ext!r}")
+    nodes, skipped = _nodes(doc.get("nodes", []), where)
+    mine = [n for n in nodes if ip_family(n.addr[0]) == family]
+    return FamilyState(node_id, ext, mine), skipped + len(nodes) - len(mine)
+
+
+def _mixed_state(doc: dict[str, object]) -> SavedState:
+    """Format 1: one id for every family, contacts of both mixed."""
+    node_id = _node_id(doc.get("node_id"), "")
+    ext = _external_ip(doc.get("external_ip"), "")
+    nodes, skipped = _nodes(doc.get("nodes", []), "")
+    families: dict[int, FamilyState] = {}
+    for fam in FAMILIES:
+        mine = [n for n in nodes if ip_family(n.addr[0]) == fam]
+        fam_ext = ext if ext is not None and ip_family(ext) == fam else None
+        if node_id is not None or mine or fam_ext is not None:
+            families[fam] = FamilyState(node_id, fam_ext, mine)
+    return SavedState(families, skipped)
+
+
+def _external_ip(ext: object, where: str) -> str | None:
     if ext is not None and not (isinstance(ext, str) and _is_ip(ext)):
-        raise ValueError(f"external_ip is not an IP address: {ext!r}")
-    nodes_doc = doc.get("nodes", [])
+        raise ValueError(f"{where}external_ip is not an IP address: {ext!r}")
+    return ext
+
+
+def _nodes(nodes_doc: object, where: str) -> tuple[list[NodeInfo], int]:
     if not isinstance(nodes_doc, list):
-        raise ValueError("nodes is not a list")
+        raise ValueError(f"{where}nodes is not a list")
     nodes: list[NodeInfo] = []
     skipped = 0
     for item in nodes_doc:
@@ -194,20 +294,20 @@ def parse_state(doc: object) -> SavedState:
             skipped += 1
         else:
             nodes.append(info)
-    return SavedState(node_id, ext, nodes, skipped)
+    return nodes, skipped
 
 
-def _node_id(value: object) -> bytes | None:
+def _node_id(value: object, where: str = "") -> bytes | None:
     if value is None:
         return None
     if not isinstance(value, str):
-        raise ValueError("node_id is not a string")
+        raise ValueError(f"{where}node_id is not a string")
     try:
         node_id = bytes.fromhex(value)
     except ValueError:
-        raise ValueError("node_id is not hex") from None
+        raise ValueError(f"{where}node_id is not hex") from None
     if len(node_id) != ID_BYTES:
-        raise ValueError(f"node_id has {len(node_id)} bytes, expected {ID_BYTES}")
+        raise ValueError(f"{where}node_id has {len(node_id)} bytes, expected {ID_BYTES}")
     return node_id
 
 

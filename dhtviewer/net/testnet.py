@@ -6,13 +6,22 @@ to the public DHT, over real UDP. Nodes join in waves, each bootstrapping from n
 earlier nodes, so the network ends up connected the way a real one grows. Then a few random
 info-hashes are announced by some of the nodes, with made-up TCP ports, so lookups have peers to
 find. Deterministic node ids and info-hashes for a given seed.
+
+With ``ipv6``, every host is dual-stack (BEP 32): besides its IPv4 node it runs an IPv6 node on
+::1 (the only IPv6 loopback address: its nodes differ by port), with the same id. The two DHTs
+grow side by side, separately, each host's nodes joining from their own family's seeds (the
+contacts a bootstrap learns for the other family are not needed here, and verifying them would
+only slow the start); each answers ``want`` for its sibling's family, as a dual-stack client
+does, and announcers announce in both.
 """
 
 from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import functools
 import ipaddress
+import itertools
 import logging
 import random
 import socket
@@ -21,6 +30,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 
 from dhtviewer.dht import events as ev
+from dhtviewer.dht.families import Sibling, dual_stack
 from dhtviewer.dht.messages import Addr
 from dhtviewer.dht.node import DhtNode
 from dhtviewer.dht.node_id import random_id
@@ -59,12 +69,18 @@ def loopback_range(bind_base: str, n: int) -> list[str]:
 
 @dataclass(eq=False)
 class _Member:
-    addr: Addr
-    node: DhtNode
-    proto: DhtProtocol
+    """One host of the testnet: its node of each family, on its socket."""
+
+    nodes: dict[int, DhtNode]
+    protos: dict[int, DhtProtocol] = field(default_factory=dict)
+    addrs: dict[int, Addr] = field(default_factory=dict)
     waiters: dict[int, asyncio.Future[ev.Event]] = field(default_factory=dict)
 
-    def on_event(self, event: ev.Event) -> None:
+    @property
+    def addr(self) -> Addr:
+        return self.addrs[4]
+
+    def on_event(self, family: int, event: ev.Event) -> None:
         # An announce ends with AnnounceFinished, unless its lookup was cancelled.
         if isinstance(event, ev.AnnounceFinished) or (
             isinstance(event, ev.LookupFinished)
@@ -74,13 +90,15 @@ class _Member:
             if fut is not None and not fut.done():
                 fut.set_result(event)
 
-    def bootstrap(self, seeds: list[Addr]) -> asyncio.Future[ev.Event]:
-        return self._run(lambda now: self.node.bootstrap(seeds, now))
+    def bootstrap(self, family: int, seeds: list[Addr]) -> asyncio.Future[ev.Event]:
+        node = self.nodes[family]
+        return self._run(family, lambda now: node.bootstrap(seeds, now))
 
-    def announce(self, info_hash: bytes, port: int) -> asyncio.Future[ev.Event]:
-        return self._run(lambda now: self.node.announce(info_hash, port, now))
+    def announce(self, family: int, info_hash: bytes, port: int) -> asyncio.Future[ev.Event]:
+        node = self.nodes[family]
+        return self._run(family, lambda now: node.announce(info_hash, port, now))
 
-    def _run(self, call: Callable[[float], int]) -> asyncio.Future[ev.Event]:
+    def _run(self, family: int, call: Callable[[float], int]) -> asyncio.Future[ev.Event]:
         """Start an operation; the future resolves with its final event."""
         fut: asyncio.Future[ev.Event] = asyncio.get_running_loop().create_future()
 
@@ -89,15 +107,17 @@ class _Member:
             self.waiters[lid] = fut  # before run() flushes: the end may come at once
             return lid
 
-        self.proto.run(wrapped)
+        self.protos[family].run(wrapped)
         return fut
 
 
 class LocalTestnet:
     """``n`` nodes on ``bind_base`` and the addresses after it, all on UDP ``port`` (0: an
-    ephemeral port each). After ``await start()``: ``addrs`` (every node), ``bootstrap_addrs``
-    (a few early nodes to bootstrap from), ``announced`` (info_hash -> peers stored in the
-    network) and ``nodes`` (the DhtNode objects, for inspection)."""
+    ephemeral port each); with ``ipv6``, each also on ::1 (an ephemeral port each). After
+    ``await start()``: ``addrs`` (every IPv4 node), ``addrs6`` (every IPv6 node),
+    ``bootstrap_addrs`` (a few early nodes of each family to bootstrap from), ``announced``
+    (info_hash -> peers stored in the network) and ``nodes``/``nodes6`` (the DhtNode objects,
+    for inspection)."""
 
     def __init__(
         self,
@@ -108,12 +128,14 @@ class LocalTestnet:
         announced: int = 3,
         settings: DhtSettings | None = None,
         announcers: int = 3,
+        ipv6: bool = False,
     ) -> None:
         if n < 1:
             raise ValueError(f"a testnet needs at least 1 node, got {n}")
         self.n = n
         self.ips = loopback_range(bind_base, n)
         self.port = port
+        self.families = (4, 6) if ipv6 else (4,)
         rng = random.Random(seed)
         # Everything the seed promises (node ids, info-hashes, who announces) is drawn up front;
         # the join order's random choices come from a separate generator, so timing-dependent
@@ -132,15 +154,24 @@ class LocalTestnet:
 
     @property
     def addrs(self) -> list[Addr]:
-        return [m.addr for m in self._members]
+        return [m.addrs[4] for m in self._members]
+
+    @property
+    def addrs6(self) -> list[Addr]:
+        return [m.addrs[6] for m in self._members if 6 in m.addrs]
 
     @property
     def nodes(self) -> list[DhtNode]:
-        return [m.node for m in self._members]
+        return [m.nodes[4] for m in self._members]
+
+    @property
+    def nodes6(self) -> list[DhtNode]:
+        return [m.nodes[6] for m in self._members if 6 in m.nodes]
 
     @property
     def bootstrap_addrs(self) -> list[Addr]:
-        return self.addrs[: min(3, len(self._members))]
+        first = self._members[: min(3, len(self._members))]
+        return [m.addrs[fam] for fam in self.families for m in first]
 
     async def start(self, timeout: float = 60.0) -> None:
         """Bind every node, bootstrap them in waves, announce the test info-hashes. Raises
@@ -148,51 +179,79 @@ class LocalTestnet:
         ``TimeoutError`` if the network does not settle within ``timeout``."""
         if self.started:
             raise RuntimeError("testnet already started")
-        loop = asyncio.get_running_loop()
         try:
             for ip, (node_seed, node_id) in zip(self.ips, self._node_seeds, strict=True):
-                node = DhtNode(
-                    rng=random.Random(node_seed),
-                    now=loop.time(),
-                    node_id=node_id,
-                    settings=self.settings,
-                    traffic_events=False,
-                )
-                proto = await open_udp(node, ip, self.port, socket.AF_INET)
-                assert proto.transport is not None
-                port = int(proto.transport.get_extra_info("sockname")[1])
-                member = _Member((ip, port), node, proto)
-                proto.subscribe(member.on_event)
+                member = _Member(self._make_nodes(node_seed, node_id))
                 self._members.append(member)
+                for fam in self.families:
+                    host, port = (ip, self.port) if fam == 4 else ("::1", 0)
+                    family = socket.AF_INET if fam == 4 else socket.AF_INET6
+                    proto = await open_udp(member.nodes[fam], host, port, family)
+                    assert proto.transport is not None
+                    bound = int(proto.transport.get_extra_info("sockname")[1])
+                    member.protos[fam], member.addrs[fam] = proto, (host, bound)
+                    proto.subscribe(functools.partial(member.on_event, fam))
             self.started = True
             await asyncio.wait_for(self._join_and_announce(), timeout)
         except BaseException:
             await self.stop()
             raise
 
+    def _make_nodes(self, node_seed: int, node_id: bytes) -> dict[int, DhtNode]:
+        loop = asyncio.get_running_loop()
+        rng = random.Random(node_seed)
+        ops = itertools.count(1)
+        # Every IPv6 node is on ::1: per-IP budgets would count the whole IPv6 half as one
+        # host (and block it while the network forms).
+        v6 = replace(self.settings, rate_limit=False)
+
+        def make(family: int, sibling: Sibling | None) -> DhtNode:
+            return DhtNode(
+                rng=rng if family == 4 else random.Random(rng.getrandbits(64)),
+                # Seeded like the rest, so a seed gives the same network (a real node's
+                # secrets come from the operating system).
+                secrets=random.Random(f"secrets:{node_seed}:{family}"),
+                now=loop.time(),
+                node_id=node_id,
+                settings=self.settings if family == 4 else v6,
+                family=family,
+                sibling=sibling,
+                op_ids=ops,
+                traffic_events=False,
+            )
+
+        if len(self.families) == 2:
+            return dual_stack(make)
+        return {4: make(4, None)}
+
     async def _join_and_announce(self) -> None:
+        await asyncio.gather(*(self._join(fam) for fam in self.families))
+        await self._announce()
+
+    async def _join(self, family: int) -> None:
         members = self._members
-        addrs = self.addrs
+        addrs = [m.addrs[family] for m in members]
         for start in range(1, len(members), WAVE):
             wave = []
             for i in range(start, min(start + WAVE, len(members))):
                 earlier = addrs[1:i]
                 picked = self.rng.sample(earlier, min(BOOTSTRAP_SEEDS - 1, len(earlier)))
                 seeds = [addrs[0], *picked]
-                wave.append(members[i].bootstrap(seeds))
+                wave.append(members[i].bootstrap(family, seeds))
             await asyncio.gather(*wave)
         # The first nodes joined a nearly empty network and, full of each other, they do not
         # take in the queriers that came later (only answers earn a place in a full bucket).
         # A second bootstrap through random later nodes fills their tables.
         late = addrs[WAVE:]
-        sparse = [m for m in members if m.node.routing_size() < 2 * self.settings.k]
+        sparse = [
+            m for m in members if m.nodes[family].routing_size() < 2 * self.settings.k
+        ]
         if late and sparse:
             again = []
             for m in sparse:
                 seeds = self.rng.sample(late, min(BOOTSTRAP_SEEDS, len(late)))
-                again.append(m.bootstrap(seeds))
+                again.append(m.bootstrap(family, seeds))
             await asyncio.gather(*again)
-        await self._announce()
 
     async def _announce(self) -> None:
         jobs: list[tuple[bytes, Addr, asyncio.Future[ev.Event]]] = []
@@ -202,7 +261,9 @@ class LocalTestnet:
             self.announced[info_hash] = []
             for k, m in enumerate(self._members[i] for i in picks):
                 port = ANNOUNCE_PORT_BASE + j * 100 + k
-                jobs.append((info_hash, (m.addr[0], port), m.announce(info_hash, port)))
+                for fam in self.families:  # BEP 32: a dual-stack peer announces in both DHTs
+                    peer = (m.addrs[fam][0], port)
+                    jobs.append((info_hash, peer, m.announce(fam, info_hash, port)))
         for info_hash, peer, fut in jobs:
             done = await fut
             if isinstance(done, ev.AnnounceFinished) and done.stored_at:
@@ -213,12 +274,14 @@ class LocalTestnet:
     async def stop(self) -> None:
         """Close every socket. Safe to call twice."""
         members, self._members = self._members, []
+        protos = [p for m in members for p in m.protos.values()]
         for m in members:
             for fut in m.waiters.values():
                 fut.cancel()
-            m.proto.close()
-        if members:
-            await asyncio.wait([asyncio.ensure_future(m.proto.closed) for m in members], timeout=2)
+        for proto in protos:
+            proto.close()
+        if protos:
+            await asyncio.wait([asyncio.ensure_future(p.closed) for p in protos], timeout=2)
         self.started = False
 
     async def __aenter__(self) -> LocalTestnet:
@@ -229,12 +292,14 @@ class LocalTestnet:
         await self.stop()
 
     def stats(self) -> dict[str, int]:
-        """Counters summed over every node, plus ``nodes``."""
+        """Counters summed over every node (of every family), plus ``nodes`` (hosts)."""
         total: dict[str, int] = {"nodes": len(self._members)}
-        now = self._members[0].proto.loop.time() if self._members else 0.0
+        protos = [p for m in self._members for p in m.protos.values()]
+        now = protos[0].loop.time() if protos else 0.0
         for m in self._members:
-            for key, value in m.node.stats(now).items():
-                total[key] = total.get(key, 0) + value
+            for node in m.nodes.values():
+                for key, value in node.stats(now).items():
+                    total[key] = total.get(key, 0) + value
         return total
 
 

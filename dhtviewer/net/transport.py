@@ -20,7 +20,7 @@ import socket
 from collections.abc import Callable
 from typing import Protocol, TypeVar, cast
 
-from dhtviewer.dht.addresses import sockaddr_to_addr
+from dhtviewer.dht.addresses import format_host, sockaddr_to_addr
 from dhtviewer.dht.events import Event
 from dhtviewer.dht.messages import Addr
 from dhtviewer.net.batched_udp import Batch, create_batched_endpoint
@@ -258,7 +258,7 @@ def bind_udp(host: str, port: int, family: int) -> socket.socket:
         sock.setblocking(False)
     except OSError as err:
         sock.close()
-        where = f"[{host}]" if ":" in host else host
+        where = format_host(host)
         code = err.errno
         if code == errno.EADDRINUSE or getattr(err, "winerror", None) == _WSAEADDRINUSE:
             raise PortInUseError(
@@ -276,8 +276,13 @@ def bind_udp(host: str, port: int, family: int) -> socket.socket:
 
 async def open_udp(node: DrivenNode, host: str, port: int, family: int) -> DhtProtocol:
     """Bind ``(host, port)`` and start driving ``node`` on it, reading datagrams in batches."""
+    return await serve_udp(node, bind_udp(host, port, family))
+
+
+async def serve_udp(node: DrivenNode, sock: socket.socket) -> DhtProtocol:
+    """Start driving ``node`` on the bound socket ``sock`` (``bind_udp``), reading datagrams
+    in batches. The socket is closed if that fails."""
     loop = asyncio.get_running_loop()
-    sock = bind_udp(host, port, family)
     proto = DhtProtocol(node, loop)
     try:
         await create_batched_endpoint(loop, lambda: proto, sock)

@@ -8,7 +8,7 @@ keys, drawn from public IPv4 space so that the default Mainline settings (no pri
 BEP 42 ids) work unchanged.
 
 Everything is deterministic given the seed: one ``random.Random`` for the network (addresses,
-latency jitter, loss) and one derived from it per node.
+latency jitter, loss) and two derived from it per node (its public randomness and its secrets).
 
 The inner loop is kept lean because benchmarks run 10,000 nodes: heap entries are plain tuples,
 timers use lazy invalidation (the latest deadline per node is remembered; older heap entries are
@@ -191,10 +191,14 @@ class SimNetwork:
         rng = self._rng
         ip = self._new_ip()
         port = rng.randrange(1024, 65536)
-        node_rng = random.Random(rng.getrandbits(64))
-        node_id = bep42_id(ip, node_rng)
+        node_seed = rng.getrandbits(64)
+        # Seeded secrets too (tids, tokens, the id), so that a run is reproducible; a real
+        # node draws them from the operating system.
+        secrets = random.Random(~node_seed)
+        node_id = bep42_id(ip, secrets)
         dht = DhtNode(
-            rng=node_rng,
+            rng=random.Random(node_seed),
+            secrets=secrets,
             now=self.now,
             node_id=node_id,
             settings=settings or self.settings,

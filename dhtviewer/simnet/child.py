@@ -9,23 +9,35 @@ crashed or killed window never leaves a million-node network behind.
 ``start`` waits (in a worker thread of the caller's loop: the wait is a blocking read of the
 child's one JSON line) until the network is ready and returns that line; ``stop`` sends
 SIGTERM and waits, then kills. Both are bounded in time.
+
+After the ready line a daemon thread keeps reading the child's stderr (a pipe nobody reads
+fills up, and the child would block on its next write: a stalled network): every line goes to
+the application's log as a warning, the last ones are kept (``stderr_tail``), and if the child
+ends while nobody asked it to, that is logged as an error with its exit status.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import os
 import select
 import signal
 import subprocess
 import sys
+import threading
 import time
 import urllib.request
+from collections import deque
 from collections.abc import Sequence
-from typing import Any
+from typing import IO, Any
 
 __all__ = ["SimnetChild", "SimnetChildError"]
+
+log = logging.getLogger(__name__)
+STDERR_TAIL = 50
+"""Lines of the child's stderr kept for error messages."""
 
 READY_TIMEOUT = 120.0
 """A million nodes build in a few seconds; a loaded machine may take much longer."""
@@ -56,6 +68,9 @@ class SimnetChild:
         self.nodes = nodes
         self.doc: dict[str, Any] = {}
         self._proc: subprocess.Popen[str] | None = None
+        self.stderr_tail: deque[str] = deque(maxlen=STDERR_TAIL)
+        self._stopping = False
+        self._reader: threading.Thread | None = None
 
     @property
     def running(self) -> bool:
@@ -106,12 +121,36 @@ class SimnetChild:
         except ValueError:
             self.stop_blocking()
             raise SimnetChildError(f"unexpected output: {line[:200]!r}") from None
+        self._stopping = False
+        self._reader = threading.Thread(target=self._read_stderr, args=(proc, proc.stderr),
+                                        name="simnet-stderr", daemon=True)
+        self._reader.start()
         return self.doc
+
+    def _read_stderr(self, proc: subprocess.Popen[str], stream: IO[str]) -> None:
+        """Drain the child's stderr into the log until it closes (the child ended)."""
+        try:
+            for line in stream:
+                text = line.rstrip()
+                if text:
+                    self.stderr_tail.append(text)
+                    log.warning("simulated Mainline: %s", text)
+        except (OSError, ValueError):
+            return  # closed by stop_blocking
+        try:
+            status = proc.wait(5)
+        except subprocess.TimeoutExpired:
+            return
+        if not self._stopping:
+            last = self.stderr_tail[-1] if self.stderr_tail else "no message"
+            log.error("the simulated Mainline ended unexpectedly (exit status %s): %s",
+                      status, last)
 
     def stop_blocking(self, timeout: float = 10.0) -> None:
         proc, self._proc = self._proc, None
         if proc is None:
             return
+        self._stopping = True
         if proc.poll() is None:
             proc.send_signal(signal.SIGTERM)
             try:
@@ -119,8 +158,11 @@ class SimnetChild:
             except subprocess.TimeoutExpired:
                 proc.kill()
                 proc.wait(5)
+        reader, self._reader = self._reader, None
+        if reader is not None:
+            reader.join(2.0)  # it ends at the pipe's end of file, now that the child is gone
         for stream in (proc.stdout, proc.stderr):
-            if stream is not None:
+            if stream is not None and (reader is None or not reader.is_alive()):
                 stream.close()
 
     def get(self, path: str, timeout: float = 5.0) -> Any:

@@ -12,8 +12,13 @@ answers the same question the same way, as a real node with a settled table woul
 Per node the index keeps 20 bytes of id, 26 of compact node record (id, address, port), a
 Python int key for bisection, a flags byte and a client byte: about 110 bytes. The flags say
 what a node does: answers, never answers (``DEAD``), is temporarily gone (``AWAY``, churn),
-is read-only (BEP 43: never in a table), answers with errors or malformed datagrams, is a
-Sybil of a scenario, or is pinned (routers: never churned).
+has not joined yet (``UNBORN``: churn brings it in later, with an id nobody knew), is
+read-only (BEP 43: never in a table), answers with errors or malformed datagrams, is a Sybil of
+a scenario, or is pinned (routers: never churned).
+
+The flags are the only part that changes while the network runs (churn). ``share_flags`` moves
+them into an anonymous shared memory map before the serving processes are forked, so that one
+process can churn and every process sees the same network.
 
 Vectorised with numpy where it matters (building ids and the address table for a million
 nodes); bisection uses the stdlib over a list of ints, which is faster per call than numpy's
@@ -22,9 +27,11 @@ scalar ``searchsorted``.
 
 from __future__ import annotations
 
+import mmap
 from bisect import bisect_left
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from functools import cache
 
 import numpy as np
 
@@ -40,6 +47,8 @@ __all__ = [
     "READ_ONLY",
     "SILENT",
     "SYBIL",
+    "UNBORN",
+    "UNLISTED",
     "ExtraNode",
     "NodeIndex",
     "bep42_prefixes",
@@ -51,11 +60,15 @@ AWAY = 2
 READ_ONLY = 4
 ERRORING = 8
 MALFORMED = 16
-BEP51 = 32
+UNBORN = 32
 SYBIL = 64
 PINNED = 128
-SILENT = DEAD | AWAY | READ_ONLY
+SILENT = DEAD | AWAY | READ_ONLY | UNBORN
 """A node with any of these flags does not answer."""
+UNLISTED = READ_ONLY | UNBORN
+"""A node with any of these flags is in nobody's routing table: read-only nodes never are, a
+node that has not joined yet is unknown. (A node that left, ``AWAY`` or ``DEAD``, still is:
+those are the stale contacts.)"""
 
 K = 8
 FULL_BUCKET = 2 * K
@@ -70,6 +83,11 @@ def mix64(x: int) -> int:
     x = (x ^ (x >> 30)) * 0xBF58476D1CE4E5B9 & _MASK64
     x = (x ^ (x >> 27)) * 0x94D049BB133111EB & _MASK64
     return x ^ (x >> 31)
+
+
+_PICKS_MASK = (1 << 16) - 1
+_PICKS: list[int] = [mix64(i + 0x5DEECE66D) for i in range(_PICKS_MASK + 1)]
+"""A fixed table of random 64-bit numbers that derived buckets pick their contacts with."""
 
 
 # --- BEP 42, vectorised ---------------------------------------------------------------------------
@@ -134,7 +152,8 @@ class NodeIndex:
         self.plan = plan
         self.ips = ips[order].astype(np.uint32)
         self.ports = ports[order].astype(np.uint16)
-        self.flags = bytearray(flags[order].astype(np.uint8).tobytes())
+        self.flags: bytearray | mmap.mmap = bytearray(flags[order].astype(np.uint8).tobytes())
+        """One byte of flags per node; ``share_flags`` makes it shared memory."""
         self.clients = bytes(clients[order].astype(np.uint8).tobytes())
         records = np.empty((n, NODE_LEN), dtype=np.uint8)
         records[:, :20] = ids
@@ -143,6 +162,9 @@ class NodeIndex:
         self.records = records.tobytes()
         """Compact node records (BEP 5: id, IPv4, port), 26 bytes per node, in id order."""
         raw = ids.tobytes()
+        self.keys64 = np.frombuffer(np.ascontiguousarray(ids[:, :8]).tobytes(),
+                                    dtype=">u8").astype(np.uint64)
+        """The first 64 bits of every id, for vectorised searches (``closest_many``)."""
         self.keys: list[int] = [
             int.from_bytes(raw[i : i + 20], "big") for i in range(0, n * 20, 20)
         ]
@@ -157,7 +179,19 @@ class NodeIndex:
         # A memoryview hands out Python ints on indexing, faster than numpy scalars.
         self._by_address = memoryview(table.data)
         self._ip_list: list[int] = self.ips.tolist()
-        self._port_list: list[int] = self.ports.tolist()
+        # A handful of distinct ports: one int object each instead of one per node (a million
+        # ints would also be copied page by page into every forked serving process).
+        canonical = {int(p): int(p) for p in np.unique(self.ports)}
+        self._port_list: list[int] = [canonical[p] for p in self.ports.tolist()]
+
+    def share_flags(self) -> None:
+        """Move the flags into an anonymous ``MAP_SHARED`` memory map: processes forked after
+        this call read and write one copy (a byte store is atomic; churn is the only writer)."""
+        if isinstance(self.flags, mmap.mmap):
+            return
+        shared = mmap.mmap(-1, max(1, self.n), flags=mmap.MAP_SHARED)
+        shared[: self.n] = bytes(self.flags)
+        self.flags = shared
 
     # --- per node --------------------------------------------------------------------------------
     def node_id(self, pos: int) -> bytes:
@@ -171,6 +205,14 @@ class NodeIndex:
 
     def port(self, pos: int) -> int:
         return self._port_list[pos]
+
+    def bep42_ok(self, pos: int) -> bool:
+        """Whether node ``pos``'s id follows BEP 42 for its address (as if it were public)."""
+        node_id = self.node_id(pos)
+        crc = int(bep42_prefixes(np.array([self.ip(pos)], dtype=np.uint32),
+                                 np.array([node_id[19]], dtype=np.uint32))[0])
+        return (node_id[:2] == (crc >> 16).to_bytes(2, "big")
+                and node_id[2] & 0xF8 == (crc >> 8) & 0xF8)
 
     def at_address(self, ip: int, port: int) -> int:
         """Position of the node at ``ip``:``port``, or -1."""
@@ -211,15 +253,20 @@ class NodeIndex:
         flags = self.flags
         m = b - a
         if m <= FULL_BUCKET:
-            out.extend(j for j in range(a, b) if not flags[j] & READ_ONLY)
+            out.extend(j for j in range(a, b) if not flags[j] & UNLISTED)
             return
         seed = mix64((pos << 8) | level)
         taken: set[int] = set()
+        # The picks: a run of the fixed random table from a place the seed chooses, each
+        # mixed with the seed (one hash per bucket instead of one per pick: this loop is most
+        # of the cost of a find_node answer).
+        table = _PICKS
+        at = seed >> 48
         tries = 0
         while len(taken) < K and tries < 4 * K:
-            j = a + mix64(seed + tries) % m
+            j = a + (table[(at + tries) & _PICKS_MASK] ^ seed) % m
             tries += 1
-            if j not in taken and not flags[j] & READ_ONLY:
+            if j not in taken and not flags[j] & UNLISTED:
                 taken.add(j)
         out.extend(taken)
 
@@ -308,6 +355,78 @@ class NodeIndex:
                 return eligible[:k]
         return []  # unreachable: level 0 is the whole index
 
+    def closest_many(self, targets: np.ndarray, k: int, exclude: int = SILENT,
+                     chunk: int = 1 << 16) -> np.ndarray:
+        """``true_closest`` for many targets at once: ``targets`` (m, 20) uint8, the result
+        (m, k) positions, closest first. Needs at least ``k`` eligible nodes.
+
+        Vectorised over the first 64 bits of the ids: for each target, a bisection over the
+        depth finds the deepest prefix block that holds ``k`` eligible nodes (every id outside
+        it is farther than every id inside), and the ``k`` smallest distances are taken within
+        it. Exact unless two eligible nodes share their first 64 bits (for random ids, a chance
+        of about n² / 2^65)."""
+        n = self.n
+        flags = np.frombuffer(self.flags, dtype=np.uint8)[:n]
+        eligible = (flags & np.uint8(exclude)) == 0
+        if int(np.count_nonzero(eligible)) < k:
+            raise ValueError(f"fewer than {k} eligible nodes")
+        cum = np.zeros(n + 1, dtype=np.int64)
+        np.cumsum(eligible, out=cum[1:])
+        keys = self.keys64
+        out = np.empty((len(targets), k), dtype=np.int32)
+        ones = ~np.uint64(0)
+        # In target order, the searches and the gathers below walk the index nearly in order
+        # (several times faster than in random order).
+        all_t = np.frombuffer(np.ascontiguousarray(targets[:, :8]).tobytes(),
+                              dtype=">u8").astype(np.uint64)
+        order = np.argsort(all_t)
+        for at in range(0, len(targets), chunk):
+            rows = order[at : at + chunk]
+            t = all_t[rows]
+
+            def block(depth: np.ndarray, t: np.ndarray = t) -> tuple[np.ndarray, np.ndarray]:
+                # Shifting a uint64 by 64 is undefined: depth 0 (the whole space) is masked.
+                shift = (64 - depth).astype(np.uint64)
+                with np.errstate(over="ignore"):
+                    mask = np.where(depth == 0, np.uint64(0), ones << np.minimum(shift, 63))
+                lo = t & mask
+                return (np.searchsorted(keys, lo, "left"),
+                        np.searchsorted(keys, lo | ~mask, "right"))
+
+            good = np.zeros(len(t), dtype=np.int64)  # depth 0 always holds k
+            bad = np.full(len(t), 65, dtype=np.int64)
+            while np.any(bad - good > 1):
+                mid = (good + bad) // 2
+                a, b = block(mid)
+                ok = cum[b] - cum[a] >= k
+                good = np.where(ok, mid, good)
+                bad = np.where(ok, bad, mid)
+            a, b = block(good)
+            # The k smallest distances within each block, vectorised over blocks of similar
+            # size (BEP 42 ids leave some regions sparse, where the blocks are wider).
+            size = b - a
+            width = 2 * FULL_BUCKET
+            todo = np.ones(len(t), dtype=bool)
+            while todo.any():
+                sel = np.flatnonzero(todo & (size <= width)) if width < n else np.flatnonzero(todo)
+                todo[sel] = False
+                if not len(sel):
+                    width *= 4
+                    continue
+                w = min(width, n)
+                idx = a[sel, None] + np.arange(w)[None, :]
+                inside = idx < b[sel, None]
+                idx = np.minimum(idx, n - 1)
+                dist = keys[idx] ^ t[sel, None]
+                dist[~(inside & eligible[idx])] = ones
+                part = np.argpartition(dist, k - 1, axis=1)[:, :k]
+                pd = np.take_along_axis(dist, part, axis=1)
+                best = np.take_along_axis(
+                    idx, np.take_along_axis(part, np.argsort(pd, axis=1), axis=1), axis=1)
+                out[rows[sel]] = best
+                width *= 4
+        return out
+
     def count(self, include: int = 0, exclude: int = SILENT) -> int:
         """Nodes having all ``include`` flags and none of ``exclude``."""
         arr = np.frombuffer(self.flags, dtype=np.uint8)
@@ -324,11 +443,37 @@ class NodeIndex:
         return np.flatnonzero(sel)
 
 
+@cache
+def loopback_bep42_prefixes() -> np.ndarray:
+    """Which 21-bit id prefixes BEP 42 allows for *some* 127/8 address (bool, 2^21 entries).
+
+    Exactly half of them: BEP 42 hashes 21 variable bits of an IPv4 address with 3 random bits,
+    and every 127/8 address has the same fixed bits (the first byte), so CRC-32C, being linear,
+    maps them onto a subspace of dimension 20 of the 21-bit prefixes. On the Internet the first
+    byte varies too and every prefix is reachable."""
+    b2 = np.arange(16, dtype=np.uint32)
+    b3 = np.arange(64, dtype=np.uint32)
+    b4 = np.arange(256, dtype=np.uint32)
+    ips = ((np.uint32(127) << np.uint32(24)) | (b2[:, None, None] << np.uint32(16))
+           | (b3[None, :, None] << np.uint32(8)) | b4[None, None, :]).ravel()
+    rand = np.tile(np.arange(8, dtype=np.uint32), len(ips))
+    crc = bep42_prefixes(np.repeat(ips, 8), rand)
+    out = np.zeros(1 << 21, dtype=bool)
+    out[crc >> np.uint32(11)] = True
+    return out
+
+
 def random_ids(
     ips: np.ndarray, bep42_fail: float, rng: np.random.Generator
 ) -> np.ndarray:
     """(n, 20) uint8 ids for nodes at ``ips``: BEP 42-valid for the address (as if it were
-    public) except a ``bep42_fail`` share of fully random ones."""
+    public) except a ``bep42_fail`` share.
+
+    Valid ids of loopback addresses can only start with half of the possible 21-bit prefixes
+    (``loopback_bep42_prefixes``). So that ids are spread evenly over the id space, as on the
+    Internet (a lookup, a bucket and a size estimate all depend on it), the failing ids go to
+    the other half first: with ``bep42_fail`` = 0.5 (the profiles' value) the density is
+    uniform; with less, the half where valid ids can live is denser."""
     n = len(ips)
     ids = rng.integers(0, 256, size=(n, 20), dtype=np.uint8)
     valid = rng.random(n) >= bep42_fail
@@ -339,6 +484,14 @@ def random_ids(
     ids[sel, 1] = ((crc[sel] >> np.uint32(16)) & np.uint32(0xFF)).astype(np.uint8)
     ids[sel, 2] = (((crc[sel] >> np.uint32(8)) & np.uint32(0xF8)) | (rand[sel] & np.uint32(7))
                    ).astype(np.uint8)
+    failing = np.flatnonzero(~valid)
+    moved = failing[: min(len(failing), len(sel))]
+    if len(moved):
+        free = np.flatnonzero(~loopback_bep42_prefixes())
+        prefix = free[rng.integers(0, len(free), size=len(moved))]
+        ids[moved, 0] = (prefix >> 13).astype(np.uint8)
+        ids[moved, 1] = ((prefix >> 5) & 0xFF).astype(np.uint8)
+        ids[moved, 2] = (((prefix & 0x1F) << 3) | (ids[moved, 2] & 7)).astype(np.uint8)
     return ids
 
 

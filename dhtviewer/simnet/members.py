@@ -11,6 +11,11 @@ nothing for ``timeout`` seconds is forgotten.
 The schedule of each member's background queries is a heap entry; inter-arrival times are
 ``1 / rate`` times a uniform factor in [0.5, 1.5]: the mean is exact and the count over a few
 seconds is close to ``rate * seconds`` (a Poisson process would make short measurements noisy).
+
+When several processes serve the network, the coordinator holds the real ``Members`` (with
+``track=True``: every join and departure is queued in ``changes`` for the serving processes),
+and each serving process a mirror with rate 0 that it updates with ``add`` and ``remove``, for
+its nodes' answers.
 """
 
 from __future__ import annotations
@@ -68,9 +73,12 @@ class Member:
 class Members:
     """Joined clients, by address and sorted by id."""
 
-    def __init__(self, rate: float, timeout: float) -> None:
+    def __init__(self, rate: float, timeout: float, track: bool = False) -> None:
         self.rate = rate
         self.timeout = timeout
+        self.track = track
+        self.changes: list[tuple[Addr, Member | None]] = []
+        """With ``track``: (address, member) for a join, (address, None) for a departure."""
         self.by_addr: dict[Addr, Member] = {}
         self._keys: list[int] = []
         self._sorted: list[Member] = []
@@ -84,32 +92,53 @@ class Members:
 
     # --- joining ---------------------------------------------------------------------------------
     def heard_query(self, addr: Addr, ip: int, node_id: bytes, version: bytes | None,
-                    now: float) -> Member:
-        """A query from ``addr``: the member (new or known), its last-heard time updated."""
+                    now: float, queries: int = 1) -> Member:
+        """``queries`` queries from ``addr`` (the last at ``now``): the member (new or known),
+        its last-heard time updated."""
         m = self.by_addr.get(addr)
         if m is not None:
-            m.last_heard = now
-            m.queries += 1
+            m.last_heard = max(m.last_heard, now)
+            m.queries += queries
             if m.node_id != node_id:  # a client that changed its id (BEP 42 restart)
                 self._remove(m)
                 m = None
         if m is None:
             if len(self.by_addr) >= MAX_MEMBERS:
                 self._remove(min(self.by_addr.values(), key=lambda x: x.last_heard))
-            record = node_id + ip.to_bytes(4, "big") + addr[1].to_bytes(2, "big")
-            m = Member(addr, ip, node_id, int.from_bytes(node_id, "big"), record, version,
-                       now, now, now + self._interval(0.5), queries=1)
-            self.by_addr[addr] = m
-            at = bisect_left(self._keys, m.key)
-            self._keys.insert(at, m.key)
-            self._sorted.insert(at, m)
-            self._push(m)
-            self.joined += 1
+            m = self.add(addr, ip, node_id, version, now)
+            m.queries = queries
         return m
+
+    def add(self, addr: Addr, ip: int, node_id: bytes, version: bytes | None,
+            now: float) -> Member:
+        """A new member (a mirror's copy of the coordinator's); replaces one at ``addr``."""
+        old = self.by_addr.get(addr)
+        if old is not None:
+            self._remove(old)
+        record = node_id + ip.to_bytes(4, "big") + addr[1].to_bytes(2, "big")
+        m = Member(addr, ip, node_id, int.from_bytes(node_id, "big"), record, version,
+                   now, now, now + self._interval(0.5))
+        self.by_addr[addr] = m
+        at = bisect_left(self._keys, m.key)
+        self._keys.insert(at, m.key)
+        self._sorted.insert(at, m)
+        self._push(m)
+        self.joined += 1
+        if self.track:
+            self.changes.append((addr, m))
+        return m
+
+    def remove(self, addr: Addr) -> None:
+        """Forget the member at ``addr`` (if any)."""
+        m = self.by_addr.get(addr)
+        if m is not None:
+            self._remove(m)
 
     def _remove(self, m: Member) -> None:
         if self.by_addr.get(m.addr) is m:
             del self.by_addr[m.addr]
+            if self.track:
+                self.changes.append((m.addr, None))
         at = bisect_left(self._keys, m.key)
         while at < len(self._sorted) and self._keys[at] == m.key:
             if self._sorted[at] is m:

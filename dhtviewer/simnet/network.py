@@ -5,28 +5,39 @@ It takes datagrams (``receive(data, src, dst_ip, dst_port, now)``) and the passi
 which simulated address and port, to whom. The server (``simnet/server.py``) does the I/O and
 the timing; tests drive this class directly with their own clock.
 
-What a simulated node does with a query: nothing if it is dead, away (churn) or read-only;
-otherwise, after the profile's loss draw, it answers after the round-trip time of the
-(asker, node) pair: ``ping``, ``find_node`` (the 8 contacts of its derived table closest to
-the target, joined clients included), ``get_peers`` (a token bound to the asker and to this
-node, ``values`` when it stores the swarm, and nodes), ``announce_peer`` (token checked, peer
-stored), ``sample_infohashes`` (when its client supports BEP 51, else error 204), with the
-BEP 42 ``ip`` of the asker and the ``v`` of its client. A few nodes answer with errors or
-malformed datagrams, scenario Sybils lie (``scenarios.py``). Datagrams that are not KRPC are
+What a simulated node does with a query: nothing if it is dead, away or not joined yet (churn),
+or read-only; otherwise, after the profile's loss draw, it answers after the round-trip time of
+the (asker, node) pair, with the handler of the query's type (``HANDLERS``): ``ping``,
+``find_node`` (the 8 contacts of its derived table closest to the target, joined clients
+included), ``get_peers`` (a token bound to the asker and to this node, ``values`` when it
+stores the swarm, and nodes), ``announce_peer`` (token checked, peer stored),
+``sample_infohashes`` (when its client supports BEP 51, else error 204), BEP 44 ``get`` and
+``put`` (``items.py``) and BEP 33 ``scrape=1`` (``scrape.py``) where its client supports them,
+with the BEP 42 ``ip`` of the asker and the ``v`` of its client. A few nodes answer with errors
+or malformed datagrams, scenario Sybils lie (``scenarios.py``). Datagrams that are not KRPC are
 counted and dropped; a query whose fields are wrong gets error 203, as from a real node.
+
+A network runs in one of three roles (``Role``): ``WHOLE`` does everything in one process;
+when several processes serve it (``workers.py``), each ``SERVER`` answers the queries to its
+own nodes and reports joined clients and their replies in ``uplink``, and the
+``COORDINATOR`` runs members, their background traffic (``traffic.py``) and churn
+(``churn.py``). Every process builds the same network from the same seed (they are forked
+from one), and the node flags, which churn changes, are shared memory.
 """
 
 from __future__ import annotations
 
 import random
 import time
-from collections import deque
-from dataclasses import asdict, dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from enum import Enum
 from typing import NamedTuple
 
 import numpy as np
 
 from dhtviewer.dht import krpc
+from dhtviewer.dht.items import ItemError
 from dhtviewer.dht.messages import (
     METHOD_UNKNOWN,
     PROTOCOL_ERROR,
@@ -35,43 +46,67 @@ from dhtviewer.dht.messages import (
     ErrorMessage,
     FindNodeQuery,
     GetPeersQuery,
-    Message,
+    GetQuery,
     PingQuery,
+    PutQuery,
     Query,
-    Response,
     SampleInfohashesQuery,
 )
 from dhtviewer.dht.tokens import TokenIssuer
 from dhtviewer.sim.latency import LogNormalLatency
 from dhtviewer.simnet import index as ix
 from dhtviewer.simnet.addresses import DEFAULT_BASE, AddressPlan, ip_text
+from dhtviewer.simnet.churn import Churn
+from dhtviewer.simnet.counters import Counters
 from dhtviewer.simnet.index import NODE_LEN, ExtraNode, NodeIndex
-from dhtviewer.simnet.members import Member, Members
+from dhtviewer.simnet.items import NodeItems
+from dhtviewer.simnet.links import Heard, MemberJoined, MemberLeft, Reply
+from dhtviewer.simnet.members import MAX_MEMBERS, Members
 from dhtviewer.simnet.options import Scenarios
 from dhtviewer.simnet.profile import CLIENTS, REALISTIC, Profile
 from dhtviewer.simnet.replies import response
-from dhtviewer.simnet.scenarios import Cluster, spoof_subnet, sybil_nodes
-from dhtviewer.simnet.swarms import Swarms, plan_swarms
+from dhtviewer.simnet.scenarios import (
+    Cluster,
+    ClusterKind,
+    fake_peers,
+    spoof_subnet,
+    sybil_nodes,
+)
+from dhtviewer.simnet.scrape import SwarmScrape
+from dhtviewer.simnet.swarms import Swarms, seeded_info_hashes
+from dhtviewer.simnet.traffic import Traffic
 
-__all__ = ["Outgoing", "Simnet", "SimnetConfig"]
+__all__ = ["HANDLERS", "Asked", "Outgoing", "Refusal", "Role", "Simnet", "SimnetConfig"]
 
 BEP51_INTERVAL = 21600
 """``interval`` of sample_infohashes replies: what deployed nodes send (BEP 51's maximum)."""
 MAX_SAMPLES = 20
 """Samples per BEP 51 reply (libtorrent's figure)."""
-OUTSTANDING_TIMEOUT = 10.0
-"""A background query unanswered this long is forgotten."""
 CHURN_TICK = 0.1
+HOUSEKEEPING = 5.0
+"""Seconds between two clean-ups of expired announces and stale reports."""
+REPORT_EVERY = 1.0
+"""A serving process reports a client it keeps hearing from at most this often."""
+MAX_REPORTED = 4 * MAX_MEMBERS
+"""Clients a serving process remembers having reported (bounded memory under a flood)."""
 ANSWERS_BADLY = ix.SILENT | ix.ERRORING | ix.MALFORMED
 """Nodes that are not "responsive": silent, or answering with errors or garbage."""
 ROUTERS = 4
-FAKE_PEERS = 40
-"""Fake peers a poisoning Sybil hands out per swarm."""
+UNBORN_POOL_SHARE = 0.1
+"""At most this share of extra nodes is made for churn to bring in as new ids."""
+
+
+class Role(Enum):
+    """What a ``Simnet`` instance does (see the module docstring)."""
+
+    WHOLE = "whole"
+    SERVER = "server"
+    COORDINATOR = "coordinator"
 
 
 @dataclass(frozen=True)
 class SimnetConfig:
-    """What to build. ``member_rate`` None: the profile's."""
+    """What to build. ``member_rate``, ``swarms``, ``zipf`` None: the profile's."""
 
     nodes: int = 1_000_000
     seed: int = 0
@@ -80,6 +115,8 @@ class SimnetConfig:
     base: str = DEFAULT_BASE
     member_rate: float | None = None
     routers: int = ROUTERS
+    swarms: int | None = None
+    zipf: float | None = None
 
 
 class Outgoing(NamedTuple):
@@ -95,57 +132,40 @@ class Outgoing(NamedTuple):
     reply: bool
 
 
-@dataclass(slots=True)
-class _Pending:
-    """A background query the network sent to a member, awaiting its reply."""
+class Asked(NamedTuple):
+    """A query to answer, as a handler sees it: node ``pos`` (its ``node_id``, the ``v`` of its
+    client, its Sybil ``cluster`` if any) was asked ``q`` by ``src`` (``src_ip`` as an int,
+    ``ext``: its compact address, for BEP 42's ``ip``) at ``now``."""
 
-    kind: str
     pos: int
-    member: Member
-    info_hash: bytes
-    sent_at: float
+    q: Query
+    src: tuple[str, int]
+    src_ip: int
+    ext: bytes
+    node_id: bytes
+    version: bytes | None
+    cluster: tuple[Cluster, list[int]] | None
+    now: float
 
 
-@dataclass(slots=True)
-class Counters:
-    """Everything the network counted, for ``/stats``."""
+class Refusal(NamedTuple):
+    """A handler's KRPC error instead of a response."""
 
-    received: int = 0
-    """Datagrams to simulated addresses (or to none: see ``to_unknown``)."""
-    queries: int = 0
-    answered: int = 0
-    """Queries answered with a response (errors are ``errors_sent``)."""
-    errors_sent: int = 0
-    malformed: int = 0
-    """Datagrams that were not valid KRPC: dropped (a query with a tid gets error 203)."""
-    malformed_sent: int = 0
-    """Replies deliberately broken by misbehaving nodes."""
-    to_silent: int = 0
-    """Queries to dead, away or read-only nodes: never answered."""
-    lost: int = 0
-    """Queries dropped by the loss model."""
-    to_unknown: int = 0
-    """Datagrams to an address no node has."""
-    to_spoofed: int = 0
-    """Datagrams to a forged source of the spoof scenario."""
-    responses: int = 0
-    unmatched_responses: int = 0
-    background_sent: int = 0
-    background_answered: int = 0
-    spoofed_sent: int = 0
-    flood_sent: int = 0
-
-    def to_json(self) -> dict[str, int]:
-        return asdict(self)
+    code: int
+    message: str
 
 
-def _compact(ip: int, port: int) -> bytes:
-    return ip.to_bytes(4, "big") + port.to_bytes(2, "big")
+Handler = Callable[["Simnet", Asked], "bytes | Refusal"]
+"""Answers one query type: the response datagram, or a ``Refusal``."""
 
 
 def _ip_int(text: str) -> int:
     a, b, c, d = text.split(".")
     return (int(a) << 24) | (int(b) << 16) | (int(c) << 8) | int(d)
+
+
+def _compact(ip: int, port: int) -> bytes:
+    return ip.to_bytes(4, "big") + port.to_bytes(2, "big")
 
 
 class Simnet:
@@ -160,17 +180,24 @@ class Simnet:
         t0 = time.perf_counter()
         self.config = config
         self.profile = p = config.profile
+        self.role = Role.WHOLE
         self.started = now
         self.rng = random.Random(config.seed)
         gen = np.random.default_rng(config.seed)
         scen = config.scenarios
         n = config.nodes
+        # --- churn's pool: nodes that join later, with ids nobody knew ---
+        churn_rate = (
+            scen.churn_rate if scen.churn_rate is not None
+            else p.churn_per_second if p.churn_per_second is not None
+            else n * p.away / p.session_seconds
+        )
+        pool = min(int(n * UNBORN_POOL_SHARE),
+                   round(p.churn_new_ids * churn_rate * p.session_seconds))
+        total = n + pool
         # --- nodes ---
-        hashes, sizes = plan_swarms(p.swarms, p.swarm_zipf, p.swarm_max_peers, gen)
-        poison_targets = hashes[: scen.poison_swarms]
-        self.plan = plan = AddressPlan.for_nodes(n, config.base)
-        extras, self.clusters, flooder_ips = sybil_nodes(scen, plan, poison_targets, gen)
-        ips = plan.draw(n, gen)
+        self.plan = plan = AddressPlan.for_nodes(total, config.base)
+        ips = plan.draw(total, gen)
         ids = ix.random_ids(ips, p.bep42_fail, gen)
         flags = ix.flag_shares(
             n,
@@ -178,14 +205,26 @@ class Simnet:
              (ix.ERRORING, p.erroring), (ix.MALFORMED, p.malformed)],
             gen,
         )
-        clients = ix.assign_clients(n, [c.share for c in CLIENTS], gen)
-        bep51 = np.array([c.bep51 for c in CLIENTS], dtype=bool)
-        flags[bep51[clients]] |= np.uint8(ix.BEP51)
+        # The pool's nodes behave as the others once they join (but are never dead: a dead
+        # node that joins is no join at all).
+        pool_flags = ix.flag_shares(
+            pool, [(ix.READ_ONLY, p.read_only), (ix.ERRORING, p.erroring),
+                   (ix.MALFORMED, p.malformed)], gen)
+        flags = np.concatenate([flags, pool_flags | np.uint8(ix.UNBORN)])
+        clients = ix.assign_clients(total, [c.share for c in CLIENTS], gen)
+        swarm_count = config.swarms if config.swarms is not None else (
+            p.swarms if p.swarms is not None else max(1, n // 2))
+        zipf = config.zipf if config.zipf is not None else p.swarm_zipf
+        hashes = seeded_info_hashes(config.seed, swarm_count)
+        poison_targets = [hashes[r].tobytes() for r in range(min(scen.poison_swarms,
+                                                                   len(hashes)))]
+        extras, self.clusters, flooder_ips = sybil_nodes(scen, plan, poison_targets, gen)
         if extras:
             ids, ips, flags, clients = self._with_extras(extras, ids, ips, flags, clients)
         port_arr = np.array(ports, dtype=np.uint16)[np.arange(len(ips)) % len(ports)]
         self.index = index = NodeIndex(ids, ips, port_arr, flags, clients, plan)
         self.versions: list[bytes | None] = [c.version for c in CLIENTS]
+        self._bep51 = bytes(1 if c.bep51 else 0 for c in CLIENTS)
         # --- roles ---
         self.clusters_of: dict[int, tuple[Cluster, list[int]]] = {}
         self._fake_peers: dict[bytes, list[bytes]] = {}
@@ -193,51 +232,82 @@ class Simnet:
             members = sorted(index.position_of(i) for i in cluster.node_ids)
             for pos in members:
                 self.clusters_of[pos] = (cluster, members)
-            if cluster.kind == "poison":
-                fake = gen.integers(0, 1 << 32, size=FAKE_PEERS, dtype=np.uint64)
-                self._fake_peers[cluster.target] = [
-                    b"6:" + _compact(0x7F000000 | (int(f) & 0x00FFFFFF) | 0x00C00000,
-                                     1024 + int(f >> np.uint64(40)) % 60000)
-                    for f in fake
-                ]
+            if cluster.kind is ClusterKind.POISON:
+                self._fake_peers[cluster.target] = fake_peers(plan, gen)
         self.flooders = [index.at_ip(ip) for ip in flooder_ips]
         self.routers = self._pick_routers(config.routers, gen)
+        self.swarms = Swarms(index, hashes, zipf, p.swarm_max_peers, p.storers, gen)
+        self.items = NodeItems(index.clients)  # BEP 44 (items.py)
+        self.scrape = SwarmScrape(self.swarms, index.clients)  # BEP 33 (scrape.py)
         # --- behaviour ---
-        self.swarms = Swarms(index, hashes, sizes, p.storers, gen)
-        self.tokens = TokenIssuer(self.rng, now)
+        # Token secrets from a generator of their own, seeded so that a run is reproducible
+        # (a real node's come from the operating system).
+        self.tokens = TokenIssuer(random.Random(f"simnet-tokens:{config.seed}"), now)
         self.latency = LogNormalLatency(p.rtt_median, p.rtt_sigma, 0.05, salt=config.seed)
         self.members = Members(
             config.member_rate if config.member_rate is not None else p.member_rate,
             p.member_timeout,
         )
-        self._mix_names = [m for m, _ in p.member_mix]
-        self._mix_weights = [w for _, w in p.member_mix]
-        self._pending: dict[bytes, _Pending] = {}
-        self._next_tid = 0
-        self._spoof_base = spoof_subnet(plan)
-        self._flood_credit: dict[tuple[str, int], float] = {}
-        self._last_tick = now
-        self._last_prune = now
         self.counters = Counters()
         self.outbox: list[Outgoing] = []
-        # --- churn ---
-        self.churn_rate = (
-            scen.churn_rate if scen.churn_rate is not None
-            else p.churn_per_second if p.churn_per_second is not None
-            else index.count(ix.AWAY, 0) / p.session_seconds
+        self.uplink: list[Heard | Reply] = []
+        """SERVER role: what to tell the coordinator (see ``links.py``)."""
+        self._reported: dict[tuple[str, int], _Report] = {}
+        self.handlers: dict[type[Query], Handler] = dict(HANDLERS)
+        """How each query type is answered (a copy of ``HANDLERS``); a type without a
+        handler gets error 204."""
+        self.traffic = Traffic(
+            index, self.members, self.swarms, p.member_mix, self.versions, self.rng,
+            self.counters, self._send_now, now,
+            spoof_share=scen.spoof_share, spoof_base=spoof_subnet(plan),
+            flooders=self.flooders, flood_rate=scen.flood_rate,
+            fallback_source=self.routers[0] if self.routers else 0,
         )
-        away = index.positions_with(ix.AWAY).tolist()
-        self.rng.shuffle(away)
-        # Away nodes left at evenly spread times over the last session: they come back in turn.
-        self._away: deque[tuple[float, int]] = deque(
-            (now - p.session_seconds * (1 - i / max(1, len(away))), pos)
-            for i, pos in enumerate(away)
-        )
-        self._churn_credit = 0.0
+        self.churn = Churn(index, churn_rate, p.churn_new_ids, self.rng, now)
         self._last_churn = now
-        self.left = 0
-        self.came_back = 0
+        self._last_housekeeping = now
+        self._ip_cache: dict[str, int] = {}
+        self._spoof_base = spoof_subnet(plan)
         self.build_seconds = time.perf_counter() - t0
+
+    # --- roles ------------------------------------------------------------------------------------
+    def become_server(self, worker: int) -> None:
+        """This copy (in a forked serving process number ``worker``) answers queries and reports
+        members and their replies in ``uplink``; members come from ``from_coordinator``."""
+        self.role = Role.SERVER
+        # Each process draws its own losses and delays, and issues its own tokens (a node's
+        # get_peers and the announce that follows reach the same process: the node's port's).
+        self.rng = random.Random(f"{self.config.seed}/{worker}")
+        self.tokens = TokenIssuer(
+            random.Random(f"simnet-tokens:{self.config.seed}/{worker}"), self.started
+        )
+        self.members = Members(0.0, self.profile.member_timeout)
+
+    def become_coordinator(self) -> None:
+        """This copy runs members, background traffic and churn; it serves nothing."""
+        self.role = Role.COORDINATOR
+        self.members.track = True
+
+    def from_coordinator(self, msg: MemberJoined | MemberLeft) -> None:
+        """SERVER role: apply a change of the members (for the nodes' answers)."""
+        if isinstance(msg, MemberJoined):
+            self.members.add(msg.addr, msg.ip, msg.node_id, msg.version, msg.now)
+        else:
+            self.members.remove(msg.addr)
+
+    def from_server(self, msg: Heard | Reply) -> None:
+        """COORDINATOR role: what a serving process reported."""
+        if isinstance(msg, Heard):
+            self.members.heard_query(msg.addr, msg.ip, msg.node_id, msg.version, msg.now,
+                                     msg.queries)
+            return
+        pos = self.index.at_address(msg.dst_ip, msg.dst_port)
+        try:
+            reply = krpc.decode(msg.data)
+        except krpc.KrpcError:
+            return  # the serving process decoded it already: never happens
+        if pos >= 0:
+            self.traffic.reply(pos, reply, msg.src, msg.now)
 
     # --- building ---------------------------------------------------------------------------------
     @staticmethod
@@ -288,16 +358,27 @@ class Simnet:
             return
         if isinstance(msg, Query):
             self._query(pos, msg, src, now)
+        elif self.role is Role.SERVER:
+            self.uplink.append(Reply(data, src, dst_ip, dst_port, now))
         else:
-            self._response(pos, msg, src, now)
+            self.traffic.reply(pos, msg, src, now)
+
+    def _src_ip(self, host: str) -> int:
+        cache = self._ip_cache
+        ip = cache.get(host)
+        if ip is None:
+            if len(cache) > 65536:
+                cache.clear()
+            ip = cache[host] = _ip_int(host)
+        return ip
 
     def _query(self, pos: int, q: Query, src: tuple[str, int], now: float) -> None:
         c = self.counters
         c.queries += 1
         index = self.index
-        src_ip = _ip_int(src[0])
+        src_ip = self._src_ip(src[0])
         if not q.read_only and index.at_address(src_ip, src[1]) < 0:
-            self.members.heard_query(src, src_ip, q.sender_id, q.version, now)
+            self._heard(src, src_ip, q, now)
         flags = index.flags[pos]
         if flags & ix.SILENT:
             c.to_silent += 1
@@ -307,61 +388,50 @@ class Simnet:
         if p.loss and rng.random() < p.loss:
             c.lost += 1
             return
-        delay = (
+        due = now + (
             self.latency.base(src_ip, pos) * (0.95 + 0.1 * rng.random()) if p.rtt_median else 0.0
         )
-        version = self.versions[index.clients[pos]]
         if flags & ix.ERRORING:
-            self._error(pos, src, q.tid, SERVER_ERROR, "server error", now + delay)
+            self._error(pos, src, q.tid, SERVER_ERROR, "server error", due)
             return
-        node_id = index.node_id(pos)
-        ext = _compact(src_ip, src[1])
+        handler = self.handlers.get(type(q))
+        if handler is None:
+            self._error(pos, src, q.tid, METHOD_UNKNOWN, "method unknown", due)
+            return
         cluster = self.clusters_of.get(pos) if flags & ix.SYBIL else None
-        kind = type(q)
-        if kind is FindNodeQuery:
-            assert isinstance(q, FindNodeQuery)
-            data = response(q.tid, node_id, ext, version,
-                            nodes=self._nodes(pos, q.target, cluster))
-        elif kind is GetPeersQuery:
-            assert isinstance(q, GetPeersQuery)
-            ih = q.info_hash
-            token = self.tokens.issue(src[0], ih + node_id, now)
-            if cluster is not None:
-                values = self._fake_peers.get(ih, []) if cluster[0].kind == "poison" else []
-            else:
-                values = self.swarms.values(pos, ih, now, rng)
-            data = response(q.tid, node_id, ext, version, nodes=self._nodes(pos, ih, cluster),
-                            token=token, values=values)
-        elif kind is PingQuery:
-            data = response(q.tid, node_id, ext, version)
-        elif kind is AnnouncePeerQuery:
-            assert isinstance(q, AnnouncePeerQuery)
-            if not self.tokens.verify(q.token, src[0], q.info_hash + node_id, now):
-                self._error(pos, src, q.tid, PROTOCOL_ERROR, "bad token", now + delay)
-                return
-            if cluster is None:  # Sybils swallow announces
-                port = src[1] if q.implied_port else q.port
-                self.swarms.announce(pos, q.info_hash, (src[0], port), now, q.seed)
-            data = response(q.tid, node_id, ext, version)
-        elif kind is SampleInfohashesQuery and flags & ix.BEP51:
-            assert isinstance(q, SampleInfohashesQuery)
-            stored = self.swarms.stored_info_hashes(pos) if cluster is None else []
-            samples = rng.sample(stored, min(MAX_SAMPLES, len(stored)))
-            data = response(q.tid, node_id, ext, version, interval=BEP51_INTERVAL,
-                            nodes=self._nodes(pos, q.target, cluster), num=len(stored),
-                            samples=b"".join(samples))
-        else:
-            self._error(pos, src, q.tid, METHOD_UNKNOWN, "method unknown", now + delay)
+        out = handler(self, Asked(pos, q, src, src_ip, _compact(src_ip, src[1]),
+                                  index.node_id(pos), self.versions[index.clients[pos]],
+                                  cluster, now))
+        if isinstance(out, Refusal):
+            self._error(pos, src, q.tid, out.code, out.message, due)
             return
         if flags & ix.MALFORMED:
             c.malformed_sent += 1
-            data = data[: len(data) // 2]
+            out = out[: len(out) // 2]
         c.answered += 1
-        self.outbox.append(Outgoing(now + delay, index.ip(pos), index.port(pos), src, data,
-                                    True))
+        self.outbox.append(Outgoing(due, index.ip(pos), index.port(pos), src, out, True))
 
-    def _nodes(self, pos: int, target: bytes,
-               cluster: tuple[Cluster, list[int]] | None) -> bytes:
+    def _heard(self, src: tuple[str, int], src_ip: int, q: Query, now: float) -> None:
+        """A query from a client (not a simulated node, not read-only): a member."""
+        if self.role is not Role.SERVER:
+            self.members.heard_query(src, src_ip, q.sender_id, q.version, now)
+            return
+        # Tell the coordinator about a new client (or id) at once, then once in a while.
+        r = self._reported.get(src)
+        if r is not None and r.node_id == q.sender_id and now - r.at < REPORT_EVERY:
+            r.queries += 1
+            return
+        queries = 1 if r is None or r.node_id != q.sender_id else r.queries + 1
+        self.uplink.append(Heard(src, src_ip, q.sender_id, q.version, queries, now))
+        reported = self._reported
+        if r is None and len(reported) >= MAX_REPORTED:
+            # Many sources (a flood from forged addresses): keep the most recent half.
+            keep = sorted(reported.items(), key=lambda kv: kv[1].at)[len(reported) // 2:]
+            self._reported = reported = dict(keep)
+        reported[src] = _Report(q.sender_id, now)
+
+    def nodes_for(self, pos: int, target: bytes,
+                  cluster: tuple[Cluster, list[int]] | None) -> bytes:
         """Compact node records of the 8 contacts of node ``pos`` closest to ``target``."""
         index = self.index
         t = int.from_bytes(target, "big")
@@ -379,6 +449,13 @@ class Simnet:
         ranked.sort(key=lambda r: r[0])
         return b"".join(r for _, r in ranked[:8])
 
+    def supports_bep51(self, pos: int) -> bool:
+        return bool(self._bep51[self.index.clients[pos]])
+
+    def fake_peers(self, info_hash: bytes) -> list[bytes]:
+        """The fake peers poisoners hand out for ``info_hash`` (none for other swarms)."""
+        return self._fake_peers.get(info_hash, [])
+
     def _error(self, pos: int, dst: tuple[str, int], tid: bytes, code: int, text: str,
                due: float) -> None:
         self.counters.errors_sent += 1
@@ -387,180 +464,28 @@ class Simnet:
         self.outbox.append(Outgoing(due, self.index.ip(pos), self.index.port(pos), dst, data,
                                     True))
 
-    def _response(self, pos: int, msg: Message, src: tuple[str, int], now: float) -> None:
-        """A response or error from a client: a reply to one of our background queries."""
-        c = self.counters
-        c.responses += 1
-        pending = self._pending.get(msg.tid)
-        if pending is None or pending.member.addr != src or pending.pos != pos:
-            c.unmatched_responses += 1
-            return
-        del self._pending[msg.tid]
-        m = pending.member
-        self.members.heard_reply(src, now)
-        if isinstance(msg, ErrorMessage):
-            m.errors += 1
-            return
-        m.answered += 1
-        c.background_answered += 1
-        if pending.kind == "announce_prep" and isinstance(msg, Response) and msg.token:
-            q = AnnouncePeerQuery(self._tid(), self.index.node_id(pos),
-                                  info_hash=pending.info_hash,
-                                  port=1024 + self.rng.randrange(60000), token=msg.token,
-                                  version=self.versions[self.index.clients[pos]])
-            self._send_query(pos, m, q, "announce_peer", pending.info_hash, now)
+    def _send_now(self, src_ip: int, src_port: int, dst: tuple[str, int], data: bytes,
+                  now: float) -> None:
+        self.outbox.append(Outgoing(now, src_ip, src_port, dst, data, False))
 
-    # --- the network's own traffic ----------------------------------------------------------------
+    # --- the passing of time ----------------------------------------------------------------------
     def tick(self, now: float) -> None:
-        """Background queries due by ``now``, flooding, churn, housekeeping."""
-        rng = self.rng
-        members = self.members
-        while True:
-            m = members.due(now, rng.random())
-            if m is None:
-                break
-            self._background(m, now)
-        if self.flooders and len(members):
-            dt = now - self._last_tick
-            rate = self.config.scenarios.flood_rate
-            for m in list(members.by_addr.values()):
-                credit = self._flood_credit.get(m.addr, 0.0) + rate * min(dt, 1.0)
-                while credit >= 1.0:
-                    credit -= 1.0
-                    self._flood(m, now)
-                self._flood_credit[m.addr] = credit
-        self._last_tick = now
-        if now - self._last_churn >= CHURN_TICK:
-            self._churn(now)
-        if now - self._last_prune >= 1.0:
-            self._last_prune = now
-            old = now - OUTSTANDING_TIMEOUT
-            for tid in [t for t, pend in self._pending.items() if pend.sent_at < old]:
-                del self._pending[tid]
-            self._flood_credit = {a: v for a, v in self._flood_credit.items()
-                                  if a in members.by_addr}
+        """Background queries and flooding due by ``now``, churn, housekeeping."""
+        if self.role is not Role.SERVER:
+            self.traffic.tick(now)
+            if now - self._last_churn >= CHURN_TICK:
+                self._last_churn = now
+                self.churn.step(now)
+        if now - self._last_housekeeping >= HOUSEKEEPING:
+            self._last_housekeeping = now
+            self.swarms.expire(now)
+            old = now - self.profile.member_timeout
+            self._reported = {a: r for a, r in self._reported.items() if r.at >= old}
 
     def next_due(self) -> float | None:
-        """When ``tick`` next has something to do (None: only churn, at its own pace)."""
-        due = self.members.next_due()
-        if self.flooders and len(self.members):
-            return now_or(due, self._last_tick + 0.01)
-        return due
-
-    def _source(self) -> int:
-        """A random simulated node that is up (read-only ones included: they query too)."""
-        index = self.index
-        flags = index.flags
-        rng = self.rng
-        for _ in range(32):
-            pos = rng.randrange(index.n)
-            if not flags[pos] & (ix.DEAD | ix.AWAY | ix.SYBIL):
-                return pos
-        return self.routers[0] if self.routers else 0
-
-    def _background(self, m: Member, now: float) -> None:
-        rng = self.rng
-        method = rng.choices(self._mix_names, self._mix_weights)[0]
-        pos = self._source()
-        index = self.index
-        ro = bool(index.flags[pos] & ix.READ_ONLY)
-        version = self.versions[index.clients[pos]]
-        node_id = index.node_id(pos)
-        share = self.config.scenarios.spoof_share
-        spoof = share > 0 and rng.random() < share
-        target = rng.randbytes(20)
-        tid = self._tid()
-        if method == "get_peers" or method == "announce_peer":
-            swarms = self.swarms.by_size
-            if swarms and rng.random() < 0.5:
-                # Popular swarms are asked about more often (Zipf again: pick by size).
-                target = swarms[min(len(swarms) - 1, int(rng.paretovariate(1.0)) - 1)].info_hash
-        q: Query
-        if method == "find_node":
-            q = FindNodeQuery(tid, node_id, target=target, version=version, read_only=ro)
-        elif method == "get_peers":
-            q = GetPeersQuery(tid, node_id, info_hash=target, version=version, read_only=ro)
-        elif method == "announce_peer":
-            # An announce needs the member's token: ask for it first (as a real node does).
-            q = GetPeersQuery(tid, node_id, info_hash=target, version=version, read_only=ro)
-            method = "announce_prep"
-        elif method == "sample_infohashes":
-            q = SampleInfohashesQuery(tid, node_id, target=target, version=version,
-                                      read_only=ro)
-        else:
-            q = PingQuery(tid, node_id, version=version, read_only=ro)
-        if spoof:
-            self._send_spoofed(m, q, now)
-            return
-        self._send_query(pos, m, q, method, target, now)
-
-    def _tid(self) -> bytes:
-        self._next_tid = (self._next_tid + 1) & 0xFFFF
-        return self._next_tid.to_bytes(2, "big")
-
-    def _send_query(self, pos: int, m: Member, q: Query, kind: str, info_hash: bytes,
-                    now: float) -> None:
-        tid = q.tid
-        data = krpc.encode(q)
-        self._pending[tid] = _Pending(kind, pos, m, info_hash, now)
-        m.sent += 1
-        self.counters.background_sent += 1
-        self.outbox.append(Outgoing(now, self.index.ip(pos), self.index.port(pos), m.addr, data,
-                                    False))
-
-    def _send_spoofed(self, m: Member, q: Query, now: float) -> None:
-        """``q`` (claiming a real node's id) from an address no node has."""
-        src = self._spoof_base + 1 + self.rng.randrange(254)
-        data = krpc.encode(q)
-        m.sent += 1
-        self.counters.spoofed_sent += 1
-        self.outbox.append(Outgoing(now, src, self.index.port(self.routers[0] if self.routers
-                                                              else 0), m.addr, data, False))
-
-    def _flood(self, m: Member, now: float) -> None:
-        rng = self.rng
-        pos = self.flooders[rng.randrange(len(self.flooders))]
-        index = self.index
-        q: Query
-        if rng.random() < 0.5:
-            q = GetPeersQuery(self._tid(), index.node_id(pos), info_hash=rng.randbytes(20))
-        else:
-            q = FindNodeQuery(self._tid(), index.node_id(pos), target=rng.randbytes(20))
-        data = krpc.encode(q)
-        m.sent += 1
-        self.counters.flood_sent += 1
-        self.outbox.append(Outgoing(now, index.ip(pos), index.port(pos), m.addr, data, False))
-
-    def _churn(self, now: float) -> None:
-        dt = min(now - self._last_churn, 1.0)
-        self._last_churn = now
-        self._churn_credit += self.churn_rate * dt
-        count = int(self._churn_credit)
-        if not count:
-            return
-        self._churn_credit -= count
-        index = self.index
-        flags = index.flags
-        rng = self.rng
-        away = self._away
-        session = self.profile.session_seconds
-        # Come back: the nodes that have been away longest, once their time is up.
-        back = 0
-        while away and back < count and away[0][0] + session <= now:
-            _, pos = away.popleft()
-            flags[pos] &= ~ix.AWAY & 0xFF
-            back += 1
-        self.came_back += back
-        # Leave: random answering nodes (never routers or Sybils).
-        never = ix.SILENT | ix.PINNED | ix.SYBIL
-        for _ in range(count):
-            for _ in range(8):
-                pos = rng.randrange(index.n)
-                if not flags[pos] & never:
-                    flags[pos] |= ix.AWAY
-                    away.append((now, pos))
-                    self.left += 1
-                    break
+        """When ``tick`` next has something to do (None: only churn and housekeeping, at their
+        own pace)."""
+        return None if self.role is Role.SERVER else self.traffic.next_due()
 
     # --- ground truth -----------------------------------------------------------------------------
     def closest(self, target: bytes, k: int) -> list[dict[str, object]]:
@@ -574,17 +499,118 @@ class Simnet:
                 "addr": f"{ip_text(index.ip(pos))}:{index.port(pos)}",
                 "sybil": bool(index.flags[pos] & ix.SYBIL),
                 "member": False,
+                "bep42": index.bep42_ok(pos),
             }))
         for m in self.members.closest(t, k):
             found.append((m.key ^ t, {"id": m.node_id.hex(), "addr": f"{m.addr[0]}:{m.addr[1]}",
-                                      "sybil": False, "member": True}))
+                                      "sybil": False, "member": True, "bep42": None}))
         found.sort(key=lambda f: f[0])
         return [dict(f[1], distance_bits=f[0].bit_length()) for f in found[:k]]
 
-    def responsive(self) -> int:
-        """Nodes that answer with valid KRPC (what a lookup can count as answered)."""
-        return self.index.count(0, ANSWERS_BADLY)
+    def size(self) -> dict[str, int]:
+        """How many nodes there are: ``nodes`` ever joined (those that left included: others
+        still list them), ``online`` (not away or dead), ``responsive`` (answering with valid
+        KRPC: what a lookup can count), and the joined clients."""
+        index = self.index
+        return {"nodes": index.count(0, ix.UNBORN),
+                "online": index.count(0, ix.DEAD | ix.AWAY | ix.UNBORN),
+                "responsive": index.count(0, ANSWERS_BADLY),
+                "members": len(self.members)}
 
 
-def now_or(a: float | None, b: float) -> float:
-    return b if a is None else min(a, b)
+@dataclass(slots=True)
+class _Report:
+    """A client a serving process told the coordinator about, and the queries since."""
+
+    node_id: bytes
+    at: float
+    queries: int = 0
+
+
+# --- the handlers ---------------------------------------------------------------------------------
+def answer_ping(net: Simnet, a: Asked) -> bytes | Refusal:
+    return response(a.q.tid, a.node_id, a.ext, a.version)
+
+
+def answer_find_node(net: Simnet, a: Asked) -> bytes | Refusal:
+    q = a.q
+    assert isinstance(q, FindNodeQuery)
+    return response(q.tid, a.node_id, a.ext, a.version,
+                    nodes=net.nodes_for(a.pos, q.target, a.cluster))
+
+
+def answer_get_peers(net: Simnet, a: Asked) -> bytes | Refusal:
+    q = a.q
+    assert isinstance(q, GetPeersQuery)
+    ih = q.info_hash
+    token = net.tokens.issue(a.src[0], ih + a.node_id, a.now)
+    if a.cluster is not None:
+        values = net.fake_peers(ih) if a.cluster[0].kind is ClusterKind.POISON else []
+    else:
+        values = net.swarms.values(a.pos, ih, a.now, net.rng)
+    scrape = (net.scrape.filters(a.pos, ih, a.now)
+              if q.scrape and a.cluster is None and net.scrape.supports(a.pos) else None)
+    return response(q.tid, a.node_id, a.ext, a.version, nodes=net.nodes_for(a.pos, ih, a.cluster),
+                    token=token, values=values, scrape=scrape)
+
+
+def answer_announce_peer(net: Simnet, a: Asked) -> bytes | Refusal:
+    q = a.q
+    assert isinstance(q, AnnouncePeerQuery)
+    if not net.tokens.verify(q.token, a.src[0], q.info_hash + a.node_id, a.now):
+        return Refusal(PROTOCOL_ERROR, "bad token")
+    if a.cluster is None:  # Sybils swallow announces
+        port = a.src[1] if q.implied_port else q.port
+        net.swarms.announce(a.pos, q.info_hash, (a.src[0], port), a.now, q.seed)
+    return response(q.tid, a.node_id, a.ext, a.version)
+
+
+def answer_sample_infohashes(net: Simnet, a: Asked) -> bytes | Refusal:
+    q = a.q
+    assert isinstance(q, SampleInfohashesQuery)
+    if not net.supports_bep51(a.pos):
+        return Refusal(METHOD_UNKNOWN, "method unknown")
+    stored = net.swarms.stored_info_hashes(a.pos) if a.cluster is None else []
+    samples = net.rng.sample(stored, min(MAX_SAMPLES, len(stored)))
+    return response(q.tid, a.node_id, a.ext, a.version, interval=BEP51_INTERVAL,
+                    nodes=net.nodes_for(a.pos, q.target, a.cluster), num=len(stored),
+                    samples=b"".join(samples))
+
+
+def answer_get(net: Simnet, a: Asked) -> bytes | Refusal:
+    q = a.q
+    assert isinstance(q, GetQuery)
+    if not net.items.supports(a.pos):
+        return Refusal(METHOD_UNKNOWN, "method unknown")
+    found = net.items.get(a.pos, q.target, q.seq, a.now) if a.cluster is None else {}
+    return response(q.tid, a.node_id, a.ext, a.version,
+                    nodes=net.nodes_for(a.pos, q.target, a.cluster),
+                    token=net.items.token(net.tokens, a.src[0], q.target, a.node_id, a.now),
+                    **found)
+
+
+def answer_put(net: Simnet, a: Asked) -> bytes | Refusal:
+    q = a.q
+    assert isinstance(q, PutQuery)
+    if not net.items.supports(a.pos):
+        return Refusal(METHOD_UNKNOWN, "method unknown")
+    if a.cluster is None:  # Sybils swallow puts
+        try:
+            net.items.put(a.pos, a.node_id, q, a.src[0], a.now, net.tokens)
+        except ItemError as err:
+            return Refusal(err.code, err.reason)
+    return response(q.tid, a.node_id, a.ext, a.version)
+
+
+HANDLERS: dict[type[Query], Handler] = {
+    PingQuery: answer_ping,
+    FindNodeQuery: answer_find_node,
+    GetPeersQuery: answer_get_peers,
+    AnnouncePeerQuery: answer_announce_peer,
+    SampleInfohashesQuery: answer_sample_infohashes,
+    GetQuery: answer_get,
+    PutQuery: answer_put,
+}
+"""What simulated nodes answer, by query type. To teach them another query, add its handler
+here (a function of the network and the ``Asked`` query, returning the response datagram or a
+``Refusal``; ``replies.response`` builds responses)."""

@@ -13,6 +13,8 @@ from dhtviewer.infohash import InfohashError, parse_infohash
 from dhtviewer.simnet.profile import PROFILES
 
 __all__ = [
+    "BYTES_PER_NODE",
+    "BYTES_PER_SWARM",
     "DEFAULT_BASE",
     "DEFAULT_NODES",
     "ScenarioError",
@@ -26,22 +28,27 @@ DEFAULT_NODES = 1_000_000
 DEFAULT_PORTS = 4
 MAX_PORTS = 64
 MAX_MEMBER_RATE = 10_000.0
+MAX_SWARMS = 50_000_000
+MAX_ZIPF = 5.0
 BYTES_PER_NODE = 420
-"""Peak memory per simulated node while building (measured: ~400 MB for 1,000,000 nodes,
-~4.2 GB for 10,000,000); the running network keeps about 190 bytes per node."""
+"""Peak memory per simulated node while building, a bound (measured with the default swarms:
+3.9 GB at the peak for 10,000,000 nodes, 2.6 GB running, all processes together)."""
+BYTES_PER_SWARM = 160
+"""Peak memory per seeded swarm while building (its hash, peers, storers and lookups)."""
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--nodes", type=int, default=DEFAULT_NODES, metavar="N",
-                   help=f"simulated nodes (default {DEFAULT_NODES:,}; 10,000,000 needs about "
-                   f"{10_000_000 * BYTES_PER_NODE / 1e9:.1f} GB)")
+                   help=f"simulated nodes (default {DEFAULT_NODES:,}; 10,000,000 need about "
+                   "4 GB while building)")
     p.add_argument("--base", default=DEFAULT_BASE, metavar="IP",
                    help=f"start of the loopback block the nodes live in (default {DEFAULT_BASE}, "
                    "a /10; a larger network takes more of 127/8, never 127.0.0.0/16)")
     p.add_argument("--port", type=int, default=0, metavar="P",
                    help="first UDP port (default 0: ephemeral ports)")
-    p.add_argument("--ports", type=int, default=DEFAULT_PORTS, metavar="N",
-                   help=f"spread the nodes over N ports (default {DEFAULT_PORTS})")
+    p.add_argument("--ports", type=int, default=None, metavar="N",
+                   help=f"spread the nodes over N ports (default {DEFAULT_PORTS}, or one per "
+                   "core where there are more: each serving process takes whole ports)")
     p.add_argument("--seed", type=int, default=0, help="seed of everything random (default 0)")
     p.add_argument("--profile", choices=sorted(PROFILES), default="realistic",
                    help="realistic (latency, loss, dead nodes, churn; default) or friendly "
@@ -52,6 +59,14 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--member-rate", type=float, default=None, metavar="R",
                    help="background queries per second sent to each joined client "
                    "(default: the profile's, 20)")
+    p.add_argument("--swarms", type=int, default=None, metavar="N",
+                   help="seeded info-hashes (default: one per two nodes, as many as a BEP 51 "
+                   "crawl of the real network suggests)")
+    p.add_argument("--zipf", type=float, default=None, metavar="S",
+                   help="exponent of the Zipf law of swarm sizes (default 1.0)")
+    p.add_argument("--workers", type=int, default=None, metavar="N",
+                   help="serving processes (default: one per core, at most --ports; 0: serve "
+                   "in one process)")
     p.add_argument("--control", type=int, default=0, metavar="PORT",
                    help="TCP port of the control API on 127.0.0.1 (default 0: any)")
     # The desktop application's pid: the network ends itself when that process is gone.

@@ -32,23 +32,41 @@ def response(
     interval: int | None = None,
     num: int | None = None,
     samples: bytes | None = None,
+    scrape: tuple[bytes, bytes] | None = None,
+    k: bytes | None = None,
+    seq: int | None = None,
+    sig: bytes | None = None,
+    v: bytes | None = None,
 ) -> bytes:
     """A KRPC response. ``external_ip``: the asker's compact address (BEP 42 ``ip``);
     ``nodes``: concatenated compact node records; ``values``: bencoded items (``6:...``);
-    ``samples``: concatenated info-hashes (BEP 51, with ``interval`` and ``num``)."""
-    out = [b"d2:ip6:" + external_ip if external_ip is not None else b"d",
-           b"1:rd2:id20:", node_id]
-    # keys of r in canonical order: id interval nodes num samples token values
+    ``samples``: concatenated info-hashes (BEP 51, with ``interval`` and ``num``); ``scrape``:
+    the BEP 33 ``(BFsd, BFpe)`` filters; ``k``, ``seq``, ``sig``, ``v`` (already bencoded): a
+    BEP 44 item."""
+    out = [b"d2:ip6:" + external_ip if external_ip is not None else b"d", b"1:rd"]
+    # keys of r in canonical order: BFpe BFsd id interval k nodes num samples seq sig token v
+    # values
+    if scrape is not None:
+        out += (b"4:BFpe", _bstr(scrape[1]), b"4:BFsd", _bstr(scrape[0]))
+    out += (b"2:id20:", node_id)
     if interval is not None:
         out.append(b"8:intervali%de" % interval)
+    if k is not None:
+        out += (b"1:k", _bstr(k))
     if nodes:
         out += (b"5:nodes", _bstr(nodes))
     if num is not None:
         out.append(b"3:numi%de" % num)
     if samples is not None or num is not None:
         out += (b"7:samples", _bstr(samples or b""))
+    if seq is not None:
+        out.append(b"3:seqi%de" % seq)
+    if sig is not None:
+        out += (b"3:sig", _bstr(sig))
     if token is not None:
         out += (b"5:token", _bstr(token))
+    if v is not None:
+        out += (b"1:v", v)
     if values:
         out += (b"6:valuesl", *values, b"e")
     out += (b"e1:t", _bstr(tid))

@@ -7,7 +7,7 @@
   peers, and they swallow announces: a lookup that trusts them ends at them, empty-handed.
 - ``poison[:N]``: for each of the N most popular swarms (default 10), ``POISON_SYBILS`` Sybils
   next to the info-hash, sharing one /24, that answer get_peers with fake peers (addresses
-  that belong to no swarm) and refer to each other.
+  in a reserved /24 where no node lives, so they belong to no swarm) and refer to each other.
 - ``spoof[:SHARE]``: a share (default 0.1) of the background queries to joined clients comes
   from forged sources: an address no simulated node has, claiming the id of a real node.
 - ``flood:RATE``: ``FLOODERS`` nodes in one /24 send every joined client RATE queries per
@@ -24,6 +24,7 @@ something to catch; ``/closest`` marks them.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from enum import Enum
 
 import numpy as np
 
@@ -38,13 +39,24 @@ from dhtviewer.simnet.options import (
     Scenarios,
 )
 
-__all__ = ["Cluster", "spoof_subnet", "sybil_nodes"]
+__all__ = ["FAKE_PEERS", "Cluster", "ClusterKind", "fake_peers", "spoof_subnet", "sybil_nodes"]
+
+FAKE_PEERS = 40
+"""Fake peers a poisoning Sybil hands out per swarm."""
+_FAKE_PEER_SUBNET = RESERVED_SUBNETS - 2
+_SPOOF_SUBNET = RESERVED_SUBNETS - 1
+
+
+class ClusterKind(Enum):
+    ECLIPSE = "eclipse"
+    POISON = "poison"
+
 
 @dataclass(frozen=True, slots=True)
 class Cluster:
-    """Sybils placed around one target: ``kind`` "eclipse" or "poison"."""
+    """Sybils placed around one target."""
 
-    kind: str
+    kind: ClusterKind
     target: bytes
     node_ids: tuple[bytes, ...]
 
@@ -68,26 +80,33 @@ def sybil_nodes(
     rng: np.random.Generator,
 ) -> tuple[list[ExtraNode], list[Cluster], list[int]]:
     """The scenario nodes to add to the index: Sybil clusters (eclipse, poison) and flooders.
-    Returns (nodes, clusters, flooder ips). Reserved /24 number 0 is left for the routers'
-    neighbours; each cluster takes the next one."""
+    Returns (nodes, clusters, flooder ips). Reserved /24 number 0 is left free; each cluster
+    takes the next one (the last two are the fake peers' and the forged sources'). Raises
+    ``ValueError`` when the scenarios need more /24s than are reserved."""
     nodes: list[ExtraNode] = []
     clusters: list[Cluster] = []
     subnet = 1
 
-    def place(kind: str, target: bytes, ids: list[bytes]) -> None:
+    def next_subnet() -> int:
         nonlocal subnet
-        base = plan.reserved_subnet(subnet)
+        if subnet >= _FAKE_PEER_SUBNET:
+            raise ValueError(f"the scenarios need more than {_FAKE_PEER_SUBNET - 1} /24s of "
+                             "Sybils: ask for fewer eclipse targets or poisoned swarms")
         subnet += 1
+        return plan.reserved_subnet(subnet - 1)
+
+    def place(kind: ClusterKind, target: bytes, ids: list[bytes]) -> None:
+        base = next_subnet()
         for i, node_id in enumerate(ids):
             nodes.append(ExtraNode(node_id, base + 1 + i, SYBIL | PINNED))
         clusters.append(Cluster(kind, target, tuple(ids)))
 
     for target in scenarios.eclipse:
-        place("eclipse", target, _near(target, ECLIPSE_PREFIX_BITS, ECLIPSE_SYBILS, rng))
+        place(ClusterKind.ECLIPSE, target,
+              _near(target, ECLIPSE_PREFIX_BITS, ECLIPSE_SYBILS, rng))
     if poison_targets:
         # All poisoners share one /24: one operator's cluster.
-        base = plan.reserved_subnet(subnet)
-        subnet += 1
+        base = next_subnet()
         host = 1
         for target in poison_targets:
             ids = _near(target, POISON_PREFIX_BITS, POISON_SYBILS, rng)
@@ -95,14 +114,12 @@ def sybil_nodes(
                 nodes.append(ExtraNode(node_id, base + host, SYBIL | PINNED))
                 host += 1
                 if host > 254:
-                    base = plan.reserved_subnet(subnet)
-                    subnet += 1
+                    base = next_subnet()
                     host = 1
-            clusters.append(Cluster("poison", target, tuple(ids)))
+            clusters.append(Cluster(ClusterKind.POISON, target, tuple(ids)))
     flooders: list[int] = []
     if scenarios.flood_rate:
-        base = plan.reserved_subnet(subnet)
-        subnet += 1
+        base = next_subnet()
         for i in range(FLOODERS):
             node_id = rng.bytes(20)
             nodes.append(ExtraNode(node_id, base + 1 + i, SYBIL | PINNED))
@@ -112,4 +129,14 @@ def sybil_nodes(
 
 def spoof_subnet(plan: AddressPlan) -> int:
     """First address of the /24 that forged sources are drawn from (no node lives there)."""
-    return plan.reserved_subnet(RESERVED_SUBNETS - 1)
+    return plan.reserved_subnet(_SPOOF_SUBNET)
+
+
+def fake_peers(plan: AddressPlan, rng: np.random.Generator) -> list[bytes]:
+    """``FAKE_PEERS`` bencoded ``values`` items (``6:`` + compact peer) of hosts in a reserved
+    /24 where no node lives (so no fake peer is ever a real node or a real peer)."""
+    base = plan.reserved_subnet(_FAKE_PEER_SUBNET)
+    hosts = rng.integers(1, 255, size=FAKE_PEERS)
+    ports = rng.integers(1024, 65536, size=FAKE_PEERS)
+    return [b"6:" + (base + int(h)).to_bytes(4, "big") + int(p).to_bytes(2, "big")
+            for h, p in zip(hosts, ports, strict=True)]

@@ -8,7 +8,7 @@ not from *and* to 127/8 is dropped and counted before anything reads it, and not
 sent to an address outside 127/8. Where the process may (root, ``CAP_NET_RAW``) the sockets
 are also bound to the loopback device, so the kernel drops such traffic first.
 
-The hot path, for tens of thousands of queries a second on one core:
+The hot path, for thousands of queries a second per process:
 
 - readiness from ``epoll``; each wake-up drains up to ``MAX_BATCH`` datagrams per socket
   with ``recvmsg`` (Python has no ``recvmmsg``), sending the delayed replies that fell due
@@ -16,32 +16,59 @@ The hot path, for tens of thousands of queries a second on one core:
 - the kernel's receive timestamp (``SO_TIMESTAMPNS``) is the moment a query arrived: a reply is
   due at that moment plus its simulated round-trip time, so time spent queued in the socket
   buffer counts against the reply's accuracy instead of being hidden;
-- delayed replies wait in a heap of (due, seq, ...) tuples; the loop sleeps until the earliest;
-- lateness (send time minus due time) of recent replies is kept for the p99 in ``/stats``.
+- delayed replies wait in a heap of (due, seq, ...) tuples; the loop sleeps until the earliest
+  (``SLACK``);
+- lateness (how far from its due time a reply left, early or late) goes into a histogram
+  (``lateness.py``).
+
+One process (``--workers 0``) runs one server over every port, for the whole network
+(``Role.WHOLE``), with the control API's requests run on its loop between batches
+(``LoopCalls``). With workers (``workers.py``), each serving process runs one over its own
+ports, and a coordinator that sends the network's own queries shares the sending half
+(``Sender``).
 """
 
 from __future__ import annotations
 
 import contextlib
 import heapq
+import pickle
 import select
 import socket
 import struct
 import time
-from collections import deque
 from collections.abc import Callable
+from concurrent.futures import Future
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from dhtviewer.simnet.control import LoopCalls
+from dhtviewer.simnet.lateness import LatenessHistogram
+from dhtviewer.simnet.links import Answer, Ask, MemberJoined, MemberLeft
 from dhtviewer.simnet.network import Outgoing, Simnet
+from dhtviewer.simnet.questions import Question, answer
 
-__all__ = ["IP_PKTINFO", "SimnetServer", "loopback_only", "open_sockets"]
+__all__ = [
+    "IP_PKTINFO",
+    "Sender",
+    "SimnetServer",
+    "link_pair",
+    "loopback_only",
+    "open_sockets",
+    "read_messages",
+    "send_message",
+]
 
 IP_PKTINFO: int = getattr(socket, "IP_PKTINFO", 8)
 SO_TIMESTAMPNS: int = getattr(socket, "SO_TIMESTAMPNS", 35)
 _SO_BINDTODEVICE: int = getattr(socket, "SO_BINDTODEVICE", 25)
 _SO_RCVBUFFORCE: int = getattr(socket, "SO_RCVBUFFORCE", 33)
 _PKTINFO_LEN = 12  # struct in_pktinfo: ifindex, spec_dst, addr
+_PKTINFO = struct.Struct("=I4sI")
+_MSG_TRUNC = int(socket.MSG_TRUNC)  # the enum's & costs microseconds per datagram
+_IPPROTO_IP = int(socket.IPPROTO_IP)
+_SOL_SOCKET = int(socket.SOL_SOCKET)
+_TIMESPEC = struct.Struct("qq")
 _ANC_SIZE = socket.CMSG_SPACE(_PKTINFO_LEN) + socket.CMSG_SPACE(16)
 RECV_SIZE = 2048
 """Bytes read per datagram. KRPC messages are under 1.5 KB; a longer datagram is truncated
@@ -50,9 +77,15 @@ MAX_BATCH = 256
 FLUSH_EVERY = 16
 RECV_BUFFER = 8 << 20
 SEND_BUFFER = 4 << 20
-LATENESS_WINDOW = 50_000
-"""Recent replies whose lateness is kept for the p99."""
 MAX_SLEEP = 0.05
+SLACK = 0.0005
+"""A delayed reply leaves when it is due within this many seconds: ``epoll`` sleeps in whole
+milliseconds (rounded up), so aiming half a millisecond early centres the error on zero, and
+replies due close together leave in one wake-up. Lateness is measured as the absolute error."""
+RATE_PERIOD = 1.0
+"""Seconds over which the per-second rates of ``/stats`` are measured."""
+LINK_BUFFER = 4 << 20
+"""Socket buffer of the links between serving processes and the coordinator."""
 
 
 def loopback_only(src_host: str, dst_ip: int) -> bool:
@@ -92,7 +125,7 @@ def open_sockets(port: int, count: int) -> list[socket.socket]:
 
 @dataclass(slots=True)
 class ServerStats:
-    """The server's own counters (the network's are in ``Simnet.counters``)."""
+    """A process's own I/O counters (the network's are in ``Simnet.counters``)."""
 
     datagrams: int = 0
     non_loopback: int = 0
@@ -106,8 +139,45 @@ class ServerStats:
         return asdict(self)
 
 
-class SimnetServer:
-    """Serves ``net`` on ``sockets`` (from ``open_sockets``) until ``should_stop()``."""
+def send_message(link: socket.socket, msg: object) -> bool:
+    """Send one pickled message on a ``SOCK_SEQPACKET`` link; False if it would block."""
+    try:
+        link.send(pickle.dumps(msg, protocol=pickle.HIGHEST_PROTOCOL))
+    except (BlockingIOError, InterruptedError):
+        return False
+    return True
+
+
+def read_messages(link: socket.socket, limit: int = 1024) -> tuple[list[Any], bool]:
+    """Messages waiting on ``link`` (up to ``limit``), and whether the other end is gone."""
+    out: list[Any] = []
+    for _ in range(limit):
+        try:
+            data = link.recv(1 << 20)
+        except (BlockingIOError, InterruptedError):
+            return out, False
+        except OSError:
+            return out, True
+        if not data:
+            return out, True
+        out.append(pickle.loads(data))
+    return out, False
+
+
+def link_pair() -> tuple[socket.socket, socket.socket]:
+    """Two connected, non-blocking ``SOCK_SEQPACKET`` sockets with large buffers."""
+    a, b = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+    for s in (a, b):
+        with contextlib.suppress(OSError):
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, LINK_BUFFER)
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, LINK_BUFFER)
+        s.setblocking(False)
+    return a, b
+
+
+class Sender:
+    """The sending half: datagrams from simulated addresses, now or when due, with their
+    lateness; rates for ``/stats``."""
 
     def __init__(self, net: Simnet, sockets: list[socket.socket],
                  clock: Callable[[], float] = time.time) -> None:
@@ -118,11 +188,100 @@ class SimnetServer:
         self._heap: list[tuple[float, int, Outgoing]] = []
         self._seq = 0
         self.stats = ServerStats()
-        self.lateness: deque[float] = deque(maxlen=LATENESS_WINDOW)
-        self.late_over_5ms = 0
-        self.replies_measured = 0
+        self.lateness = LatenessHistogram()
         self.rates: dict[str, float] = {}
         self._rate_base: tuple[float, int, int, int] | None = None
+
+    def _dispatch(self, now: float) -> None:
+        """Send what the network produced that is due; queue the rest."""
+        outbox = self.net.outbox
+        if not outbox:
+            return
+        self.net.outbox = []
+        heap = self._heap
+        for out in outbox:
+            if out.due <= now:
+                self._send(out)
+            else:
+                self._seq += 1
+                heapq.heappush(heap, (out.due, self._seq, out))
+
+    def _flush(self, now: float) -> None:
+        heap = self._heap
+        due = now + SLACK
+        while heap and heap[0][0] <= due:
+            _, _, out = heapq.heappop(heap)
+            self._send(out)
+
+    def _send(self, out: Outgoing) -> None:
+        src_ip = out.src_ip
+        # The loopback guard (``loopback_only``, inlined: this runs for every datagram).
+        if src_ip >> 24 != 127 or not out.dst[0].startswith("127."):
+            self.stats.non_loopback += 1  # never: every destination came from a guarded packet
+            return
+        sock = self._by_port.get(out.src_port)
+        if sock is None:
+            self.stats.send_dropped += 1
+            return
+        info = _PKTINFO.pack(0, src_ip.to_bytes(4, "big"), 0)
+        try:
+            sock.sendmsg([out.data], [(_IPPROTO_IP, IP_PKTINFO, info)], 0, out.dst)
+        except OSError:
+            self.stats.send_dropped += 1
+            return
+        self.stats.sent += 1
+        if out.reply:
+            self.lateness.add(abs(self._clock() - out.due))
+
+    def _sample_rates(self, now: float) -> None:
+        c = self.net.counters
+        base = self._rate_base
+        current = (now, c.queries, self.stats.sent, c.background_sent)
+        if base is None:
+            self._rate_base = current
+            return
+        dt = now - base[0]
+        if dt < RATE_PERIOD:
+            return
+        self.rates = {
+            "queries_in_per_s": (current[1] - base[1]) / dt,
+            "datagrams_out_per_s": (current[2] - base[2]) / dt,
+            "background_per_s": (current[3] - base[3]) / dt,
+        }
+        self._rate_base = current
+
+    def pending_replies(self) -> int:
+        return len(self._heap)
+
+    def run(self, should_stop: Callable[[], bool]) -> None:
+        """The loop, until ``should_stop()``."""
+        raise NotImplementedError
+
+    def answer(self, question: Question, args: tuple[Any, ...]) -> Any:
+        """This process's part of the answer to a control API question."""
+        return answer(self.net, self, question, args, self._clock())
+
+    def ask(self, question: Question, args: tuple[Any, ...]) -> Future[list[Any]]:
+        """The answers of every part of the network (here: this one; see ``control.Part``)."""
+        future: Future[list[Any]] = Future()
+        future.set_result([self.answer(question, args)])
+        return future
+
+
+class SimnetServer(Sender):
+    """Serves ``net`` on ``sockets`` (from ``open_sockets``) until ``should_stop()``.
+
+    ``link``: with a coordinator (``Role.SERVER``), the socket to it. ``calls``: in one process
+    (``Role.WHOLE``), the control API's requests to run on this loop (``fileno()`` readable
+    when there are some, ``run_pending()`` runs them)."""
+
+    def __init__(self, net: Simnet, sockets: list[socket.socket],
+                 clock: Callable[[], float] = time.time, link: socket.socket | None = None,
+                 calls: LoopCalls | None = None) -> None:
+        super().__init__(net, sockets, clock)
+        self.link = link
+        self.calls = calls
+        self.link_lost = False
 
     # --- the loop ---------------------------------------------------------------------------------
     def run(self, should_stop: Callable[[], bool]) -> None:
@@ -130,25 +289,37 @@ class SimnetServer:
         fds = {s.fileno(): s for s in self.sockets}
         for fd in fds:
             ep.register(fd, select.EPOLLIN)
+        link_fd = self.link.fileno() if self.link is not None else -1
+        if link_fd >= 0:
+            ep.register(link_fd, select.EPOLLIN)
+        calls_fd = self.calls.fileno() if self.calls is not None else -1
+        if calls_fd >= 0:
+            ep.register(calls_fd, select.EPOLLIN)
         net = self.net
         clock = self._clock
         try:
-            while not should_stop():
+            while not should_stop() and not self.link_lost:
                 now = clock()
                 self._flush(now)
                 timeout = MAX_SLEEP
                 if self._heap:
-                    timeout = min(timeout, self._heap[0][0] - now)
+                    timeout = min(timeout, self._heap[0][0] - SLACK - now)
                 due = net.next_due()
                 if due is not None:
                     timeout = min(timeout, due - now)
                 events = ep.poll(max(0.0, timeout))
                 self.stats.wakeups += 1
                 for fd, _ in events:
-                    self._drain(fds[fd])
+                    if fd == link_fd:
+                        self._from_link()
+                    elif fd == calls_fd and self.calls is not None:
+                        self.calls.run_pending()
+                    else:
+                        self._drain(fds[fd])
                 now = clock()
                 net.tick(now)
                 self._dispatch(now)
+                self._uplink()
                 self._sample_rates(now)
         finally:
             ep.close()
@@ -170,16 +341,17 @@ class SimnetServer:
             dst = 0
             arrival = 0.0
             for level, kind, value in anc:
-                if kind == IP_PKTINFO and level == socket.IPPROTO_IP:
+                if kind == IP_PKTINFO and level == _IPPROTO_IP:
                     dst = int.from_bytes(value[8:12], "big")
-                elif kind == SO_TIMESTAMPNS and level == socket.SOL_SOCKET:
-                    sec, nsec = struct.unpack("qq", value[:16])
+                elif kind == SO_TIMESTAMPNS and level == _SOL_SOCKET:
+                    sec, nsec = _TIMESPEC.unpack_from(value)
                     arrival = sec + nsec * 1e-9
-            # The loopback guard: from and to 127/8 only, or it is not for us.
-            if not loopback_only(src[0], dst):
+            # The loopback guard (``loopback_only``, inlined): from and to 127/8 only, or it
+            # is not for us.
+            if dst >> 24 != 127 or not src[0].startswith("127."):
                 stats.non_loopback += 1
                 continue
-            if flags & socket.MSG_TRUNC:
+            if flags & _MSG_TRUNC:
                 stats.oversized += 1
                 continue
             net.receive(data, src, dst, port, arrival or clock())
@@ -188,77 +360,31 @@ class SimnetServer:
                 self._dispatch(now)
                 self._flush(now)
 
-    def _dispatch(self, now: float) -> None:
-        """Send what the network produced that is due; queue the rest."""
-        outbox = self.net.outbox
-        if not outbox:
+    # --- the link to the coordinator -------------------------------------------------------------
+    def _uplink(self) -> None:
+        net = self.net
+        if not net.uplink:
             return
-        self.net.outbox = []
-        heap = self._heap
-        for out in outbox:
-            if out.due <= now:
-                self._send(out, now)
-            else:
-                self._seq += 1
-                heapq.heappush(heap, (out.due, self._seq, out))
-
-    def _flush(self, now: float) -> None:
-        heap = self._heap
-        while heap and heap[0][0] <= now:
-            _, _, out = heapq.heappop(heap)
-            self._send(out, now)
-
-    def _send(self, out: Outgoing, now: float) -> None:
-        if not loopback_only(out.dst[0], out.src_ip):
-            self.stats.non_loopback += 1  # never: every destination came from a guarded packet
+        pending, net.uplink = net.uplink, []
+        if self.link is None:
             return
-        sock = self._by_port.get(out.src_port)
-        if sock is None:
-            self.stats.send_dropped += 1
-            return
-        info = b"\0\0\0\0" + out.src_ip.to_bytes(4, "big") + b"\0\0\0\0"
-        try:
-            sock.sendmsg([out.data], [(socket.IPPROTO_IP, IP_PKTINFO, info)], 0, out.dst)
-        except OSError:
-            self.stats.send_dropped += 1
-            return
-        self.stats.sent += 1
-        if out.reply:
-            late = self._clock() - out.due
-            self.lateness.append(late)
-            self.replies_measured += 1
-            if late > 0.005:
-                self.late_over_5ms += 1
+        for msg in pending:
+            if not send_message(self.link, msg):
+                net.counters.reports_dropped += 1
 
-    # --- figures ----------------------------------------------------------------------------------
-    def _sample_rates(self, now: float) -> None:
-        c = self.net.counters
-        base = self._rate_base
-        current = (now, c.queries, self.stats.sent, c.background_sent)
-        if base is None:
-            self._rate_base = current
-            return
-        dt = now - base[0]
-        if dt < 1.0:
-            return
-        self.rates = {
-            "queries_in_per_s": (current[1] - base[1]) / dt,
-            "datagrams_out_per_s": (current[2] - base[2]) / dt,
-            "background_per_s": (current[3] - base[3]) / dt,
-        }
-        self._rate_base = current
+    def _from_link(self) -> None:
+        assert self.link is not None
+        messages, gone = read_messages(self.link)
+        for msg in messages:
+            if isinstance(msg, (MemberJoined, MemberLeft)):
+                self.net.from_coordinator(msg)
+            elif isinstance(msg, Ask):
+                try:
+                    body = self.answer(msg.what, msg.args)
+                except Exception as err:  # a bug must not end the serving process
+                    body = {"error": f"{type(err).__name__}: {err}"}
+                if not send_message(self.link, Answer(msg.request, body)):
+                    self.net.counters.reports_dropped += 1
+        if gone:
+            self.link_lost = True
 
-    def lateness_ms(self) -> dict[str, Any]:
-        """Percentiles of the recent replies' lateness, in milliseconds."""
-        data = sorted(self.lateness)
-        if not data:
-            return {"n": 0, "p50": None, "p99": None, "max": None}
-
-        def pct(q: float) -> float:
-            return round(1000 * data[min(len(data) - 1, int(q * (len(data) - 1) + 0.5))], 3)
-
-        return {"n": len(data), "p50": pct(0.5), "p99": pct(0.99), "max": pct(1.0),
-                "over_5ms_total": self.late_over_5ms, "measured_total": self.replies_measured}
-
-    def pending_replies(self) -> int:
-        return len(self._heap)

@@ -5,7 +5,8 @@ no locks. The order of shutdown matters: the loop only turns while Qt's does, so
 stopped (and its state saved) while the window is closing, and the application quits after.
 
 Without a display, Qt would abort with a long trace; on Linux and the BSDs the environment is
-checked first, and one clear line says what to do instead.
+checked first, and one clear line says what to do instead. The same when Qt's xcb plugin lacks
+system libraries (``platform_check.py``): one line names them and the packages to install.
 """
 
 from __future__ import annotations
@@ -109,6 +110,7 @@ async def run_window(args: argparse.Namespace | None) -> int:
 
     from PySide6.QtWidgets import QApplication
 
+    from dhtviewer.dht.addresses import format_addr
     from dhtviewer.net.state_store import default_state_path
     from dhtviewer.ui.controller import CUSTOM, SIMNET, TESTNET, Controller
     from dhtviewer.ui.main_window import MainWindow
@@ -143,7 +145,7 @@ async def run_window(args: argparse.Namespace | None) -> int:
     elif simnet_n:
         options, forced = replace(options, mode=SIMNET, simnet_nodes=int(simnet_n)), True
     elif bootstrap:
-        custom = tuple(f"[{h}]:{p}" if ":" in h else f"{h}:{p}" for h, p in bootstrap)
+        custom = tuple(format_addr(hp) for hp in bootstrap)
         options, forced = replace(options, mode=CUSTOM, custom=custom), True
     if bind is not None:
         options = replace(options, bind_host=bind[0], port=bind[1])
@@ -178,6 +180,12 @@ def main(args: argparse.Namespace | None = None) -> int:
     if problem is not None:
         print(problem, file=sys.stderr)
         return EXIT_NO_DISPLAY
+    from dhtviewer.ui.platform_check import EXIT_MISSING_LIBRARIES, xcb_problem
+
+    problem = xcb_problem()
+    if problem is not None:
+        print(problem, file=sys.stderr)
+        return EXIT_MISSING_LIBRARIES
     import qasync
     from PySide6.QtCore import Qt
     from PySide6.QtGui import QGuiApplication

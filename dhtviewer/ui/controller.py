@@ -6,7 +6,8 @@ thread of its own, so its many nodes do not load the Qt thread); in simulated-Ma
 ended with it). Session
 events are queued as they happen and handed to the widgets in batches by a 100 ms ``QTimer``:
 whatever the packet rate, the UI sees at most ten ``events`` signals a second, and the routing
-table snapshot is taken at most that often (only when it changed, and once a second so ages
+table snapshots (one per address family the session runs, BEP 32; routing events say which
+family changed) are taken at most that often (only when one changed, and once a second so ages
 tick). Every operation the UI can ask for is a plain method that starts an asyncio task; a task
 that fails logs its exception (the log panel shows it) and emits ``error``, so nothing is lost.
 
@@ -22,18 +23,21 @@ import contextlib
 import logging
 import socket
 from collections.abc import Coroutine, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, TypeVar
 
 from PySide6.QtCore import QObject, QTimer, Signal
 
 from dhtviewer.dht import events as ev
-from dhtviewer.dht.addresses import format_addr
+from dhtviewer.dht.addresses import format_addr, host_family, socket_family
+from dhtviewer.dht.item_lookup import PutRequest
+from dhtviewer.dht.item_store import StoredItem
 from dhtviewer.dht.messages import Addr
 from dhtviewer.dht.node import LookupLimitError
 from dhtviewer.dht.settings import DhtSettings
-from dhtviewer.net.handles import AnnounceResult, LookupHandle, LookupResult
+from dhtviewer.net.binds import ipv6_loopback_available
+from dhtviewer.net.handles import AnnounceResult, ItemResult, LookupHandle, LookupResult, PutResult
 from dhtviewer.net.session import (
     DEFAULT_BOOTSTRAP,
     DEFAULT_PORT,
@@ -70,9 +74,12 @@ MAX_PENDING = 50_000
 """Traffic events queued between two ticks beyond this are dropped (counted): a flood must not
 grow memory without bound while the UI is busy."""
 LOOKUP_TIMEOUT = 60.0
+MAX_REMEMBERED_LOOKUPS = 1000
+"""User lookups whose family parts ``lookup_parts`` still knows (the views keep 200)."""
 READY_GOOD_NODES = 8
 """Good nodes the session wants before it reports "ready" (shown as progress)."""
-_ROUTING = (ev.NodeAdded, ev.NodeRemoved, ev.NodeStateChanged, ev.BucketSplit)
+_ROUTING = (ev.NodeAdded, ev.NodeRemoved, ev.NodeStateChanged, ev.BucketSplit, ev.NodeIdChanged)
+"""Events after which the routing views need a new snapshot (a new id re-sorts every bucket)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -120,7 +127,7 @@ class AnnounceVerification:
 def find_free_port(host: str, near: int, tries: int = 20) -> int:
     """A UDP port free on ``host``: the first of ``near+1 .. near+tries`` that binds, else any
     ephemeral one (0 if even that fails)."""
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    family = socket_family(host)
     candidates = [p for p in range(near + 1, near + 1 + tries) if 0 < p < 65536] + [0]
     for port in candidates:
         with socket.socket(family, socket.SOCK_DGRAM) as sock:
@@ -145,7 +152,8 @@ class Controller(QObject):
     events = Signal(list)
     """A batch of session events, in order (at most one batch per tick)."""
     routing_changed = Signal(object)
-    """A RoutingSnapshot (after changes, at most once per tick; once a second otherwise)."""
+    """A RoutingSnapshot of one address family (``snapshot.family``), after changes to that
+    family's table, at most once per tick; once a second otherwise."""
     stats_changed = Signal(dict)
     """``DhtSession.stats()`` plus "now" (the events' clock), twice a second while running."""
     testnet_changed = Signal(object)
@@ -164,6 +172,10 @@ class Controller(QObject):
     """AnnounceResult (stored_at / failed)."""
     announce_verified = Signal(object)
     """AnnounceVerification."""
+    scrape_finished = Signal(object)
+    """ScrapeResult of a lookup started with ``find_peers(scrape=True)`` (BEP 33)."""
+    item_finished = Signal(object)
+    """ItemResult of a ``get_item`` or PutResult of a ``put_item`` (BEP 44)."""
     ping_finished = Signal(str, bool, str)
     """(address, answered, one-line text)."""
     bootstrap_stalled = Signal(str)
@@ -187,15 +199,17 @@ class Controller(QObject):
         self._unsubscribe: Any = None
         self._pending: list[SessionEvent] = []
         self.dropped_events = 0
-        self._routing_dirty = False
+        self._routing_dirty: set[int] = set()
         self._last_snapshot = -1e9
         self._last_stats = -1e9
-        self._external: tuple[str, int] | None = None
-        self._external_dirty = False
+        # family -> (ip, votes): each family's node learns its own external address
+        self._external: dict[int, tuple[str, int]] = {}
+        self._external_dirty: set[int] = set()
         self._responses = 0
         self._tasks: set[asyncio.Task[Any]] = set()
         self._busy: asyncio.Task[Any] | None = None
         self.current_lookup: LookupHandle | None = None
+        self._parts: dict[int, tuple[int, ...]] = {}  # first lookup id -> every family's
         self._timer = QTimer(self)
         self._timer.setInterval(TICK_MS)
         self._timer.timeout.connect(self._tick)
@@ -235,7 +249,11 @@ class Controller(QObject):
 
     def external_address(self) -> tuple[str, int] | None:
         """(ip, votes) once the network told us how it sees us."""
-        return self._external
+        return next(iter(self._external.values()), None)
+
+    def local_addresses(self) -> dict[int, Addr]:
+        """family -> the bound (ip, port) of each running family's socket."""
+        return self.session.local_addresses if self.session is not None else {}
 
     def bep42_ok(self) -> bool | None:
         node = self.session.node if self.session is not None else None
@@ -310,7 +328,7 @@ class Controller(QObject):
 
     async def _start(self, options: StartOptions) -> bool:
         self.options = options
-        self._external, self._external_dirty = None, False
+        self._external, self._external_dirty = {}, set()
         self._set_state(STARTING, "starting")
         host = options.bind_host.strip() or "0.0.0.0"
         spec: list[Any] = options.bootstrap_spec()
@@ -319,8 +337,10 @@ class Controller(QObject):
                 # a testnet lives on loopback; its client has no business on the LAN
                 host = "127.0.0.1"
             self._set_state(STARTING, f"starting a local testnet of {options.testnet_nodes} nodes")
+            # Dual stack (an IPv6 node per host on ::1) when the node joins IPv6 too.
+            ipv6 = 6 in options.settings.address_families.families and ipv6_loopback_available()
             net = LocalTestnet(options.testnet_nodes, options.testnet_base, port=0,
-                               seed=options.testnet_seed)
+                               seed=options.testnet_seed, ipv6=ipv6)
             # The testnet runs on its own loop in a thread: its nodes' traffic must not load
             # the Qt thread, which belongs to our node and the window.
             runner = BackgroundTestnet(net)
@@ -333,14 +353,19 @@ class Controller(QObject):
             self.testnet_changed.emit(dict(net.announced))
             spec = list(net.bootstrap_addrs)
             log.info("local testnet: %d nodes from %s", net.n, format_addr(net.addrs[0]))
-        elif options.mode == SIMNET:
+        settings = options.settings
+        if options.mode == SIMNET:
             if _unspecified(host):
                 host = "127.0.0.1"
             started = await self._start_simnet(options)
             if started is None:
                 return False
             spec = started
-        session = DhtSession(options.settings, bind=(host, options.port),
+            # The simulated Mainline spreads its nodes over many /24s of loopback, as the
+            # Internet does: the subnet rule applies there as on the real network (a local
+            # testnet, whose nodes share 127.0.0.0/24, relaxes it).
+            settings = replace(settings, restrict_local_subnets=True)
+        session = DhtSession(settings, bind=(host, options.port),
                              state_path=options.state_path, node_id=options.node_id)
         if session.load_warning is not None:
             log.warning("%s", session.load_warning)
@@ -370,7 +395,9 @@ class Controller(QObject):
         log.info("node %s listening on %s", session.node_id.hex(),
                  format_addr(local) if local else "?")
         if session.external_ip is not None:
-            self._external, self._external_dirty = (session.external_ip, 0), True
+            for fam, ip in session.external_ips.items():
+                self._external[fam] = (ip, 0)
+                self._external_dirty.add(fam)
         self._set_state(session.state, session.state_detail)
         if session.state == "bootstrapping":
             self._stall_timer.start(int(STALL_SECONDS * 1000))
@@ -446,9 +473,11 @@ class Controller(QObject):
         self.error.emit(message)
 
     # ====================================================================== operations ==
-    def find_peers(self, info_hash: bytes) -> LookupHandle | None:
-        """Start a get_peers lookup; it becomes the current one (what Esc cancels)."""
-        return self._start_lookup("find peers", "get_peers", info_hash, "lookup")
+    def find_peers(self, info_hash: bytes, scrape: bool = False) -> LookupHandle | None:
+        """Start a get_peers lookup; it becomes the current one (what Esc cancels). ``scrape``:
+        then estimate the swarm from the closest nodes' BEP 33 filters (``scrape_finished``)."""
+        kind = "scrape" if scrape else "get_peers"
+        return self._start_lookup("find peers", kind, info_hash, "lookup")
 
     def find_node(self, target: bytes) -> LookupHandle | None:
         return self._start_lookup("find node", "find_node", target, "find_node")
@@ -456,14 +485,15 @@ class Controller(QObject):
     def _start_lookup(
         self, what: str, kind: str, target: bytes, task: str
     ) -> LookupHandle | None:
-        """Start a ``kind`` lookup ("get_peers" or "find_node") of ``target`` and make it the
-        current one; ``what`` names the action in the not-running error, ``task`` the follower."""
+        """Start a ``kind`` lookup ("get_peers", "scrape" or "find_node") of ``target`` and make
+        it the current one; ``what`` names the action in the not-running error, ``task`` the
+        follower."""
         session = self._running_session(what)
         if session is None:
             return None
         try:
-            if kind == "get_peers":
-                handle = session.start_find_peers(target)
+            if kind in ("get_peers", "scrape"):
+                handle = session.start_find_peers(target, scrape=kind == "scrape")
             else:
                 handle = session.start_find_node(target)
         except LookupLimitError as err:
@@ -473,7 +503,7 @@ class Controller(QObject):
             self.error.emit(f"Cannot {what}: {err}. Wait for some to finish.")
             return None
         self.current_lookup = handle
-        self.lookup_started.emit(handle.lookup_id, kind, target)
+        self._started(handle, kind, target)
         self._spawn(self._follow_lookup(handle), f"{task} of {target.hex()}")
         return handle
 
@@ -494,7 +524,7 @@ class Controller(QObject):
         if session is None:
             return None
         handle = session.start_announce(info_hash, port, implied_port)
-        self.lookup_started.emit(handle.lookup_id, "announce", info_hash)
+        self._started(handle, "announce", info_hash)
         return self._spawn(
             self._announce(session, handle, info_hash, port, implied_port),
             f"announce of {info_hash.hex()}",
@@ -505,6 +535,18 @@ class Controller(QObject):
         if session is None:
             return None
         return self._spawn(self._ping(session, addr), f"ping of {format_addr(addr)}")
+
+    def lookup_parts(self, lookup_id: int) -> tuple[int, ...]:
+        """The lookup ids of every address family's part of the user lookup ``lookup_id``
+        (what ``lookup_started`` named), first one first; just ``(lookup_id,)`` if unknown."""
+        return self._parts.get(lookup_id, (lookup_id,))
+
+    def _started(self, handle: LookupHandle, kind: str, target: bytes) -> None:
+        parts = handle.lookup_ids
+        self._parts[handle.lookup_id] = parts
+        while len(self._parts) > MAX_REMEMBERED_LOOKUPS:
+            del self._parts[next(iter(self._parts))]
+        self.lookup_started.emit(handle.lookup_id, kind, target)
 
     def _running_session(self, what: str) -> DhtSession | None:
         if self.session is None or not self.running:
@@ -522,7 +564,59 @@ class Controller(QObject):
         if self.current_lookup is handle:
             self.current_lookup = None
         self.lookup_finished.emit(result)
+        if handle.kind == "scrape":
+            scrape = await handle.scrape_result(LOOKUP_TIMEOUT)
+            log.info("scrape of %s: about %.0f seeds and %.0f downloaders (BEP 33 filters of "
+                     "%d nodes, %d without)", result.info_hash.hex(), scrape.seeds,
+                     scrape.downloaders, scrape.nodes, scrape.legacy)
+            self.scrape_finished.emit(scrape)
         return result
+
+    # --- BEP 44 ------------------------------------------------------------------------------
+    def get_item(self, target: bytes, salt: bytes = b"") -> LookupHandle | None:
+        """Start a BEP 44 get; ``item_finished`` gets its ItemResult."""
+        return self._start_item("get", target, salt=salt)
+
+    def put_item(self, request: PutRequest) -> LookupHandle | None:
+        """Start a BEP 44 put; ``item_finished`` gets its PutResult."""
+        return self._start_item("put", request.target, request=request)
+
+    def stored_items(self) -> list[tuple[bytes, StoredItem]]:
+        """The items other nodes put on our node (empty while it is not running)."""
+        if self.session is None or not self.running:
+            return []
+        return self.session.stored_items()
+
+    def _start_item(self, kind: str, target: bytes, *, salt: bytes = b"",
+                    request: PutRequest | None = None) -> LookupHandle | None:
+        session = self._running_session(f"{kind} the item")
+        if session is None:
+            return None
+        try:
+            if request is not None:
+                handle = session.start_put_item(request)
+            else:
+                handle = session.start_get_item(target, salt)
+        except LookupLimitError as err:
+            log.warning("cannot %s the item: %s", kind, err)
+            self.error.emit(f"Cannot {kind} the item: {err}. Wait for some to finish.")
+            return None
+        self._started(handle, kind, target)
+        self._spawn(self._follow_item(handle), f"{kind} of {target.hex()}")
+        return handle
+
+    async def _follow_item(self, handle: LookupHandle) -> None:
+        result: ItemResult | PutResult
+        if handle.kind == "put":
+            result = await handle.put_result(LOOKUP_TIMEOUT)
+            log.info("put of %s stored at %d nodes, refused or unanswered by %d",
+                     result.target.hex(), len(result.stored_at), len(result.failed))
+        else:
+            result = await handle.item_result(LOOKUP_TIMEOUT)
+            log.info("get of %s: %s", result.target.hex(),
+                     f"found (seq {result.seq}, {len(result.holders)} holders)" if result.found
+                     else f"nothing found ({result.rejected} copies rejected)")
+        self.item_finished.emit(result)
 
     async def _announce(
         self, session: DhtSession, handle: LookupHandle, info_hash: bytes, port: int,
@@ -541,7 +635,7 @@ class Controller(QObject):
         ips = {ip for ip in (session.external_ip, local[0] if local else None)
                if ip is not None and not _unspecified(ip)}
         verify = session.start_find_peers(info_hash)
-        self.lookup_started.emit(verify.lookup_id, "verify", info_hash)
+        self._started(verify, "verify", info_hash)
         found = await verify.result(LOOKUP_TIMEOUT)
         matched = tuple(p for p in found.peers
                         if p[1] == expected_port and (not ips or p[0] in ips))
@@ -585,9 +679,11 @@ class Controller(QObject):
             if isinstance(event, ev.MessageReceived) and event.kind == "r":
                 self._responses += 1
         elif isinstance(event, _ROUTING):
-            self._routing_dirty = True
+            self._routing_dirty.add(event.family)
         elif isinstance(event, ev.ExternalAddressChanged):
-            self._external, self._external_dirty = (event.ip, event.votes), True
+            fam = host_family(event.ip)
+            self._external[fam] = (event.ip, event.votes)
+            self._external_dirty.add(fam)
         elif isinstance(event, StateChanged):
             if event.new != "bootstrapping":
                 self._stall_timer.stop()
@@ -607,17 +703,21 @@ class Controller(QObject):
         batch, self._pending = self._pending, []
         if batch:
             self.events.emit(batch)
-        if self._external_dirty and self._external is not None:
-            self._external_dirty = False
-            self.external_address_changed.emit(*self._external)
+        dirty, self._external_dirty = self._external_dirty, set()
+        for fam in sorted(dirty):
+            self.external_address_changed.emit(*self._external[fam])
         session = self.session
         if session is None or session.node is None or not self.running:
             return
         now = session.now()
-        if self._routing_dirty or now - self._last_snapshot >= SNAPSHOT_EVERY:
-            self._routing_dirty = False
-            self._last_snapshot = now
-            self.routing_changed.emit(session.routing_snapshot())
+        periodic = now - self._last_snapshot >= SNAPSHOT_EVERY
+        if periodic or self._routing_dirty:
+            dirty, self._routing_dirty = self._routing_dirty, set()
+            if periodic:
+                self._last_snapshot = now
+            for family in session.families:
+                if periodic or family in dirty:
+                    self.routing_changed.emit(session.routing_snapshot(family))
         if now - self._last_stats >= STATS_EVERY:
             self._last_stats = now
             stats = session.stats()

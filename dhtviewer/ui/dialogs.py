@@ -1,148 +1,18 @@
-"""Dialogs of the desktop app: preferences (every DHT limit), busy port, about.
-
-The preferences dialog is built from ``DhtSettings`` itself: one editor per field, grouped by
-the section comments of the dataclass, with the field's docstring as its tooltip and help text.
-A limit added to the core therefore shows up here without touching this file.
+"""Small dialogs of the desktop app: busy port, about. (Preferences, built from the DHT settings'
+metadata, has its own module, ``preferences.py``, re-exported here.)
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
 from typing import Any
 
 from PySide6.QtCore import Qt
-from PySide6.QtWidgets import (
-    QCheckBox,
-    QDialog,
-    QDialogButtonBox,
-    QDoubleSpinBox,
-    QFormLayout,
-    QGroupBox,
-    QLabel,
-    QMessageBox,
-    QPushButton,
-    QScrollArea,
-    QSpinBox,
-    QVBoxLayout,
-    QWidget,
-)
+from PySide6.QtWidgets import QMessageBox, QPushButton, QWidget
 
 from dhtviewer import __version__
-from dhtviewer.dht.settings import DhtSettings, SettingSpec, setting_specs, spec_of
+from dhtviewer.ui.preferences import PreferencesDialog
 
-
-@dataclass(frozen=True, slots=True)
-class FieldDoc:
-    name: str
-    section: str
-    doc: str
-
-
-def settings_docs() -> list[FieldDoc]:
-    """Every DhtSettings field with its group and help text (field metadata)."""
-    return [FieldDoc(s.name, s.info.group.value, s.info.help) for s in setting_specs()]
-
-
-def _label(name: str) -> str:
-    text = name.replace("_", " ")
-    return text[:1].upper() + text[1:]
-
-
-class PreferencesDialog(QDialog):
-    """Edit a DhtSettings; ``settings()`` gives the edited copy. Changes apply at the next
-    start of the node (the running core keeps the limits it started with)."""
-
-    def __init__(self, settings: DhtSettings, parent: QWidget | None = None) -> None:
-        super().__init__(parent)
-        self.setWindowTitle("Preferences")
-        self._original = settings
-        self.editors: dict[str, QWidget] = {}
-        content = QWidget()
-        column = QVBoxLayout(content)
-        groups: dict[str, QFormLayout] = {}
-        for fd in settings_docs():
-            value = getattr(settings, fd.name)
-            editor = self._editor(spec_of(fd.name), value)
-            if editor is None:
-                continue
-            form = groups.get(fd.section)
-            if form is None:
-                box = QGroupBox(fd.section, content)
-                form = groups[fd.section] = QFormLayout(box)
-                form.setFieldGrowthPolicy(QFormLayout.FieldGrowthPolicy.FieldsStayAtSizeHint)
-                column.addWidget(box)
-            tip = fd.doc or _label(fd.name)
-            editor.setToolTip(f"{tip}\n(default: {getattr(DhtSettings(), fd.name)})")
-            label = QLabel(_label(fd.name))
-            label.setToolTip(editor.toolTip())
-            label.setBuddy(editor)
-            form.addRow(label, editor)
-            self.editors[fd.name] = editor
-        column.addStretch(1)
-        scroll = QScrollArea(self)
-        scroll.setWidget(content)
-        scroll.setWidgetResizable(True)
-        note = QLabel("Changes apply the next time the node starts. Hover a field for what it "
-                      "does.", self)
-        note.setWordWrap(True)
-        buttons = QDialogButtonBox(
-            QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel, self
-        )
-        self.defaults_button = QPushButton("Restore defaults", self)
-        self.defaults_button.setToolTip("Put every limit back to its documented default")
-        buttons.addButton(self.defaults_button, QDialogButtonBox.ButtonRole.ResetRole)
-        self.defaults_button.clicked.connect(lambda: self.load(DhtSettings()))
-        buttons.accepted.connect(self.accept)
-        buttons.rejected.connect(self.reject)
-        layout = QVBoxLayout(self)
-        layout.addWidget(note)
-        layout.addWidget(scroll, 1)
-        layout.addWidget(buttons)
-        unit = self.fontMetrics().height()
-        self.resize(unit * 34, unit * 40)
-
-    @staticmethod
-    def _editor(spec: SettingSpec, value: Any) -> QWidget | None:
-        if not spec.info.editable:
-            return None  # bytes: the client version is not a user setting
-        low, high = spec.info.low or 0, spec.info.high or 0
-        if isinstance(value, bool):
-            box = QCheckBox()
-            box.setChecked(value)
-            return box
-        if isinstance(value, int):
-            spin = QSpinBox()
-            spin.setRange(int(low), int(high))
-            spin.setValue(value)
-            spin.setGroupSeparatorShown(True)
-            return spin
-        if isinstance(value, float):
-            dspin = QDoubleSpinBox()
-            dspin.setRange(low, high)
-            dspin.setDecimals(2)
-            dspin.setValue(value)
-            dspin.setGroupSeparatorShown(True)
-            return dspin
-        return None  # bytes: the client version is not a user setting
-
-    def load(self, settings: DhtSettings) -> None:
-        for name, editor in self.editors.items():
-            value = getattr(settings, name)
-            if isinstance(editor, QCheckBox):
-                editor.setChecked(bool(value))
-            elif isinstance(editor, QSpinBox | QDoubleSpinBox):
-                editor.setValue(value)
-
-    def settings(self) -> DhtSettings:
-        changes: dict[str, Any] = {}
-        for name, editor in self.editors.items():
-            if isinstance(editor, QCheckBox):
-                changes[name] = editor.isChecked()
-            elif isinstance(editor, QSpinBox):
-                changes[name] = int(editor.value())
-            elif isinstance(editor, QDoubleSpinBox):
-                changes[name] = float(editor.value())
-        return replace(self._original, **changes)
+__all__ = ["PortBusyDialog", "PreferencesDialog", "about_text"]
 
 
 class PortBusyDialog(QMessageBox):

@@ -42,6 +42,8 @@ from PySide6.QtWidgets import (
 
 from dhtviewer import __version__
 from dhtviewer.dht.settings import DhtSettings
+from dhtviewer.net.keys import default_key_dir
+from dhtviewer.net.sample_store import SAMPLE_DB_NAME, default_sample_db_path
 from dhtviewer.ui.controller import (
     MAINLINE,
     SIMNET,
@@ -53,7 +55,9 @@ from dhtviewer.ui.controller import (
 )
 from dhtviewer.ui.dialogs import PortBusyDialog, PreferencesDialog, about_text
 from dhtviewer.ui.log_panel import LogPanel
+from dhtviewer.ui.panels.activity import ActivityPanel
 from dhtviewer.ui.panels.announce import AnnouncePanel
+from dhtviewer.ui.panels.items import ItemsPanel
 from dhtviewer.ui.panels.lookup import LookupPanel
 from dhtviewer.ui.panels.network import MODE_LABELS, NetworkPanel
 from dhtviewer.ui.panels.packets import PacketLogPanel
@@ -74,6 +78,19 @@ shown minimized, a platform that paints late)."""
 def _format_uptime(seconds: float) -> str:
     s = int(seconds)
     return f"{s // 3600:d}:{s // 60 % 60:02d}:{s % 60:02d}"
+
+
+def _nodes_text(stats: dict[str, float]) -> str:
+    """"good nodes 40 / 60", or per family when both run: "IPv4 40 / 60 · IPv6 38 / 55"."""
+    families = [f for f in (4, 6) if f"routing_nodes_v{f}" in stats]
+    if len(families) < 2:
+        good, size = int(stats.get("good_nodes", 0)), int(stats.get("routing_nodes", 0))
+        return f"good nodes {good} / {size}"
+    parts = [
+        f"IPv{f} {int(stats.get(f'good_nodes_v{f}', 0))} / {int(stats[f'routing_nodes_v{f}'])}"
+        for f in families
+    ]
+    return "good nodes " + " · ".join(parts)
 
 
 def _format_count(n: float) -> str:
@@ -136,6 +153,14 @@ class MainWindow(QMainWindow):
         self.routing = RoutingPanel(controller)
         self.lookup = LookupPanel(controller)
         self.traffic = TrafficPanel(controller)
+        # BEP 44 keys and the BEP 51 sample database live beside the node state
+        state_dir = state_path.parent if state_path is not None else None
+        self.items = ItemsPanel(
+            controller, key_dir=state_dir / "keys" if state_dir else default_key_dir())
+        self.activity = ActivityPanel(
+            controller,
+            db_path=state_dir / SAMPLE_DB_NAME if state_dir else default_sample_db_path(),
+            rate=self.dht_settings.crawl_rate)
         # the packet capture file lives beside the node state (deleted when the window closes)
         self.packets = PacketLogPanel(
             controller, capture_dir=state_path.parent if state_path is not None else None,
@@ -151,6 +176,9 @@ class MainWindow(QMainWindow):
             ("lookup", "Lookup", self.lookup, "Find peers and watch the lookup's path"),
             ("traffic", "Traffic", self.traffic, "Message rates, bytes, RTTs, network size"),
             ("packets", "Packet log", self.packets, "Every datagram, decoded"),
+            ("items", "Items", self.items, "Store and fetch data in the DHT (BEP 44)"),
+            ("activity", "Activity", self.activity,
+             "Crawl the DHT for the info-hashes nodes store (BEP 51)"),
             ("log", "Log", self.log_panel, "Messages and errors of the application"),
         ):
             dock = QDockWidget(title, self)
@@ -178,7 +206,7 @@ class MainWindow(QMainWindow):
         self.addDockWidget(Qt.DockWidgetArea.LeftDockWidgetArea, d["network"])
         self.splitDockWidget(d["network"], d["announce"], Qt.Orientation.Vertical)
         self.addDockWidget(Qt.DockWidgetArea.RightDockWidgetArea, d["lookup"])
-        for name in ("routing", "traffic", "packets"):
+        for name in ("routing", "traffic", "packets", "items", "activity"):
             self.tabifyDockWidget(d["lookup"], d[name])
         self.addDockWidget(Qt.DockWidgetArea.BottomDockWidgetArea, d["log"])
         for dock in d.values():
@@ -356,7 +384,8 @@ class MainWindow(QMainWindow):
         self.status_state = QLabel(self)
         self.status_state.setToolTip("Node state")
         self.status_nodes = QLabel(self)
-        self.status_nodes.setToolTip("Good nodes / nodes in the routing table")
+        self.status_nodes.setToolTip("Good nodes / nodes in the routing table, per address "
+                                     "family (the IPv4 and IPv6 DHTs are separate networks)")
         self.status_rate = QLabel(self)
         self.status_rate.setToolTip("Messages per second received / sent (5 s average)")
         self.status_size = QLabel(self)
@@ -389,6 +418,7 @@ class MainWindow(QMainWindow):
         self.routing.find_node_requested.connect(self._find_node)
         self.lookup.target_changed.connect(self.routing.set_target)
         self.lookup.searched.connect(self._searched)
+        self.activity.lookup_requested.connect(self._lookup_requested)
         self.log_panel.errors_changed.connect(self._log_errors)
         self.docks["log"].visibilityChanged.connect(self._log_visibility)
         self._state_changed(c.state, c.detail)
@@ -487,9 +517,7 @@ class MainWindow(QMainWindow):
                  STOPPING: t.questionable}.get(c.state, t.muted)
         self.status_state.setText(f"<span style='color:{color}'>●</span> {c.state}")
         s = self._stats if c.running else {}
-        self.status_nodes.setText(
-            f"good nodes {int(s.get('good_nodes', 0))} / {int(s.get('routing_nodes', 0))}"
-        )
+        self.status_nodes.setText(_nodes_text(s))
         rin, rout = self.traffic.messages_per_second()
         self.status_rate.setText(f"↓ {rin:.0f} ↑ {rout:.0f} msg/s")
         size = self.traffic.network_size()
@@ -551,12 +579,17 @@ class MainWindow(QMainWindow):
             self.announce.set_query(text)
         self.focus_lookup()
 
+    def _lookup_requested(self, text: str) -> None:
+        self.lookup.set_query(text)
+        self.focus_lookup()
+        self.lookup.start_lookup()
+
     def _find_node(self, target: bytes) -> None:
         if self.controller.find_node(target) is not None:
             self.raise_dock("lookup")
 
     def _lookup_started(self, _lookup_id: int, kind: str, _target: object) -> None:
-        if kind in ("get_peers", "find_node"):
+        if kind in ("get_peers", "scrape", "find_node"):
             self.raise_dock("lookup")
 
     def _searched(self, text: str) -> None:
@@ -606,6 +639,7 @@ class MainWindow(QMainWindow):
         finally:
             log.info("shut down in %.2f s", time.monotonic() - started)
             self.packets.close_capture()
+            self.activity.crawl.shutdown()
             self.log_panel.uninstall()
             self._closed = True
             self.close()

@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import logging
 from dataclasses import fields, replace
+from enum import Enum
 from typing import Any
 
 from PySide6.QtCore import QByteArray, QSettings
@@ -180,7 +181,7 @@ class SettingsStore:
             f.name: getattr(settings, f.name)
             for f in fields(DhtSettings)
             if getattr(settings, f.name) != getattr(defaults, f.name)
-            and isinstance(getattr(settings, f.name), bool | int | float)
+            and isinstance(getattr(settings, f.name), bool | int | float | Enum)
         }
         self.q.setValue("dht/overrides", json.dumps(changed))
 

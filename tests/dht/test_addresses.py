@@ -3,17 +3,26 @@ takes), families, local and loopback addresses, HOST:PORT text and socket addres
 
 from __future__ import annotations
 
+import random
+import socket
+
 import pytest
 
 from dhtviewer.dht.addresses import (
     acceptable_address,
     format_addr,
+    format_host,
+    host_family,
     ip_family,
     is_local,
     is_loopback,
+    pack_ip_unmapped,
     parse_hostport,
     sockaddr_to_addr,
+    socket_family,
 )
+from dhtviewer.dht.bloom import BloomFilter
+from dhtviewer.dht.tokens import TokenIssuer
 
 PUBLIC = ["8.8.8.8", "1.2.3.4", "93.184.216.34", "2001:4860:4860::8888", "2a00:1450:4001::1"]
 
@@ -194,6 +203,8 @@ def test_sockaddr_of_either_family_becomes_ip_port() -> None:
         ("::ffff:127.0.0.1", True, True),
         ("::ffff:10.0.0.1", True, False),
         ("::ffff:8.8.8.8", False, False),
+        ("::ffff:7f00:1", True, True),  # the same mapped address written in hex
+        ("0:0:0:0:0:ffff:a00:1", True, False),
         ("0.1.2.3", True, False),
         ("fec0::1", True, False),
         ("", False, False),
@@ -202,3 +213,26 @@ def test_sockaddr_of_either_family_becomes_ip_port() -> None:
 def test_local_and_loopback(ip: str, local: bool, loopback: bool) -> None:
     assert is_local(ip) is local
     assert is_loopback(ip) is loopback
+
+
+@pytest.mark.parametrize("mapped", ["::ffff:1.2.3.4", "::FFFF:1.2.3.4", "::ffff:102:304",
+                                    "0:0:0:0:0:ffff:102:304"])
+def test_an_ipv4_mapped_address_is_its_ipv4_address_everywhere(mapped: str) -> None:
+    """One rule for tokens, scrape filters and the local/loopback checks, however the mapped
+    address is written."""
+    assert pack_ip_unmapped(mapped) == pack_ip_unmapped("1.2.3.4") == bytes([1, 2, 3, 4])
+    assert BloomFilter.of([mapped]) == BloomFilter.of(["1.2.3.4"])
+    tokens = TokenIssuer(random.Random(1), 0.0)
+    assert tokens.verify(tokens.issue(mapped, b"\x01" * 20, 0.0), "1.2.3.4", b"\x01" * 20, 0.0)
+    assert pack_ip_unmapped("::1") == bytes(15) + b"\x01"  # a real IPv6 address stays one
+    with pytest.raises(ValueError):
+        pack_ip_unmapped("example.org")
+
+
+def test_families_of_hosts_as_given() -> None:
+    assert [host_family(h) for h in ("1.2.3.4", "::1", "fe80::1%eth0", "localhost", "x.org")] == [
+        4, 6, 6, 4, 4]
+    assert socket_family("::") == socket.AF_INET6 and socket_family("0.0.0.0") == socket.AF_INET
+    assert socket_family("router.bittorrent.com") == socket.AF_INET
+    assert (format_host("::1"), format_host("1.2.3.4"), format_host("x.org")) == (
+        "[::1]", "1.2.3.4", "x.org")

@@ -76,4 +76,6 @@ def test_cancel_reports_what_was_stored_so_far() -> None:
     r.start(hs, FakeSend(), 1.0)
     r.on_response(pending(r, hs[1].addr), Response(b"t", b"\x02" * 20), 1.1)
     r.finish(1.5, cancelled=True)
-    assert events == [ev.AnnounceFinished(7, IH, 6000, (hs[1].addr,), (hs[0].addr,), 1.5)]
+    assert events == [
+        ev.AnnounceFinished(7, IH, 6000, (hs[1].addr,), (hs[0].addr,), 1.5, cancelled=True)
+    ]

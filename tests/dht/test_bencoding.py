@@ -9,7 +9,7 @@ import pytest
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
-from dhtviewer.dht.bencoding import MAX_INT_DIGITS, BencodeError, decode, encode
+from dhtviewer.dht.bencoding import MAX_DEPTH, MAX_INT_DIGITS, BencodeError, decode, encode
 
 # Values as decode returns them: bytes, int, list, dict with bytes keys.
 values = st.recursive(
@@ -238,16 +238,44 @@ def test_hostile_nesting_raises_bencode_error_not_recursion_error() -> None:
         decode(b"d1:a" * 100_000)
 
 
-def test_decoder_is_iterative_even_when_the_depth_limit_is_lifted() -> None:
-    # 100,000 levels would overflow any recursive decoder; this one keeps an explicit stack.
-    deep = b"l" * 100_000 + b"e" * 100_000
-    value = decode(deep, max_depth=200_000)
-    for _ in range(99_999):
+def test_max_depth_is_bounded_by_what_bencode_py_can_build() -> None:
+    # bencode.py builds values recursively: the layer in front of it never lets it see more
+    # than MAX_DEPTH levels, and the check itself is iterative (hostile nesting above).
+    deep = b"l" * MAX_DEPTH + b"e" * MAX_DEPTH
+    value = decode(deep, max_depth=MAX_DEPTH)
+    for _ in range(MAX_DEPTH - 1):
         assert isinstance(value, list) and len(value) == 1
         value = value[0]
     assert value == []
-    with pytest.raises(BencodeError, match="truncated list"):
-        decode(deep[:-1], max_depth=200_000)
+    with pytest.raises(ValueError, match=r"max_depth must be 0\.\.100"):
+        decode(b"le", max_depth=MAX_DEPTH + 1)
+    with pytest.raises(BencodeError, match="nesting deeper than 100"):
+        decode(b"l" + deep + b"e", max_depth=MAX_DEPTH)
+
+
+# --- what bencode.py alone accepts (or worse) and the layer refuses -------------------------------
+@pytest.mark.parametrize(
+    ("data", "reason"),
+    [
+        (b"i+1e", "bad integer b'+1'"),
+        (b"i+0e", "bad integer b'+0'"),
+        (b"i 1e", "bad integer b' 1'"),
+        (b"i1 e", "bad integer b'1 '"),
+        (b"i1_0e", "bad integer b'1_0'"),
+        (b"1_0:abcdefghij", "bad string length prefix b'1_0'"),
+        (b"1 :a", "bad string length prefix b'1 '"),
+        (b"d+1:ai1ee", "dict key must be a byte string, got '+'"),
+        (b"d 1:ai1ee", "dict key must be a byte string, got ' '"),
+        (b"d1:ai1e-0:i2ee", "dict key must be a byte string, got '-'"),
+        (b"d1:ai1e1:ai2ee", "duplicate dict key b'a'"),
+        (b"i" + b"9" * 65 + b"e", "integer longer than 64 digits"),
+        # bencode.py 4.1 steps back onto this key forever (negative length): must never reach it
+        (b"d1:k4:abcd-10:e", "dict key must be a byte string, got '-'"),
+    ],
+)
+def test_what_bencode_py_accepts_is_refused_with_a_reason(data: bytes, reason: str) -> None:
+    with pytest.raises(BencodeError, match=re.escape(reason)):
+        decode(data)
 
 
 # --- encoding -------------------------------------------------------------------------------------

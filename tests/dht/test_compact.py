@@ -19,6 +19,7 @@ from dhtviewer.dht.compact import (
     encode_nodes6,
     encode_peer,
     encode_values,
+    partial_records,
 )
 from dhtviewer.dht.messages import NodeInfo
 
@@ -104,16 +105,23 @@ def test_ipv4_mapped_ipv6_stays_ipv6() -> None:
 # --- decoding errors -----------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("length", [1, 25, 27, 38, 51])
-def test_nodes_length_must_be_a_multiple_of_26(length: int) -> None:
-    with pytest.raises(CompactError, match=f"'nodes' .* multiple of 26, got {length}$"):
-        decode_nodes(b"\x00" * length)
+@pytest.mark.parametrize("extra", [1, 25])
+def test_nodes_with_a_trailing_partial_record_give_the_complete_ones(extra: int) -> None:
+    nodes = [NodeInfo(bytes([i]) * 20, (f"1.2.3.{i}", 1000 + i)) for i in range(1, 4)]
+    raw = encode_nodes(nodes)
+    assert decode_nodes(raw + b"\x07" * extra) == tuple(nodes)
+    assert partial_records(nodes=raw + b"\x07" * extra) == 1
+    assert partial_records(nodes=raw) == 0
+    assert decode_nodes(b"\x07" * extra) == ()  # only a fragment: nothing usable
 
 
-@pytest.mark.parametrize("length", [1, 26, 37, 39, 75])
-def test_nodes6_length_must_be_a_multiple_of_38(length: int) -> None:
-    with pytest.raises(CompactError, match=f"multiple of 38, got {length}"):
-        decode_nodes6(b"\x00" * length)
+@pytest.mark.parametrize("extra", [1, 37])
+def test_nodes6_with_a_trailing_partial_record_give_the_complete_ones(extra: int) -> None:
+    nodes = [NodeInfo(bytes([i]) * 20, (f"2001:db8::{i}", 2000 + i)) for i in range(1, 3)]
+    raw = encode_nodes6(nodes)
+    assert decode_nodes6(raw + b"\x07" * extra) == tuple(nodes)
+    assert partial_records(nodes6=raw + b"\x07" * extra) == 1
+    assert partial_records(nodes=raw[:26], nodes6=raw) == 0
 
 
 @pytest.mark.parametrize("length", [0, 4, 5, 7, 16, 17, 19, 26])
@@ -122,9 +130,15 @@ def test_peer_must_be_6_or_18_bytes(length: int) -> None:
         decode_peer(b"\x01" * length)
 
 
-def test_bad_value_entries_are_named_by_index() -> None:
-    with pytest.raises(CompactError, match=r"values\[1\] must be 6 or 18 bytes, got 7"):
-        decode_values([b"\x01" * 6, b"\x01" * 7])
+def test_value_entries_of_no_peer_length_are_skipped_and_counted() -> None:
+    values = [b"\x01" * 6, b"\x01" * 7, b"\x02" * 18, b"", b"\x03" * 6]
+    assert decode_values(values) == (
+        ("1.1.1.1", 257), ("202:202:202:202:202:202:202:202", 514), ("3.3.3.3", 771)
+    )
+    assert partial_records(values=values) == 2
+
+
+def test_a_value_entry_of_the_wrong_type_is_an_error() -> None:
     with pytest.raises(CompactError, match=r"values\[0\] must be a byte string, got int"):
         decode_values([5])  # type: ignore[list-item]
 

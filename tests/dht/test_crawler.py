@@ -67,3 +67,26 @@ def test_direct_sample_and_a_second_crawl() -> None:
     net.call(a, lambda d, now: d.stop_crawl(now))
     stats = a.dht.crawl_stats()
     assert stats is not None and stats["running"] == 0
+
+
+def test_silent_nodes_do_not_hold_the_crawls_slots() -> None:
+    """A fifth of the network silent: slots freed at the short timeout keep the crawl near its
+    rate (with slots held for the whole hard timeout, 2 slots would allow under 1 query/s)."""
+    settings = replace(DhtSettings(), crawl_max_inflight=2, short_timeout=0.5,
+                       adaptive_timeout=False)
+    net = SimNetwork(52, settings=settings)
+    nodes = net.add_nodes(120)
+    net.bootstrap_all()
+    crawler = nodes[0]
+    for n in nodes[1::5]:
+        net.kill(n)
+    events = net.watch(crawler)
+    op = net.call(crawler, lambda d, now: d.start_crawl(now, rate=3.0))
+    net.run_for(20.0)
+    net.call(crawler, lambda d, now: d.stop_crawl(now))
+    got = [e for e in events if isinstance(e, ev.SamplesReceived) and e.op_id == op]
+    stats = crawler.dht.crawl_stats()
+    assert stats is not None and stats["slow"] >= 5
+    assert stats["queried"] >= 45  # 3/s for 20 s (less the silent ones' waits)
+    assert len([e for e in got if e.error == "timeout"]) >= 5
+    assert len([e for e in got if e.error is None]) >= 35

@@ -35,7 +35,7 @@ def test_immutable_put_and_get() -> None:
     assert entry is not None and entry.stored_at == 10.0
     assert s.get(item.target, 11.0) == item
     assert s.put(item, 20.0) is entry and entry.puts == 2  # a re-put refreshes
-    assert s.stats["stored"] == 1 and s.stats["refreshed"] == 1
+    assert s.counters.items_new == 1 and s.counters.items_refreshed == 1
 
 
 def test_mutable_seq_must_grow() -> None:
@@ -50,7 +50,7 @@ def test_mutable_seq_must_grow() -> None:
     assert refused(s, Item.signed(SEED, b"other", 2), 2.0) == SEQ_TOO_LOW
     entry = s.put(v2, 3.0)
     assert entry is not None and entry.refreshed_at == 3.0 and entry.item == v2
-    assert s.stats["updated"] == 1 and s.stats["refused"] == 2
+    assert s.counters.items_updated == 1 and s.counters.items_refused == 2
 
 
 def test_cas() -> None:
@@ -90,7 +90,7 @@ def test_expiry_two_hours_after_the_last_put() -> None:
     assert s.next_expiry() == 3600.0 + 7200.0
     assert s.get(item.target, 10799.0) == item
     assert s.get(item.target, 10800.0) is None
-    assert len(s) == 0 and s.stats["expired"] == 1 and s.next_expiry() is None
+    assert len(s) == 0 and s.counters.items_expired == 1 and s.next_expiry() is None
 
 
 def test_cap_evicts_least_recently_put_among_fewest_putters() -> None:
@@ -107,7 +107,7 @@ def test_cap_evicts_least_recently_put_among_fewest_putters() -> None:
         assert len(s) == 3
     assert popular.target in s
     assert lonely.target not in s
-    assert s.stats["evicted"] == 50
+    assert s.counters.items_evicted == 50
 
 
 def test_putters_are_bounded() -> None:

@@ -21,6 +21,7 @@ from dhtviewer.dht.messages import (
     GetPeersQuery,
     GetQuery,
     Message,
+    NodeInfo,
     PingQuery,
     Query,
     Response,
@@ -80,7 +81,7 @@ def test_find_node_returns_closest_known_nodes() -> None:
     r = ask(node, FindNodeQuery(b"fn", OTHER_ID, target=target))
     assert isinstance(r, Response)
     assert 1 <= len(r.nodes) <= 8
-    in_table = {e.id for e in node.tables[4]}
+    in_table = {e.id for e in node.table}
     expected = sorted(in_table, key=lambda x: distance(x, target))[: len(r.nodes)]
     assert [n.id for n in r.nodes] == expected
 
@@ -236,7 +237,7 @@ def test_read_only_node_does_not_answer_and_marks_queries() -> None:
 def test_read_only_querier_not_added_to_table() -> None:
     node = make_node()
     ask(node, PingQuery(b"aa", OTHER_ID, read_only=True))
-    assert len(node.tables[4]) == 0
+    assert len(node.table) == 0
 
 
 def test_every_libtorrent_capture_query_gets_a_correct_answer() -> None:
@@ -391,10 +392,23 @@ def test_export_state_lists_table_nodes() -> None:
     wire = Wire()
     addrs = build_network(wire, 12)
     state = wire.nodes[addrs[3]].export_state()
-    assert state["node_id"] == wire.nodes[addrs[3]].node_id.hex()
+    assert state["node_id"] == wire.nodes[addrs[3]].node_id.hex() and state["family"] == 4
     nodes = state["nodes"]
     assert isinstance(nodes, list) and len(nodes) >= 8
     assert all(len(bytes.fromhex(n[0])) == 20 for n in nodes)
+
+
+def test_offered_contacts_are_pinged_within_the_budget_and_of_our_family_only() -> None:
+    """Contacts the other family's node learned (BEP 32) are unverified: the node pings them
+    as it would pings anyone who queried it, within the verification budget."""
+    node = make_node(replace(LOCAL, verify_rate=5.0))
+    mine = [NodeInfo(bytes([i + 1]) * 20, (f"127.0.5.{i + 1}", 6881)) for i in range(20)]
+    other = [NodeInfo(b"\x66" * 20, ("::1", 6881)), NodeInfo(node.node_id, ("127.0.5.99", 1))]
+    node.offer_contacts([*mine, *other], 0.0)
+    pinged = [a for _, a in node.datagrams_to_send()]
+    assert len(pinged) == 5 and set(pinged) <= {n.addr for n in mine}  # the budget: 5/s
+    assert node.counters.verify_pings_skipped == 15
+    assert len(node.table) == 0  # nobody enters before answering
 
 
 def answer_pings(node: DhtNode, rtt: float, start: float, count: int) -> float:
@@ -458,7 +472,7 @@ def test_custom_method_between_two_nodes() -> None:
     assert client.send_query(b, b"echo", {b"say": b"hello"}, wire.now, owner) is not None
     wire.run(1.0)
     assert owner.outcomes == [{b"echo": b"hello"}]
-    assert client.tables[4].get(server.node_id) is not None  # an answer is an answer
+    assert client.table.get(server.node_id) is not None  # an answer is an answer
     server.unregister_handler(b"echo")
     client.send_query(b, b"echo", {b"say": b"again"}, wire.now, owner)
     wire.run(2.0)
@@ -492,3 +506,136 @@ def test_settings_and_state_are_read_only_from_outside() -> None:
     assert restored.external_ip == "5.6.7.8" and not restored.traffic_events
     restored.set_traffic_events(True)
     assert restored.traffic_events
+
+
+# --- randomness: what others see, and secrets ---------------------------------------------------
+def secrets_of(node: DhtNode) -> tuple[bytes, bytes, list[bytes]]:
+    """The node's id, a token it issues, and the tids of three pings it sends."""
+    token = node.tokens.issue("1.2.3.4", b"\x01" * 20, 0.0)
+    tids = []
+    for i in range(3):
+        node.ping((f"127.0.3.{i + 1}", 6881), 0.0)
+        tids += [krpc.decode(d).tid for d, _ in node.datagrams_to_send()]
+    return node.node_id, token, tids
+
+
+def test_the_public_rng_does_not_determine_tids_tokens_or_the_id() -> None:
+    """Tids, token secrets and our id come from the secrets source alone: whoever sees (or
+    seeds) the public rng learns nothing of them."""
+    def node(public: int, secret: int | None) -> DhtNode:
+        s = None if secret is None else random.Random(secret)
+        return DhtNode(rng=random.Random(public), secrets=s, now=0.0, settings=LOCAL)
+
+    same_public = [secrets_of(node(1, 100)), secrets_of(node(1, 200))]
+    assert all(a != b for a, b in zip(*same_public, strict=True))  # id, token and tids differ
+    same_secrets = [secrets_of(node(1, 100)), secrets_of(node(2, 100))]
+    assert same_secrets[0] == same_secrets[1]  # the secrets alone decide them (simulations)
+    # By default the operating system's generator: nothing seeded can reproduce them.
+    default = [secrets_of(node(1, None)), secrets_of(node(1, None))]
+    assert default[0][0] != default[1][0] and default[0][1] != default[1][1]
+
+
+# --- bad arguments to the API: refused up front, nothing left behind -----------------------------
+@pytest.mark.parametrize(
+    ("addr", "why"),
+    [
+        (("not-an-ip", 6881), "not an IP address"),
+        (("example.org", 6881), "not an IP address"),
+        (("1.2.3.4", 0), "port 0"),
+        (("1.2.3.4", 70000), "bad port"),
+        (("1.2.3.4", "6881"), "bad port"),
+        (("224.0.0.1", 6881), "multicast"),
+        (("0.0.0.0", 6881), "unspecified"),
+        (("::1", 6881), "speaks IPv4 only"),
+        ("1.2.3.4:6881", "not an \\(ip, port\\) pair"),
+        (("1.2.3.4", 6881, 0), "not an \\(ip, port\\) pair"),
+    ],
+)
+def test_queries_to_bad_addresses_are_refused_up_front(addr: object, why: str) -> None:
+    node = make_node()
+    owner = TransactionOwner()
+    with pytest.raises(ValueError, match=why):
+        node.ping(addr, 0.0)  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match=why):
+        node.sample(addr, 0.0)  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match=why):
+        node.send_query(addr, b"x", {}, 0.0, owner)  # type: ignore[arg-type]
+    assert len(node.txns) == 0 and node.datagrams_to_send() == []
+    node.handle_timer(100.0)  # and nothing left to trip over later
+    assert node.drain_events() == []
+
+
+def test_a_local_address_may_be_queried_directly() -> None:
+    node = make_node(replace(LOCAL, allow_local=False))
+    node.ping(("192.168.1.20", 6881), 0.0)
+    assert len(node.txns) == 1
+
+
+def test_a_custom_query_that_cannot_be_encoded_is_refused_and_leaves_nothing() -> None:
+    node = make_node()
+    owner = TransactionOwner()
+    with pytest.raises(ValueError, match="cannot encode the b'x' query"):
+        node.send_query(CLIENT, b"x", {b"f": 1.5}, 0.0, owner)
+    with pytest.raises(ValueError, match="cannot encode"):
+        node.send_query(CLIENT, b"x", {b"f": [b"ok", None]}, 0.0, owner)
+    for bad in (0, -1.0, float("nan"), "1", True):
+        with pytest.raises(ValueError, match="timeout must be a positive number"):
+            node.send_query(CLIENT, b"x", {}, 0.0, owner, hard_timeout=bad)  # type: ignore[arg-type]
+    assert len(node.txns) == 0 and node.datagrams_to_send() == []
+    assert node.next_deadline() is None
+
+
+class Outcomes(TransactionOwner):
+    def __init__(self) -> None:
+        self.seen: list[tuple[str, float]] = []
+
+    def on_slow(self, p: Pending, now: float) -> None:
+        self.seen.append(("slow", now))
+
+    def on_timeout(self, p: Pending, now: float) -> None:
+        self.seen.append(("timeout", now))
+
+
+def test_send_query_takes_its_own_timeouts() -> None:
+    node = make_node()
+    owner = Outcomes()
+    p = node.send_query(CLIENT, b"x", {}, 10.0, owner, short_timeout=0.2, hard_timeout=0.7)
+    assert p is not None and node.next_deadline() == pytest.approx(10.2)
+    node.handle_timer(10.2)
+    node.handle_timer(10.7)
+    assert owner.seen == [("slow", 10.2), ("timeout", 10.7)]
+
+
+def test_cancel_queries_forgets_an_owners_queries() -> None:
+    node = make_node()
+    mine, other = Outcomes(), Outcomes()
+    for i in range(3):
+        node.send_query((f"127.0.4.{i + 1}", 6881), b"x", {}, 0.0, mine)
+    node.send_query(("127.0.4.9", 6881), b"x", {}, 0.0, other)
+    sent = {dst: krpc.decode(d).tid for d, dst in node.datagrams_to_send()}
+    assert node.cancel_queries(mine) == 3 and node.cancel_queries(mine) == 0
+    assert len(node.txns) == 1
+    late = Response(sent[("127.0.4.1", 6881)], b"\x21" * 20)
+    node.receive(krpc.encode(late), ("127.0.4.1", 6881), 0.5)  # dropped as unsolicited
+    node.handle_timer(LOCAL.hard_timeout)
+    assert mine.seen == [] and other.seen[-1] == ("timeout", LOCAL.hard_timeout)
+    assert node.counters.unsolicited == 1
+
+
+def test_an_owner_that_raises_does_not_strand_a_concurrent_lookup() -> None:
+    """A custom owner raising in on_timeout must not stop the timer pass: the lookup whose
+    query timed out at the same moment still hears of it and finishes."""
+    class Broken(TransactionOwner):
+        def on_timeout(self, p: Pending, now: float) -> None:
+            raise RuntimeError("bug in a script")
+
+    node = make_node()
+    node.send_query(("127.0.5.1", 6881), b"x", {}, 0.0, Broken())
+    lid = node.start_lookup(b"\x07" * 20, 0.0, seeds=[("127.0.5.2", 6881)])
+    node.handle_timer(LOCAL.hard_timeout)  # must not raise
+    events = node.drain_events()
+    assert any(isinstance(e, ev.LookupFinished) and e.lookup_id == lid for e in events)
+    (failed,) = [e for e in events if isinstance(e, ev.OwnerFailed)]
+    assert failed.callback == "on_timeout" and "bug in a script" in failed.error
+    assert node.stats(LOCAL.hard_timeout)["owner_errors"] == 1
+    assert not node.lookups and len(node.txns) == 0

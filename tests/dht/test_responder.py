@@ -8,6 +8,8 @@ import random
 from dhtviewer.dht import events as ev
 from dhtviewer.dht import krpc
 from dhtviewer.dht.counters import Counters
+from dhtviewer.dht.families import Sibling
+from dhtviewer.dht.identity import NodeIdentity
 from dhtviewer.dht.messages import (
     METHOD_UNKNOWN,
     PROTOCOL_ERROR,
@@ -16,6 +18,7 @@ from dhtviewer.dht.messages import (
     ErrorMessage,
     FindNodeQuery,
     GetPeersQuery,
+    NodeInfo,
     PingQuery,
     Response,
     SampleInfohashesQuery,
@@ -33,7 +36,23 @@ V4: Addr = ("198.51.100.7", 6881)
 V6: Addr = ("2a01:4f8:ffff::7", 6881)
 
 
+class TableHolder:
+    """What a sibling node shows of itself: its table's closest contacts."""
+
+    def __init__(self, table: RoutingTable) -> None:
+        self.table = table
+
+    def closest_contacts(self, target: bytes, count: int, now: float) -> list[NodeInfo]:
+        return self.table.closest(target, count, now)
+
+    def needs_contacts(self) -> bool:
+        return False
+
+
 class Setup:
+    """A dual-stack host's two responders: ``r`` answers on IPv4, ``r6`` on IPv6; each shows
+    the other family's contacts through its ``Sibling``. ``single`` is an IPv4-only one."""
+
     def __init__(self, settings: DhtSettings | None = None) -> None:
         s = settings or DhtSettings()
         rng = random.Random(3)
@@ -45,11 +64,21 @@ class Setup:
         self.store = PeerStore(max_info_hashes=100, max_peers_per_info_hash=100, ttl=1800.0)
         self.counters = Counters()
         self.events: list[ev.Event] = []
-        self.r = Responder(
-            node_id=OWN, settings=s, tables=self.tables, store=self.store,
-            tokens=TokenIssuer(rng, 0.0), rng=rng, counters=self.counters,
-            emit=self.events.append,
-        )
+        views = {4: Sibling(6), 6: Sibling(4)}
+        views[4].bind(TableHolder(self.tables[6]))
+        views[6].bind(TableHolder(self.tables[4]))
+
+        def responder(family: int, sibling: Sibling | None) -> Responder:
+            return Responder(
+                identity=NodeIdentity(OWN, secrets=random.Random(2)), settings=s,
+                table=self.tables[family], store=self.store,
+                tokens=TokenIssuer(rng, 0.0), rng=rng, counters=self.counters,
+                emit=self.events.append, sibling=sibling,
+            )
+
+        self.r = responder(4, views[4])
+        self.r6 = responder(6, views[6])
+        self.single = responder(4, None)
 
 
 def test_every_reply_carries_our_id_the_seen_address_and_our_version() -> None:
@@ -61,13 +90,32 @@ def test_contacts_come_from_the_families_asked_for() -> None:
     st = Setup()
     asker = random_id(random.Random(2))
     target = random_id(random.Random(4))
-    same = st.r.answer(FindNodeQuery(b"t", asker, target=target), V6, 1.0)
+    same = st.r6.answer(FindNodeQuery(b"t", asker, target=target), V6, 1.0)
     both = st.r.answer(FindNodeQuery(b"t", asker, target=target, want=frozenset({b"n4", b"n6"})),
                        V4, 1.0)
     assert isinstance(same, Response) and isinstance(both, Response)
     assert not same.nodes and len(same.nodes6) == 8  # no want: the querier's own family
+    assert list(same.nodes6) == st.tables[6].closest(target, 8, 1.0)
     assert len(both.nodes) == len(both.nodes6) == 8
     assert list(both.nodes) == st.tables[4].closest(target, 8, 1.0)
+    # The other family's contacts come from the sibling, the IPv6 node's table.
+    assert list(both.nodes6) == st.tables[6].closest(target, 8, 1.0)
+
+
+def test_want_of_the_other_family_only_and_unknown_entries() -> None:
+    st = Setup()
+    asker = random_id(random.Random(2))
+    target = random_id(random.Random(4))
+    n6 = FindNodeQuery(b"t", asker, target=target, want=frozenset({b"n6"}))
+    only6 = st.r.answer(n6, V4, 1.0)
+    assert isinstance(only6, Response)
+    assert not only6.nodes and list(only6.nodes6) == st.tables[6].closest(target, 8, 1.0)
+    # An entry the BEP does not define is ignored; none known means the query's own family.
+    odd = st.r.answer(FindNodeQuery(b"t", asker, target=target, want=frozenset({b"x9"})), V4, 1.0)
+    assert isinstance(odd, Response) and len(odd.nodes) == 8 and not odd.nodes6
+    # A node without an IPv6 sibling has no IPv6 contacts to give, and says nothing.
+    none = st.single.answer(n6, V4, 1.0)
+    assert isinstance(none, Response) and not none.nodes and not none.nodes6
 
 
 def test_get_peers_gives_a_token_for_that_ip_and_peers_of_its_family() -> None:
@@ -103,7 +151,7 @@ def test_oversized_replies_shed_peers_first_and_fit_the_budget() -> None:
         st.store.add(ih, (f"2001:db8:1::{i + 1:x}", 6881), 0.0)
     q = GetPeersQuery(b"t", random_id(random.Random(6)), info_hash=ih,
                       want=frozenset({b"n4", b"n6"}))
-    reply = st.r.answer(q, V6, 1.0)
+    reply = st.r6.answer(q, V6, 1.0)
     assert isinstance(reply, Response) and len(reply.values) == 50
     assert len(krpc.encode(reply)) > DhtSettings().max_reply_bytes  # would amplify
     data = st.r.encode(reply)

@@ -563,6 +563,97 @@ def test_stale_buckets_and_refresh_targets() -> None:
         table.refresh_target(depth, rng)
 
 
+# --- our id changes (BEP 42) ---------------------------------------------------------------------
+NEW_ID = int_to_id(id_to_int(OWN) ^ (1 << (ID_BITS - 1)) ^ 0x5A5A)
+"""Differs from OWN in the first bit: every bucket is laid out anew."""
+
+
+def test_update_node_id_rebuilds_around_the_new_id_keeping_what_we_knew() -> None:
+    table, rec = make_table()
+    for prefix in range(4):
+        fill(table, prefix, 3 if prefix == 0 else 2, 0.0, start=prefix * 100)
+    waiting = id_at(6, low=77)
+    table.heard_from(waiting, addr_of(900), 5.0, responded=False)  # a querier, never verified
+    victim = next(iter(table))
+    table.failed(victim.id, victim.addr, 6.0)
+    before = {e.id: (e.addr, e.added_at, e.last_response, e.failures) for e in table}
+    counts = table.counters.as_dict()
+    rec.events.clear()
+    to_ping = table.update_node_id(NEW_ID, 50.0)
+    assert table.own_id == NEW_ID and to_ping == []
+    snap = table.snapshot(50.0)
+    assert snap.own_id == NEW_ID
+    for b in snap.buckets:
+        for n in b.nodes:
+            assert table.bucket_index(n.id) == b.index
+    # Nine answered nodes fit (no bucket overflows), with their history intact.
+    assert {e.id: (e.addr, e.added_at, e.last_response, e.failures) for e in table} == before
+    # The unverified querier still waits (never promoted for lack of an answer).
+    assert waiting not in table
+    assert any(c.id == waiting for i in range(len(snap.buckets))
+               for c in table.replacement_candidates(i))
+    # The same contacts, re-sorted: nothing counted again, no per-node events.
+    assert table.counters.as_dict() == counts and rec.events == []
+
+
+def test_update_node_id_applies_the_subnet_rule_where_nodes_now_meet() -> None:
+    """Two nodes of one /24 sat in different buckets; around the new id they share one, and
+    only the first (live nodes first, in bucket order) may stay."""
+    table, _ = make_table()
+    fill(table, 0, K, 0.0)  # full buckets, so that ours splits and the two below sit apart
+    fill(table, 5, K, 0.0, start=100)
+    far, near = id_at(1, low=5), id_at(9, low=5)
+    table.heard_from(far, ("1.2.3.4", 6881), 0.0, responded=True)
+    table.heard_from(near, ("1.2.3.5", 6881), 0.0, responded=True)
+    assert far in table and near in table  # different buckets: both allowed
+    table.update_node_id(NEW_ID, 10.0)
+    assert table.bucket_index(far) == table.bucket_index(near)
+    assert far in table and near not in table
+    assert not any(c.id == near for i in range(table.snapshot(10.0).depth)
+                   for c in table.replacement_candidates(i))
+    for i in range(table.snapshot(10.0).depth):
+        keys = [table.policy.subnet(n.addr[0]) for n in table if table.bucket_index(n.id) == i]
+        keys += [table.policy.subnet(c.addr[0]) for c in table.replacement_candidates(i)]
+        assert len(keys) == len(set(keys))
+
+
+def test_update_node_id_hands_back_the_pings_its_full_buckets_need() -> None:
+    table, _ = make_table()
+    for prefix in range(5):
+        fill(table, prefix, 3, 0.0, start=prefix * 100)
+    later = GOOD_PERIOD + 10.0  # everyone questionable by now
+    to_ping = table.update_node_id(NEW_ID, later)
+    # 15 answered nodes around an id where the early buckets overflow: the overflow waits in
+    # the replacement cache, and the questionable nodes standing in its way are to be pinged.
+    assert len(table) < 15 and to_ping
+    live = {e.id for e in table}
+    assert all(n.id in live for n in to_ping)
+
+
+def test_update_node_id_refuses_a_bad_id() -> None:
+    table, _ = make_table()
+    with pytest.raises(ValueError, match="20 bytes"):
+        table.update_node_id(b"short", 0.0)
+
+
+def test_an_error_reply_heals_a_failing_node_but_proves_no_candidate() -> None:
+    table, rec = make_table()
+    (node_id,) = fill(table, 0, 1, 0.0)
+    for t in range(BAD_AFTER):
+        table.failed(node_id, addr_of(0), 10.0 + t)
+    assert state(table, node_id, 20.0) == BAD
+    table.answered_with_error(addr_of(0), 30.0, b"XX\x00\x01")
+    e = table.get(node_id)
+    assert e is not None and e.failures == 0 and e.last_seen == 30.0
+    assert state(table, node_id, 30.0) == GOOD
+    assert rec.of(NodeStateChanged)[-1].new == GOOD
+    cand = id_at(3, low=9)
+    table.heard_from(cand, addr_of(55), 31.0, responded=False)
+    table.answered_with_error(addr_of(55), 32.0)  # an error carries no id: still unproven
+    assert cand not in table
+    table.answered_with_error(addr_of(77), 33.0)  # nobody there: nothing happens
+
+
 # --- snapshots and export -------------------------------------------------------------------------
 def test_snapshot_counts() -> None:
     table, _ = make_table()

@@ -38,6 +38,24 @@ def test_inflight_cap() -> None:
     assert len(s.due(1.0)) == 1
 
 
+def test_a_slow_query_gives_its_slot_away_and_its_late_answer_still_counts() -> None:
+    s = make(rate=100.0, max_inflight=2)
+    s.add_contacts(contact(i) for i in range(10))
+    first = s.due(1.0)
+    assert len(first) == 2 and s.due(1.0) == []
+    slow = first[0][0]
+    s.on_slow(slow.addr)
+    s.on_slow(slow.addr)  # once only
+    assert s.inflight == 1 and s.counts.slow == 1
+    assert len(s.due(1.0)) == 1  # its slot went to the next node
+    s.on_reply(slow.addr, slow.id, 3.0, supported=True, returned=1, num=1)
+    assert s.inflight == 2 and s.counts.replied == 1  # not released twice
+    other = first[1][0]
+    s.on_slow(other.addr)
+    s.on_failure(other.addr)  # the hard timeout after the short one
+    assert s.inflight == 1 and s.counts.failed == 1
+
+
 def test_random_targets_and_no_repeat_without_reason() -> None:
     s = make(rate=1000.0, burst=1000.0, max_inflight=1000)
     s.add_contacts(contact(i) for i in range(50))
@@ -47,7 +65,7 @@ def test_random_targets_and_no_repeat_without_reason() -> None:
     for n, _ in batch:
         s.on_reply(n.addr, n.id, 1.0, supported=True, returned=3, num=3, interval=0)
     assert s.due(10_000.0) == []  # everything returned all it stores: nothing to ask again
-    assert s.stats["replied"] == 50 and s.stats["supported"] == 50
+    assert s.counts.replied == 50 and s.counts.supported == 50
 
 
 def test_interval_is_honoured_before_asking_again() -> None:
@@ -72,14 +90,14 @@ def test_unsupported_nodes_still_feed_the_walk() -> None:
     s.add_contacts([contact(1)])
     [(n, _)] = s.due(0.0)
     s.on_reply(n.addr, n.id, 0.1, supported=False, contacts=[contact(2), contact(3)])
-    assert s.stats["unsupported"] == 1 and s.known() == 3
+    assert s.counts.unsupported == 1 and s.known() == 3
     assert {m.addr for m, _ in s.due(1.0)} == {contact(2).addr, contact(3).addr}
 
 
 def test_known_nodes_are_bounded() -> None:
     s = make(max_known=10)
     assert s.add_contacts(contact(i) for i in range(25)) == 10
-    assert s.known() == 10 and s.stats["dropped_contacts"] == 15
+    assert s.known() == 10 and s.counts.dropped_contacts == 15
     assert s.add_contacts([contact(3)]) == 0  # already known
 
 
@@ -88,7 +106,7 @@ def test_replies_we_did_not_ask_for_change_nothing() -> None:
     s.add_contacts([contact(1)])
     s.on_reply(contact(1).addr, contact(1).id, 0.0, supported=True, num=100)
     s.on_failure(contact(9).addr)
-    assert s.inflight == 0 and s.stats["replied"] == 0 and s.stats["failed"] == 0
+    assert s.inflight == 0 and s.counts.replied == 0 and s.counts.failed == 0
 
 
 @settings(max_examples=60, deadline=None)

@@ -4,9 +4,11 @@ value out of its range or of the wrong type with one line naming the field."""
 from __future__ import annotations
 
 from dataclasses import fields, replace
+from typing import Any
 
 import pytest
 
+from dhtviewer.dht.families import AddressFamilies
 from dhtviewer.dht.settings import (
     DhtSettings,
     SettingGroup,
@@ -37,6 +39,17 @@ def test_every_field_is_described_as_data() -> None:
     assert spec_of("k").info.label == "Bucket size (K)" and spec_of("k").info.unit == "nodes"
     assert spec_of("hard_timeout").info.unit == "s"
     assert spec_of("per_ip_rate").info.group is SettingGroup.ABUSE
+
+
+def test_a_choice_takes_a_member_or_its_value_and_nothing_else() -> None:
+    spec = spec_of("address_families")
+    assert spec.kind is AddressFamilies and spec.range_text() == "ipv4|ipv6|both"
+    assert spec.info.group is SettingGroup.FAMILIES
+    assert DhtSettings().address_families is AddressFamilies.BOTH
+    text: Any = "ipv4"  # as --set and TOML give it
+    assert DhtSettings(address_families=text).address_families is AddressFamilies.IPV4
+    with pytest.raises(SettingsError, match=r"must be one of ipv4\|ipv6\|both \(got 'dual'\)"):
+        DhtSettings(address_families="dual")  # type: ignore[arg-type]
 
 
 def test_defaults_are_valid_and_float_fields_hold_floats() -> None:

@@ -11,7 +11,7 @@ from dhtviewer.dht import krpc
 from dhtviewer.dht.addresses import acceptable_address, ip_family
 from dhtviewer.dht.messages import Addr
 from dhtviewer.dht.node import DhtNode
-from dhtviewer.dht.node_id import ID_BITS, ID_BYTES, bep42_valid
+from dhtviewer.dht.node_id import ID_BITS, ID_BYTES, bep42_exempt, bep42_valid
 
 # Bounds the node keeps as module constants rather than settings.
 MAX_IP_VOTERS = 64
@@ -20,6 +20,7 @@ MAX_TIDS = 60000  # TransactionTable caps max_inflight here (2-byte tids)
 
 def check_invariants(node: DhtNode, now: float) -> None:
     """Assert every structural invariant and bound of ``node`` at time ``now``."""
+    _check_identity(node)
     _check_routing(node, now)
     _check_transactions(node)
     _check_store(node, now)
@@ -28,40 +29,50 @@ def check_invariants(node: DhtNode, now: float) -> None:
     _check_counters(node)
 
 
+def _check_identity(node: DhtNode) -> None:
+    # One id everywhere: the table is laid out around the id the node sends.
+    assert node.table.own_id == node.node_id, "the table kept an old id"
+    # BEP 42: once votes settle on a public address, our id matches it (unless told not to).
+    ip = node.voter.external_ip
+    if node.settings.derive_node_id and node.voter.confirmed and ip is not None:
+        assert bep42_exempt(ip) or bep42_valid(node.node_id, ip), "id does not match our address"
+
+
 def _check_routing(node: DhtNode, now: float) -> None:
     s = node.settings
-    ips_all: set[str] = set()
-    for fam, table in node.tables.items():
-        snap = table.snapshot(now)
-        assert snap.k == s.k and snap.own_id == node.node_id
-        assert 1 <= len(snap.buckets) <= ID_BITS
-        ids: set[bytes] = set()
-        for b in snap.buckets:
-            assert len(b.nodes) <= b.capacity == table.policy.bucket_size(b.index), b.index
-            assert b.replacements <= max(0, s.replacement_cache_size)
-            for n in b.nodes:
-                assert n.id != node.node_id, "our own id is in the routing table"
-                assert len(n.id) == ID_BYTES
-                assert n.id not in ids, "an id is in the table twice"
-                assert n.addr[0] not in ips_all, f"two entries for IP {n.addr[0]}"
-                ids.add(n.id)
-                ips_all.add(n.addr[0])
-                assert table.bucket_index(n.id) == b.index, "entry in the wrong bucket"
-                assert ip_family(n.addr[0]) == fam
-                assert 0 < n.addr[1] < 65536
-                assert acceptable_address(n.addr, allow_local=s.allow_local) is None
-                assert n.bep42_ok == bep42_valid(n.id, n.addr[0])
-                if s.enforce_bep42:
-                    assert n.bep42_ok, "a non-BEP 42 id entered while enforcement is on"
-                assert table.get(n.id) is not None
-                assert table.get_by_addr(n.addr) is not None
-                entry = table.get(n.id)
-                assert entry is not None and entry.answered, "an unverified node is live"
-            keys = [table.policy.subnet(n.addr[0]) for n in b.nodes]
-            keys += [table.policy.subnet(c.addr[0]) for c in table.replacement_candidates(b.index)]
-            keys = [k for k in keys if k is not None]
-            assert len(keys) == len(set(keys)), f"two nodes of one subnet in bucket {b.index}"
-        assert len(table) == snap.size == len(ids)
+    hosts: set[object] = set()
+    fam, table = node.family, node.table
+    snap = table.snapshot(now)
+    assert snap.k == s.k and snap.own_id == node.node_id
+    assert 1 <= len(snap.buckets) <= ID_BITS
+    ids: set[bytes] = set()
+    for b in snap.buckets:
+        assert len(b.nodes) <= b.capacity == table.policy.bucket_size(b.index), b.index
+        assert b.replacements <= max(0, s.replacement_cache_size)
+        for n in b.nodes:
+            assert n.id != node.node_id, "our own id is in the routing table"
+            assert len(n.id) == ID_BYTES
+            assert n.id not in ids, "an id is in the table twice"
+            host = table.policy.host(n.addr)  # the IP (the address for ::1 on a testnet)
+            assert host not in hosts, f"two entries for IP {n.addr[0]}"
+            ids.add(n.id)
+            hosts.add(host)
+            assert table.bucket_index(n.id) == b.index, "entry in the wrong bucket"
+            assert ip_family(n.addr[0]) == fam
+            assert 0 < n.addr[1] < 65536
+            assert acceptable_address(n.addr, allow_local=s.allow_local) is None
+            assert n.bep42_ok == bep42_valid(n.id, n.addr[0])
+            if s.enforce_bep42:
+                assert n.bep42_ok, "a non-BEP 42 id entered while enforcement is on"
+            assert table.get(n.id) is not None
+            assert table.get_by_addr(n.addr) is not None
+            entry = table.get(n.id)
+            assert entry is not None and entry.answered, "an unverified node is live"
+        keys = [table.policy.subnet(n.addr[0]) for n in b.nodes]
+        keys += [table.policy.subnet(c.addr[0]) for c in table.replacement_candidates(b.index)]
+        keys = [k for k in keys if k is not None]
+        assert len(keys) == len(set(keys)), f"two nodes of one subnet in bucket {b.index}"
+    assert len(table) == snap.size == len(ids)
 
 
 def _check_transactions(node: DhtNode) -> None:
@@ -128,6 +139,10 @@ def _check_counters(node: DhtNode) -> None:
     ), c
     assert c.packets_out == c.queries_out + c.responses_out + c.errors_out, c
     assert c.oversized <= c.malformed
+    assert c.malformed_replies <= c.malformed
+    assert c.slow_queries + c.timeouts <= 2 * c.queries_out
+    # The node's own owners (lookups, announce rounds, pings, crawls...) never raise.
+    assert c.owner_errors == 0, "a built-in transaction owner raised"
     assert c.rate_limited + c.read_only_dropped <= c.queries_in
 
 

@@ -9,12 +9,14 @@ its transactions and an ``announce_peer`` carrying a token it will accept.
 from __future__ import annotations
 
 import base64
+import itertools
 import json
 import random
 from pathlib import Path
 
 from dhtviewer.dht import bencoding, krpc
 from dhtviewer.dht.bloom import BloomFilter
+from dhtviewer.dht.families import Sibling, dual_stack
 from dhtviewer.dht.items import Item
 from dhtviewer.dht.messages import (
     GENERIC_ERROR,
@@ -65,12 +67,25 @@ SETTINGS = DhtSettings()
 CAPTURES = Path(__file__).resolve().parents[1] / "data" / "krpc-captures"
 
 
+def dual_pair(settings: DhtSettings = SETTINGS, seed: int = 0) -> dict[int, DhtNode]:
+    """A dual-stack host at T0: an IPv4 and an IPv6 node, each the other's sibling."""
+    ops = itertools.count(1)
+
+    def make(family: int, sibling: Sibling) -> DhtNode:
+        return DhtNode(
+            rng=random.Random(seed * 2 + family), secrets=random.Random(~(seed * 2 + family)),
+            now=T0, node_id=NODE_ID, settings=settings, family=family, sibling=sibling,
+            op_ids=ops,
+        )
+
+    return dual_stack(make)
+
+
 def primed_node(settings: DhtSettings = SETTINGS, seed: int = 0) -> DhtNode:
-    """A dual-stack node at time T0 with a ping to PING_PEER and a get_peers lookup (seeded
-    with LOOKUP_SEED) in flight; its outbox and event queue are empty."""
-    node = DhtNode(
-        rng=random.Random(seed), now=T0, node_id=NODE_ID, settings=settings, families=(4, 6)
-    )
+    """The IPv4 node of a dual-stack host (so ``want`` for IPv6 contacts is answered too) at
+    time T0 with a ping to PING_PEER and a get_peers lookup (seeded with LOOKUP_SEED) in flight;
+    its outbox and event queue are empty."""
+    node = dual_pair(settings, seed)[4]
     node.ping(PING_PEER, T0)
     node.start_lookup(TARGET, T0, kind="get_peers", seeds=[LOOKUP_SEED])
     node.datagrams_to_send()

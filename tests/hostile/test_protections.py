@@ -17,6 +17,7 @@ from hypothesis import strategies as st
 
 from dhtviewer.dht import events as ev
 from dhtviewer.dht import krpc
+from dhtviewer.dht.families import dual_stack
 from dhtviewer.dht.items import Item, public_key_of, sign
 from dhtviewer.dht.messages import (
     PROTOCOL_ERROR,
@@ -48,9 +49,19 @@ FLOODER: Addr = ("11.0.0.66", 6881)
 CLIENT: Addr = ("11.0.0.7", 6881)
 
 
-def make(settings: DhtSettings = DEFAULTS, families: tuple[int, ...] = (4,)) -> DhtNode:
+def make(settings: DhtSettings = DEFAULTS, family: int = 4) -> DhtNode:
     return DhtNode(
-        rng=random.Random(1), now=0.0, node_id=OWN_ID, settings=settings, families=families
+        rng=random.Random(1), now=0.0, node_id=OWN_ID, settings=settings, family=family
+    )
+
+
+def make_pair(settings: DhtSettings = DEFAULTS) -> dict[int, DhtNode]:
+    """A dual-stack host: one node per family, each answering ``want`` for the other."""
+    return dual_stack(
+        lambda family, sibling: DhtNode(
+            rng=random.Random(family), now=0.0, node_id=OWN_ID, settings=settings,
+            family=family, sibling=sibling,
+        )
     )
 
 
@@ -209,21 +220,22 @@ def test_rate_limit_can_be_switched_off() -> None:
 
 
 # --- amplification -----------------------------------------------------------------------------
-def loaded_node() -> DhtNode:
-    """Dual-stack, routing tables full around IH, a full swarm for IH (both families), the
-    store at its info_hash cap: every reply is as large as it can get."""
+def loaded_pair() -> dict[int, DhtNode]:
+    """A dual-stack host, each node with its routing table full around IH, a full swarm for IH
+    (both families), the store at its info_hash cap: every reply is as large as it can get
+    (a ``want`` for both families draws on both tables)."""
     # Without rate limits: the budget is not what the tests of this node are about.
-    node = make(replace(DEFAULTS, rate_limit=False), families=(4, 6))
+    pair = make_pair(replace(DEFAULTS, rate_limit=False))
     rng = random.Random(3)
-    for i in range(1, 2000):
-        for fam in (4, 6):
-            node.tables[fam].heard_from(random_id(rng), (ip(i, fam), 6881), 0.0, responded=True)
-    for _ in range(DEFAULTS.max_info_hashes - 1):
-        node.store.add(random_id(rng), ("12.0.0.1", 1), 0.0)
-    for i in range(DEFAULTS.max_peers_per_info_hash):
-        node.store.add(IH, (ip(i + 70000, 4 + 2 * (i % 2)), 6881), 0.0, seed=i % 3 == 0)
-    node.items.put(BIG_ITEM, 0.0)
-    return node
+    for fam, node in pair.items():
+        for i in range(1, 2000):
+            node.table.heard_from(random_id(rng), (ip(i, fam), 6881), 0.0, responded=True)
+        for _ in range(DEFAULTS.max_info_hashes - 1):
+            node.store.add(random_id(rng), ("12.0.0.1", 1), 0.0)
+        for i in range(DEFAULTS.max_peers_per_info_hash):
+            node.store.add(IH, (ip(i + 70000, 4 + 2 * (i % 2)), 6881), 0.0, seed=i % 3 == 0)
+        node.items.put(BIG_ITEM, 0.0)
+    return pair
 
 
 # The largest BEP 44 item: a 1000-byte value with a 64-byte salt, mutable (k, seq and sig too).
@@ -232,7 +244,7 @@ BIG_ITEM = Item(_BIG_RAW, public_key_of(bytes(32)), 2**63 - 1,
                 sign(bytes(32), 2**63 - 1, _BIG_RAW, b"s" * 64), b"s" * 64)
 
 
-LOADED = loaded_node()
+LOADED = loaded_pair()
 WANTS = st.sampled_from([frozenset(), frozenset({b"n4"}), frozenset({b"n6"}),
                          frozenset({b"n4", b"n6"})])
 
@@ -250,7 +262,7 @@ WANTS = st.sampled_from([frozenset(), frozenset({b"n4"}), frozenset({b"n6"}),
 def test_every_reply_fits_max_reply_bytes_on_a_fully_loaded_node(
     method: str, tid: bytes, want: frozenset[bytes], family: int, target: bytes
 ) -> None:
-    node = LOADED
+    node = LOADED[family]
     q: Query
     if method == "ping":
         q = PingQuery(tid, PEER_ID)
@@ -288,7 +300,6 @@ def test_every_reply_fits_max_reply_bytes_on_a_fully_loaded_node(
 def test_amplification_of_small_queries_is_bounded() -> None:
     """Worst case per reply on a fully loaded node, and what a flood of small queries from
     many addresses gets back in total: bytes out stay within a small multiple of bytes in."""
-    node = LOADED
     both = frozenset({b"n4", b"n6"})
     queries = [
         PingQuery(b"aa", PEER_ID),
@@ -302,7 +313,9 @@ def test_amplification_of_small_queries_is_bounded() -> None:
     for i in range(2000):  # 2000 addresses, each within its budget, all at once
         q = queries[i % len(queries)]
         data = krpc.encode(q)
-        node.receive(data, (ip(200000 + i, 4 + 2 * (i % 2)), 6881), 2.0)
+        family = 4 + 2 * (i % 2)
+        node = LOADED[family]
+        node.receive(data, (ip(200000 + i, family), 6881), 2.0)
         sent = node.datagrams_to_send()
         node.drain_events()
         bytes_in += len(data)
@@ -450,15 +463,15 @@ def test_a_node_whose_id_changes_between_replies_is_flagged() -> None:
     x = ("11.0.3.1", 6881)
     first, second = bytes.fromhex("11" * 20), bytes.fromhex("22" * 20)
     send(node, Response(pinged(node, x, 0.0), first), x, 0.1)
-    assert node.tables[4].get(first) is not None
+    assert node.table.get(first) is not None
     tid = pinged(node, x, 1.0, node_id=first)  # a routine check of a known contact
     node.receive(krpc.encode(Response(tid, second)), x, 1.1)
     events = node.drain_events()
     drain(node)
     assert node.counters.id_mismatch == 1
     assert any(isinstance(e, ev.NodeRemoved) and e.reason == "id-changed" for e in events)
-    assert node.tables[4].get(first) is None
-    assert sum(1 for e in node.tables[4] if e.addr[0] == x[0]) <= 1
+    assert node.table.get(first) is None
+    assert sum(1 for e in node.table if e.addr[0] == x[0]) <= 1
     check_invariants(node, 1.1)
 
 
@@ -481,15 +494,15 @@ def test_no_second_routing_entry_for_an_address_already_present() -> None:
         send(node, PingQuery(b"pq", bytes([0x30 + i]) * 20), (x[0], port), 0.2 + i)
         tid = pinged(node, (x[0], port), 0.3 + i)
         send(node, Response(tid, bytes([0x40 + i]) * 20), (x[0], port), 0.35 + i)
-    entries = [e for e in node.tables[4] if e.addr[0] == x[0]]
+    entries = [e for e in node.table if e.addr[0] == x[0]]
     assert [e.id for e in entries] == [first]
-    assert node.tables[4].counters.id_conflicts > 0
+    assert node.table.counters.id_conflicts > 0
     check_invariants(node, 5.0)
 
 
 @pytest.mark.parametrize("enforce", [False, True])
 def test_bep42_is_recorded_per_node_and_enforced_on_request(enforce: bool) -> None:
-    node = make(replace(DEFAULTS, enforce_bep42=enforce), families=(4, 6))
+    pair = make_pair(replace(DEFAULTS, enforce_bep42=enforce))
     rng = random.Random(9)
     good4, bad4 = ("11.0.6.1", 6881), ("11.0.7.2", 6881)
     good6, bad6 = ("2a00:6::1", 6881), ("2a00:7::2", 6881)
@@ -501,9 +514,11 @@ def test_bep42_is_recorded_per_node_and_enforced_on_request(enforce: bool) -> No
     }
     assert not bep42_valid(ids[bad4], bad4[0]) and not bep42_valid(ids[bad6], bad6[0])
     now = 0.0
-    for addr, nid in ids.items():  # each answers a ping of ours...
+    for addr, nid in ids.items():  # each answers a ping of the node of its family...
         now += 0.1
-        send(node, Response(pinged(node, addr, now), nid), addr, now)
+        fam_node = pair[6 if ":" in addr[0] else 4]
+        send(fam_node, Response(pinged(fam_node, addr, now), nid), addr, now)
+    node = pair[4]
     for i in range(1, 4):  # ...and more arrive as queriers and as contacts in a lookup
         now += 0.1
         nid = bep42_id(ip(i + 300), rng) if i % 2 else bytes([i]) * 20
@@ -513,7 +528,7 @@ def test_bep42_is_recorded_per_node_and_enforced_on_request(enforce: bool) -> No
     contacts = tuple(NodeInfo(bytes([0x60 + i]) * 20, (ip(i + 400), 6881)) for i in range(8))
     send(node, Response(krpc.decode(data).tid, bep42_id("11.0.6.9", rng), nodes=contacts),
          ("11.0.6.9", 6881), now)
-    snaps = [n for fam in (4, 6) for b in node.routing_snapshot(now, fam).buckets for n in b.nodes]
+    snaps = [n for x in pair.values() for b in x.routing_snapshot(now).buckets for n in b.nodes]
     recorded = {n.addr: n.bep42_ok for n in snaps}
     assert recorded[good4] and recorded[good6]
     for n in snaps:
@@ -521,11 +536,12 @@ def test_bep42_is_recorded_per_node_and_enforced_on_request(enforce: bool) -> No
     if enforce:
         assert all(n.bep42_ok for n in snaps)
         assert bad4 not in recorded and bad6 not in recorded
-        assert sum(t.counters.refused_bep42 for t in node.tables.values()) >= 2
+        assert sum(x.table.counters.refused_bep42 for x in pair.values()) >= 2
     else:
         assert recorded[bad4] is False and recorded[bad6] is False
     node.cancel_lookup(lid, now)
-    check_invariants(node, now)
+    for x in pair.values():
+        check_invariants(x, now)
 
 
 # --- bounds ------------------------------------------------------------------------------------

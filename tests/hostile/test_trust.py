@@ -70,7 +70,7 @@ def test_a_spoofed_ping_is_never_handed_out_and_costs_its_victim_two_datagrams()
 
     size = node.routing_size()
     deliver(PingQuery(b"sp", spoofed_id), VICTIM, 1.0)
-    assert node.tables[4].get(spoofed_id) is None and node.routing_size() == size
+    assert node.table.get(spoofed_id) is None and node.routing_size() == size
     # Others ask about the spoofed id and around it, lookups run, timers fire for ten minutes.
     now = 1.0
     for i in range(600):
@@ -206,5 +206,5 @@ def test_an_answer_beats_a_spoofed_query_from_the_same_subnet() -> None:
     node.datagrams_to_send()
     # ...and cannot keep the real node, which answers a query of ours, out.
     node.preload_contacts([real], 1.0)
-    assert node.tables[4].get(real.id) is not None
+    assert node.table.get(real.id) is not None
     assert distance(real.id, real.id) == 0

@@ -31,6 +31,7 @@ from dhtviewer.dht.items import (
     SEQ_TOO_LOW,
     VALUE_TOO_BIG,
     Item,
+    mutable_target,
     sign,
 )
 from dhtviewer.dht.messages import (
@@ -377,6 +378,27 @@ def test_libtorrent_stores_on_our_node(
     assert target == best.target and stored >= 1
     held = loop.call(session.stored_items)
     assert best.target in {t for t, _ in held}
+
+
+def test_libtorrent_mutable_put_lands_on_our_node(
+    ours: tuple[LoopThread, DhtSession], net: LibtorrentNet
+) -> None:
+    """A libtorrent mutable put whose target (SHA-1 of key and salt) is near our id is stored
+    by our node, signature and all: our storage side accepts what libtorrent signs."""
+    loop, session = ours
+    our_id = session.node_id
+    seed = bytes(range(21, 53))
+    pk = Item.signed(seed, b"x", 1).public_key or b""
+    salt = min((b"near-%d" % i for i in range(4000)),
+               key=lambda s: distance(mutable_target(pk, s), our_id))
+    assert net.put_mutable(10, seed, b"libtorrent was here", salt) >= 1
+    expected = Item.signed(seed, b"libtorrent was here", 1, salt)
+    held = dict(loop.call(session.stored_items))
+    assert expected.target in held
+    stored = held[expected.target].item
+    assert stored.mutable and stored.seq == 1 and stored.salt == salt
+    assert stored.value == expected.value and stored.signature == expected.signature
+    stored.validate()
 
 
 def test_session_scrape_of_a_libtorrent_swarm(

@@ -5,7 +5,10 @@ from __future__ import annotations
 
 import csv
 import io
+import sqlite3
 from pathlib import Path
+
+import pytest
 
 from dhtviewer.net.sample_store import SampleStore
 
@@ -74,3 +77,22 @@ def test_a_corrupt_file_is_moved_aside(tmp_path: Path) -> None:
         s.record(N1, ADDR, [A], 1, 60, 0.0)
     backups = list(tmp_path.glob("samples.sqlite3.corrupt-*"))
     assert len(backups) == 1 and backups[0].read_bytes().startswith(b"this is not")
+
+
+def test_a_reader_sees_commits_while_the_writer_holds_a_transaction(tmp_path: Path) -> None:
+    path = tmp_path / "samples.sqlite3"
+    with pytest.raises(sqlite3.OperationalError):
+        SampleStore(path, readonly=True)  # nothing to read yet: no file is made
+    assert not path.exists()
+    writer = SampleStore(path)
+    writer.record(N1, ADDR, [A, B], 2, 60, 0.0)
+    writer.commit()
+    writer.record(N2, ADDR, [C], 1, 60, 1.0)  # not committed yet
+    with SampleStore(path, readonly=True) as reader:
+        assert reader.totals().info_hashes == 2  # the last commit, without waiting
+        with pytest.raises(sqlite3.OperationalError):
+            reader.record(N3, ADDR, [A], 1, 60, 2.0)
+    writer.commit()
+    with SampleStore(path, readonly=True) as reader:
+        assert reader.totals().info_hashes == 3
+    writer.close()

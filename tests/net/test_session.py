@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import json
 import socket
+import tempfile
 from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import replace
 from pathlib import Path
@@ -15,8 +16,13 @@ from typing import TypeVar
 import pytest
 
 from dhtviewer.dht import events as ev
+from dhtviewer.dht import krpc
+from dhtviewer.dht.families import AddressFamilies
+from dhtviewer.dht.messages import FindNodeQuery, NodeInfo, Response
+from dhtviewer.dht.node_id import bep42_valid
+from dhtviewer.dht.routing_table import RoutingTable
 from dhtviewer.dht.settings import DhtSettings
-from dhtviewer.net import session as session_mod
+from dhtviewer.net import stack as stack_mod
 from dhtviewer.net.session import (
     BootstrapError,
     DhtSession,
@@ -27,6 +33,7 @@ from dhtviewer.net.session import (
     private_network,
 )
 from dhtviewer.net.testnet import BackgroundTestnet, LocalTestnet
+from tests.support.raw_peer import RawPeer
 
 T = TypeVar("T")
 DEAD = ("127.0.11.250", 9)  # nothing listens there
@@ -72,7 +79,8 @@ def test_start_reaches_ready_with_a_local_network_allowed(testnet: LocalTestnet)
             assert s.node is not None and s.node.settings.allow_local  # switched on for us
             assert s.stats()["good_nodes"] >= 8
             assert sum(len(b.nodes) for b in s.routing_snapshot().buckets) >= 8
-            changes = [(e.old, e.new) for e in seen if isinstance(e, StateChanged)]
+            changes = [(e.old, e.new) for e in seen
+                       if isinstance(e, StateChanged) and e.old != e.new]
             assert changes[:2] == [("stopped", "bootstrapping"), ("bootstrapping", "ready")]
             assert any(isinstance(e, ev.NodeAdded) for e in seen)  # core events too
         finally:
@@ -222,7 +230,7 @@ def test_stop_start_keeps_identity_and_contacts(testnet: LocalTestnet, tmp_path:
         node_id = s.node_id
         await s.start(boot(testnet), timeout=10)
         await s.stop()
-        saved = json.loads(path.read_text())
+        saved = json.loads(path.read_text())["families"]["4"]  # the testnet is IPv4 only
         assert saved["node_id"] == node_id.hex() and len(saved["nodes"]) >= 8
         # The same object restarts; a new one restores from the file, without any bootstrap
         # address: the saved contacts are enough.
@@ -255,7 +263,7 @@ def test_busy_port_raises_port_in_use(testnet: LocalTestnet) -> None:
 def test_bootstrap_retries_with_backoff_then_recovers(
     testnet: LocalTestnet, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(session_mod, "RETRY_FIRST", 0.05)
+    monkeypatch.setattr(stack_mod, "RETRY_FIRST", 0.05)
 
     async def go() -> None:
         async with DhtSession(FAST, bind=("127.0.11.209", 0)) as s:
@@ -347,14 +355,15 @@ def _ipv6_loopback() -> bool:
 @pytest.mark.skipif(not _ipv6_loopback(), reason="no IPv6 loopback")
 def test_ipv6_sessions_bootstrap_and_announce_over_loopback() -> None:
     async def go() -> None:
-        async with DhtSession(DhtSettings(), bind=("::1", 0)) as a, DhtSession(
-            FAST, bind=("::1", 0)
+        only6 = DhtSettings(address_families=AddressFamilies.IPV6)
+        async with DhtSession(only6, bind=("::1", 0)) as a, DhtSession(
+            replace(FAST, address_families=AddressFamilies.IPV6), bind=("::1", 0)
         ) as b:
             await a.start([], wait=False)
             a_addr = a.local_address
-            assert a_addr is not None and a_addr[0] == "::1"
+            assert a_addr is not None and a_addr[0] == "::1" and a.families == (6,)
             await b.start([f"[::1]:{a_addr[1]}"], timeout=10)
-            assert state(b) == "ready" and b.family == socket.AF_INET6
+            assert state(b) == "ready" and b.families == (6,)
             assert (await b.ping(a_addr, timeout=5)).id == a.node_id
             stored = await b.announce(b"\x01" * 20, 1234, timeout=10)
             assert stored.stored_at == (a_addr,)
@@ -432,5 +441,184 @@ def test_sample_and_crawl_the_testnet(testnet: LocalTestnet, tmp_path: Path) -> 
             assert announced <= set(store.info_hashes())
             assert store.totals().nodes_supporting >= len(testnet.addrs)
             store.close()
+
+    run(go)
+
+
+def test_a_new_bep42_id_is_saved_at_once_and_kept_across_restarts(tmp_path: Path) -> None:
+    """Three responders (over real UDP) agree that our address is a public one our id does not
+    match: the node takes a BEP 42 id for it, and the session writes it to the state file at
+    once (not only at a clean stop) and restarts with it."""
+    path = tmp_path / "state.json"
+    public = "81.4.19.7"
+
+    async def answer(sock: socket.socket) -> None:
+        loop = asyncio.get_running_loop()
+        data, addr = await loop.sock_recvfrom(sock, 2048)
+        query = krpc.decode(data)
+        reply = Response(query.tid, bytes([sock.getsockname()[1] % 251]) * 20,
+                         external_ip=(public, addr[1]))
+        await loop.sock_sendto(sock, krpc.encode(reply), addr)
+
+    async def go() -> None:
+        socks = []
+        for i in range(3):
+            sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+            sock.bind((f"127.0.11.{230 + i}", 0))
+            sock.setblocking(False)
+            socks.append(sock)
+        try:
+            s = DhtSession(QUICK, bind=("127.0.11.229", 0), state_path=path)
+            old = s.node_id
+            await s.start([], wait=False)
+            for sock in socks:
+                responder = asyncio.create_task(answer(sock))
+                await s.ping(sock.getsockname(), timeout=5)
+                await responder
+            new = s.node_id
+            assert new != old and bep42_valid(new, public) and s.external_ip == public
+            saved = json.loads(path.read_text())["families"]["4"]
+            assert saved["node_id"] == new.hex()  # saved already
+            await s.stop()
+            await s.start([], wait=False)
+            assert s.node_id == new
+            await s.stop()
+            assert DhtSession(QUICK, state_path=path).node_id == new
+        finally:
+            for sock in socks:
+                sock.close()
+
+
+# --- dual stack (BEP 32): an IPv4 and an IPv6 DHT side by side on loopback -----------------------
+DUAL_SEED = 32
+
+
+@pytest.fixture(scope="module")
+def dual_testnet() -> Iterator[LocalTestnet]:
+    if not _ipv6_loopback():
+        pytest.skip("no IPv6 loopback")
+    net = LocalTestnet(24, "127.0.14.1", port=0, seed=DUAL_SEED, ipv6=True)
+    with BackgroundTestnet(net) as running:
+        yield running
+
+
+def _queried(events: list[SessionEvent], lookup_id: int) -> set[tuple[str, int]]:
+    return {e.addr for e in events if isinstance(e, ev.LookupQuerySent)
+            and e.lookup_id == lookup_id}
+
+
+def test_dual_stack_session_runs_two_separate_dhts(dual_testnet: LocalTestnet) -> None:
+    """Separate tables, one lookup per family merged for the user, announce in both, and
+    state saved per family."""
+    net = dual_testnet
+    info_hash, peers = next(iter(net.announced.items()))
+    assert {p[0] for p in peers} & {"::1"} and any(":" not in p[0] for p in peers)
+    mine = bytes.fromhex("ab" * 20)
+
+    async def go(path: Path) -> None:
+        async with DhtSession(FAST, bind=("127.0.14.200", 0), state_path=path) as s, \
+                DhtSession(QUICK, bind=("127.0.14.201", 0)) as other:
+            seen: list[SessionEvent] = []
+            s.subscribe(seen.append)
+            await asyncio.gather(s.start(boot(net), timeout=10), other.start(boot(net), timeout=10))
+            await asyncio.gather(s.wait_ready(10, every_family=True),
+                                 other.wait_ready(10, every_family=True))
+            assert s.families == (4, 6)
+            local = s.local_addresses
+            assert local[4][0] == "127.0.14.200" and local[6][0] == "::1"
+            # Two tables, each of its own family only.
+            t4, t6 = s.routing_snapshot(4), s.routing_snapshot(6)
+            assert t4.family == 4 and t6.family == 6 and t4.size >= 8 and t6.size >= 8
+            assert all(":" not in n.addr[0] for b in t4.buckets for n in b.nodes)
+            assert all(n.addr[0] == "::1" for b in t6.buckets for n in b.nodes)
+            stats = s.stats()
+            assert stats["routing_nodes_v4"] == t4.size and stats["routing_nodes_v6"] == t6.size
+            # One lookup per family; the user sees the peers of both.
+            result = await s.find_peers(info_hash, timeout=10)
+            assert set(peers) <= set(result.peers) and not result.cancelled
+            four, six = result.family(4), result.family(6)
+            assert four is not None and six is not None and four.lookup_id != six.lookup_id
+            assert four.peers and all(":" not in p[0] for p in four.peers)
+            assert six.peers and all(p[0] == "::1" for p in six.peers)
+            assert all(":" not in a[0] for a in _queried(seen, four.lookup_id))
+            assert all(a[0] == "::1" for a in _queried(seen, six.lookup_id))
+            started = {e.lookup_id: e.family for e in seen if isinstance(e, ev.LookupStarted)}
+            assert started[four.lookup_id] == 4 and started[six.lookup_id] == 6
+            # Announce in both DHTs; another session finds us in both.
+            announced = await s.announce(mine, 45000, timeout=10)
+            by_family = announced.stored_by_family()
+            assert by_family[4] >= 1 and by_family[6] >= 1
+            found = await other.find_peers(mine, timeout=10)
+            assert {("127.0.14.200", 45000), ("::1", 45000)} <= set(found.peers)
+        saved = json.loads(path.read_text())["families"]
+        assert set(saved) == {"4", "6"}
+        assert all(":" not in n[1] for n in saved["4"]["nodes"]) and saved["4"]["nodes"]
+        assert all(n[1] == "::1" for n in saved["6"]["nodes"]) and saved["6"]["nodes"]
+
+    with tempfile.TemporaryDirectory() as tmp:
+        run(lambda: go(Path(tmp) / "state.json"))
+
+
+def test_dual_stack_answers_want_for_the_other_family(dual_testnet: LocalTestnet) -> None:
+    """BEP 32 ``want``: an IPv4 query asking for n6 gets the IPv6 node's contacts."""
+    net = dual_testnet
+    target = bytes.fromhex("42" * 20)
+
+    async def go() -> None:
+        server_settings = replace(FAST, read_only=False)
+        async with DhtSession(server_settings, bind=("127.0.14.202", 0)) as s:
+            await s.start(boot(net), timeout=10)
+            await s.wait_ready(10, every_family=True)
+            addrs = s.local_addresses
+            loop = asyncio.get_running_loop()
+            with RawPeer(b"\x07" * 20, "127.0.14.203") as v4, RawPeer(b"\x08" * 20, "::1") as v6:
+                only6 = await loop.run_in_executor(None, v4.ask, addrs[4], FindNodeQuery(
+                    b"", b"\x07" * 20, target=target, want=frozenset({b"n6"})))
+                both = await loop.run_in_executor(None, v6.ask, addrs[6], FindNodeQuery(
+                    b"", b"\x08" * 20, target=target, want=frozenset({b"n4", b"n6"})))
+                plain = await loop.run_in_executor(None, v4.ask, addrs[4], FindNodeQuery(
+                    b"", b"\x07" * 20, target=target))
+            table4, table6 = s.nodes[4].table, s.nodes[6].table
+
+            def of(table: RoutingTable, nodes: tuple[NodeInfo, ...]) -> bool:
+                # The tables keep growing while we ask: each contact was in it when asked.
+                return len(nodes) == 8 and all(table.get(n.id) is not None for n in nodes)
+
+            assert isinstance(only6, Response) and not only6.nodes and of(table6, only6.nodes6)
+            assert all(n.addr[0] == "::1" for n in only6.nodes6)
+            assert isinstance(both, Response) and of(table4, both.nodes)
+            assert of(table6, both.nodes6)
+            assert isinstance(plain, Response) and of(table4, plain.nodes) and not plain.nodes6
+
+    run(go)
+
+
+def test_ipv6_joins_through_contacts_learned_over_ipv4(dual_testnet: LocalTestnet) -> None:
+    """Given only IPv4 bootstrap addresses, the IPv6 node still bootstraps: the IPv4 node asks
+    for IPv6 contacts too while it bootstraps (``want`` n4+n6) and hands them over."""
+    net = dual_testnet
+    v4_only = [a for a in net.bootstrap_addrs if ":" not in a[0]]
+
+    async def go() -> None:
+        async with DhtSession(FAST, bind=("127.0.14.204", 0)) as s:
+            sent: list[SessionEvent] = []
+            s.subscribe(sent.append)
+            await s.start(v4_only, timeout=10)
+            await s.wait_ready(10, every_family=True)
+            assert s.nodes[6].routing_size() >= 8
+            leaked = [e for e in sent if isinstance(e, ev.OtherFamilyContacts)]
+            assert any(e.family == 6 for e in leaked)  # IPv6 contacts learned over IPv4
+            wants = [e for e in sent if isinstance(e, ev.MessageSent) and e.kind == "q"
+                     and e.method == b"find_node" and ":" not in e.addr[0]]
+            assert any(b"4:wantl2:n42:n6e" in e.data for e in wants)  # asked while bootstrapping
+            # Once both tables are full, a lookup asks each family for its own contacts only.
+            handle = s.start_find_node(bytes.fromhex("55" * 20))
+            await handle.result(10)
+            ids = set(handle.lookup_ids)
+            mine = [e for e in sent if isinstance(e, ev.MessageSent) and e.kind == "q"
+                    and e.method == b"find_node" and e.at >= handle.events[0].at
+                    and e.addr in {q.addr for q in handle.events
+                                   if isinstance(q, ev.LookupQuerySent) and q.lookup_id in ids}]
+            assert mine and not any(b"4:want" in e.data for e in mine)
 
     run(go)

@@ -38,7 +38,7 @@ def test_round_trip(tmp_path: Path) -> None:
     saved, warning = load_state(path)
     assert warning is None
     assert saved.node_id == NODE_ID
-    assert saved.external_ip == "203.0.113.7"
+    assert saved.family(4).external_ip == "203.0.113.7"
     assert saved.nodes == [
         NodeInfo(b"\x11" * 20, ("198.51.100.1", 6881)),
         NodeInfo(b"\x22" * 20, ("2001:db8::1", 51413)),
@@ -176,3 +176,66 @@ def test_save_removes_temp_files_left_by_a_killed_save(tmp_path: Path) -> None:
     assert not orphan.exists()
     assert fresh.exists()
     assert target.exists()
+
+
+# --- per address family (format 2) ------------------------------------------------------------
+def test_each_family_keeps_its_own_id_address_and_contacts(tmp_path: Path) -> None:
+    path = tmp_path / "state.json"
+    id6 = bytes(range(1, 21))
+    doc = state_store.state_document([
+        {"family": 4, "node_id": NODE_ID.hex(), "external_ip": "203.0.113.7",
+         "nodes": [["11" * 20, "198.51.100.1", 6881]]},
+        {"family": 6, "node_id": id6.hex(), "external_ip": "2001:db8::7",
+         "nodes": [["22" * 20, "2001:db8::1", 51413], ["33" * 20, "198.51.100.9", 1]]},
+    ])
+    save_state(path, doc)
+    on_disk = json.loads(path.read_text())
+    assert on_disk["version"] == 2 and set(on_disk["families"]) == {"4", "6"}
+    saved, warning = load_state(path)
+    assert warning is None
+    four, six = saved.family(4), saved.family(6)
+    assert (four.node_id, four.external_ip) == (NODE_ID, "203.0.113.7")
+    assert (six.node_id, six.external_ip) == (id6, "2001:db8::7")
+    assert four.nodes == [NodeInfo(b"\x11" * 20, ("198.51.100.1", 6881))]
+    # An IPv4 contact in the IPv6 list does not belong there: skipped and counted.
+    assert six.nodes == [NodeInfo(b"\x22" * 20, ("2001:db8::1", 51413))] and saved.skipped == 1
+    assert saved.node_id == NODE_ID  # the session's id when it starts fresh: IPv4's
+
+
+def test_a_format_1_file_is_split_by_family(tmp_path: Path) -> None:
+    path = tmp_path / "state.json"
+    path.write_text(json.dumps({"version": 1, **STATE}))
+    saved, warning = load_state(path)
+    assert warning is None
+    assert saved.family(4).node_id == saved.family(6).node_id == NODE_ID
+    assert saved.family(4).external_ip == "203.0.113.7" and saved.family(6).external_ip is None
+    assert saved.family(4).nodes == [NodeInfo(b"\x11" * 20, ("198.51.100.1", 6881))]
+    assert saved.family(6).nodes == [NodeInfo(b"\x22" * 20, ("2001:db8::1", 51413))]
+
+
+@pytest.mark.parametrize(
+    ("doc", "reason"),
+    [
+        ({"families": []}, "families is not an object"),
+        ({"families": {"5": {}}}, "unknown address family '5'"),
+        ({"families": {"4": {"external_ip": "2001:db8::1"}}}, "not an IPv4 address"),
+        ({"families": {"6": {"node_id": "zz"}}}, r"families\[6\]\.node_id is not hex"),
+    ],
+)
+def test_bad_family_sections_are_named(doc: dict[str, object], reason: str) -> None:
+    with pytest.raises(ValueError, match=reason):
+        parse_state(doc)
+
+
+def test_a_device_given_as_state_file_is_neither_moved_nor_replaced(tmp_path: Path) -> None:
+    """``--state-file /dev/null`` (no persistence, as many tools take it) must leave the device
+    alone: moving it aside or replacing it (as root) would break it for the whole machine. A
+    FIFO stands in for the device here."""
+    fifo = tmp_path / "null"
+    os.mkfifo(fifo)
+    saved, warning = load_state(fifo)
+    assert saved.nodes == [] and warning is not None and warning.backup is None
+    assert "not a regular file" in str(warning)
+    with pytest.raises(OSError, match="not a regular file"):
+        save_state(fifo, {"node_id": "00" * 20, "external_ip": None, "nodes": []})
+    assert fifo.is_fifo() and list(tmp_path.iterdir()) == [fifo]

@@ -11,6 +11,7 @@ from typing import TypeVar
 
 import pytest
 
+from dhtviewer.net.binds import ipv6_loopback_available
 from dhtviewer.net.testnet import BackgroundTestnet, LocalTestnet, loopback_range
 from dhtviewer.net.transport import PortInUseError
 
@@ -104,6 +105,28 @@ def test_a_single_node_testnet_works() -> None:
         try:
             assert len(net.addrs) == 1 and net.bootstrap_addrs == net.addrs
             assert all(peers == [] for peers in net.announced.values())  # nobody to store it
+        finally:
+            await net.stop()
+
+    run(go)
+
+
+@pytest.mark.skipif(not ipv6_loopback_available(), reason="no IPv6 loopback")
+def test_a_dual_stack_testnet_runs_two_separate_dhts() -> None:
+    async def go() -> None:
+        net = LocalTestnet(16, "127.0.13.60", port=0, seed=6, ipv6=True)
+        await net.start()
+        try:
+            assert len(net.addrs6) == 16 and all(a[0] == "::1" for a in net.addrs6)
+            assert len({a[1] for a in net.addrs6}) == 16  # one port per IPv6 node on ::1
+            assert net.bootstrap_addrs == [*net.addrs[:3], *net.addrs6[:3]]
+            for four, six in zip(net.nodes, net.nodes6, strict=True):
+                assert four.node_id == six.node_id  # BEP 32: one id in both DHTs
+                assert all(":" not in e.addr[0] for e in four.table) and len(four.table) >= 8
+                assert all(e.addr[0] == "::1" for e in six.table) and len(six.table) >= 8
+            for peers in net.announced.values():  # each announcer announced in both
+                assert sum(p[0] == "::1" for p in peers) == sum(":" not in p[0] for p in peers)
+                assert peers
         finally:
             await net.stop()
 

@@ -246,6 +246,107 @@ def test_installed_program_passes_its_selftest(installed: Path,
 
 
 @e2e
+def test_installed_program_puts_and_gets_items(installed: Path, tmp_path: Path) -> None:
+    """BEP 44 from the bundle: ed25519 (``cryptography``'s compiled part) signs and verifies,
+    the key file is made 0600, and a get finds both items on a local testnet."""
+    from dhtviewer.net.testnet import BackgroundTestnet, LocalTestnet
+    from tests.test_cli import bootstrap_args
+
+    program = installed / "opt" / "dhtviewer" / "dhtviewer"
+    key = tmp_path / "k.key"
+    with BackgroundTestnet(LocalTestnet(12, "127.0.74.1", port=0, seed=74)) as net:
+        boot = bootstrap_args(net)
+        docs = []
+        for args in (["put", "--immutable", "packaged"],
+                     ["put", "--mutable", "--key", str(key), "--salt", "s", "signed"]):
+            result = run(program, *args, *boot, "--json", timeout=60)
+            assert result.returncode == 0, result.stdout + result.stderr
+            docs.append(json.loads(result.stdout))
+        for doc, salt, value in ((docs[0], [], "packaged"), (docs[1], ["--salt", "s"], "signed")):
+            assert doc["stored_at"] >= 1
+            got = run(program, "get", doc["target"], *salt, *boot, "--json", timeout=60)
+            assert got.returncode == 0, got.stdout + got.stderr
+            assert json.loads(got.stdout)["value"] == value
+    assert key.stat().st_size == 32 and (key.stat().st_mode & 0o777) == 0o600
+    assert docs[1]["seq"] == 1 and len(docs[1]["public_key"]) == 64
+
+
+@e2e
+@pytest.mark.skipif(shutil.which("ldd") is None, reason="the check runs ldd")
+def test_installed_program_names_every_missing_xcb_library(installed: Path,
+                                                           tmp_path: Path) -> None:
+    """The start-up check finds the bundle's own plugin (Qt's plugin path inside the bundle)
+    and stops before Qt aborts: shown on a copy whose plugin asks for libraries no system has."""
+    from tests.support.broken_xcb import RENAMED, broken_bundle
+
+    program = broken_bundle(installed / "opt" / "dhtviewer", tmp_path)
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith(("PYTHON", "QT_", "WAYLAND")) and k != "XDG_SESSION_TYPE"}
+    env["DISPLAY"] = ":97"  # never connected to: the check must stop the program first
+    result = subprocess.run([str(program)], capture_output=True, text=True, timeout=120,
+                            env=env)
+    assert result.returncode == 2, result.stdout + result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and "xcb platform plugin" in lines[0], lines
+    assert all(name.decode() in lines[0] for name in RENAMED.values())
+
+
+@e2e
+def test_deb_and_tarball_carry_every_bundled_licence(installed: Path,
+                                                     unpacked_tarball: Path) -> None:
+    deb_copy = installed / "usr" / "share" / "doc" / "dhtviewer" / "copyright"
+    tar_copy = unpacked_tarball / "share" / "doc" / "dhtviewer" / "copyright"
+    text = deb_copy.read_text(encoding="utf-8")
+    assert tar_copy.read_text(encoding="utf-8") == text
+    assert text.startswith("Format: https://www.debian.org/doc/packaging-manuals/"
+                           "copyright-format/1.0/\n")
+    assert "@LICENSE" not in text and "@VERSIONS@" not in text
+    for needle in ("BitTorrent Open Source License", "/usr/share/common-licenses/LGPL-3",
+                   "PYTHON SOFTWARE FOUNDATION LICENSE", "Copyright (c) 2019, Sam McCormack",
+                   "Copyright (c) 2026 the dhtviewer developers", "bencode.py 4.1.0"):
+        assert needle in text, needle
+    # what the bundle holds is what the file names
+    opt = installed / "opt" / "dhtviewer" / "_internal"
+    for folder in ("PySide6", "shiboken6", "numpy", "cryptography", "pyqtgraph"):
+        assert (opt / folder).is_dir() and f"_internal/{folder}/*" in text, folder
+
+
+@e2e
+@pytest.mark.skipif(not LINUX, reason="sends SIGTERM")
+def test_installed_node_serves_metrics(installed: Path, tmp_path: Path) -> None:
+    """prometheus_client (and the ssl module it imports) made it into the bundle."""
+    import signal
+    import urllib.request
+
+    program = installed / "opt" / "dhtviewer" / "dhtviewer"
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("PYTHON", "QT_"))}
+    proc = subprocess.Popen(
+        [str(program), "node", "--bind", "127.0.21.250:0", "--bootstrap", "127.0.21.251:9",
+         "--state-file", str(tmp_path / "state.json"), "--metrics", "0"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    try:
+        assert proc.stdout is not None
+        deadline = time.monotonic() + 60
+        url = None
+        while url is None and time.monotonic() < deadline:
+            line = proc.stdout.readline()
+            if not line:
+                break
+            m = re.search(r"http://127\.0\.0\.1:\d+/metrics", line)
+            url = m.group(0) if m else None
+        assert url is not None, proc.stderr.read() if proc.poll() is not None else "no line"
+        with urllib.request.urlopen(url, timeout=10) as response:
+            text = response.read().decode()
+        assert "dhtviewer_info{" in text and "dhtviewer_routing_nodes" in text
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(30) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(10)
+
+
+@e2e
 def test_desktop_entry_is_valid(installed: Path) -> None:
     tool = shutil.which("desktop-file-validate")
     if tool is None:
@@ -306,10 +407,50 @@ def test_control_depends_parsing() -> None:
 
 
 def test_the_control_template_covers_the_qt_platform_libraries() -> None:
+    from dhtviewer.system_libs import PACKAGES
+    from dhtviewer.ui.platform_check import XCB_SONAMES
+
     find_depends = load("find_depends")
     text = (ROOT / "packaging" / "debian" / "control.in").read_text()
     listed = {name for entry in find_depends.control_depends(text) for name in entry}
-    assert set(find_depends.KNOWN_SONAMES.values()) - {"libopengl0"} <= listed
+    # what the app's start-up check would tell a user to install is what the .deb depends on
+    assert {PACKAGES[s].apt for s in XCB_SONAMES} <= listed
+    wayland = [s for s in PACKAGES if s.startswith("libwayland")]
+    assert {PACKAGES[s].apt for s in wayland} <= listed
+    # one table: the packaging script reads the app's
+    assert {s: p.apt for s, p in PACKAGES.items()} == find_depends.KNOWN_SONAMES
+
+
+def test_the_licence_and_its_metadata() -> None:
+    text = (ROOT / "LICENSE").read_text()
+    assert text.startswith("MIT License\n") and "the dhtviewer developers" in text
+    pyproject = (ROOT / "pyproject.toml").read_text()
+    assert re.search(r'^license = "MIT"$', pyproject, re.MULTILINE)
+    assert re.search(r'^license-files = \["LICENSE"\]$', pyproject, re.MULTILINE)
+    meta = (ROOT / "resources" / f"{APP_ID}.metainfo.xml").read_text()
+    assert "<project_license>MIT</project_license>" in meta
+
+
+def test_the_copyright_template_names_every_runtime_dependency() -> None:
+    """A dependency added to pyproject.toml must get its paragraph and licence text, or this
+    fails: each one pip installs for the app is named, and its licence text is filled in."""
+    notices = load("notices")
+    template = (ROOT / "packaging" / "debian" / "copyright.in").read_text()
+    dists = notices.runtime_distributions()
+    assert {"pyside6_essentials", "bencode.py", "qasync", "pyqtgraph", "cryptography",
+            "numpy", "platformdirs"} <= set(dists)
+    for key, dist in dists.items():
+        if key == "dhtviewer":
+            continue
+        name = dist.metadata["Name"]
+        spelled = {name.lower(), name.lower().replace("_", "-"), name.lower().split("_")[0]}
+        assert any(n in template.lower() for n in spelled), name
+    filled = notices.copyright_text()
+    assert "@LICENSE" not in filled
+    for key in ("bencode.py", "qasync", "pycparser", "platformdirs", "cffi", "pyqtgraph"):
+        for f in notices.licence_files(dists[key]):
+            first = next(line for line in f.read_text().splitlines() if line.strip())
+            assert f" {first.strip()}" in filled, (key, first)
 
 
 def test_metainfo_release_is_added_before_the_end() -> None:

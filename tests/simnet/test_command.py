@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import time
 
 import pytest
 
@@ -12,13 +13,18 @@ from tests.support.simnet_proc import SimnetProcess
 
 def test_ready_line_then_clean_exit_on_sigterm() -> None:
     sn = SimnetProcess(["--nodes", "3000", "--ports", "2", "--seed", "4"])
+    started = time.monotonic()
     with sn:
+        waited = time.monotonic() - started
         doc = sn.doc
         assert doc["nodes"] == 3000 and doc["profile"] == "realistic"
         assert len(doc["routers"]) == 4 and len(doc["ports"]) == 2
         assert all(r.startswith("127.") and not r.startswith("127.0.") for r in doc["routers"])
         assert doc["control"].startswith("127.0.0.1:")
-        assert doc["build_s"] > 0 and doc["rss_mb"] > 0
+        assert doc["rss_mb"] > 0 and doc["pss_mb"] > 0 and doc["workers"] == 2
+        # build_s counts the interpreter's start-up too (more than the network's building),
+        # and no more than we waited for the line (its clocks tick in 10 ms).
+        assert 0 < doc["network_s"] < doc["build_s"] <= waited + 0.05
         assert sn.get("/size")["nodes"] == 3000
     assert sn.proc is None  # closed by the context manager
 

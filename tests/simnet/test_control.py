@@ -1,22 +1,26 @@
-"""The control API: ground truth, and clear 4xx errors for bad requests (never a crash)."""
+"""The control API: ground truth, clear 4xx errors for bad requests (never a crash), every read
+of the network on its serving loop, and 503 when the loop does not answer."""
 
 from __future__ import annotations
 
 import json
+import threading
 import urllib.error
 import urllib.request
+from typing import Any
 
 import pytest
 
-from dhtviewer.simnet.control import ControlApi
+from dhtviewer.simnet.control import ControlApi, LoopBackend, LoopCalls
 from dhtviewer.simnet.network import Simnet, SimnetConfig
 from dhtviewer.simnet.profile import REALISTIC
+from dhtviewer.simnet.server import SimnetServer
 
 
 @pytest.fixture(scope="module")
 def api() -> ControlApi:
     net = Simnet(SimnetConfig(nodes=5000, seed=2, profile=REALISTIC), [7000], 100.0)
-    return ControlApi(net, None, clock=lambda: 101.0)
+    return ControlApi(net, clock=lambda: 101.0)
 
 
 def test_closest_is_the_true_k_closest_answering_nodes(api: ControlApi) -> None:
@@ -33,7 +37,7 @@ def test_closest_is_the_true_k_closest_answering_nodes(api: ControlApi) -> None:
 
 def test_swarms_swarm_size_stats_members_routers(api: ControlApi) -> None:
     status, body = api.handle("GET", "/swarms?limit=3")
-    assert status == 200 and body["count"] == REALISTIC.swarms and len(body["swarms"]) == 3
+    assert status == 200 and body["count"] == 2500 and len(body["swarms"]) == 3  # nodes / 2
     sizes = [s["peers"] for s in body["swarms"]]
     assert sizes == sorted(sizes, reverse=True) and sizes[0] == REALISTIC.swarm_max_peers
     ih = body["swarms"][0]["info_hash"]
@@ -41,6 +45,7 @@ def test_swarms_swarm_size_stats_members_routers(api: ControlApi) -> None:
     assert status == 200 and len(swarm["peers"]) == sizes[0] and len(swarm["stored_at"]) == 8
     status, size = api.handle("GET", "/size")
     assert size["nodes"] == 5000 and 0.7 * 5000 < size["responsive"] < 0.8 * 5000
+    assert size["responsive"] < size["online"] < size["nodes"]
     status, stats = api.handle("GET", "/stats")
     assert status == 200 and stats["nodes"] == 5000 and stats["rss_mb"] > 0
     assert api.handle("GET", "/members")[1]["members"] == []
@@ -87,3 +92,52 @@ def test_over_http(api: ControlApi) -> None:
     finally:
         httpd.shutdown()
         httpd.server_close()
+
+
+def test_requests_touch_the_network_only_on_its_loop() -> None:
+    # The HTTP handlers run in their own threads; the network's state belongs to the serving
+    # loop (announces expire there): every read must happen on the loop's thread.
+    net = Simnet(SimnetConfig(nodes=3000, seed=3, profile=REALISTIC), [7000], 100.0)
+    calls = LoopCalls()
+    server = SimnetServer(net, [], calls=calls)
+    seen: set[int] = set()
+    for name in ("closest", "size"):
+        original = getattr(net, name)
+
+        def spy(*args: Any, _original: Any = original) -> Any:
+            seen.add(threading.get_ident())
+            return _original(*args)
+
+        setattr(net, name, spy)
+    original_peers = net.swarms.announced_peers
+
+    def spy_peers(*args: Any) -> Any:
+        seen.add(threading.get_ident())
+        return original_peers(*args)
+
+    net.swarms.announced_peers = spy_peers  # type: ignore[method-assign]
+    stop = threading.Event()
+    loop_thread = threading.Thread(target=server.run, args=(stop.is_set,))
+    loop_thread.start()
+    try:
+        api = ControlApi(net, LoopBackend(calls, server))
+        ih = net.swarms.info_hash(0).hex()
+        for path in (f"/closest?target={ih}", "/size", f"/swarm?info_hash={ih}", "/stats"):
+            status, body = api.handle("GET", path)
+            assert status == 200, body
+        assert seen == {loop_thread.ident}
+    finally:
+        stop.set()
+        loop_thread.join(5)
+        calls.close()
+
+
+def test_a_stalled_loop_gets_503_not_a_hang() -> None:
+    net = Simnet(SimnetConfig(nodes=1000, seed=3, profile=REALISTIC), [7000], 100.0)
+    calls = LoopCalls()  # nobody runs it
+    try:
+        api = ControlApi(net, LoopBackend(calls, SimnetServer(net, []), timeout=0.2))
+        status, body = api.handle("GET", "/size")
+        assert status == 503 and "did not answer" in body["error"]
+    finally:
+        calls.close()

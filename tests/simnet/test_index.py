@@ -134,3 +134,34 @@ def test_following_referrals_from_anywhere_reaches_the_true_closest() -> None:
             frontier = todo
         best = sorted(seen, key=lambda j: index.keys[j] ^ target)[:8]
         assert best == index.true_closest(target, 8)
+
+
+def test_closest_many_is_true_closest_for_every_target(index: ix.NodeIndex) -> None:
+    gen = np.random.default_rng(8)
+    targets = gen.integers(0, 256, size=(2000, 20), dtype=np.uint8)
+    got = index.closest_many(targets, 8, ix.SILENT)
+    for row in range(0, 2000, 7):
+        t = int.from_bytes(targets[row].tobytes(), "big")
+        assert got[row].tolist() == index.true_closest(t, 8, ix.SILENT)
+    with pytest.raises(ValueError, match="eligible"):
+        index.closest_many(targets[:1], index.n + 1, ix.SILENT)
+
+
+def test_valid_bep42_ids_cover_half_the_prefixes_and_ids_stay_even() -> None:
+    reachable = ix.loopback_bep42_prefixes()
+    assert reachable.sum() == len(reachable) // 2
+    gen = np.random.default_rng(5)
+    plan = AddressPlan.for_nodes(100_000)
+    ips = plan.draw(100_000, gen)
+    ids = ix.random_ids(ips, 0.5, gen)
+    prefix = ((ids[:, 0].astype(np.int64) << 13) | (ids[:, 1].astype(np.int64) << 5)
+              | (ids[:, 2].astype(np.int64) >> 3))
+    # The valid half in the reachable prefixes, the failing half in the others: even density.
+    assert 0.49 < reachable[prefix].mean() < 0.51
+    per_top_byte = np.bincount(ids[:, 0], minlength=256)
+    assert per_top_byte.min() > 0.8 * 100_000 / 256 and per_top_byte.max() < 1.2 * 100_000 / 256
+    valid = sum(1 for i in range(0, 100_000, 50)
+                if ids[i, :2].tobytes() == (int(ix.bep42_prefixes(ips[i:i + 1], ids[i:i + 1, 19]
+                                                                  .astype(np.uint32))[0]) >> 16)
+                .to_bytes(2, "big"))
+    assert 0.45 < valid / 2000 < 0.55

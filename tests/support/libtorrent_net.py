@@ -134,14 +134,20 @@ class LibtorrentNet:
         seed: int = 0,
         log: bool = False,
         extra_settings: Mapping[str, Any] | None = None,
+        ipv6: bool = False,
     ) -> None:
         """``port`` 0 lets every node pick a free port on its own address (no collisions with
         anything else on the machine); a fixed port is used for all nodes otherwise.
         ``fanout`` is how many existing nodes each new node is introduced to. ``log`` adds
-        libtorrent's DHT debug log and raw packet alerts (see ``alerts``)."""
+        libtorrent's DHT debug log and raw packet alerts (see ``alerts``). ``ipv6``: every
+        node is dual-stack, listening on ::1 too (an ephemeral port each: ::1 is the only
+        IPv6 loopback address), so libtorrent runs an IPv6 DHT node beside the IPv4 one
+        (``addrs6``), as it does on a dual-stack host (BEP 32)."""
         if n < 1:
             raise ValueError("n must be at least 1")
         self.n = n
+        self.ipv6 = ipv6
+        self.addrs6: list[Addr] = []
         self.ips = loopback_addresses(base, n)
         self.port = port
         self.fanout = fanout
@@ -192,7 +198,7 @@ class LibtorrentNet:
             "enable_lsd": False,
             "enable_upnp": False,
             "enable_natpmp": False,
-            "listen_interfaces": f"{ip}:{self.port}",
+            "listen_interfaces": f"{ip}:{self.port}" + (",[::1]:0" if self.ipv6 else ""),
             # Defaults assume the public internet: one node per /24 and ids bound to the
             # external address. Every node here shares 127.0.0.0/8.
             "dht_restrict_routing_ips": False,
@@ -222,29 +228,42 @@ class LibtorrentNet:
             session = lt.session(self._settings(ip))
             self.sessions.append(session)
             self._pending.append([])
-            self.addrs.append((ip, self._wait_listening(i, deadline)))
+            ports = self._wait_listening(i, deadline)
+            self.addrs.append((ip, ports[4]))
+            if self.ipv6:
+                self.addrs6.append(("::1", ports[6]))
             # Each newcomer is introduced to a few random existing nodes, so the network is
             # a random graph rather than a chain, and lookups converge from anywhere.
-            for addr in self._rng.sample(self.addrs[:i], min(self.fanout, i)):
-                session.add_dht_node(addr)
+            for j in self._rng.sample(range(i), min(self.fanout, i)):
+                for addr in self._addrs_of(j):
+                    session.add_dht_node(addr)
         # The first nodes had few others to meet when they started; introduce them again now
         # so that they do not wait for libtorrent's slow refresh to learn of later nodes.
         for i in range(min(self.fanout + 1, self.n)):
-            others = [a for j, a in enumerate(self.addrs) if j != i]
-            for addr in self._rng.sample(others, min(self.fanout, len(others))):
-                self.sessions[i].add_dht_node(addr)
+            others = [j for j in range(len(self.addrs)) if j != i]
+            for j in self._rng.sample(others, min(self.fanout, len(others))):
+                for addr in self._addrs_of(j):
+                    self.sessions[i].add_dht_node(addr)
         self.wait_ready(max(0.0, deadline - time.monotonic()), min_nodes, ready_fraction)
         self.setup_seconds = time.monotonic() - started
 
-    def _wait_listening(self, i: int, deadline: float) -> int:
-        """The UDP port session ``i`` bound (its DHT port); raises if listening failed."""
+    def _addrs_of(self, i: int) -> list[Addr]:
+        """Node ``i``'s DHT addresses (IPv4, then IPv6 when dual-stack)."""
+        return [self.addrs[i], *([self.addrs6[i]] if self.ipv6 else [])]
 
+    def _wait_listening(self, i: int, deadline: float) -> dict[int, int]:
+        """family -> the UDP port session ``i`` bound (its DHT port); raises if listening
+        failed."""
+        ports: dict[int, int] = {}
+        want = {4, 6} if self.ipv6 else {4}
         while True:
             for failed in self._take(i, lt.listen_failed_alert):
                 raise OSError(f"libtorrent node {i} could not listen: {failed.message()}")
             for alert in self._take(i, lt.listen_succeeded_alert):
                 if alert.socket_type == lt.socket_type_t.utp:
-                    return int(alert.port)
+                    ports[6 if ":" in str(alert.address) else 4] = int(alert.port)
+            if set(ports) >= want:
+                return ports
             if not self._wait_alert(i, deadline):
                 raise TimeoutError(f"libtorrent node {i} did not start listening on {self.ips[i]}")
 

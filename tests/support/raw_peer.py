@@ -28,10 +28,11 @@ class RawPeer:
     def __init__(self, node_id: bytes, host: str = "127.0.0.1", read_only: bool = True) -> None:
         self.node_id = node_id
         self.read_only = read_only
-        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        family = socket.AF_INET6 if ":" in host else socket.AF_INET
+        self.sock = socket.socket(family, socket.SOCK_DGRAM)
         self.sock.bind((host, 0))
         self.sock.settimeout(0.1)
-        self.addr: Addr = self.sock.getsockname()
+        self.addr: Addr = tuple(self.sock.getsockname()[:2])  # type: ignore[assignment]
         self._replies: dict[bytes, queue.Queue[tuple[bytes, Addr]]] = {}
         self._lock = threading.Lock()
         self._stop = threading.Event()
@@ -74,7 +75,7 @@ class RawPeer:
                     data, source = box.get(timeout=remaining)
                 except queue.Empty:
                     break
-                if source == addr:
+                if source[:2] == addr:
                     return krpc.decode(data)
         finally:
             with self._lock:

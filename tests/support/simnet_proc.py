@@ -1,5 +1,6 @@
 """A ``dhtviewer simnet`` child process for tests and benchmarks: started, read (its JSON line
-and control API), and always ended. Every wait is bounded."""
+and control API), and always ended. Every wait is bounded. Its stderr is drained by a thread
+after the ready line (a full pipe would stall the child) and kept in ``stderr_lines``."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import select
 import signal
 import subprocess
 import sys
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -27,6 +29,8 @@ class SimnetProcess:
         self.ready_timeout = ready_timeout
         self.proc: subprocess.Popen[str] | None = None
         self.doc: dict[str, Any] = {}
+        self.stderr_lines: list[str] = []
+        self._reader: threading.Thread | None = None
 
     def __enter__(self) -> SimnetProcess:
         self.proc = subprocess.Popen(
@@ -39,7 +43,17 @@ class SimnetProcess:
         except BaseException:
             self.close()
             raise
+        self._reader = threading.Thread(target=self._drain, args=(self.proc.stderr,),
+                                        daemon=True)
+        self._reader.start()
         return self
+
+    def _drain(self, stream: Any) -> None:
+        try:
+            for line in stream:
+                self.stderr_lines.append(line.rstrip())
+        except (OSError, ValueError):
+            pass
 
     def _line(self) -> str:
         assert self.proc is not None and self.proc.stdout is not None
@@ -71,8 +85,10 @@ class SimnetProcess:
             except subprocess.TimeoutExpired:
                 proc.kill()
                 proc.wait(5)
+        if self._reader is not None:
+            self._reader.join(5)
         for stream in (proc.stdout, proc.stderr):
-            if stream is not None:
+            if stream is not None and (self._reader is None or not self._reader.is_alive()):
                 stream.close()
         return proc.returncode
 

@@ -90,7 +90,7 @@ def test_the_real_app_runs_and_ctrl_c_saves_the_state(tmp_path: Path) -> None:
     assert proc.returncode == 0, output
     assert "Traceback" not in output
     doc = json.loads(state.read_text())
-    assert doc["nodes"]  # the contacts it learned, saved at exit
+    assert doc["families"]["4"]["nodes"]  # the contacts it learned, saved at exit
     # the window's settings went to the (redirected) user config, without the bind address
     conf = tmp_path / "config" / "dhtviewer" / "dhtviewer.conf"
     assert conf.exists()

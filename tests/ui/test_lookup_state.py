@@ -16,8 +16,14 @@ from dhtviewer.ui.lookup_state import (
     ANSWERED,
     CANCELLED,
     DONE,
+    ERROR,
+    IN_FLIGHT,
+    NOT_STORED,
+    PUTTING,
     RETURNED_PEERS,
     RUNNING,
+    SLOW,
+    STORED,
     TIMED_OUT,
     LookupState,
     LookupTracker,
@@ -54,7 +60,7 @@ def scripted_events() -> list[ev.Event]:
         ev.LookupQuerySent(LID, E, ADDR[E], C, 2, 10.3),
         ev.LookupResponse(LID, D, ADDR[D], 0.25, 0, 2, 10.35),
         ev.PeersFound(LID, D, (P3, P1), 10.35),
-        ev.LookupTimeout(LID, B, ADDR[B], None, 10.4),
+        ev.LookupTimeout(LID, B, ADDR[B], 10.4),
         ev.LookupFinished(LID, TARGET, "get_peers", (P1, P2, P3),
                           ((C, ADDR[C]), (D, ADDR[D]), (A, ADDR[A]), (S, ADDR[S])),
                           6, 4, 0.5, False, 10.5),
@@ -78,6 +84,36 @@ def test_path_graph_records_depth_referrer_prefix_and_outcome() -> None:
     c = state.node_by_id(C)
     assert c is not None and c.rtt == pytest.approx(0.2) and c.nodes_returned == 1
     assert c.peers_returned == 2
+
+
+def test_slow_queries_and_error_replies_have_their_own_outcomes() -> None:
+    """A query past the short timeout shows as slow until it ends; an error reply is not a
+    timeout (the node is alive), and says what the node answered."""
+    events = scripted_events()[:4]  # A, B and S asked
+    events += [
+        ev.LookupQuerySlow(LID, A, ADDR[A], 10.3),
+        ev.LookupQuerySlow(LID, B, ADDR[B], 10.3),
+        ev.LookupQueryError(LID, None, ADDR[S], "error 204: method unknown", 10.35),
+    ]
+    state = LookupState.from_events(events)
+    outcome = {n.addr: n.outcome for n in state.nodes.values()}
+    assert outcome == {ADDR[A]: SLOW, ADDR[B]: SLOW, ADDR[S]: ERROR}
+    assert state.nodes[ADDR[S]].error == "error 204: method unknown"
+    s = state.summary()
+    assert (s.in_flight, s.timed_out, s.answered) == (2, 0, 0)  # slow ones may still answer
+    state.apply(ev.LookupResponse(LID, A, ADDR[A], 1.4, 0, 0, 11.4))  # A answers late
+    state.apply(ev.LookupTimeout(LID, B, ADDR[B], 15.0))
+    a, b = state.nodes[ADDR[A]], state.nodes[ADDR[B]]
+    assert (a.outcome, a.slow, b.outcome, b.slow) == (ANSWERED, True, TIMED_OUT, True)
+    assert state.nodes[ADDR[S]].slow is False
+    assert IN_FLIGHT not in outcome.values()
+
+
+def test_a_slow_query_still_open_when_the_lookup_settles_is_abandoned() -> None:
+    events = [*scripted_events()[:4], ev.LookupQuerySlow(LID, B, ADDR[B], 10.3)]
+    events.append(ev.LookupFinished(LID, TARGET, "get_peers", (), (), 3, 0, 0.5, False, 10.5))
+    state = LookupState.from_events(events)
+    assert state.nodes[ADDR[B]].outcome == ABANDONED
 
 
 def test_seed_learns_its_id_from_its_answer() -> None:
@@ -129,6 +165,32 @@ def test_announce_and_cancel_states() -> None:
     assert LookupState.from_events([start, cancelled]).state == CANCELLED
 
 
+def test_put_get_and_scrape_outcomes() -> None:
+    start = ev.LookupStarted(2, TARGET, "put", 0.0)
+    fin = ev.LookupFinished(2, TARGET, "put", (), (), 0, 0, 1.0, False, 1.0)
+    rejected = ev.ItemRejected(2, A, ADDR[A], "invalid signature", 0.5)
+    state = LookupState.from_events([start, rejected, fin])
+    assert state.state == PUTTING and state.rejections == {ADDR[A]: "invalid signature"}
+    done = ev.ItemPutFinished(2, TARGET, None, None, (ADDR[C],), ((ADDR[D], "timeout"),), 1.2)
+    assert state.apply(done)
+    assert state.state == STORED and state.stored_at == (ADDR[C],)
+    assert state.put is not None and state.put.failed == ((ADDR[D], "timeout"),)
+    nowhere = ev.ItemPutFinished(2, TARGET, None, None, (), ((ADDR[D], "timeout"),), 1.2)
+    assert LookupState.from_events([start, fin, nowhere]).state == NOT_STORED
+
+    get = ev.LookupStarted(3, TARGET, "get", 0.0)
+    got = ev.ItemGetFinished(3, TARGET, b"1:x", None, None, None, (ADDR[E],), 0, (), False, 1.0)
+    state = LookupState.from_events(
+        [get, ev.LookupFinished(3, TARGET, "get", (), (), 0, 0, 1.0, False, 1.0), got])
+    assert state.state == DONE and state.item is got
+
+    lookup = ev.LookupStarted(4, TARGET, "get_peers", 0.0)
+    scrape = ev.ScrapeFinished(4, TARGET, 12.0, 30.5, 8, 1, False, False, 2.0)
+    state = LookupState.from_events(
+        [lookup, ev.LookupFinished(4, TARGET, "get_peers", (), (), 0, 0, 1.0, False, 1.0), scrape])
+    assert state.scrape == scrape and state.state == DONE
+
+
 def test_events_of_other_lookups_are_ignored() -> None:
     state = LookupState.from_events(scripted_events()[:2])
     assert not state.apply(ev.LookupQuerySent(LID + 1, B, ADDR[B], None, 0, 10.0))
@@ -173,3 +235,44 @@ def test_real_lookup_on_simulated_network_matches_its_finish_event() -> None:
     # every non-seed node was referred by a node the lookup asked
     assert len(state.edges()) == sum(1 for n in state.nodes.values() if n.depth > 0)
     assert state.in_flight == 0
+
+
+def test_a_lookup_in_both_families_is_one_record_with_each_familys_paths() -> None:
+    """A dual-stack lookup (BEP 32): one record for the IPv4 and the IPv6 lookup. The hosts use
+    one id in both DHTs, yet each node's referrer is found in its own family."""
+    a6, c6 = ("::1", 7001), ("::1", 7003)
+    tracker = LookupTracker()
+    tracker.group((LID, LID + 1))
+    events: list[ev.Event] = [
+        ev.LookupStarted(LID, TARGET, "get_peers", 10.0, 4),
+        ev.LookupStarted(LID + 1, TARGET, "get_peers", 10.0, 6),
+        ev.LookupQuerySent(LID, A, ADDR[A], None, 0, 10.0),
+        ev.LookupQuerySent(LID + 1, A, a6, None, 0, 10.0),
+        ev.LookupResponse(LID + 1, A, a6, 0.1, 1, 0, 10.1),
+        ev.LookupQuerySent(LID + 1, C, c6, A, 1, 10.1),  # referred by A over IPv6
+        ev.LookupResponse(LID, A, ADDR[A], 0.1, 1, 0, 10.1),
+        ev.LookupQuerySent(LID, C, ADDR[C], A, 1, 10.1),  # referred by A over IPv4
+        ev.LookupResponse(LID + 1, C, c6, 0.1, 0, 1, 10.2),
+        ev.PeersFound(LID + 1, C, (("::1", 40000),), 10.2),
+        ev.LookupFinished(LID + 1, TARGET, "get_peers", (("::1", 40000),), ((C, c6), (A, a6)),
+                          2, 2, 0.3, False, 10.3, 6),
+    ]
+    for e in events:
+        assert tracker.apply(e) is not None
+    assert len(tracker) == 1
+    state = tracker.get(LID + 1)
+    assert state is tracker.get(LID) and state is not None
+    assert state.families == (4, 6) and state.families_text == "IPv4+IPv6"
+    assert state.state == RUNNING  # the IPv4 lookup has not finished
+    edges = {(p.addr, n.addr) for p, n in state.edges()}
+    assert edges == {(ADDR[A], ADDR[C]), (a6, c6)}  # never across families
+    six_c = state.node_by_id(C, 6)
+    assert six_c is not None and six_c.outcome == RETURNED_PEERS
+    four_c = state.node_by_id(C, 4)
+    assert four_c is not None and four_c.outcome not in (RETURNED_PEERS, ANSWERED)
+    tracker.apply(ev.LookupFinished(LID, TARGET, "get_peers", (P1,), ((C, ADDR[C]),),
+                                    2, 1, 0.5, False, 10.5, 4))
+    assert state.state == DONE and state.elapsed() == 0.5
+    assert set(state.peers) == {P1, ("::1", 40000)}
+    assert [n.addr for n in state.closest_nodes()][:1] == [ADDR[C]]  # C (IPv4 and IPv6)
+    assert {n.addr for n in state.closest_nodes()} == {ADDR[C], c6, a6}

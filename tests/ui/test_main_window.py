@@ -31,7 +31,7 @@ from PySide6.QtWidgets import (
 from dhtviewer.net.state_store import load_state
 from dhtviewer.ui import controller as controller_mod
 from dhtviewer.ui.controller import CUSTOM, TESTNET, Controller, StartOptions
-from dhtviewer.ui.main_window import MainWindow
+from dhtviewer.ui.main_window import MainWindow, _nodes_text
 from dhtviewer.ui.settings_store import SettingsStore
 from tests.support.qt_async import qasync_loop, run, until
 
@@ -114,6 +114,20 @@ def test_start_fills_the_routing_views_and_the_bars_sum_to_the_table_size(
     assert window.network.node_id.text() == window.controller.node_id().hex()
     assert window.network.progress.value() == 100
     assert "ready" in window.windowTitle()
+    # Two DHTs (a dual-stack testnet, BEP 32): the status bar counts each family's nodes.
+    stats = window._stats
+    text = window.status_nodes.text()
+    assert text.startswith("good nodes IPv4 ") and " · IPv6 " in text
+    assert f"/ {int(stats['routing_nodes_v6'])}" in text.split(" · ")[1]
+
+
+def test_status_bar_node_counts_per_family() -> None:
+    one = {"good_nodes": 3.0, "routing_nodes": 5.0, "routing_nodes_v4": 5.0, "good_nodes_v4": 3.0}
+    assert _nodes_text(one) == "good nodes 3 / 5"
+    both = {**one, "good_nodes": 5.0, "routing_nodes": 9.0, "routing_nodes_v6": 4.0,
+            "good_nodes_v6": 2.0}
+    assert _nodes_text(both) == "good nodes IPv4 3 / 5 · IPv6 2 / 4"
+    assert _nodes_text({}) == "good nodes 0 / 0"
 
 
 def test_lookup_of_preannounced_info_hashes_draws_the_path_and_lists_the_peers(
@@ -388,7 +402,7 @@ def test_every_control_has_a_tooltip(idle_window: MainWindow) -> None:
     window = idle_window
     missing = []
     panels = [window.network, window.announce, window.routing, window.lookup, window.traffic,
-              window.packets, window.log_panel]
+              window.packets, window.items, window.activity, window.log_panel]
     kinds = (QAbstractButton, QLineEdit, QComboBox, QAbstractSpinBox, QAbstractItemView)
     for panel in panels:
         for widget in panel.findChildren(QWidget):
@@ -414,9 +428,32 @@ def test_menus_hold_the_actions_the_issue_names(idle_window: MainWindow) -> None
     assert {"File", "View", "Node", "Help"} <= set(menus)
     assert "Export peers…" in menus["File"] and "Quit" in menus["File"]
     assert {"Start", "Stop", "Re-bootstrap", "Preferences…"} <= set(menus["Node"])
-    assert {"Network", "Routing table", "Lookup", "Traffic", "Packet log", "Log"} <= set(
-        menus["View"])
+    assert {"Network", "Routing table", "Lookup", "Traffic", "Packet log", "Items", "Activity",
+            "Log"} <= set(menus["View"])
     assert any(t.startswith("About") for t in menus["Help"])
+
+
+def test_keys_and_samples_live_beside_the_node_state(idle_window: MainWindow) -> None:
+    window = idle_window
+    assert window.state_path is not None
+    assert window.items.key.key_dir == window.state_path.parent / "keys"
+    assert window.activity.crawl.db_path == window.state_path.parent / "samples.sqlite3"
+    assert window.activity.rate.value() == window.dht_settings.crawl_rate
+
+
+def test_an_info_hash_chosen_in_the_activity_view_is_looked_up(
+    loop: qasync.QEventLoop, window: MainWindow
+) -> None:
+    async def scenario() -> None:
+        await started(window)
+        assert window.controller.testnet is not None
+        info_hash = next(iter(window.controller.testnet.announced))
+        window.activity.lookup_requested.emit(info_hash.hex())
+        await until(lambda: window.lookup.shown is not None
+                    and window.lookup.shown.target == info_hash, what="the lookup")
+
+    run(loop, scenario())
+    assert window.docks["lookup"].widget().isVisible()
 
 
 def test_view_menu_toggles_docks(idle_window: MainWindow) -> None:

@@ -87,12 +87,15 @@ def cell(model: NodesModel | PeersModel | LookupsModel, row: int, col: int) -> s
 
 
 # --- nodes -------------------------------------------------------------------------------------
-def test_format_version_letters_then_dotted_numbers() -> None:
+def test_format_version_letters_then_the_clients_version() -> None:
     assert format_version(b"LT\x02\x01") == "LT 2.1"
-    assert format_version(b"UT\x03\x05") == "UT 3.5"
+    # uTorrent's two bytes are one 16-bit build number (seen as "UT 180.69" before).
+    assert format_version(b"UT\xb4\x45") == "UT 46149"
+    assert format_version(b"TR\x00\x05") == "TR 5"
+    assert format_version(b"XX\x01\x02\x03") == "XX 1.2.3"
     assert format_version(None) == "—"
     assert format_version(b"L") == "—"
-    assert format_version(b"\x00\x01\x02\x03") == "0001 2.3"
+    assert format_version(b"\x00\x01\x02\x03") == "0001 515"
 
 
 def test_nodes_model_passes_model_tester_with_readable_cells(qtmodeltester: ModelTester) -> None:
@@ -197,7 +200,7 @@ def test_peers_model_from_lookup_state_with_counts_and_exports(qtmodeltester: Mo
 
 def test_peers_model_from_events_of_one_lookup() -> None:
     model = PeersModel()
-    model.lookup_id = 3
+    model.set_lookup(LookupState(3, TARGET, "get_peers", 50.0))
     model.add_events([*lookup_events(), ev.PeersFound(4, N1, (("9.9.9.9", 9),), 51.0)])
     assert model.rowCount() == 3
     assert model.peer(0).count == 2
@@ -211,7 +214,7 @@ def test_lookups_model_history_rows(qtmodeltester: ModelTester) -> None:
     assert model.rowCount() == 1
     assert cell(model, 0, 0) == TARGET.hex()
     assert [cell(model, 0, c) for c in range(1, 7)] == [
-        "get_peers", "0.0", "running", "3", "2", "0.40"
+        "get_peers · IPv4", "0.0", "running", "3", "2", "0.40"
     ]
     model.set_now(52.0)
     assert cell(model, 0, 6) == "2.00"
@@ -226,3 +229,24 @@ def test_lookups_model_history_rows(qtmodeltester: ModelTester) -> None:
     assert [model.state(r).lookup_id for r in range(3)] == [11, 12, 13]
     assert model.row_of(12) == 1 and model.row_of(3) is None
     assert model.index(0, 0).parent() == QModelIndex()
+
+
+def test_a_lookup_in_both_families_is_one_row(qtmodeltester: ModelTester) -> None:
+    model = LookupsModel()
+    check_model(qtmodeltester, model)
+    model.group((20, 21))  # the IPv4 and the IPv6 lookup of one user lookup
+    model.add_events([
+        ev.LookupStarted(20, TARGET, "get_peers", 1.0, 4),
+        ev.LookupStarted(21, TARGET, "get_peers", 1.0, 6),
+        ev.PeersFound(21, b"\x01" * 20, (("::1", 7),), 1.1),
+        ev.LookupFinished(20, TARGET, "get_peers", (P1,), (), 2, 2, 0.3, False, 1.3, 4),
+    ])
+    assert model.rowCount() == 1 and model.row_of(21) == 0
+    assert cell(model, 0, 1) == "get_peers · IPv4+IPv6"
+    assert cell(model, 0, 3) == "running"  # the IPv6 lookup has not finished
+    model.add_events([
+        ev.LookupFinished(21, TARGET, "get_peers", (("::1", 7),), (), 3, 3, 0.6, False, 1.6, 6)
+    ])
+    state = model.state(0)
+    assert cell(model, 0, 3) == "done" and cell(model, 0, 4) == "2" and cell(model, 0, 6) == "0.60"
+    assert set(state.peers) == {P1, ("::1", 7)} and state.families == (4, 6)

@@ -16,7 +16,7 @@ from pytestqt.qtbot import QtBot
 
 from dhtviewer.net.session import DEFAULT_BOOTSTRAP
 from dhtviewer.ui.controller import CUSTOM, MAINLINE, TESTNET, Controller, StartOptions
-from dhtviewer.ui.models.nodes import COL_BUCKET, SORT_ROLE
+from dhtviewer.ui.models.nodes import COL_ADDR, COL_BUCKET, SORT_ROLE
 from dhtviewer.ui.panels.announce import AnnouncePanel
 from dhtviewer.ui.panels.lookup import LookupPanel
 from dhtviewer.ui.panels.network import NetworkPanel, validate_hostports
@@ -123,10 +123,16 @@ def test_network_panel_shows_the_running_node(node: Controller) -> None:
     assert panel.node_id.text() == node.node_id().hex()
     assert "127.0.0.1:" in panel.local_label.text()
     assert not panel.start_button.isEnabled() and panel.stop_button.isEnabled()
+    assert "[::1]:" in panel.local_label.text()  # the IPv6 socket of a dual-stack node
     panel._stats_changed({"routing_nodes": 12, "good_nodes": 9})
     assert panel.nodes_label.text() == "12 nodes, 9 good"
+    panel._stats_changed({"routing_nodes": 12, "good_nodes": 9, "routing_nodes_v4": 7,
+                          "routing_nodes_v6": 5})
+    assert panel.nodes_label.text() == "12 nodes, 9 good (IPv4 7, IPv6 5)"
     panel._external_changed("203.0.113.9", 5)
     assert panel.external_label.text().startswith("203.0.113.9 (5 votes)")
+    panel._external_changed("2001:db8::9", 2)  # each family's own address
+    assert panel.external_label.text().startswith("203.0.113.9 (5 votes) · 2001:db8::9 (2 votes)")
 
 
 # --- lookup panel ----------------------------------------------------------------------------
@@ -188,10 +194,16 @@ def test_lookup_panel_follows_a_lookup_and_the_proxies_pass_the_model_tester(
     assert panel.peers.rowCount() == len(node.testnet.announced[info_hash])
     assert panel.peers_title.text() == f"Peers ({panel.peers.rowCount()})"
     assert "done" in panel.progress.text() and "queried" in panel.progress.text()
-    kinds = {panel.history_proxy.index(r, 1).data() for r in range(panel.history_proxy.rowCount())}
+    # One row for the lookup in both families (a dual-stack testnet: BEP 32).
+    kinds = {panel.history_proxy.index(r, 1).data().split(" · ")[0]
+             for r in range(panel.history_proxy.rowCount())}
     assert "bootstrap" not in kinds and "get_peers" in kinds
+    assert panel.history_proxy.rowCount() == 1
+    assert panel.history_proxy.index(0, 1).data() == "get_peers · IPv4+IPv6"
+    assert panel.shown is not None and panel.shown.families == (4, 6)
     panel.show_maintenance.setChecked(True)
-    kinds = {panel.history_proxy.index(r, 1).data() for r in range(panel.history_proxy.rowCount())}
+    kinds = {panel.history_proxy.index(r, 1).data().split(" · ")[0]
+             for r in range(panel.history_proxy.rowCount())}
     assert "bootstrap" in kinds
     # newest first
     started = [panel.history_proxy.index(r, 2).data(SORT_ROLE)
@@ -201,6 +213,46 @@ def test_lookup_panel_follows_a_lookup_and_the_proxies_pass_the_model_tester(
     ports = [panel.peers_proxy.index(r, 1).data(SORT_ROLE)
              for r in range(panel.peers_proxy.rowCount())]
     assert ports == sorted(ports, reverse=True)
+
+
+def test_lookup_panel_scrape_shows_the_swarm_estimate_beside_the_peers(
+    loop: qasync.QEventLoop, node: Controller
+) -> None:
+    panel = LookupPanel(node)
+    assert node.testnet is not None
+    info_hash, peers = list(node.testnet.announced.items())[1]
+    scrapes: list[object] = []
+    node.scrape_finished.connect(scrapes.append)
+
+    async def scenario() -> None:
+        panel.scrape.setChecked(True)
+        panel.set_query(info_hash.hex())
+        assert panel.start_lookup()
+        await until(lambda: panel.shown is not None and panel.shown.target == info_hash
+                    and panel.shown.scrape is not None)
+        await until(lambda: bool(scrapes))
+
+    run(loop, scenario())
+    assert panel.shown is not None and panel.shown.scrape is not None
+    estimate = panel.shown.scrape
+    assert not estimate.cancelled and estimate.nodes >= 1
+    # a testnet's peers announce without seed=1: all downloaders, one per distinct address
+    assert round(estimate.seeds) == 0
+    assert round(estimate.downloaders) == len({ip for ip, _ in peers})
+    title = panel.peers_title.text()
+    assert title.startswith(f"Peers ({len(peers)}) · swarm ≈ 0 seeds, ")
+    assert "downloaders (BEP 33" in panel.progress.text()
+    assert getattr(scrapes[0], "info_hash", None) == info_hash
+    # without the box ticked, a plain get_peers lookup: no estimate
+    panel.scrape.setChecked(False)
+
+    async def plain() -> None:
+        assert panel.start_lookup()
+        await until(lambda: panel.shown is not None and panel.shown.finished
+                    and panel.shown.scrape is None)
+
+    run(loop, plain())
+    assert "BEP 33" not in panel.peers_title.text()
 
 
 # --- announce panel --------------------------------------------------------------------------
@@ -310,3 +362,37 @@ def test_logging_does_not_need_a_panel(caplog: pytest.LogCaptureFixture) -> None
     with caplog.at_level(logging.INFO, logger="dhtviewer"):
         logging.getLogger("dhtviewer.ui.controller").info("hello")
     assert caplog.records[-1].getMessage() == "hello"
+
+
+def test_routing_panel_switches_between_the_ipv4_and_ipv6_tables(
+    loop: qasync.QEventLoop, node: Controller, qtbot: QtBot
+) -> None:
+    """A dual-stack node has two routing tables (BEP 32); the switch picks the one drawn."""
+    panel = RoutingPanel(node)
+    qtbot.addWidget(panel)
+
+    async def scenario() -> None:
+        await until(lambda: {4, 6} <= set(panel.snapshots)
+                    and all(s.size > 0 for s in panel.snapshots.values()))
+
+    run(loop, scenario())
+    assert panel.family == 4 and panel.family_buttons[4].isChecked()
+    assert all(b.isEnabled() for b in panel.family_buttons.values())
+    four = panel.snapshot
+    assert four is not None and four.family == 4
+    assert panel.summary.text().startswith("IPv4:")
+    assert panel.family_buttons[6].text() == f"IPv6 · {panel.snapshots[6].size}"
+    panel.chart.bucket_clicked.emit(0)
+    panel.family_buttons[6].click()
+    six = panel.snapshot
+    assert six is not None and six.family == 6 and panel.family == 6
+    assert panel.summary.text().startswith(f"IPv6: {six.size} nodes")
+    assert panel.model.rowCount() == six.size and panel.ring.node_count() == six.size
+    addrs = {panel.model.index(r, COL_ADDR).data() for r in range(panel.model.rowCount())}
+    assert addrs and all(a.startswith("[::1]:") for a in addrs)
+    assert not panel.show_all.isVisibleTo(panel)  # a bucket filter of one table is dropped
+    # A new IPv4 snapshot is kept for later but does not replace what is shown.
+    node.routing_changed.emit(four)
+    assert panel.snapshot is six and panel.snapshots[4] is four
+    panel.family_buttons[4].click()
+    assert panel.snapshot is four and panel.model.rowCount() == four.size

@@ -42,6 +42,10 @@ def test_the_controller_runs_the_simnet_as_a_child_and_ends_it(loop: qasync.QEve
         session = ctl.session
         assert session is not None
         assert all(a in session.bootstrap_addrs for a in ctl.simnet.routers)
+        # The subnet rule holds on the simulated Mainline as on the real one (not relaxed for
+        # loopback as on a local testnet).
+        assert session.node is not None and session.node.settings.restrict_local_subnets
+        assert session.node.settings.restrict_subnets
         child = ctl.simnet
         await ctl.stop()  # type: ignore[misc]
         assert not child.running

@@ -123,16 +123,22 @@ def pair_text(p: Packet) -> str:
     if p.kind is Kind.QUERY:
         if p.peer is None:
             return "No reply (yet)"
+        # Only our own queries have a round-trip time; our answer to a query that came in
+        # leaves in the same step, so a time there would say nothing (and "?" looked broken).
+        if p.rtt is None:
+            return f"Reply: No. {p.peer:,}"
         return f"Reply: No. {p.peer:,} after {_ms(p.rtt)}"
     if p.kind in (Kind.RESPONSE, Kind.ERROR) and p.peer is not None:
+        if p.rtt is None:
+            return f"Reply to the query No. {p.peer:,}"
         return f"Reply to the query No. {p.peer:,} ({_ms(p.rtt)})"
     if p.kind in (Kind.RESPONSE, Kind.ERROR):
         return "The query is not in the capture (sent before it started, or forgotten)"
     return ""
 
 
-def _ms(seconds: float | None) -> str:
-    return "?" if seconds is None else f"{format_ms(seconds)} ms"
+def _ms(seconds: float) -> str:
+    return f"{format_ms(seconds)} ms"
 
 
 def detail(p: Packet, time_origin: float = 0.0) -> str:

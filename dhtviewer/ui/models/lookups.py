@@ -43,7 +43,7 @@ class LookupsModel(RowTableModel[LookupState]):
             state = self.tracker.apply(event)
             if state is None:
                 continue
-            if isinstance(event, ev.LookupStarted):
+            if isinstance(event, ev.LookupStarted) and state.lookup_id == event.lookup_id:
                 started.append(state)
                 if self.time_origin is None:
                     self.time_origin = event.at
@@ -77,11 +77,18 @@ class LookupsModel(RowTableModel[LookupState]):
         return self._rows[row]
 
     def row_of(self, lookup_id: int) -> int | None:
-        return next((r for r, lk in enumerate(self._rows) if lk.lookup_id == lookup_id), None)
+        return next((r for r, lk in enumerate(self._rows) if lookup_id in lk.parts), None)
+
+    def group(self, lookup_ids: tuple[int, ...]) -> None:
+        """One row for these lookups (a user's lookup in each family); see
+        ``LookupTracker.group``."""
+        self.tracker.group(lookup_ids)
 
     # --- Qt model interface --------------------------------------------------------------------
     def _cell(self, lk: LookupState, row: int, col: int, role: int) -> Any:
         if role == Qt.ItemDataRole.DisplayRole:
+            if col == COL_KIND:  # one lookup per address family (BEP 32): say which
+                return f"{lk.kind} · {lk.families_text}"
             value = self._value(lk, col)
             if isinstance(value, float):
                 return f"{value:.1f}" if col == COL_STARTED else f"{value:.2f}"

@@ -33,15 +33,27 @@ NONE_TEXT = "—"
 _STATE_ORDER = {"good": 0, "questionable": 1, "bad": 2}
 
 
+# Clients whose two version bytes are a major and a minor number (libtorrent packs
+# major << 8 | minor into them). For every other client the two bytes are read as one
+# big-endian number, which is what libtorrent's "client identification" note says the field
+# is: uTorrent puts its 16-bit build number there (b"UT\xb4\x45" is build 46149, not "180.69").
+_DOTTED_CLIENTS = frozenset({b"LT"})
+
+
 def format_version(version: bytes | None) -> str:
-    """A KRPC ``v`` value as text: client letters, then the remaining bytes as dotted numbers
-    (b"LT\\x02\\x01" -> "LT 2.1"); "—" when absent or too short to mean anything."""
+    """A KRPC ``v`` value as text: the client letters, then the version (b"LT\x02\x01" ->
+    "LT 2.1", b"UT\xb4\x45" -> "UT 46149"); longer values show their remaining bytes dotted;
+    "—" when absent or too short to mean anything."""
     if not version or len(version) < 2:
         return NONE_TEXT
     letters = version[:2]
     name = letters.decode("ascii") if all(0x20 < b < 0x7F for b in letters) else letters.hex()
-    numbers = ".".join(str(b) for b in version[2:])
-    return f"{name} {numbers}" if numbers else name
+    rest = version[2:]
+    if not rest:
+        return name
+    if len(rest) == 2 and letters not in _DOTTED_CLIENTS:
+        return f"{name} {int.from_bytes(rest, 'big')}"
+    return f"{name} {'.'.join(str(b) for b in rest)}"
 
 
 def addr_sort_key(addr: tuple[str, int]) -> str:

@@ -40,7 +40,9 @@ class PeersModel(RowTableModel[PeerRow]):
         super().__init__(parent)
         self._index: dict[Addr, int] = {}
         self.lookup_id: int | None = None
-        """Only PeersFound events of this lookup are taken (any lookup when None)."""
+        """Only PeersFound events of this lookup (and of the other families' lookups grouped
+        with it) are taken (any lookup when None)."""
+        self._parts: frozenset[int] = frozenset()
         self.time_origin: float | None = None
 
     # --- feeding -------------------------------------------------------------------------------
@@ -51,6 +53,7 @@ class PeersModel(RowTableModel[PeerRow]):
             self._rows.clear()
             self._index.clear()
             self.lookup_id = None if state is None else state.lookup_id
+            self._parts = frozenset() if state is None else frozenset(state.parts)
             self.time_origin = None if state is None else state.started_at
             self.endResetModel()
         if state is not None:
@@ -62,7 +65,7 @@ class PeersModel(RowTableModel[PeerRow]):
         for event in events:
             if not isinstance(event, ev.PeersFound):
                 continue
-            if self.lookup_id is not None and event.lookup_id != self.lookup_id:
+            if self.lookup_id is not None and event.lookup_id not in self._parts:
                 continue
             if self.time_origin is None:
                 self.time_origin = event.at

@@ -6,6 +6,9 @@ cancels it. The lookup path graph and a progress line (queried / answered / in f
 follow it live; the peers table lists what it found (copy, export CSV or JSON); the history keeps
 earlier lookups, and selecting one redraws its graph and peers. The node's own maintenance
 lookups (bootstrap, bucket refresh) are hidden from the history unless asked for.
+
+With "Scrape" the lookup also asks the closest nodes for their BEP 33 filters, and the estimated
+seeds and downloaders of the swarm appear beside the peers found.
 """
 
 from __future__ import annotations
@@ -57,6 +60,17 @@ Index = QModelIndex | QPersistentModelIndex
 MAINTENANCE_KINDS = frozenset({"bootstrap", "refresh"})
 EMPTY_HINT = ("No lookup yet: paste an info-hash or a magnet link above and press Enter "
               "(on a local testnet, click one of its info-hashes in the Network panel).")
+
+
+def swarm_estimate(scrape: ev.ScrapeFinished) -> str:
+    """The BEP 33 estimate in a few words, beside the peers found."""
+    if scrape.cancelled:
+        return "scrape cancelled"
+    if scrape.nodes == 0:
+        return "no node answered the scrape"
+    more = "more than " if scrape.saturated else "≈ "
+    return (f"swarm {more}{scrape.seeds:.0f} seeds, {scrape.downloaders:.0f} downloaders "
+            f"(BEP 33, {scrape.nodes} nodes)")
 
 
 class LookupsProxy(QSortFilterProxyModel):
@@ -117,6 +131,9 @@ class LookupPanel(QWidget):
         self.find_button.setToolTip("Start a get_peers lookup (Enter)")
         self.find_button.setDefault(True)
         self.find_button.clicked.connect(self.start_lookup)
+        self.scrape = QCheckBox("Scrape", self)
+        self.scrape.setToolTip("BEP 33: also estimate how many seeds and downloaders the swarm "
+                               "has, from the Bloom filters of the closest nodes")
         self.cancel_button = QPushButton("Cancel", self)
         self.cancel_button.setToolTip("Stop the running lookup (Esc)")
         self.cancel_button.setEnabled(False)
@@ -170,6 +187,7 @@ class LookupPanel(QWidget):
 
         top = QHBoxLayout()
         top.addWidget(self.query, 1)
+        top.addWidget(self.scrape)
         top.addWidget(self.find_button)
         top.addWidget(self.cancel_button)
 
@@ -243,7 +261,7 @@ class LookupPanel(QWidget):
         if info_hash is None:
             return False
         clear_query_error(self.query, self.message)
-        handle = self.controller.find_peers(info_hash)
+        handle = self.controller.find_peers(info_hash, scrape=self.scrape.isChecked())
         if handle is None:
             return False
         self.searched.emit(text)
@@ -251,15 +269,18 @@ class LookupPanel(QWidget):
 
     # --- following lookups ---------------------------------------------------------------------
     def _lookup_started(self, lookup_id: int, kind: str, target: object) -> None:
-        # the row appears with the next batch of events; select it then
+        # One row for the lookup of every family; it appears with the next batch of events:
+        # select it then.
+        self.lookups.group(self.controller.lookup_parts(lookup_id))
         self._follow = lookup_id
         self._select_followed()
         self._update_buttons()
 
     def add_events(self, batch: list[ev.Event]) -> None:
         events = [e for e in batch if isinstance(e, ev.LookupStarted | ev.LookupQuerySent |
-                  ev.LookupResponse | ev.LookupTimeout | ev.PeersFound | ev.LookupFinished |
-                  ev.AnnounceFinished)]
+                  ev.LookupResponse | ev.LookupQuerySlow | ev.LookupTimeout |
+                  ev.LookupQueryError | ev.PeersFound | ev.LookupFinished |
+                  ev.AnnounceFinished | ev.ScrapeFinished)]
         if not events:
             return
         self.lookups.add_events(events)
@@ -268,7 +289,7 @@ class LookupPanel(QWidget):
             self._select_followed()
         shown = self.shown
         if shown is not None and any(
-            getattr(e, "lookup_id", None) == shown.lookup_id for e in events
+            getattr(e, "lookup_id", None) in shown.parts for e in events
         ):
             self._redraw()
 
@@ -313,7 +334,12 @@ class LookupPanel(QWidget):
         self.graph.set_lookup(state)
         self.peers.set_lookup(state)
         n = self.peers.rowCount()
-        self.peers_title.setText(f"Peers ({n})" if state is not None else "Peers")
+        swarm = swarm_estimate(state.scrape) if state is not None and state.scrape else ""
+        self.peers_title.setText(f"Peers ({n}){' · ' + swarm if swarm else ''}"
+                                 if state is not None else "Peers")
+        self.peers_title.setToolTip(
+            "BEP 33 estimate of the whole swarm, from the merged Bloom filters of the closest "
+            "nodes (each peer counted once per IP address)" if swarm else "")
         self._update_progress()
 
     def _update_progress(self) -> None:
@@ -327,8 +353,11 @@ class LookupPanel(QWidget):
         extra = ""
         if state.kind == "announce" and state.announce_done:
             extra = f" · stored at {len(state.stored_at)} nodes"
+        if state.scrape is not None:
+            extra += f" · <b>{swarm_estimate(state.scrape)}</b>"
         self.progress.setText(
-            f"<b>{kind}</b> {s.target.hex()} · {s.state} · queried {s.queried} · "
+            f"<b>{kind}</b> ({state.families_text}) {s.target.hex()} · {s.state} · "
+            f"queried {s.queried} · "
             f"answered {s.answered} · in flight {s.in_flight} · timed out {s.timed_out} · "
             f"<b>{s.peers} peers</b> · {s.elapsed:.2f} s{extra}"
         )

@@ -40,7 +40,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from dhtviewer.dht.addresses import format_addr, parse_hostport
+from dhtviewer.dht.addresses import format_addr, host_family, parse_hostport
 from dhtviewer.dht.messages import Addr
 from dhtviewer.net.session import DEFAULT_BOOTSTRAP, DEFAULT_PORT
 from dhtviewer.simnet.options import ScenarioError, parse_scenarios
@@ -122,6 +122,7 @@ class NetworkPanel(QWidget):
         super().__init__(parent)
         self.controller = controller
         self._stats: dict[str, float] = {}
+        self._externals: dict[int, tuple[str, int]] = {}  # family -> (ip, votes)
         mono = monospace_font()
 
         # --- mode and its options ------------------------------------------------------------
@@ -506,12 +507,14 @@ class NetworkPanel(QWidget):
         self.state_label.setText(f"<span style='color:{color}'>●</span> "
                                  f"{_STATE_TEXT.get(state, state)}")
         self.detail.setText(detail)
+        if state == STARTING:
+            self._externals.clear()  # a new run learns its addresses anew
         c = self.controller
         node_id = c.node_id()
         self.node_id.setText(node_id.hex() if node_id is not None else "")
         self.node_id.setCursorPosition(0)  # the start of the id, not its end
-        local = c.local_address()
-        self.local_label.setText(format_addr(local) if local is not None else "—")
+        local = c.local_addresses()  # one socket per address family (BEP 32)
+        self.local_label.setText(" · ".join(format_addr(a) for a in local.values()) or "—")
         if state == "stopped":
             self.progress.setValue(0)
             self.progress.setFormat("stopped")
@@ -537,7 +540,10 @@ class NetworkPanel(QWidget):
     def _stats_changed(self, stats: dict[str, float]) -> None:
         self._stats = stats
         nodes, good = int(stats.get("routing_nodes", 0)), int(stats.get("good_nodes", 0))
-        self.nodes_label.setText(f"{nodes} nodes, {good} good")
+        per = [f"IPv{f} {int(stats[f'routing_nodes_v{f}'])}" for f in (4, 6)
+               if f"routing_nodes_v{f}" in stats]
+        both = f" ({', '.join(per)})" if len(per) > 1 else ""
+        self.nodes_label.setText(f"{nodes} nodes, {good} good{both}")
         self._update_progress()
 
     def _update_progress(self) -> None:
@@ -552,5 +558,8 @@ class NetworkPanel(QWidget):
         ok = self.controller.bep42_ok()
         bep42 = ("" if ok is None else " · our id matches it (BEP 42)" if ok
                  else " · our id does not match it (BEP 42)")
-        who = f" ({votes} votes)" if votes else " (saved)"
-        self.external_label.setText(f"{ip}{who}{bep42}")
+        # One address per family (each DHT tells its node how it sees it).
+        self._externals[host_family(ip)] = (ip, votes)
+        parts = [f"{a}" + (f" ({n} votes)" if n else " (saved)")
+                 for _, (a, n) in sorted(self._externals.items())]
+        self.external_label.setText(" · ".join(parts) + bep42)

@@ -1,8 +1,10 @@
 """RoutingPanel: the routing table three ways — bucket chart, node table, id-space ring.
 
-Fed by the controller's routing snapshots (at most ten a second). Clicking a bucket's bar filters
-the table to that bucket; the table's context menu pings a node, runs a find_node lookup of its
-id, or copies its id or address.
+Fed by the controller's routing snapshots (at most ten a second), one per address family: a
+dual-stack node has an IPv4 and an IPv6 table (BEP 32), and the IPv4 / IPv6 switch picks the one
+shown (the other keeps its latest snapshot). Clicking a bucket's bar filters the table to that
+bucket; the table's context menu pings a node, runs a find_node lookup of its id, or copies its
+id or address.
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ from __future__ import annotations
 from PySide6.QtCore import QModelIndex, QPoint, Qt, Signal
 from PySide6.QtGui import QAction, QResizeEvent
 from PySide6.QtWidgets import (
+    QButtonGroup,
     QHBoxLayout,
     QLabel,
     QMenu,
@@ -21,6 +24,7 @@ from PySide6.QtWidgets import (
 )
 
 from dhtviewer.dht.addresses import format_addr
+from dhtviewer.dht.families import FAMILIES, family_name
 from dhtviewer.dht.messages import Addr
 from dhtviewer.dht.routing_table import NodeSnapshot, RoutingSnapshot
 from dhtviewer.ui.controller import Controller
@@ -52,6 +56,11 @@ class RoutingPanel(QWidget):
         super().__init__(parent)
         self.controller = controller
         self.snapshot: RoutingSnapshot | None = None
+        """The snapshot shown (of ``family``)."""
+        self.snapshots: dict[int, RoutingSnapshot] = {}
+        """The latest snapshot of each family."""
+        self.family = 4
+        """The address family shown."""
         self._sized = False
         # built after the window's first frame (pyqtgraph is slow to import)
         self.chart = LazyBucketChart(self)
@@ -79,6 +88,20 @@ class RoutingPanel(QWidget):
         self.ring.setToolTip("The 160-bit id space as a ring: every known node by id, our id "
                              "and the lookup target marked")
 
+        self.family_buttons: dict[int, QToolButton] = {}
+        self.family_group = QButtonGroup(self)
+        self.family_group.setExclusive(True)
+        for fam in FAMILIES:
+            button = QToolButton(self)
+            button.setText(family_name(fam))
+            button.setCheckable(True)
+            button.setChecked(fam == self.family)
+            button.setEnabled(False)
+            button.setToolTip(f"Show the {family_name(fam)} routing table (BEP 32: the IPv4 "
+                              "and IPv6 DHTs are separate networks, with a table each)")
+            self.family_group.addButton(button, fam)
+            self.family_buttons[fam] = button
+        self.family_group.idClicked.connect(self.show_family)
         self.summary = QLabel("No routing table yet: start the node.", self)
         self.summary.setToolTip("Size of the routing table")
         self.filter_label = muted_label("", self)
@@ -88,6 +111,8 @@ class RoutingPanel(QWidget):
         self.show_all.clicked.connect(lambda: self.filter_bucket(None))
         self.show_all.hide()
         head = QHBoxLayout()
+        for button in self.family_buttons.values():
+            head.addWidget(button)
         head.addWidget(self.summary, 1)
         head.addWidget(self.filter_label)
         head.addWidget(self.show_all)
@@ -128,14 +153,40 @@ class RoutingPanel(QWidget):
 
     # --- data ----------------------------------------------------------------------------------
     def set_snapshot(self, snapshot: RoutingSnapshot) -> None:
+        """Keep ``snapshot`` as its family's latest; draw it if that family is shown (or if
+        nothing of the shown family has come: a node of the other family only)."""
+        fam = snapshot.family
+        self.snapshots[fam] = snapshot
+        button = self.family_buttons[fam]
+        button.setEnabled(True)
+        button.setText(f"{family_name(fam)} · {snapshot.size}")
+        if fam != self.family and self.family in self.snapshots:
+            return
+        if fam != self.family:
+            self.family = fam
+            button.setChecked(True)
+        self._draw(snapshot)
+
+    def show_family(self, family: int) -> None:
+        """Show the routing table of ``family`` (4 or 6), as its latest snapshot."""
+        if family == self.family:
+            return
+        self.family = family
+        self.family_buttons[family].setChecked(True)
+        self.filter_bucket(None)  # bucket numbers of one table mean nothing in the other
+        snapshot = self.snapshots.get(family)
+        if snapshot is not None:
+            self._draw(snapshot)
+
+    def _draw(self, snapshot: RoutingSnapshot) -> None:
         self.snapshot = snapshot
         self.chart.set_snapshot(snapshot)
         self.model.apply_snapshot(snapshot)
         self.ring.set_nodes(snapshot)
         good = snapshot.good_count
         self.summary.setText(
-            f"{snapshot.size} nodes in {snapshot.depth} buckets · {good} good · "
-            f"K = {snapshot.k}"
+            f"{family_name(snapshot.family)}: {snapshot.size} nodes in {snapshot.depth} "
+            f"buckets · {good} good · K = {snapshot.k}"
         )
 
     def set_target(self, target: bytes | None) -> None:

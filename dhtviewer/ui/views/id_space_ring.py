@@ -17,6 +17,7 @@ from PySide6.QtCore import QEvent, QPointF, QRectF, QSize, Qt
 from PySide6.QtGui import QBrush, QFontMetricsF, QHelpEvent, QPainter, QPaintEvent, QPen, QPolygonF
 from PySide6.QtWidgets import QSizePolicy, QToolTip, QWidget
 
+from dhtviewer.dht.addresses import format_addr
 from dhtviewer.dht.node_id import ID_BITS
 from dhtviewer.ui.views.theme import Theme, current_theme, qcolor
 
@@ -106,8 +107,7 @@ class IdSpaceRing(QWidget):
     def tooltip_at(self, pos: QPointF) -> str | None:
         node = self.node_at(pos)
         if node is not None:
-            ip, port = node.addr
-            addr = f"[{ip}]:{port}" if ":" in ip else f"{ip}:{port}"
+            addr = format_addr(node.addr)
             rtt = "—" if node.rtt is None else f"{node.rtt * 1000:.0f} ms"
             return f"{node.id.hex()}\n{addr}\n{node.state}, bucket {node.bucket}, RTT {rtt}"
         for label, ident in (("our id", self._own_id), ("lookup target", self._target)):

@@ -20,11 +20,15 @@ from PySide6.QtCore import QPointF
 from PySide6.QtGui import QCursor
 from PySide6.QtWidgets import QToolTip, QWidget
 
-from dhtviewer.ui.lookup_state import OUTCOMES, LookupState, PathNode
+from dhtviewer.dht.addresses import format_addr
+from dhtviewer.ui.lookup_state import ERROR, OUTCOMES, SLOW, LookupState, PathNode
 from dhtviewer.ui.views.theme import Theme, current_theme, qcolor, style_legend, style_plot
 from dhtviewer.ui.views.themed_plot import ThemedPlotWidget
 
 CLOSEST_LABEL = "final K closest"
+_SYMBOLS = {SLOW: "t", ERROR: "d"}
+"""Outcomes with a marker of their own (beside their colour): slow and erring queries stand
+out from those merely in flight or timed out."""
 _SPREAD = 0.6  # sideways spread of one hop's nodes, in hops
 _HOVER_PX = 8.0  # how near (in screen pixels, scaled by the device ratio) a hover must be
 
@@ -74,7 +78,7 @@ class LookupGraph(ThemedPlotWidget):
         plot.addItem(self._edges)
         self._scatters: dict[str, Any] = {}
         for outcome in OUTCOMES:
-            item = pg.ScatterPlotItem(name=outcome, symbol="o")
+            item = pg.ScatterPlotItem(name=outcome, symbol=_SYMBOLS.get(outcome, "o"))
             self._scatters[outcome] = item
             plot.addItem(item)
         self._closest = pg.ScatterPlotItem(name=CLOSEST_LABEL, symbol="o")
@@ -160,8 +164,7 @@ class LookupGraph(ThemedPlotWidget):
     @staticmethod
     def tooltip_for(node: PathNode) -> str:
         ident = node.node_id.hex() if node.node_id is not None else "(id not known yet)"
-        ip, port = node.addr
-        addr = f"[{ip}]:{port}" if ":" in ip else f"{ip}:{port}"
+        addr = format_addr(node.addr)
         bits = "id unknown" if node.prefix_bits is None else f"{node.prefix_bits} bits shared"
         rtt = _fmt_rtt(node.rtt)
         lines = [ident, addr, f"hop {node.depth}, {bits}", f"{node.outcome}, RTT {rtt}"]

@@ -15,7 +15,15 @@ from typing import Any
 
 from PySide6.QtGui import QColor, QGuiApplication, QPalette
 
-from dhtviewer.ui.lookup_state import ABANDONED, ANSWERED, IN_FLIGHT, RETURNED_PEERS, TIMED_OUT
+from dhtviewer.ui.lookup_state import (
+    ABANDONED,
+    ANSWERED,
+    ERROR,
+    IN_FLIGHT,
+    RETURNED_PEERS,
+    SLOW,
+    TIMED_OUT,
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,9 +77,11 @@ LIGHT = Theme(
     traffic_out="#d55e00",
     outcomes={
         IN_FLIGHT: "#9a9a9a",
+        SLOW: "#e69f00",
         ANSWERED: "#0072b2",
         RETURNED_PEERS: "#009e73",
         TIMED_OUT: "#d55e00",
+        ERROR: "#cc79a7",
         ABANDONED: "#c8c8c8",
     },
     series=("#0072b2", "#d55e00", "#009e73", "#cc79a7", "#e69f00", "#56b4e9", "#6a3d9a", "#8c564b"),
@@ -93,9 +103,11 @@ DARK = Theme(
     traffic_out="#ff9a5c",
     outcomes={
         IN_FLIGHT: "#a0a4ab",
+        SLOW: "#f5c04a",
         ANSWERED: "#56b4e9",
         RETURNED_PEERS: "#3ddc97",
         TIMED_OUT: "#ff7b5c",
+        ERROR: "#f08cc8",
         ABANDONED: "#5c5f66",
     },
     series=("#56b4e9", "#ff9a5c", "#3ddc97", "#f08cc8", "#f5c04a", "#b0a4ff", "#c9e36b", "#e0a989"),

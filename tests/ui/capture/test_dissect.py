@@ -41,6 +41,16 @@ def test_query_summary_and_pairing_line() -> None:
     assert detail(p).count(TARGET.hex()) == 1
 
 
+def test_our_answer_to_an_incoming_query_is_paired_without_a_time() -> None:
+    """A query that came in is answered in the same step: no round trip to show, and no "?"."""
+    query = packet(Kind.QUERY, krpc.encode(GetPeersQuery(b"aa", OWN, info_hash=TARGET)))
+    query.peer = 12
+    assert pair_text(query) == "Reply: No. 12"
+    reply = packet(Kind.RESPONSE, krpc.encode(GetPeersQuery(b"aa", OWN, info_hash=TARGET)))
+    reply.peer = 11
+    assert pair_text(reply) == "Reply to the query No. 11"
+
+
 def test_malformed_shows_its_reason_and_bytes() -> None:
     p = packet(Kind.MALFORMED, b"d1:ad2:id", note="invalid bencode (error 203)")
     p.size = 3000
