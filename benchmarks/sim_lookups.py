@@ -96,15 +96,15 @@ class Config:
 
 CONFIGS = (
     Config("alpha 3", 3),
-    Config("alpha 4 (default)", 4),
+    Config("alpha 4", 4),
+    Config("alpha 5 (default)", 5),
     Config("alpha 8", 8),
-    Config("alpha 3, no short timeout", 3, 5.0),
-    Config("alpha 4, no short timeout", 4, 5.0),
+    Config("alpha 5, no short timeout", 5, 5.0),
     Config("alpha 8, no short timeout", 8, 5.0),
-    Config("alpha 4, fixed 1 s short timeout", 4, 1.0),
-    Config("alpha 4, cold start (first lookup ever)", 4, cold=True),
+    Config("alpha 5, fixed 1 s short timeout", 5, 1.0),
+    Config("alpha 5, cold start (first lookup ever)", 5, cold=True),
 )
-DEFAULT = CONFIGS[1]
+DEFAULT = CONFIGS[2]
 
 
 @dataclass(frozen=True)

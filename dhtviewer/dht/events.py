@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from dhtviewer.dht.kinds import LookupKind, NodeState, OwnerKind
+from dhtviewer.dht.kinds import LookupKind, NodeState, OwnerKind, QueryRole
 from dhtviewer.dht.messages import Addr, NodeInfo
 
 
@@ -171,7 +171,9 @@ class LookupStarted:
 @dataclass(frozen=True, slots=True)
 class LookupQuerySent:
     """A lookup asked ``node_id`` at ``addr``. ``referrer`` is the node that returned it (None for a
-    seed from the routing table or bootstrap list); ``depth`` is its hop count (seeds are 0)."""
+    seed from the routing table or bootstrap list); ``depth`` is its hop count (seeds are 0).
+    ``role``: a first query, a resend to a silent candidate, or the neighbourhood probe (to a
+    node that already answered; its answer only adds candidates, and has no event)."""
 
     lookup_id: int
     node_id: bytes | None
@@ -179,6 +181,7 @@ class LookupQuerySent:
     referrer: bytes | None
     depth: int
     at: float
+    role: QueryRole = QueryRole.ASK
 
 
 @dataclass(frozen=True, slots=True)
