@@ -6,7 +6,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.stamp
 
-.PHONY: all run demo test lint clean
+.PHONY: all run demo test lint clean docs
 
 all: test
 
@@ -26,13 +26,17 @@ demo: $(STAMP)
 	$(BIN)/python -m dhtviewer --simnet 1000000
 
 test: $(STAMP)
-	$(BIN)/ruff check dhtviewer tests benchmarks
-	$(BIN)/mypy dhtviewer
+	$(BIN)/ruff check dhtviewer tests benchmarks examples docs
+	$(BIN)/mypy dhtviewer examples docs/build.py
 	QT_QPA_PLATFORM=offscreen $(BIN)/python -m pytest
 
 lint: $(STAMP)
-	$(BIN)/ruff check dhtviewer tests
-	$(BIN)/mypy dhtviewer
+	$(BIN)/ruff check dhtviewer tests benchmarks examples docs
+	$(BIN)/mypy dhtviewer examples docs/build.py
+
+# The library's API reference (pdoc; the guide is docs/guide.md): build/docs/index.html.
+docs: $(STAMP)
+	$(BIN)/python docs/build.py build/docs
 
 clean:
 	rm -rf $(VENV) build dist *.egg-info .pytest_cache .mypy_cache .ruff_cache .hypothesis

@@ -100,8 +100,8 @@ class ItemService:
         self.emit = emit
 
     def register(self) -> None:
-        self.responder.register(GetQuery.method, self.get_reply)
-        self.responder.register(PutQuery.method, self.put_reply)
+        self.responder.register(GetQuery.method, self.get_reply, builtin=True)
+        self.responder.register(PutQuery.method, self.put_reply, builtin=True)
 
     def get_reply(self, q: GetQuery, addr: Addr, now: float) -> Response:
         v4, v6 = self.responder.closest_nodes(q.target, q.want, addr, now)

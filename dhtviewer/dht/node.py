@@ -664,11 +664,12 @@ class DhtNode:
         return acceptable_address(addr, allow_local=self._settings.allow_local) is None
 
     def _vote_external_ip(self, voter: str, ip: str, now: float) -> None:
-        settled = self._identity.vote(voter, ip)
+        settled = self._identity.vote(voter, ip, now)
         if settled is None:
             return
         emit = self._outbox.emit
-        emit(ev.ExternalAddressChanged(settled.ip, settled.votes, now))
+        if settled.address_changed:
+            emit(ev.ExternalAddressChanged(settled.ip, settled.votes, now))
         new_id = settled.new_id
         if new_id is None:
             return

@@ -97,20 +97,30 @@ class Responder:
             AnnouncePeerQuery.method: self._announce_reply,
             SampleInfohashesQuery.method: self._sample_reply,
         }
+        self._builtin = dict(self._handlers)
 
     @property
     def node_id(self) -> bytes:
         return self.identity.node_id
 
-    def register(self, method: bytes, handler: Handler) -> None:
-        """Answer queries for ``method`` with ``handler`` (replacing any handler it had)."""
+    def register(self, method: bytes, handler: Handler, *, builtin: bool = False) -> None:
+        """Answer queries for ``method`` with ``handler`` (replacing any handler it had).
+        ``builtin``: one of the node's own methods (BEP 44's, registered by their service),
+        which ``unregister`` brings back after a replacement."""
         if not isinstance(method, bytes) or not method:
             raise ValueError(f"method must be a non-empty byte string, got {method!r}")
         self._handlers[method] = handler
+        if builtin:
+            self._builtin[method] = handler
 
     def unregister(self, method: bytes) -> None:
-        """Stop answering ``method`` (queries for it then get error 204)."""
-        self._handlers.pop(method, None)
+        """Stop answering ``method`` with a registered handler: a built-in method gets its
+        built-in answer back, any other method error 204."""
+        builtin = self._builtin.get(method)
+        if builtin is not None:
+            self._handlers[method] = builtin
+        else:
+            self._handlers.pop(method, None)
 
     def methods(self) -> list[bytes]:
         """Methods answered, sorted."""

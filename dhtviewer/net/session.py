@@ -26,9 +26,11 @@ import contextlib
 import functools
 import itertools
 import logging
+import math
 import os
 import random
-from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+import typing
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import TypeVar
 
@@ -37,13 +39,16 @@ from dhtviewer.dht.addresses import DEFAULT_PORT, format_addr, is_local
 from dhtviewer.dht.families import FAMILIES, Sibling, family_name
 from dhtviewer.dht.item_lookup import PutRequest
 from dhtviewer.dht.item_store import StoredItem
-from dhtviewer.dht.messages import Addr, NodeInfo
+from dhtviewer.dht.messages import Addr, NodeInfo, Response
 from dhtviewer.dht.node import DhtNode
 from dhtviewer.dht.node_id import ID_BYTES, random_id
+from dhtviewer.dht.responder import Handler
 from dhtviewer.dht.routing_table import RoutingSnapshot
 from dhtviewer.dht.settings import DhtSettings
+from dhtviewer.dht.tasks import Task
 from dhtviewer.net.binds import family_binds, private_network
 from dhtviewer.net.crawl import CrawlRecorder
+from dhtviewer.net.extensions import NodeExtensions, RoutingPolicyFactory, SessionTask
 from dhtviewer.net.handles import (
     LOOKUP_EVENTS,
     AnnounceResult,
@@ -55,6 +60,7 @@ from dhtviewer.net.handles import (
     SampleResult,
     ScrapeResult,
 )
+from dhtviewer.net.queries import FutureOwner, QueryError
 from dhtviewer.net.resolve import HostPort, resolve_addrs, resolve_families
 from dhtviewer.net.sample_store import SampleStore
 from dhtviewer.net.stack import FamilyStack, State, bind_families, combined_state, make_nodes
@@ -66,6 +72,12 @@ from dhtviewer.net.state_store import (
     save_state,
     state_document,
 )
+from dhtviewer.net.subscriptions import (
+    DEFAULT_STREAM_SIZE,
+    EventStream,
+    Subscribers,
+    event_kinds,
+)
 from dhtviewer.net.transport import BindError, DhtProtocol, PortInUseError, serve_udp
 
 __all__ = [
@@ -75,12 +87,16 @@ __all__ = [
     "BindError",
     "BootstrapError",
     "DhtSession",
+    "EventStream",
     "LookupHandle",
     "LookupResult",
     "PingResult",
     "PortInUseError",
+    "QueryError",
+    "RoutingPolicyFactory",
     "SessionClosedError",
     "SessionEvent",
+    "SessionTask",
     "State",
     "StateChanged",
     "private_network",
@@ -113,14 +129,21 @@ class StateChanged:
     of each family the session runs."""
 
     old: str
+    """The state before ("stopped", "idle", "bootstrapping" or "ready")."""
     new: str
+    """The state now."""
     detail: str
+    """Why, in words (how each family fares when there are two)."""
     at: float
+    """When, on the session's clock (``DhtSession.now()``, seconds)."""
     families: tuple[tuple[int, str], ...] = ()
+    """(family, state) of each address family the session runs."""
 
 
 SessionEvent = ev.Event | StateChanged
 Subscriber = Callable[[SessionEvent], None]
+EVENT_TYPES: tuple[type, ...] = (*typing.get_args(ev.Event), StateChanged)
+"""Every class of event a session delivers (what ``subscribe``'s ``kinds`` may name)."""
 
 
 class DhtSession:
@@ -134,7 +157,12 @@ class DhtSession:
     ``bind6`` gives the IPv6 one. ``state_path``: JSON file to restore from at construction and
     save to at ``stop()`` (per family); None keeps state in memory only (a stopped session
     restarts with its contacts). ``node_id``: our id in every family (BEP 32 advises one id
-    for both), instead of the saved ones.
+    for both), instead of the saved ones. ``routing_policy``: ``factory(settings, family)``
+    making each node's ``RoutingPolicy`` at every start (None: the default rules).
+
+    What the session keeps across stop/start and installs on every node it makes: subscribers,
+    custom method handlers (``register_handler``), tasks (``call_at``/``call_every``) and the
+    routing policy factory (``routing_policy``).
     """
 
     def __init__(
@@ -146,6 +174,8 @@ class DhtSession:
         rng: random.Random | None = None,
         bind6: tuple[str, int] | None = None,
         secrets: random.Random | None = None,
+        *,
+        routing_policy: RoutingPolicyFactory | None = None,
     ) -> None:
         """``rng``: the node's randomness others may see; ``secrets``: what nobody may predict
         (transaction ids, token secrets, node ids); default: the operating system's."""
@@ -169,8 +199,10 @@ class DhtSession:
         self._state: State = "stopped"
         self._detail = ""
         self._ready = asyncio.Event()
-        # (callback, wants MessageSent/MessageReceived)
-        self._subscribers: list[tuple[Subscriber, bool]] = []
+        self._subscribers: Subscribers[SessionEvent] = Subscribers(self._sync_traffic_events)
+        self._events_dropped = 0
+        self.extensions = NodeExtensions(routing_policy)
+        """Routing policy factory, custom handlers and tasks, installed on every node."""
         self._unsubscribe_protos: list[Callable[[], None]] = []
         self._handles: dict[int, LookupHandle] = {}
         self._pings: dict[int, asyncio.Future[ev.PingFinished]] = {}
@@ -243,6 +275,7 @@ class DhtSession:
             )
         # Only now: subscriptions made while the sockets were opened went to previous nodes.
         self._sync_traffic_events()
+        self.extensions.started(self._running(), loop.time())
         for stack in self._stacks.values():
             if stack.restored:
                 _run(stack, functools.partial(_add_contacts, stack.restored))
@@ -262,7 +295,7 @@ class DhtSession:
         one id for both), operation ids from the session's counter (an id names one
         operation whichever family runs it)."""
         saved = self._saved.family(family)
-        return DhtNode(
+        node = DhtNode(
             rng=self.rng,
             secrets=self.secrets,
             now=now,
@@ -273,7 +306,10 @@ class DhtSession:
             op_ids=self._ops,
             external_ip=saved.external_ip,
             traffic_events=self._wants_traffic(),
+            routing_policy=self.extensions.policy_for(settings, family),
         )
+        self.extensions.install(node)
+        return node
 
     async def _resolve_for(self, family: int) -> list[Addr]:
         by_family, _ = await resolve_families(self._bootstrap_spec, [family])
@@ -337,6 +373,7 @@ class DhtSession:
                     fut.exception()
             waiters.clear()
         self.stop_crawl()
+        self.extensions.stopped()
         self._save_state()
         for unsubscribe in self._unsubscribe_protos:
             unsubscribe()
@@ -520,28 +557,175 @@ class DhtSession:
             raise TimeoutError(f"no answer from {format_addr(target)}")
         return PingResult(target, done.node_id, done.rtt, done.version)
 
-    def subscribe(self, callback: Subscriber, *, traffic: bool = True) -> Callable[[], None]:
-        """``callback(event)`` for every node event and every ``StateChanged``, across restarts.
-        Returns the function that unsubscribes.
+    # ================================================================ extension points ==
+    @property
+    def routing_policy(self) -> RoutingPolicyFactory | None:
+        """``factory(settings, family) -> RoutingPolicy`` for every node made from the next
+        ``start()`` on (None: the default rules from the settings)."""
+        return self.extensions.routing_policy
+
+    @routing_policy.setter
+    def routing_policy(self, factory: RoutingPolicyFactory | None) -> None:
+        if factory is not None and not callable(factory):
+            raise TypeError(
+                f"routing_policy must be callable or None, got {type(factory).__name__}"
+            )
+        self.extensions.routing_policy = factory
+
+    def register_handler(self, method: bytes, handler: Handler) -> None:
+        """Answer queries for ``method`` with ``handler(query, addr, now) -> reply`` on every
+        node, now and after any restart (see ``DhtNode.register_handler``; ``node.responder``
+        builds replies). A handler that raises is answered with error 202 and counted
+        (``handler_errors``)."""
+        self.extensions.add_handler(method, handler, self._nodes if self._stacks else {})
+
+    def unregister_handler(self, method: bytes) -> None:
+        """Stop answering ``method`` with the handler given to ``register_handler`` (a built-in
+        method gets its built-in answer back)."""
+        self.extensions.remove_handler(method, self._nodes if self._stacks else {})
+
+    async def query(
+        self,
+        addr: HostPort,
+        method: bytes,
+        args: Mapping[bytes, object] | None = None,
+        *,
+        timeout: float | None = None,
+        node_id: bytes | None = None,
+    ) -> Response:
+        """Send a query of ``method`` (any name: a custom one, or a built-in) with ``args`` (the
+        ``a`` dict without ``id``) to ``addr``, from the socket of its family, and return the
+        ``Response`` (custom keys in ``response.extra``). The core matches the reply (exact
+        address, transaction id). Raises ``QueryError`` for a KRPC error reply (``code``,
+        ``message``), ``TimeoutError`` after ``timeout`` seconds (default: the core's hard
+        timeout), ``OverflowError`` when too many queries are in flight (nothing sent).
+        Cancelling the awaiting task abandons the query. ``node_id``: the id expected at
+        ``addr``, if known (a reply from another id is counted as a changed id)."""
+        stack, target = await self._stack_for(addr)
+        node = stack.node
+        owner = FutureOwner(asyncio.get_running_loop())
+        arguments = dict(args or {})
+        # The core's own deadline for this query (its TimeoutError names what was asked); the
+        # asyncio one below is a safety net a little later, and the only one for timeout=0.
+        hard = timeout if timeout is not None and timeout > 0 else None
+
+        def call(now: float) -> object:
+            return node.send_query(target, method, arguments, now, owner, node_id=node_id,
+                                   hard_timeout=hard)
+
+        if stack.proto.run(call) is None:
+            raise OverflowError(
+                f"{node.settings.max_inflight_queries} queries in flight; nothing sent to "
+                f"{format_addr(target)}"
+            )
+        limit = node.settings.hard_timeout if timeout is None else timeout
+        try:
+            return await asyncio.wait_for(
+                asyncio.shield(owner.future), limit + 0.5 if hard or timeout is None else 0.0
+            )
+        except asyncio.TimeoutError:
+            raise TimeoutError(
+                f"no answer to {method.decode(errors='replace')} from {format_addr(target)} "
+                f"within {limit:g} s"
+            ) from None
+        finally:
+            if not owner.future.done():
+                # Cancelled (or the safety net): the core forgets the query, and a late answer
+                # is dropped as unsolicited.
+                owner.abandon()
+                if stack.proto.is_open:
+                    stack.proto.run(lambda now: node.cancel_queries(owner))
+
+    def call_at(
+        self, when: float, fn: Task, *, name: str = "", family: int | None = None
+    ) -> SessionTask:
+        """Run ``fn(now)`` once at ``when`` on the node's clock (``now()``), inside the node's
+        timer; kept across stop/start (a task due while the session was stopped runs at the
+        next start). ``family``: whose node runs it (default: the first family's). A task
+        that raises is counted (``task_errors``) and reported as a ``TaskFailed`` event.
+        ``fn`` may call the session (start lookups, send queries): it runs on the loop's
+        thread."""
+        _check_time("when", when)
+        return self._add_task(SessionTask(fn, None, name, family, float(when)))
+
+    def call_later(
+        self, delay: float, fn: Task, *, name: str = "", family: int | None = None
+    ) -> SessionTask:
+        """``call_at(now() + delay, fn)``."""
+        _check_time("delay", delay, minimum=0.0)
+        return self.call_at(self.now() + delay, fn, name=name, family=family)
+
+    def call_every(
+        self,
+        interval: float,
+        fn: Task,
+        *,
+        first: float | None = None,
+        name: str = "",
+        family: int | None = None,
+    ) -> SessionTask:
+        """Run ``fn(now)`` at ``first`` (default: one ``interval`` from now) and then every
+        ``interval`` seconds, on the node's clock, across stop/start (no catching up on runs
+        missed while stopped). ``cancel()`` the returned task to end it."""
+        _check_time("interval", interval, minimum=0.0, strict=True)
+        start = self.now() + interval if first is None else first
+        _check_time("first", start)
+        return self._add_task(SessionTask(fn, float(interval), name, family, float(start)))
+
+    @property
+    def tasks(self) -> list[SessionTask]:
+        """The session's tasks still scheduled."""
+        return self.extensions.tasks
+
+    def _add_task(self, task: SessionTask) -> SessionTask:
+        if not callable(task.fn):
+            raise TypeError(f"task must be callable, got {type(task.fn).__name__}")
+        running = self._running()
+        return self.extensions.add_task(task, running, self.now() if running else None)
+
+    def _running(self) -> dict[int, tuple[DhtNode, DhtProtocol]]:
+        """family -> (node, transport) of every family running (empty when stopped)."""
+        if self._state == "stopped" and not self._stacks:
+            return {}
+        return {fam: (s.node, s.proto) for fam, s in self._stacks.items()}
+
+    def subscribe(
+        self,
+        callback: Subscriber,
+        *,
+        traffic: bool = True,
+        kinds: Iterable[type] | None = None,
+    ) -> Callable[[], None]:
+        """``callback(event)`` for every node event and every ``StateChanged``, across restarts
+        (``kinds``: only events of these classes, see ``EVENT_TYPES``). Returns the function
+        that unsubscribes. A callback that raises is logged and counted
+        (``stats()["subscriber_errors"]``); the others still get the event.
 
         ``traffic=False``: the callback does without ``MessageSent``/``MessageReceived`` (one per
-        datagram). While no subscriber wants them the nodes do not even build them, which is a
-        tenth of what a busy headless node spends per query."""
-        entry = (callback, traffic)
-        self._subscribers.append(entry)
-        self._sync_traffic_events()
+        datagram), as does one whose ``kinds`` leave them out. While no subscriber wants them
+        the nodes do not even build them, which is a tenth of what a busy headless node spends
+        per query."""
+        if not callable(callback):
+            raise TypeError(f"callback must be callable, got {type(callback).__name__}")
+        return self._subscribers.add(callback, event_kinds(kinds, EVENT_TYPES), traffic)
 
-        def unsubscribe() -> None:
-            for i, e in enumerate(self._subscribers):
-                if e is entry:
-                    del self._subscribers[i]
-                    self._sync_traffic_events()
-                    return
+    def events(
+        self, kinds: Iterable[type] | None = None, *, maxsize: int = DEFAULT_STREAM_SIZE
+    ) -> EventStream[SessionEvent]:
+        """An ``EventStream`` of the events of ``kinds`` (None: all) from now on:
+        ``async for event in stream`` until ``stream.close()``. A reader more than
+        ``maxsize`` events behind loses the oldest (counted in ``stream.dropped`` and
+        ``stats()["events_dropped"]``); the node never waits for it."""
+        stream: EventStream[SessionEvent] = EventStream(maxsize)
+        unsubscribe = self.subscribe(stream.put, kinds=kinds)
+        stream.attach(unsubscribe, self._count_dropped)
+        return stream
 
-        return unsubscribe
+    def _count_dropped(self, n: int) -> None:
+        self._events_dropped += n
 
     def _wants_traffic(self) -> bool:
-        return any(traffic for _, traffic in self._subscribers)
+        return self._subscribers.wants_traffic()
 
     def _sync_traffic_events(self) -> None:
         wanted = self._wants_traffic()
@@ -634,7 +818,9 @@ class DhtSession:
     def stats(self) -> dict[str, float]:
         """Node counters and transport error counters summed over the families,
         ``good_nodes``, ``routing_nodes`` and ``uptime`` seconds; per family
-        ``routing_nodes_v4``, ``good_nodes_v4`` (``_v6``) and ``state_v4`` (1 when ready)."""
+        ``routing_nodes_v4``, ``good_nodes_v4`` (``_v6``) and ``ready_v4`` (1 when ready);
+        ``subscriber_errors`` (callbacks that raised), ``events_dropped`` (by event streams
+        whose readers fell behind), ``session_tasks`` (tasks scheduled)."""
         if not self._nodes:
             return {}
         now = self.now()
@@ -651,6 +837,11 @@ class DhtSession:
         for stack in self._stacks.values():
             for key, count in stack.proto.counters.items():
                 out[key] = out.get(key, 0) + count
+        # The transports count their own subscribers' errors (the session's stacks), this the
+        # session's subscribers'.
+        out["subscriber_errors"] = out.get("subscriber_errors", 0) + self._subscribers.errors
+        out["events_dropped"] = self._events_dropped
+        out["session_tasks"] = len(self.extensions.tasks)
         out["uptime"] = now - self._started_at if self._state != "stopped" else 0.0
         return out
 
@@ -810,14 +1001,7 @@ class DhtSession:
         other.hint(event.nodes)
 
     def _publish(self, event: SessionEvent) -> None:
-        traffic = type(event) in ev.TRAFFIC_EVENTS
-        for cb, wants_traffic in tuple(self._subscribers):
-            if traffic and not wants_traffic:
-                continue
-            try:
-                cb(event)
-            except Exception:
-                log.exception("session subscriber %r failed on %s", cb, type(event).__name__)
+        self._subscribers.publish(event)
 
     def _family_state_changed(self, stack: FamilyStack) -> None:
         self._set_state(*combined_state(list(self._stacks.values()) or [stack]))
@@ -835,6 +1019,18 @@ class DhtSession:
             loop = asyncio.get_running_loop()
             families = tuple((s.family, str(s.state)) for s in self._stacks.values())
             self._publish(StateChanged(old, new, detail, loop.time(), families))
+
+
+def _check_time(
+    name: str, value: float, *, minimum: float | None = None, strict: bool = False
+) -> None:
+    """A finite number of seconds (at least ``minimum``, or above it if ``strict``)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        raise ValueError(f"{name} must be a finite number of seconds, got {value!r}")
+    if minimum is not None and (value <= minimum if strict else value < minimum):
+        raise ValueError(
+            f"{name} must be {'above' if strict else 'at least'} {minimum:g} s, got {value!r}"
+        )
 
 
 def _run(stack: FamilyStack, call: Callable[[DhtNode, float], T]) -> T:

@@ -8,7 +8,7 @@ from dataclasses import replace
 
 from dhtviewer.dht import events as ev
 from dhtviewer.dht import krpc
-from dhtviewer.dht.identity import NodeIdentity
+from dhtviewer.dht.identity import ID_CHANGE_INTERVAL, NodeIdentity
 from dhtviewer.dht.kinds import LookupKind
 from dhtviewer.dht.messages import Addr, NodeInfo, PingQuery, Query, Response
 from dhtviewer.dht.node import DhtNode
@@ -26,9 +26,9 @@ def test_an_address_that_needs_it_gets_a_bep42_id_from_the_secrets() -> None:
     a = NodeIdentity(OLD_ID, secrets=random.Random(1))
     b = NodeIdentity(OLD_ID, secrets=random.Random(2))
     for ident in (a, b):
-        assert ident.vote("11.1.0.1", PUBLIC) is None
-        assert ident.vote("11.2.0.1", PUBLIC) is None
-        settled = ident.vote("11.3.0.1", PUBLIC)
+        assert ident.vote("11.1.0.1", PUBLIC, 0.0) is None
+        assert ident.vote("11.2.0.1", PUBLIC, 0.0) is None
+        settled = ident.vote("11.3.0.1", PUBLIC, 0.0)
         assert settled is not None and (settled.ip, settled.votes) == (PUBLIC, 3)
         assert settled.old_id == OLD_ID and settled.new_id == ident.node_id
         assert bep42_valid(ident.node_id, PUBLIC) and ident.external_ip == PUBLIC
@@ -40,7 +40,7 @@ def test_a_derived_id_is_deterministic_for_seeded_secrets() -> None:
     for _ in range(2):
         ident = NodeIdentity(OLD_ID, secrets=random.Random(7))
         for voter, _port in VOTERS[:3]:
-            ident.vote(voter, PUBLIC)
+            ident.vote(voter, PUBLIC, 0.0)
         ids.append(ident.node_id)
     assert ids[0] == ids[1] != OLD_ID
 
@@ -57,7 +57,7 @@ def test_no_new_id_when_it_matches_is_exempt_or_derivation_is_off() -> None:
         before = ident.node_id
         settled = None
         for voter, _port in VOTERS[:3]:
-            settled = ident.vote(voter, ip) or settled
+            settled = ident.vote(voter, ip, 0.0) or settled
         assert settled is not None and settled.ip == ip and settled.new_id is None
         assert ident.node_id == before
 
@@ -67,7 +67,7 @@ def test_a_restored_address_our_id_does_not_match_is_fixed_once_votes_confirm_it
     assert ident.node_id == OLD_ID  # nothing proven yet
     settled = None
     for voter, _port in VOTERS[:3]:
-        settled = ident.vote(voter, PUBLIC) or settled
+        settled = ident.vote(voter, PUBLIC, 0.0) or settled
     assert settled is not None and settled.new_id is not None
     assert bep42_valid(ident.node_id, PUBLIC)
 
@@ -146,11 +146,54 @@ def test_a_second_change_of_address_derives_again() -> None:
     node = voted_node()
     answer_pings(node, VOTERS[:3], PUBLIC, 1.0)
     first = node.node_id
-    answer_pings(node, VOTERS + [(f"11.{i}.0.1", 6881) for i in range(6, 12)], "82.5.20.8", 10.0)
+    later = 2.0 + ID_CHANGE_INTERVAL
+    answer_pings(node, VOTERS + [(f"11.{i}.0.1", 6881) for i in range(6, 12)], "82.5.20.8", later)
     assert node.external_ip == "82.5.20.8" and node.node_id != first
     assert bep42_valid(node.node_id, "82.5.20.8")
     changes = [e for e in node.drain_events() if isinstance(e, ev.NodeIdChanged)]
     assert [(e.old_id, e.new_id) for e in changes] == [(OLD_ID, first), (first, node.node_id)]
+
+
+MORE_VOTERS: list[Addr] = [(f"11.{i}.0.1", 6881) for i in range(6, 30)]
+
+
+def test_an_id_change_soon_after_another_waits_for_the_hold_off() -> None:
+    """The address is believed at once; the id follows only after the hold-off, at the first
+    vote then, and only if the votes still agree."""
+    node = voted_node()
+    answer_pings(node, VOTERS[:3], PUBLIC, 1.0)
+    first = node.node_id
+    node.drain_events()
+    answer_pings(node, VOTERS + MORE_VOTERS[:6], "82.5.20.8", 30.0)
+    assert node.external_ip == "82.5.20.8" and node.node_id == first and not node.bep42_ok()
+    events = node.drain_events()
+    assert [e.ip for e in events if isinstance(e, ev.ExternalAddressChanged)] == ["82.5.20.8"]
+    assert not any(isinstance(e, ev.NodeIdChanged) for e in events)
+    answer_pings(node, MORE_VOTERS[6:7], "82.5.20.8", 1.0 + ID_CHANGE_INTERVAL - 1)
+    assert node.node_id == first  # still inside the hold-off
+    answer_pings(node, MORE_VOTERS[7:8], "82.5.20.8", 1.02 + ID_CHANGE_INTERVAL)
+    assert node.node_id != first and bep42_valid(node.node_id, "82.5.20.8")
+    events = node.drain_events()
+    assert [(e.old_id, e.external_ip) for e in events if isinstance(e, ev.NodeIdChanged)] == [
+        (first, "82.5.20.8")]
+    assert not any(isinstance(e, ev.ExternalAddressChanged) for e in events)  # not news
+    assert node.counters.node_id_changes == 2
+
+
+def test_a_flip_flopping_majority_changes_our_id_at_most_once_per_hold_off() -> None:
+    """An attacker who holds enough networks to sway the vote, alternating two addresses every
+    ten seconds for an hour, gets at most one id change per hold-off."""
+    ident = NodeIdentity(OLD_ID, secrets=random.Random(1))
+    changes = 0
+    addresses = ("81.4.19.7", "82.5.20.8")
+    for step in range(360):
+        now = step * 10.0
+        claimed = addresses[step % 2]
+        for i in range(12):
+            settled = ident.vote(f"20.{i}.0.1", claimed, now)
+            if settled is not None and settled.new_id is not None:
+                changes += 1
+    assert 2 <= changes <= 1 + 3600 / ID_CHANGE_INTERVAL
 
 
 def test_refreshes_running_when_the_id_changes_end_cleanly() -> None:

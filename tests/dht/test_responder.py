@@ -194,6 +194,29 @@ def test_registry_adds_replaces_and_removes_methods() -> None:
     assert isinstance(st.r.answer(q, V4, 1.0), ErrorMessage)
 
 
+def test_unregistering_a_replaced_built_in_method_brings_the_built_in_back() -> None:
+    st = Setup()
+    asker = random_id(random.Random(5))
+    ping = PingQuery(b"t", asker)
+
+    def refuse(query: PingQuery, addr: tuple[str, int], now: float) -> ErrorMessage:
+        return ErrorMessage(query.tid, 201, "no pings today")
+
+    st.r.register(b"ping", refuse)
+    refused = st.r.answer(ping, V4, 1.0)
+    assert isinstance(refused, ErrorMessage) and refused.message == "no pings today"
+    st.r.unregister(b"ping")
+    answered = st.r.answer(ping, V4, 1.0)
+    assert isinstance(answered, Response) and answered.sender_id == st.r.node_id
+    assert b"ping" in st.r.methods()
+    # Methods a service registers as built-in come back the same way (BEP 44's get and put).
+    st.r.register(b"get", refuse, builtin=True)
+    st.r.register(b"get", lambda q, a, now: ErrorMessage(q.tid, 202, "replaced"))
+    st.r.unregister(b"get")
+    back = st.r.answer(UnknownQuery(b"t", asker, name=b"get"), V4, 1.0)
+    assert isinstance(back, ErrorMessage) and back.message == "no pings today"
+
+
 def test_scrape_adds_filters_of_seeds_and_downloaders_and_noseed_filters_values() -> None:
     from dhtviewer.dht.bloom import BloomFilter
 
