@@ -75,6 +75,7 @@ class Params:
     lt_timeout: float
     our_timeout: float
     dead: float = DEAD
+    warmup: int = 16
     lt_base: str = LT_BASE
     our_ip: str = OUR_IP
 
@@ -236,6 +237,7 @@ async def our_lookup(session: Any, info_hash: bytes, timeout: float) -> dict[str
         "responses": [(e.node_id, e.at - started) for e in handle.events
                       if isinstance(e, ev.LookupResponse)],
         "asked": {e.node_id for e in handle.events if isinstance(e, ev.LookupQuerySent)},
+        "closest": [node_id.hex() for node_id, _ in result.closest],
         "slow": [e.addr for e in handle.events if isinstance(e, ev.LookupQuerySlow)],
         "timeouts": sum(1 for e in handle.events if isinstance(e, ev.LookupTimeout)),
         "peers": len(result.peers),
@@ -260,19 +262,63 @@ def start_net(p: Params, seed: int, attempts: int = 3) -> Any:
     raise AssertionError("unreachable")
 
 
+def _settled_ip(our_ip: str) -> str:
+    head, last = our_ip.rsplit(".", 1)
+    return f"{head}.{int(last) + 1}"
+
+
+async def _measure_ours(session: Any, info_hash: bytes, known: dict[bytes, Addr],
+                        running: set[Addr], timeout: float) -> dict[str, Any]:
+    """Our lookup of ``info_hash`` with its recall against the K closest of ``known``."""
+    mine = await our_lookup(session, info_hash, timeout)
+    our_ref = reference(known, info_hash, set())
+    responses = mine.pop("responses")
+    answered = {node_id for node_id, _ in responses}
+    mine["k_closest"], mine["recall"] = k_closest_answered(responses, our_ref)
+    asked = mine.pop("asked")
+    mine["missed_never_asked"] = sum(1 for node_id in our_ref if node_id not in asked)
+    mine["slow_live"] = sum(1 for a in mine.pop("slow") if a in running)
+    # For reading a miss afterwards: the reference (nearest first), who was asked, who answered.
+    mine["reference"] = [node_id.hex() for node_id in our_ref]
+    mine["asked_reference"] = [r.hex() for r in our_ref if r in asked]
+    mine["answered_reference"] = [r.hex() for r in our_ref if r in answered]
+    mine["_responses"] = responses
+    return mine
+
+
+def pooled_recall(rows: list[dict[str, Any]], pool: set[bytes], info_hash: bytes,
+                  exclude: set[bytes]) -> None:
+    """Set ``pooled_recall`` and ``pooled_k_closest`` in each row (one per lookup of
+    ``info_hash``; ``_responses``: (id, seconds) of the nodes that answered it): how many of
+    the K closest of ``pool`` (every node that answered any of the lookups, ``exclude`` left
+    out) answered that lookup, and when the last of them did (None if one never did)."""
+    ref = reference(dict.fromkeys(pool - exclude, ("", 0)), info_hash, set())
+    for row in rows:
+        row["pooled_k_closest"], row["pooled_recall"] = k_closest_answered(row["_responses"],
+                                                                           ref)
+        row["pooled_size"] = len(ref)
+
+
 async def compare(p: Params, seed: int) -> dict[str, Any]:
-    """Run the comparison; per info-hash, both sides' figures (``ours``, ``libtorrent``) and
-    the peer that announced it (``announced``)."""
+    """Run the comparison; per info-hash, the figures of both our nodes (``ours``: just
+    joined; ``settled``: after ``p.warmup`` find_node lookups of random targets) and of
+    libtorrent (``libtorrent``), and the peer that announced it (``announced``)."""
     from dhtviewer.net.session import DhtSession
 
     rng = random.Random(seed)
     net = await asyncio.to_thread(start_net, p, seed)
     session = DhtSession(bind=(p.our_ip, 0), rng=random.Random(seed))
+    settled = DhtSession(bind=(_settled_ip(p.our_ip), 0), rng=random.Random(seed + 1))
     try:
         loop = asyncio.get_running_loop()
         t0 = loop.time()
         await session.start(bootstrap=rng.sample(net.addrs, 3), timeout=30)
         bootstrap_s = loop.time() - t0
+        await settled.start(bootstrap=rng.sample(net.addrs, 3), timeout=30)
+        # A node that has lived in the network a while has met more of it: what its bucket
+        # refreshes and the lookups of its first minutes teach it.
+        for _ in range(p.warmup):
+            await settled.find_node(rng.randbytes(20), timeout=p.our_timeout)
         searcher = rng.randrange(p.nodes)
         plan: list[tuple[bytes, int]] = []
         announced: list[Addr] = []
@@ -286,29 +332,40 @@ async def compare(p: Params, seed: int) -> dict[str, Any]:
         # Let our node's bucket refreshes after the bootstrap settle, then take the snapshot.
         await asyncio.sleep(1.0 if p.nodes > 20 else 0.2)
         our_table = session.routing_snapshot().size
+        settled_table = settled.routing_snapshot().size
+        searcher_table = (await asyncio.to_thread(net.routing_table_sizes, [searcher]))[0]
         others = [i for i in range(p.nodes) if i != searcher]
         dead = rng.sample(others, round(p.dead * p.nodes))
         await asyncio.to_thread(net.stop, dead)
         known = await asyncio.to_thread(reachable_live, net)
         searcher_id = await asyncio.to_thread(net.node_id, searcher)
+        our_ids = {session.node_id, settled.node_id}
         running = {net.addrs[i] for i in range(p.nodes) if i not in net.stopped}
         ours: list[dict[str, Any]] = []
+        ours_settled: list[dict[str, Any]] = []
         theirs: list[dict[str, Any]] = []
         for info_hash, _stored in plan:
-            ref = reference(known, info_hash, {searcher_id})
-            mine = await our_lookup(session, info_hash, p.our_timeout)
-            our_ref = reference(known, info_hash, set())
-            mine["k_closest"], mine["recall"] = k_closest_answered(mine.pop("responses"), our_ref)
-            asked = mine.pop("asked")
-            mine["missed_never_asked"] = sum(1 for node_id in our_ref if node_id not in asked)
-            mine["slow_live"] = sum(1 for a in mine.pop("slow") if a in running)
-            ours.append(mine)
+            ours.append(await _measure_ours(session, info_hash, known, running, p.our_timeout))
+            ours_settled.append(
+                await _measure_ours(settled, info_hash, known, running, p.our_timeout)
+            )
             await asyncio.to_thread(forget_alerts, net)
             lt_res = await asyncio.to_thread(
                 libtorrent_lookup, net, searcher, info_hash, p.lt_timeout
             )
+            ref = reference(known, info_hash, {searcher_id})
             answered = [(bytes.fromhex(r), at) for r, at in lt_res.pop("responses")]
+            lt_res["_responses"] = answered
             lt_res["k_closest"], lt_res["recall"] = k_closest_answered(answered, ref)
+            lt_res["reference"] = [node_id.hex() for node_id in ref]
+            lt_res["answered_reference"] = [r.hex() for r in ref if r in dict(answered)]
+            # Libtorrent nodes only: libtorrent's lookup may also reach our two nodes.
+            pool = {node_id for row in (ours[-1], ours_settled[-1], lt_res)
+                    for node_id, _ in row["_responses"]} - our_ids
+            pooled_recall([ours[-1], ours_settled[-1]], pool, info_hash, set())
+            pooled_recall([lt_res], pool, info_hash, {searcher_id})
+            for row in (ours[-1], ours_settled[-1], lt_res):
+                del row["_responses"]
             theirs.append(lt_res)
         return {
             "nodes": p.nodes,
@@ -319,13 +376,18 @@ async def compare(p: Params, seed: int) -> dict[str, Any]:
             "announced": announced,
             "our_bootstrap_seconds": bootstrap_s,
             "our_table_size": our_table,
+            "settled_table_size": settled_table,
+            "searcher_table_size": searcher_table,
+            "warmup_lookups": p.warmup,
             "libtorrent_setup_seconds": net.setup_seconds,
             "lt_timeout": p.lt_timeout,
             "ours": ours,
+            "settled": ours_settled,
             "libtorrent": theirs,
         }
     finally:
         await session.stop()
+        await settled.stop()
         await asyncio.to_thread(net.close)
 
 
@@ -353,7 +415,7 @@ def run(size: str = "full") -> BenchResult:
     agg: dict[str, Any] = {}
     cap = res["lt_timeout"]
     for label, key in (("time to first peer, ms", "first_peer"),
-                       ("K closest answered, ms", "k_closest"),
+                       ("K closest answered, ms", "pooled_k_closest"),
                        ("completion (lookup ends), ms", "completion")):
         a, b = s(ours, key), s(theirs, key)
         censored = False
@@ -372,23 +434,40 @@ def run(size: str = "full") -> BenchResult:
                                                                         qb["median"])}
     table.add("get_peers queries per lookup", qa["median"], qa["p95"], qb["median"], qb["p95"],
               agg["queries"]["ratio_p50"])
+
+    def reached_all(rows: list[dict[str, Any]]) -> int:
+        return sum(1 for r in rows if r["pooled_recall"] == r["pooled_size"])
+
+    pa, pb = s(ours, "pooled_recall"), s(theirs, "pooled_recall")
+    table.add(f"recall: of the K={K} closest found by any lookup, answered", pa["median"],
+              pa["min"], pb["median"], pb["min"], None)
+    table.add("lookups that reached all of those K", f"{reached_all(ours)}/{n}", None,
+              f"{reached_all(theirs)}/{n}", None, None)
     ra, rb = s(ours, "recall"), s(theirs, "recall")
     table.add(f"recall: of the K={K} closest reachable live nodes, answered", ra["median"],
               ra["min"], rb["median"], rb["min"], None)
-    table.notes.append(
-        "recall columns: median and minimum (not p95); of the K closest our lookups missed, "
-        f"{sum(r['missed_never_asked'] for r in ours)} were never asked (the others were asked "
-        "and did not answer)"
-    )
     found_ours = sum(1 for r in ours if r["peers"])
     found_lt = sum(1 for r in theirs if r["peers"])
     table.add("lookups that found a peer", f"{found_ours}/{n}", None, f"{found_lt}/{n}", None,
               None)
+    agg["reached_all_k_closest"] = {"ours": reached_all(ours), "libtorrent": reached_all(theirs),
+                                    "settled": reached_all(res["settled"])}
+    agg["pooled_recall_total"] = {k: sum(r["pooled_recall"] for r in res[k])
+                                  for k in ("ours", "settled", "libtorrent")}
     table.notes.append(
-        "K closest answered: until the last of the K closest reachable live nodes answered the "
-        "lookup (the same reference set for both sides; lookups that missed one are left out: "
-        f"ours {agg['k_closest']['ours_n']}/{n}, libtorrent "
-        f"{agg['k_closest']['libtorrent_n']}/{n} counted)"
+        "recall rows: median and minimum (not p95). 'Found by any lookup': the K nodes nearest "
+        "the info-hash among the libtorrent nodes that answered our lookup, our settled node's "
+        "or libtorrent's (the searcher left out for libtorrent); 'reachable live': among the "
+        "running nodes some running node has in its routing table (on this sparse testnet "
+        "several of them are returned by nobody for the info-hash, so no lookup reaches all; "
+        f"of those our lookups missed, {sum(r['missed_never_asked'] for r in ours)} were never "
+        "asked)"
+    )
+    table.notes.append(
+        "K closest answered: until the last of the K closest found by any lookup answered it; "
+        "lookups that missed one are left out: "
+        f"ours {agg['pooled_k_closest']['ours_n']}/{n}, libtorrent "
+        f"{agg['pooled_k_closest']['libtorrent_n']}/{n} counted"
     )
     table.notes.append(
         "completion: ours LookupFinished; libtorrent its traversal's COMPLETED log line, which "
@@ -402,6 +481,31 @@ def run(size: str = "full") -> BenchResult:
         "dht_outgoing_get_peers_alert for the info-hash (session counter dht.dht_get_peers_out "
         f"over the same spans: median {s(theirs, 'queries_counter')['median']:g})"
     )
+
+    settled = res["settled"]
+    st = Table(
+        f"Our node after {res['warmup_lookups']} find_node lookups of random targets (settled), "
+        "same info-hashes",
+        ["measure", "settled p50", "settled p95", "just joined p50", "libtorrent p50"],
+    )
+    for label, key, as_ms in (("K closest answered, ms", "pooled_k_closest", True),
+                              ("completion, ms", "completion", True),
+                              ("get_peers queries per lookup", "queries", False)):
+        c, a, b = s(settled, key), s(ours, key), s(theirs, key)
+        conv = ms if as_ms else (lambda v: v)
+        st.add(label, conv(c["median"]), conv(c["p95"]), conv(a["median"]),
+               _fmt_ms(agg["completion"]["libtorrent"]["median"], agg["completion"]["censored"])
+               if key == "completion" else conv(b["median"]))
+    st.add("lookups that reached all K closest found by any lookup",
+           f"{reached_all(settled)}/{n}", None, f"{reached_all(ours)}/{n}",
+           f"{reached_all(theirs)}/{n}")
+    st.add("recall (K closest found by any lookup), sum over lookups",
+           agg["pooled_recall_total"]["settled"], None, agg["pooled_recall_total"]["ours"],
+           agg["pooled_recall_total"]["libtorrent"])
+    st.add("lookups that found every peer libtorrent found",
+           sum(1 for r_s, r_l in zip(settled, theirs, strict=True)
+               if set(map(tuple, r_l["peer_set"])) <= set(map(tuple, r_s["peer_set"]))),
+           None, None, None)
 
     per_hash = Table("Peers found per info-hash", ["info-hash", "announce stored on", "ours",
                                                    "libtorrent", "ours >= libtorrent",
@@ -426,12 +530,10 @@ def run(size: str = "full") -> BenchResult:
     targets = Table("Targets", ["target", "ours", "libtorrent", "met"])
     targets.add("every peer libtorrent finds, on every info-hash", f"{at_least}/{n}", None,
                 at_least == n)
-    all_o = sum(1 for r in ours if r["recall"] == K)
-    all_l = sum(1 for r in theirs if r["recall"] == K)
-    agg["reached_all_k_closest"] = {"ours": all_o, "libtorrent": all_l}
-    targets.add("lookups that reached all K closest, at least as many as libtorrent",
+    all_o, all_l = reached_all(ours), reached_all(theirs)
+    targets.add("lookups that reached all K closest found by any lookup, >= libtorrent's",
                 f"{all_o}/{n}", f"{all_l}/{n}", all_o >= all_l)
-    kc = agg["k_closest"]
+    kc = agg["pooled_k_closest"]
     targets.add("median time until the K closest answered <= libtorrent's (ms)",
                 ms(kc["ours"]["median"]), ms(kc["libtorrent"]["median"]),
                 kc["ratio_p50"] is not None and kc["ratio_p50"] <= 1.0)
@@ -441,10 +543,12 @@ def run(size: str = "full") -> BenchResult:
     res["aggregate"] = agg
     notes = [
         f"our node: routing table {res['our_table_size']} nodes after a "
-        f"{res['our_bootstrap_seconds'] * 1000:.0f} ms bootstrap; libtorrent network formed in "
+        f"{res['our_bootstrap_seconds'] * 1000:.0f} ms bootstrap (settled node: "
+        f"{res['settled_table_size']}; the libtorrent searcher: {res['searcher_table_size']} "
+        "confirmed nodes, dht.dht_nodes); libtorrent network formed in "
         f"{res['libtorrent_setup_seconds'] or 0:.1f} s; announces stored on "
         f"{summary(res['announce_stored_on'])['median']:g} nodes (median); "
         f"{res['reachable_live']} of the {res['nodes'] - res['stopped']} running nodes are in "
         "some running node's routing table (the others cannot be found by any lookup)",
     ]
-    return BenchResult(NAME, size, [table, per_hash, targets], res, notes)
+    return BenchResult(NAME, size, [table, st, per_hash, targets], res, notes)
