@@ -424,8 +424,9 @@ def test_event_streams_are_bounded_and_drop_the_oldest(testnet: LocalTestnet) ->
                 assert stream.pending() == 3 and stream.dropped > 0
                 kept = [await stream.get(1.0) for _ in range(3)]
                 assert isinstance(kept[-1], events.LookupFinished)
-                with pytest.raises(TimeoutError):
-                    await stream.get(0.05)
+                # Nothing else was buffered. (Not "nothing arrives within 50 ms": the node's
+                # own refresh lookups may start any time, and a loaded machine delays them.)
+                assert stream.pending() == 0
             assert stream.closed
             assert d.stats()["events_dropped"] == stream.dropped
             with pytest.raises(ValueError, match="maxsize must be at least 1"):
