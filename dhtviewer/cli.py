@@ -49,7 +49,7 @@ from dhtviewer.dht.addresses import (
 )
 from dhtviewer.dht.families import AddressFamilies, family_name
 from dhtviewer.dht.settings import DhtSettings, editable_specs
-from dhtviewer.infohash import InfohashError, parse_infohash
+from dhtviewer.infohash import InfohashError, parse_infohash_note
 from dhtviewer.net.session import (
     DEFAULT_BOOTSTRAP,
     BindError,
@@ -85,9 +85,12 @@ class _Parser(argparse.ArgumentParser):
 # --- argument types (argparse turns ValueError/ArgumentTypeError into the error line) ----------
 def _info_hash(text: str) -> bytes:
     try:
-        return parse_infohash(text)
+        info_hash, note = parse_infohash_note(text)
     except InfohashError as err:
         raise argparse.ArgumentTypeError(str(err)) from None
+    if note is not None:  # a v2 magnet: say which hash is looked up
+        print(f"note: {note}: {info_hash.hex()}", file=sys.stderr)
+    return info_hash
 
 
 def _hostport(text: str) -> tuple[str, int]:

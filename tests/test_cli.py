@@ -38,6 +38,15 @@ def dhtviewer(*args: str, timeout: float = 60) -> subprocess.CompletedProcess[st
     )
 
 
+def test_lookup_of_a_v2_magnet_says_which_hash_it_looks_up(testnet: LocalTestnet) -> None:
+    v2 = bytes(range(1, 33))
+    result = dhtviewer("lookup", f"magnet:?xt=urn:btmh:1220{v2.hex()}", "--json",
+                       *bootstrap_args(testnet))
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout)["info_hash"] == v2[:20].hex()
+    assert "BitTorrent v2 magnet" in result.stderr and v2[:20].hex() in result.stderr
+
+
 def popen(*args: str) -> subprocess.Popen[str]:
     return subprocess.Popen(
         [sys.executable, "-m", "dhtviewer", *args],

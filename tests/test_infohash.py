@@ -9,7 +9,13 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from dhtviewer.infohash import InfohashError, format_infohash, parse_infohash
+from dhtviewer.infohash import (
+    V2_NOTE,
+    InfohashError,
+    format_infohash,
+    parse_infohash,
+    parse_infohash_note,
+)
 
 IH = bytes.fromhex("c9e15763f722f23e98a29decdfae341b98d53056")
 HEX = IH.hex()
@@ -52,7 +58,9 @@ def test_accepted_forms(text: str) -> None:
         ("magnet:xt=urn:btih:" + HEX, "magnet link has no parameters"),
         ("magnet:?dn=name", "magnet link has no xt parameter"),
         ("magnet:?xt=urn:sha1:ABCDEF", "magnet link has no urn:btih"),
-        (f"magnet:?xt=urn:btmh:1220{'ab' * 32}", "magnet link is BitTorrent v2 only (urn:btmh)"),
+        (f"magnet:?xt=urn:btmh:1114{'ab' * 20}", "expected a SHA-256 multihash (starting 1220)"),
+        (f"magnet:?xt=urn:btmh:1220{'ab' * 31}", "expected 64 hex characters after 1220, got 62"),
+        (f"magnet:?xt=urn:btmh:1220{'ab' * 31}zz", "invalid hex character 'z' at position 67"),
         (
             f"magnet:?xt=urn:btih:{HEX[:-1]}",
             "magnet link urn:btih: expected 40 hex characters, got 39",
@@ -65,6 +73,20 @@ def test_errors_say_what_is_wrong(text: str, message: str) -> None:
         parse_infohash(text)
     assert message in str(info.value)
     assert isinstance(info.value, ValueError)  # callers may catch the general class
+
+
+def test_a_v2_magnet_is_looked_up_by_its_truncated_sha256_hash_and_says_so() -> None:
+    # BEP 52: v2 clients put the first 20 bytes of the SHA-256 info-hash on the DHT
+    v2 = bytes.fromhex("c9e15763f722f23e98a29decdfae341b98d530561f0a2b3c4d5e6f708192a3b4")
+    for text in (f"magnet:?xt=urn:btmh:1220{v2.hex()}&dn=v2+only",
+                 f"magnet:?xt=urn:btmh:1220{v2.hex().upper()}"):
+        info_hash, note = parse_infohash_note(text)
+        assert info_hash == v2[:20] and note == V2_NOTE
+        assert parse_infohash(text) == v2[:20]
+    # a hybrid magnet uses its v1 hash, without a note
+    assert parse_infohash_note(f"magnet:?xt=urn:btmh:1220{v2.hex()}&xt=urn:btih:{HEX}") == (
+        IH, None)
+    assert parse_infohash_note(HEX) == (IH, None)
 
 
 @given(st.binary(min_size=20, max_size=20))

@@ -102,8 +102,8 @@ Holder = TypeVar("Holder", bound=ContactHolder)
 def dual_stack(make: Callable[[int, Sibling], Holder]) -> dict[int, Holder]:
     """One node per family, each seeing the other through a ``Sibling``:
     ``make(family, sibling)`` builds the node of ``family`` (with
-    ``DhtNode(family=..., sibling=...)``; give both the same ``op_ids`` so that an operation id
-    names one operation of the pair)."""
+    ``DhtNode(family=..., sibling=...)``; give both the same ``op_ids``, an ``OpIds``, so that
+    an operation id names one operation of the pair)."""
     views = {fam: Sibling(other_family(fam)) for fam in FAMILIES}
     nodes = {fam: make(fam, views[fam]) for fam in FAMILIES}
     for fam in FAMILIES:

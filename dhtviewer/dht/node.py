@@ -44,9 +44,8 @@ Driving contract (the asyncio transport and the simulator follow exactly this)::
 
 from __future__ import annotations
 
-import itertools
 import random
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 from dhtviewer.dht import events as ev
 from dhtviewer.dht.addresses import acceptable_address, destination_problem, ip_family
@@ -70,6 +69,7 @@ from dhtviewer.dht.messages import (
     UnknownQuery,
 )
 from dhtviewer.dht.node_id import ID_BYTES, bep42_id, bep42_valid, random_id
+from dhtviewer.dht.op_ids import OpIds
 from dhtviewer.dht.outbox import Outbox
 from dhtviewer.dht.peer_store import PeerStore
 from dhtviewer.dht.rate_limit import RateLimiter
@@ -100,10 +100,11 @@ class DhtNode:
         settings: DhtSettings | None = None,
         family: int = 4,
         sibling: Sibling | None = None,
-        op_ids: Iterator[int] | None = None,
+        op_ids: OpIds | None = None,
         traffic_events: bool = True,
         external_ip: str | None = None,
         routing_policy: RoutingPolicy | None = None,
+        first_op_id: int | None = None,
         secrets: random.Random | None = None,
     ) -> None:
         """``rng``: randomness others may see (refresh targets, samples). ``secrets``: what
@@ -113,16 +114,22 @@ class DhtNode:
         read-only view of the host's node of the other family (dual stack, BEP 32); None for a
         single-stack node. ``op_ids``: where operation ids (lookups, pings, samples) come
         from; the nodes of one session share one, so that an id names one operation across
-        families. ``traffic_events``: emit MessageSent/MessageReceived
-        (``set_traffic_events`` switches it later). ``external_ip``: our address as last known
-        (restored state), until votes say otherwise. ``routing_policy``: the routing table's
-        and lookups' rules (default: from ``settings``)."""
+        families (and ``next_op_id`` is the pair's). ``traffic_events``: emit
+        MessageSent/MessageReceived (``set_traffic_events`` switches it later).
+        ``external_ip``: our address as last known (restored state), until votes say
+        otherwise. ``routing_policy``: the routing table's and lookups' rules (default: from
+        ``settings``). ``first_op_id``: where a node without ``op_ids`` starts its ids; a
+        program that runs nodes one after another passes the previous node's ``next_op_id`` so
+        that ids never repeat within its life."""
         if node_id is not None and len(node_id) != ID_BYTES:
             raise ValueError("node_id must be 20 bytes")
         if family not in FAMILIES:
             raise ValueError(f"family must be 4 or 6, got {family!r}")
         if sibling is not None and sibling.family == family:
             raise ValueError(f"the sibling of an IPv{family} node must be of the other family")
+        if op_ids is not None and first_op_id is not None:
+            # the shared source decides; a first id beside it would silently be ignored
+            raise ValueError("give op_ids or first_op_id, not both")
         s = self._settings = settings or DhtSettings()
         self._rng = rng
         secret_rng = secrets if secrets is not None else random.SystemRandom()
@@ -169,7 +176,9 @@ class DhtNode:
             limiter=self._limiter,
             on_external_ip=self._vote_external_ip,
         )
-        self._ops = op_ids if op_ids is not None else itertools.count(1)
+        self._ops = op_ids if op_ids is not None else OpIds(
+            1 if first_op_id is None else first_op_id
+        )
         self._lookups = LookupManager(
             identity=identity,
             settings=s,
@@ -505,6 +514,12 @@ class DhtNode:
         return self._settings
 
     @property
+    def next_op_id(self) -> int:
+        """The id the next operation (lookup, ping, ...) will get (in a dual-stack pair, by
+        either node: they share their ids)."""
+        return self._ops.next_id
+
+    @property
     def family(self) -> int:
         """The address family (4 or 6) this node speaks."""
         return self._family
@@ -623,6 +638,12 @@ class DhtNode:
             "external_ip": self.external_ip,
             "nodes": nodes,
         }
+
+    @property
+    def id_change_held_until(self) -> float | None:
+        """While our id does not match our settled external address because it changed less
+        than ``identity.ID_CHANGE_INTERVAL`` ago: when it may change again (None otherwise)."""
+        return self._identity.change_held_until
 
     def bep42_ok(self) -> bool | None:
         """Whether our id is valid for our external address (None while it is unknown)."""

@@ -24,7 +24,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
-import itertools
 import logging
 import math
 import os
@@ -35,13 +34,14 @@ from dataclasses import dataclass, replace
 from typing import TypeVar
 
 from dhtviewer.dht import events as ev
-from dhtviewer.dht.addresses import DEFAULT_PORT, format_addr, is_local
+from dhtviewer.dht.addresses import DEFAULT_PORT, is_local
 from dhtviewer.dht.families import FAMILIES, Sibling, family_name
 from dhtviewer.dht.item_lookup import PutRequest
 from dhtviewer.dht.item_store import StoredItem
 from dhtviewer.dht.messages import Addr, NodeInfo, Response
 from dhtviewer.dht.node import DhtNode
 from dhtviewer.dht.node_id import ID_BYTES, random_id
+from dhtviewer.dht.op_ids import OpIds
 from dhtviewer.dht.responder import Handler
 from dhtviewer.dht.routing_table import RoutingSnapshot
 from dhtviewer.dht.settings import DhtSettings
@@ -50,7 +50,6 @@ from dhtviewer.net.binds import family_binds, private_network
 from dhtviewer.net.crawl import CrawlRecorder
 from dhtviewer.net.extensions import NodeExtensions, RoutingPolicyFactory, SessionTask
 from dhtviewer.net.handles import (
-    LOOKUP_EVENTS,
     AnnounceResult,
     ItemResult,
     LookupHandle,
@@ -60,7 +59,8 @@ from dhtviewer.net.handles import (
     SampleResult,
     ScrapeResult,
 )
-from dhtviewer.net.queries import FutureOwner, QueryError
+from dhtviewer.net.operations import Operations, SessionClosedError
+from dhtviewer.net.queries import QueryError
 from dhtviewer.net.resolve import HostPort, resolve_addrs, resolve_families
 from dhtviewer.net.sample_store import SampleStore
 from dhtviewer.net.stack import FamilyStack, State, bind_families, combined_state, make_nodes
@@ -114,10 +114,6 @@ DEFAULT_BOOTSTRAP: tuple[str, ...] = (
 )
 
 
-class SessionClosedError(RuntimeError):
-    """The session stopped while the operation was waiting."""
-
-
 class BootstrapError(RuntimeError):
     """None of the bootstrap addresses could be resolved and no saved contact is known."""
 
@@ -159,6 +155,9 @@ class DhtSession:
     restarts with its contacts). ``node_id``: our id in every family (BEP 32 advises one id
     for both), instead of the saved ones. ``routing_policy``: ``factory(settings, family)``
     making each node's ``RoutingPolicy`` at every start (None: the default rules).
+    ``first_op_id``: the first lookup (operation) id; ids then never repeat, across the
+    families and restarts of this session too, so a program running sessions one after another
+    passes the previous one's ``next_op_id`` and can key its records of lookups by id.
 
     What the session keeps across stop/start and installs on every node it makes: subscribers,
     custom method handlers (``register_handler``), tasks (``call_at``/``call_every``) and the
@@ -176,6 +175,7 @@ class DhtSession:
         secrets: random.Random | None = None,
         *,
         routing_policy: RoutingPolicyFactory | None = None,
+        first_op_id: int = 1,
     ) -> None:
         """``rng``: the node's randomness others may see; ``secrets``: what nobody may predict
         (transaction ids, token secrets, node ids); default: the operating system's."""
@@ -204,13 +204,11 @@ class DhtSession:
         self.extensions = NodeExtensions(routing_policy)
         """Routing policy factory, custom handlers and tasks, installed on every node."""
         self._unsubscribe_protos: list[Callable[[], None]] = []
-        self._handles: dict[int, LookupHandle] = {}
-        self._pings: dict[int, asyncio.Future[ev.PingFinished]] = {}
-        self._samples: dict[int, asyncio.Future[ev.SamplesReceived]] = {}
-        self._crawl: CrawlRecorder | None = None
-        self._crawl_ops: set[int] = set()
+        self._pending = Operations(lambda: self._stacks, self._require_running)
+        """Lookups, pings, samples, queries and the crawl in flight (``net.operations``)."""
         self._bootstrap_spec: list[HostPort] = []
-        self._ops = itertools.count(1)
+        # one source for every family and every start: an id names one operation
+        self._ops = OpIds(first_op_id)
         self._started_at = 0.0
 
     # ======================================================================= life cycle ==
@@ -360,19 +358,7 @@ class DhtSession:
             return
         for stack in self._stacks.values():
             await stack.cancel_bootstrap()
-        for lid in list(self._handles):
-            self._cancel_lookup(lid)
-        closed = SessionClosedError("the DHT session stopped")
-        for handle in list(self._handles.values()):
-            handle.abort(closed)
-        self._handles.clear()
-        for waiters in (self._pings, self._samples):
-            for fut in waiters.values():
-                if not fut.done():
-                    fut.set_exception(closed)
-                    fut.exception()
-            waiters.clear()
-        self.stop_crawl()
+        self._pending.abort()
         self.extensions.stopped()
         self._save_state()
         for unsubscribe in self._unsubscribe_protos:
@@ -402,16 +388,16 @@ class DhtSession:
     def start_find_peers(self, info_hash: bytes, scrape: bool = False) -> LookupHandle:
         """Start a get_peers lookup; follow it through the returned handle. ``scrape``: then
         estimate the swarm (BEP 33): the handle's kind is "scrape", ``scrape_result()``."""
-        return self._start_lookup("scrape" if scrape else "get_peers", info_hash)
+        return self._pending.start_lookup("scrape" if scrape else "get_peers", info_hash)
 
     def start_find_node(self, target: bytes) -> LookupHandle:
-        return self._start_lookup("find_node", target)
+        return self._pending.start_lookup("find_node", target)
 
     def start_announce(
         self, info_hash: bytes, port: int, implied_port: bool = False
     ) -> LookupHandle:
         """A get_peers lookup followed by announce_peer to the closest token holders."""
-        return self._start_lookup("announce", info_hash, port, implied_port)
+        return self._pending.start_lookup("announce", info_hash, port, implied_port)
 
     async def find_peers(self, info_hash: bytes, timeout: float | None = None) -> LookupResult:
         """Peers for ``info_hash``. After ``timeout`` the lookup is cancelled and what was found
@@ -428,11 +414,11 @@ class DhtSession:
     # --- BEP 44 ------------------------------------------------------------------------------
     def start_get_item(self, target: bytes, salt: bytes = b"") -> LookupHandle:
         """Start a BEP 44 get of ``target`` (``salt``: the mutable item's, if any)."""
-        return self._start_lookup("get", target, salt=salt)
+        return self._pending.start_lookup("get", target, salt=salt)
 
     def start_put_item(self, request: PutRequest) -> LookupHandle:
         """Start a BEP 44 put (lookup, then put to the K closest)."""
-        return self._start_lookup("put", request.target, request=request)
+        return self._pending.start_lookup("put", request.target, request=request)
 
     async def get_item(
         self, target: bytes, salt: bytes = b"", timeout: float | None = None
@@ -459,26 +445,7 @@ class DhtSession:
         ``error`` set in the result when the node does not speak BEP 51; ``TimeoutError`` when
         it does not answer."""
         stack, target = await self._stack_for(addr)
-        node = stack.node
-        fut: asyncio.Future[ev.SamplesReceived] = asyncio.get_running_loop().create_future()
-
-        def call(now: float) -> int:
-            op = node.sample(target, now)
-            self._samples[op] = fut
-            return op
-
-        op = stack.proto.run(call)
-        wait_s = node.settings.hard_timeout + 1.0 if timeout is None else timeout
-        try:
-            done = await asyncio.wait_for(asyncio.shield(fut), wait_s)
-        except asyncio.TimeoutError:
-            raise TimeoutError(f"no answer from {format_addr(target)}") from None
-        finally:
-            self._samples.pop(op, None)
-        if done.error == "timeout":
-            raise TimeoutError(f"no answer from {format_addr(target)}")
-        return SampleResult(target, done.node_id, done.samples, done.num, done.interval,
-                            done.error)
+        return await self._pending.sample(stack, target, timeout)
 
     def start_crawl(
         self, store: SampleStore | None = None, rate: float | None = None
@@ -487,31 +454,16 @@ class DhtSession:
         between them): every answer is recorded in ``store`` (None: counted in memory only)
         and counted by the returned recorder, which the GUI and the CLI read. ``stop_crawl``
         ends it."""
-        stacks = self._require_running()
-        if self._crawl is not None:
-            raise RuntimeError("a crawl is already running")
-        total = stacks[0].node.settings.crawl_rate if rate is None else rate
-        share = total / len(stacks)
-        ops = [_run(s, functools.partial(_start_crawl, share, s.bootstrap_addrs)) for s in stacks]
-        recorder = CrawlRecorder(ops[0], store, total)
-        self._crawl, self._crawl_ops = recorder, set(ops)
-        return recorder
+        return self._pending.start_crawl(store, rate)
 
     def stop_crawl(self) -> CrawlRecorder | None:
         """Stop the running crawl (its recorder is returned, its store committed)."""
-        recorder, self._crawl = self._crawl, None
-        self._crawl_ops = set()
-        if recorder is None:
-            return None
-        for stack in self._stacks.values():
-            _run(stack, lambda node, now: node.stop_crawl(now))
-        recorder.finish()
-        return recorder
+        return self._pending.stop_crawl()
 
     @property
     def crawl(self) -> CrawlRecorder | None:
         """The running crawl's recorder (None when none runs)."""
-        return self._crawl
+        return self._pending.crawl
 
     async def lookup_progress(self, info_hash: bytes) -> AsyncIterator[ev.Event]:
         """Start a get_peers lookup and yield its events live; the last is ``LookupFinished``."""
@@ -537,25 +489,7 @@ class DhtSession:
         """Ping one node, from the socket of its family. Raises ``TimeoutError`` if it does not
         answer (within ``timeout``, default: the core's hard timeout)."""
         stack, target = await self._stack_for(addr)
-        node = stack.node
-        fut: asyncio.Future[ev.PingFinished] = asyncio.get_running_loop().create_future()
-
-        def call(now: float) -> int:
-            op = node.ping(target, now)
-            self._pings[op] = fut
-            return op
-
-        op = stack.proto.run(call)
-        wait_s = node.settings.hard_timeout + 1.0 if timeout is None else timeout
-        try:
-            done = await asyncio.wait_for(asyncio.shield(fut), wait_s)
-        except asyncio.TimeoutError:
-            done = None
-        finally:
-            self._pings.pop(op, None)
-        if done is None or done.node_id is None or done.rtt is None:
-            raise TimeoutError(f"no answer from {format_addr(target)}")
-        return PingResult(target, done.node_id, done.rtt, done.version)
+        return await self._pending.ping(stack, target, timeout)
 
     # ================================================================ extension points ==
     @property
@@ -602,39 +536,7 @@ class DhtSession:
         Cancelling the awaiting task abandons the query. ``node_id``: the id expected at
         ``addr``, if known (a reply from another id is counted as a changed id)."""
         stack, target = await self._stack_for(addr)
-        node = stack.node
-        owner = FutureOwner(asyncio.get_running_loop())
-        arguments = dict(args or {})
-        # The core's own deadline for this query (its TimeoutError names what was asked); the
-        # asyncio one below is a safety net a little later, and the only one for timeout=0.
-        hard = timeout if timeout is not None and timeout > 0 else None
-
-        def call(now: float) -> object:
-            return node.send_query(target, method, arguments, now, owner, node_id=node_id,
-                                   hard_timeout=hard)
-
-        if stack.proto.run(call) is None:
-            raise OverflowError(
-                f"{node.settings.max_inflight_queries} queries in flight; nothing sent to "
-                f"{format_addr(target)}"
-            )
-        limit = node.settings.hard_timeout if timeout is None else timeout
-        try:
-            return await asyncio.wait_for(
-                asyncio.shield(owner.future), limit + 0.5 if hard or timeout is None else 0.0
-            )
-        except asyncio.TimeoutError:
-            raise TimeoutError(
-                f"no answer to {method.decode(errors='replace')} from {format_addr(target)} "
-                f"within {limit:g} s"
-            ) from None
-        finally:
-            if not owner.future.done():
-                # Cancelled (or the safety net): the core forgets the query, and a late answer
-                # is dropped as unsolicited.
-                owner.abandon()
-                if stack.proto.is_open:
-                    stack.proto.run(lambda now: node.cancel_queries(owner))
+        return await Operations.query(stack, target, method, dict(args or {}), timeout, node_id)
 
     def call_at(
         self, when: float, fn: Task, *, name: str = "", family: int | None = None
@@ -756,6 +658,11 @@ class DhtSession:
         """Our id (the IPv4 node's when both run with different saved ids)."""
         node = self.node
         return node.node_id if node is not None else self._node_id
+
+    @property
+    def next_op_id(self) -> int:
+        """The id the next lookup (or other operation) will get, in either family."""
+        return self._ops.next_id
 
     @property
     def node(self) -> DhtNode | None:
@@ -889,91 +796,10 @@ class DhtSession:
         names = " or ".join(s.name for s in stacks)
         raise ValueError(f"{addr}: no {names} address, and this session runs only {names}")
 
-    def _start_lookup(
-        self,
-        kind: str,
-        target: bytes,
-        port: int = 0,
-        implied_port: bool = False,
-        *,
-        salt: bytes = b"",
-        request: PutRequest | None = None,
-    ) -> LookupHandle:
-        """Start the lookup in every family (BEP 32: each DHT on its own), one handle."""
-        stacks = self._require_running()
-        if len(target) != ID_BYTES:
-            raise ValueError(f"target must be {ID_BYTES} bytes, got {len(target)}")
-        handle = LookupHandle(kind, target, self._cancel_lookup)
-        try:
-            for stack in stacks:
-                self._start_part(stack, handle, kind, target, port, implied_port, salt, request)
-        except Exception:
-            handle.cancel()  # a family that refused (too many lookups): none runs
-            for lid in handle.lookup_ids:
-                self._handles.pop(lid, None)
-            raise
-        return handle
-
-    def _start_part(
-        self, stack: FamilyStack, handle: LookupHandle, kind: str, target: bytes, port: int,
-        implied_port: bool, salt: bytes, request: PutRequest | None,
-    ) -> None:
-        node = stack.node
-        # With a thin routing table (still bootstrapping) the bootstrap nodes seed the lookup.
-        seeds = stack.bootstrap_addrs if node.routing_size() < node.settings.k else []
-
-        def call(now: float) -> int:
-            if kind == "announce":
-                lid = node.announce(target, port, now, implied_port=implied_port, seeds=seeds)
-            elif kind == "get":
-                lid = node.get_item(target, now, salt=salt, seeds=seeds)
-            elif kind == "put":
-                assert request is not None
-                lid = node.put_item(request, now, seeds=seeds)
-            elif kind == "scrape":
-                lid = node.start_lookup(target, now, seeds=seeds, scrape=True)
-            else:
-                lid = node.start_lookup(target, now, kind=kind, seeds=seeds)
-            # Registered before run() flushes, so the handle sees LookupStarted too.
-            handle.add_part(stack.family, lid)
-            self._handles[lid] = handle
-            return lid
-
-        stack.proto.run(call)
-
-    def _cancel_lookup(self, lookup_id: int) -> None:
-        handle = self._handles.get(lookup_id)
-        family = handle.family_of(lookup_id) if handle is not None else None
-        stack = self._stacks.get(family) if family is not None else None
-        if handle is None or stack is None:
-            return
-        # The node ends the lookup with its final events (LookupFinished and, for a lookup with
-        # a second phase, that phase's end), which end this part of the handle as they come.
-        stack.proto.run(lambda now: stack.node.cancel_lookup(lookup_id, now))
-        self._handles.pop(lookup_id, None)
-
     def _on_event(self, stack: FamilyStack, event: ev.Event) -> None:
-        if isinstance(event, LOOKUP_EVENTS):
-            handle = self._handles.get(event.lookup_id)
-            if handle is not None:
-                handle.on_event(event)
-                if handle.finished:
-                    for lid in handle.lookup_ids:
-                        self._handles.pop(lid, None)
-        elif isinstance(event, ev.OtherFamilyContacts):
+        self._pending.on_event(event)
+        if isinstance(event, ev.OtherFamilyContacts):
             self._offer(event)
-        elif isinstance(event, ev.PingFinished):
-            fut = self._pings.pop(event.op_id, None)
-            if fut is not None and not fut.done():
-                fut.set_result(event)
-        elif isinstance(event, ev.SamplesReceived):
-            crawl = self._crawl
-            if crawl is not None and event.op_id in self._crawl_ops:
-                crawl.record(event)
-            else:
-                sample = self._samples.pop(event.op_id, None)
-                if sample is not None and not sample.done():
-                    sample.set_result(event)
         elif isinstance(event, ev.NodeIdChanged):
             # BEP 42: this family's voted address needed another id. A restart must keep it
             # (over an id given at construction too), and so must the state file even if we
@@ -1041,10 +867,6 @@ def _run(stack: FamilyStack, call: Callable[[DhtNode, float], T]) -> T:
 
 def _add_contacts(contacts: Sequence[NodeInfo], node: DhtNode, now: float) -> None:
     node.add_contacts(contacts, now)
-
-
-def _start_crawl(rate: float, seeds: Sequence[Addr], node: DhtNode, now: float) -> int:
-    return node.start_crawl(now, rate=rate, seeds=seeds)
 
 
 def _export_of(

@@ -13,6 +13,12 @@ grow side by side, separately, each host's nodes joining from their own family's
 contacts a bootstrap learns for the other family are not needed here, and verifying them would
 only slow the start); each answers ``want`` for its sibling's family, as a dual-stack client
 does, and announcers announce in both.
+
+A thousand nodes take seconds to join, so ``start`` reports its progress (``TestnetProgress``:
+nodes bound, nodes joined, announces done; a dual-stack host's IPv6 node counts as a node) to an
+optional callback. The callback runs in the
+testnet's own thread when the testnet runs in one (``BackgroundTestnet``): it must hand the
+report over to its own thread itself (the desktop app posts it to the GUI's loop).
 """
 
 from __future__ import annotations
@@ -21,19 +27,20 @@ import asyncio
 import concurrent.futures
 import functools
 import ipaddress
-import itertools
 import logging
 import random
 import socket
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
+from enum import Enum
 
 from dhtviewer.dht import events as ev
 from dhtviewer.dht.families import Sibling, dual_stack
 from dhtviewer.dht.messages import Addr
 from dhtviewer.dht.node import DhtNode
 from dhtviewer.dht.node_id import random_id
+from dhtviewer.dht.op_ids import OpIds
 from dhtviewer.dht.settings import DhtSettings
 from dhtviewer.net.transport import DhtProtocol, open_udp
 
@@ -65,6 +72,49 @@ def loopback_range(bind_base: str, n: int) -> list[str]:
             out.append(str(a))
         a += 1
     return out
+
+
+class Phase(str, Enum):
+    BINDING = "binding"
+    """Opening the nodes' sockets."""
+    JOINING = "joining"
+    """Bootstrapping the nodes, wave after wave."""
+    ANNOUNCING = "announcing"
+    """Announcing the test info-hashes."""
+
+    def __str__(self) -> str:
+        return str(self.value)
+
+
+_PHASE_SHARE = {Phase.BINDING: (0.0, 0.1), Phase.JOINING: (0.1, 0.95),
+                Phase.ANNOUNCING: (0.95, 1.0)}
+"""Where each phase sits in the overall progress (joining is most of the time)."""
+
+
+@dataclass(frozen=True, slots=True)
+class TestnetProgress:
+    """How far ``LocalTestnet.start`` is: ``done`` of ``total`` in ``phase`` (nodes bound,
+    nodes joined, or announces finished)."""
+
+    __test__ = False  # not a pytest test class, despite the name
+
+    phase: Phase
+    done: int
+    total: int
+
+    @property
+    def fraction(self) -> float:
+        """Overall progress of the start, 0 to 1."""
+        low, high = _PHASE_SHARE[self.phase]
+        return low + (high - low) * (self.done / self.total if self.total else 1.0)
+
+    def describe(self) -> str:
+        what = {Phase.BINDING: "nodes started", Phase.JOINING: "nodes bootstrapped",
+                Phase.ANNOUNCING: "test announces done"}[self.phase]
+        return f"{self.done:,} of {self.total:,} {what}"
+
+
+ProgressCallback = Callable[[TestnetProgress], None]
 
 
 @dataclass(eq=False)
@@ -129,6 +179,7 @@ class LocalTestnet:
         settings: DhtSettings | None = None,
         announcers: int = 3,
         ipv6: bool = False,
+        on_progress: ProgressCallback | None = None,
     ) -> None:
         if n < 1:
             raise ValueError(f"a testnet needs at least 1 node, got {n}")
@@ -151,6 +202,9 @@ class LocalTestnet:
         self._members: list[_Member] = []
         self.announced: dict[bytes, list[Addr]] = {}
         self.started = False
+        self._joined: dict[int, int] = {}  # family -> nodes joined so far (progress)
+        self.on_progress = on_progress
+        """Called with a ``TestnetProgress`` as ``start`` goes (see the module docstring)."""
 
     @property
     def addrs(self) -> list[Addr]:
@@ -169,6 +223,11 @@ class LocalTestnet:
         return [m.nodes[6] for m in self._members if 6 in m.nodes]
 
     @property
+    def node_count(self) -> int:
+        """Nodes of every family: ``n`` hosts, each with a node per family."""
+        return self.n * len(self.families)
+
+    @property
     def bootstrap_addrs(self) -> list[Addr]:
         first = self._members[: min(3, len(self._members))]
         return [m.addrs[fam] for fam in self.families for m in first]
@@ -179,6 +238,7 @@ class LocalTestnet:
         ``TimeoutError`` if the network does not settle within ``timeout``."""
         if self.started:
             raise RuntimeError("testnet already started")
+        bound_nodes = 0
         try:
             for ip, (node_seed, node_id) in zip(self.ips, self._node_seeds, strict=True):
                 member = _Member(self._make_nodes(node_seed, node_id))
@@ -191,16 +251,31 @@ class LocalTestnet:
                     bound = int(proto.transport.get_extra_info("sockname")[1])
                     member.protos[fam], member.addrs[fam] = proto, (host, bound)
                     proto.subscribe(functools.partial(member.on_event, fam))
+                    bound_nodes += 1
+                    self._report(Phase.BINDING, bound_nodes)
             self.started = True
             await asyncio.wait_for(self._join_and_announce(), timeout)
         except BaseException:
             await self.stop()
             raise
 
+    def _report_joined(self) -> None:
+        # The families join side by side: one count over both.
+        self._report(Phase.JOINING, sum(self._joined.values()))
+
+    def _report(self, phase: Phase, done: int, total: int | None = None) -> None:
+        if self.on_progress is None:
+            return
+        total = self.node_count if total is None else total
+        try:
+            self.on_progress(TestnetProgress(phase, done, total))
+        except Exception:  # a broken progress display must not break the testnet
+            log.exception("testnet progress callback failed")
+
     def _make_nodes(self, node_seed: int, node_id: bytes) -> dict[int, DhtNode]:
         loop = asyncio.get_running_loop()
         rng = random.Random(node_seed)
-        ops = itertools.count(1)
+        ops = OpIds()
         # Every IPv6 node is on ::1: per-IP budgets would count the whole IPv6 half as one
         # host (and block it while the network forms).
         v6 = replace(self.settings, rate_limit=False)
@@ -231,6 +306,8 @@ class LocalTestnet:
     async def _join(self, family: int) -> None:
         members = self._members
         addrs = [m.addrs[family] for m in members]
+        self._joined[family] = 1  # node 0 is the first contact, it joins no one
+        self._report_joined()
         for start in range(1, len(members), WAVE):
             wave = []
             for i in range(start, min(start + WAVE, len(members))):
@@ -239,6 +316,8 @@ class LocalTestnet:
                 seeds = [addrs[0], *picked]
                 wave.append(members[i].bootstrap(family, seeds))
             await asyncio.gather(*wave)
+            self._joined[family] = min(start + WAVE, len(members))
+            self._report_joined()
         # The first nodes joined a nearly empty network and, full of each other, they do not
         # take in the queriers that came later (only answers earn a place in a full bucket).
         # A second bootstrap through random later nodes fills their tables.
@@ -264,8 +343,10 @@ class LocalTestnet:
                 for fam in self.families:  # BEP 32: a dual-stack peer announces in both DHTs
                     peer = (m.addrs[fam][0], port)
                     jobs.append((info_hash, peer, m.announce(fam, info_hash, port)))
-        for info_hash, peer, fut in jobs:
+        self._report(Phase.ANNOUNCING, 0, len(jobs))
+        for n, (info_hash, peer, fut) in enumerate(jobs, start=1):
             done = await fut
+            self._report(Phase.ANNOUNCING, n, len(jobs))
             if isinstance(done, ev.AnnounceFinished) and done.stored_at:
                 self.announced[info_hash].append(peer)
             else:

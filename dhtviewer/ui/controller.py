@@ -2,14 +2,16 @@
 
 It owns the ``DhtSession`` and, in local-testnet mode, the embedded ``LocalTestnet`` (run in a
 thread of its own, so its many nodes do not load the Qt thread); in simulated-Mainline mode, the
-``dhtviewer simnet`` child process (``simnet.child.SimnetChild``: never a thread of the GUI,
-ended with it). Session
-events are queued as they happen and handed to the widgets in batches by a 100 ms ``QTimer``:
-whatever the packet rate, the UI sees at most ten ``events`` signals a second, and the routing
-table snapshots (one per address family the session runs, BEP 32; routing events say which
-family changed) are taken at most that often (only when one changed, and once a second so ages
-tick). Every operation the UI can ask for is a plain method that starts an asyncio task; a task
-that fails logs its exception (the log panel shows it) and emits ``error``, so nothing is lost.
+``dhtviewer simnet`` child process (both in ``LocalNetworks``). It starts and stops them
+(``StartOptions`` says how, ``start_options``), and turns session events into Qt signals: they
+are queued as they happen (``EventBatcher``) and handed to the widgets in batches by a 100 ms
+``QTimer``: whatever the packet rate, the UI sees at most ten ``events`` signals a second, and
+the routing table snapshots (one per address family the session runs, BEP 32; routing events
+say which family changed) are taken at most that often (only when one changed, and once a
+second so ages tick). The lookups the user asks for live in
+``UserLookups``, the announce check in ``announce_check``; their signals are the controller's.
+Every operation the UI can ask for is a plain method that starts an asyncio task; a task that
+fails logs its exception (the log panel shows it) and emits ``error``, so nothing is lost.
 
 Everything runs on the Qt thread: under qasync the asyncio loop is Qt's event loop. The one
 exception is the embedded testnet's thread, which is why the application collects garbage in
@@ -21,126 +23,73 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import socket
 from collections.abc import Coroutine, Sequence
-from dataclasses import dataclass, field, replace
-from pathlib import Path
+from dataclasses import replace
 from typing import Any, TypeVar
 
 from PySide6.QtCore import QObject, QTimer, Signal
 
-from dhtviewer.dht import events as ev
-from dhtviewer.dht.addresses import format_addr, host_family, socket_family
+from dhtviewer.dht.addresses import format_addr
 from dhtviewer.dht.item_lookup import PutRequest
 from dhtviewer.dht.item_store import StoredItem
 from dhtviewer.dht.messages import Addr
-from dhtviewer.dht.node import LookupLimitError
-from dhtviewer.dht.settings import DhtSettings
-from dhtviewer.net.binds import ipv6_loopback_available
-from dhtviewer.net.handles import AnnounceResult, ItemResult, LookupHandle, LookupResult, PutResult
+from dhtviewer.net.handles import AnnounceResult, LookupHandle
 from dhtviewer.net.session import (
-    DEFAULT_BOOTSTRAP,
-    DEFAULT_PORT,
     BindError,
     DhtSession,
     PortInUseError,
     SessionEvent,
     StateChanged,
 )
-from dhtviewer.net.testnet import BackgroundTestnet, LocalTestnet
-from dhtviewer.simnet.child import SimnetChild, SimnetChildError
+from dhtviewer.net.testnet import LocalTestnet
+from dhtviewer.simnet.child import SimnetChild
+from dhtviewer.ui.announce_check import AnnounceVerification, verify_announce
+from dhtviewer.ui.event_batcher import TICK_MS, EventBatcher
+from dhtviewer.ui.local_networks import LocalNetworkError, LocalNetworks
+from dhtviewer.ui.start_options import (
+    CUSTOM,
+    MAINLINE,
+    MAX_SIMNET_NODES,
+    MODES,
+    SIMNET,
+    SIMNET_NODES,
+    TESTNET,
+    StartOptions,
+    find_free_port,
+    unspecified,
+)
+from dhtviewer.ui.user_lookups import LOOKUP_TIMEOUT, DeferredLookup, UserLookups
+
+# what the widgets import with the controller
+__all__ = [
+    "CUSTOM",
+    "MAINLINE",
+    "MAX_SIMNET_NODES",
+    "MODES",
+    "READY_GOOD_NODES",
+    "SIMNET",
+    "SIMNET_NODES",
+    "STARTING",
+    "STOPPED",
+    "STOPPING",
+    "TESTNET",
+    "AnnounceVerification",
+    "Controller",
+    "StartOptions",
+    "find_free_port",
+]
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
-
-MAINLINE, TESTNET, CUSTOM, SIMNET = "mainline", "testnet", "custom", "simnet"
-MODES = (MAINLINE, TESTNET, CUSTOM, SIMNET)
-SIMNET_NODES = 1_000_000
-"""Default size of the simulated Mainline (``dhtviewer simnet``)."""
-MAX_SIMNET_NODES = 10_000_000
 
 # Controller states: the session's own ("stopped", "idle", "bootstrapping", "ready") plus the
 # two transitions the controller runs itself.
 STARTING, STOPPING, STOPPED = "starting", "stopping", "stopped"
 
-TICK_MS = 100
-"""Batching period: at most 10 deliveries of events (and redraws) per second."""
-SNAPSHOT_EVERY = 1.0
-"""Seconds between routing snapshots when nothing changed (the "last seen" ages move on)."""
-STATS_EVERY = 0.5
 STALL_SECONDS = 6.0
 """A bootstrap with no answer at all after this long is reported as stalled."""
-MAX_PENDING = 50_000
-"""Traffic events queued between two ticks beyond this are dropped (counted): a flood must not
-grow memory without bound while the UI is busy."""
-LOOKUP_TIMEOUT = 60.0
-MAX_REMEMBERED_LOOKUPS = 1000
-"""User lookups whose family parts ``lookup_parts`` still knows (the views keep 200)."""
 READY_GOOD_NODES = 8
 """Good nodes the session wants before it reports "ready" (shown as progress)."""
-_ROUTING = (ev.NodeAdded, ev.NodeRemoved, ev.NodeStateChanged, ev.BucketSplit, ev.NodeIdChanged)
-"""Events after which the routing views need a new snapshot (a new id re-sorts every bucket)."""
-
-
-@dataclass(frozen=True, slots=True)
-class StartOptions:
-    """How to start the node. ``routers`` are used in MAINLINE mode, ``custom`` in CUSTOM mode;
-    TESTNET mode starts ``testnet_nodes`` nodes from ``testnet_base`` and bootstraps from them.
-    ``port`` 0 binds an ephemeral port. ``state_path`` None keeps the node state in memory."""
-
-    mode: str = MAINLINE
-    routers: tuple[str, ...] = DEFAULT_BOOTSTRAP
-    custom: tuple[str, ...] = ()
-    testnet_nodes: int = 64
-    testnet_base: str = "127.0.1.1"
-    testnet_seed: int | None = None
-    simnet_nodes: int = SIMNET_NODES
-    simnet_profile: str = "realistic"
-    simnet_scenarios: tuple[str, ...] = ()
-    """``--scenario`` arguments of the simulated Mainline (eclipse:INFOHASH, poison, ...)."""
-    bind_host: str = "0.0.0.0"
-    port: int = DEFAULT_PORT
-    settings: DhtSettings = field(default_factory=DhtSettings)
-    state_path: Path | None = None
-    node_id: bytes | None = None
-    """Our id for this run (tests, screenshots); None: the saved one, or a random one."""
-
-    def bootstrap_spec(self) -> list[str]:
-        return list(self.custom if self.mode == CUSTOM else self.routers)
-
-
-@dataclass(frozen=True, slots=True)
-class AnnounceVerification:
-    """The outcome of checking an announce with an independent get_peers lookup.
-    ``expected``: the peer address we looked for (ip may be None when our address is unknown,
-    then any peer on the port counts). ``matched``: the returned peers that are us."""
-
-    info_hash: bytes
-    expected: tuple[str | None, int]
-    verified: bool
-    matched: tuple[Addr, ...]
-    peers: tuple[Addr, ...]
-    lookup_id: int
-    detail: str
-
-
-def find_free_port(host: str, near: int, tries: int = 20) -> int:
-    """A UDP port free on ``host``: the first of ``near+1 .. near+tries`` that binds, else any
-    ephemeral one (0 if even that fails)."""
-    family = socket_family(host)
-    candidates = [p for p in range(near + 1, near + 1 + tries) if 0 < p < 65536] + [0]
-    for port in candidates:
-        with socket.socket(family, socket.SOCK_DGRAM) as sock:
-            try:
-                sock.bind((host, port))
-            except OSError:
-                continue
-            return int(sock.getsockname()[1])
-    return 0
-
-
-def _unspecified(host: str) -> bool:
-    return host in ("", "0.0.0.0", "::")
 
 
 class Controller(QObject):
@@ -165,7 +114,13 @@ class Controller(QObject):
     """(ip, votes) learned from BEP 42 ``ip`` votes."""
     lookup_started = Signal(int, str, object)
     """(lookup id, kind, target) of a lookup the user asked for ("verify" for the announce
-    check)."""
+    check). Lookup ids never repeat in the app's life, across Stop/Start and mode changes."""
+    lookup_deferred = Signal(str, object)
+    """(message, target): a lookup waits for the bootstrap (the table is empty); it starts
+    with ``lookup_started`` once a node is known, or ends with ``lookup_refused``; ("", None)
+    when the user cancelled it."""
+    lookup_refused = Signal(str)
+    """Why a lookup the user asked for did not start (also sent as ``error``)."""
     lookup_finished = Signal(object)
     """LookupResult of a user lookup."""
     announce_finished = Signal(object)
@@ -188,28 +143,31 @@ class Controller(QObject):
     def __init__(self, parent: QObject | None = None) -> None:
         super().__init__(parent)
         self.session: DhtSession | None = None
-        self.testnet: LocalTestnet | None = None
-        """The embedded testnet (it runs in its own thread: read its addresses only)."""
-        self._testnet_runner: BackgroundTestnet | None = None
-        self.simnet: SimnetChild | None = None
-        """The simulated Mainline child process (SIMNET mode)."""
+        self.networks = LocalNetworks(self._starting, self)
+        """The local testnet or simulated Mainline the node joins (TESTNET, SIMNET modes)."""
+        self.networks.testnet_changed.connect(self.testnet_changed)
+        self.networks.simnet_changed.connect(self.simnet_changed)
         self.options: StartOptions | None = None
         self._state = STOPPED
         self._detail = "not started"
         self._unsubscribe: Any = None
-        self._pending: list[SessionEvent] = []
-        self.dropped_events = 0
-        self._routing_dirty: set[int] = set()
-        self._last_snapshot = -1e9
-        self._last_stats = -1e9
-        # family -> (ip, votes): each family's node learns its own external address
-        self._external: dict[int, tuple[str, int]] = {}
-        self._external_dirty: set[int] = set()
-        self._responses = 0
+        self.batcher = EventBatcher()
+        """The session's events queued for the next tick (and what else the tick owes)."""
         self._tasks: set[asyncio.Task[Any]] = set()
         self._busy: asyncio.Task[Any] | None = None
-        self.current_lookup: LookupHandle | None = None
-        self._parts: dict[int, tuple[int, ...]] = {}  # first lookup id -> every family's
+        self.lookups = UserLookups(self._spawn, self)
+        """The lookups the user asked for (its signals are forwarded as the controller's)."""
+        for mine, theirs in (
+            (self.lookups.started, self.lookup_started),
+            (self.lookups.deferred, self.lookup_deferred),
+            (self.lookups.refused, self.lookup_refused),
+            (self.lookups.finished, self.lookup_finished),
+            (self.lookups.scrape_finished, self.scrape_finished),
+            (self.lookups.item_finished, self.item_finished),
+            (self.lookups.error, self.error),
+        ):
+            mine.connect(theirs)
+        self._first_op_id = 1
         self._timer = QTimer(self)
         self._timer.setInterval(TICK_MS)
         self._timer.timeout.connect(self._tick)
@@ -237,6 +195,36 @@ class Controller(QObject):
         """Starting or stopping."""
         return self._busy is not None and not self._busy.done()
 
+    @property
+    def testnet(self) -> LocalTestnet | None:
+        """The embedded testnet (it runs in its own thread: read its addresses only)."""
+        return self.networks.testnet
+
+    @property
+    def simnet(self) -> SimnetChild | None:
+        """The simulated Mainline child process (SIMNET mode)."""
+        return self.networks.simnet
+
+    @property
+    def start_progress(self) -> float | None:
+        """How far the start is (0 to 1) while a testnet starts; None otherwise."""
+        return self.networks.start_progress
+
+    @property
+    def current_lookup(self) -> LookupHandle | None:
+        """The lookup Esc cancels (a get_peers, scrape or find_node the user started)."""
+        return self.lookups.current
+
+    @property
+    def deferred_lookup(self) -> DeferredLookup | None:
+        """A lookup waiting for the bootstrap (see ``DeferredLookup``)."""
+        return self.lookups.waiting
+
+    @property
+    def dropped_events(self) -> int:
+        """Traffic events dropped because the views fell behind (see ``EventBatcher``)."""
+        return self.batcher.dropped
+
     def now(self) -> float:
         """The clock of every event's ``at``."""
         return _loop().time()
@@ -249,7 +237,7 @@ class Controller(QObject):
 
     def external_address(self) -> tuple[str, int] | None:
         """(ip, votes) once the network told us how it sees us."""
-        return next(iter(self._external.values()), None)
+        return self.batcher.external_address()
 
     def local_addresses(self) -> dict[int, Addr]:
         """family -> the bound (ip, port) of each running family's socket."""
@@ -311,7 +299,7 @@ class Controller(QObject):
             spec = options.bootstrap_spec()
 
         async def run() -> None:
-            self._responses = 0
+            self.batcher.responses = 0
             await session.bootstrap(spec)
             self._stall_timer.start(int(STALL_SECONDS * 1000))
 
@@ -328,57 +316,46 @@ class Controller(QObject):
 
     async def _start(self, options: StartOptions) -> bool:
         self.options = options
-        self._external, self._external_dirty = {}, set()
+        self.batcher.forget_external()
         self._set_state(STARTING, "starting")
         host = options.bind_host.strip() or "0.0.0.0"
         spec: list[Any] = options.bootstrap_spec()
         if options.mode == TESTNET:
-            if _unspecified(host):
+            if unspecified(host):
                 # a testnet lives on loopback; its client has no business on the LAN
                 host = "127.0.0.1"
-            self._set_state(STARTING, f"starting a local testnet of {options.testnet_nodes} nodes")
-            # Dual stack (an IPv6 node per host on ::1) when the node joins IPv6 too.
-            ipv6 = 6 in options.settings.address_families.families and ipv6_loopback_available()
-            net = LocalTestnet(options.testnet_nodes, options.testnet_base, port=0,
-                               seed=options.testnet_seed, ipv6=ipv6)
-            # The testnet runs on its own loop in a thread: its nodes' traffic must not load
-            # the Qt thread, which belongs to our node and the window.
-            runner = BackgroundTestnet(net)
             try:
-                await _loop().run_in_executor(None, runner.__enter__)
-            except (BindError, ValueError, TimeoutError) as err:
-                self._fail(f"cannot start the local testnet: {err}")
+                spec = await self.networks.start_testnet(options)
+            except LocalNetworkError as err:
+                self._fail(str(err))
                 return False
-            self.testnet, self._testnet_runner = net, runner
-            self.testnet_changed.emit(dict(net.announced))
-            spec = list(net.bootstrap_addrs)
-            log.info("local testnet: %d nodes from %s", net.n, format_addr(net.addrs[0]))
         settings = options.settings
         if options.mode == SIMNET:
-            if _unspecified(host):
+            if unspecified(host):
                 host = "127.0.0.1"
-            started = await self._start_simnet(options)
-            if started is None:
+            try:
+                spec = await self.networks.start_simnet(options)
+            except LocalNetworkError as err:
+                self._fail(str(err))
                 return False
-            spec = started
             # The simulated Mainline spreads its nodes over many /24s of loopback, as the
             # Internet does: the subnet rule applies there as on the real network (a local
             # testnet, whose nodes share 127.0.0.0/24, relaxes it).
             settings = replace(settings, restrict_local_subnets=True)
         session = DhtSession(settings, bind=(host, options.port),
-                             state_path=options.state_path, node_id=options.node_id)
+                             state_path=options.state_path, node_id=options.node_id,
+                             first_op_id=self._next_op_id())
         if session.load_warning is not None:
             log.warning("%s", session.load_warning)
         self._unsubscribe = session.subscribe(self._on_event)
         self.session = session
-        self._responses = 0
+        self.batcher.responses = 0
         try:
             await session.start(spec, wait=False)
         except PortInUseError as err:
             self._unsubscribe()
             self.session = None
-            await self._stop_testnet()
-            await self._stop_simnet()
+            await self.networks.stop()
             free = find_free_port(host, options.port)
             log.warning("%s", err)
             self._set_state(STOPPED, f"UDP port {options.port} is in use")
@@ -387,8 +364,7 @@ class Controller(QObject):
         except (BindError, OSError) as err:
             self._unsubscribe()
             self.session = None
-            await self._stop_testnet()
-            await self._stop_simnet()
+            await self.networks.stop()
             self._fail(str(err))
             return False
         local = session.local_address
@@ -396,8 +372,7 @@ class Controller(QObject):
                  format_addr(local) if local else "?")
         if session.external_ip is not None:
             for fam, ip in session.external_ips.items():
-                self._external[fam] = (ip, 0)
-                self._external_dirty.add(fam)
+                self.batcher.set_external(fam, ip, 0)
         self._set_state(session.state, session.state_detail)
         if session.state == "bootstrapping":
             self._stall_timer.start(int(STALL_SECONDS * 1000))
@@ -412,9 +387,7 @@ class Controller(QObject):
 
     async def _stop(self) -> None:
         self._stall_timer.stop()
-        if self.current_lookup is not None:
-            self.current_lookup.cancel()
-            self.current_lookup = None
+        self.lookups.node_stopping()
         session = self.session
         if session is not None and session.state != "stopped":
             self._set_state(STOPPING, "stopping; saving the node state")
@@ -424,48 +397,22 @@ class Controller(QObject):
         if self._unsubscribe is not None:
             self._unsubscribe()
             self._unsubscribe = None
-        await self._stop_testnet()
-        await self._stop_simnet()
+        await self.networks.stop()
+        self.batcher.forget_external()  # the next run learns them anew
         self._set_state(STOPPED, "stopped")
 
-    async def _start_simnet(self, options: StartOptions) -> list[Any] | None:
-        """Start the simulated Mainline child; its routers, or None (reported) on failure."""
-        scen = f", {' '.join(options.simnet_scenarios)}" if options.simnet_scenarios else ""
-        self._set_state(STARTING, f"building a simulated Mainline of {options.simnet_nodes:,} "
-                        f"nodes ({options.simnet_profile}{scen})")
-        child = SimnetChild(options.simnet_nodes, options.simnet_scenarios,
-                            options.simnet_profile)
-        try:
-            doc = await child.start()
-        except (SimnetChildError, OSError) as err:
-            self._fail(f"cannot start the simulated Mainline: {err}")
-            return None
-        self.simnet = child
-        info = dict(doc)
-        try:
-            swarms = await child.fetch("/swarms?limit=50")
-            info["swarms"] = [(s["info_hash"], s["peers"]) for s in swarms["swarms"]]
-        except (OSError, ValueError, KeyError) as err:
-            log.warning("simulated Mainline: no swarm list (%s)", err)
-            info["swarms"] = []
-        self.simnet_changed.emit(info)
-        log.info("simulated Mainline: %s nodes built in %.1f s (%.0f MB), control API %s",
-                 f"{doc.get('nodes', 0):,}", doc.get("build_s", 0.0), doc.get("rss_mb", 0.0),
-                 doc.get("control"))
-        return list(child.routers)
+    def _next_op_id(self) -> int:
+        """Where the next session's lookup ids start: after every id handed out so far, so
+        that a lookup id names one lookup for the app's whole life (the lookup history, the
+        peers table and exports are keyed by it)."""
+        if self.session is not None:
+            self._first_op_id = max(self._first_op_id, self.session.next_op_id)
+        return self._first_op_id
 
-    async def _stop_simnet(self) -> None:
-        child, self.simnet = self.simnet, None
-        if child is not None:
-            await child.stop()
-            self.simnet_changed.emit(None)
-
-    async def _stop_testnet(self) -> None:
-        runner, self._testnet_runner = self._testnet_runner, None
-        self.testnet = None
-        if runner is not None:
-            await _loop().run_in_executor(None, runner.__exit__, None, None, None)
-            self.testnet_changed.emit(None)
+    def _starting(self, detail: str) -> None:
+        """How a local network's start goes (late reports, after the start, are dropped)."""
+        if self._state == STARTING:
+            self._set_state(STARTING, detail)
 
     def _fail(self, message: str) -> None:
         log.error("%s", message)
@@ -485,36 +432,15 @@ class Controller(QObject):
     def _start_lookup(
         self, what: str, kind: str, target: bytes, task: str
     ) -> LookupHandle | None:
-        """Start a ``kind`` lookup ("get_peers", "scrape" or "find_node") of ``target`` and make
-        it the current one; ``what`` names the action in the not-running error, ``task`` the
-        follower."""
         session = self._running_session(what)
         if session is None:
             return None
-        try:
-            if kind in ("get_peers", "scrape"):
-                handle = session.start_find_peers(target, scrape=kind == "scrape")
-            else:
-                handle = session.start_find_node(target)
-        except LookupLimitError as err:
-            # The node's cap on concurrent lookups (DhtSettings.max_lookups) is a limit the
-            # user can hit by clicking fast; say so instead of failing in a Qt slot.
-            log.warning("cannot %s: %s", what, err)
-            self.error.emit(f"Cannot {what}: {err}. Wait for some to finish.")
-            return None
-        self.current_lookup = handle
-        self._started(handle, kind, target)
-        self._spawn(self._follow_lookup(handle), f"{task} of {target.hex()}")
-        return handle
+        return self.lookups.start(session, what, kind, target, task)
 
     def cancel_lookup(self) -> bool:
-        """Cancel the current lookup; False if none was running."""
-        handle, self.current_lookup = self.current_lookup, None
-        if handle is None or handle.done():
-            return False
-        handle.cancel()
-        log.info("lookup %d cancelled", handle.lookup_id)
-        return True
+        """Cancel the current lookup (or the one waiting for the bootstrap); False if none was
+        running."""
+        return self.lookups.cancel()
 
     def announce(
         self, info_hash: bytes, port: int, implied_port: bool = False
@@ -524,9 +450,9 @@ class Controller(QObject):
         if session is None:
             return None
         handle = session.start_announce(info_hash, port, implied_port)
-        self._started(handle, "announce", info_hash)
+        self.lookups.register(handle, "announce", info_hash)
         return self._spawn(
-            self._announce(session, handle, info_hash, port, implied_port),
+            self._announce(session, handle, port, implied_port),
             f"announce of {info_hash.hex()}",
         )
 
@@ -539,14 +465,7 @@ class Controller(QObject):
     def lookup_parts(self, lookup_id: int) -> tuple[int, ...]:
         """The lookup ids of every address family's part of the user lookup ``lookup_id``
         (what ``lookup_started`` named), first one first; just ``(lookup_id,)`` if unknown."""
-        return self._parts.get(lookup_id, (lookup_id,))
-
-    def _started(self, handle: LookupHandle, kind: str, target: bytes) -> None:
-        parts = handle.lookup_ids
-        self._parts[handle.lookup_id] = parts
-        while len(self._parts) > MAX_REMEMBERED_LOOKUPS:
-            del self._parts[next(iter(self._parts))]
-        self.lookup_started.emit(handle.lookup_id, kind, target)
+        return self.lookups.parts(lookup_id)
 
     def _running_session(self, what: str) -> DhtSession | None:
         if self.session is None or not self.running:
@@ -554,23 +473,6 @@ class Controller(QObject):
             self.error.emit(f"Cannot {what}: the node is not running. Start it first.")
             return None
         return self.session
-
-    async def _follow_lookup(self, handle: LookupHandle) -> LookupResult:
-        result = await handle.result(LOOKUP_TIMEOUT)
-        what = "cancelled" if result.cancelled else "finished"
-        log.info("%s lookup %d %s: %d peers, %d of %d nodes answered, %.2f s",
-                 result.kind, result.lookup_id, what, len(result.peers), result.responded,
-                 result.queried, result.elapsed)
-        if self.current_lookup is handle:
-            self.current_lookup = None
-        self.lookup_finished.emit(result)
-        if handle.kind == "scrape":
-            scrape = await handle.scrape_result(LOOKUP_TIMEOUT)
-            log.info("scrape of %s: about %.0f seeds and %.0f downloaders (BEP 33 filters of "
-                     "%d nodes, %d without)", result.info_hash.hex(), scrape.seeds,
-                     scrape.downloaders, scrape.nodes, scrape.legacy)
-            self.scrape_finished.emit(scrape)
-        return result
 
     # --- BEP 44 ------------------------------------------------------------------------------
     def get_item(self, target: bytes, salt: bytes = b"") -> LookupHandle | None:
@@ -592,67 +494,19 @@ class Controller(QObject):
         session = self._running_session(f"{kind} the item")
         if session is None:
             return None
-        try:
-            if request is not None:
-                handle = session.start_put_item(request)
-            else:
-                handle = session.start_get_item(target, salt)
-        except LookupLimitError as err:
-            log.warning("cannot %s the item: %s", kind, err)
-            self.error.emit(f"Cannot {kind} the item: {err}. Wait for some to finish.")
-            return None
-        self._started(handle, kind, target)
-        self._spawn(self._follow_item(handle), f"{kind} of {target.hex()}")
-        return handle
-
-    async def _follow_item(self, handle: LookupHandle) -> None:
-        result: ItemResult | PutResult
-        if handle.kind == "put":
-            result = await handle.put_result(LOOKUP_TIMEOUT)
-            log.info("put of %s stored at %d nodes, refused or unanswered by %d",
-                     result.target.hex(), len(result.stored_at), len(result.failed))
-        else:
-            result = await handle.item_result(LOOKUP_TIMEOUT)
-            log.info("get of %s: %s", result.target.hex(),
-                     f"found (seq {result.seq}, {len(result.holders)} holders)" if result.found
-                     else f"nothing found ({result.rejected} copies rejected)")
-        self.item_finished.emit(result)
+        return self.lookups.start_item(session, kind, target, salt=salt, request=request)
 
     async def _announce(
-        self, session: DhtSession, handle: LookupHandle, info_hash: bytes, port: int,
-        implied_port: bool,
+        self, session: DhtSession, handle: LookupHandle, port: int, implied_port: bool,
     ) -> AnnounceVerification | None:
         result: AnnounceResult = await handle.announce_result(LOOKUP_TIMEOUT)
         log.info("announce of %s stored at %d nodes, refused or unanswered by %d",
-                 info_hash.hex(), len(result.stored_at), len(result.failed))
+                 result.info_hash.hex(), len(result.stored_at), len(result.failed))
         self.announce_finished.emit(result)
         if session is not self.session or not self.running:
             return None
-        local = session.local_address
-        expected_port = local[1] if implied_port and local is not None else port
-        # A node that stored us saw the announce's source address: our external address on
-        # the internet, the bind address on a LAN or loopback testnet.
-        ips = {ip for ip in (session.external_ip, local[0] if local else None)
-               if ip is not None and not _unspecified(ip)}
-        verify = session.start_find_peers(info_hash)
-        self._started(verify, "verify", info_hash)
-        found = await verify.result(LOOKUP_TIMEOUT)
-        matched = tuple(p for p in found.peers
-                        if p[1] == expected_port and (not ips or p[0] in ips))
-        shown_ip = next(iter(sorted(ips)), None)
-        target = format_addr((shown_ip or "*", expected_port))
-        if matched:
-            detail = (f"an independent get_peers lookup returned our peer "
-                      f"{format_addr(matched[0])} ({len(found.peers)} peers in all)")
-        elif not result.stored_at:
-            detail = "no node accepted the announce, and the lookup does not return our peer"
-        else:
-            detail = (f"{len(result.stored_at)} nodes accepted the announce, but an independent "
-                      f"get_peers lookup did not return {target} ({len(found.peers)} peers)")
-        check = AnnounceVerification(info_hash, (shown_ip, expected_port), bool(matched), matched,
-                                     found.peers, verify.lookup_id, detail)
-        log.info("announce of %s %s: %s", info_hash.hex(),
-                 "verified" if matched else "NOT verified", detail)
+        check = await verify_announce(session, result, port, implied_port,
+                                      self.lookups.register)
         self.announce_verified.emit(check)
         return check
 
@@ -672,26 +526,12 @@ class Controller(QObject):
     # ======================================================================= events ==
     def _on_event(self, event: SessionEvent) -> None:
         # Called by the session for every event: must stay cheap (no Qt signals here).
-        if isinstance(event, ev.TRAFFIC_EVENTS):
-            if len(self._pending) >= MAX_PENDING:
-                self.dropped_events += 1
-                return
-            if isinstance(event, ev.MessageReceived) and event.kind == "r":
-                self._responses += 1
-        elif isinstance(event, _ROUTING):
-            self._routing_dirty.add(event.family)
-        elif isinstance(event, ev.ExternalAddressChanged):
-            fam = host_family(event.ip)
-            self._external[fam] = (event.ip, event.votes)
-            self._external_dirty.add(fam)
-        elif isinstance(event, StateChanged):
+        self.batcher.add(event)
+        if isinstance(event, StateChanged):
             if event.new != "bootstrapping":
                 self._stall_timer.stop()
-            self._pending.append(event)
-            # a handful per session: delivered at once, so no transition is ever skipped
+            # a handful per session: told at once, so no transition is ever skipped
             self._set_state(event.new, event.detail)
-            return
-        self._pending.append(event)
 
     def _tick(self) -> None:
         try:
@@ -700,33 +540,26 @@ class Controller(QObject):
             # Qt is turning without asyncio (a test pumping Qt events between two runs of the
             # loop): the session's clock is not readable, the next real tick delivers
             return
-        batch, self._pending = self._pending, []
+        batch = self.batcher.take_events()
         if batch:
             self.events.emit(batch)
-        dirty, self._external_dirty = self._external_dirty, set()
-        for fam in sorted(dirty):
-            self.external_address_changed.emit(*self._external[fam])
+        for ip, votes in self.batcher.take_external():
+            self.external_address_changed.emit(ip, votes)
         session = self.session
         if session is None or session.node is None or not self.running:
             return
         now = session.now()
-        periodic = now - self._last_snapshot >= SNAPSHOT_EVERY
-        if periodic or self._routing_dirty:
-            dirty, self._routing_dirty = self._routing_dirty, set()
-            if periodic:
-                self._last_snapshot = now
-            for family in session.families:
-                if periodic or family in dirty:
-                    self.routing_changed.emit(session.routing_snapshot(family))
-        if now - self._last_stats >= STATS_EVERY:
-            self._last_stats = now
+        self.lookups.tick(session, now)
+        for family in self.batcher.routing_due(now, session.families):
+            self.routing_changed.emit(session.routing_snapshot(family))
+        if self.batcher.stats_due(now):
             stats = session.stats()
             stats["now"] = now
             self.stats_changed.emit(stats)
 
     def _check_stall(self) -> None:
         session = self.session
-        if session is None or session.state != "bootstrapping" or self._responses:
+        if session is None or session.state != "bootstrapping" or self.batcher.responses:
             return
         if not session.bootstrap_addrs:
             why = ("None of the bootstrap routers could be found (their names did not resolve). "

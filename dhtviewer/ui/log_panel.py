@@ -120,6 +120,15 @@ class LogPanel(QWidget):
             logger.setLevel(old_level)
         self._installed.clear()
 
+    def current_level(self) -> int:
+        return int(self.level.currentData())
+
+    def set_level(self, level: int) -> None:
+        """Show messages of ``level`` and above (one of ``LEVELS``; others are ignored)."""
+        index = self.level.findData(level)
+        if index >= 0:
+            self.level.setCurrentIndex(index)
+
     def _level_changed(self) -> None:
         level = int(self.level.currentData())
         self.handler.setLevel(level)

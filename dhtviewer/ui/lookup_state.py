@@ -444,7 +444,7 @@ class LookupTracker:
             raise ValueError("capacity must be at least 1")
         self.capacity = capacity
         self.lookups: OrderedDict[int, LookupState] = OrderedDict()
-        self._evicted: list[int] = []
+        self._evicted: list[LookupState] = []
         self._grouped: dict[int, int] = {}  # a family's lookup -> the first lookup of its group
         self._alias: dict[int, int] = {}  # the same, once the group's record exists
 
@@ -468,6 +468,14 @@ class LookupTracker:
             state = LookupState(
                 event.lookup_id, event.target, event.kind, event.at, event.family
             )
+            # Ids are unique for the app's life (the controller sees to it); should one come
+            # again all the same, the new lookup replaces the old record rather than sharing
+            # its rows and peers.
+            old = self.lookups.pop(event.lookup_id, None)
+            if old is not None:
+                self._forget(old)
+                self._evicted.append(old)
+            self._alias.pop(event.lookup_id, None)  # nor its events go to an old group
             self.lookups[event.lookup_id] = state
             self._trim()
             return state
@@ -485,13 +493,29 @@ class LookupTracker:
             if victim is None:
                 victim = next(iter(self.lookups))
             gone = self.lookups.pop(victim)
+            self._forget(gone)
             for part in gone.parts:
                 self._grouped.pop(part, None)
-                self._alias.pop(part, None)
-            self._evicted.append(victim)
+            self._evicted.append(gone)
 
-    def take_evicted(self) -> list[int]:
-        """Lookup ids dropped since the last call (so a model can remove their rows)."""
+    def _forget(self, gone: LookupState) -> None:
+        """Drop the aliases of a record no longer kept (its parts' events have no record)."""
+        for part in gone.parts:
+            if self._alias.get(part) == gone.lookup_id:
+                del self._alias[part]
+
+    def add_oldest(self, states: Iterable[LookupState]) -> None:
+        """Take finished lookups of an earlier run as the oldest (the first to be evicted)."""
+        for state in reversed(list(states)):
+            self.lookups[state.lookup_id] = state
+            self.lookups.move_to_end(state.lookup_id, last=False)
+            for part in state.parts:
+                if part != state.lookup_id:
+                    self._alias[part] = state.lookup_id
+        self._trim()
+
+    def take_evicted(self) -> list[LookupState]:
+        """Lookups dropped since the last call (so a model can remove their rows)."""
         out, self._evicted = self._evicted, []
         return out
 

@@ -1,10 +1,11 @@
 """MainWindow: the docks, menus, toolbar and status bar around the panels.
 
-Layout: the network (bootstrap) and announce panels on the left; routing table, lookup, traffic
-and packet log as tabbed docks filling the rest; the log panel below them. Every dock can be
-moved, floated, closed and brought back from the View menu; the layout, the window geometry and
-the network settings persist with QSettings. A banner under the toolbar tells, in plain words,
-when the node cannot reach the DHT, and offers the local testnet instead.
+Layout: the network (bootstrap) and announce panels on the left; routing table, lookup, traffic,
+packet log, items (BEP 44) and activity (BEP 51) as tabbed docks filling the rest; the log panel
+below them. Every dock can be moved, floated, closed and brought back from the View menu; the
+layout, the window geometry and the network settings persist with QSettings. A banner under
+the toolbar tells, in plain words, when the node cannot reach the DHT, and offers the local
+testnet instead.
 
 The plots (pyqtgraph, slow to import) are placeholders when the window first paints; they are
 built right after that first frame, one per turn of the event loop, the visible one first.
@@ -29,13 +30,16 @@ from PySide6.QtGui import (
     QCloseEvent,
     QKeySequence,
     QPaintEvent,
+    QResizeEvent,
     QShowEvent,
 )
 from PySide6.QtWidgets import (
     QDockWidget,
     QLabel,
+    QLineEdit,
     QMainWindow,
     QMessageBox,
+    QPlainTextEdit,
     QStyle,
     QToolBar,
 )
@@ -45,16 +49,20 @@ from dhtviewer.dht.settings import DhtSettings
 from dhtviewer.net.keys import default_key_dir
 from dhtviewer.net.sample_store import SAMPLE_DB_NAME, default_sample_db_path
 from dhtviewer.ui.controller import (
+    CUSTOM,
     MAINLINE,
     SIMNET,
     STARTING,
+    STOPPED,
     STOPPING,
     TESTNET,
     Controller,
     StartOptions,
 )
 from dhtviewer.ui.dialogs import PortBusyDialog, PreferencesDialog, about_text
+from dhtviewer.ui.dock_split import DockSplit
 from dhtviewer.ui.log_panel import LogPanel
+from dhtviewer.ui.lookup_history import FILE_NAME as HISTORY_FILE_NAME
 from dhtviewer.ui.panels.activity import ActivityPanel
 from dhtviewer.ui.panels.announce import AnnouncePanel
 from dhtviewer.ui.panels.items import ItemsPanel
@@ -64,15 +72,19 @@ from dhtviewer.ui.panels.packets import PacketLogPanel
 from dhtviewer.ui.panels.routing import RoutingPanel
 from dhtviewer.ui.panels.traffic import TrafficPanel
 from dhtviewer.ui.settings_store import SettingsStore
+from dhtviewer.ui.shortcuts import WindowShortcuts
 from dhtviewer.ui.views.lazy import LazyView
 from dhtviewer.ui.views.theme import current_theme
-from dhtviewer.ui.window_chrome import Banner, app_icon
+from dhtviewer.ui.window_chrome import Banner, app_icon, scrollable
 
 log = logging.getLogger(__name__)
 STATUS_MESSAGE_MS = 8000
 VIEWS_FALLBACK_MS = 1000
 """Build the plots this long after the first show even if no paint was reported (a window
 shown minimized, a platform that paints late)."""
+
+
+SCROLLED_DOCKS = frozenset({"network", "announce"})
 
 
 def _format_uptime(seconds: float) -> str:
@@ -123,12 +135,16 @@ class MainWindow(QMainWindow):
         self.store = store
         self.state_path = state_path
         self.testnet_state_path = testnet_state_path
+        self.history_path = (state_path.parent / HISTORY_FILE_NAME if state_path is not None
+                             else None)
+        """The lookup history kept between runs, beside the node state (None: not kept)."""
         self.testnet_base = testnet_base
         self.testnet_seed = testnet_seed
         self.node_id = node_id
         self.forced_mode = ""
         """The mode chosen on the command line, if any (not remembered as the user's)."""
         self.forced_bind = False
+        self._command_line: StartOptions | None = None
         self._banner_error = False
         self._shown_once = False
         self._painted = False
@@ -151,7 +167,7 @@ class MainWindow(QMainWindow):
         self.network = NetworkPanel(controller)
         self.announce = AnnouncePanel(controller)
         self.routing = RoutingPanel(controller)
-        self.lookup = LookupPanel(controller)
+        self.lookup = LookupPanel(controller, store=store)
         self.traffic = TrafficPanel(controller)
         # BEP 44 keys and the BEP 51 sample database live beside the node state
         state_dir = state_path.parent if state_path is not None else None
@@ -183,19 +199,31 @@ class MainWindow(QMainWindow):
         ):
             dock = QDockWidget(title, self)
             dock.setObjectName(f"dock_{name}")
-            dock.setWidget(widget)
+            # forms scroll when the window is short rather than set its minimum height (or,
+            # below it, paint over each other)
+            dock.setWidget(scrollable(widget) if name in SCROLLED_DOCKS else widget)
             dock.setToolTip(tip)
             dock.toggleViewAction().setToolTip(f"Show or hide the {title} panel")
             self.docks[name] = dock
         self._default_layout()
-        self._default_state = self.saveState()
 
         self._build_banner()
         self._build_actions()
         self._build_menus()
         self._build_toolbar()
         self._build_status_bar()
+        # after the toolbars, or "Reset layout" would lose them (and the banner's own row)
+        self._default_state = self.saveState()
         self._connect()
+        # Export, Find, Pause and Quit work from inside a text field too (Ctrl+E is a line
+        # edit's "end of line" on X11)
+        self.shortcuts = WindowShortcuts(
+            [self.export_action, self.find_action, self.pause_action, self.quit_action,
+             self.preferences_action], self)
+        self.shortcuts.watch([*self.findChildren(QLineEdit), *self.findChildren(QPlainTextEdit)])
+        # the side panels' width and the log's height kept in pixels as the room changes
+        self.split = DockSplit(self, self.docks["network"], self.docks["lookup"],
+                               self.docks["log"])
         unit = self.fontMetrics().height()
         self.resize(unit * 95, unit * 58)
         self._restore()
@@ -217,27 +245,44 @@ class MainWindow(QMainWindow):
         """Dock proportions for the window's current size (docks only take sizes once the
         window is laid out, hence after the first show)."""
         d = self.docks
-        w, h = max(self.width(), 800), max(self.height(), 600)
-        left = min(max(int(w * 0.3), self.fontMetrics().height() * 24), w // 2)
-        self.resizeDocks([d["network"], d["lookup"]], [left, w - left], Qt.Orientation.Horizontal)
-        self.resizeDocks([d["network"], d["announce"]], [int(h * 0.52), int(h * 0.48)],
+        w, h = max(self.width(), 800), max(self.height(), 500)
+        unit = self.fontMetrics().height()
+        # the network panel as tall as it wants (Start/Stop and the state in view), up to 62 %
+        network = min(self.network.sizeHint().height() + unit * 5, int(h * 0.62))
+        self.resizeDocks([d["network"], d["announce"]], [network, h - network],
                          Qt.Orientation.Vertical)
-        self.resizeDocks([d["lookup"], d["log"]], [int(h * 0.78), int(h * 0.22)],
-                         Qt.Orientation.Vertical)
+        if self.split.applies():
+            self.split.set(min(int(w * 0.26), unit * 34), int(h * 0.2))
+
+    def _first_sizes(self) -> None:
+        """The default proportions, or the restored layout if it is a sound one: a layout
+        saved while the views were squeezed (the log or the side panels taking most of the
+        window) is not worth keeping."""
+        if self._layout_restored:
+            if not (self.split.applies() and self.split.squeezed()):
+                self.split.remember()
+                return
+            log.info("restored layout squeezed the views; using the default proportions")
+        self._default_sizes()
 
     def reset_layout(self) -> None:
+        showing = self.banner.showing
         self.restoreState(self._default_state)
+        self._place_banner(showing)
         for dock in self.docks.values():
             dock.show()
         self.docks["lookup"].raise_()
         self._default_sizes()
 
+    def resizeEvent(self, event: QResizeEvent) -> None:
+        super().resizeEvent(event)
+        self.banner.updateGeometry()  # its text wraps to the window's width
+
     def showEvent(self, event: QShowEvent) -> None:
         super().showEvent(event)
         if not self._shown_once:
             self._shown_once = True
-            if not self._layout_restored:
-                QTimer.singleShot(0, self._default_sizes)
+            QTimer.singleShot(0, self._first_sizes)
             QTimer.singleShot(VIEWS_FALLBACK_MS, self, self._realize_next_view)
 
     def paintEvent(self, event: QPaintEvent) -> None:
@@ -279,10 +324,19 @@ class MainWindow(QMainWindow):
         bar.setFloatable(False)
         bar.toggleViewAction().setVisible(False)
         bar.addWidget(self.banner)
-        self.addToolBarBreak()
         self.addToolBar(Qt.ToolBarArea.TopToolBarArea, bar)
         self.banner.toolbar = bar
         bar.hide()
+
+    def _place_banner(self, showing: bool) -> None:
+        """The banner in a row of its own under the main toolbar (a restored layout may have
+        put it beside the toolbar, where it wraps over many lines), shown or not."""
+        bar = self.banner.toolbar
+        assert bar is not None
+        self.removeToolBar(bar)
+        self.addToolBarBreak(Qt.ToolBarArea.TopToolBarArea)
+        self.addToolBar(Qt.ToolBarArea.TopToolBarArea, bar)
+        bar.setVisible(showing)
 
     # ======================================================================= actions ==
     def _action(self, text: str, tip: str, slot: object,
@@ -376,8 +430,8 @@ class MainWindow(QMainWindow):
         bar.addAction(self.preferences_action)
         assert self.banner.toolbar is not None
         self.insertToolBar(self.banner.toolbar, bar)
-        self.insertToolBarBreak(self.banner.toolbar)  # the banner spans a row of its own
         self.toolbar = bar
+        self._place_banner(False)
 
     def _build_status_bar(self) -> None:
         sb = self.statusBar()
@@ -414,6 +468,7 @@ class MainWindow(QMainWindow):
         self.network.stop_requested.connect(self.stop_node)
         self.network.rebootstrap_requested.connect(self.rebootstrap)
         self.network.infohash_chosen.connect(self._infohash_chosen)
+        self.network.infohash_lookup_requested.connect(self._infohash_lookup)
         self.routing.ping_requested.connect(c.ping)
         self.routing.find_node_requested.connect(self._find_node)
         self.lookup.target_changed.connect(self.routing.set_target)
@@ -432,8 +487,12 @@ class MainWindow(QMainWindow):
             self._layout_restored = self.restoreState(state)
             if not self._layout_restored:
                 log.info("saved window layout not restored; using the default one")
+            self._place_banner(False)  # a notice of the last run does not come back
         self.network.set_options(self.store.network())
         self.lookup.set_recent(self.store.recent_infohashes())
+        self.log_panel.set_level(self.store.log_level())
+        if self.history_path is not None:
+            self.lookup.restore_history(self.history_path)
 
     def save_settings(self) -> None:
         self.store.save_window(self.saveGeometry(), self.saveState())
@@ -443,16 +502,39 @@ class MainWindow(QMainWindow):
                               port=self.network.port.value())
         # a mode chosen on the command line (--testnet) is not the user's saved choice
         save_mode = options.mode != self.forced_mode
-        self.store.save_network(options, save_mode=save_mode, save_bind=not self.forced_bind)
+        self.store.save_network(self._without_command_line(options), save_mode=save_mode,
+                                save_bind=not self.forced_bind)
         self.store.save_dht_settings(self.dht_settings)
+        self.store.save_log_level(self.log_panel.current_level())
         self.store.sync()
+        if self.history_path is not None:
+            try:
+                self.lookup.save_history(self.history_path)
+            except OSError as err:
+                log.warning("cannot save the lookup history to %s: %s", self.history_path, err)
 
     def apply_command_line(self, options: StartOptions, *, mode: bool, bind: bool) -> None:
         """Show ``options`` (given on the command line) in the network panel. What the command
-        line chose (the ``mode``, the ``bind`` address) is not saved as the user's choice."""
+        line chose (the ``mode`` and its size or list, the ``bind`` address) is not saved as
+        the user's choice; what the user edits in the panel meanwhile is."""
         self.network.set_options(options)
         self.forced_mode = options.mode if mode else ""
         self.forced_bind = bind
+        self._command_line = options
+
+    def _without_command_line(self, options: StartOptions) -> StartOptions:
+        """``options`` with the stored values back where they are the command line's."""
+        cli, stored = self._command_line, self.store.network()
+        if cli is None or not self.forced_mode:
+            return options
+        changes: dict[str, Any] = {}
+        if self.forced_mode == TESTNET and options.testnet_nodes == cli.testnet_nodes:
+            changes["testnet_nodes"] = stored.testnet_nodes
+        elif self.forced_mode == SIMNET and options.simnet_nodes == cli.simnet_nodes:
+            changes["simnet_nodes"] = stored.simnet_nodes
+        elif self.forced_mode == CUSTOM and options.custom == cli.custom:
+            changes["custom"] = stored.custom
+        return replace(options, **changes)
 
     # ======================================================================= node ==
     def start_options(self) -> StartOptions | None:
@@ -502,7 +584,9 @@ class MainWindow(QMainWindow):
         elif mode == SIMNET and c.options is not None:
             label += f" ({c.options.simnet_nodes:,} nodes)"
         self.setWindowTitle(f"dhtviewer — {label} — {state}")
-        if state == "ready" and self.banner.showing and not self._banner_error:
+        # the stalled-bootstrap notice ("keeps trying") holds while the node tries; an error
+        # stays until dismissed or the next start
+        if state in ("ready", STOPPED) and self.banner.showing and not self._banner_error:
             self.banner.hide_banner()
         self._update_status()
 
@@ -579,10 +663,14 @@ class MainWindow(QMainWindow):
             self.announce.set_query(text)
         self.focus_lookup()
 
+    def _infohash_lookup(self, text: str) -> None:
+        self._infohash_chosen(text)
+        self.lookup.start_lookup()  # a refusal (node stopped) shows in the lookup panel
+
     def _lookup_requested(self, text: str) -> None:
         self.lookup.set_query(text)
         self.focus_lookup()
-        self.lookup.start_lookup()
+        self.lookup.start_lookup()  # a refusal (node stopped) shows in the lookup panel
 
     def _find_node(self, target: bytes) -> None:
         if self.controller.find_node(target) is not None:

@@ -2,8 +2,10 @@
 
 Window geometry and dock layout, the network panel (mode, routers, custom list, testnet size,
 simulated Mainline size, profile and scenarios, bind address, port), recent info-hashes, the
-packet log's limits and the DHT limits changed in the preferences (only the ones that differ
-from the defaults are stored, so a new default in a later version applies).
+folder of the last export, the log panel's level, the packet log's limits and the DHT limits
+changed in the preferences (only the ones that differ from the defaults are stored, so a new
+default in a later version applies). The lookup history is a file of its own
+(``lookup_history``), beside the node state.
 Lists are stored as JSON text: QSettings' own list handling differs between back ends (an INI
 file gives back a plain string for a one-element list).
 """
@@ -14,22 +16,25 @@ import json
 import logging
 from dataclasses import fields, replace
 from enum import Enum
+from pathlib import Path
 from typing import Any
 
-from PySide6.QtCore import QByteArray, QSettings
+from PySide6.QtCore import QByteArray, QSettings, QStandardPaths
 
 from dhtviewer.dht.settings import DhtSettings, SettingsError, check_value, spec_of
 from dhtviewer.net.session import DEFAULT_BOOTSTRAP, DEFAULT_PORT
 from dhtviewer.ui.capture.store import MB, MB_RANGE, PACKETS_RANGE, CaptureLimits
-from dhtviewer.ui.controller import MAINLINE, MAX_SIMNET_NODES, MODES, SIMNET_NODES, StartOptions
+from dhtviewer.ui.start_options import MAINLINE, MAX_SIMNET_NODES, MODES, SIMNET_NODES, StartOptions
 
 log = logging.getLogger(__name__)
 
 ORGANIZATION = "dhtviewer"
 APPLICATION = "dhtviewer"
 MAX_RECENT = 20
-LAYOUT_VERSION = 1
-"""Bumped when the docks change, so an old saved layout is not restored onto new docks."""
+LAYOUT_VERSION = 2
+"""Bumped when the docks change, so an old saved layout is not restored onto new docks.
+2: the side panels scroll, the banner has a row of its own (layouts saved by version 1 could
+hold the banner beside the toolbar, or views squeezed under a grown log)."""
 
 
 class SettingsStore:
@@ -110,14 +115,16 @@ class SettingsStore:
     def save_network(self, options: StartOptions, *, save_mode: bool = True,
                      save_bind: bool = True) -> None:
         """``save_mode``/``save_bind`` False keep the stored mode / bind address (when the
-        command line chose them for this run only)."""
+        command line chose them for this run only). Everything else is saved as given: a
+        Custom list edited during a ``--testnet`` run is the user's (the caller passes the
+        stored values for what the command line set, see ``MainWindow.save_settings``)."""
         if save_mode:
             self.q.setValue("network/mode", options.mode)
-            self.q.setValue("network/testnet_nodes", options.testnet_nodes)
-            self.q.setValue("network/simnet_nodes", options.simnet_nodes)
-            self.q.setValue("network/simnet_profile", options.simnet_profile)
-            self._set_list("network/simnet_scenarios", list(options.simnet_scenarios))
-            self._set_list("network/custom", list(options.custom))
+        self.q.setValue("network/testnet_nodes", options.testnet_nodes)
+        self.q.setValue("network/simnet_nodes", options.simnet_nodes)
+        self.q.setValue("network/simnet_profile", options.simnet_profile)
+        self._set_list("network/simnet_scenarios", list(options.simnet_scenarios))
+        self._set_list("network/custom", list(options.custom))
         self._set_list("network/routers", list(options.routers))
         if save_bind:
             self.q.setValue("network/bind_host", options.bind_host)
@@ -134,6 +141,32 @@ class SettingsStore:
         recent = recent[:MAX_RECENT]
         self._set_list("lookup/recent", recent)
         return recent
+
+    # --- log panel -----------------------------------------------------------------------------
+    def log_level(self) -> int:
+        """The log panel's level (a ``logging`` level; INFO unless another was saved)."""
+        level = self._int("log/level", logging.INFO)
+        return level if level in (logging.DEBUG, logging.INFO, logging.WARNING,
+                                  logging.ERROR) else logging.INFO
+
+    def save_log_level(self, level: int) -> None:
+        self.q.setValue("log/level", level)
+
+    # --- exports -------------------------------------------------------------------------------
+    def export_dir(self) -> Path:
+        """Where the next export's save dialog opens: the folder of the last export, else the
+        user's Documents folder, else the home folder."""
+        last = self._str("export/dir", "")
+        if last and Path(last).is_dir():
+            return Path(last)
+        documents = QStandardPaths.writableLocation(
+            QStandardPaths.StandardLocation.DocumentsLocation)
+        if documents and Path(documents).is_dir():
+            return Path(documents)
+        return Path.home()
+
+    def save_export_dir(self, folder: Path) -> None:
+        self.q.setValue("export/dir", str(folder))
 
     # --- DHT limits ----------------------------------------------------------------------------
     def dht_settings(self) -> DhtSettings:

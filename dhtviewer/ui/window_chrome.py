@@ -1,4 +1,5 @@
-"""Window chrome: the notice banner shown under the toolbar, and the application icon."""
+"""Window chrome: the notice banner shown under the toolbar, the application icon, and the
+scroll area the side panels sit in."""
 
 from __future__ import annotations
 
@@ -6,12 +7,14 @@ import math
 from collections.abc import Callable
 from pathlib import Path
 
-from PySide6.QtCore import QPointF, QRectF, Qt
+from PySide6.QtCore import QPointF, QRectF, QSize, Qt
 from PySide6.QtGui import QColor, QIcon, QPainter, QPen, QPixmap
 from PySide6.QtWidgets import (
+    QFrame,
     QHBoxLayout,
     QLabel,
     QPushButton,
+    QScrollArea,
     QSizePolicy,
     QStyle,
     QToolBar,
@@ -96,6 +99,29 @@ class Banner(QWidget):
         self.action.clicked.connect(self._act)
         self.toolbar: QToolBar | None = None
 
+    # A toolbar lays its widgets out by their size hints and knows nothing of height-for-width,
+    # so a word-wrapped label would be sized for a guessed narrow width: five lines where one
+    # or two do. The hints are computed for the row the banner really has (the window's width).
+    def _row_width(self) -> int:
+        window = self.window()
+        return max(window.width() if window is not self else self.width(), 200)
+
+    def sizeHint(self) -> QSize:
+        layout = self.layout()
+        assert layout is not None
+        m = layout.contentsMargins()
+        spacing = max(layout.spacing(), 0)
+        others = [w for w in (self.icon, self.action, self.dismiss) if not w.isHidden()]
+        fixed = sum(w.sizeHint().width() + spacing for w in others)
+        width = self._row_width() - self.fontMetrics().height()  # the toolbar's own margins
+        text_width = max(width - fixed - m.left() - m.right(), 100)
+        height = max([self.text.heightForWidth(text_width)]
+                     + [w.sizeHint().height() for w in others])
+        return QSize(width, height + m.top() + m.bottom())
+
+    def minimumSizeHint(self) -> QSize:
+        return QSize(min(self.sizeHint().width(), 300), self.sizeHint().height())
+
     def show_message(self, text: str, action: str | None = None,
                      on_action: Callable[[], object] | None = None,
                      tooltip: str = "", error: bool = False) -> None:
@@ -109,6 +135,7 @@ class Banner(QWidget):
         size = self.fontMetrics().height() * 3 // 2
         self.icon.setPixmap(icon.pixmap(size, size))
         self.text.setText(text)
+        self.updateGeometry()
         self._on_action = on_action
         self.action.setVisible(action is not None)
         if action is not None:
@@ -130,3 +157,28 @@ class Banner(QWidget):
         self.hide_banner()
         if self._on_action is not None:
             self._on_action()
+
+
+class VerticalScrollArea(QScrollArea):
+    """Scrolls its widget vertically when too short; never narrower than the widget needs
+    (a horizontal scroll bar in a side panel only hides half of every row)."""
+
+    def minimumSizeHint(self) -> QSize:
+        inner = self.widget()
+        hint = super().minimumSizeHint()
+        if inner is None:
+            return hint
+        bar = self.style().pixelMetric(QStyle.PixelMetric.PM_ScrollBarExtent)
+        return QSize(inner.minimumSizeHint().width() + bar + 2 * self.frameWidth(),
+                     hint.height())
+
+
+def scrollable(widget: QWidget) -> QScrollArea:
+    """``widget`` in a frameless ``VerticalScrollArea``."""
+    area = VerticalScrollArea()
+    area.setObjectName(f"scroll_{widget.objectName() or type(widget).__name__}")
+    area.setWidget(widget)
+    area.setWidgetResizable(True)
+    area.setFrameShape(QFrame.Shape.NoFrame)
+    area.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+    return area

@@ -166,6 +166,7 @@ def test_an_id_change_soon_after_another_waits_for_the_hold_off() -> None:
     node.drain_events()
     answer_pings(node, VOTERS + MORE_VOTERS[:6], "82.5.20.8", 30.0)
     assert node.external_ip == "82.5.20.8" and node.node_id == first and not node.bep42_ok()
+    assert node.id_change_held_until == 1.01 + ID_CHANGE_INTERVAL
     events = node.drain_events()
     assert [e.ip for e in events if isinstance(e, ev.ExternalAddressChanged)] == ["82.5.20.8"]
     assert not any(isinstance(e, ev.NodeIdChanged) for e in events)

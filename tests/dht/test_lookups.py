@@ -3,7 +3,6 @@ LookupFinished per lookup (cancelled or not), and the limit on running lookups."
 
 from __future__ import annotations
 
-import itertools
 import random
 
 import pytest
@@ -23,6 +22,7 @@ from dhtviewer.dht.messages import (
 )
 from dhtviewer.dht.node import DhtNode
 from dhtviewer.dht.node_id import random_id
+from dhtviewer.dht.op_ids import OpIds
 from dhtviewer.dht.settings import DhtSettings
 from tests.support.wire import LOCAL, Wire, build_network
 
@@ -230,7 +230,7 @@ def test_a_lookup_follows_only_the_contacts_of_its_family(family: int) -> None:
 
 
 def dual(settings: DhtSettings = LOCAL) -> dict[int, DhtNode]:
-    ops = itertools.count(1)
+    ops = OpIds()
     return dual_stack(lambda family, sibling: DhtNode(
         rng=random.Random(family), now=0.0, settings=settings, family=family, sibling=sibling,
         op_ids=ops,

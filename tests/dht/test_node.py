@@ -380,6 +380,22 @@ def test_lookup_limit_and_cancel() -> None:
     node.start_lookup(b"\x03" * 20, 0.6)  # a slot is free again
 
 
+def test_operation_ids_start_where_the_previous_node_stopped() -> None:
+    # a program running nodes one after another (the desktop app's Stop/Start) keys its records
+    # of lookups by id: the next node's ids must not repeat the first one's
+    first = make_node()
+    first.add_contacts([], 0.0)
+    ids = [first.start_lookup(bytes([i]) * 20, 0.0, seeds=[("127.0.0.5", 1)]) for i in (1, 2)]
+    ping = first.ping(("127.0.0.6", 1), 0.0)
+    assert first.next_op_id == max(*ids, ping) + 1
+    second = DhtNode(rng=random.Random(2), now=1.0, settings=LOCAL,
+                     first_op_id=first.next_op_id)
+    again = second.start_lookup(b"\x03" * 20, 1.0, seeds=[("127.0.0.5", 1)])
+    assert again == first.next_op_id and again not in (*ids, ping)
+    started = [e for e in second.drain_events() if isinstance(e, ev.LookupStarted)]
+    assert [e.lookup_id for e in started] == [again]
+
+
 def test_bad_arguments_raise_clear_errors() -> None:
     node = make_node()
     with pytest.raises(ValueError, match="20 bytes"):

@@ -32,9 +32,11 @@ def check_invariants(node: DhtNode, now: float) -> None:
 def _check_identity(node: DhtNode) -> None:
     # One id everywhere: the table is laid out around the id the node sends.
     assert node.table.own_id == node.node_id, "the table kept an old id"
-    # BEP 42: once votes settle on a public address, our id matches it (unless told not to).
+    # BEP 42: once votes settle on a public address, our id matches it (unless told not to, or
+    # the id changed a moment ago and the next change waits for the hold-off).
     ip = node.voter.external_ip
-    if node.settings.derive_node_id and node.voter.confirmed and ip is not None:
+    if (node.settings.derive_node_id and node.voter.confirmed and ip is not None
+            and node.id_change_held_until is None):
         assert bep42_exempt(ip) or bep42_valid(node.node_id, ip), "id does not match our address"
 
 

@@ -9,7 +9,6 @@ its transactions and an ``announce_peer`` carrying a token it will accept.
 from __future__ import annotations
 
 import base64
-import itertools
 import json
 import random
 from pathlib import Path
@@ -37,6 +36,7 @@ from dhtviewer.dht.messages import (
     SampleInfohashesQuery,
 )
 from dhtviewer.dht.node import DhtNode
+from dhtviewer.dht.op_ids import OpIds
 from dhtviewer.dht.settings import DhtSettings
 
 # Public-looking addresses (so the routing table takes them) are harmless here: the core is
@@ -69,7 +69,7 @@ CAPTURES = Path(__file__).resolve().parents[1] / "data" / "krpc-captures"
 
 def dual_pair(settings: DhtSettings = SETTINGS, seed: int = 0) -> dict[int, DhtNode]:
     """A dual-stack host at T0: an IPv4 and an IPv6 node, each the other's sibling."""
-    ops = itertools.count(1)
+    ops = OpIds()
 
     def make(family: int, sibling: Sibling) -> DhtNode:
         return DhtNode(

@@ -30,7 +30,6 @@ from hypothesis.stateful import (
 
 from dhtviewer.dht import bencoding, krpc
 from dhtviewer.dht.addresses import ip_family
-from dhtviewer.dht.identity import ID_CHANGE_INTERVAL
 from dhtviewer.dht.item_lookup import PutRequest
 from dhtviewer.dht.items import Item
 from dhtviewer.dht.messages import (
@@ -361,7 +360,6 @@ class HostileNetwork(RuleBasedStateMachine):
         super().__init__()
         self.node = primed_node(TINY)
         self.now = T0
-        self.last_id_change: float | None = None
         self.crawl_started: float | None = None
 
     @initialize(enforce=st.booleans(), family=st.sampled_from([4, 6]), dual=st.booleans())
@@ -612,7 +610,6 @@ class HostileNetwork(RuleBasedStateMachine):
         """We ping two more networks, then every node we are waiting for answers, all saying
         our address is ``claim``: votes from several networks at once, which may settle a new
         address and change our id."""
-        changes = self.node.counters.node_id_changes
         for extra in VOTERS:
             if ip_family(extra[0]) == self.node.family:
                 self.node.ping(extra, self.now)
@@ -623,15 +620,11 @@ class HostileNetwork(RuleBasedStateMachine):
             sender = p.node_id if p.node_id is not None else bep42_id(p.addr[0], random.Random(2))
             reply = Response(p.tid, sender, external_ip=(claim, 6881))
             self.deliver(krpc.encode(reply), p.addr)
-        if self.node.counters.node_id_changes > changes:
-            self.last_id_change = self.now
-        # Two id changes are at least ID_CHANGE_INTERVAL apart (as libtorrent's voter): an
-        # address settled sooner after a change keeps the old id until then.
-        held = (self.last_id_change is not None
-                and self.now < self.last_id_change + ID_CHANGE_INTERVAL)
         ip = self.node.external_ip
         if ip is not None and self.node.voter.confirmed and not bep42_exempt(ip):
-            assert bep42_valid(self.node.node_id, ip) or (held and changes > 0)
+            # valid, unless it changed a moment ago and the next change waits (hold-off)
+            held = self.node.id_change_held_until
+            assert bep42_valid(self.node.node_id, ip) or (held is not None and held > self.now)
 
     @rule(src=st.sampled_from(ADDRS), count=st.integers(5, 30), garbage=st.booleans())
     def flood(self, src: Addr, count: int, garbage: bool) -> None:

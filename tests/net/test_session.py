@@ -246,6 +246,29 @@ def test_stop_start_keeps_identity_and_contacts(testnet: LocalTestnet, tmp_path:
     run(go)
 
 
+def test_lookup_ids_never_repeat_across_restarts_and_sessions(testnet: LocalTestnet) -> None:
+    async def go() -> list[int]:
+        ids: list[int] = []
+        s = DhtSession(QUICK, bind=("127.0.11.209", 0))
+        for _ in range(2):  # the same session restarted
+            await s.start(boot(testnet), timeout=10)
+            handle = s.start_find_node(bytes(20))
+            await handle.result(10)
+            ids.append(handle.lookup_id)
+            await s.stop()
+        # a new session continuing where the first stopped (the desktop app's Stop/Start)
+        nxt = DhtSession(QUICK, bind=("127.0.11.209", 0), first_op_id=s.next_op_id)
+        await nxt.start(boot(testnet), timeout=10)
+        handle = nxt.start_find_node(bytes(20))
+        await handle.result(10)
+        ids.append(handle.lookup_id)
+        await nxt.stop()
+        return ids
+
+    ids = run(go)
+    assert len(set(ids)) == 3 and ids == sorted(ids)
+
+
 def test_busy_port_raises_port_in_use(testnet: LocalTestnet) -> None:
     async def go() -> None:
         async with DhtSession(QUICK, bind=("127.0.11.208", 0)) as first:
@@ -622,3 +645,35 @@ def test_ipv6_joins_through_contacts_learned_over_ipv4(dual_testnet: LocalTestne
             assert mine and not any(b"4:want" in e.data for e in mine)
 
     run(go)
+
+
+def test_dual_stack_families_share_lookup_ids_across_restarts_and_sessions(
+    dual_testnet: LocalTestnet,
+) -> None:
+    """Both families' nodes draw from one id space, which continues after Stop/Start and into
+    a session started after this one (the desktop app's Stop/Start): no id names two lookups."""
+    net = dual_testnet
+
+    async def go() -> tuple[list[int], int]:
+        ids: list[int] = []
+        s = DhtSession(QUICK, bind=("127.0.14.210", 0), first_op_id=100)
+        assert s.next_op_id == 100
+        for _ in range(2):
+            await s.start(boot(net), timeout=10)
+            await s.wait_ready(10, every_family=True)
+            result = await s.find_node(bytes(20), timeout=10)
+            four, six = result.family(4), result.family(6)
+            assert four is not None and six is not None
+            ids += [four.lookup_id, six.lookup_id]
+            await s.stop()
+        nxt = DhtSession(QUICK, bind=("127.0.14.210", 0), first_op_id=s.next_op_id)
+        await nxt.start(boot(net), timeout=10)
+        handle = nxt.start_find_node(bytes(20))
+        await handle.result(10)
+        ids += list(handle.lookup_ids)
+        await nxt.stop()
+        return ids, s.next_op_id
+
+    ids, after_first = run(go)
+    assert len(ids) == 6 and len(set(ids)) == 6  # one id per family's lookup, never reused
+    assert min(ids) >= 100 and ids[-2:] == sorted(ids[-2:]) and min(ids[-2:]) >= after_first

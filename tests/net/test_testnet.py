@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import socket
+import threading
 import time
 from collections.abc import Awaitable, Callable
 from typing import TypeVar
@@ -12,7 +13,14 @@ from typing import TypeVar
 import pytest
 
 from dhtviewer.net.binds import ipv6_loopback_available
-from dhtviewer.net.testnet import BackgroundTestnet, LocalTestnet, loopback_range
+from dhtviewer.net.testnet import (
+    WAVE,
+    BackgroundTestnet,
+    LocalTestnet,
+    Phase,
+    TestnetProgress,
+    loopback_range,
+)
 from dhtviewer.net.transport import PortInUseError
 
 T = TypeVar("T")
@@ -170,3 +178,52 @@ def test_background_testnet_serves_from_its_own_thread() -> None:
     s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     s.bind(addr)
     s.close()
+
+
+def test_start_reports_its_progress_from_the_testnet_thread() -> None:
+    reports: list[tuple[str, TestnetProgress]] = []
+    net = LocalTestnet(20, "127.0.13.60", port=0, seed=3, announced=2, announcers=2,
+                       on_progress=lambda p: reports.append((threading.current_thread().name, p)))
+    with BackgroundTestnet(net):
+        pass
+    assert {name for name, _ in reports} == {"dhtviewer-testnet"}  # the caller hands it over
+    progress = [p for _, p in reports]
+    phases = [p.phase for p in progress]
+    assert phases == sorted(phases, key=[Phase.BINDING, Phase.JOINING, Phase.ANNOUNCING].index)
+    bound = [p.done for p in progress if p.phase == Phase.BINDING]
+    assert bound == list(range(1, 21))
+    joined = [p.done for p in progress if p.phase == Phase.JOINING]
+    assert joined == sorted(joined) and joined[-1] == 20 and len(joined) >= 20 // WAVE
+    announced = [(p.done, p.total) for p in progress if p.phase == Phase.ANNOUNCING]
+    assert announced[0] == (0, 4) and announced[-1] == (4, 4)
+    fractions = [p.fraction for p in progress]
+    assert fractions == sorted(fractions) and fractions[-1] == 1.0
+    assert progress[-1].describe() == "4 of 4 test announces done"
+
+
+def test_a_failing_progress_callback_does_not_stop_the_testnet() -> None:
+    def broken(_progress: TestnetProgress) -> None:
+        raise RuntimeError("display gone")
+
+    with BackgroundTestnet(LocalTestnet(5, "127.0.13.90", port=0, seed=1,
+                                        on_progress=broken)) as net:
+        assert len(net.addrs) == 5 and net.announced
+
+
+@pytest.mark.skipif(not ipv6_loopback_available(), reason="no IPv6 loopback")
+def test_a_dual_stack_start_counts_the_ipv6_nodes_in_its_progress() -> None:
+    reports: list[TestnetProgress] = []
+    net = LocalTestnet(10, "127.0.13.120", port=0, seed=4, announced=2, announcers=2,
+                       ipv6=True, on_progress=reports.append)
+    with BackgroundTestnet(net):
+        pass
+    assert net.node_count == 20
+    bound = [(p.done, p.total) for p in reports if p.phase == Phase.BINDING]
+    assert bound == [(i, 20) for i in range(1, 21)]  # each host's IPv4 and IPv6 socket
+    joined = [(p.done, p.total) for p in reports if p.phase == Phase.JOINING]
+    # both families join side by side: one count over both, to every node of each
+    assert joined == sorted(joined) and joined[-1] == (20, 20)
+    announced = [(p.done, p.total) for p in reports if p.phase == Phase.ANNOUNCING]
+    assert announced[-1] == (8, 8)  # 2 info-hashes x 2 announcers x 2 DHTs
+    fractions = [p.fraction for p in reports]
+    assert fractions == sorted(fractions) and fractions[-1] == 1.0

@@ -6,12 +6,12 @@ peers (lookups, announces, refresh, custom queries) without the simulator. A dua
 
 from __future__ import annotations
 
-import itertools
 import random
 
 from dhtviewer.dht import events as ev
 from dhtviewer.dht.families import Sibling, dual_stack
 from dhtviewer.dht.node import DhtNode
+from dhtviewer.dht.op_ids import OpIds
 from dhtviewer.dht.settings import DhtSettings
 
 LOCAL = DhtSettings(allow_local=True)
@@ -55,7 +55,7 @@ class Wire:
         shared operation ids), each seeing the other through its ``Sibling``."""
         rng = random.Random(seed)
         node_id = rng.randbytes(20)
-        ops = itertools.count(1)
+        ops = OpIds()
 
         def make(family: int, sibling: Sibling) -> DhtNode:
             return DhtNode(

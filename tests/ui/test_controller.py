@@ -1,6 +1,7 @@
 """The controller on a real embedded testnet (loopback 127.0.60.x, ephemeral ports): life cycle,
-batched delivery, lookups, announce verification, busy port, stalled bootstrap, and errors of
-async tasks reaching the log instead of vanishing."""
+batched delivery, busy port, stalled bootstrap, operations refused while stopped, events
+forwarded, and errors of async tasks reaching the log instead of vanishing. Its user lookups and
+the announce check have tests of their own (test_user_lookups, test_announce_check)."""
 
 from __future__ import annotations
 
@@ -20,63 +21,26 @@ from dhtviewer.dht import krpc
 from dhtviewer.dht.item_lookup import PutRequest
 from dhtviewer.dht.messages import Response
 from dhtviewer.dht.node_id import bep42_valid
-from dhtviewer.net.handles import ItemResult, PutResult
+from dhtviewer.net.binds import ipv6_loopback_available
 from dhtviewer.net.session import StateChanged
 from dhtviewer.ui import controller as controller_mod
 from dhtviewer.ui.controller import (
     CUSTOM,
-    TESTNET,
-    AnnounceVerification,
     Controller,
     StartOptions,
-    find_free_port,
 )
+from dhtviewer.ui.event_batcher import TICK_MS
+from dhtviewer.ui.panels.network import NetworkPanel
+from tests.support.controller_kit import NODE_ID, Recorder, tn_options
 from tests.support.qt_async import qasync_loop, run, until
 
 pytestmark = pytest.mark.qt
-NODE_ID = bytes(range(20))
-
-
-def tn_options(n: int = 24, **changes: Any) -> StartOptions:
-    base = StartOptions(
-        mode=TESTNET,
-        testnet_nodes=n,
-        testnet_base="127.0.60.1",
-        testnet_seed=1,
-        bind_host="127.0.0.1",
-        port=0,
-        node_id=NODE_ID,
-    )
-    return StartOptions(**{**{f: getattr(base, f) for f in base.__dataclass_fields__}, **changes})
 
 
 @pytest.fixture(scope="module")
 def loop(qapp: QApplication) -> Iterator[qasync.QEventLoop]:
     with qasync_loop(qapp) as lp:
         yield lp
-
-
-class Recorder:
-    """Everything a controller emits, with the time of each ``events`` batch."""
-
-    def __init__(self, c: Controller) -> None:
-        self.batches: list[tuple[float, list[Any]]] = []
-        self.states: list[tuple[str, str]] = []
-        self.snapshots: list[Any] = []
-        self.testnets: list[Any] = []
-        self.errors: list[str] = []
-        self.stalled: list[str] = []
-        self.ports: list[tuple[str, int, int]] = []
-        c.events.connect(lambda b: self.batches.append((time.monotonic(), b)))
-        c.state_changed.connect(lambda s, d: self.states.append((s, d)))
-        c.routing_changed.connect(self.snapshots.append)
-        c.testnet_changed.connect(self.testnets.append)
-        c.error.connect(self.errors.append)
-        c.bootstrap_stalled.connect(self.stalled.append)
-        c.port_in_use.connect(lambda h, p, f: self.ports.append((h, p, f)))
-
-    def events(self) -> list[Any]:
-        return [e for _, b in self.batches for e in b]
 
 
 @pytest.fixture
@@ -109,6 +73,33 @@ def test_start_runs_the_testnet_and_reaches_ready_then_stop_tears_both_down(
     assert seen[-1] == "stopped"
 
 
+def test_a_starting_testnet_shows_its_progress(loop: qasync.QEventLoop, ctl: Controller) -> None:
+    # a large testnet sat on "Starting..." for seconds; now: nodes started, then bootstrapped
+    panel = NetworkPanel(ctl)
+    shown: list[tuple[str, int, str]] = []
+    ctl.state_changed.connect(
+        lambda state, detail: shown.append((detail, panel.progress.value(),
+                                            panel.progress.text())) if state == "starting"
+        else None)
+
+    async def scenario() -> None:
+        await ctl.start(tn_options(80, testnet_base="127.0.60.110"))
+
+    run(loop, scenario())
+    details = [d for d, _, _ in shown]
+    assert any("nodes started" in d for d in details)
+    if ipv6_loopback_available():  # dual stack: each host's IPv6 node counts too
+        assert any("80 dual-stack hosts (160 nodes): " in d for d in details)
+        assert any("160 of 160 nodes bootstrapped" in d for d in details)
+    else:
+        assert any("80 of 80 nodes bootstrapped" in d for d in details)
+    assert any("test announces done" in d for d in details)
+    values = [v for _, v, _ in shown]
+    assert values == sorted(values) and values[-1] >= 95
+    assert any("%" in text for _, _, text in shown)
+    assert ctl.start_progress is None and ctl.state in ("bootstrapping", "ready")
+
+
 def test_events_arrive_in_order_and_in_at_most_ten_batches_a_second(
     loop: qasync.QEventLoop, ctl: Controller
 ) -> None:
@@ -135,7 +126,7 @@ def test_events_arrive_in_order_and_in_at_most_ten_batches_a_second(
     window = [t for t in times if times[0] <= t]
     assert len(received) > 200  # thousands of messages would do too; this is plenty
     # one delivery per 100 ms tick at most (one spare for the edges of the window)
-    assert len(window) <= elapsed / (controller_mod.TICK_MS / 1000) + 2
+    assert len(window) <= elapsed / (TICK_MS / 1000) + 2
     # (no minimum gap between two deliveries: a periodic timer that fired late once fires the
     # next tick on schedule, so two deliveries can be closer than 100 ms on a loaded machine;
     # the rate bound above is the contract)
@@ -144,109 +135,7 @@ def test_events_arrive_in_order_and_in_at_most_ten_batches_a_second(
     seen = delivered[first:]
     # nothing lost, nothing reordered (the newest few may still wait for the next tick)
     assert seen == received[: len(seen)]
-    assert len(received) - len(seen) == len(ctl._pending)
-
-
-def test_a_lookup_and_an_announce_that_is_verified(
-    loop: qasync.QEventLoop, ctl: Controller
-) -> None:
-    finished: list[Any] = []
-    announced: list[Any] = []
-    ctl.lookup_finished.connect(finished.append)
-    ctl.announce_finished.connect(announced.append)
-
-    async def scenario() -> AnnounceVerification | None:
-        await ctl.start(tn_options())
-        await until(lambda: ctl.state == "ready")
-        assert ctl.testnet is not None
-        info_hash, peers = next(iter(ctl.testnet.announced.items()))
-        handle = ctl.find_peers(info_hash)
-        assert handle is not None and ctl.current_lookup is handle
-        await until(lambda: finished, what="the lookup")
-        assert set(peers) <= set(finished[0].peers)
-        task = ctl.announce(bytes(19) + b"\x01", 51413)
-        assert task is not None
-        return await task
-
-    check = run(loop, scenario())
-    assert announced and announced[0].stored_at
-    assert check is not None and check.verified
-    assert check.matched == (("127.0.0.1", 51413),)
-    assert check.expected == ("127.0.0.1", 51413)
-
-
-def test_items_and_a_scrape_through_the_controller(
-    loop: qasync.QEventLoop, ctl: Controller
-) -> None:
-    """BEP 44 put and get, and a BEP 33 scrape, each announced with ``lookup_started`` and
-    ended with its own signal; the items a node puts on us are readable."""
-    started: list[tuple[int, str]] = []
-    items: list[Any] = []
-    scrapes: list[Any] = []
-    ctl.lookup_started.connect(lambda lid, kind, _t: started.append((lid, kind)))
-    ctl.item_finished.connect(items.append)
-    ctl.scrape_finished.connect(scrapes.append)
-
-    async def scenario() -> None:
-        await ctl.start(tn_options())
-        await until(lambda: ctl.state == "ready")
-        assert ctl.testnet is not None and ctl.stored_items() == []
-        put = ctl.put_item(PutRequest(b"controller", seed=bytes(range(32)), salt=b"s"))
-        assert put is not None and ctl.current_lookup is None  # Esc cancels lookups only
-        await until(lambda: items, what="the put")
-        get = ctl.get_item(put.target, b"s")
-        assert get is not None
-        await until(lambda: len(items) == 2, what="the get")
-        info_hash, _peers = next(iter(ctl.testnet.announced.items()))
-        scrape = ctl.find_peers(info_hash, scrape=True)
-        assert scrape is not None and scrape.kind == "scrape" and ctl.current_lookup is scrape
-        await until(lambda: scrapes, what="the scrape")
-
-    run(loop, scenario())
-    assert [kind for _, kind in started] == ["put", "get", "scrape"]
-    put_result, get_result = items
-    families = len(ctl.session.nodes) if ctl.session is not None else 1
-    # the K closest of each DHT (a dual-stack testnet has two: BEP 32)
-    assert isinstance(put_result, PutResult) and len(put_result.stored_at) == 8 * families
-    assert isinstance(get_result, ItemResult) and get_result.value == b"10:controller"
-    assert get_result.seq == 1 and get_result.lookup.lookup_id == started[1][0]
-    assert scrapes[0].nodes >= 1 and not scrapes[0].cancelled
-
-
-def test_implied_port_announce_is_verified_on_our_udp_port(
-    loop: qasync.QEventLoop, ctl: Controller
-) -> None:
-    async def scenario() -> AnnounceVerification | None:
-        await ctl.start(tn_options())
-        await until(lambda: ctl.state == "ready")
-        task = ctl.announce(b"\x07" * 20, 1, implied_port=True)
-        assert task is not None
-        return await task
-
-    check = run(loop, scenario())
-    local = ctl.local_address()
-    assert check is not None and check.verified and local is not None
-    assert check.matched[0] == ("127.0.0.1", local[1])
-
-
-def test_cancel_lookup_cancels_the_current_one_only(
-    loop: qasync.QEventLoop, ctl: Controller
-) -> None:
-    results: list[Any] = []
-    ctl.lookup_finished.connect(results.append)
-
-    async def scenario() -> None:
-        await ctl.start(tn_options())
-        await until(lambda: ctl.state == "ready")
-        assert ctl.cancel_lookup() is False  # nothing running
-        handle = ctl.find_peers(b"\x42" * 20)
-        assert handle is not None
-        assert ctl.cancel_lookup() is True
-        await until(lambda: results)
-
-    run(loop, scenario())
-    assert results[0].cancelled
-    assert ctl.current_lookup is None
+    assert len(received) - len(seen) == ctl.batcher.pending
 
 
 def test_stop_and_start_twice_keeps_working(loop: qasync.QEventLoop, ctl: Controller) -> None:
@@ -303,14 +192,6 @@ def test_busy_port_is_reported_with_a_free_one_and_nothing_left_running(
         probe.bind(("127.0.0.1", free))  # it really is free
 
 
-def test_find_free_port_skips_the_busy_one() -> None:
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as holder:
-        holder.bind(("127.0.0.1", 0))
-        busy = holder.getsockname()[1]
-        free = find_free_port("127.0.0.1", busy - 1, tries=1)
-        assert free != busy and free > 0
-
-
 def test_a_bootstrap_nobody_answers_is_reported_as_stalled(
     loop: qasync.QEventLoop, ctl: Controller, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -349,25 +230,6 @@ def test_operations_without_a_running_node_explain_instead_of_failing(
     run(loop, scenario())
     assert len(rec.errors) == 7
     assert all("not running" in e for e in rec.errors)
-
-
-def test_too_many_lookups_is_explained_not_raised(loop: qasync.QEventLoop, ctl: Controller) -> None:
-    rec = Recorder(ctl)
-
-    async def scenario() -> None:
-        await ctl.start(tn_options())
-        await until(lambda: ctl.state == "ready")
-        assert ctl.session is not None and ctl.session.node is not None
-        node = ctl.session.node
-        # fill every lookup slot with lookups that cannot finish (a silent address)
-        while len(node.lookups) < node.settings.max_lookups:
-            node.start_lookup(
-                bytes([len(node.lookups)]) * 20, ctl.session.now(), seeds=[("127.0.0.1", 9)]
-            )
-        assert ctl.find_peers(b"\x01" * 20) is None
-
-    run(loop, scenario())
-    assert rec.errors and "lookups already running" in rec.errors[-1]
 
 
 def test_an_exception_inside_an_async_task_reaches_the_log_and_the_error_signal(

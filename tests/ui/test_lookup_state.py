@@ -226,9 +226,19 @@ def test_tracker_routes_events_and_evicts_oldest_finished_first() -> None:
     tracker.apply(ev.LookupStarted(3, TARGET, "find_node", 4.0))
     # 2 finished, so it goes before the older but still running 1
     assert list(tracker.lookups) == [1, 3]
-    assert tracker.take_evicted() == [2] and tracker.take_evicted() == []
+    assert [s.lookup_id for s in tracker.take_evicted()] == [2] and tracker.take_evicted() == []
+    first = tracker.get(1)
     tracker.apply(ev.LookupStarted(4, TARGET, "find_node", 5.0))
-    assert list(tracker.lookups) == [3, 4] and tracker.take_evicted() == [1]
+    assert list(tracker.lookups) == [3, 4] and tracker.take_evicted() == [first]
+
+
+def test_tracker_replaces_a_lookup_whose_id_comes_again() -> None:
+    tracker = LookupTracker()
+    old = tracker.apply(ev.LookupStarted(1, TARGET, "get_peers", 1.0))
+    tracker.apply(ev.PeersFound(1, A, (("9.9.9.9", 9),), 1.5))
+    new = tracker.apply(ev.LookupStarted(1, bytes(20), "get_peers", 9.0))
+    assert new is not old and tracker.get(1) is new and not new.peers
+    assert tracker.take_evicted() == [old]
 
 
 def test_real_lookup_on_simulated_network_matches_its_finish_event() -> None:

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import csv
 import dataclasses
+import io
 import json
 import os
 import random
+from datetime import datetime, timezone
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
@@ -26,6 +29,7 @@ from dhtviewer.ui.models import (
 )
 from dhtviewer.ui.models import nodes as nodes_mod
 from dhtviewer.ui.models.nodes import format_version
+from dhtviewer.ui.models.peers import ExportContext
 
 pytestmark = pytest.mark.qt
 DISPLAY = Qt.ItemDataRole.DisplayRole
@@ -198,6 +202,25 @@ def test_peers_model_from_lookup_state_with_counts_and_exports(qtmodeltester: Mo
     assert model.rowCount() == 0
 
 
+def test_peers_exports_name_the_lookup_its_time_and_parameters() -> None:
+    model = PeersModel()
+    model.set_lookup(LookupState.from_events(lookup_events()))
+    started = datetime(2024, 5, 6, 7, 8, 9, tzinfo=timezone.utc)
+    context = ExportContext(TARGET, "get_peers", started, 0.5, "done", 2, 2,
+                            {"k": 8, "alpha": 4}, "dhtviewer test")
+    doc = json.loads(model.to_json(context))
+    assert doc["info_hash"] == TARGET.hex() and doc["started_utc"] == "2024-05-06T07:08:09.000Z"
+    assert doc["parameters"] == {"k": 8, "alpha": 4} and doc["generator"] == "dhtviewer test"
+    assert doc["peers"][0] == {"ip": "5.0.0.1", "port": 1000, "nodes": 2, "first_seen": 0.1,
+                               "first_seen_utc": "2024-05-06T07:08:09.100Z"}
+    rows = list(csv.DictReader(io.StringIO(model.to_csv(context))))
+    assert len(rows) == 3
+    assert rows[2] == {"info_hash": TARGET.hex(), "ip": "5.0.0.3", "port": "3000", "nodes": "1",
+                       "first_seen": "0.4", "first_seen_utc": "2024-05-06T07:08:09.400Z",
+                       "kind": "get_peers", "lookup_started_utc": "2024-05-06T07:08:09.000Z",
+                       "k": "8", "alpha": "4"}
+
+
 def test_peers_model_from_events_of_one_lookup() -> None:
     model = PeersModel()
     model.set_lookup(LookupState(3, TARGET, "get_peers", 50.0))
@@ -210,12 +233,16 @@ def test_peers_model_from_events_of_one_lookup() -> None:
 def test_lookups_model_history_rows(qtmodeltester: ModelTester) -> None:
     model = LookupsModel(capacity=3)
     check_model(qtmodeltester, model)
+    noon = datetime.now().replace(hour=12, minute=0, second=0, microsecond=0).timestamp()
+    model.wall_offset = noon - 50.0  # the lookup started at 50.0 on the events' clock
     model.add_events(lookup_events())
     assert model.rowCount() == 1
     assert cell(model, 0, 0) == TARGET.hex()
     assert [cell(model, 0, c) for c in range(1, 7)] == [
-        "get_peers · IPv4", "0.0", "running", "3", "2", "0.40"
+        "get_peers · IPv4", "12:00:00", "running", "3", "2", "0.40"
     ]
+    model.wall_offset -= 3 * 86400  # a lookup of another day shows its date
+    assert cell(model, 0, 2).endswith(" 12:00") and len(cell(model, 0, 2)) == 16
     model.set_now(52.0)
     assert cell(model, 0, 6) == "2.00"
     spy = SignalLog(model)
@@ -229,6 +256,17 @@ def test_lookups_model_history_rows(qtmodeltester: ModelTester) -> None:
     assert [model.state(r).lookup_id for r in range(3)] == [11, 12, 13]
     assert model.row_of(12) == 1 and model.row_of(3) is None
     assert model.index(0, 0).parent() == QModelIndex()
+
+
+def test_lookups_model_keeps_one_row_per_lookup_id() -> None:
+    # a record replaced by a later lookup of the same id leaves; evicting it takes no other row
+    model = LookupsModel(capacity=2)
+    model.add_events(lookup_events())
+    model.add_events([ev.LookupStarted(4, TARGET, "find_node", 51.0),
+                      ev.LookupStarted(3, N1, "get_peers", 52.0)])
+    assert [(model.state(r).lookup_id, model.state(r).target) for r in range(2)] == [
+        (4, TARGET), (3, N1)]
+    assert model.row_of(3) == 1 and not model.state(1).peers
 
 
 def test_a_lookup_in_both_families_is_one_row(qtmodeltester: ModelTester) -> None:

@@ -5,6 +5,7 @@ embedded testnet (127.0.62.x, ephemeral ports) for the panels that need live dat
 from __future__ import annotations
 
 import logging
+import socket
 from collections.abc import Iterator
 
 import pytest
@@ -14,6 +15,7 @@ from PySide6.QtWidgets import QApplication
 from pytestqt.modeltest import ModelTester
 from pytestqt.qtbot import QtBot
 
+from dhtviewer.dht import events as ev
 from dhtviewer.net.session import DEFAULT_BOOTSTRAP
 from dhtviewer.ui.controller import CUSTOM, MAINLINE, TESTNET, Controller, StartOptions
 from dhtviewer.ui.models.nodes import COL_ADDR, COL_BUCKET, SORT_ROLE
@@ -110,11 +112,39 @@ def test_network_panel_lists_testnet_info_hashes_and_emits_the_clicked_one(
     announced = {b"\xaa" * 20: [("127.0.0.5", 40000)], b"\xbb" * 20: []}
     panel.set_testnet(announced)
     assert panel.testnet_list.count() == 2
+    # a click fills the lookup field, a double-click (activation) asks for the lookup
     with qtbot.waitSignal(panel.infohash_chosen) as blocker:
-        panel._infohash_activated(panel.testnet_list.item(1))
+        panel.testnet_list.itemClicked.emit(panel.testnet_list.item(1))
     assert blocker.args == ["bb" * 20]
+    with qtbot.waitSignal(panel.infohash_lookup_requested) as blocker:
+        panel.testnet_list.itemActivated.emit(panel.testnet_list.item(0))
+    assert blocker.args == ["aa" * 20]
     panel.set_testnet(None)
     assert panel.testnet_list.count() == 0
+
+
+def test_network_panel_wraps_long_addresses_instead_of_widening(
+    idle: Controller, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # a dual-stack node lists two sockets, two external addresses and per-family counts; the
+    # side panel keeps its width (at 1024x700 it has no more)
+    panel = NetworkPanel(idle)
+    panel.show()
+    narrow = panel.minimumSizeHint().width()
+    monkeypatch.setattr(idle, "local_addresses", lambda: {
+        4: ("203.0.113.200", 6881), 6: ("2001:db8:1234:5678:9abc:def0:1234:5678", 6881)})
+    panel._state_changed("ready", "IPv4 ready: 16 good nodes after 0.1 s; IPv6 ready: 16 good "
+                                  "nodes after 0.1 s")
+    assert "[2001:db8:1234:5678:9abc:def0:1234:5678]:6881" in panel.local_label.text()
+    panel._stats_changed({"routing_nodes": 12345, "good_nodes": 12000,
+                          "routing_nodes_v4": 6000, "routing_nodes_v6": 6345})
+    panel._external_changed("203.0.113.200", 12)
+    panel._external_changed("2001:db8:1234:5678:9abc:def0:1234:5678", 9)
+    for label in (panel.local_label, panel.external_label, panel.nodes_label):
+        # each line wraps: it asks for less than its text's width on one line
+        one_line = label.fontMetrics().horizontalAdvance(label.text())
+        assert label.minimumSizeHint().width() < one_line, label.text()
+    assert panel.minimumSizeHint().width() <= narrow
 
 
 def test_network_panel_shows_the_running_node(node: Controller) -> None:
@@ -143,7 +173,7 @@ def test_network_panel_shows_the_running_node(node: Controller) -> None:
         ("z" * 40, "invalid hex character 'z' at position 1"),
         ("z" * 12, "expected 40 hex or 32 base32"),
         ("magnet:?dn=name", "no xt parameter"),
-        ("magnet:?xt=urn:btmh:1220" + "ab" * 32, "v2 only"),
+        ("magnet:?xt=urn:btmh:1220" + "ab" * 31, "expected 64 hex characters after 1220"),
     ],
 )
 def test_lookup_panel_explains_bad_input_and_starts_nothing(
@@ -215,6 +245,66 @@ def test_lookup_panel_follows_a_lookup_and_the_proxies_pass_the_model_tester(
     assert ports == sorted(ports, reverse=True)
 
 
+def test_lookup_panel_says_a_lookup_waits_for_the_bootstrap_and_lets_it_be_cancelled(
+    loop: qasync.QEventLoop,
+) -> None:
+    c = Controller()
+    panel = LookupPanel(c)
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as silent:
+        silent.bind(("127.0.62.251", 0))
+        where = f"127.0.62.251:{silent.getsockname()[1]}"
+
+        async def scenario() -> None:
+            await c.start(  # type: ignore[misc]
+                StartOptions(mode=CUSTOM, custom=(where,), bind_host="127.0.0.1", port=0))
+            panel.set_query("ab" * 20)
+            assert panel.start_lookup()
+            assert "Waiting for the bootstrap" in panel.message.text()
+            assert not panel.message.isHidden() and not panel.message.is_error
+            assert panel.cancel_button.isEnabled()
+            panel.cancel_button.click()
+            assert panel.message.isHidden() and not panel.cancel_button.isEnabled()
+            await c.shutdown()
+
+        run(loop, scenario())
+
+
+def test_lookup_panel_looks_up_a_v2_magnet_by_its_truncated_hash_and_says_so(
+    loop: qasync.QEventLoop, node: Controller
+) -> None:
+    panel = LookupPanel(node)
+    v2 = bytes(range(100, 132))
+
+    async def scenario() -> None:
+        panel.set_query(f"magnet:?xt=urn:btmh:1220{v2.hex()}&dn=a+v2+torrent")
+        assert panel.start_lookup()
+        await until(lambda: panel.shown is not None and panel.shown.target == v2[:20])
+
+    run(loop, scenario())
+    assert not panel.message.is_error and not panel.message.isHidden()
+    assert "BitTorrent v2" in panel.message.text() and v2[:20].hex() in panel.message.text()
+    node.cancel_lookup()
+
+
+def test_lookup_panel_lists_items_lookups_without_switching_to_them(idle: Controller) -> None:
+    # a get or put started in the Items panel is shown there; the lookup the user had in this
+    # panel stays in view (it is listed in the history all the same)
+    panel = LookupPanel(idle)
+    for lookup_id, kind in ((7, "get"), (8, "put")):
+        idle.lookup_started.emit(lookup_id, kind, b"\x11" * 20)
+        assert panel._follow is None, kind
+    idle.lookup_started.emit(9, "get_peers", b"\x22" * 20)
+    assert panel._follow == 9
+    # the put's row ends as the put does, not at its lookup phase ("putting" for ever)
+    target, stored = b"\x11" * 20, ("127.0.0.9", 6881)
+    panel.add_events([ev.LookupStarted(8, target, "put", 1.0),
+                      ev.LookupFinished(8, target, "put", (), (), 4, 4, 0.1, False, 1.1)])
+    row = panel.lookups.row_of(8)
+    assert row is not None and panel.lookups.state(row).state == "putting"
+    panel.add_events([ev.ItemPutFinished(8, target, None, None, (stored,), (), 1.3)])
+    assert panel.lookups.state(row).state == "stored"
+
+
 def test_lookup_panel_scrape_shows_the_swarm_estimate_beside_the_peers(
     loop: qasync.QEventLoop, node: Controller
 ) -> None:
@@ -243,6 +333,17 @@ def test_lookup_panel_scrape_shows_the_swarm_estimate_beside_the_peers(
     assert title.startswith(f"Peers ({len(peers)}) · swarm ≈ 0 seeds, ")
     assert "downloaders (BEP 33" in panel.progress.text()
     assert getattr(scrapes[0], "info_hash", None) == info_hash
+    # the title wraps rather than widen the peers side; with room, it holds on one line
+    title_line = panel.peers_title.fontMetrics().height()
+    panel.resize(1600, 700)
+    panel.show()
+    QApplication.processEvents()
+    assert panel.peers_title.height() < 2 * title_line
+    assert panel.graph.width() >= 1600 // 2
+    panel.resize(700, 600)
+    QApplication.processEvents()
+    assert panel.minimumSizeHint().width() <= 700
+    panel.hide()
     # without the box ticked, a plain get_peers lookup: no estimate
     panel.scrape.setChecked(False)
 

@@ -47,9 +47,21 @@ def test_network_round_trip_including_one_element_lists(tmp_path: Path) -> None:
 def test_a_mode_or_bind_from_the_command_line_is_not_saved(tmp_path: Path) -> None:
     s = store_at(tmp_path / "s.ini")
     s.save_network(StartOptions(mode=CUSTOM, custom=("192.0.2.1:1",), port=7000))
-    s.save_network(StartOptions(mode=TESTNET, port=0), save_mode=False, save_bind=False)
+    s.save_network(StartOptions(mode=TESTNET, custom=("192.0.2.9:9",), port=0), save_mode=False,
+                   save_bind=False)
     back = s.network()
-    assert back.mode == CUSTOM and back.custom == ("192.0.2.1:1",) and back.port == 7000
+    assert back.mode == CUSTOM and back.port == 7000
+    assert back.custom == ("192.0.2.9:9",)  # the list is the user's, whatever the mode
+
+
+def test_log_level_round_trip_and_a_bad_value_falls_back_to_info(tmp_path: Path) -> None:
+    s = store_at(tmp_path / "s.ini")
+    assert s.log_level() == logging.INFO
+    s.save_log_level(logging.DEBUG)
+    s.sync()
+    assert store_at(tmp_path / "s.ini").log_level() == logging.DEBUG
+    s.q.setValue("log/level", 7)
+    assert s.log_level() == logging.INFO
 
 
 def test_window_layout_round_trip_and_version_guard(tmp_path: Path) -> None:

@@ -88,14 +88,18 @@ def test_the_panel_offers_the_mode_and_validates_scenarios(qapp: QApplication,
     # Another mode does not care about a bad scenario it would not use.
     panel.set_mode(TESTNET)
     assert panel.options() is not None
-    # The seeded swarms are listed; a click asks for a lookup.
+    # The seeded swarms are listed; a click fills the field, a double-click asks for a lookup.
     picked: list[str] = []
     panel.infohash_chosen.connect(picked.append)
     panel.set_simnet({"nodes": 1_000_000, "build_s": 1.2, "rss_mb": 380.0,
                       "control": "127.0.0.1:1", "swarms": [("ab" * 20, 400), ("cd" * 20, 200)]})
     assert panel.simnet_list.count() == 2 and "1,000,000 nodes" in panel.simnet_hint.text()
+    looked_up: list[str] = []
+    panel.infohash_lookup_requested.connect(looked_up.append)
     panel.simnet_list.itemClicked.emit(panel.simnet_list.item(1))
-    assert picked == ["cd" * 20]
+    assert picked == ["cd" * 20] and not looked_up
+    panel.simnet_list.itemActivated.emit(panel.simnet_list.item(0))
+    assert looked_up == ["ab" * 20]
     assert panel.simnet_list.item(0).data(Qt.ItemDataRole.UserRole) == "ab" * 20
     panel.set_simnet(None)
     assert panel.simnet_list.count() == 0

@@ -2,7 +2,9 @@
 
 Fed either from a ``LookupState`` (``set_lookup``: the selected lookup; called again with the same
 lookup it only appends the new peers and updates counts) or straight from ``PeersFound`` events
-(``add_events``). ``to_csv``/``to_json`` export what the table shows.
+(``add_events``). ``to_csv``/``to_json`` export what the table shows; given an ``ExportContext``
+they also say which lookup found the peers: the info-hash, when (UTC), with which parameters,
+so a file read weeks later still makes sense on its own.
 """
 
 from __future__ import annotations
@@ -11,6 +13,8 @@ import csv
 import io
 import json
 from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
 from PySide6.QtCore import QObject, Qt
@@ -23,6 +27,26 @@ from dhtviewer.ui.models.nodes import SORT_ROLE, addr_sort_key
 
 COL_IP, COL_PORT, COL_COUNT, COL_FIRST_SEEN = range(4)
 HEADERS = ("Address", "Port", "Nodes", "First seen (s)")
+
+
+@dataclass(frozen=True, slots=True)
+class ExportContext:
+    """The lookup behind an export. ``started``: when it started (UTC); ``params``: the lookup
+    parameters in force (``k``, ``alpha``, ...); ``generator``: the program and version."""
+
+    info_hash: bytes
+    kind: str
+    started: datetime
+    elapsed: float
+    state: str
+    queried: int
+    answered: int
+    params: dict[str, int | float] = field(default_factory=dict)
+    generator: str = ""
+
+
+def _utc(moment: datetime) -> str:
+    return moment.astimezone(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 PeerRow = PeerRecord
@@ -103,26 +127,59 @@ class PeersModel(RowTableModel[PeerRow]):
         return row.first_seen - (self.time_origin if self.time_origin is not None else 0.0)
 
     # --- export --------------------------------------------------------------------------------
-    def records(self) -> list[dict[str, Any]]:
-        return [
-            {
+    def records(self, context: ExportContext | None = None) -> list[dict[str, Any]]:
+        """One dict per peer: ``first_seen`` in seconds after the lookup's start; with a
+        ``context``, ``first_seen_utc`` too."""
+        out = []
+        for r in self._rows:
+            since = self._since_origin(r)
+            record: dict[str, Any] = {
                 "ip": r.addr[0],
                 "port": r.addr[1],
                 "nodes": r.count,
-                "first_seen": round(self._since_origin(r), 3),
+                "first_seen": round(since, 3),
             }
-            for r in self._rows
-        ]
+            if context is not None:
+                record["first_seen_utc"] = _utc(context.started + timedelta(seconds=since))
+            out.append(record)
+        return out
 
-    def to_csv(self) -> str:
+    def to_csv(self, context: ExportContext | None = None) -> str:
+        """A row per peer; with a ``context`` every row also names the lookup (info-hash, kind,
+        start time) and its parameters, so rows stay meaningful when files are merged."""
+        records = self.records(context)
+        columns = ["ip", "port", "nodes", "first_seen"]
+        if context is not None:
+            lookup = {"info_hash": context.info_hash.hex(), "kind": context.kind,
+                      "lookup_started_utc": _utc(context.started), **context.params}
+            columns = ["info_hash", *columns, "first_seen_utc", "kind", "lookup_started_utc",
+                       *context.params]
+            records = [{**lookup, **r} for r in records]
         out = io.StringIO()
-        writer = csv.DictWriter(out, ["ip", "port", "nodes", "first_seen"], lineterminator="\n")
+        writer = csv.DictWriter(out, columns, lineterminator="\n")
         writer.writeheader()
-        writer.writerows(self.records())
+        writer.writerows(records)
         return out.getvalue()
 
-    def to_json(self) -> str:
-        return json.dumps(self.records(), indent=2)
+    def to_json(self, context: ExportContext | None = None) -> str:
+        """A list of peers; with a ``context``, an object describing the lookup whose
+        ``peers`` are that list."""
+        records = self.records(context)
+        if context is None:
+            return json.dumps(records, indent=2)
+        doc = {
+            "info_hash": context.info_hash.hex(),
+            "kind": context.kind,
+            "started_utc": _utc(context.started),
+            "elapsed_s": round(context.elapsed, 3),
+            "state": context.state,
+            "queried": context.queried,
+            "answered": context.answered,
+            "parameters": context.params,
+            "generator": context.generator,
+            "peers": records,
+        }
+        return json.dumps(doc, indent=2)
 
     # --- Qt model interface --------------------------------------------------------------------
     def _cell(self, peer: PeerRow, row: int, col: int, role: int) -> Any:

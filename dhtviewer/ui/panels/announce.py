@@ -28,7 +28,8 @@ from PySide6.QtWidgets import (
 from dhtviewer.dht.addresses import format_addr
 from dhtviewer.net.handles import AnnounceResult
 from dhtviewer.net.session import DEFAULT_PORT
-from dhtviewer.ui.controller import AnnounceVerification, Controller
+from dhtviewer.ui.announce_check import AnnounceVerification
+from dhtviewer.ui.controller import Controller
 from dhtviewer.ui.models.nodes import monospace_font
 from dhtviewer.ui.panels.common import (
     InlineMessage,
@@ -39,6 +40,7 @@ from dhtviewer.ui.panels.common import (
 )
 from dhtviewer.ui.views.theme import current_theme
 
+MIN_RESULT_ROWS = 5
 IDLE, ANNOUNCING, VERIFYING, VERIFIED, NOT_FOUND = (
     "idle", "announcing", "verifying", "verified", "not found"
 )
@@ -87,6 +89,10 @@ class AnnouncePanel(QWidget):
                               "stored it")
         self.nodes.setFont(monospace_font())
         self.nodes.setColumnWidth(0, self.fontMetrics().horizontalAdvance("0") * 24)
+        # room for a few results at least (a short window scrolls the panel instead)
+        rows = self.nodes.fontMetrics().height() * 1.3 * MIN_RESULT_ROWS
+        self.nodes.setMinimumHeight(int(rows + self.nodes.header().sizeHint().height()
+                                        + 2 * self.nodes.frameWidth()))
 
         row = QHBoxLayout()
         row.addWidget(self.port)

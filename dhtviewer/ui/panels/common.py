@@ -1,5 +1,5 @@
-"""Small helpers shared by the panels: inline messages, info-hash inputs, copy to clipboard,
-compact tables."""
+"""Small helpers shared by the panels: inline messages, info-hash inputs, fields showing a long
+value to copy, copy to clipboard, compact tables."""
 
 from __future__ import annotations
 
@@ -16,7 +16,8 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from dhtviewer.infohash import InfohashError, parse_infohash
+from dhtviewer.infohash import InfohashError, parse_infohash_note
+from dhtviewer.ui.models.nodes import monospace_font
 from dhtviewer.ui.views.theme import current_theme
 
 
@@ -51,6 +52,25 @@ class InlineMessage(QLabel):
         self.hide()
 
 
+class ValueField(QLineEdit):
+    """A long value to read and copy (a target, a public key): read-only, frameless, fixed-width
+    font. Unlike a label, whose longest word sets the panel's minimum width (64 hex digits are
+    wider than a 1024-pixel window's side of a panel), it scrolls when short, and copying it
+    gives the value exactly."""
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setReadOnly(True)
+        self.setFrame(False)
+        self.setFont(monospace_font())
+        self.setStyleSheet("QLineEdit { background: transparent; }")
+        self.setMinimumWidth(self.fontMetrics().horizontalAdvance("0") * 12)
+
+    def setText(self, text: str | None, /) -> None:
+        super().setText(text)
+        self.setCursorPosition(0)  # the start in view when it does not fit
+
+
 def mark_invalid(widget: QWidget, invalid: bool) -> None:
     """A red frame on an input holding invalid text."""
     widget.setStyleSheet(f"border: 1px solid {current_theme().bad};" if invalid else "")
@@ -81,9 +101,10 @@ def clear_query_error(query: QLineEdit, message: InlineMessage) -> None:
 
 def parse_query(query: QLineEdit, message: InlineMessage, running: bool) -> bytes | None:
     """The info-hash in ``query`` if it parses and the node is ``running``; else None, with the
-    reason in ``message`` (and ``query`` framed red when it does not parse)."""
+    reason in ``message`` (and ``query`` framed red when it does not parse). A hash that is not
+    the text's own (a v2 magnet's truncated SHA-256 hash) is accepted with a note saying so."""
     try:
-        info_hash = parse_infohash(query.text())
+        info_hash, note = parse_infohash_note(query.text())
     except InfohashError as err:
         message.show_error(str(err))
         mark_invalid(query, True)
@@ -91,6 +112,9 @@ def parse_query(query: QLineEdit, message: InlineMessage, running: bool) -> byte
     if not running:
         message.show_error("The node is not running: start it in the Network panel.")
         return None
+    clear_query_error(query, message)
+    if note is not None:
+        message.show_info(f"{note}: {info_hash.hex()}.")
     return info_hash
 
 

@@ -8,9 +8,11 @@ The value is typed as text, hex or JSON (``item_format.parse_value``, as the com
 is pressed, with the reason inline and nothing started.
 
 Results: for a put, which nodes stored it and why the others did not; for a get, the value
-(with its seq), who returned it and which copies were rejected and why. The lookup behind it is
-drawn in a path graph as in the Lookup panel (and listed in that panel's history). A second tab
-lists the items other nodes stored on this node.
+(with its seq), who returned it and which copies were rejected and why. The target (and a
+mutable item's public key) sit in copyable fields beside the result, not in its text: a label
+of 40 or 64 hex digits would set the panel's minimum width past a 1024-pixel window. The
+lookup behind it is drawn in a path graph as in the Lookup panel (and listed in that panel's
+history). A second tab lists the items other nodes stored on this node.
 """
 
 from __future__ import annotations
@@ -55,6 +57,7 @@ from dhtviewer.ui.models.items import ItemNodesModel, StoredItemsModel
 from dhtviewer.ui.models.nodes import monospace_font
 from dhtviewer.ui.panels.common import (
     InlineMessage,
+    ValueField,
     mark_invalid,
     muted_label,
     setup_table,
@@ -131,9 +134,9 @@ class ItemsPanel(QWidget):
         self.value.setTabChangesFocus(True)
         self.value.textChanged.connect(self._put_edited)
         self.value.setMinimumHeight(self.fontMetrics().height() * 3)
-        self.put_target = QLabel("—", put_tab)
-        self.put_target.setFont(mono)
-        self.put_target.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        # fields, not labels: 40 or 64 hex digits in a label set the panel's minimum width
+        self.put_target = ValueField(put_tab)
+        self.put_target.setText("—")
         self.put_target.setToolTip("Where the item will be stored")
         self.put_button = QPushButton("Put", put_tab)
         self.put_button.setToolTip("Find the closest nodes and store the item on them")
@@ -219,12 +222,17 @@ class ItemsPanel(QWidget):
         self.cancel_button = QPushButton("Cancel", self)
         self.cancel_button.setToolTip("Stop the get or put under way")
         self.cancel_button.clicked.connect(self.cancel)
+        self.result_target = ValueField(self)
+        self.result_target.setToolTip("The target of the get or put shown")
+        self.result_key = ValueField(self)
+        self.result_key.setToolTip("The public key that signed the mutable item found")
         self.found_value = QPlainTextEdit(self)
         self.found_value.setReadOnly(True)
         self.found_value.setPlaceholderText("the value a get finds")
         self.found_value.setToolTip("The value found: text, hex (not UTF-8) or JSON (other "
                                     "bencoded types)")
-        self.found_value.setMaximumHeight(self.fontMetrics().height() * 7)
+        # it scrolls: the path graph below keeps its room in a short window
+        self.found_value.setMaximumHeight(self.fontMetrics().height() * 5)
         self.found_value.hide()  # shown when a get found something
 
         self.graph = LazyLookupGraph(self)
@@ -262,10 +270,16 @@ class ItemsPanel(QWidget):
         row.addWidget(self.status, 1)
         row.addWidget(self.cancel_button, 0, Qt.AlignmentFlag.AlignTop)
         vbox.addLayout(row)
+        self.result_ids = QFormLayout()
+        self.result_ids.setContentsMargins(0, 0, 0, 0)
+        self.result_ids.addRow("Target", self.result_target)
+        self.result_ids.addRow("Public key", self.result_key)
+        vbox.addLayout(self.result_ids)
+        self.result_ids.setRowVisible(self.result_target, False)  # until a get or put starts
+        self.result_ids.setRowVisible(self.result_key, False)
         vbox.addWidget(self.found_value)
+        # the get or put lookup (its axes say what x and y are; its points, their outcome)
         vbox.addWidget(self.graph, 1)
-        vbox.addWidget(muted_label("The get or put lookup: x hop, y bits shared with the "
-                                   "target", self))
         right = QSplitter(Qt.Orientation.Vertical, self)
         right.addWidget(outcome)
         right.addWidget(self.result_tabs)
@@ -371,8 +385,7 @@ class ItemsPanel(QWidget):
         handle = self.controller.put_item(request)
         if handle is None:
             return False
-        self._started(handle, f"Putting to {request.target.hex()}: looking up the closest "
-                              "nodes for their tokens…")
+        self._started(handle, "Putting: looking up the closest nodes for their tokens…")
         return True
 
     def _get_put_target(self) -> None:
@@ -411,7 +424,7 @@ class ItemsPanel(QWidget):
         handle = self.controller.get_item(target, salt)
         if handle is None:
             return False
-        self._started(handle, f"Getting {target.hex()}…")
+        self._started(handle, "Getting…")
         return True
 
     # --- following ------------------------------------------------------------------------------
@@ -422,6 +435,9 @@ class ItemsPanel(QWidget):
         self._mine = {lid for st in self.tracker.lookups.values() for lid in st.parts}
         self._mine.update(handle.lookup_ids)
         self.status.setText(text)
+        self.result_target.setText(handle.target.hex())
+        self.result_ids.setRowVisible(self.result_target, True)
+        self._show_key(None)
         self.found_value.clear()
         self.found_value.hide()
         self.nodes.clear()
@@ -450,8 +466,8 @@ class ItemsPanel(QWidget):
             if state is not None and not state.finished:
                 s = state.summary(self.controller.now())
                 what = "Putting" if state.kind == "put" else "Getting"
-                self.status.setText(f"{what} {s.target.hex()}: queried {s.queried}, answered "
-                                    f"{s.answered}, {s.elapsed:.2f} s…")
+                self.status.setText(f"{what}: queried {s.queried}, answered {s.answered}, "
+                                    f"{s.elapsed:.2f} s…")
             elif state is not None and state.kind == "put" and state.put is None:
                 self.status.setText(f"Putting to the {len(state.closest)} closest nodes…")
         if stored:
@@ -475,8 +491,8 @@ class ItemsPanel(QWidget):
                     else "✗ No node stored it")
             self.status.setText(
                 f"<span style='color:{color}'><b>{head}</b></span>"
-                f"{', ' + str(m) + ' did not' if m else ''} · target {result.target.hex()}"
-                f"{seq} · {took}")
+                f"{', ' + str(m) + ' did not' if m else ''}{seq} · {took}")
+            self._show_key(result.public_key)
         else:
             rejections = state.rejections if state is not None else {}
             self.nodes.set_get(result, rejections)
@@ -484,22 +500,27 @@ class ItemsPanel(QWidget):
                 self.found_value.setPlainText(_value_for_display(result.value))
                 self.found_value.show()
                 seq = f" · seq {result.seq}" if result.seq is not None else ""
-                key = (f" · public key {result.public_key.hex()}"
-                       if result.public_key is not None else "")
                 self.status.setText(
                     f"<span style='color:{t.good}'><b>✓ Found</b></span>{seq} · "
                     f"{len(result.holders)} node{'s' if len(result.holders) != 1 else ''} "
-                    f"returned it{_rejected(result)}{key} · {took}")
+                    f"returned it{_rejected(result)} · {took}")
+                self._show_key(result.public_key)
             else:
                 self.found_value.clear()
                 self.found_value.hide()
                 why = "cancelled" if result.lookup.cancelled else "nothing found"
                 self.status.setText(
-                    f"<span style='color:{t.bad}'><b>✗ {why.capitalize()}</b></span> under "
-                    f"{result.target.hex()}{_rejected(result)} · {took}")
+                    f"<span style='color:{t.bad}'><b>✗ {why.capitalize()}</b></span>"
+                    f"{_rejected(result)} · {took}")
         self.result_tabs.setTabText(0, f"Nodes ({self.nodes.rowCount()})")
         self.result_tabs.setCurrentIndex(0)
         self._update_buttons()
+
+    def _show_key(self, public_key: bytes | None) -> None:
+        """The public key of a mutable item's result beside its target (an immutable one has
+        none: the row goes)."""
+        self.result_key.setText(public_key.hex() if public_key is not None else "")
+        self.result_ids.setRowVisible(self.result_key, public_key is not None)
 
     # --- stored on this node --------------------------------------------------------------------
     def refresh_stored(self) -> None:

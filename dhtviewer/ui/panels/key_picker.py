@@ -18,6 +18,7 @@ from PySide6.QtWidgets import (
     QFileDialog,
     QHBoxLayout,
     QInputDialog,
+    QLabel,
     QPushButton,
     QVBoxLayout,
     QWidget,
@@ -25,7 +26,7 @@ from PySide6.QtWidgets import (
 
 from dhtviewer.dht.items import SEED_BYTES, public_key_of
 from dhtviewer.net.keys import KeyFileError, create_key, load_key, load_or_create_key
-from dhtviewer.ui.panels.common import muted_label
+from dhtviewer.ui.panels.common import ValueField, muted_label
 
 __all__ = ["DEFAULT_KEY_NAME", "KeyPicker", "key_name_error"]
 
@@ -65,6 +66,16 @@ class KeyPicker(QWidget):
         self.open_button.clicked.connect(self._open_dialog)
         self.info = muted_label("", self)
         self.info.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        # the chosen key's public key, in a field: 64 hex digits in a label would set the
+        # panel's minimum width
+        self.key_row = QWidget(self)
+        self.key_field = ValueField(self.key_row)
+        self.key_field.setToolTip("The public key of the chosen key (part of every mutable "
+                                  "item's target)")
+        key_row = QHBoxLayout(self.key_row)
+        key_row.setContentsMargins(0, 0, 0, 0)
+        key_row.addWidget(QLabel("public key", self.key_row))
+        key_row.addWidget(self.key_field, 1)
         row = QHBoxLayout()
         row.setContentsMargins(0, 0, 0, 0)
         row.addWidget(self.combo, 1)
@@ -75,6 +86,7 @@ class KeyPicker(QWidget):
         layout.setSpacing(2)
         layout.addLayout(row)
         layout.addWidget(self.info)
+        layout.addWidget(self.key_row)
         self.refresh()
 
     # --- the list --------------------------------------------------------------------------------
@@ -115,10 +127,13 @@ class KeyPicker(QWidget):
         try:
             pk = self.public_key()
         except (KeyFileError, OSError) as err:
-            self.info.setText(f"cannot use this key: {err}")
+            pk, message = None, f"cannot use this key: {err}"
         else:
-            self.info.setText("public key " + pk.hex() if pk is not None
-                              else "a new key is made at the first put")
+            message = "" if pk is not None else "a new key is made at the first put"
+        self.info.setText(message)
+        self.info.setVisible(bool(message))
+        self.key_field.setText(pk.hex() if pk is not None else "")
+        self.key_row.setVisible(pk is not None)
         self.changed.emit()
 
     # --- the key ---------------------------------------------------------------------------------

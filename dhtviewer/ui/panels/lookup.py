@@ -1,10 +1,12 @@
 """LookupPanel: find the peers of a torrent and watch the lookup find its way.
 
-The input takes a 40-hex or 32-base32 info-hash or a magnet link; anything else gets an inline
-message and starts nothing. Enter or "Find peers" starts the lookup, Esc (a window shortcut)
+The input takes a 40-hex or 32-base32 info-hash or a magnet link (a BitTorrent v2 one is looked
+up by its truncated SHA-256 hash, and the panel says so); anything else gets an inline message
+and starts nothing. Enter or "Find peers" starts the lookup, Esc (a window shortcut)
 cancels it. The lookup path graph and a progress line (queried / answered / in flight / elapsed)
-follow it live; the peers table lists what it found (copy, export CSV or JSON); the history keeps
-earlier lookups, and selecting one redraws its graph and peers. The node's own maintenance
+follow it live; the peers table lists what it found (copy, export CSV or JSON, with the lookup's
+info-hash, time and parameters); the history keeps earlier lookups, also those of earlier runs
+(``lookup_history``), and selecting one redraws its graph and peers. The node's own maintenance
 lookups (bootstrap, bucket refresh) are hidden from the history unless asked for.
 
 With "Scrape" the lookup also asks the closest nodes for their BEP 33 filters, and the estimated
@@ -13,9 +15,12 @@ seeds and downloaders of the swarm appear beside the peers found.
 
 from __future__ import annotations
 
+import time
+from datetime import datetime, timezone
 from pathlib import Path
 
 from PySide6.QtCore import (
+    QEvent,
     QItemSelectionModel,
     QModelIndex,
     QObject,
@@ -33,18 +38,22 @@ from PySide6.QtWidgets import (
     QLabel,
     QPushButton,
     QSplitter,
+    QStyle,
     QTableView,
     QVBoxLayout,
     QWidget,
 )
 
+from dhtviewer import __version__
 from dhtviewer.dht import events as ev
 from dhtviewer.dht.addresses import format_addr
 from dhtviewer.ui.controller import Controller
+from dhtviewer.ui.lookup_history import load_history, save_history
 from dhtviewer.ui.lookup_state import LookupState
 from dhtviewer.ui.models import SORT_ROLE, LookupsModel, PeersModel
 from dhtviewer.ui.models.lookups import COL_KIND, COL_STARTED
 from dhtviewer.ui.models.nodes import filter_change
+from dhtviewer.ui.models.peers import ExportContext
 from dhtviewer.ui.panels.common import (
     InlineMessage,
     clear_query_error,
@@ -54,12 +63,15 @@ from dhtviewer.ui.panels.common import (
     query_field,
     setup_table,
 )
+from dhtviewer.ui.settings_store import SettingsStore
 from dhtviewer.ui.views.lazy import LazyLookupGraph
 
 Index = QModelIndex | QPersistentModelIndex
 MAINTENANCE_KINDS = frozenset({"bootstrap", "refresh"})
+_NOT_FOLLOWED = frozenset({"get", "put"})
+"""Kinds of lookup the panel lists but does not switch to (BEP 44: the Items panel shows them)."""
 EMPTY_HINT = ("No lookup yet: paste an info-hash or a magnet link above and press Enter "
-              "(on a local testnet, click one of its info-hashes in the Network panel).")
+              "(on a local testnet, double-click one of its info-hashes in the Network panel).")
 
 
 def swarm_estimate(scrape: ev.ScrapeFinished) -> str:
@@ -107,10 +119,16 @@ class LookupPanel(QWidget):
     target_changed = Signal(object)
     """Target (bytes) of the lookup shown, or None."""
 
-    def __init__(self, controller: Controller, parent: QWidget | None = None) -> None:
+    def __init__(self, controller: Controller, parent: QWidget | None = None,
+                 store: SettingsStore | None = None) -> None:
+        """``store``: where the export folder is remembered (None: not remembered)."""
         super().__init__(parent)
         self.controller = controller
+        self.store = store
         self.shown: LookupState | None = None
+        self._waiting_shown = False
+        self._params: dict[int, dict[str, int | float]] = {}
+        """Lookup id -> the parameters (k, alpha) of the node it ran on, noted at its start."""
         self._follow: int | None = None
 
         # --- input -----------------------------------------------------------------------------
@@ -143,6 +161,8 @@ class LookupPanel(QWidget):
         self.progress.setToolTip("The lookup shown: nodes queried, answered, still in flight, "
                                  "timed out; peers found; time taken")
         self.progress.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        # wraps rather than set the dock's minimum width (the target alone is 40 characters)
+        self.progress.setWordWrap(True)
 
         # --- graph, peers, history -------------------------------------------------------------
         # built after the window's first frame (pyqtgraph is slow to import)
@@ -160,7 +180,16 @@ class LookupPanel(QWidget):
         unit = self.fontMetrics().horizontalAdvance("0")
         for col, chars in enumerate((15, 7, 7)):
             self.peers_table.setColumnWidth(col, unit * chars)
+        # every column in view (the last one stretches over what is left): the table asks for
+        # their width rather than being squeezed by the graph beside it
+        header = self.peers_table.horizontalHeader()
+        last = header.fontMetrics().horizontalAdvance(self.peers.HEADERS[-1]) + unit * 3
+        bar = self.style().pixelMetric(QStyle.PixelMetric.PM_ScrollBarExtent)
+        self.peers_table.setMinimumWidth(unit * (15 + 7 + 7) + last + bar
+                                         + 2 * self.peers_table.frameWidth())
         self.peers_title = QLabel("Peers", self)
+        # wraps rather than widen the peers side (a scrape adds the swarm's estimate to it)
+        self.peers_title.setWordWrap(True)
         self.copy_button = QPushButton("Copy", self)
         self.copy_button.setToolTip("Copy the selected peers (all if none selected) as IP:PORT")
         self.copy_button.clicked.connect(self.copy_peers)
@@ -212,14 +241,19 @@ class LookupPanel(QWidget):
         vbox = QVBoxLayout(graph_box)
         vbox.setContentsMargins(0, 0, 0, 0)
         vbox.addWidget(self.graph, 1)
-        vbox.addWidget(muted_label("x: hop (who referred whom) · y: bits shared with the target · "
-                                   "hover a point for the node", self))
+        vbox.addWidget(muted_label("Lines: who referred whom · hover a point for the node", self))
         # graph and peers side by side; the history (a wide table) as a strip under both
         upper = QSplitter(Qt.Orientation.Horizontal, self)
         upper.addWidget(graph_box)
         upper.addWidget(peers_box)
         upper.setStretchFactor(0, 5)
-        upper.setStretchFactor(1, 2)
+        upper.setStretchFactor(1, 0)  # the graph takes the spare width; the peers their columns
+        upper.setCollapsible(0, False)
+        upper.setCollapsible(1, False)
+        self.upper = upper
+        self._peers_width_set = False
+        upper.splitterMoved.connect(lambda *_: setattr(self, "_peers_width_set", True))
+        upper.installEventFilter(self)
         self.splitter = QSplitter(Qt.Orientation.Vertical, self)
         self.splitter.addWidget(upper)
         self.splitter.addWidget(history_box)
@@ -235,9 +269,30 @@ class LookupPanel(QWidget):
 
         controller.events.connect(self.add_events)
         controller.lookup_started.connect(self._lookup_started)
+        controller.lookup_deferred.connect(lambda text, _target: self._waiting(text))
+        controller.lookup_refused.connect(self._refused)
         controller.lookup_finished.connect(lambda _result: self._update_buttons())
         controller.state_changed.connect(lambda *_: self._update_buttons())
         self._update_buttons()
+
+    def eventFilter(self, watched: QObject, event: QEvent) -> bool:
+        if watched is self.upper and event.type() == QEvent.Type.Resize:
+            self._fit_peers()  # the splitter's own size (the panel's is known before it)
+        return super().eventFilter(watched, event)
+
+    def _fit_peers(self) -> None:
+        """The peers table as wide as its columns, or wider (up to 40 % of the room) so that
+        its title row, with a scrape's estimate, holds on one line; the graph the rest (the
+        splitter would split by size hints). Until the user moves the splitter."""
+        if self._peers_width_set:
+            return
+        w = self.upper.width()
+        title = (self.peers_title.fontMetrics().horizontalAdvance(self.peers_title.text())
+                 + self.copy_button.sizeHint().width() + self.export_button.sizeHint().width()
+                 + 4 * self.fontMetrics().horizontalAdvance("0"))
+        peers = max(self.peers_table.minimumWidth(), min(title, int(w * 0.4)))
+        if self.upper.sizes()[1:] != [peers]:
+            self.upper.setSizes([max(w - peers, 0), peers])
 
     # --- input ---------------------------------------------------------------------------------
     def set_query(self, text: str) -> None:
@@ -260,27 +315,51 @@ class LookupPanel(QWidget):
         info_hash = parse_query(self.query, self.message, self.controller.running)
         if info_hash is None:
             return False
-        clear_query_error(self.query, self.message)
+        # parse_query cleared the last error and may have left a note (a v2 magnet's hash)
         handle = self.controller.find_peers(info_hash, scrape=self.scrape.isChecked())
-        if handle is None:
+        deferred = self.controller.deferred_lookup
+        if handle is None and (deferred is None or deferred.target != info_hash):
             return False
         self.searched.emit(text)
+        self._update_buttons()
         return True
 
     # --- following lookups ---------------------------------------------------------------------
+    def _waiting(self, text: str) -> None:
+        if text:
+            self.message.show_info(text)
+        elif self._waiting_shown:
+            self.message.clear_message()  # the waiting lookup was cancelled
+        self._waiting_shown = bool(text)
+        self._update_buttons()
+
+    def _refused(self, text: str) -> None:
+        self._waiting_shown = False
+        self.message.show_error(text)
+        self._update_buttons()
+
     def _lookup_started(self, lookup_id: int, kind: str, target: object) -> None:
+        options = self.controller.options
+        if options is not None:
+            self._params[lookup_id] = {"k": options.settings.k, "alpha": options.settings.alpha}
+        if self._waiting_shown:
+            self._waiting_shown = False
+            self.message.clear_message()  # "waiting for the bootstrap" is over
         # One row for the lookup of every family; it appears with the next batch of events:
-        # select it then.
+        # select it then. A BEP 44 get or put is listed but not followed: the Items panel
+        # shows it, and the lookup the user had here stays in view.
         self.lookups.group(self.controller.lookup_parts(lookup_id))
-        self._follow = lookup_id
-        self._select_followed()
+        if kind not in _NOT_FOLLOWED:
+            self._follow = lookup_id
+            self._select_followed()
         self._update_buttons()
 
     def add_events(self, batch: list[ev.Event]) -> None:
+        # (a put's row says "putting" until its put round ends: ItemPutFinished)
         events = [e for e in batch if isinstance(e, ev.LookupStarted | ev.LookupQuerySent |
                   ev.LookupResponse | ev.LookupQuerySlow | ev.LookupTimeout |
                   ev.LookupQueryError | ev.PeersFound | ev.LookupFinished |
-                  ev.AnnounceFinished | ev.ScrapeFinished)]
+                  ev.AnnounceFinished | ev.ScrapeFinished | ev.ItemPutFinished)]
         if not events:
             return
         self.lookups.add_events(events)
@@ -337,6 +416,7 @@ class LookupPanel(QWidget):
         swarm = swarm_estimate(state.scrape) if state is not None and state.scrape else ""
         self.peers_title.setText(f"Peers ({n}){' · ' + swarm if swarm else ''}"
                                  if state is not None else "Peers")
+        self._fit_peers()
         self.peers_title.setToolTip(
             "BEP 33 estimate of the whole swarm, from the merged Bloom filters of the closest "
             "nodes (each peer counted once per IP address)" if swarm else "")
@@ -365,7 +445,8 @@ class LookupPanel(QWidget):
 
     def _update_buttons(self) -> None:
         handle = self.controller.current_lookup
-        self.cancel_button.setEnabled(handle is not None and not handle.done())
+        waiting = self.controller.deferred_lookup is not None
+        self.cancel_button.setEnabled(waiting or (handle is not None and not handle.done()))
         self.find_button.setEnabled(self.controller.running)
         has_peers = self.peers.rowCount() > 0
         self.copy_button.setEnabled(has_peers)
@@ -381,18 +462,69 @@ class LookupPanel(QWidget):
         copy_text(text)
         return text
 
+    def export_context(self) -> ExportContext | None:
+        """What an export says about the lookup shown (None when none is)."""
+        state = self.shown
+        if state is None:
+            return None
+        s = state.summary(None if state.finished else self.controller.now())
+        # the core's clock is monotonic; the file wants a date
+        started = datetime.fromtimestamp(state.started_at + self.wall_offset(), timezone.utc)
+        return ExportContext(
+            info_hash=state.target, kind=state.kind, started=started, elapsed=s.elapsed,
+            state=s.state, queried=s.queried, answered=s.answered,
+            params=dict(self.lookup_params(state)), generator=f"dhtviewer {__version__}")
+
+    def lookup_params(self, state: LookupState) -> dict[str, int | float]:
+        """The parameters ``state`` ran with: those noted when it started, else the ones of
+        the node running now."""
+        noted = self._params.get(state.lookup_id)
+        if noted is not None:
+            return noted
+        options = self.controller.options
+        if options is None:
+            return {}
+        return {"k": options.settings.k, "alpha": options.settings.alpha}
+
+    def wall_offset(self) -> float:
+        """Wall-clock time minus the events' clock."""
+        return time.time() - self.controller.now()
+
+    # --- history kept between runs --------------------------------------------------------------
+    def restore_history(self, path: Path) -> int:
+        """List the lookups saved in ``path`` by an earlier run; returns how many."""
+        restored = load_history(path, self.wall_offset())
+        for state, params in restored:
+            self._params[state.lookup_id] = params
+        self.lookups.add_restored(state for state, _ in restored)
+        return len(restored)
+
+    def save_history(self, path: Path) -> int:
+        """Write the finished user lookups (the newest, bounded) to ``path``; how many."""
+        states = self.lookups.states()
+        params = {s.lookup_id: self.lookup_params(s) for s in states}
+        return save_history(path, states, self.wall_offset(), params)
+
+    def default_export_path(self) -> Path:
+        """The save dialog's suggestion: the last export's folder (else Documents, else home)
+        and a name after the info-hash."""
+        folder = self.store.export_dir() if self.store is not None else Path.home()
+        target = self.shown.target.hex()[:12] if self.shown is not None else "lookup"
+        return folder / f"peers-{target}.csv"
+
     def export(self, path: Path) -> None:
         """Write the peers shown to ``path``: JSON for a .json name, CSV otherwise."""
-        data = self.peers.to_json() if path.suffix.lower() == ".json" else self.peers.to_csv()
+        context = self.export_context()
+        data = (self.peers.to_json(context) if path.suffix.lower() == ".json"
+                else self.peers.to_csv(context))
         path.write_text(data, encoding="utf-8")
 
     def export_dialog(self) -> Path | None:
         if self.peers.rowCount() == 0:
             self.message.show_info("No peers to export: run a lookup first.")
             return None
-        target = self.shown.target.hex()[:12] if self.shown is not None else "peers"
         name, chosen = QFileDialog.getSaveFileName(
-            self, "Export peers", f"peers-{target}.csv",
+            self, "Export peers", str(self.default_export_path()),
             "CSV (*.csv);;JSON (*.json)",
         )
         if not name:
@@ -405,5 +537,7 @@ class LookupPanel(QWidget):
         except OSError as err:
             self.message.show_error(f"cannot write {path}: {err}")
             return None
+        if self.store is not None:
+            self.store.save_export_dir(path.parent)
         self.message.show_info(f"{self.peers.rowCount()} peers written to {path}")
         return path

@@ -1,12 +1,13 @@
 """NetworkPanel: where the node is started (bootstrap) and what it is doing.
 
 Four modes: the public Mainline DHT (the well-known routers, as an editable list), a local
-testnet run inside the app (its pre-announced info-hashes are listed; activating one fills the
-lookup field), a simulated Mainline of up to millions of nodes (``dhtviewer simnet`` in a child
-process: size, profile and attack scenarios; its most popular seeded swarms are listed), and a
-custom HOST:PORT list validated as typed. Bind address and port, Start /
-Stop / Re-bootstrap, then the node's identity and state: id (with copy), local and external
-address (BEP 42 votes), and a progress bar toward "ready".
+testnet run inside the app (its pre-announced info-hashes are listed: a click fills the lookup
+field, a double-click or Enter looks it up), a simulated Mainline of up to millions of nodes
+(``dhtviewer simnet`` in a child process: size, profile and attack scenarios; its most popular
+seeded swarms are listed, likewise), and a custom HOST:PORT list validated as typed. Bind
+address and port, Start / Stop / Re-bootstrap. On top, the state with a progress bar toward
+"ready" (or, while a testnet is built, through its start); below, the node's identity: id (with
+copy), local and external address (BEP 42 votes), routing table size.
 
 The panel only asks; the main window turns ``start_requested`` into a controller call with the
 panel's ``options()`` (plus preferences and state file).
@@ -34,7 +35,6 @@ from PySide6.QtWidgets import (
     QPushButton,
     QSizePolicy,
     QSpinBox,
-    QStackedWidget,
     QToolButton,
     QVBoxLayout,
     QWidget,
@@ -68,6 +68,7 @@ MODE_LABELS = ((MAINLINE, "Mainline DHT"), (TESTNET, "Local testnet"),
                (SIMNET, "Simulated Mainline"), (CUSTOM, "Custom"))
 _SIMNET_PROFILES = (("realistic", "Realistic (latency, loss, dead nodes, churn)"),
                     ("friendly", "Friendly (no loss, no dead nodes, no latency)"))
+EXTERNAL_UNKNOWN = "not known yet"
 _STATE_TEXT = {
     "stopped": "Stopped",
     STARTING: "Starting…",
@@ -116,7 +117,9 @@ class NetworkPanel(QWidget):
     stop_requested = Signal()
     rebootstrap_requested = Signal()
     infohash_chosen = Signal(str)
-    """Hex info-hash picked from the testnet list."""
+    """Hex info-hash picked (clicked) in the testnet or swarm list: fills the lookup field."""
+    infohash_lookup_requested = Signal(str)
+    """Hex info-hash activated (double-click, Enter) in those lists: look it up now."""
 
     def __init__(self, controller: Controller, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -134,7 +137,11 @@ class NetworkPanel(QWidget):
                              "Simulated Mainline: an internet-scale DHT of simulated nodes on "
                              "loopback, in a child process (offline).\n"
                              "Custom: bootstrap from the nodes you list.")
-        self.pages = QStackedWidget(self)
+        # the page of the mode shown, the others hidden (a QStackedWidget would be as tall as
+        # its tallest page, wrapped hints included, leaving gaps in a short side panel)
+        self.pages = QWidget(self)
+        pages_layout = QVBoxLayout(self.pages)
+        pages_layout.setContentsMargins(0, 0, 0, 0)
 
         mainline = QWidget()
         self.routers = QListWidget(mainline)
@@ -173,14 +180,18 @@ class NetworkPanel(QWidget):
         self.testnet_nodes.setSuffix(" nodes")
         self.testnet_nodes.setToolTip("How many DHT nodes the local testnet runs (on 127.0.1.x)")
         self.testnet_list = QListWidget(testnet)
-        self.testnet_list.setToolTip("Info-hashes announced in the testnet: click one to look "
-                                     "it up")
+        self.testnet_list.setToolTip("Info-hashes announced in the testnet: double-click one "
+                                     "(or press Enter) to look it up; a click fills the lookup "
+                                     "field")
         self.testnet_list.setFont(mono)
+        self.testnet_list.setTextElideMode(Qt.TextElideMode.ElideMiddle)  # the tooltip has it all
+        self.testnet_list.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
         self.testnet_list.setMaximumHeight(self.fontMetrics().height() * 6)
         self.testnet_list.itemActivated.connect(self._infohash_activated)
-        self.testnet_list.itemClicked.connect(self._infohash_activated)
+        self.testnet_list.itemClicked.connect(self._infohash_clicked)
         self.testnet_hint = muted_label("Start the node to create the testnet; a few info-hashes "
                                         "are announced in it to try lookups at once.", testnet)
+        self.testnet_hint.setAlignment(Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignTop)
         form = QFormLayout()
         form.setContentsMargins(0, 0, 0, 0)
         form.addRow("Size", self.testnet_nodes)
@@ -202,6 +213,10 @@ class NetworkPanel(QWidget):
         self.simnet_profile = QComboBox(simnet)
         for key, label in _SIMNET_PROFILES:
             self.simnet_profile.addItem(label, key)
+        # the labels are long: the combo elides them rather than widen the whole panel
+        self.simnet_profile.setSizeAdjustPolicy(
+            QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
+        self.simnet_profile.setMinimumContentsLength(14)
         self.simnet_profile.setToolTip("Realistic: RTT median 80 ms, 1% loss, about 20% of "
                                        "contacts never answer, churn, a client mix.\n"
                                        "Friendly: none of it.")
@@ -214,12 +229,16 @@ class NetworkPanel(QWidget):
         self.simnet_scenarios.textChanged.connect(self._validate)
         self.simnet_message = InlineMessage(simnet)
         self.simnet_list = QListWidget(simnet)
-        self.simnet_list.setToolTip("The most popular seeded swarms: click one to look it up")
+        self.simnet_list.setToolTip("The most popular seeded swarms: double-click one (or press "
+                                    "Enter) to look it up; a click fills the lookup field")
         self.simnet_list.setFont(mono)
+        self.simnet_list.setTextElideMode(Qt.TextElideMode.ElideMiddle)  # the tooltip has it all
+        self.simnet_list.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
         self.simnet_list.setMaximumHeight(self.fontMetrics().height() * 6)
         self.simnet_list.itemActivated.connect(self._infohash_activated)
-        self.simnet_list.itemClicked.connect(self._infohash_activated)
+        self.simnet_list.itemClicked.connect(self._infohash_clicked)
         self.simnet_hint = muted_label(_SIMNET_HINT, simnet)
+        self.simnet_hint.setAlignment(Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignTop)
         form = QFormLayout()
         form.setContentsMargins(0, 0, 0, 0)
         form.addRow("Size", self.simnet_nodes)
@@ -246,7 +265,8 @@ class NetworkPanel(QWidget):
         vbox.addWidget(self.custom_message)
 
         for page in (mainline, testnet, simnet, custom):
-            self.pages.addWidget(page)
+            pages_layout.addWidget(page)
+        self._pages = [mainline, testnet, simnet, custom]  # in MODE_LABELS order
         self.mode.currentIndexChanged.connect(self._mode_changed)
 
         # --- bind ------------------------------------------------------------------------------
@@ -308,25 +328,35 @@ class NetworkPanel(QWidget):
         id_row.addWidget(self.node_id, 1)
         id_row.addWidget(self.copy_id)
         self.local_label = QLabel("—", self)
-        self.local_label.setToolTip("The address our UDP socket is bound to")
+        self.local_label.setToolTip("The addresses our UDP sockets are bound to (one per address "
+                                    "family)")
         self.local_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
-        self.external_label = QLabel("not known yet", self)
+        # a dual-stack node's two sockets (and counts, below) wrap rather than widen the side
+        # panel past its room at 1024x700
+        self.local_label.setWordWrap(True)
+        self.external_label = QLabel(EXTERNAL_UNKNOWN, self)
         self.external_label.setToolTip("Our address as other nodes see it: the IP most "
                                        "responders report in their BEP 42 'ip' field")
         self.external_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.external_label.setWordWrap(True)  # "ip (n votes) · our id matches it (BEP 42)"
         self.nodes_label = QLabel("—", self)
         self.nodes_label.setToolTip("Nodes in the routing table (good ones answered recently)")
+        self.nodes_label.setWordWrap(True)
         status = QGroupBox("Node", self)
         form = QFormLayout(status)
-        form.addRow("State", self.state_label)
-        form.addRow(self.progress)
-        form.addRow(self.detail)
         form.addRow("Id", id_row)
         form.addRow("Local", self.local_label)
         form.addRow("External", self.external_label)
         form.addRow("Routing", self.nodes_label)
 
+        # the state and its progress first: in view however short the window (the panel
+        # scrolls), through a long start too
+        state_row = QHBoxLayout()
+        state_row.addWidget(self.state_label)
+        state_row.addWidget(self.progress, 1)
         layout = QVBoxLayout(self)
+        layout.addLayout(state_row)
+        layout.addWidget(self.detail)
         layout.addWidget(setup)
         layout.addWidget(status)
         layout.addStretch(1)
@@ -445,7 +475,9 @@ class NetworkPanel(QWidget):
         return ok and not bad_host
 
     def _mode_changed(self) -> None:
-        self.pages.setCurrentIndex(self.mode.currentIndex())
+        current = self.mode.currentIndex()
+        for i, page in enumerate(self._pages):
+            page.setVisible(i == current)
         self._validate()
         self._update_buttons()
 
@@ -471,7 +503,7 @@ class NetworkPanel(QWidget):
             self.testnet_hint.setText("Start the node to create the testnet; a few info-hashes "
                                       "are announced in it to try lookups at once.")
             return
-        self.testnet_hint.setText("Announced info-hashes — click one to look it up:")
+        self.testnet_hint.setText("Announced info-hashes — double-click one to look it up:")
         for info_hash, peers in announced.items():
             item = QListWidgetItem(info_hash.hex(), self.testnet_list)
             item.setData(Qt.ItemDataRole.UserRole, info_hash.hex())
@@ -489,15 +521,18 @@ class NetworkPanel(QWidget):
         self.simnet_hint.setText(
             f"{nodes:,} nodes built in {float(str(info.get('build_s', 0))):.1f} s "
             f"({float(str(info.get('rss_mb', 0))):.0f} MB) · ground truth at "
-            f"http://{info.get('control')}/ · popular swarms, click one to look it up:")
+            f"http://{info.get('control')}/ · popular swarms, double-click one to look it up:")
         swarms = info.get("swarms")
         for info_hash, peers in swarms if isinstance(swarms, list) else []:
             item = QListWidgetItem(f"{info_hash}  {peers} peers", self.simnet_list)
             item.setData(Qt.ItemDataRole.UserRole, info_hash)
             item.setToolTip(f"{info_hash}\nseeded with {peers} peers")
 
-    def _infohash_activated(self, item: QListWidgetItem) -> None:
+    def _infohash_clicked(self, item: QListWidgetItem) -> None:
         self.infohash_chosen.emit(str(item.data(Qt.ItemDataRole.UserRole)))
+
+    def _infohash_activated(self, item: QListWidgetItem) -> None:
+        self.infohash_lookup_requested.emit(str(item.data(Qt.ItemDataRole.UserRole)))
 
     # --- status --------------------------------------------------------------------------------
     def _state_changed(self, state: str, detail: str) -> None:
@@ -515,12 +550,20 @@ class NetworkPanel(QWidget):
         self.node_id.setCursorPosition(0)  # the start of the id, not its end
         local = c.local_addresses()  # one socket per address family (BEP 32)
         self.local_label.setText(" · ".join(format_addr(a) for a in local.values()) or "—")
+        if c.external_address() is None:
+            # learned anew by each run (a testnet's votes say nothing about the Mainline)
+            self._externals.clear()
+            self.external_label.setText(EXTERNAL_UNKNOWN)
         if state == "stopped":
             self.progress.setValue(0)
             self.progress.setFormat("stopped")
         elif state == "ready":
             self.progress.setValue(100)
             self.progress.setFormat("ready")
+        elif state == STARTING and c.start_progress is not None:
+            # a testnet being built: nodes started, then bootstrapped (the detail says which)
+            self.progress.setValue(int(100 * c.start_progress))
+            self.progress.setFormat(f"{_STATE_TEXT[state]} %p%")
         elif state in (STARTING, STOPPING):
             self.progress.setValue(0)
             self.progress.setFormat(_STATE_TEXT[state])

@@ -27,7 +27,7 @@ from dhtviewer.dht.addresses import format_addr
 from dhtviewer.dht.families import FAMILIES, family_name
 from dhtviewer.dht.messages import Addr
 from dhtviewer.dht.routing_table import NodeSnapshot, RoutingSnapshot
-from dhtviewer.ui.controller import Controller
+from dhtviewer.ui.controller import STOPPED, Controller
 from dhtviewer.ui.models.nodes import (
     COL_ADDR,
     COL_BEP42,
@@ -85,8 +85,11 @@ class RoutingPanel(QWidget):
         for col, chars in widths.items():
             self.table.setColumnWidth(col, unit * chars)
         self.ring = IdSpaceRing(self)
-        self.ring.setToolTip("The 160-bit id space as a ring: every known node by id, our id "
-                             "and the lookup target marked")
+        self.ring.setToolTip("Every known node by its XOR distance from our id, on a log scale: "
+                             "from us at the top, clockwise through the buckets from the "
+                             "deepest (closest) to bucket 0 (the far half of the id space).\n"
+                             "Ticks start each bucket; the lookup target is marked. Hover a dot "
+                             "for the node.")
 
         self.family_buttons: dict[int, QToolButton] = {}
         self.family_group = QButtonGroup(self)
@@ -142,6 +145,7 @@ class RoutingPanel(QWidget):
         layout.setContentsMargins(4, 4, 4, 4)
         layout.addWidget(self.splitter)
         controller.routing_changed.connect(self.set_snapshot)
+        controller.state_changed.connect(self._state_changed)
 
     def resizeEvent(self, event: QResizeEvent) -> None:
         super().resizeEvent(event)
@@ -188,6 +192,25 @@ class RoutingPanel(QWidget):
             f"{family_name(snapshot.family)}: {snapshot.size} nodes in {snapshot.depth} "
             f"buckets · {good} good · K = {snapshot.k}"
         )
+
+    def clear(self, why: str) -> None:
+        """Show no table of any family (``why`` in the summary line); the family shown stays
+        chosen for the next run."""
+        self.snapshot = None
+        self.snapshots.clear()
+        for fam, button in self.family_buttons.items():
+            # the next run may not have this family (the settings changed): no stale count
+            button.setText(family_name(fam))
+            button.setEnabled(False)
+        self.chart.set_snapshot(None)
+        self.model.clear()
+        self.ring.set_nodes(None)
+        self.summary.setText(why)
+
+    def _state_changed(self, state: str, _detail: str) -> None:
+        # a stopped node has no table: the last snapshot would contradict the status bar
+        if state == STOPPED and (self.snapshot is not None or self.snapshots):
+            self.clear("No routing table: the node is stopped.")
 
     def set_target(self, target: bytes | None) -> None:
         self.ring.set_target(target)

@@ -12,12 +12,16 @@ from collections.abc import Sequence
 
 import numpy as np
 import pyqtgraph as pg
-from PySide6.QtWidgets import QWidget
+from PySide6.QtGui import QFontMetricsF, QResizeEvent
+from PySide6.QtWidgets import QSizePolicy, QWidget
 
 from dhtviewer.ui.views.theme import Theme, current_theme, qcolor, style_legend, style_plot
 from dhtviewer.ui.views.themed_plot import ThemedPlotWidget
 
-_HEADROOM = 1.35
+_HEADROOM = 1.1
+_MIN_PLOT = 6.0
+"""The legend shows only if the bars keep this many font heights below it; a shorter plot (the
+view in a 1024x700 window) drops it: the caption under the plot says what bars and line are."""
 
 
 class ActivityPlot(ThemedPlotWidget):
@@ -29,11 +33,21 @@ class ActivityPlot(ThemedPlotWidget):
         plot.setLabel("bottom", "minutes ago")
         plot.setLabel("left", "per minute")
         plot.showGrid(y=True, alpha=0.15)
-        self._legend = plot.addLegend(offset=(8, 6), colCount=2)
+        # the legend above the plot, in the plot's own layout: inside it, it covered the oldest
+        # minutes' bars
+        plot.layout.removeItem(plot.titleLabel)
+        plot.titleLabel.hide()
+        self._unit = QFontMetricsF(self.font()).height()
+        self._legend = pg.LegendItem(colCount=2, horSpacing=int(self._unit), verSpacing=-2)
+        self._legend.setSizePolicy(QSizePolicy.Policy.Maximum, QSizePolicy.Policy.Fixed)
+        plot.layout.addItem(self._legend, 0, 1)
+        self._legend_shown = True
         self._bars = pg.BarGraphItem(x=[], height=[], width=0.8, name="sampled")
         plot.addItem(self._bars)
         self._new = pg.PlotDataItem(name="new (first seen)", symbol="o", symbolSize=5)
         plot.addItem(self._new)
+        self._legend.addItem(self._bars, "sampled")
+        self._legend.addItem(self._new, "new (first seen)")
         self._x = np.zeros(0)
         self._samples = np.zeros(0)
         self._fresh = np.zeros(0)
@@ -55,6 +69,31 @@ class ActivityPlot(ThemedPlotWidget):
         high = float(self._samples.max()) if len(self._samples) else 0.0
         self.getPlotItem().setRange(xRange=(low, 0.6), yRange=(0, max(10.0, high) * _HEADROOM),
                                     padding=0)
+
+    def resizeEvent(self, event: QResizeEvent) -> None:
+        if getattr(self, "_ready", False) and self.plotItem is not None:
+            # before the layout runs for the new size: the legend's row and the bars below it
+            legend = self._legend.boundingRect().height() if self._legend_shown else 0.0
+            axis = 3.0 * self._unit  # the bottom axis: ticks and title
+            self._show_legend(event.size().height() - legend - axis >= _MIN_PLOT * self._unit)
+        super().resizeEvent(event)
+
+    def _show_legend(self, show: bool) -> None:
+        # out of the plot's layout when hidden (a hidden layout item still takes its room)
+        if show == self._legend_shown:
+            return
+        self._legend_shown = show
+        layout = self.getPlotItem().layout
+        if show:
+            layout.addItem(self._legend, 0, 1)
+        else:
+            layout.removeItem(self._legend)
+        self._legend.setVisible(show)
+
+    @property
+    def legend_shown(self) -> bool:
+        """Whether the legend is drawn (it is dropped when the plot is too short for it)."""
+        return self._legend_shown
 
     def bar_count(self) -> int:
         return len(self._x)

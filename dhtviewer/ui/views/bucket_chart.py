@@ -2,7 +2,8 @@
 
 x is the bucket index (bits shared with our id), the bar stacks good / questionable / bad nodes,
 a thin bar beside it shows the replacement cache, and a dashed line marks K, a full bucket.
-Hovering a bucket shows its counts; clicking one emits ``bucket_clicked`` (the nodes table then
+Hovering a bucket shows its counts (answering Qt's tooltip event too, so the dock's generic
+tooltip does not replace them); clicking one emits ``bucket_clicked`` (the nodes table then
 filters on it).
 """
 
@@ -13,8 +14,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pyqtgraph as pg
-from PySide6.QtCore import QPointF, Signal
-from PySide6.QtGui import QCursor
+from PySide6.QtCore import QEvent, QPoint, QPointF, Signal
+from PySide6.QtGui import QCursor, QHelpEvent
 from PySide6.QtWidgets import QToolTip, QWidget
 
 from dhtviewer.ui.views.theme import Theme, current_theme, qcolor, style_legend, style_plot
@@ -50,6 +51,10 @@ class BucketChart(ThemedPlotWidget):
         plot.setMouseEnabled(x=False, y=False)
         plot.setLabel("bottom", "bucket (bits shared with our id)")
         plot.setLabel("left", "nodes")
+        for side in ("left", "bottom"):
+            # whole buckets and nodes: pyqtgraph's SI prefixes would label a near-empty chart
+            # "(x0.001)"
+            plot.getAxis(side).enableAutoSIPrefix(False)
         plot.showGrid(y=True, alpha=0.25)
         self._legend = plot.addLegend(offset=(-8, 6), colCount=4)
         self._stacks = [
@@ -122,13 +127,29 @@ class BucketChart(ThemedPlotWidget):
             return None
         return float(vb.mapSceneToView(scene_pos).x())
 
-    def _on_mouse_moved(self, scene_pos: QPointF) -> None:
+    def tooltip_at(self, scene_pos: QPointF) -> str | None:
+        """The tooltip of the bucket under ``scene_pos``, if any."""
         x = self._view_x(scene_pos)
         index = None if x is None else self.bucket_at(x)
-        if index is None:
+        return None if index is None else self.tooltip_for(index)
+
+    def _on_mouse_moved(self, scene_pos: QPointF) -> None:
+        self._show_tooltip(self.tooltip_at(scene_pos), QCursor.pos())
+
+    def viewportEvent(self, event: QEvent) -> bool:
+        # Qt's tooltip event: answered here, over a bar or not, or it would travel up to the
+        # dock and its generic tooltip would replace the bucket's
+        if event.type() == QEvent.Type.ToolTip and isinstance(event, QHelpEvent):
+            self._show_tooltip(self.tooltip_at(self.mapToScene(event.pos())), event.globalPos())
+            event.accept()
+            return True
+        return bool(super().viewportEvent(event))
+
+    def _show_tooltip(self, text: str | None, where: QPoint) -> None:
+        if text is None:
             QToolTip.hideText()
         else:
-            QToolTip.showText(QCursor.pos(), self.tooltip_for(index), self)
+            QToolTip.showText(where, text, self)
 
     def _on_mouse_clicked(self, event: Any) -> None:
         x = self._view_x(event.scenePos())

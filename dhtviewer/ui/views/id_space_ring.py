@@ -1,10 +1,15 @@
-"""IdSpaceRing: the 160-bit id space drawn as a ring, with every routing-table node on it.
+"""IdSpaceRing: the routing table drawn as a ring of XOR distance from us, on a log scale.
 
-An id's angle is id / 2**160 of a full turn, clockwise from the top, so XOR-close ids are close
-on the ring (both share their leading bits). Nodes are dots coloured by state, drawn in three
-lanes (good on the ring, questionable and bad a little inside) so a bad node cannot hide a good
-one. Our own id and the current lookup target are marked with labelled ticks. All sizes derive
-from the font height, so the drawing scales with the screen's DPI.
+Drawn linearly (an id's angle = id / 2**160 of a turn), every node of bucket 8 or deeper would
+sit within 1.4 degrees of our own id, and a real table is mostly such nodes. So the angle is the
+distance instead: our id at the top, and going clockwise a node sits by how many leading bits it
+shares with us (its bucket), then by its exact distance within the bucket (log2 of the XOR
+distance); every bucket gets the same arc, the closest nodes right after us, the far half of
+the id space (bucket 0) last, just before us again. Ticks mark where each bucket starts, its
+number sits in the middle of its arc. Nodes are dots coloured by state, drawn in three lanes
+(good on the ring, questionable and bad a little inside) so a bad node cannot hide a good one.
+Our id and the current lookup target are marked with labelled ticks, the labels beside the
+lines they name. All sizes derive from the font height, so the drawing scales with the DPI.
 """
 
 from __future__ import annotations
@@ -13,7 +18,7 @@ import math
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
-from PySide6.QtCore import QEvent, QPointF, QRectF, QSize, Qt
+from PySide6.QtCore import QEvent, QLineF, QPointF, QRectF, QSize, Qt
 from PySide6.QtGui import QBrush, QFontMetricsF, QHelpEvent, QPainter, QPaintEvent, QPen, QPolygonF
 from PySide6.QtWidgets import QSizePolicy, QToolTip, QWidget
 
@@ -24,13 +29,36 @@ from dhtviewer.ui.views.theme import Theme, current_theme, qcolor
 if TYPE_CHECKING:
     from dhtviewer.dht.routing_table import NodeSnapshot, RoutingSnapshot
 
-_FULL = float(1 << ID_BITS)
 _LANES = {"good": 0, "questionable": 1, "bad": 2}
+_US_GAP = 0.6
+"""Arc (in buckets) left empty between the deepest bucket and our own id."""
 
 
-def id_angle(node_id: bytes) -> float:
-    """Angle of an id in degrees, 0 at the top, growing clockwise."""
-    return int.from_bytes(node_id, "big") / _FULL * 360.0
+def closeness(ident: bytes, own: bytes) -> float:
+    """160 - log2(XOR distance): in (b, b + 1] for an id sharing exactly b leading bits with
+    ``own`` (so its bucket is the integer part, rounded up), 161 for ``own`` itself."""
+    d = int.from_bytes(ident, "big") ^ int.from_bytes(own, "big")
+    return ID_BITS + 1.0 if d == 0 else ID_BITS - math.log2(d)
+
+
+def distance_angle(ident: bytes, own: bytes, depth: int) -> float:
+    """Angle (degrees, 0 at the top, growing clockwise) of ``ident`` on a ring of ``depth``
+    buckets: each bucket gets one of the ``depth + _US_GAP`` equal arcs of a turn, from the
+    deepest (right after us) to bucket 0 (just before us). The deepest bucket holds every id
+    closer than its start too: its arc is halved again for each further bit shared with us, so
+    those spread toward us instead of piling up."""
+    depth = max(depth, 1)
+    span = depth + _US_GAP
+    near = closeness(ident, own) - (depth - 1)  # > 0 in the deepest bucket
+    # level in [0, depth): 0 = next to us, depth = the far end of bucket 0
+    level = depth - (depth - 1 + near) if near <= 0 else 2.0 ** -near
+    return 360.0 * (_US_GAP / 2 + level) / span
+
+
+def bucket_start_angle(bucket: int, depth: int) -> float:
+    """Where bucket ``bucket``'s arc begins (its closest end)."""
+    depth = max(depth, 1)
+    return 360.0 * (_US_GAP / 2 + depth - min(bucket + 1, depth)) / (depth + _US_GAP)
 
 
 class IdSpaceRing(QWidget):
@@ -39,6 +67,7 @@ class IdSpaceRing(QWidget):
         self._nodes: list[NodeSnapshot] = []
         self._angles: list[float] = []
         self._own_id: bytes | None = None
+        self._depth = 1
         self._target: bytes | None = None
         self.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Expanding)
 
@@ -51,8 +80,10 @@ class IdSpaceRing(QWidget):
         elif snapshot is not None:
             snaps = [snapshot]
         self._nodes = [n for s in snaps for b in s.buckets for n in b.nodes]
-        self._angles = [id_angle(n.id) for n in self._nodes]
         self._own_id = snaps[0].own_id if snaps else None
+        self._depth = max((len(s.buckets) for s in snaps), default=1)
+        own = self._own_id
+        self._angles = [] if own is None else [self.angle_of(n.id) for n in self._nodes]
         self.update()
 
     def set_target(self, target: bytes | None) -> None:
@@ -62,6 +93,12 @@ class IdSpaceRing(QWidget):
     def node_count(self) -> int:
         return len(self._nodes)
 
+    def angle_of(self, ident: bytes) -> float:
+        """The angle ``ident`` is drawn at: 0 (the top) for our own id."""
+        if self._own_id is None or ident == self._own_id:
+            return 0.0
+        return distance_angle(ident, self._own_id, self._depth)
+
     # --- geometry ------------------------------------------------------------------------------
     def _unit(self) -> float:
         return QFontMetricsF(self.font()).height()
@@ -70,8 +107,8 @@ class IdSpaceRing(QWidget):
         """(centre, ring radius, dot radius)."""
         unit = self._unit()
         rect = QRectF(self.rect())
-        # room outside the ring for the markers and the side tick labels ("0x4…", "0xc…")
-        label = QFontMetricsF(self.font()).horizontalAdvance("0xc…")
+        # room outside the ring for the markers and the bucket numbers
+        label = QFontMetricsF(self.font()).horizontalAdvance("159")
         margin = label + 2.3 * unit
         radius = max(min(rect.width(), rect.height()) / 2 - margin, unit)
         return rect.center(), radius, max(unit * 0.24, 1.5)
@@ -92,7 +129,31 @@ class IdSpaceRing(QWidget):
     def marker_position(self, ident: bytes) -> QPointF:
         """Where the marker of our id or of the target (``ident``) is drawn, outside the ring."""
         center, radius, _ = self._geometry()
-        return self._at(center, radius + 1.2 * self._unit(), id_angle(ident))
+        return self._at(center, radius + 1.2 * self._unit(), self.angle_of(ident))
+
+    def target_geometry(self, ident: bytes, text: str = "target") -> tuple[QLineF, QPointF]:
+        """The target's dashed line (from inside the ring to past it) and the centre of its
+        label, which sits beside the line, not on it."""
+        center, radius, _ = self._geometry()
+        unit = self._unit()
+        angle = self.angle_of(ident)
+        inner = radius * 0.55  # clear of the counts in the centre
+        line = QLineF(self._at(center, inner, angle), self._at(center, radius + 0.9 * unit, angle))
+        # moved across the line by the text box's extent that way (half its width on an
+        # upright line, half its height on a level one)
+        fm = QFontMetricsF(self.font())
+        rad = math.radians(angle)
+        across = QPointF(math.cos(rad), math.sin(rad))
+        extent = (abs(across.x()) * fm.horizontalAdvance(text) * 0.55
+                  + abs(across.y()) * fm.height() * 0.5 + 0.3 * unit)
+        along = self._at(center, inner + 0.25 * (radius - inner), angle)
+        return line, along + across * extent
+
+    def label_rect(self, at: QPointF, text: str, bold: bool = False) -> QRectF:
+        """The box a label centred on ``at`` takes."""
+        fm = QFontMetricsF(self.font())
+        w = fm.horizontalAdvance(text) * (1.1 if bold else 1.0)
+        return QRectF(at.x() - w / 2, at.y() - fm.height() / 2, w, fm.height())
 
     def node_at(self, pos: QPointF) -> NodeSnapshot | None:
         """The node whose dot is nearest to ``pos`` (widget coordinates), if near enough."""
@@ -121,6 +182,7 @@ class IdSpaceRing(QWidget):
     def event(self, event: QEvent) -> bool:
         if event.type() == QEvent.Type.ToolTip and isinstance(event, QHelpEvent):
             text = self.tooltip_at(QPointF(event.pos()))
+            text = text or self.toolTip()  # what the ring shows, rather than the dock's text
             if text:
                 QToolTip.showText(event.globalPos(), text, self)
             else:
@@ -157,19 +219,27 @@ class IdSpaceRing(QWidget):
         unit = self._unit()
         fm = QFontMetricsF(self.font())
 
-        # the ring and quarter ticks labelled with the leading hex digit of the ids there
+        # the ring, and a tick where each bucket's arc starts, numbered (every few when many)
         painter.setPen(QPen(qcolor(t.muted), max(1.0, unit * 0.08)))
         painter.setBrush(Qt.BrushStyle.NoBrush)
         painter.drawEllipse(center, radius, radius)
-        for quarter in range(4):
-            angle = quarter * 90.0
-            painter.setPen(QPen(qcolor(t.muted), 1.0))
-            painter.drawLine(self._at(center, radius - 0.3 * unit, angle),
-                             self._at(center, radius + 0.3 * unit, angle))
-            text = f"0x{quarter * 4:x}…"
-            # beyond the markers (which reach 1.7 units out), so neither hides the other
-            off = 1.9 * unit + (fm.horizontalAdvance(text) / 2 if quarter % 2 else 0.5 * unit)
-            self._label(painter, fm, self._at(center, radius + off, angle), text, t.muted)
+        if self._own_id is not None:
+            depth = self._depth
+            arc = 2 * math.pi * radius / (depth + _US_GAP)
+            every = next((k for k in (1, 2, 4, 8, 16) if arc * k >= 2.2 * unit), 32)
+            step = 360.0 / (depth + _US_GAP)
+            for bucket in range(depth):
+                angle = bucket_start_angle(bucket, depth)
+                painter.setPen(QPen(qcolor(t.muted), 1.0))
+                painter.drawLine(self._at(center, radius - 0.3 * unit, angle),
+                                 self._at(center, radius + 0.3 * unit, angle))
+                if bucket % every == 0 or bucket == depth - 1:
+                    # in the middle of the bucket's arc, beyond the markers (which reach 1.7
+                    # units out) so neither hides the other
+                    text = str(bucket)
+                    off = 1.9 * unit + fm.horizontalAdvance(text) / 2
+                    mid = angle + step / 2
+                    self._label(painter, fm, self._at(center, radius + off, mid), text, t.muted)
 
         # dots: bad first so good ones land on top
         positions = self.dot_positions()
@@ -184,9 +254,17 @@ class IdSpaceRing(QWidget):
         if self._own_id is not None:
             self._marker(painter, fm, center, radius, self._own_id, "us", t.own_id, True)
 
-        # centre: how many nodes, and a small legend
+        # centre: how many nodes, and when the ring is large enough for them (clear of the
+        # markers' labels), what the angle means and a small legend
         painter.setPen(qcolor(t.foreground))
-        self._label(painter, fm, center, f"{len(self._nodes)} nodes", t.foreground)
+        roomy = radius >= 8 * unit
+        self._label(painter, fm, QPointF(center.x(), center.y() - (1.3 * unit if roomy else 0)),
+                    f"{len(self._nodes)} nodes", t.foreground)
+        if not roomy:
+            return
+        caption = "clockwise: farther (bucket)"
+        if fm.horizontalAdvance(caption) < 1.4 * radius:  # inside the dots' lanes
+            self._label(painter, fm, center, caption, t.muted)
         y = center.y() + 1.3 * unit
         for state in ("good", "questionable", "bad"):
             n = sum(1 for node in self._nodes if node.state == state)
@@ -213,7 +291,7 @@ class IdSpaceRing(QWidget):
         diamond: bool,
     ) -> None:
         unit = self._unit()
-        angle = id_angle(ident)
+        angle = self.angle_of(ident)
         pen = QPen(qcolor(color), max(1.5, unit * 0.12))
         painter.setPen(pen)
         if diamond:
@@ -226,13 +304,12 @@ class IdSpaceRing(QWidget):
             ]))
             painter.drawLine(self._at(center, radius + 0.6 * unit, angle),
                              self._at(center, radius - 0.4 * unit, angle))
+            label_at = self._at(center, radius - 2.0 * unit - 2.6 * self._geometry()[2], angle)
         else:
             pen.setStyle(Qt.PenStyle.DashLine)
             painter.setPen(pen)
-            painter.drawLine(self._at(center, radius * 0.35, angle),
-                             self._at(center, radius + 0.9 * unit, angle))
-        offset = 2.0 if diamond else 1.6
-        label_at = self._at(center, radius - offset * unit - 2.6 * self._geometry()[2], angle)
+            line, label_at = self.target_geometry(ident, text)
+            painter.drawLine(line)
         self._label(painter, fm, label_at, text, color, bold=True)
 
     def _label(
@@ -244,10 +321,7 @@ class IdSpaceRing(QWidget):
         font = painter.font()
         font.setBold(bold)
         painter.setFont(font)
-        w = fm.horizontalAdvance(text) * (1.1 if bold else 1.0)
-        h = fm.height()
         painter.setPen(qcolor(color))
-        painter.drawText(QRectF(at.x() - w / 2, at.y() - h / 2, w, h),
-                         Qt.AlignmentFlag.AlignCenter, text)
+        painter.drawText(self.label_rect(at, text, bold), Qt.AlignmentFlag.AlignCenter, text)
         font.setBold(False)
         painter.setFont(font)

@@ -19,7 +19,7 @@ from pytestqt.modeltest import ModelTester
 from pytestqt.qtbot import QtBot
 
 from dhtviewer.dht import krpc
-from dhtviewer.dht.items import Item
+from dhtviewer.dht.items import Item, public_key_of
 from dhtviewer.dht.messages import Addr, GetQuery, Message, PutQuery, Query, Response
 from dhtviewer.net.handles import PutResult
 from dhtviewer.ui.controller import TESTNET, Controller, StartOptions
@@ -174,6 +174,12 @@ def test_mutable_put_then_get_on_the_testnet(loop: qasync.QEventLoop, node: Cont
     shown = panel.graph.view
     assert shown.point_count() >= 8 and shown.closest_count() >= 1
     assert panel.result_tabs.tabText(0) == f"Nodes ({panel.nodes.rowCount()})"
+    # the target and the signer's public key in fields of their own, copied exactly (in the
+    # status text, 40 and 64 hex digits would widen the panel past a 1024-pixel window)
+    assert panel.result_target.text() == panel.put_target.text()
+    assert panel.result_key.text() == public_key_of(key.read_bytes()).hex()
+    assert not panel.result_key.isHidden()
+    assert panel.put_target.text() not in panel.status.text()
 
 
 def test_a_stale_seq_is_refused_by_every_node_with_the_reason(

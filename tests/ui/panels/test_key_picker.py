@@ -28,6 +28,7 @@ def test_default_key_is_offered_and_made_at_first_use(tmp_path: Path, qtbot: QtB
     assert labels(picker) == [f"{DEFAULT_KEY_NAME} (new: created at the first put)"]
     assert picker.public_key() is None and not keys.exists()
     assert "made at the first put" in picker.info.text()
+    assert picker.key_row.isHidden() and not picker.info.isHidden()
     seed, created = picker.seed()
     assert created and len(seed) == 32
     key = keys / DEFAULT_KEY_NAME
@@ -36,7 +37,9 @@ def test_default_key_is_offered_and_made_at_first_use(tmp_path: Path, qtbot: QtB
         assert stat.S_IMODE(keys.stat().st_mode) == 0o700
     assert labels(picker) == [DEFAULT_KEY_NAME]
     assert picker.public_key() == public_key_of(seed)
-    assert picker.info.text() == f"public key {public_key_of(seed).hex()}"
+    # the key in a field of its own (copied exactly; it never widens the panel)
+    assert picker.key_field.text() == public_key_of(seed).hex()
+    assert not picker.key_row.isHidden() and picker.info.isHidden()
     assert picker.seed() == (seed, False)
 
 
@@ -72,5 +75,6 @@ def test_a_key_file_from_elsewhere_and_a_broken_one(tmp_path: Path, qtbot: QtBot
     broken.chmod(0o600)
     picker.add_file(broken)
     assert "cannot use this key" in picker.info.text()
+    assert picker.key_row.isHidden() and picker.key_field.text() == ""
     with pytest.raises(KeyFileError, match="32-byte"):
         picker.seed()

@@ -249,7 +249,7 @@ def test_counts_of_datagrams_that_never_reached_the_log(idle: Controller,
                                                         panel: PacketLogPanel) -> None:
     panel.add_events(flood(3))
     idle.stats_changed.emit({"dropped_blocked": 42, "now": 1.0})
-    idle.dropped_events = 7
+    idle.batcher.dropped = 7
     panel.add_events(flood(3, start=1.0, base=3))
     text = panel.drops.text()
     assert "42" in text and "blocked" in text
