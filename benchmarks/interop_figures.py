@@ -60,7 +60,7 @@ def libtorrent_lookup(net: LibtorrentNet, i: int, info_hash: bytes, timeout: flo
     """Node ``i`` runs ``dht_get_peers(info_hash)``; figures from its alerts (blocking)."""
     f = side_by_side.libtorrent_lookup(net, i, info_hash, timeout)
     return Figures(
-        f["peers"], f["first_peer"], f["completion"], f["queries_alerts"], f["responded"]
+        f["peers"], f["first_peer"], f["completion"], f["queries"], f["responded"]
     )
 
 

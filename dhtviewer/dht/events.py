@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from dhtviewer.dht.kinds import LookupKind, NodeState, OwnerKind
+from dhtviewer.dht.kinds import LookupKind, NodeState, OwnerKind, QueryRole
 from dhtviewer.dht.messages import Addr, NodeInfo
 
 
@@ -238,7 +238,9 @@ class LookupStarted:
 @dataclass(frozen=True, slots=True)
 class LookupQuerySent:
     """A lookup asked ``node_id`` at ``addr``. ``referrer`` is the node that returned it (None for a
-    seed from the routing table or bootstrap list); ``depth`` is its hop count (seeds are 0)."""
+    seed from the routing table or bootstrap list); ``depth`` is its hop count (seeds are 0).
+    ``role``: a first query, a resend to a silent candidate, or the neighbourhood probe (to a
+    node that already answered; its answer only adds candidates, and has no event)."""
 
     lookup_id: int
     """The lookup (``LookupStarted.lookup_id``)."""
@@ -252,6 +254,9 @@ class LookupQuerySent:
     """Hops from the seeds (seeds are 0, the nodes they returned 1, ...)."""
     at: float
     """When, on the node's clock (seconds)."""
+    role: QueryRole = QueryRole.ASK
+    """Why it was sent: a first query (ASK), a resend to a silent node among the K nearest
+    (RESEND), or the neighbourhood probe (PROBE)."""
 
 
 @dataclass(frozen=True, slots=True)

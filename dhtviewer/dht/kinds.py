@@ -73,6 +73,17 @@ class CandidateState(TextEnum):
     """Hard timeout or an error reply."""
 
 
+class QueryRole(TextEnum):
+    """Why a lookup sent a query."""
+
+    ASK = "ask"
+    """The first query to a candidate."""
+    RESEND = "resend"
+    """The same query again, to a candidate silent past half the short timeout."""
+    PROBE = "probe"
+    """find_node to an answered node, for the neighbours of the lookup's K closest."""
+
+
 class OwnerKind(TextEnum):
     """Who waits for the answer to one of our queries."""
 

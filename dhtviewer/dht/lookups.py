@@ -32,8 +32,8 @@ from dhtviewer.dht import events as ev
 from dhtviewer.dht.announce import AnnounceRound
 from dhtviewer.dht.families import WANT_OF, Sibling, other_family
 from dhtviewer.dht.identity import NodeIdentity
-from dhtviewer.dht.kinds import LookupKind, OwnerKind
-from dhtviewer.dht.lookup import Candidate, Lookup
+from dhtviewer.dht.kinds import LookupKind, OwnerKind, QueryRole
+from dhtviewer.dht.lookup import CHECKPOINT, Candidate, Lookup
 from dhtviewer.dht.messages import Addr, FindNodeQuery, GetPeersQuery, GetQuery, Query, Response
 from dhtviewer.dht.node_id import ID_BYTES
 from dhtviewer.dht.outbox import Outbox
@@ -94,7 +94,10 @@ class _LookupQueries(TransactionOwner):
         return not self.lookup.finished
 
     def on_response(self, p: Pending, r: Response, now: float) -> None:
-        self.manager._on_response(self.lookup, p, r, now)
+        if p.extra is QueryRole.PROBE:
+            self.manager._on_probe_response(self.lookup, r, now)
+        else:
+            self.manager._on_response(self.lookup, p, r, now)
 
     def on_error(self, p: Pending, reason: str, now: float) -> None:
         self.manager._on_failure(self.lookup, p, reason, now)
@@ -234,24 +237,20 @@ class LookupManager:
             args["want"] = self._want_both
         owner = self._owners[lk.id]
         emit = self.outbox.emit
+        short = self._short_timeout(lk)
         while True:
             batch = lk.next_queries()
             if not batch:
                 break
             sent_any = False
             for cand in batch:
+                # Its silence is first reported at the checkpoint (see lookup.py).
                 p = self.rpc.send(
-                    qtype,
-                    cand.addr,
-                    cand.id,
-                    now,
-                    owner,
-                    short_timeout=lk.short_timeout,
-                    **args,
+                    qtype, cand.addr, cand.id, now, owner, short_timeout=short * CHECKPOINT, **args
                 )
                 if p is None:
                     break
-                lk.mark_sent(cand, now)
+                lk.mark_sent(cand, now, short)
                 sent_any = True
                 emit(
                     ev.LookupQuerySent(
@@ -262,6 +261,22 @@ class LookupManager:
                 break
         if lk.is_done():
             self._finish(lk, now)
+            return
+        probe = lk.probe()
+        if probe is not None:
+            asked, target = probe
+            p = self.rpc.send(FindNodeQuery, asked.addr, asked.id, now, owner, target=target)
+            if p is not None:
+                p.extra = QueryRole.PROBE
+                emit(
+                    ev.LookupQuerySent(
+                        lk.id, asked.id, asked.addr, asked.referrer, asked.depth, now,
+                        QueryRole.PROBE,
+                    )
+                )
+
+    def _short_timeout(self, lk: Lookup) -> float:
+        return self.rpc.timeout.value if lk.short_timeout is None else lk.short_timeout
 
     def _asks_both(self, lk: Lookup) -> bool:
         """BEP 32: a dual-stack node asks for both families' contacts while it bootstraps, or
@@ -333,9 +348,51 @@ class LookupManager:
             self.step(lk, now)
 
     def _on_slow(self, lk: Lookup, p: Pending, now: float) -> None:
-        if lk.on_slow(p.addr) is not None:
+        if p.extra is QueryRole.PROBE:
+            return
+        cand = lk.at_checkpoint(p.addr)
+        if cand is not None and cand.slow_at is not None and cand.slow_at > now:
+            self._checkpoint(lk, cand, p, now, cand.slow_at)
+        elif lk.on_slow(p.addr) is not None:
             self.outbox.emit(ev.LookupQuerySlow(lk.id, p.node_id, p.addr, now))
             self.step(lk, now)
+
+    def _checkpoint(
+        self, lk: Lookup, cand: Candidate, p: Pending, now: float, slow_at: float
+    ) -> None:
+        """``cand``'s first query is silent at half the short timeout: it keeps waiting until
+        the full short timeout (``slow_at``), and is asked once more if ``lk`` wants it."""
+        # When the short timeout is the hard one, the query is never slow: it just fails.
+        self.rpc.rearm_short(p, slow_at)
+        if not lk.should_resend(cand):
+            return
+        qtype, key = QUERY_OF_KIND[lk.kind]
+        args: dict[str, Any] = {key: lk.target}
+        if self._asks_both(lk):
+            args["want"] = self._want_both
+        resent = self.rpc.send(
+            qtype, cand.addr, cand.id, now, self._owners[lk.id],
+            short_timeout=slow_at - now, **args,
+        )
+        if resent is not None:
+            lk.mark_resent(cand)
+            self.outbox.emit(
+                ev.LookupQuerySent(
+                    lk.id, cand.id, cand.addr, cand.referrer, cand.depth, now, QueryRole.RESEND
+                )
+            )
+
+    def _on_probe_response(self, lk: Lookup, r: Response, now: float) -> None:
+        """The neighbourhood probe's answer: only its contacts matter."""
+        if lk.finished:
+            return
+        own = self.node_id
+        mine = r.nodes if self.family == 4 else r.nodes6
+        cand = lk.candidate_by_id(r.sender_id)
+        depth = cand.depth + 1 if cand is not None else 1
+        lk.add_nodes([n for n in mine if n.id != own and self._addr_ok(n.addr)], r.sender_id,
+                     depth)
+        self.step(lk, now)
 
     # --- finishing ---------------------------------------------------------------------------
     def _finish(self, lk: Lookup, now: float, cancelled: bool = False) -> None:

@@ -203,6 +203,10 @@ class Rpc:
                 c.verify_pings += 1
             self.send(PingQuery, n.addr, n.id, now, self.verification)
 
+    def rearm_short(self, p: Pending, deadline: float) -> bool:
+        """Tell ``p``'s owner of its silence again at ``deadline`` (``TransactionTable``)."""
+        return self.txns.rearm_short(p, deadline)
+
     def cancel(self, owner: TransactionOwner) -> int:
         """Forget ``owner``'s queries (how many); their late replies will be dropped as
         unsolicited."""

@@ -202,8 +202,9 @@ class DhtSettings:
 
     # --- queries and lookups -------------------------------------------------------------------
     alpha: int = setting(
-        4, "Parallel queries per lookup (α)", G.QUERIES, unit="queries", low=1, high=64,
-        help="Queries a lookup keeps in flight (not counting those past the short timeout).")
+        5, "Parallel queries per lookup (α)", G.QUERIES, unit="queries", low=1, high=64,
+        help="Queries a lookup keeps in flight to its K closest candidates (not counting those "
+             "past the short timeout, nor those overtaken by closer candidates).")
     short_timeout: float = setting(
         1.0, "Short timeout", G.QUERIES, unit="s", low=0.01, high=60,
         help="After this, a silent query stops holding one of the α slots but may still "

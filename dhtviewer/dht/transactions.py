@@ -149,6 +149,18 @@ class TransactionTable:
         """The query in flight with transaction id ``tid`` (left in the table)."""
         return self._pending.get(tid)
 
+    def rearm_short(self, p: Pending, deadline: float) -> bool:
+        """Move the short deadline of ``p`` (still in flight, not slow) to ``deadline``, so that
+        its owner hears of its silence again then. False, and nothing changes, when ``p`` is no
+        longer in flight or ``deadline`` is not before its hard one."""
+        if self._pending.get(p.tid) is not p or deadline >= p.hard_deadline:
+            return False
+        p.slow = False
+        p.short_deadline = deadline
+        self._seq += 1
+        heapq.heappush(self._heap, (deadline, self._seq, p.tid, _SHORT))
+        return True
+
     def cancel_owner(self, owner: TransactionOwner) -> list[Pending]:
         """Forget every query of ``owner`` (a cancelled lookup); late replies will be dropped."""
         gone = [p for p in self._pending.values() if p.owner is owner]

@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from dhtviewer.dht import events as ev
 from dhtviewer.dht.addresses import host_family
 from dhtviewer.dht.families import family_name
+from dhtviewer.dht.kinds import QueryRole
 from dhtviewer.dht.messages import Addr
 from dhtviewer.dht.node_id import distance, shared_prefix_bits
 
@@ -285,6 +286,8 @@ class LookupState:
         return True
 
     def _query_sent(self, event: ev.LookupQuerySent) -> None:
+        if event.role != QueryRole.ASK and event.addr in self.nodes:
+            return  # a resend or the probe: the node is on the graph already
         bits = None if event.node_id is None else shared_prefix_bits(event.node_id, self.target)
         node = PathNode(event.addr, event.node_id, event.depth, event.referrer, bits, event.at)
         self.nodes[event.addr] = node

@@ -10,7 +10,7 @@ import pytest
 from dhtviewer.dht import events as ev
 from dhtviewer.dht import krpc
 from dhtviewer.dht.families import dual_stack
-from dhtviewer.dht.kinds import LookupKind
+from dhtviewer.dht.kinds import LookupKind, QueryRole
 from dhtviewer.dht.lookups import QUERY_OF_KIND
 from dhtviewer.dht.messages import (
     AnnouncePeerQuery,
@@ -81,6 +81,58 @@ def test_a_lookup_reaches_the_closest_nodes_of_a_small_network() -> None:
     (done,) = [e for e in wire.events[addrs[20]]
                if isinstance(e, ev.LookupFinished) and e.lookup_id == lid]
     others = [n.node_id for a, n in wire.nodes.items() if a != addrs[20]]
+    truth = sorted(others, key=lambda x: int.from_bytes(x, "big") ^ int.from_bytes(target, "big"))
+    assert [c[0] for c in done.closest] == truth[: LOCAL.k]
+
+
+def test_a_lost_query_to_one_of_the_k_closest_is_sent_again() -> None:
+    """The nearest node's first query is lost (a dropped datagram): at half the short timeout,
+    with the others answered, the lookup sends it once more, and that node is in the result
+    instead of being overtaken as slow."""
+    wire = Wire()
+    addrs = build_network(wire, 24)
+    seeker_addr = addrs[20]
+    nearest = addrs[3]
+    target = wire.nodes[nearest].node_id  # it is its own closest node
+    wire.dead.add(nearest)
+    lid = wire.nodes[seeker_addr].start_lookup(target, wire.now, kind="find_node")
+
+    def lookup_events() -> list[ev.Event]:
+        return [e for e in wire.events[seeker_addr] if getattr(e, "lookup_id", None) == lid]
+
+    while not any(isinstance(e, ev.LookupQuerySent) and e.addr == nearest
+                  for e in lookup_events()):
+        wire.run(wire.now + 0.005)
+    wire.run(wire.now + 0.011)  # that first query arrived and went nowhere
+    wire.dead.discard(nearest)
+    wire.run(wire.now + 10)
+    events = lookup_events()
+    to_nearest = [e.role for e in events
+                  if isinstance(e, ev.LookupQuerySent) and e.addr == nearest]
+    assert to_nearest[:2] == [QueryRole.ASK, QueryRole.RESEND]
+    (done,) = [e for e in events if isinstance(e, ev.LookupFinished)]
+    assert done.closest[0] == (target, nearest)
+    assert not any(isinstance(e, ev.LookupQuerySlow) and e.addr == nearest for e in events)
+
+
+def test_the_neighbourhood_probe_is_a_find_node_whose_contacts_join_the_lookup() -> None:
+    wire = Wire()
+    addrs = build_network(wire, 24)
+    seeker_addr = addrs[20]
+    seeker = wire.nodes[seeker_addr]
+    target = random_id(random.Random(10))
+    lid = seeker.start_lookup(target, wire.now, kind="get_peers")
+    wire.run(wire.now + 10)
+    events = [e for e in wire.events[seeker_addr] if getattr(e, "lookup_id", None) == lid]
+    probes = [e for e in events
+              if isinstance(e, ev.LookupQuerySent) and e.role == QueryRole.PROBE]
+    assert len(probes) <= 1
+    if probes:
+        asked = [e.addr for e in events
+                 if isinstance(e, ev.LookupQuerySent) and e.role == QueryRole.ASK]
+        assert probes[0].addr in asked  # a node that was asked (and answered) before
+    (done,) = [e for e in events if isinstance(e, ev.LookupFinished)]
+    others = [n.node_id for a, n in wire.nodes.items() if a != seeker_addr]
     truth = sorted(others, key=lambda x: int.from_bytes(x, "big") ^ int.from_bytes(target, "big"))
     assert [c[0] for c in done.closest] == truth[: LOCAL.k]
 

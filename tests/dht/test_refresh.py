@@ -71,7 +71,9 @@ def max_running_refreshes(events: list[ev.Event]) -> tuple[int, int]:
 @pytest.mark.parametrize("cap", [1, 3])
 def test_refresh_lookups_at_once_are_a_setting(cap: int) -> None:
     wire = Wire()
-    addrs = build_network(wire, 30)
+    # 60 nodes: enough buckets that more than three are stale at once (each refresh lookup's
+    # neighbourhood probe also refreshes the buckets next to its target's).
+    addrs = build_network(wire, 60)
     me = ("127.0.50.1", 6881)
     node = wire.add(me, 77, replace(LOCAL, max_refresh_lookups=cap))
     node.preload_contacts([NodeInfo(wire.nodes[a].node_id, a) for a in addrs], wire.now)

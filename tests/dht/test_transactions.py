@@ -48,6 +48,21 @@ def test_short_then_hard_deadline() -> None:
     assert len(t) == 0 and t.next_deadline() is None
 
 
+def test_a_short_deadline_can_be_moved_once_passed() -> None:
+    """A lookup hears of a silent query at its checkpoint and asks to hear again later: the
+    query is reported slow a second time then, and still fails at its hard deadline."""
+    t = make()
+    p = t.new(A, None, b"get_peers", 10.0, 0.5, 5.0, OWNER)
+    assert t.expire(10.5) == ([p], [])
+    assert t.rearm_short(p, 11.0)
+    assert not p.slow and t.next_deadline() == 11.0
+    assert t.expire(10.9) == ([], [])
+    assert t.expire(11.0) == ([p], [])
+    assert not t.rearm_short(p, 15.0)  # not before the hard deadline: refused
+    assert t.expire(15.0) == ([], [p])
+    assert not t.rearm_short(p, 12.0)  # no longer in flight
+
+
 def test_answered_query_never_expires() -> None:
     t = make()
     p = t.new(A, None, b"ping", 0.0, 1.0, 5.0, OWNER)

@@ -7,6 +7,7 @@ import random
 import pytest
 
 from dhtviewer.dht import events as ev
+from dhtviewer.dht.kinds import QueryRole
 from dhtviewer.dht.node_id import random_id, random_id_with_prefix, shared_prefix_bits
 from dhtviewer.sim import SimNetwork
 from dhtviewer.ui.lookup_state import (
@@ -107,6 +108,20 @@ def test_slow_queries_and_error_replies_have_their_own_outcomes() -> None:
     assert (a.outcome, a.slow, b.outcome, b.slow) == (ANSWERED, True, TIMED_OUT, True)
     assert state.nodes[ADDR[S]].slow is False
     assert IN_FLIGHT not in outcome.values()
+
+
+def test_resends_and_the_probe_keep_the_node_as_it_was() -> None:
+    """A resend to a silent node and the neighbourhood probe to an answered one go to nodes on
+    the graph already: neither makes a new path node nor undoes an answer."""
+    events = scripted_events()[:5]  # A answered; B and S in flight
+    events += [
+        ev.LookupQuerySent(LID, B, ADDR[B], None, 0, 10.2, QueryRole.RESEND),
+        ev.LookupQuerySent(LID, A, ADDR[A], None, 0, 10.25, QueryRole.PROBE),
+    ]
+    state = LookupState.from_events(events)
+    assert len(state.nodes) == 3
+    assert state.nodes[ADDR[A]].outcome == ANSWERED
+    assert state.nodes[ADDR[B]].outcome == IN_FLIGHT and state.nodes[ADDR[B]].sent_at == 10.0
 
 
 def test_a_slow_query_still_open_when_the_lookup_settles_is_abandoned() -> None:
