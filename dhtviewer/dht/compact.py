@@ -23,6 +23,7 @@ import ipaddress
 import struct
 from collections.abc import Iterable
 from functools import lru_cache
+from operator import attrgetter, itemgetter
 
 from dhtviewer.dht.addresses import pack_ip
 from dhtviewer.dht.messages import Addr, NodeInfo
@@ -142,8 +143,43 @@ def decode_values(values: Iterable[bytes]) -> tuple[Addr, ...]:
     return tuple(out)
 
 
+_ID = attrgetter("id")
+_ADDR = attrgetter("addr")
+_HOST = itemgetter(0)
+_PORT = itemgetter(1)
+_TWO = 2
+
+
+@lru_cache(maxsize=16384, typed=True)
+def _node_record(nid: bytes, host: str, port: int) -> bytes:
+    """One compact node (id + compact peer), either family. Cached: a reply hands out the same
+    few hundred routing-table contacts over and over. Whether the record has the length its
+    list needs is for the caller to check (the cache does not know the list)."""
+    if type(nid) is not bytes or len(nid) != _ID_LEN:
+        raise CompactError("node id must be 20 bytes")
+    return nid + _pack(host, port)
+
+
 def _encode_node_list(nodes: Iterable[NodeInfo], peer_len: int, key: str) -> bytes:
-    # Hot path (every find_node/get_peers reply): one concatenation per node, checks inline.
+    # Hot path (every find_node/get_peers reply): cached records, one length check for all.
+    # Anything unusual (a record of the other family, a bad id or address, an unhashable
+    # part) goes the slow way below, which names the culprit.
+    items = nodes if isinstance(nodes, (tuple, list)) else list(nodes)
+    try:
+        addrs = list(map(_ADDR, items))
+        # Only pairs take the fast way (the slow one says what is wrong with the others).
+        if all(map(_TWO.__eq__, map(len, addrs))):
+            data = b"".join(
+                map(_node_record, map(_ID, items), map(_HOST, addrs), map(_PORT, addrs))
+            )
+            if len(data) == len(items) * (_ID_LEN + peer_len):
+                return data
+    except (TypeError, ValueError, AttributeError):
+        pass
+    return _encode_node_list_checked(items, peer_len, key)
+
+
+def _encode_node_list_checked(nodes: Iterable[NodeInfo], peer_len: int, key: str) -> bytes:
     parts: list[bytes] = []
     try:
         for node in nodes:

@@ -55,6 +55,8 @@ def family_name(family: int) -> str:
 def wanted_families(want: frozenset[bytes], query_family: int) -> tuple[int, ...]:
     """The families whose contacts a reply carries: those ``want`` names (other entries are
     ignored, as the BEP says), or the family the query came over when it names none."""
+    if not want:  # nearly every query: no BEP 32 ``want``
+        return (query_family,)
     fams = tuple(f for f in FAMILIES if WANT_OF[f] in want)
     return fams or (query_family,)
 

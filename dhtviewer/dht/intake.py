@@ -111,12 +111,21 @@ class Intake:
             c.rate_limited += 1
             return
         try:
-            reply = self.responder.answer(q, addr, now)
+            # find_node and get_peers (most of what a node serves) are written straight to
+            # bytes; the same reply ``answer`` + ``encode`` would give.
+            wire = self.responder.answer_wire(q, addr, now)
+            reply = None if wire is not None else self.responder.answer(q, addr, now)
         except Exception:
             # Only a registered custom handler can get here; it must not take the node down.
             c.handler_errors += 1
+            wire = None
             reply = ErrorMessage(q.tid, SERVER_ERROR, "server error")
-        self._send_reply(reply, addr, method, now)
+        if wire is not None:
+            c.responses_out += 1
+            self.outbox.transmit(wire, addr, "r", method, q.tid, now)
+        else:
+            assert reply is not None
+            self._send_reply(reply, addr, method, now)
         # Only after answering: the querier becomes a routing candidate (verified by a ping).
         if q.sender_id != self.identity.node_id and ip_family(addr[0]) == self.table.family:
             to_ping = self.table.heard_from(

@@ -244,15 +244,17 @@ class DhtNode:
         self._tasks.run_due(now)
 
     def next_deadline(self) -> float | None:
-        candidates = (
-            self._rpc.next_deadline(),
+        # Asked after every datagram by a driver: no list, no sort of the candidates.
+        best = self._rpc.next_deadline()
+        for t in (
             self._store.next_expiry(),
             self._items.next_expiry(),
             self._refresher.next_deadline(),
             self._tasks.next_deadline(),
-        )
-        times = [t for t in candidates if t is not None]
-        return min(times) if times else None
+        ):
+            if t is not None and (best is None or t < best):
+                best = t
+        return best
 
     def datagrams_to_send(self) -> list[tuple[bytes, Addr]]:
         return self._outbox.take_datagrams()

@@ -37,6 +37,8 @@ class NodeEntry:
     """Last time the table asked the caller to ping it (see PING_INTERVAL)."""
     subnet: bytes | None = None
     """Its network under the subnet-diversity rule (None: the rule does not apply to it)."""
+    packed: bytes = field(default=b"", init=False, repr=False, compare=False)
+    """Its compact node record while it is live (set by the table when it enters or moves)."""
     id_int: int = field(init=False, repr=False, compare=False)
     """The id as an int, so XOR distances cost one operation on the hot paths."""
     info: NodeInfo = field(init=False, repr=False, compare=False)

@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import random
 from collections import OrderedDict
+from collections.abc import Callable
 from itertools import chain
 
 from dhtviewer.dht.addresses import ip_family
@@ -44,13 +45,22 @@ class _Swarm:
     """The peers of one info_hash, per address family, least recently announced first.
     Values are the announced ``seed`` flag."""
 
-    __slots__ = ("filters", "v4", "v6")
+    __slots__ = ("filters", "pools", "v4", "v6")
 
     def __init__(self) -> None:
         self.v4: OrderedDict[Addr, bool | None] = OrderedDict()
         self.v6: OrderedDict[Addr, bool | None] = OrderedDict()
         self.filters: tuple[bytes, bytes] | None = None
         """BEP 33 (seeds, downloaders) filters, cached until the swarm changes."""
+        self.pools: dict[int, tuple[list[Addr], list[bytes]]] = {}
+        """Per family: its peers in announce order and what ``get_encoded``'s encoder made
+        of each, cached until the swarm changes (a busy swarm is asked far more often than it
+        changes)."""
+
+    def changed(self) -> None:
+        """Its peers changed: drop what was derived from them."""
+        self.filters = None
+        self.pools = {}
 
     def of(self, family: int) -> OrderedDict[Addr, bool | None]:
         return self.v6 if family == 6 else self.v4
@@ -107,7 +117,7 @@ class PeerStore:
             self._swarms.move_to_end(info_hash)
         peers = swarm.of(ip_family(peer[0]))
         key = (info_hash, peer)
-        swarm.filters = None
+        swarm.changed()
         if peer in peers:
             peers[peer] = seed
             peers.move_to_end(peer)
@@ -141,7 +151,7 @@ class PeerStore:
             ):
                 peers = swarm.v6
         peer, _ = peers.popitem(last=False)
-        swarm.filters = None
+        swarm.changed()
         del self._expiry[(info_hash, peer)]
         self.counters.peers_evicted += 1
 
@@ -151,7 +161,7 @@ class PeerStore:
         (info_hash, peer), _ = self._expiry.popitem(last=False)
         swarm = self._swarms[info_hash]
         del swarm.of(ip_family(peer[0]))[peer]
-        swarm.filters = None
+        swarm.changed()
         if not swarm and info_hash != keep:
             del self._swarms[info_hash]
         self.counters.peers_evicted += 1
@@ -169,7 +179,7 @@ class PeerStore:
             info_hash, peer = key
             swarm = self._swarms[info_hash]
             del swarm.of(ip_family(peer[0]))[peer]
-            swarm.filters = None
+            swarm.changed()
             if not swarm:
                 del self._swarms[info_hash]
             dropped += 1
@@ -216,6 +226,42 @@ class PeerStore:
         start = rng.randrange(n)
         end = start + min(max_count, n)
         return pool[start:end] if end <= n else pool[start:] + pool[: end - n]
+
+    def get_encoded(
+        self,
+        info_hash: bytes,
+        now: float,
+        rng: random.Random,
+        max_count: int,
+        family: int,
+        encoder: Callable[[str, int], bytes],
+        *,
+        noseed: bool = False,
+    ) -> tuple[list[Addr], list[bytes]]:
+        """``get`` (the same window, drawn the same way), and ``encoder(host, port)`` of each
+        peer in it. Encodings are kept per swarm and family until the swarm changes, so a busy
+        swarm's peers are encoded once, not once per reply. ``encoder`` must be pure and always
+        the same function (one cache per swarm)."""
+        if noseed or family not in (4, 6):
+            peers = self.get(info_hash, now, rng, max_count, family, noseed=noseed)
+            return peers, [encoder(host, port) for host, port in peers]
+        self.expire(now)
+        swarm = self._swarms.get(info_hash)
+        if swarm is None or max_count <= 0:
+            return [], []
+        cached = swarm.pools.get(family)
+        if cached is None:
+            pool = list(swarm.of(family))
+            cached = swarm.pools[family] = (pool, [encoder(host, port) for host, port in pool])
+        pool, encoded = cached
+        n = len(pool)
+        if n == 0:
+            return [], []
+        start = rng.randrange(n)
+        end = start + min(max_count, n)
+        if end <= n:
+            return pool[start:end], encoded[start:end]
+        return pool[start:] + pool[: end - n], encoded[start:] + encoded[: end - n]
 
     def scrape_filters(self, info_hash: bytes, now: float) -> tuple[bytes, bytes] | None:
         """BEP 33 ``(BFsd, BFpe)``: the Bloom filters of the addresses of the live peers of

@@ -98,6 +98,11 @@ class Responder:
             SampleInfohashesQuery.method: self._sample_reply,
         }
         self._builtin = dict(self._handlers)
+        # A subclass may change how replies are made (any method): it gets no direct path.
+        plain = type(self) is Responder
+        self._wire_find_node = self._handlers[FindNodeQuery.method] if plain else None
+        self._wire_get_peers = self._handlers[GetPeersQuery.method] if plain else None
+        """The built-in handlers whose replies ``answer_wire`` writes directly."""
 
     @property
     def node_id(self) -> bytes:
@@ -132,6 +137,46 @@ class Responder:
         if handler is None:
             return ErrorMessage(q.tid, METHOD_UNKNOWN, "method unknown")
         return handler(q, addr, now)
+
+    def answer_wire(self, q: Query, addr: Addr, now: float) -> bytes | None:
+        """The encoded reply to ``q`` when it is a find_node or a get_peers (without BEP 33
+        scrape) answered by the built-in handler: the bytes ``encode(answer(q, addr, now))``
+        would give, the same state changes (token, peer draw), without building a
+        ``Response``. None for every other query (then ``answer`` and ``encode``)."""
+        # The handler of the query's own method (a subclass may name another one).
+        handler = self._handlers.get(type(q).method)
+        token: bytes | None = None
+        values: tuple[Addr, ...] = ()
+        values_packed: bytes | None = None
+        if handler is None:
+            return None
+        if isinstance(q, FindNodeQuery):
+            if handler is not self._wire_find_node:
+                return None
+            v4, v6, packed4, packed6 = self._closest_wire(q.target, q.want, addr, now)
+        elif isinstance(q, GetPeersQuery):
+            if q.scrape or handler is not self._wire_get_peers:
+                return None
+            # What _get_peers_reply draws, in the same order; the peers with their entries.
+            token = self.tokens.issue(addr[0], q.info_hash, now)
+            peers, entries = self.store.get_encoded(
+                q.info_hash, now, self.rng, self.settings.max_peers_per_reply,
+                ip_family(addr[0]), krpc.value_entry, noseed=q.noseed,
+            )
+            values, values_packed = tuple(peers), b"".join(entries)
+            v4, v6, packed4, packed6 = self._closest_wire(q.info_hash, q.want, addr, now)
+        else:
+            return None
+        version = self.settings.client_version
+        data = krpc.encode_common_response(
+            q.tid, self.node_id, addr, version, v4, v6, values, token,
+            nodes_packed=packed4, nodes6_packed=packed6, values_packed=values_packed,
+        )
+        if len(data) > self.settings.max_reply_bytes:
+            data = self._shrink(
+                self.response(q, addr, nodes=v4, nodes6=v6, values=values, token=token)
+            )
+        return data
 
     def response(self, q: Query, addr: Addr, **fields: Any) -> Response:
         """Our reply to ``q``: our id, the requester's address as we saw it (BEP 42 ``ip``),
@@ -170,6 +215,22 @@ class Responder:
                 out[fam] = tuple(self.sibling.closest(target, k, now))
         return out[4], out[6]
 
+    def _closest_wire(
+        self, target: bytes, want: frozenset[bytes], addr: Addr, now: float
+    ) -> tuple[tuple[NodeInfo, ...], tuple[NodeInfo, ...], bytes | None, bytes | None]:
+        """``closest_nodes``, plus our own family's contacts already packed (``nodes``,
+        ``nodes6``; None for a family whose contacts must be encoded)."""
+        k = self.settings.k
+        out: dict[int, tuple[NodeInfo, ...]] = {4: (), 6: ()}
+        packed: dict[int, bytes | None] = {4: None, 6: None}
+        for fam in wanted_families(want, ip_family(addr[0])):
+            if fam == self.table.family:
+                infos, packed[fam] = self.table.closest_packed(target, k, now)
+                out[fam] = tuple(infos)
+            elif self.sibling is not None and self.sibling.family == fam:
+                out[fam] = tuple(self.sibling.closest(target, k, now))
+        return out[4], out[6], packed[4], packed[6]
+
     def _shrink(self, r: Response) -> bytes:
         """Amplification guard: no reply may exceed max_reply_bytes, whatever a small query
         asked for. Sheds peers first (a quarter at a time), then samples, then contacts."""
@@ -189,17 +250,23 @@ class Responder:
             else:
                 return data  # nothing left to shed: the bare reply is tiny anyway
 
-    def _get_peers_reply(self, q: GetPeersQuery, addr: Addr, now: float) -> Response:
-        s = self.settings
+    def _get_peers_parts(
+        self, q: GetPeersQuery, addr: Addr, now: float
+    ) -> tuple[bytes, tuple[Addr, ...]]:
+        """(token, peers) of a get_peers reply, drawn in this order."""
         token = self.tokens.issue(addr[0], q.info_hash, now)
         peers = self.store.get(
             q.info_hash,
             now,
             self.rng,
-            s.max_peers_per_reply,
+            self.settings.max_peers_per_reply,
             family=ip_family(addr[0]),
             noseed=q.noseed,
         )
+        return token, tuple(peers)
+
+    def _get_peers_reply(self, q: GetPeersQuery, addr: Addr, now: float) -> Response:
+        token, peers = self._get_peers_parts(q, addr, now)
         v4, v6 = self.closest_nodes(q.info_hash, q.want, addr, now)
         # BEP 33: the filters (512 bytes) come with the peers; a reply too large for
         # max_reply_bytes sheds peers first (``_shrink``), never the filters.
@@ -209,7 +276,7 @@ class Responder:
             addr,
             nodes=v4,
             nodes6=v6,
-            values=tuple(peers),
+            values=peers,
             token=token,
             bf_seeds=filters[0] if filters else None,
             bf_peers=filters[1] if filters else None,

@@ -18,12 +18,22 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 
 from dhtviewer.dht.addresses import acceptable_address, is_local, subnet_key
 from dhtviewer.dht.messages import Addr
 from dhtviewer.dht.node_entry import NodeEntry
 from dhtviewer.dht.node_id import bep42_valid
 from dhtviewer.dht.settings import DhtSettings
+
+
+@lru_cache(maxsize=8192)
+def _subnet(ip: str, restrict_local: bool) -> bytes | None:
+    """``RoutingPolicy.subnet`` with the rule on. Cached: every query from an address not yet
+    in the table asks, and the answer depends on the text alone."""
+    if not restrict_local and is_local(ip):
+        return None
+    return subnet_key(ip)
 
 
 @dataclass(frozen=True)
@@ -94,9 +104,7 @@ class RoutingPolicy:
         127.0.x.0/24) unless ``restrict_local_subnets`` forces the rule there too."""
         if not self.restrict_subnets:
             return None
-        if not self.restrict_local_subnets and is_local(ip):
-            return None
-        return subnet_key(ip)
+        return _subnet(ip, self.restrict_local_subnets)
 
     def may_split(self, newcomer: NodeEntry, nodes: Sequence[NodeEntry]) -> bool:
         """Whether a verified ``newcomer`` may split our own (last, full) bucket of ``nodes``.

@@ -34,8 +34,10 @@ from __future__ import annotations
 import math
 import random
 from collections.abc import Callable, Iterator
+from operator import attrgetter, itemgetter
 
 from dhtviewer.dht.addresses import ip_family
+from dhtviewer.dht.compact import encode_nodes, encode_nodes6
 from dhtviewer.dht.counters import Counters
 from dhtviewer.dht.events import BucketSplit, Event, NodeAdded, NodeRemoved, NodeStateChanged
 from dhtviewer.dht.kinds import NodeState
@@ -64,6 +66,13 @@ QUESTIONABLE_SCAN_INTERVAL = 1.0
 """A full bucket is searched for questionable nodes to ping at most once per this many seconds.
 Each node found is handed out at most once per PING_INTERVAL anyway; without this bound every
 query from a would-be newcomer rescanned its bucket (a serving node's hot path)."""
+
+_ID_INT = attrgetter("id_int")
+_INFO = attrgetter("info")
+_FAILURES = attrgetter("failures")
+_SUBNET = attrgetter("subnet")
+_PACKED = attrgetter("packed")
+_ENTRY = itemgetter(1)
 
 MAX_BUCKETS = ID_BITS
 """Bucket 159 holds the single id that differs from ours in the last bit only: no deeper split."""
@@ -121,6 +130,12 @@ class RoutingTable:
         self._cand_by_id: dict[bytes, NodeEntry] = {}
         self._cand_by_ip: dict[object, NodeEntry] = {}
         self._host = self.policy.host
+        policy_type = type(self.policy)
+        self._default_is_bad = (
+            policy_type.is_bad is RoutingPolicy.is_bad
+            and policy_type.eviction_victim is RoutingPolicy.eviction_victim
+        )
+        """The policy judges bad nodes by the default rule, which the hot paths inline."""
         self.counters = counters if counters is not None else Counters()
         self._rebuilding = False
         """Inside ``update_node_id``: entries keep their history, and nothing is counted."""
@@ -219,14 +234,16 @@ class RoutingTable:
                 return []
             self._drop_candidate(other)  # the newest id of an IP wins a candidate slot
         entry = NodeEntry(node_id, addr, now, subnet=policy.subnet(ip))
-        if entry.subnet is not None and not self._subnet_free(entry, responded):
+        idx = self._index_of(entry.id_int)
+        bucket = self._buckets[idx]
+        if entry.subnet is not None and not self._subnet_free(entry, responded, bucket):
             c.refused_subnet += 1
             return []
         record(entry, now, responded, rtt, version)
         if responded:
             return self._place(entry, now)
-        self._add_candidate(entry, self._buckets[self._index_of(entry.id_int)])
-        return self._verify_if_useful(entry, now)
+        self._add_candidate(entry, bucket, host)
+        return self._verify_if_useful(entry, now, idx, bucket)
 
     def failed(self, node_id: bytes | None, addr: Addr, now: float) -> list[NodeInfo]:
         """A query to ``addr`` (expected to be ``node_id``, None if unknown) timed out. Matched
@@ -333,12 +350,21 @@ class RoutingTable:
         """The ``count`` nodes nearest to ``target`` by XOR, nearest first; bad nodes only fill up
         what good and questionable ones cannot. Buckets are visited nearest first (see
         :func:`_visit_order`), so only the few buckets needed are sorted."""
+        return list(map(_INFO, self._closest_entries(target, count)))
+
+    def closest_packed(self, target: bytes, count: int, now: float) -> tuple[list[NodeInfo], bytes]:
+        """:meth:`closest`, and the same contacts as a compact node string (``nodes`` for an
+        IPv4 table, ``nodes6`` for IPv6), joined from records packed when each node entered
+        the table or moved: a reply need not encode them again."""
+        entries = self._closest_entries(target, count)
+        return list(map(_INFO, entries)), b"".join(map(_PACKED, entries))
+
+    def _closest_entries(self, target: bytes, count: int) -> list[NodeEntry]:
         if count <= 0:
             return []
         t = int.from_bytes(target, "big")
         buckets = self._buckets
-        is_bad = self.policy.is_bad
-        out: list[NodeInfo] = []
+        out: list[NodeEntry] = []
         bad: list[NodeEntry] = []
         group: list[NodeEntry] = []
         # Consecutive buckets are pooled until they can fill the answer, then sorted together
@@ -348,28 +374,53 @@ class RoutingTable:
             nodes = buckets[index].nodes
             if not nodes:
                 continue
-            group.extend(nodes)
+            group += nodes
             if len(out) + len(group) < count:
                 continue
-            group.sort(key=lambda e: e.id_int ^ t)
-            for e in group:
-                if is_bad(e):
-                    bad.append(e)
-                else:
-                    out.append(e.info)
-                    if len(out) == count:
-                        return out
+            if self._take_nearest(group, t, count, out, bad):
+                return out
             group = []
         if group:
-            group.sort(key=lambda e: e.id_int ^ t)
-            for e in group:
-                if is_bad(e):
+            self._take_nearest(group, t, count, out, bad)
+        # Bad nodes were collected nearest first too.
+        out += bad[: count - len(out)]
+        return out
+
+    def _take_nearest(
+        self, group: list[NodeEntry], t: int, count: int, out: list[NodeEntry],
+        bad: list[NodeEntry],
+    ) -> bool:
+        """Append the nodes of ``group`` to ``out`` nearest to ``t`` first, bad ones to ``bad``
+        instead, until ``out`` holds ``count``; True once it does. Ids are unique in the table,
+        so the (distance, entry) pairs never compare their entries."""
+        # Built and sorted without a Python-level step per node: this runs for every reply.
+        ranked = sorted(zip(map(t.__xor__, map(_ID_INT, group)), group, strict=True))
+        need = count - len(out)
+        if self._default_is_bad:
+            ba = self.policy.bad_after_failures
+            if max(map(_FAILURES, group)) < ba:
+                # No bad node (the usual case): the nearest ones, as they come.
+                out += map(_ENTRY, ranked[:need])
+                return len(out) == count
+            for _, e in ranked:
+                if e.failures >= ba:
                     bad.append(e)
                 else:
-                    out.append(e.info)
-        # Bad nodes were collected nearest first too.
-        out.extend(e.info for e in bad[: count - len(out)])
-        return out
+                    out.append(e)
+                    need -= 1
+                    if not need:
+                        return True
+            return False
+        is_bad = self.policy.is_bad
+        for _, e in ranked:
+            if is_bad(e):
+                bad.append(e)
+            else:
+                out.append(e)
+                need -= 1
+                if not need:
+                    return True
+        return False
 
     # --- bucket refresh -----------------------------------------------------------------------
     def stale_buckets(self, now: float) -> list[int]:
@@ -465,6 +516,7 @@ class RoutingTable:
                     del self._by_ip[old_host]
                     self._by_ip[new_host] = e
                 e.move(addr)
+                self._pack(e)
             else:
                 # A query from elsewhere proves nothing and may be spoofed: keep what we know.
                 self.counters.addr_conflicts += 1
@@ -513,32 +565,49 @@ class RoutingTable:
     def _can_split(self, idx: int) -> bool:
         return idx == len(self._buckets) - 1 and idx + 1 < MAX_BUCKETS
 
-    def _verify_if_useful(self, entry: NodeEntry, now: float) -> list[NodeInfo]:
+    def _verify_if_useful(
+        self, entry: NodeEntry, now: float, idx: int | None = None, bucket: _Bucket | None = None
+    ) -> list[NodeInfo]:
         """A candidate that never answered: worth a verification ping only if an answer could
         get it a place (room in its bucket, a bad node to replace, our bucket to split).
-        Otherwise it waits; it is pinged when a place frees up (``failed``)."""
-        idx = self._index_of(entry.id_int)
-        bucket = self._buckets[idx]
+        Otherwise it waits; it is pinged when a place frees up (``failed``). ``idx`` and
+        ``bucket``: its bucket, when the caller knows it already."""
+        if idx is None or bucket is None:
+            idx = self._index_of(entry.id_int)
+            bucket = self._buckets[idx]
+        # The cheap tests first (the policy's are pure, so the order changes nothing).
         if (
             len(bucket.nodes) < self.policy.bucket_size(idx)
-            or self.policy.eviction_victim(bucket.nodes) is not None
             or self._can_split(idx)
+            or self._has_victim(bucket.nodes)
         ):
             to_ping: list[NodeInfo] = []
             self._ask_ping(entry, now, to_ping)
             return to_ping
         return []
 
-    def _subnet_free(self, entry: NodeEntry, responded: bool) -> bool:
+    def _has_victim(self, nodes: list[NodeEntry]) -> bool:
+        """Whether the policy would evict one of ``nodes`` for a verified newcomer."""
+        if self._default_is_bad:
+            return max(map(_FAILURES, nodes), default=0) >= self.policy.bad_after_failures
+        return self.policy.eviction_victim(nodes) is not None
+
+    def _subnet_free(
+        self, entry: NodeEntry, responded: bool, bucket: _Bucket | None = None
+    ) -> bool:
         """The subnet rule for a newcomer to its bucket: no other node of its /24 (/64) among
         the bucket's live nodes or candidates. A newcomer that answered us does replace a
         same-subnet candidate that never did (a spoofed query must not lock a real node out);
         otherwise the first one keeps the subnet."""
-        bucket = self._buckets[self._index_of(entry.id_int)]
+        if bucket is None:
+            bucket = self._buckets[self._index_of(entry.id_int)]
         key = entry.subnet
-        for e in bucket.nodes:
-            if e.subnet == key:
-                return False
+        # Membership tests first (no Python-level step per node); the loop below only runs
+        # when a candidate of that subnet is there.
+        if key in map(_SUBNET, bucket.nodes):
+            return False
+        if key not in map(_SUBNET, bucket.replacements):
+            return True
         for e in bucket.replacements:
             if e.subnet == key:
                 if responded and not e.answered:
@@ -615,12 +684,18 @@ class RoutingTable:
         self._by_id[e.id] = e
         self._by_ip[self._host(e.addr)] = e
         e.bep42_ok = bep42_valid(e.id, e.addr[0])
+        self._pack(e)
         if self._rebuilding:
             return
         e.added_at = now
         self.counters.nodes_inserted += 1
         if self._emit is not None:
             self._emit(NodeAdded(e.id, e.addr, idx, self.family, now))
+
+    def _pack(self, e: NodeEntry) -> None:
+        """``e.packed``: its compact record, for :meth:`closest_packed`."""
+        encode = encode_nodes if self.family == 4 else encode_nodes6
+        e.packed = encode((e.info,))
 
     def _remove_live(
         self, e: NodeEntry, bucket: _Bucket, idx: int, reason: str, now: float
@@ -635,7 +710,8 @@ class RoutingTable:
         if self._emit is not None:
             self._emit(NodeRemoved(e.id, e.addr, idx, self.family, reason, now))
 
-    def _add_candidate(self, e: NodeEntry, bucket: _Bucket) -> None:
+    def _add_candidate(self, e: NodeEntry, bucket: _Bucket, host: object = None) -> None:
+        """``host``: ``policy.host(e.addr)``, when the caller has it already."""
         size = self.policy.replacement_cache_size
         if not self._rebuilding:
             self.counters.candidates_cached += 1
@@ -643,7 +719,7 @@ class RoutingTable:
             return
         bucket.replacements.append(e)
         self._cand_by_id[e.id] = e
-        self._cand_by_ip[self._host(e.addr)] = e
+        self._cand_by_ip[self._host(e.addr) if host is None else host] = e
         while len(bucket.replacements) > size:
             self._drop_candidate(bucket.replacements[0], bucket)
 

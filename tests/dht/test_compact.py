@@ -191,3 +191,45 @@ def test_port_true_is_rejected_even_after_port_1_was_encoded() -> None:
     assert encode_peer(("9.9.9.9", 1)) == b"\x09\x09\x09\x09\x00\x01"
     with pytest.raises(CompactError, match="port must be an int"):
         encode_peer(("9.9.9.9", True))
+
+
+def _reference_nodes(nodes: list[NodeInfo]) -> bytes:
+    """The layout of BEP 5/32 spelled out, without the encoder's record cache."""
+    return b"".join(
+        n.id + ipaddress.ip_address(n.addr[0]).packed + n.addr[1].to_bytes(2, "big")
+        for n in nodes
+    )
+
+
+@given(
+    pool=st.lists(v4_nodes, min_size=1, max_size=6),
+    picks=st.lists(st.integers(0, 5), max_size=30),
+    ports_after=st.lists(ports, max_size=6),
+)
+def test_cached_node_records_follow_every_change(
+    pool: list[NodeInfo], picks: list[int], ports_after: list[int]
+) -> None:
+    """Records are cached per (id, ip, port): the same contacts sent again, or a contact whose
+    port changed (a NAT rebinding), must give exactly the bytes of the layout, never a stale
+    record."""
+    nodes = [pool[i % len(pool)] for i in picks]
+    assert encode_nodes(nodes) == _reference_nodes(nodes)
+    moved = [NodeInfo(n.id, (n.addr[0], p)) for n, p in zip(pool, ports_after, strict=False)]
+    again = moved + nodes
+    assert encode_nodes(again) == _reference_nodes(again)
+    assert encode_nodes(iter(again)) == _reference_nodes(again)  # any iterable
+
+
+def test_cached_node_records_keep_the_checks() -> None:
+    """A record cached for port 1 is not reused for port True, and a contact of the other
+    family or with a bad id is refused even after good ones were cached."""
+    ok = NodeInfo(b"\x01" * 20, ("9.9.9.8", 1))
+    assert encode_nodes([ok]) == _reference_nodes([ok])
+    with pytest.raises(CompactError, match="port must be an int"):
+        encode_nodes([ok, NodeInfo(b"\x01" * 20, ("9.9.9.8", True))])  # type: ignore[arg-type]
+    with pytest.raises(CompactError, match="not an IPv4 address"):
+        encode_nodes([ok, NodeInfo(b"\x02" * 20, ("2001:db8::1", 1))])
+    with pytest.raises(CompactError, match="node id must be 20 bytes"):
+        encode_nodes([ok, NodeInfo(b"\x03" * 19, ("9.9.9.7", 1))])
+    with pytest.raises(CompactError, match="not an IPv6 address"):
+        encode_nodes6([NodeInfo(b"\x02" * 20, ("2001:db8::1", 1)), ok])

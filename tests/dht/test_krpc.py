@@ -15,6 +15,7 @@ from dhtviewer.dht.compact import CompactError
 from dhtviewer.dht.krpc import KrpcError, decode, describe, encode
 from dhtviewer.dht.messages import (
     PROTOCOL_ERROR,
+    Addr,
     AnnouncePeerQuery,
     ErrorMessage,
     FindNodeQuery,
@@ -844,3 +845,51 @@ def test_describe_get_and_put() -> None:
     assert describe(PutQuery(b"t", ID, token=b"x", v=b"1:x")) == "put immutable v=3B"
     put = PutQuery(b"t", ID, token=b"x", v=b"1:x", k=KEY, seq=2, sig=SIG, salt=b"s\n", cas=1)
     assert describe(put) == "put mutable k=00010203… seq=2 v=3B salt=s� cas=1"
+
+
+v4_contacts = st.builds(NodeInfo, ids, v4_peers)
+v6_contacts = st.builds(NodeInfo, ids, v6_peers)
+
+
+@given(
+    tid=tids, sender=ids, ip=st.none() | v4_peers | v6_peers, version=versions,
+    nodes=st.lists(v4_contacts, max_size=10).map(tuple),
+    nodes6=st.lists(v6_contacts, max_size=10).map(tuple),
+    values=st.lists(v4_peers | v6_peers, max_size=30).map(tuple),
+    token=st.none() | st.binary(max_size=20),
+)
+def test_common_response_writer_is_byte_identical_to_encode(
+    tid: bytes, sender: bytes, ip: Addr | None, version: bytes | None,
+    nodes: tuple[NodeInfo, ...], nodes6: tuple[NodeInfo, ...], values: tuple[Addr, ...],
+    token: bytes | None,
+) -> None:
+    """The serving path writes ping/find_node/get_peers replies without a Response; its bytes
+    must be those of encoding the Response (and of the generic bencoder)."""
+    msg = Response(tid, sender, nodes=nodes, nodes6=nodes6, values=values, token=token,
+                   external_ip=ip, version=version)
+    data = krpc.encode_common_response(tid, sender, ip, version, nodes, nodes6, values, token)
+    assert data == krpc.encode(msg)
+    assert data == krpc._encode_response_generic(msg, version)
+
+
+@pytest.mark.parametrize(
+    "fields",
+    [
+        {"ip": ("1.2.3.4", True)},
+        {"ip": ("example.com", 1)},
+        {"nodes": (NodeInfo(bytes(20), ("2001:db8::1", 1)),)},
+        {"values": (("1.2.3.4", 1, 2),)},
+        {"values": (("1.2.3.4", 70000),)},
+        {"tid": "tt"},
+    ],
+)
+def test_common_response_writer_refuses_what_encode_refuses(fields: dict[str, Any]) -> None:
+    args: dict[str, Any] = {"tid": b"tt", "sender": bytes(20), "ip": ("1.2.3.4", 1),
+                            "version": None, "nodes": (), "nodes6": (), "values": (),
+                            "token": None, **fields}
+    msg = Response(args["tid"], args["sender"], nodes=args["nodes"], values=args["values"],
+                   external_ip=args["ip"])
+    with pytest.raises(ValueError) as expected:
+        krpc.encode(msg)
+    with pytest.raises(type(expected.value), match=re.escape(str(expected.value))):
+        krpc.encode_common_response(*args.values())

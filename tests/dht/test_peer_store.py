@@ -415,3 +415,38 @@ def test_property_matches_model_never_over_caps_never_expired(
         assert s.next_expiry() == (min(expiries) if expiries else None)
         for h, peers in model.peers.items():
             assert get_all(s, h, now) == set(peers)
+
+
+def _encode(host: str, port: int) -> bytes:
+    return f"{host}:{port};".encode()
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_get_encoded_is_get_with_every_peer_encoded(seed: int) -> None:
+    """The per-swarm cache of encodings follows every change (announces, re-announces that
+    reorder, evictions at the caps, expiry): ``get_encoded`` gives ``get``'s window, drawn
+    the same way, with each peer's encoding. Random operations on two stores in step."""
+    cached, plain = make(max_ih=2, max_peers=5, ttl=50.0), make(max_ih=2, max_peers=5, ttl=50.0)
+    ops = random.Random(seed)
+    r1, r2 = random.Random(seed), random.Random(seed)
+    now = 0.0
+    hashes = [bytes([i]) * 20 for i in range(3)]
+    gets = 0
+    for _ in range(600):
+        op, h, p = ops.random(), ops.randrange(3), ops.randrange(13)
+        family = ops.choice((4, 6))
+        if op < 0.4:
+            peer = (f"9.9.9.{p}", 1000 + p) if p % 3 else (f"2001:db8::{p:x}", 1000 + p)
+            for store in (cached, plain):
+                store.add(hashes[h], peer, now, seed=p % 2 == 0)
+        elif op < 0.45:
+            now += 20.0
+        else:
+            noseed = op > 0.9
+            peers, encoded = cached.get_encoded(hashes[h], now, r1, 3, family, _encode,
+                                                noseed=noseed)
+            expected = plain.get(hashes[h], now, r2, 3, family, noseed=noseed)
+            assert peers == expected
+            assert encoded == [_encode(host, port) for host, port in expected]
+            gets += bool(expected)
+    assert gets > 100

@@ -262,3 +262,82 @@ def test_bep51_subset_is_drawn_once_per_interval() -> None:
     assert len(first.samples) == 20
     assert sample(200.0).samples == first.samples  # within the interval: the same subset
     assert sample(302.0).samples != first.samples  # after it: drawn anew
+
+
+def test_replies_written_directly_are_those_of_answer_and_encode() -> None:
+    """``answer_wire`` (the serving path for find_node and get_peers) gives the bytes that
+    ``encode(answer(...))`` gives on a responder in the same state: same contacts, same
+    token, the same peers drawn; other queries (scrape, ping, announce) are left to
+    ``answer``. Over many random queries, including swarms too large for one reply."""
+    a, b = Setup(DhtSettings(max_reply_bytes=600)), Setup(DhtSettings(max_reply_bytes=600))
+    rng = random.Random(11)
+    hashes = [random_id(rng) for _ in range(6)]
+    for setup in (a, b):
+        for n, ih in enumerate(hashes):
+            for i in range(n * 12):
+                setup.store.add(ih, (f"7.7.{n}.{i}", 1000 + i), 0.0)
+            setup.store.add(ih, (f"2a01:4f8:7::{n}", 1000), 0.0)
+    wants = [frozenset(), frozenset({b"n4"}), frozenset({b"n6"}), frozenset({b"n4", b"n6"})]
+    direct = 0
+    for i in range(300):
+        asker = random_id(rng)
+        want = rng.choice(wants)
+        kind = rng.randrange(4)
+        q: FindNodeQuery | GetPeersQuery | PingQuery
+        if kind == 0:
+            q = FindNodeQuery(b"t%d" % i, asker, target=random_id(rng), want=want)
+        elif kind == 1:
+            q = GetPeersQuery(b"g%d" % i, asker, info_hash=rng.choice(hashes), want=want,
+                              noseed=rng.random() < 0.2, scrape=rng.random() < 0.2)
+        elif kind == 2:
+            q = GetPeersQuery(b"x", asker, info_hash=random_id(rng), want=want)
+        else:
+            q = PingQuery(b"p", asker)
+        if i % 7 == 0:  # swarms change between replies: a cached encoding must follow
+            ih = rng.choice(hashes)
+            peer = (f"8.8.{i % 200}.{i % 250}", 2000 + i) if i % 2 else (f"2a01:4f8:9::{i:x}", 1)
+            for setup in (a, b):
+                setup.store.add(ih, peer, 1.0 + i, seed=i % 3 == 0)
+        for name in ("r", "r6"):
+            addr = V4 if name == "r" else V6
+            now = 1.0 + i
+            wire = getattr(a, name).answer_wire(q, addr, now)
+            reference = getattr(b, name).encode(getattr(b, name).answer(q, addr, now))
+            if wire is None:
+                assert isinstance(q, PingQuery) or (isinstance(q, GetPeersQuery) and q.scrape)
+                getattr(a, name).answer(q, addr, now)  # keep both in the same state
+            else:
+                direct += 1
+                assert wire == reference
+                assert len(wire) <= 600
+    assert direct > 300
+
+
+def test_a_replaced_handler_is_not_bypassed() -> None:
+    st = Setup()
+    st.r.register(FindNodeQuery.method, lambda q, addr, now: ErrorMessage(q.tid, 201, "no"))
+    q = FindNodeQuery(b"t", random_id(random.Random(1)), target=OWN)
+    assert st.r.answer_wire(q, V4, 1.0) is None
+    st.r.unregister(FindNodeQuery.method)
+    assert st.r.answer_wire(q, V4, 1.0) == st.r.encode(st.r.answer(q, V4, 1.0))
+
+
+def test_a_subclass_gets_no_direct_path() -> None:
+    """A Responder subclass may change any step of a reply: it is always asked (answer)."""
+
+    class Quiet(Responder):
+        def closest_nodes(
+            self, target: bytes, want: frozenset[bytes], addr: Addr, now: float
+        ) -> tuple[tuple[NodeInfo, ...], tuple[NodeInfo, ...]]:
+            return (), ()
+
+    st = Setup()
+    quiet = Quiet(
+        identity=NodeIdentity(OWN, secrets=random.Random(2)), settings=DhtSettings(),
+        table=st.tables[4], store=st.store, tokens=TokenIssuer(random.Random(1), 0.0),
+        rng=random.Random(1), counters=Counters(), emit=st.events.append,
+    )
+    q = FindNodeQuery(b"t", random_id(random.Random(1)), target=OWN)
+    assert quiet.answer_wire(q, V4, 1.0) is None
+    reply = quiet.answer(q, V4, 1.0)
+    assert isinstance(reply, Response) and reply.nodes == ()

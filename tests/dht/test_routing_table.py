@@ -4,13 +4,14 @@ closest(), bucket refresh and snapshots; plus invariants under random operation 
 from __future__ import annotations
 
 import random
-from dataclasses import replace
+from dataclasses import dataclass, replace
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
 
+from dhtviewer.dht.compact import encode_nodes, encode_nodes6
 from dhtviewer.dht.events import BucketSplit, Event, NodeAdded, NodeRemoved, NodeStateChanged
 from dhtviewer.dht.kinds import NodeState
 from dhtviewer.dht.messages import Addr, NodeInfo
@@ -25,6 +26,7 @@ from dhtviewer.dht.node_id import (
     random_id_with_prefix,
     shared_prefix_bits,
 )
+from dhtviewer.dht.routing_policy import RoutingPolicy
 from dhtviewer.dht.routing_table import RoutingTable
 from dhtviewer.dht.settings import DhtSettings
 
@@ -497,8 +499,8 @@ def test_state_rule_directly() -> None:
 # --- closest --------------------------------------------------------------------------------------
 def brute_closest(table: RoutingTable, target: bytes, count: int) -> list[NodeInfo]:
     entries = sorted(table, key=lambda e: distance(e.id, target))
-    ok = [e for e in entries if e.failures < table.settings.bad_after_failures]
-    bad = [e for e in entries if e.failures >= table.settings.bad_after_failures]
+    ok = [e for e in entries if not table.policy.is_bad(e)]
+    bad = [e for e in entries if table.policy.is_bad(e)]
     return [NodeInfo(e.id, e.addr) for e in (ok + bad)[:count]]
 
 
@@ -783,11 +785,47 @@ class RoutingMachine(RuleBasedStateMachine):
     @invariant()
     def closest_is_exact(self) -> None:
         for target in (OWN, self.ids[0]):
-            assert self.table.closest(target, 5, self.now) == brute_closest(self.table, target, 5)
+            expected = brute_closest(self.table, target, 5)
+            assert self.table.closest(target, 5, self.now) == expected
+            # The records packed when nodes entered or moved are never stale.
+            assert self.table.closest_packed(target, 5, self.now) == (
+                expected, encode_nodes(expected)
+            )
 
 
 TestRoutingMachine = RoutingMachine.TestCase
 TestRoutingMachine.settings = settings(max_examples=60, stateful_step_count=40, deadline=None)
+
+
+@dataclass(frozen=True)
+class _OneStrikePolicy(RoutingPolicy):
+    """A policy with its own bad-node rule: the table must ask it (its fast paths inline only
+    the default rule)."""
+
+    def is_bad(self, entry: NodeEntry) -> bool:
+        return entry.failures >= 1 and entry.last_response is not None
+
+
+class CustomPolicyMachine(RoutingMachine):
+    """The same random operations on a table whose policy judges bad nodes its own way:
+    closest() must still equal the brute-force answer under that policy's rule."""
+
+    @initialize(seed=st.integers(0, 2**32 - 1))
+    def setup(self, seed: int) -> None:
+        rng = random.Random(seed)
+        s = replace(DEFAULTS, k=3, replacement_cache_size=2, bad_after_failures=2)
+        policy = _OneStrikePolicy.from_settings(s)
+        self.table = RoutingTable(OWN, s, family=4, policy=policy)
+        self.now = 0.0
+        self.ids = [random_id_with_prefix(rng, OWN, min(int(rng.expovariate(0.4)), 30))
+                    for _ in range(40)]
+        self.ids.append(OWN)
+
+
+TestCustomPolicyMachine = CustomPolicyMachine.TestCase
+TestCustomPolicyMachine.settings = settings(
+    max_examples=30, stateful_step_count=40, deadline=None
+)
 
 
 def test_invariants_under_a_long_random_sequence() -> None:
@@ -822,3 +860,19 @@ def test_invariants_under_a_long_random_sequence() -> None:
         elif isinstance(ev, NodeRemoved):
             live.remove(ev.node_id)
     assert live == {e.id for e in table}
+
+
+def test_closest_packed_in_an_ipv6_table_follows_a_moved_node() -> None:
+    table = RoutingTable(OWN, DEFAULTS, family=6)
+    rng = random.Random(4)
+    ids = [random_id(rng) for _ in range(12)]
+    for i, node_id in enumerate(ids):
+        table.heard_from(node_id, (f"2a01:4f8:{i:x}::1", 6881), 0.0, responded=True)
+    e = table.get(ids[0])
+    assert e is not None
+    table.heard_from(ids[0], (e.addr[0], 7000), 1.0, responded=True)  # NAT rebinding: moved
+    for target in (ids[0], OWN, random_id(rng)):
+        infos, packed = table.closest_packed(target, 8, 2.0)
+        assert infos == table.closest(target, 8, 2.0)
+        assert packed == encode_nodes6(infos)
+    assert (e.addr[0], 7000) in [n.addr for n in table.closest(ids[0], 8, 2.0)]
