@@ -7,15 +7,20 @@ This process is the client: it floods the node with find_node and get_peers quer
 sockets, each bound to its own loopback address (127.0.61.x, ...), so the node sees many
 distinct IPs as it would on the Internet.
 
-Two modes:
+Three measurements, the default settings first:
 
-- ``pipelined`` (closed loop), with ``DhtSettings(rate_limit=False)``: the client keeps
-  ``window`` queries in flight over all sockets and sends one more for each reply. Sweeping the
-  window finds the throughput limit and the latency it costs (Little's law: latency ~ window /
-  throughput once the node is saturated).
 - ``paced`` (open loop), with the default settings (rate limits on): every source IP sends at
   4 queries/s, under the per-IP budget of 5/s, and there are enough of them to offer more than
   the global reply budget. It shows what the defaults let through.
+- ``realistic`` (closed loop, rate limits off): a stream closer to the Internet's than the
+  best case: four times the source IPs, mixed layouts (BEP 32 ``want``, no ``v``, BEP 43
+  ``ro=1``, pings among the find_node and get_peers) and 2 % malformed
+  datagrams (cut short; answered with a KRPC error or dropped, never counted as lost).
+- ``pipelined`` (closed loop, the best case), with ``DhtSettings(rate_limit=False)``: the
+  client keeps ``window`` queries in flight over all sockets and sends one more for each
+  reply. Sweeping the window finds the throughput limit and the latency it costs (Little's
+  law: latency ~ window / throughput once the node is saturated). One layout per query
+  kind, few source IPs.
 
 Latency is measured by the client from send to receive (so it includes the client's own
 scheduling); queries unanswered after 1 s count as lost. Node CPU is its process's user+system
@@ -52,7 +57,7 @@ from benchmarks.common import (
     summary,
 )
 from dhtviewer.dht import krpc
-from dhtviewer.dht.messages import Addr, FindNodeQuery, GetPeersQuery
+from dhtviewer.dht.messages import Addr, FindNodeQuery, GetPeersQuery, PingQuery
 from dhtviewer.dht.node import DhtNode
 from dhtviewer.dht.node_id import random_id
 from dhtviewer.dht.settings import DhtSettings
@@ -64,6 +69,11 @@ NODE_IP = "127.0.60.1"
 CLIENT_BASE = "127.0.61.1"
 LOST_AFTER = 1.0
 _TID_MARK = b"1:t2:"
+MALFORMED_EVERY = 50
+"""In the realistic stream, one datagram in this many is malformed (2 %)."""
+REALISTIC_WINDOW = 32
+REALISTIC_IPS = 4
+"""The realistic stream uses this many times the best case's source IPs."""
 
 # size -> windows swept (pipelined), seconds per point, client sockets, paced sockets, paced s
 _PARAMS: dict[str, tuple[tuple[int, ...], float, int, int, float]] = {
@@ -190,7 +200,10 @@ class NodeProcess:
 class FloodClient:
     """``count`` UDP sockets on distinct loopback IPs that send pre-built queries to ``target``."""
 
-    def __init__(self, target: Addr, count: int, info_hashes: list[bytes], seed: int = 5) -> None:
+    def __init__(self, target: Addr, count: int, info_hashes: list[bytes], seed: int = 5,
+                 realistic: bool = False) -> None:
+        """``realistic``: mixed query layouts and a share of malformed datagrams (see the
+        module); else one layout per query kind."""
         from dhtviewer.net.testnet import loopback_range
 
         raise_fd_limit(count + 256)
@@ -209,7 +222,9 @@ class FloodClient:
             variants = []
             for v in range(8):
                 q: Any
-                if v % 2:
+                if realistic:
+                    q = _realistic_query(v, sid, rng, targets, info_hashes)
+                elif v % 2:
                     q = FindNodeQuery(b"\0\0", sid, target=rng.choice(targets), version=b"BN\0\1")
                 else:
                     ih = rng.choice(info_hashes) if v % 4 == 0 else rng.choice(targets)
@@ -218,6 +233,7 @@ class FloodClient:
                 cut = wire.index(_TID_MARK + b"\0\0") + len(_TID_MARK)
                 variants.append((wire[:cut], wire[cut + 2:]))
             self.templates.append(variants)
+        self.malformed_every = MALFORMED_EVERY if realistic else 0
         self.sel = selectors.DefaultSelector()
         for i, s in enumerate(self.socks):
             self.sel.register(s, selectors.EVENT_READ, i)
@@ -246,7 +262,8 @@ class FloodClient:
         inflight: dict[tuple[int, bytes], float] = {}
         order: collections.deque[tuple[float, tuple[int, bytes]]] = collections.deque()
         latencies: list[float] = []
-        sent = errors = lost = send_fail = other = 0
+        sent = errors = lost = send_fail = other = malformed = 0
+        every = self.malformed_every
         rr = 0
         clock = time.perf_counter
         start = clock()
@@ -272,6 +289,13 @@ class FloodClient:
                 tid = n.to_bytes(2, "big")
                 v = variant[i] = (variant[i] + 1) & 7
                 prefix, suffix = templates[i][v]
+                if every and (sent + malformed) % every == every - 1:
+                    # Cut short: the node answers a KRPC error (its tid is readable) or drops
+                    # it; either way not a query in flight.
+                    with contextlib.suppress(OSError):
+                        socks[i].sendto((prefix + tid + suffix)[:-7], target)
+                    malformed += 1
+                    continue
                 try:
                     socks[i].sendto(prefix + tid + suffix, target)
                 except (BlockingIOError, OSError):
@@ -301,7 +325,7 @@ class FloodClient:
                     tail = data[-4:]
                     if tail == b"1:re" or tail == b"1:ee":
                         p = data.rfind(_TID_MARK)
-                        k = (i, data[p + 5:p + 7])
+                        k = (i, data[p + 5:p + 7]) if p >= 0 else (i, b"")
                         t0 = inflight.pop(k, None)
                         if t0 is None:
                             continue  # late (already counted lost) or a stray
@@ -330,8 +354,26 @@ class FloodClient:
             "lost": lost,
             "send_failures": send_fail,
             "node_queries_seen": other,
+            "malformed_sent": malformed,
             "latencies": latencies,
         }
+
+
+def _realistic_query(v: int, sid: bytes, rng: random.Random, targets: list[bytes],
+                     info_hashes: list[bytes]) -> Any:
+    """Variant ``v`` (0..7) of one source's queries in the realistic stream: what clients
+    send differs in more than the method (BEP 32 ``want``, BEP 43 read-only, no version)."""
+    tid = b"\0\0"
+    version = None if v in (2, 5) else b"LT\x02\x00"
+    if v == 7:
+        return PingQuery(tid, sid, version=version)
+    if v % 2:
+        want = frozenset({b"n4", b"n6"}) if v == 3 else frozenset()
+        return FindNodeQuery(tid, sid, target=rng.choice(targets), version=version,
+                             want=want, read_only=v == 5)
+    ih = rng.choice(info_hashes) if v % 4 == 0 else rng.choice(targets)
+    want = frozenset({b"n4"}) if v == 4 else frozenset()
+    return GetPeersQuery(tid, sid, info_hash=ih, version=version, want=want)
 
 
 # --- measurements ---------------------------------------------------------------------------------
@@ -350,7 +392,7 @@ def measure(node: NodeProcess, client: FloodClient, duration: float, *, window: 
     stats_before, stats_after = before["stats"], after["stats"]
     delta = {k: stats_after.get(k, 0) - stats_before.get(k, 0)
              for k in ("queries_in", "responses_out", "rate_limited", "errors_out", "queries_out",
-                       "txn_overflow")}
+                       "txn_overflow", "malformed")}
     return {
         **flood,
         "window": window,
@@ -368,10 +410,50 @@ def measure(node: NodeProcess, client: FloodClient, duration: float, *, window: 
 def run(size: str = "full") -> BenchResult:
     check_size(size)
     windows, seconds, n_socks, n_paced, paced_s = _PARAMS[size]
-    data: dict[str, Any] = {"pipelined": [], "paced": None}
+    data: dict[str, Any] = {"pipelined": [], "paced": None, "realistic": None}
+
+    # The default settings first: what a user's node does.
+    rate = n_paced * PACED_RATE
+    paced = Table(
+        f"Default settings (rate limits on), paced: {n_paced} source IPs x "
+        f"{PACED_RATE:g} q/s = {rate:,.0f} q/s offered, {paced_s:g} s",
+        ["offered/s", "answered/s", "rate-limited/s", "p50 ms", "p99 ms", "lost", "node CPU %"],
+    )
+    with NodeProcess(_node_main, (NODE_IP, True)) as node, \
+            FloodClient(node.addr, n_paced, node.info_hashes, seed=6) as client:
+        r = measure(node, client, paced_s, rate=rate)
+        data["paced"] = r
+        lat = r["latency"]
+        paced.add(rate, r["answered_per_s"], r["node"]["rate_limited"] / r["seconds"],
+                  ms(lat["median"]), ms(lat["p99"]), r["lost"], r["node_cpu_percent"])
+    paced.notes.append(
+        "the default global reply budget is 2,000 replies/s (burst 4,000): "
+        "DhtSettings.global_reply_rate caps what a node with default settings answers"
+    )
+
+    n_real = n_socks * REALISTIC_IPS
+    real = Table(
+        f"Realistic stream, rate_limit=False: {n_real} source IPs, mixed layouts (want, no v, "
+        f"ro=1, ping), 1 datagram in {MALFORMED_EVERY} malformed, {REALISTIC_WINDOW} in "
+        f"flight, {seconds:g} s",
+        ["answered/s", "p50 ms", "p99 ms", "lost", "malformed sent/s", "counted malformed/s",
+         "KRPC errors/s", "node CPU %", "steal %"],
+    )
+    with NodeProcess(_node_main, (NODE_IP, False)) as node, \
+            FloodClient(node.addr, n_real, node.info_hashes, seed=7, realistic=True) as client:
+        client.run(min(0.5, seconds), window=REALISTIC_WINDOW)
+        r = measure(node, client, seconds, window=REALISTIC_WINDOW)
+        data["realistic"] = r
+        lat = r["latency"]
+        real.add(r["answered_per_s"], ms(lat["median"]), ms(lat["p99"]), r["lost"],
+                 r["malformed_sent"] / r["seconds"], r["node"]["malformed"] / r["seconds"],
+                 r["node"]["errors_out"] / r["seconds"],
+                 r["node_cpu_percent"],
+                 "?" if r["cpu_steal_percent"] is None else r["cpu_steal_percent"])
+
     raw = Table(
-        f"Pipelined flood, rate_limit=False ({n_socks} source IPs, find_node/get_peers mix, "
-        f"{seconds:g} s per point)",
+        f"Best case, rate_limit=False: pipelined flood ({n_socks} source IPs, one layout per "
+        f"query kind, find_node/get_peers mix, {seconds:g} s per point)",
         ["in flight", "answered/s", "p50 ms", "p99 ms", "max ms", "lost", "node CPU %",
          "client CPU %", "steal %"],
     )
@@ -396,25 +478,7 @@ def run(size: str = "full") -> BenchResult:
         + (f"{best_20['answered_per_s']:,.0f}/s (window {best_20['window']})" if best_20
            else "none")
     )
-
-    rate = n_paced * PACED_RATE
-    paced = Table(
-        f"Paced load, default settings (rate limits on): {n_paced} source IPs x "
-        f"{PACED_RATE:g} q/s = {rate:,.0f} q/s offered, {paced_s:g} s",
-        ["offered/s", "answered/s", "rate-limited/s", "p50 ms", "p99 ms", "lost", "node CPU %"],
-    )
-    with NodeProcess(_node_main, (NODE_IP, True)) as node, \
-            FloodClient(node.addr, n_paced, node.info_hashes, seed=6) as client:
-        r = measure(node, client, paced_s, rate=rate)
-        data["paced"] = r
-        lat = r["latency"]
-        paced.add(rate, r["answered_per_s"], r["node"]["rate_limited"] / r["seconds"],
-                  ms(lat["median"]), ms(lat["p99"]), r["lost"], r["node_cpu_percent"])
-    paced.notes.append(
-        "the default global reply budget is 2,000 replies/s (burst 4,000): "
-        "DhtSettings.global_reply_rate caps what a node with default settings answers"
-    )
-    return BenchResult(NAME, size, [raw, paced], data)
+    return BenchResult(NAME, size, [paced, real, raw], data)
 
 
 def profile_main(argv: list[str] | None = None) -> int:
