@@ -165,6 +165,17 @@ class TrafficStats:
 
         return np.arange(-self.window, 0, dtype=np.float64)
 
+    def shown_seconds(self, minimum: int = 60, step: int = 30) -> int:
+        """How many seconds back a plot of the series should show: the span since the oldest
+        second with traffic still in the window, rounded up to ``step``, at least ``minimum``
+        and at most the window. A node that started a minute ago then fills the plot instead
+        of a sliver at the right end of five empty minutes."""
+        if not self._seconds or self.now == -math.inf:
+            return min(minimum, self.window)
+        span = math.floor(self.now) - min(self._seconds)
+        shown = max(minimum, math.ceil(span / step) * step)
+        return min(shown, self.window)
+
     def _series(self, value: Callable[[_Second], float]) -> FloatArray:
         import numpy as np
 

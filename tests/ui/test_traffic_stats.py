@@ -133,3 +133,17 @@ def test_cancelled_lookups_do_not_estimate() -> None:
     fin = ev.LookupFinished(1, b"\0" * 20, "get_peers", (), closest, 1, 1, 1.0, True, 1.0)
     stats.add_event(fin)
     assert stats.latest_size() is None and stats.size_estimates() == []
+
+
+def test_the_plots_show_the_span_with_traffic_not_five_empty_minutes() -> None:
+    stats = TrafficStats(window=300)
+    assert stats.shown_seconds() == 60  # nothing yet: one minute
+    stats.add_event(sent(1000.0))
+    stats.advance(1040.0)
+    assert stats.shown_seconds() == 60  # 40 s of traffic: still the one-minute minimum
+    stats.advance(1095.0)
+    assert stats.shown_seconds() == 120  # 95 s, rounded up to 30 s steps
+    stats.add_event(sent(1290.0))
+    assert stats.shown_seconds() == 300  # the whole window, never more
+    stats.advance(1500.0)  # the first second fell out of the window: the later one counts
+    assert stats.shown_seconds() == 210

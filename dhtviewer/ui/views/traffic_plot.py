@@ -118,6 +118,7 @@ class TrafficPlot(QWidget):
         stats = stats or TrafficStats()
         t = current_theme()
         x = stats.seconds_axis()
+        left = -float(stats.shown_seconds())
         seen = set()
         top = 0.0
         for direction in (IN, OUT):
@@ -132,15 +133,13 @@ class TrafficPlot(QWidget):
             if key not in seen:
                 curve.setData([], [])
         self.rates_plot.setRange(
-            xRange=(float(x[0]), 0.0), yRange=(0.0, max(top, 1.0) * _HEADROOM), padding=0.01
+            xRange=(left, 0.0), yRange=(0.0, max(top, 1.0) * _HEADROOM), padding=0.01
         )
         b_in, b_out = smooth(stats.bytes_series(IN)), smooth(stats.bytes_series(OUT))
         self._bytes_in.setData(x, b_in)
         self._bytes_out.setData(x, b_out)
         top = max(float(b_in.max(initial=0.0)), float(b_out.max(initial=0.0)), 100.0)
-        self.bytes_plot.setRange(
-            xRange=(float(x[0]), 0.0), yRange=(0.0, top * _HEADROOM), padding=0.01
-        )
+        self.bytes_plot.setRange(xRange=(left, 0.0), yRange=(0.0, top * _HEADROOM), padding=0.01)
 
         edges, counts = stats.rtt_histogram()
         width = float(edges[1] - edges[0]) if len(edges) > 1 else 1.0
