@@ -5,11 +5,30 @@ testnet (127.0.60.x, ephemeral ports) and a recorder of what the controller emit
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
 from typing import Any
 
+import pytest
+import qasync
+from PySide6.QtWidgets import QApplication
+
 from dhtviewer.ui.controller import TESTNET, Controller, StartOptions
+from tests.support.qt_async import qasync_loop, run
 
 NODE_ID = bytes(range(20))
+
+
+@pytest.fixture(scope="module")
+def loop(qapp: QApplication) -> Iterator[qasync.QEventLoop]:
+    with qasync_loop(qapp) as lp:
+        yield lp
+
+
+@pytest.fixture
+def ctl(loop: qasync.QEventLoop) -> Iterator[Controller]:
+    c = Controller()
+    yield c
+    run(loop, c.shutdown())
 
 
 def tn_options(n: int = 24, **changes: Any) -> StartOptions:

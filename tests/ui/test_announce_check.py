@@ -4,32 +4,17 @@ our own peer, on the announced port or, with implied_port, on our UDP port."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
 import qasync
-from PySide6.QtWidgets import QApplication
 
 from dhtviewer.ui.announce_check import AnnounceVerification
 from dhtviewer.ui.controller import Controller
 from tests.support.controller_kit import tn_options
-from tests.support.qt_async import qasync_loop, run, until
+from tests.support.qt_async import run, until
 
 pytestmark = pytest.mark.qt
-
-
-@pytest.fixture(scope="module")
-def loop(qapp: QApplication) -> Iterator[qasync.QEventLoop]:
-    with qasync_loop(qapp) as lp:
-        yield lp
-
-
-@pytest.fixture
-def ctl(loop: qasync.QEventLoop) -> Iterator[Controller]:
-    c = Controller()
-    yield c
-    run(loop, c.shutdown())
 
 
 def test_a_lookup_and_an_announce_that_is_verified(

@@ -9,12 +9,10 @@ import asyncio
 import logging
 import socket
 import time
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
 import qasync
-from PySide6.QtWidgets import QApplication
 
 from dhtviewer.dht import events as ev
 from dhtviewer.dht import krpc
@@ -32,22 +30,9 @@ from dhtviewer.ui.controller import (
 from dhtviewer.ui.event_batcher import TICK_MS
 from dhtviewer.ui.panels.network import NetworkPanel
 from tests.support.controller_kit import NODE_ID, Recorder, tn_options
-from tests.support.qt_async import qasync_loop, run, until
+from tests.support.qt_async import run, until
 
 pytestmark = pytest.mark.qt
-
-
-@pytest.fixture(scope="module")
-def loop(qapp: QApplication) -> Iterator[qasync.QEventLoop]:
-    with qasync_loop(qapp) as lp:
-        yield lp
-
-
-@pytest.fixture
-def ctl(loop: qasync.QEventLoop) -> Iterator[Controller]:
-    c = Controller()
-    yield c
-    run(loop, c.shutdown())
 
 
 def test_start_runs_the_testnet_and_reaches_ready_then_stop_tears_both_down(

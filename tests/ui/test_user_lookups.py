@@ -7,34 +7,19 @@ from __future__ import annotations
 
 import asyncio
 import socket
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
 import qasync
-from PySide6.QtWidgets import QApplication
 
 from dhtviewer.dht.item_lookup import PutRequest
 from dhtviewer.net.handles import ItemResult, PutResult
 from dhtviewer.net.testnet import BackgroundTestnet, LocalTestnet
 from dhtviewer.ui.controller import CUSTOM, Controller, StartOptions
 from tests.support.controller_kit import Recorder, tn_options
-from tests.support.qt_async import qasync_loop, run, until
+from tests.support.qt_async import run, until
 
 pytestmark = pytest.mark.qt
-
-
-@pytest.fixture(scope="module")
-def loop(qapp: QApplication) -> Iterator[qasync.QEventLoop]:
-    with qasync_loop(qapp) as lp:
-        yield lp
-
-
-@pytest.fixture
-def ctl(loop: qasync.QEventLoop) -> Iterator[Controller]:
-    c = Controller()
-    yield c
-    run(loop, c.shutdown())
 
 
 def test_items_and_a_scrape_through_the_controller(
