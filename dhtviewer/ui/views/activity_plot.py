@@ -78,23 +78,6 @@ class ActivityPlot(ThemedPlotWidget):
             self._show_legend(event.size().height() - legend - axis >= _MIN_PLOT * self._unit)
         super().resizeEvent(event)
 
-    def _show_legend(self, show: bool) -> None:
-        # out of the plot's layout when hidden (a hidden layout item still takes its room)
-        if show == self._legend_shown:
-            return
-        self._legend_shown = show
-        layout = self.getPlotItem().layout
-        if show:
-            layout.addItem(self._legend, 0, 1)
-        else:
-            layout.removeItem(self._legend)
-        self._legend.setVisible(show)
-
-    @property
-    def legend_shown(self) -> bool:
-        """Whether the legend is drawn (it is dropped when the plot is too short for it)."""
-        return self._legend_shown
-
     def bar_count(self) -> int:
         return len(self._x)
 

@@ -246,23 +246,6 @@ class LookupGraph(ThemedPlotWidget):
             self._legend.setColumnCount(cols)
         self._show_legend(height - rows * _LEGEND_ROW * self._unit() >= _MIN_PLOT * self._unit())
 
-    def _show_legend(self, show: bool) -> None:
-        # out of the plot's layout when hidden (a hidden layout item still takes its room)
-        if show == self._legend_shown:
-            return
-        self._legend_shown = show
-        layout = self.getPlotItem().layout
-        if show:
-            layout.addItem(self._legend, 0, 1)
-        else:
-            layout.removeItem(self._legend)
-        self._legend.setVisible(show)
-
-    @property
-    def legend_shown(self) -> bool:
-        """Whether the legend is drawn (it is dropped when the graph is too short for it)."""
-        return self._legend_shown
-
     def position_of(self, node: PathNode) -> QPointF:
         """Where ``node`` is drawn (data coordinates: hop, shared bits)."""
         row = next(i for i, n in enumerate(self._nodes) if n is node)
