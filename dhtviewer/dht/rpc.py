@@ -292,8 +292,11 @@ class Rpc:
         """Tell owners about queries that just passed their short or hard timeout."""
         slow, failed = self.txns.expire(now)
         for p in slow:
-            self.counters.slow_queries += 1
             self._notify(p, now, p.owner.on_slow)
+            # A lookup's checkpoint (half the short timeout) moves the short deadline on: that
+            # query is not slow yet, and is counted when it really is.
+            if p.slow:
+                self.counters.slow_queries += 1
         for p in failed:
             self.counters.timeouts += 1
             if ip_family(p.addr[0]) == self.table.family:

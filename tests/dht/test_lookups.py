@@ -164,6 +164,24 @@ def test_slow_queries_error_replies_and_timeouts_are_three_different_events() ->
     assert node.counters.slow_queries == 2 and node.counters.timeouts == 1
 
 
+def test_a_query_checked_at_half_the_short_timeout_is_counted_slow_once() -> None:
+    """The lookup looks at its K-nearest queries at half the short timeout (and may send one
+    again); that checkpoint is not the query's short timeout: every query that stays silent is
+    counted slow once, then timed out once (the checkpoint counted too made the hostile
+    invariant slow + timeouts <= 2 x queries fail)."""
+    node = make()
+    node.start_lookup(b"\x01" * 20, 0.0, seeds=SEEDS[:3])
+    node.datagrams_to_send()
+    t = 0.0
+    while t < 3 * LOCAL.hard_timeout:  # nobody answers
+        t += 0.05
+        node.handle_timer(t)
+        node.datagrams_to_send()
+    c = node.counters
+    assert c.queries_out >= 3
+    assert c.slow_queries == c.timeouts == c.queries_out
+
+
 @pytest.mark.parametrize("phase", ["lookup", "announce"])
 def test_a_cancelled_announce_ends_with_one_lookup_finished_and_one_announce_finished(
     phase: str,
