@@ -116,6 +116,15 @@ def save_state(path: str | os.PathLike[str], state: Mapping[str, object]) -> Non
     target.parent.mkdir(parents=True, exist_ok=True)
     doc = {"version": FORMAT_VERSION, "saved_at": time.time(), **state}
     data = json.dumps(doc, indent=1, sort_keys=True).encode("utf-8")
+    replace_file(target, data)
+    _fsync_dir(target.parent)
+    _remove_stale_temps(target)
+
+
+def replace_file(target: Path, data: bytes) -> None:
+    """Write ``data`` to a temporary file beside ``target`` and rename it over ``target``:
+    readers see the old file or the new one, never half of it. The temporary file is removed
+    if anything fails."""
     fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
     tmp = Path(tmp_name)
     try:
@@ -130,8 +139,6 @@ def save_state(path: str | os.PathLike[str], state: Mapping[str, object]) -> Non
         with contextlib.suppress(OSError):
             tmp.unlink()
         raise
-    _fsync_dir(target.parent)
-    _remove_stale_temps(target)
 
 
 def _remove_stale_temps(target: Path) -> None:

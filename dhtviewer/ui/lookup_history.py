@@ -21,11 +21,8 @@ app starts all the same. Writes are atomic (temporary file, fsync, rename).
 
 from __future__ import annotations
 
-import contextlib
 import json
 import logging
-import os
-import tempfile
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -33,6 +30,7 @@ from typing import Any
 from dhtviewer.dht import events as ev
 from dhtviewer.dht.families import FAMILIES
 from dhtviewer.dht.kinds import LookupKind
+from dhtviewer.net.state_store import replace_file
 from dhtviewer.ui.lookup_state import ERROR, OUTCOMES, RETURNED_PEERS, TIMED_OUT, LookupState
 
 log = logging.getLogger(__name__)
@@ -222,18 +220,7 @@ def save_history(path: Path, lookups: Iterable[LookupState], wall_offset: float,
            "lookups": [encode(s, wall_offset, params.get(s.lookup_id, {})) for s in kept]}
     data = json.dumps(doc, separators=(",", ":")).encode("utf-8")
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    tmp = Path(tmp_name)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            tmp.unlink()
-        raise
+    replace_file(path, data)
     return len(kept)
 
 
