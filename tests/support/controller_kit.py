@@ -13,7 +13,7 @@ import qasync
 from PySide6.QtWidgets import QApplication
 
 from dhtviewer.ui.controller import TESTNET, Controller, StartOptions
-from tests.support.qt_async import qasync_loop, run
+from tests.support.qt_async import qasync_loop, run, until
 
 NODE_ID = bytes(range(20))
 
@@ -27,6 +27,19 @@ def loop(qapp: QApplication) -> Iterator[qasync.QEventLoop]:
 @pytest.fixture
 def ctl(loop: qasync.QEventLoop) -> Iterator[Controller]:
     c = Controller()
+    yield c
+    run(loop, c.shutdown())
+
+
+def running_controller(loop: qasync.QEventLoop, options: StartOptions) -> Iterator[Controller]:
+    """A fixture's body: a Controller started on ``options`` and ready, shut down after."""
+    c = Controller()
+
+    async def start() -> None:
+        await c.start(options)  # type: ignore[misc]
+        await until(lambda: c.state == "ready")
+
+    run(loop, start())
     yield c
     run(loop, c.shutdown())
 

@@ -24,31 +24,19 @@ from dhtviewer.ui.panels.lookup import LookupPanel
 from dhtviewer.ui.panels.network import NetworkPanel, validate_hostports
 from dhtviewer.ui.panels.routing import RoutingPanel
 from dhtviewer.ui.panels.traffic import TrafficPanel
-from tests.support.qt_async import qasync_loop, run, until
+from tests.support.controller_kit import running_controller
+from tests.support.qt_async import run, until
 
 pytestmark = pytest.mark.qt
 
 
 @pytest.fixture(scope="module")
-def loop(qapp: QApplication) -> Iterator[qasync.QEventLoop]:
-    with qasync_loop(qapp) as lp:
-        yield lp
-
-
-@pytest.fixture(scope="module")
 def node(loop: qasync.QEventLoop) -> Iterator[Controller]:
     """A running node; the panels are created per test and fed by it."""
-    c = Controller()
-    options = StartOptions(mode=TESTNET, testnet_nodes=24, testnet_base="127.0.62.1",
-                           testnet_seed=2, bind_host="127.0.0.1", port=0)
-
-    async def start() -> None:
-        await c.start(options)  # type: ignore[misc]
-        await until(lambda: c.state == "ready")
-
-    run(loop, start())
-    yield c
-    run(loop, c.shutdown())
+    yield from running_controller(loop, StartOptions(
+        mode=TESTNET, testnet_nodes=24, testnet_base="127.0.62.1", testnet_seed=2,
+        bind_host="127.0.0.1", port=0,
+    ))
 
 
 @pytest.fixture

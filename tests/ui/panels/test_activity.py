@@ -17,30 +17,18 @@ from pytestqt.qtbot import QtBot
 
 from dhtviewer.ui.controller import TESTNET, Controller, StartOptions
 from dhtviewer.ui.panels.activity import ActivityPanel
-from tests.support.qt_async import qasync_loop, run, until
+from tests.support.controller_kit import running_controller
+from tests.support.qt_async import run, until
 
 pytestmark = pytest.mark.qt
 
 
 @pytest.fixture(scope="module")
-def loop(qapp: QApplication) -> Iterator[qasync.QEventLoop]:
-    with qasync_loop(qapp) as lp:
-        yield lp
-
-
-@pytest.fixture(scope="module")
 def node(loop: qasync.QEventLoop) -> Iterator[Controller]:
-    c = Controller()
-    options = StartOptions(mode=TESTNET, testnet_nodes=20, testnet_base="127.0.65.1",
-                           testnet_seed=8, bind_host="127.0.0.1", port=0)
-
-    async def start() -> None:
-        await c.start(options)  # type: ignore[misc]
-        await until(lambda: c.state == "ready")
-
-    run(loop, start())
-    yield c
-    run(loop, c.shutdown())
+    yield from running_controller(loop, StartOptions(
+        mode=TESTNET, testnet_nodes=20, testnet_base="127.0.65.1", testnet_seed=8,
+        bind_host="127.0.0.1", port=0,
+    ))
 
 
 def test_a_stopped_node_cannot_crawl(qapp: QApplication, tmp_path: Path, qtbot: QtBot) -> None:

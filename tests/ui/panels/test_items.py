@@ -24,31 +24,19 @@ from dhtviewer.dht.messages import Addr, GetQuery, Message, PutQuery, Query, Res
 from dhtviewer.net.handles import PutResult
 from dhtviewer.ui.controller import TESTNET, Controller, StartOptions
 from dhtviewer.ui.panels.items import ItemsPanel
-from tests.support.qt_async import qasync_loop, run, until
+from tests.support.controller_kit import running_controller
+from tests.support.qt_async import run, until
 
 pytestmark = pytest.mark.qt
 VECTOR_3 = "e5f96f6f38320f0f33959cb4d3d656452117aadb"  # BEP 44 test vector: "Hello World!"
 
 
 @pytest.fixture(scope="module")
-def loop(qapp: QApplication) -> Iterator[qasync.QEventLoop]:
-    with qasync_loop(qapp) as lp:
-        yield lp
-
-
-@pytest.fixture(scope="module")
 def node(loop: qasync.QEventLoop) -> Iterator[Controller]:
-    c = Controller()
-    options = StartOptions(mode=TESTNET, testnet_nodes=24, testnet_base="127.0.64.1",
-                           testnet_seed=4, bind_host="127.0.0.1", port=0)
-
-    async def start() -> None:
-        await c.start(options)  # type: ignore[misc]
-        await until(lambda: c.state == "ready")
-
-    run(loop, start())
-    yield c
-    run(loop, c.shutdown())
+    yield from running_controller(loop, StartOptions(
+        mode=TESTNET, testnet_nodes=24, testnet_base="127.0.64.1", testnet_seed=4,
+        bind_host="127.0.0.1", port=0,
+    ))
 
 
 @pytest.fixture
